@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs what goipsec's tests and tools need on Debian 12, only when missing.
+# Usage: scripts/deps.sh [test|demo|bench]   (default: test)
+set -euo pipefail
+what=${1:-test}
+
+need_pkgs=()
+want() { # want COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2")
+}
+want_file() { # want_file PATH PACKAGE
+  [ -e "$1" ] || need_pkgs+=("$2")
+}
+
+want ip iproute2
+want nft nftables
+case "$what" in
+test)
+  want tshark tshark
+  want tcpdump tcpdump
+  want iperf3 iperf3
+  want ping iputils-ping
+  want_file /usr/lib/ipsec/charon strongswan-charon
+  want swanctl strongswan-swanctl
+  want_file /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so libcharon-extra-plugins
+  want_file /usr/lib/ipsec/plugins/libstrongswan-openssl.so libstrongswan-extra-plugins
+  ;;
+bench)
+  want iperf3 iperf3
+  want wg wireguard-tools
+  ;;
+demo) ;;
+esac
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "deps: installing ${need_pkgs[*]}" >&2
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# Go: use the one on PATH or /usr/local/go; otherwise fetch the toolchain from the Go module proxy.
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then
+    echo "deps: add /usr/local/go/bin to PATH" >&2
+  else
+    ver=$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$(dirname "$0")/../go.mod")
+    echo "deps: installing Go $ver from proxy.golang.org" >&2
+    tmp=$(mktemp -d)
+    curl -fsSL -o "$tmp/go.zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go${ver}.linux-amd64.zip"
+    (cd "$tmp" && python3 -c 'import zipfile,sys; zipfile.ZipFile("go.zip").extractall(".")')
+    rm -rf /usr/local/go && mv "$tmp/golang.org/toolchain@v0.0.1-go${ver}.linux-amd64" /usr/local/go
+    chmod +x /usr/local/go/bin/* /usr/local/go/pkg/tool/*/* 2>/dev/null || true
+  fi
+fi

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every goipsec test: formatting, vet, unit tests, namespace and strongSwan interop tests
+# (race detector on), then each fuzz target briefly. Installs missing dependencies first.
+# Must run as root: the integration tests create network namespaces, TUN devices and run charon.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+scripts/deps.sh test
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test: must run as root (network namespaces, TUN, strongSwan); try: sudo make test" >&2
+  exit 1
+fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== go test (race)"
+# GOIPSEC_INTEGRATION=require makes namespace/interop tests fail, never skip, when something is missing.
+GOIPSEC_INTEGRATION=require go test -race -count=1 -timeout 30m ./...
+echo "== fuzz (each target briefly)"
+fuzztime=${FUZZTIME:-8s}
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+    echo "-- $pkg $f"
+    go test -run '^$' -fuzz "^$f\$" -fuzztime "$fuzztime" "$pkg" >/tmp/goipsec-fuzz.log 2>&1 || { cat /tmp/goipsec-fuzz.log; exit 1; }
+  done
+done
+echo "== all tests passed"
