@@ -5,7 +5,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
-	"sync/atomic"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -20,13 +20,18 @@ const (
 // ChaCha20-Poly1305 (RFC 7634 §3). The nonce is salt | IV; the AAD is the
 // IKE header through the SK payload header (RFC 5282 §5.1), without the IV.
 type aeadProtector struct {
+	mu   sync.Mutex // guards every field below
 	aead cipher.AEAD
 	salt [aeadSaltSize]byte
-	// counter makes the IV: it must never repeat under one key, and a
-	// counter is the simplest value that cannot (RFC 5282 §3.1 asks only
-	// for uniqueness). It holds the next IV to use.
-	counter atomic.Uint64
-	zeroed  atomic.Bool
+	// nextIV is the IV of the next message. IVs must never repeat under one
+	// key, and a counter is the simplest value that cannot (RFC 5282 §3.1
+	// asks only for uniqueness). The all-ones value is never used, so the
+	// counter cannot wrap around to a value already sent.
+	nextIV uint64
+	zeroed bool
+	// The nonce handed to cipher.AEAD escapes through the interface call;
+	// scratch space here keeps Seal and Open allocation-free.
+	nonce [aeadNonceSize]byte
 }
 
 // NewAEADSealer builds a Protector for ENCR_AES_GCM_16 (key of 16, 24 or 32
@@ -68,72 +73,63 @@ func (p *aeadProtector) SealedLen(n int) int { return aeadIVSize + n + padLenSiz
 // Seal uses the next counter value as IV and sends no padding, only the
 // Pad Length byte: both AEADs are stream ciphers needing no alignment.
 func (p *aeadProtector) Seal(dst, aad, plaintext []byte) ([]byte, error) {
-	if p.zeroed.Load() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.zeroed {
 		return nil, ErrZeroed
 	}
-	ivValue, err := p.nextIV()
-	if err != nil {
-		return nil, err
+	if p.nextIV == ^uint64(0) {
+		return nil, ErrIVExhausted
 	}
 	var iv [aeadIVSize]byte
-	binary.BigEndian.PutUint64(iv[:], ivValue)
-	return p.sealIV(dst, aad, plaintext, iv[:]), nil
+	binary.BigEndian.PutUint64(iv[:], p.nextIV)
+	p.nextIV++
+	return p.sealIVLocked(dst, aad, plaintext, iv[:]), nil
 }
 
-// nextIV reserves the next counter value. The all-ones value is never
-// used, so the counter cannot wrap around to a value already sent.
-func (p *aeadProtector) nextIV() (uint64, error) {
-	for {
-		v := p.counter.Load()
-		if v == ^uint64(0) {
-			return 0, ErrIVExhausted
-		}
-		if p.counter.CompareAndSwap(v, v+1) {
-			return v, nil
-		}
-	}
-}
-
-// sealIV seals with an explicit IV; tests use it to reproduce published
-// examples.
-func (p *aeadProtector) sealIV(dst, aad, plaintext, iv []byte) []byte {
+// sealIVLocked seals with an explicit IV; tests use it to reproduce
+// published examples.
+func (p *aeadProtector) sealIVLocked(dst, aad, plaintext, iv []byte) []byte {
 	whole, body := grow(dst, p.SealedLen(len(plaintext)))
 	copy(body, iv)
 	inner := body[aeadIVSize : len(body)-aeadTagSize]
 	copy(inner, plaintext)
 	inner[len(inner)-1] = 0 // Pad Length: no padding
-	var nonce [aeadNonceSize]byte
-	copy(nonce[:aeadSaltSize], p.salt[:])
-	copy(nonce[aeadSaltSize:], iv)
-	p.aead.Seal(inner[:0], nonce[:], inner, aad)
+	copy(p.nonce[:aeadSaltSize], p.salt[:])
+	copy(p.nonce[aeadSaltSize:], iv)
+	p.aead.Seal(inner[:0], p.nonce[:], inner, aad)
 	return whole
 }
 
 func (p *aeadProtector) Open(dst, aad, body []byte) ([]byte, error) {
-	if p.zeroed.Load() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.zeroed {
 		return nil, ErrZeroed
 	}
 	if len(body) < aeadIVSize+padLenSize+aeadTagSize {
 		return nil, fmt.Errorf("%w: body of %d bytes is shorter than IV, pad length and ICV", ErrMalformed, len(body))
 	}
-	var nonce [aeadNonceSize]byte
-	copy(nonce[:aeadSaltSize], p.salt[:])
-	copy(nonce[aeadSaltSize:], body[:aeadIVSize])
+	copy(p.nonce[:aeadSaltSize], p.salt[:])
+	copy(p.nonce[aeadSaltSize:], body[:aeadIVSize])
 	start := len(dst)
-	out, err := p.aead.Open(dst, nonce[:], body[aeadIVSize:], aad)
+	out, err := p.aead.Open(dst, p.nonce[:], body[aeadIVSize:], aad)
 	if err != nil {
 		return nil, ErrAuthentication
 	}
 	plain, err := stripPadding(out[start:])
 	if err != nil {
+		clear(out[start:])
 		return nil, err
 	}
 	return out[:start+len(plain)], nil
 }
 
-// Zero must not run concurrently with Seal or Open.
 func (p *aeadProtector) Zero() {
-	p.zeroed.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.zeroed = true
 	clear(p.salt[:])
+	clear(p.nonce[:])
 	p.aead = nil
 }
