@@ -1,0 +1,215 @@
+package proposal
+
+// status says what the parser does with a keyword.
+type status uint8
+
+const (
+	offered     status = iota // goipsec implements and offers it
+	weak                      // cryptographically weak: refused, named in errors and String
+	unsupported               // a sound algorithm goipsec does not implement (yet)
+)
+
+// keyword is one strongSwan algorithm keyword. The first entry for a transform is its canonical
+// name, the one String prints; later entries for the same transform are aliases.
+type keyword struct {
+	name      string
+	typ       TransformType
+	id        uint16
+	keyLength uint16
+	status    status
+}
+
+// keywords is the keyword table, after strongSwan's "IKEv2 Cipher Suites" page
+// (docs.strongswan.org/docs/latest/config/IKEv2CipherSuites.html) and the IANA IKEv2 registry.
+// Only AES-128 and AES-256 are implemented, so the 192-bit variants are unsupported.
+var keywords = [...]keyword{
+	// Classic encryption.
+	{"aes128", TypeEncryption, EncrAESCBC, 128, offered},
+	{"aes256", TypeEncryption, EncrAESCBC, 256, offered},
+	{"aes192", TypeEncryption, EncrAESCBC, 192, unsupported},
+	{"aes", TypeEncryption, EncrAESCBC, 128, offered},
+	{"null", TypeEncryption, EncrNull, 0, offered},
+	{"aes128ctr", TypeEncryption, EncrAESCTR, 128, unsupported},
+	{"aes192ctr", TypeEncryption, EncrAESCTR, 192, unsupported},
+	{"aes256ctr", TypeEncryption, EncrAESCTR, 256, unsupported},
+	{"camellia128", TypeEncryption, EncrCamelliaCBC, 128, unsupported},
+	{"camellia192", TypeEncryption, EncrCamelliaCBC, 192, unsupported},
+	{"camellia256", TypeEncryption, EncrCamelliaCBC, 256, unsupported},
+	{"camellia", TypeEncryption, EncrCamelliaCBC, 128, unsupported},
+	{"camellia128ctr", TypeEncryption, EncrCamelliaCTR, 128, unsupported},
+	{"camellia192ctr", TypeEncryption, EncrCamelliaCTR, 192, unsupported},
+	{"camellia256ctr", TypeEncryption, EncrCamelliaCTR, 256, unsupported},
+	{"3des", TypeEncryption, Encr3DES, 0, weak},
+	{"des", TypeEncryption, EncrDES, 0, weak},
+	{"cast128", TypeEncryption, EncrCAST, 128, weak},
+	{"blowfish128", TypeEncryption, EncrBlowfish, 128, weak},
+	{"blowfish192", TypeEncryption, EncrBlowfish, 192, weak},
+	{"blowfish256", TypeEncryption, EncrBlowfish, 256, weak},
+	{"blowfish", TypeEncryption, EncrBlowfish, 128, weak},
+
+	// Combined-mode (AEAD) encryption. The ICV length is in the name, in bytes (gcm16) or, as
+	// strongSwan also accepts, in bits (gcm128).
+	{"aes128gcm16", TypeEncryption, EncrAESGCM16, 128, offered},
+	{"aes256gcm16", TypeEncryption, EncrAESGCM16, 256, offered},
+	{"aes128gcm12", TypeEncryption, EncrAESGCM12, 128, offered},
+	{"aes256gcm12", TypeEncryption, EncrAESGCM12, 256, offered},
+	{"aes128gcm8", TypeEncryption, EncrAESGCM8, 128, offered},
+	{"aes256gcm8", TypeEncryption, EncrAESGCM8, 256, offered},
+	{"aes128gcm128", TypeEncryption, EncrAESGCM16, 128, offered},
+	{"aes256gcm128", TypeEncryption, EncrAESGCM16, 256, offered},
+	{"aes128gcm96", TypeEncryption, EncrAESGCM12, 128, offered},
+	{"aes256gcm96", TypeEncryption, EncrAESGCM12, 256, offered},
+	{"aes128gcm64", TypeEncryption, EncrAESGCM8, 128, offered},
+	{"aes256gcm64", TypeEncryption, EncrAESGCM8, 256, offered},
+	{"aes128gcm", TypeEncryption, EncrAESGCM16, 128, offered},
+	{"aes256gcm", TypeEncryption, EncrAESGCM16, 256, offered},
+	{"aes192gcm16", TypeEncryption, EncrAESGCM16, 192, unsupported},
+	{"aes192gcm12", TypeEncryption, EncrAESGCM12, 192, unsupported},
+	{"aes192gcm8", TypeEncryption, EncrAESGCM8, 192, unsupported},
+	{"aes192gcm128", TypeEncryption, EncrAESGCM16, 192, unsupported},
+	{"aes192gcm96", TypeEncryption, EncrAESGCM12, 192, unsupported},
+	{"aes192gcm64", TypeEncryption, EncrAESGCM8, 192, unsupported},
+	{"aes192gcm", TypeEncryption, EncrAESGCM16, 192, unsupported},
+	// strongSwan's pre-RFC 7634 variant with a key length attribute; only for old peers.
+	{"chacha20poly1305compat", TypeEncryption, EncrChaCha20Poly1305, 256, unsupported},
+	{"chacha20poly1305", TypeEncryption, EncrChaCha20Poly1305, 0, offered},
+	{"aes128ccm16", TypeEncryption, EncrAESCCM16, 128, unsupported},
+	{"aes256ccm16", TypeEncryption, EncrAESCCM16, 256, unsupported},
+	{"aes128ccm12", TypeEncryption, EncrAESCCM12, 128, unsupported},
+	{"aes256ccm12", TypeEncryption, EncrAESCCM12, 256, unsupported},
+	{"aes128ccm8", TypeEncryption, EncrAESCCM8, 128, unsupported},
+	{"aes256ccm8", TypeEncryption, EncrAESCCM8, 256, unsupported},
+	{"aes192ccm16", TypeEncryption, EncrAESCCM16, 192, unsupported},
+	{"aes128ccm", TypeEncryption, EncrAESCCM16, 128, unsupported},
+	{"aes256ccm", TypeEncryption, EncrAESCCM16, 256, unsupported},
+	{"aes128gmac", TypeEncryption, EncrNullAESGMAC, 128, unsupported},
+	{"aes192gmac", TypeEncryption, EncrNullAESGMAC, 192, unsupported},
+	{"aes256gmac", TypeEncryption, EncrNullAESGMAC, 256, unsupported},
+
+	// Integrity.
+	{"sha256", TypeIntegrity, IntegHMACSHA2256128, 0, offered},
+	{"sha384", TypeIntegrity, IntegHMACSHA2384192, 0, offered},
+	{"sha512", TypeIntegrity, IntegHMACSHA2512256, 0, offered},
+	{"sha2_256", TypeIntegrity, IntegHMACSHA2256128, 0, offered},
+	{"sha2_384", TypeIntegrity, IntegHMACSHA2384192, 0, offered},
+	{"sha2_512", TypeIntegrity, IntegHMACSHA2512256, 0, offered},
+	{"aesxcbc", TypeIntegrity, IntegAESXCBC96, 0, unsupported},
+	{"aescmac", TypeIntegrity, IntegAESCMAC96, 0, unsupported},
+	// HMAC-SHA-256 truncated to 96 bits is a pre-RFC 4868 Linux quirk without an IANA number;
+	// strongSwan uses a private ID for it, so does this table, and it is never sent.
+	{"sha256_96", TypeIntegrity, 1026, 0, unsupported},
+	{"sha2_256_96", TypeIntegrity, 1026, 0, unsupported},
+	{"sha1", TypeIntegrity, IntegHMACSHA196, 0, weak},
+	{"sha", TypeIntegrity, IntegHMACSHA196, 0, weak},
+	{"sha1_160", TypeIntegrity, IntegHMACSHA1160, 0, weak},
+	{"md5", TypeIntegrity, IntegHMACMD596, 0, weak},
+	{"md5_128", TypeIntegrity, IntegHMACMD5128, 0, weak},
+
+	// Pseudorandom functions.
+	{"prfsha256", TypePRF, PRFHMACSHA2256, 0, offered},
+	{"prfsha384", TypePRF, PRFHMACSHA2384, 0, offered},
+	{"prfsha512", TypePRF, PRFHMACSHA2512, 0, offered},
+	{"prfaesxcbc", TypePRF, PRFAES128XCBC, 0, unsupported},
+	{"prfaescmac", TypePRF, PRFAES128CMAC, 0, unsupported},
+	{"prfsha1", TypePRF, PRFHMACSHA1, 0, weak},
+	{"prfmd5", TypePRF, PRFHMACMD5, 0, weak},
+
+	// Key exchange methods.
+	{"modp2048", TypeKeyExchange, KEMODP2048, 0, offered},
+	{"modp3072", TypeKeyExchange, KEMODP3072, 0, offered},
+	{"modp4096", TypeKeyExchange, KEMODP4096, 0, offered},
+	{"ecp256", TypeKeyExchange, KEECP256, 0, offered},
+	{"ecp384", TypeKeyExchange, KEECP384, 0, offered},
+	{"ecp521", TypeKeyExchange, KEECP521, 0, offered},
+	{"x25519", TypeKeyExchange, KECurve25519, 0, offered},
+	{"curve25519", TypeKeyExchange, KECurve25519, 0, offered},
+	{"mlkem512", TypeKeyExchange, KEMLKEM512, 0, offered},
+	{"mlkem768", TypeKeyExchange, KEMLKEM768, 0, offered},
+	{"mlkem1024", TypeKeyExchange, KEMLKEM1024, 0, offered},
+	{"modpnone", TypeKeyExchange, KENone, 0, offered},
+	{"none", TypeKeyExchange, KENone, 0, offered},
+	{"x448", TypeKeyExchange, KECurve448, 0, unsupported},
+	{"curve448", TypeKeyExchange, KECurve448, 0, unsupported},
+	{"modp6144", TypeKeyExchange, KEMODP6144, 0, unsupported},
+	{"modp8192", TypeKeyExchange, KEMODP8192, 0, unsupported},
+	{"ecp224bp", TypeKeyExchange, KEECP224BP, 0, unsupported},
+	{"ecp256bp", TypeKeyExchange, KEECP256BP, 0, unsupported},
+	{"ecp384bp", TypeKeyExchange, KEECP384BP, 0, unsupported},
+	{"ecp512bp", TypeKeyExchange, KEECP512BP, 0, unsupported},
+	{"modp768", TypeKeyExchange, KEMODP768, 0, weak},
+	{"modp1024", TypeKeyExchange, KEMODP1024, 0, weak},
+	{"modp1536", TypeKeyExchange, KEMODP1536, 0, weak},
+	// RFC 5114 groups: of unexplained origin and, for 1024s160, too small.
+	{"modp1024s160", TypeKeyExchange, KEMODP1024160, 0, weak},
+	{"modp2048s224", TypeKeyExchange, KEMODP2048224, 0, weak},
+	{"modp2048s256", TypeKeyExchange, KEMODP2048256, 0, weak},
+	{"ecp192", TypeKeyExchange, KEECP192, 0, weak},
+	{"ecp224", TypeKeyExchange, KEECP224, 0, weak},
+
+	// Extended sequence numbers.
+	{"noesn", TypeESN, ESNNo, 0, offered},
+	{"esn", TypeESN, ESNYes, 0, offered},
+}
+
+// lookupKeyword finds a keyword by name.
+func lookupKeyword(name string) (keyword, bool) {
+	for _, k := range keywords {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return keyword{}, false
+}
+
+// integrityPRF maps an integrity algorithm to the PRF strongSwan derives from it when an IKE
+// proposal names no PRF.
+func integrityPRF(integID uint16) (uint16, bool) {
+	switch integID {
+	case IntegHMACSHA2256128:
+		return PRFHMACSHA2256, true
+	case IntegHMACSHA2384192:
+		return PRFHMACSHA2384, true
+	case IntegHMACSHA2512256:
+		return PRFHMACSHA2512, true
+	}
+	return 0, false
+}
+
+// suggest returns the offered keyword closest to name, or "" when none is close. The distance
+// limit grows with the length so that short typos ("sha265") and longer ones both find a match.
+func suggest(name string) string {
+	best, bestDist := "", 3
+	if len(name) <= 4 {
+		bestDist = 2
+	}
+	for _, k := range keywords {
+		if k.status != offered {
+			continue
+		}
+		if d := editDistance(name, k.name); d < bestDist {
+			best, bestDist = k.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
