@@ -18,7 +18,7 @@ import (
 //
 // Shared secrets are returned in their IKEv2 form (g^ir of RFC 7296 §2.14):
 // MODP values left-padded to the prime length, the ECP x coordinate
-// (RFC 5903 §7), the X25519 output (RFC 8031 §2.2), the ML-KEM shared key.
+// (RFC 5903 §7), the X25519 output (RFC 8031), the ML-KEM shared key.
 // The caller wipes them after use.
 type KeyExchange interface {
 	// Group is the IANA Key Exchange Method ID.

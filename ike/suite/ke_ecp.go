@@ -12,7 +12,7 @@ import (
 const sec1Uncompressed = 0x04
 
 // x25519Size is the length of an X25519 public value and shared secret
-// (RFC 8031 §2, RFC 7748 §5).
+// (RFC 8031, RFC 7748 §5).
 const x25519Size = 32
 
 type ecpParams struct {
@@ -126,7 +126,7 @@ func (k *ecdhKE) compute(peer []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidPublicValue, err)
 	}
 	if k.group == CURVE25519 && subtle.ConstantTimeCompare(secret, make([]byte, x25519Size)) == 1 {
-		// RFC 8031 §2.3 requires refusing the all-zero value; checked here
+		// RFC 8031 (recipient tests) requires refusing the all-zero value; checked here
 		// as well so the rule does not rest on one library's behaviour.
 		return nil, fmt.Errorf("%w: X25519 shared secret is all zeros", ErrInvalidPublicValue)
 	}

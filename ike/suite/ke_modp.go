@@ -157,7 +157,7 @@ func (k *modpKE) compute(peer []byte) ([]byte, error) {
 }
 
 // checkMODPPublic enforces the exact length and 1 < y < p-1. For a safe
-// prime that range check is sufficient (RFC 6989 §2.2): the only small
+// prime that range check is sufficient (RFC 6989 §2): the only small
 // subgroup is {1, p-1}, and the subgroup check y^q = 1 would add a full
 // exponentiation without excluding anything an attacker can exploit.
 func checkMODPPublic(params modpGroup, peer []byte) (*big.Int, error) {

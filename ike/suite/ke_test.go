@@ -140,7 +140,7 @@ func TestECPRejectsBadPeerValues(t *testing.T) {
 	}
 }
 
-// RFC 7748 §6.1 X25519 test vector, which RFC 8031 §2 uses unchanged.
+// RFC 7748 §6.1 X25519 test vector, which RFC 8031 uses unchanged.
 func TestX25519RFC7748Vector(t *testing.T) {
 	alicePriv := unhex(t, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
 	alicePub := unhex(t, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
@@ -172,7 +172,7 @@ func TestX25519RFC7748Vector(t *testing.T) {
 	}
 }
 
-// RFC 8031 §2.3: a peer value that makes the shared secret all zeros must
+// RFC 8031 recipient tests: a peer value that makes the shared secret all zeros must
 // be refused. The zero point and u = 1 (RFC 7748 §5 low-order points) do.
 func TestX25519RefusesAllZeroSecret(t *testing.T) {
 	one := make([]byte, 32)

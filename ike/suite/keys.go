@@ -9,7 +9,7 @@ const (
 	minNonceSize = 16
 	maxNonceSize = 256
 	// aeadSaltSize is the salt taken from the keying material after each
-	// AEAD key: 4 bytes for AES-GCM (RFC 5282 §7.1, RFC 4106 §8.1) and for
+	// AEAD key: 4 bytes for AES-GCM (RFC 5282, which takes the salt as RFC 4106 §8.1 does) and for
 	// ChaCha20-Poly1305 (RFC 7634 §2 and §3).
 	aeadSaltSize  = 4
 	chachaKeySize = 32
@@ -23,7 +23,7 @@ type IKETransforms struct {
 	// 0 (absent) or 256 for ChaCha20-Poly1305, which has a fixed key.
 	EncrKeyBits int
 	PRF         uint16
-	// Integ must be AUTH_NONE with an AEAD cipher (RFC 5282 §8, RFC 7634 §4).
+	// Integ must be AUTH_NONE with an AEAD cipher (RFC 5282, RFC 7634 §4).
 	Integ uint16
 }
 

@@ -11,20 +11,20 @@ import (
 )
 
 const (
-	aeadIVSize    = 8  // explicit IV on the wire (RFC 5282 §3.1, RFC 7634 §2)
+	aeadIVSize    = 8  // explicit IV on the wire (RFC 5282, RFC 7634 §2)
 	aeadNonceSize = 12 // salt | IV
 	aeadTagSize   = 16 // AES-GCM with 16-octet ICV (transform 20), Poly1305
 )
 
 // aeadProtector protects SK payloads with AES-GCM-16 (RFC 5282) or
 // ChaCha20-Poly1305 (RFC 7634 §3). The nonce is salt | IV; the AAD is the
-// IKE header through the SK payload header (RFC 5282 §5.1), without the IV.
+// IKE header through the SK payload header (RFC 5282), without the IV.
 type aeadProtector struct {
 	mu   sync.Mutex // guards every field below
 	aead cipher.AEAD
 	salt [aeadSaltSize]byte
 	// nextIV is the IV of the next message. IVs must never repeat under one
-	// key, and a counter is the simplest value that cannot (RFC 5282 §3.1
+	// key, and a counter is the simplest value that cannot (RFC 5282
 	// asks only for uniqueness). The all-ones value is never used, so the
 	// counter cannot wrap around to a value already sent.
 	nextIV uint64

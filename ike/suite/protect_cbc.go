@@ -13,7 +13,7 @@ import (
 )
 
 // cbcProtector protects SK payloads with AES-CBC (RFC 3602) and an
-// HMAC-SHA2 ICV truncated per RFC 4868 §2.1.1. The ICV covers the IKE
+// HMAC-SHA2 ICV truncated per RFC 4868. The ICV covers the IKE
 // header through the end of the ciphertext (RFC 7296 §3.14): aad | IV |
 // ciphertext.
 type cbcProtector struct {

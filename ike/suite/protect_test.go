@@ -26,7 +26,7 @@ func TestRFC7634AppendixB(t *testing.T) {
 		"10 11 12 13 14 15 16 17 61 03 94 70 1f 8d 01 7f"+
 		"7c 12 92 48 89 6b 71 bf e2 52 36 ef d7 cd c6 70"+
 		"66 90 63 15 b2")
-	// AAD: IKE header and SK payload header (RFC 7634 §3, RFC 5282 §5.1).
+	// AAD: IKE header and SK payload header (RFC 7634 §3, RFC 5282).
 	aad, body := message[:32], message[32:]
 
 	p, err := NewAEADSealer(ENCR_CHACHA20_POLY1305, append(bytes.Clone(key), salt...))
@@ -184,7 +184,7 @@ func TestProtectorMalformed(t *testing.T) {
 	}
 }
 
-// refGCM seals like RFC 5282 with crypto/cipher directly: nonce = salt | IV.
+// refAEAD seals like RFC 5282 with crypto/cipher directly: nonce = salt | IV.
 func refAEAD(t *testing.T, aead cipher.AEAD, salt, iv, aad, paddedPlaintext []byte) []byte {
 	t.Helper()
 	nonce := append(bytes.Clone(salt), iv...)
