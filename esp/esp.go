@@ -1,0 +1,450 @@
+// Package esp implements the IP Encapsulating Security Payload (RFC 4303) as pure transforms on
+// byte slices: Seal builds an ESP packet from a payload, Open authenticates, decrypts and checks
+// one. There is no I/O; the data plane owns sockets, SA lookup by SPI, counters and
+// tunnel/transport framing around the payload.
+//
+// Algorithms are the IKEv2 transform IDs (RFC 7296 §3.3.2, IANA "Transform Type 1/3"):
+// AES-GCM with a 16-byte ICV (RFC 4106), ChaCha20-Poly1305 (RFC 7634), AES-CBC (RFC 3602) and
+// NULL encryption (RFC 2410) with HMAC-SHA-256-128, -384-192 or -512-256 (RFC 4868). Weak
+// algorithms (3DES, HMAC-SHA1-96, ...) are deliberately not offered, and ESP without integrity
+// protection cannot be configured.
+//
+// The ESP framing, padding, extended sequence number handling and trailer checks are written by
+// hand here because no maintained Go library implements ESP; the ciphers themselves come from the
+// standard library and golang.org/x/crypto.
+//
+// # Hot path
+//
+// An SA builds its cipher and HMAC key schedules once. Seal and Open allocate nothing when dst
+// has capacity: per-call state (nonce, AAD, HMAC state, CBC mode) comes from a per-SA sync.Pool,
+// so any number of workers may Seal and Open on one SA concurrently.
+//
+// # IVs
+//
+// AES-GCM and ChaCha20-Poly1305 send the 64-bit sequence number as their 8-byte explicit IV.
+// RFC 4106 §3.1 allows a counter and RFC 7634 §2 only demands that an IV never repeat under one
+// key; a sequence number never repeats within an SA because NextSeq refuses to wrap (the SA must
+// be rekeyed first), and every SA has its own key.
+//
+// AES-CBC needs an unpredictable IV (RFC 3602 §2.1). Each SA draws a separate random 256-bit key
+// at creation and uses the AES encryption of the packet's sequence number under that key as the
+// IV: the method NIST SP 800-38A Appendix C describes for generating unpredictable CBC IVs. It is
+// unique because sequence numbers are, unpredictable without the IV key, costs one block
+// encryption, takes no lock and makes no system call. (crypto/rand is also allocation-free, but
+// on Linux before 6.11 it costs a getrandom system call per packet; BenchmarkIVSource compares.)
+package esp
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/goipsec/goipsec/replay"
+)
+
+// Encryption is an IKEv2 Transform Type 1 (encryption algorithm) ID.
+type Encryption uint16
+
+// Supported encryption transforms.
+const (
+	EncrAESCBC           Encryption = 12 // ENCR_AES_CBC, RFC 3602
+	EncrNULL             Encryption = 11 // ENCR_NULL, RFC 2410
+	EncrAESGCM16         Encryption = 20 // ENCR_AES_GCM_16, RFC 4106
+	EncrChaCha20Poly1305 Encryption = 28 // ENCR_CHACHA20_POLY1305, RFC 7634
+)
+
+func (e Encryption) String() string {
+	switch e {
+	case EncrNULL:
+		return "ENCR_NULL"
+	case EncrAESCBC:
+		return "ENCR_AES_CBC"
+	case EncrAESGCM16:
+		return "ENCR_AES_GCM_16"
+	case EncrChaCha20Poly1305:
+		return "ENCR_CHACHA20_POLY1305"
+	}
+	return fmt.Sprintf("ENCR(%d)", uint16(e))
+}
+
+func (e Encryption) isAEAD() bool { return e == EncrAESGCM16 || e == EncrChaCha20Poly1305 }
+
+// Integrity is an IKEv2 Transform Type 3 (integrity algorithm) ID.
+type Integrity uint16
+
+// Supported integrity transforms.
+const (
+	IntegNone             Integrity = 0  // NONE: only with an AEAD
+	IntegHMACSHA2_256_128 Integrity = 12 // AUTH_HMAC_SHA2_256_128, RFC 4868
+	IntegHMACSHA2_384_192 Integrity = 13 // AUTH_HMAC_SHA2_384_192, RFC 4868
+	IntegHMACSHA2_512_256 Integrity = 14 // AUTH_HMAC_SHA2_512_256, RFC 4868
+)
+
+func (i Integrity) String() string {
+	switch i {
+	case IntegNone:
+		return "NONE"
+	case IntegHMACSHA2_256_128:
+		return "AUTH_HMAC_SHA2_256_128"
+	case IntegHMACSHA2_384_192:
+		return "AUTH_HMAC_SHA2_384_192"
+	case IntegHMACSHA2_512_256:
+		return "AUTH_HMAC_SHA2_512_256"
+	}
+	return fmt.Sprintf("AUTH(%d)", uint16(i))
+}
+
+// Errors returned by NewSA, Seal, NextSeq and Open. Open's drop reasons are distinct so the data
+// plane can count them by kind.
+var (
+	ErrAlgorithm    = errors.New("esp: unsupported algorithm combination")
+	ErrKeyLength    = errors.New("esp: wrong key length")
+	ErrSeqExhausted = errors.New("esp: sequence number space exhausted, SA must be rekeyed")
+	ErrSeq          = errors.New("esp: sequence number out of range for this SA")
+	ErrTFCPad       = errors.New("esp: negative TFC padding")
+	ErrZeroed       = errors.New("esp: SA has been zeroed")
+
+	ErrTooShort    = errors.New("esp: packet too short")
+	ErrMalformed   = errors.New("esp: malformed packet")
+	ErrSPIMismatch = errors.New("esp: packet SPI does not belong to this SA")
+	ErrReplay      = errors.New("esp: replayed or stale sequence number")
+	ErrAuth        = errors.New("esp: integrity check failed")
+	ErrPadding     = errors.New("esp: invalid padding")
+)
+
+// NextHeaderNone is the "no next header" protocol number (59): a dummy packet (RFC 4303 §2.6)
+// that the receiver drops silently.
+const NextHeaderNone = 59
+
+// Layout of the ESP header (RFC 4303 §2).
+const (
+	offSPI    = 0
+	offSeq    = 4
+	headerLen = 8
+	saltLen   = 4  // RFC 4106 §8.1, RFC 7634 §2
+	aeadIVLen = 8  // RFC 4106 §3.1, RFC 7634 §2
+	aeadICV   = 16 // ENCR_AES_GCM_16 and Poly1305 tag
+	cbcIVLen  = aes.BlockSize
+	// trailerLen is Pad Length + Next Header.
+	trailerLen = 2
+	// aeadAlign is the 4-byte alignment the ESP trailer must end on (RFC 4303 §2.4) when the
+	// cipher has no block size of its own.
+	aeadAlign = 4
+)
+
+// Params configures one direction of an ESP SA.
+type Params struct {
+	SPI        uint32
+	Encryption Encryption
+	// EncKey is copied. AES-GCM: AES key (16 or 32 bytes) followed by the 4-byte salt;
+	// ChaCha20-Poly1305: 32-byte key and 4-byte salt; AES-CBC: 16 or 32 bytes; NULL: empty.
+	// These are the KEYMAT layouts of RFC 4106 §8.1 / RFC 7634 §2 and of `ip xfrm`.
+	EncKey    []byte
+	Integrity Integrity
+	// IntegKey is copied; 32, 48 or 64 bytes for the three SHA-2 transforms (RFC 4868 §2.1.1).
+	IntegKey []byte
+	// ESN selects 64-bit extended sequence numbers (RFC 4303 §2.2.1).
+	ESN bool
+	// ReplayWindow is the inbound anti-replay window in packets: 0 selects 1024, a negative value
+	// disables the replay check (RFC 4303 §3.4.3 lets the receiver choose). With ESN the window
+	// is still kept, because the high-order bits are estimated from it.
+	ReplayWindow int
+}
+
+// SA is one direction of an ESP security association. The same type serves outbound (NextSeq,
+// Seal) and inbound (Open).
+type SA struct {
+	spi       uint32
+	enc       Encryption
+	integ     Integrity
+	esn       bool
+	ivLen     int
+	icvLen    int
+	align     int
+	checkSeen bool           // replay protection enabled
+	window    *replay.Window // nil when neither replay check nor ESN needs it
+
+	outSeq atomic.Uint64 // last sequence number handed out by NextSeq
+	keys   atomic.Pointer[saKeys]
+}
+
+// saKeys is everything derived from key material. It is immutable after NewSA except that Zero
+// wipes the salt after detaching it from the SA.
+type saKeys struct {
+	aead  cipher.AEAD // AES-GCM or ChaCha20-Poly1305
+	salt  [saltLen]byte
+	block cipher.Block // AES-CBC cipher
+	ivGen cipher.Block // AES-256 under a random key: CBC IV = E(seq)
+	mac   hash.Hash    // HMAC template, keyed and Reset once; cloned per worker
+	pool  sync.Pool    // *scratch
+}
+
+// scratch is the per-call state of one Seal or Open, pooled so that the hot path allocates
+// nothing and concurrent workers never share a hash state or CBC mode.
+type scratch struct {
+	nonce  [saltLen + aeadIVLen]byte
+	aad    [12]byte
+	seqHi  [4]byte
+	sum    [sha512.Size]byte
+	mac    hash.Hash
+	cbcEnc ivBlockMode
+	cbcDec ivBlockMode
+}
+
+// ivBlockMode is a CBC mode whose IV can be reset, which the standard library's CBC modes offer
+// (crypto/tls relies on the same method); it lets one mode object serve many packets.
+type ivBlockMode interface {
+	cipher.BlockMode
+	SetIV([]byte)
+}
+
+// NewSA validates p and builds the SA's cipher state.
+func NewSA(p Params) (*SA, error) {
+	return newSA(p, false)
+}
+
+// newSA is NewSA with the one exception tests need: RFC 3602's test packets are AES-CBC without
+// integrity, which the public API refuses.
+func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
+	sa := &SA{spi: p.SPI, enc: p.Encryption, integ: p.Integrity, esn: p.ESN}
+	if err := sa.checkAlgorithms(p, allowUnauthenticated); err != nil {
+		return nil, err
+	}
+	k, err := newKeys(p)
+	if err != nil {
+		return nil, err
+	}
+	if p.ReplayWindow >= 0 || p.ESN {
+		size := p.ReplayWindow
+		if size < 0 {
+			size = 0
+		}
+		if sa.window, err = replay.New(size); err != nil {
+			return nil, fmt.Errorf("esp: %w", err)
+		}
+	}
+	sa.checkSeen = p.ReplayWindow >= 0
+	k.pool.New = func() any { return k.newScratch() }
+	sa.keys.Store(k)
+	return sa, nil
+}
+
+func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
+	switch p.Encryption {
+	case EncrAESGCM16, EncrChaCha20Poly1305:
+		if p.Integrity != IntegNone {
+			return fmt.Errorf("%w: %v is an AEAD and takes no integrity algorithm, got %v", ErrAlgorithm, p.Encryption, p.Integrity)
+		}
+		sa.ivLen, sa.icvLen, sa.align = aeadIVLen, aeadICV, aeadAlign
+		return nil
+	case EncrAESCBC:
+		sa.ivLen, sa.align = cbcIVLen, aes.BlockSize
+	case EncrNULL:
+		sa.ivLen, sa.align = 0, aeadAlign
+	default:
+		return fmt.Errorf("%w: encryption %v", ErrAlgorithm, p.Encryption)
+	}
+	switch p.Integrity {
+	case IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256:
+		sa.icvLen = icvLen(p.Integrity)
+	case IntegNone:
+		if !allowUnauthenticated {
+			return fmt.Errorf("%w: %v without integrity protection", ErrAlgorithm, p.Encryption)
+		}
+	default:
+		return fmt.Errorf("%w: integrity %v", ErrAlgorithm, p.Integrity)
+	}
+	return nil
+}
+
+func newKeys(p Params) (*saKeys, error) {
+	k := &saKeys{}
+	key := append([]byte(nil), p.EncKey...)
+	defer clear(key)
+	var err error
+	switch p.Encryption {
+	case EncrAESGCM16:
+		if len(key) != 16+saltLen && len(key) != 32+saltLen {
+			return nil, fmt.Errorf("%w: %v key must be 20 or 36 bytes (AES-128/256 key + 4-byte salt), got %d", ErrKeyLength, p.Encryption, len(key))
+		}
+		n := len(key) - saltLen
+		block, err := aes.NewCipher(key[:n])
+		if err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
+		}
+		if k.aead, err = cipher.NewGCM(block); err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
+		}
+		copy(k.salt[:], key[n:])
+	case EncrChaCha20Poly1305:
+		if len(key) != chacha20poly1305.KeySize+saltLen {
+			return nil, fmt.Errorf("%w: %v key must be 36 bytes (32-byte key + 4-byte salt), got %d", ErrKeyLength, p.Encryption, len(key))
+		}
+		if k.aead, err = chacha20poly1305.New(key[:chacha20poly1305.KeySize]); err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
+		}
+		copy(k.salt[:], key[chacha20poly1305.KeySize:])
+	case EncrAESCBC:
+		if len(key) != 16 && len(key) != 32 {
+			return nil, fmt.Errorf("%w: %v key must be 16 or 32 bytes, got %d", ErrKeyLength, p.Encryption, len(key))
+		}
+		if k.block, err = aes.NewCipher(key); err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
+		}
+		var ivKey [32]byte
+		rand.Read(ivKey[:])
+		k.ivGen, err = aes.NewCipher(ivKey[:])
+		clear(ivKey[:])
+		if err != nil {
+			return nil, fmt.Errorf("esp: IV generator: %w", err)
+		}
+		probe := cipher.NewCBCEncrypter(k.block, make([]byte, aes.BlockSize))
+		if _, ok := probe.(ivBlockMode); !ok {
+			return nil, fmt.Errorf("%w: this crypto backend's CBC mode cannot reset its IV", ErrAlgorithm)
+		}
+	case EncrNULL:
+		if len(key) != 0 {
+			return nil, fmt.Errorf("%w: %v takes no key, got %d bytes", ErrKeyLength, p.Encryption, len(key))
+		}
+	}
+	if k.mac, err = newHMAC(p.Integrity, p.IntegKey); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// icvLen is the truncated HMAC length of RFC 4868 §2.3: half the hash output.
+func icvLen(i Integrity) int {
+	switch i {
+	case IntegHMACSHA2_256_128:
+		return 16
+	case IntegHMACSHA2_384_192:
+		return 24
+	case IntegHMACSHA2_512_256:
+		return 32
+	}
+	return 0
+}
+
+// hmacKeyLen is the key length RFC 4868 §2.1.1 requires: the hash output length.
+func hmacKeyLen(i Integrity) int { return 2 * icvLen(i) }
+
+// newHMAC returns a keyed HMAC template (nil for IntegNone) after checking the key length.
+func newHMAC(i Integrity, key []byte) (hash.Hash, error) {
+	if i == IntegNone {
+		if len(key) != 0 {
+			return nil, fmt.Errorf("%w: integrity NONE takes no key, got %d bytes", ErrKeyLength, len(key))
+		}
+		return nil, nil
+	}
+	if want := hmacKeyLen(i); len(key) != want {
+		return nil, fmt.Errorf("%w: %v key must be %d bytes, got %d", ErrKeyLength, i, want, len(key))
+	}
+	return newHMACAnyKey(i, key)
+}
+
+// newHMACAnyKey builds the template without the RFC 4868 key length rule, so the RFC's PRF test
+// vectors (other key lengths) can exercise the same code.
+func newHMACAnyKey(i Integrity, key []byte) (hash.Hash, error) {
+	var h func() hash.Hash
+	switch i {
+	case IntegHMACSHA2_256_128:
+		h = sha256.New
+	case IntegHMACSHA2_384_192:
+		h = sha512.New384
+	case IntegHMACSHA2_512_256:
+		h = sha512.New
+	default:
+		return nil, fmt.Errorf("%w: integrity %v", ErrAlgorithm, i)
+	}
+	mac := hmac.New(h, key)
+	// The first Reset replaces the key pads with saved hash states (crypto/hmac precomputation),
+	// after which the template is only read: clones share those states and never write them.
+	mac.Reset()
+	if _, ok := mac.(hash.Cloner); !ok {
+		return nil, fmt.Errorf("%w: this crypto backend's HMAC cannot be cloned", ErrAlgorithm)
+	}
+	return mac, nil
+}
+
+func (k *saKeys) newScratch() *scratch {
+	s := &scratch{}
+	if k.mac != nil {
+		c, err := k.mac.(hash.Cloner).Clone()
+		if err != nil {
+			// NewSA checked that the template is a Cloner; its Clone fails only for hashes
+			// that are not cloneable, which SHA-2 always is.
+			panic("esp: cloning HMAC state: " + err.Error())
+		}
+		s.mac = c
+	}
+	if k.block != nil {
+		var zeroIV [aes.BlockSize]byte
+		s.cbcEnc = cipher.NewCBCEncrypter(k.block, zeroIV[:]).(ivBlockMode)
+		s.cbcDec = cipher.NewCBCDecrypter(k.block, zeroIV[:]).(ivBlockMode)
+	}
+	return s
+}
+
+// SPI returns the SA's Security Parameters Index.
+func (sa *SA) SPI() uint32 { return sa.spi }
+
+// ciphertextLen is the length of payload|TFC|padding|Pad Length|Next Header.
+func (sa *SA) ciphertextLen(plainLen int) int {
+	n := plainLen + trailerLen
+	return (n + sa.align - 1) / sa.align * sa.align
+}
+
+// Overhead returns the exact number of bytes Seal adds to a payload of payloadLen bytes with no
+// TFC padding: header, IV, padding, trailer and ICV. With TFC padding t the packet is
+// Overhead(payloadLen+t) + payloadLen + t bytes long.
+func (sa *SA) Overhead(payloadLen int) int {
+	return headerLen + sa.ivLen + sa.ciphertextLen(payloadLen) - payloadLen + sa.icvLen
+}
+
+// NextSeq atomically takes the next outbound sequence number. Sequence numbers never wrap: after
+// 2^32-1 (or 2^64-1 with ESN) has been handed out it returns ErrSeqExhausted and the SA must be
+// replaced (RFC 4303 §3.3.3).
+func (sa *SA) NextSeq() (uint64, error) {
+	limit := uint64(math.MaxUint32)
+	if sa.esn {
+		limit = math.MaxUint64
+	}
+	for {
+		cur := sa.outSeq.Load()
+		if cur >= limit {
+			return 0, ErrSeqExhausted
+		}
+		if sa.outSeq.CompareAndSwap(cur, cur+1) {
+			return cur + 1, nil
+		}
+	}
+}
+
+// setOutSeq sets the last used outbound sequence number (tests of exhaustion).
+func (sa *SA) setOutSeq(seq uint64) { sa.outSeq.Store(seq) }
+
+// Zero makes the SA unusable (later Seal and Open return ErrZeroed) and wipes the key material it
+// holds. Call it once the SA is out of every lookup table and no Seal or Open on it is still
+// running. Go's cipher and HMAC objects offer no way to erase their internal key schedules; Zero
+// drops every reference to them so the garbage collector reclaims them.
+func (sa *SA) Zero() {
+	k := sa.keys.Swap(nil)
+	if k == nil {
+		return
+	}
+	clear(k.salt[:])
+	k.aead, k.block, k.ivGen, k.mac = nil, nil, nil, nil
+	k.pool.New = nil
+}

@@ -1,0 +1,201 @@
+package esp
+
+import (
+	"crypto/hmac"
+	"encoding/binary"
+	"math"
+)
+
+// Seal appends to dst the ESP packet carrying payload with sequence number seq: SPI, the low 32
+// bits of seq, the IV, the encryption of payload|tfcPad zero bytes|padding|Pad Length|Next Header,
+// and the ICV. Like cipher.AEAD.Seal it returns the extended slice and allocates nothing when dst
+// has enough spare capacity (see Overhead). payload may lie in dst's spare capacity (in-place
+// sealing) since it is moved into place before anything else is written.
+//
+// seq must come from NextSeq (or be otherwise unique for the SA): it is the AEAD IV.
+// tfcPad zero bytes of traffic flow confidentiality padding (RFC 4303 §2.7) follow the payload
+// inside the encryption; only tunnel-mode payloads, whose inner IP header carries their length,
+// can be padded this way.
+func (sa *SA) Seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcPad int) ([]byte, error) {
+	return sa.seal(dst, seq, nextHeader, payload, tfcPad, nil)
+}
+
+// seal is Seal with an optional explicit IV, so that published test packets, whose IVs are not
+// what production would choose, can be reproduced byte for byte. Production passes nil.
+func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcPad int, iv []byte) ([]byte, error) {
+	k := sa.keys.Load()
+	if k == nil {
+		return nil, ErrZeroed
+	}
+	if seq == 0 || (!sa.esn && seq > math.MaxUint32) {
+		return nil, ErrSeq
+	}
+	if tfcPad < 0 {
+		return nil, ErrTFCPad
+	}
+	plainLen := len(payload) + tfcPad
+	ctLen := sa.ciphertextLen(plainLen)
+	ctOff := headerLen + sa.ivLen
+	total := ctOff + ctLen + sa.icvLen
+	ret, out := sliceForAppend(dst, total)
+
+	ct := out[ctOff : ctOff+ctLen]
+	copy(ct, payload) // first: payload may sit in the spare capacity being overwritten below
+	binary.BigEndian.PutUint32(out[offSPI:], sa.spi)
+	binary.BigEndian.PutUint32(out[offSeq:], uint32(seq))
+	clear(ct[len(payload):plainLen])
+	padLen := ctLen - plainLen - trailerLen
+	for i := range padLen {
+		ct[plainLen+i] = byte(i + 1) // RFC 4303 §2.4 monotonic padding 1, 2, 3, ...
+	}
+	ct[ctLen-2] = byte(padLen)
+	ct[ctLen-1] = nextHeader
+
+	ivField := out[headerLen:ctOff]
+	s := k.pool.Get().(*scratch)
+	defer k.pool.Put(s)
+	if k.aead != nil {
+		if iv != nil {
+			copy(ivField, iv)
+		} else {
+			binary.BigEndian.PutUint64(ivField, seq)
+		}
+		copy(s.nonce[:saltLen], k.salt[:])
+		copy(s.nonce[saltLen:], ivField)
+		k.aead.Seal(ct[:0], s.nonce[:], ct, sa.aad(s, out, seq))
+		return ret, nil
+	}
+	if k.block != nil {
+		if iv != nil {
+			copy(ivField, iv)
+		} else {
+			clear(ivField[:8])
+			binary.BigEndian.PutUint64(ivField[8:], seq)
+			k.ivGen.Encrypt(ivField, ivField)
+		}
+		s.cbcEnc.SetIV(ivField)
+		s.cbcEnc.CryptBlocks(ct, ct)
+	}
+	if s.mac != nil {
+		icvOff := ctOff + ctLen
+		copy(out[icvOff:], sa.icv(s, out[:icvOff], seq))
+	}
+	return ret, nil
+}
+
+// aad returns the AEAD additional data of RFC 4106 §5 / RFC 7634 §2.1: SPI and the sequence
+// number, with its high half between them when ESN is in use. Without ESN it is simply the first
+// eight bytes of the packet.
+func (sa *SA) aad(s *scratch, pkt []byte, seq uint64) []byte {
+	if !sa.esn {
+		return pkt[:headerLen]
+	}
+	copy(s.aad[:4], pkt[offSPI:offSPI+4])
+	binary.BigEndian.PutUint64(s.aad[4:], seq)
+	return s.aad[:]
+}
+
+// icv computes the truncated HMAC over covered (SPI through ciphertext) followed, with ESN, by
+// the untransmitted high 32 bits of the sequence number (RFC 4303 §2.2.1, §3.3.2.1). The result
+// aliases s.sum.
+func (sa *SA) icv(s *scratch, covered []byte, seq uint64) []byte {
+	s.mac.Reset()
+	s.mac.Write(covered)
+	if sa.esn {
+		binary.BigEndian.PutUint32(s.seqHi[:], uint32(seq>>32))
+		s.mac.Write(s.seqHi[:])
+	}
+	return s.mac.Sum(s.sum[:0])[:sa.icvLen]
+}
+
+// Open authenticates and decrypts the ESP packet pkt (starting at the SPI) in place. It returns
+// the payload (aliasing pkt), the Next Header value and the full sequence number.
+//
+// Order of checks: length and alignment, SPI, replay window (before any cryptography), integrity,
+// padding (RFC 4303 §2.4: the pad bytes must be 1, 2, 3, ...), and only then the replay window
+// is updated, so forged or broken packets never move it. Each drop reason has its own error:
+// ErrTooShort, ErrMalformed, ErrSPIMismatch, ErrReplay, ErrAuth, ErrPadding. pkt may be modified
+// even when Open fails.
+//
+// A dummy packet (RFC 4303 §2.6) is returned with nextHeader NextHeaderNone; the caller drops it
+// silently. With TFC padding (RFC 4303 §2.7) the payload is everything before the ESP padding,
+// padding zeros included: a tunnel-mode caller trims it to the inner IP packet's own length.
+func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err error) {
+	k := sa.keys.Load()
+	if k == nil {
+		return nil, 0, 0, ErrZeroed
+	}
+	ctOff := headerLen + sa.ivLen
+	if len(pkt) < ctOff+trailerLen+sa.icvLen {
+		return nil, 0, 0, ErrTooShort
+	}
+	ctEnd := len(pkt) - sa.icvLen
+	ctLen := ctEnd - ctOff
+	if ctLen%sa.align != 0 {
+		return nil, 0, 0, ErrMalformed
+	}
+	if binary.BigEndian.Uint32(pkt[offSPI:]) != sa.spi {
+		return nil, 0, 0, ErrSPIMismatch
+	}
+	low := binary.BigEndian.Uint32(pkt[offSeq:])
+	seq = uint64(low)
+	if sa.esn {
+		seq = sa.window.Infer(low)
+	}
+	if sa.checkSeen && !sa.window.Check(seq) {
+		return nil, 0, 0, ErrReplay
+	}
+
+	s := k.pool.Get().(*scratch)
+	defer k.pool.Put(s)
+	ct := pkt[ctOff:ctEnd]
+	var plain []byte
+	if k.aead != nil {
+		copy(s.nonce[:saltLen], k.salt[:])
+		copy(s.nonce[saltLen:], pkt[headerLen:ctOff])
+		plain, err = k.aead.Open(ct[:0], s.nonce[:], pkt[ctOff:], sa.aad(s, pkt, seq))
+		if err != nil {
+			return nil, 0, 0, ErrAuth
+		}
+	} else {
+		if s.mac != nil && !hmac.Equal(sa.icv(s, pkt[:ctEnd], seq), pkt[ctEnd:]) {
+			return nil, 0, 0, ErrAuth
+		}
+		if k.block != nil {
+			s.cbcDec.SetIV(pkt[headerLen:ctOff])
+			s.cbcDec.CryptBlocks(ct, ct)
+		}
+		plain = ct
+	}
+
+	n := len(plain)
+	nextHeader = plain[n-1]
+	padLen := int(plain[n-2])
+	if padLen+trailerLen > n {
+		return nil, 0, 0, ErrPadding
+	}
+	payloadLen := n - trailerLen - padLen
+	for i, b := range plain[payloadLen : n-trailerLen] {
+		if b != byte(i+1) {
+			return nil, 0, 0, ErrPadding
+		}
+	}
+	if sa.window != nil && !sa.window.Commit(seq) && sa.checkSeen {
+		// Another worker committed the same sequence number since our Check.
+		return nil, 0, 0, ErrReplay
+	}
+	return plain[:payloadLen], nextHeader, seq, nil
+}
+
+// sliceForAppend extends in by n bytes, reusing its capacity when possible, and returns the whole
+// slice and the n new bytes (the idiom of the standard library's AEADs).
+func sliceForAppend(in []byte, n int) (head, tail []byte) {
+	if total := len(in) + n; cap(in) >= total {
+		head = in[:total]
+	} else {
+		head = make([]byte, total)
+		copy(head, in)
+	}
+	tail = head[len(in):]
+	return head, tail
+}
