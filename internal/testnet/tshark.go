@@ -57,10 +57,10 @@ type TsharkESPSA struct {
 	AuthKey  []byte
 }
 
-// TsharkDecryptIKE runs tshark over pcap with the IKE SAs' keys and returns the verbose dissection of
-// the IKEv2 packets (extra arguments, such as a different -Y filter, are appended). tshark checks the
-// ICV of every SK payload it decrypts and prints "[correct]" or "[incorrect, should be ...]"; see
-// TsharkICVCounts.
+// TsharkDecryptIKE runs tshark over pcap with the IKE SAs' keys and returns its output: by default the
+// verbose dissection of all IKEv2 packets (-V -Y isakmp); args, when given, replace those options (for
+// example "-V", "-Y", "isakmp.exchangetype == 35"). tshark checks the ICV of every SK payload it decrypts
+// and prints "[correct]" or "[incorrect, should be ...]"; see TsharkICVCounts.
 func TsharkDecryptIKE(t testing.TB, pcap string, sas []TsharkIKESA, args ...string) string {
 	t.Helper()
 	var rows []string
@@ -73,12 +73,14 @@ func TsharkDecryptIKE(t testing.TB, pcap string, sas []TsharkIKESA, args ...stri
 			quote(sa.Integ),
 		}, ","))
 	}
-	return runTshark(t, pcap, map[string][]string{"ikev2_decryption_table": rows}, nil,
-		append([]string{"-V", "-Y", "isakmp"}, args...))
+	if len(args) == 0 {
+		args = []string{"-V", "-Y", "isakmp"}
+	}
+	return runTshark(t, pcap, map[string][]string{"ikev2_decryption_table": rows}, nil, args)
 }
 
-// TsharkDecryptESP runs tshark over pcap with the ESP SAs' keys and returns the verbose dissection of
-// the ESP packets (extra arguments are appended). tshark 4.0 does not check AES-GCM ICVs of ESP:
+// TsharkDecryptESP runs tshark over pcap with the ESP SAs' keys and returns its output: by default
+// the verbose dissection of all ESP packets (-V -Y esp); args, when given, replace those options. tshark 4.0 does not check AES-GCM ICVs of ESP:
 // a wrong key shows up as garbage inner packets, so assert on the decrypted inner headers.
 func TsharkDecryptESP(t testing.TB, pcap string, sas []TsharkESPSA, args ...string) string {
 	t.Helper()
@@ -95,8 +97,10 @@ func TsharkDecryptESP(t testing.TB, pcap string, sas []TsharkESPSA, args ...stri
 		}, ","))
 	}
 	prefs := []string{"esp.enable_encryption_decode:TRUE"}
-	return runTshark(t, pcap, map[string][]string{"esp_sa": rows}, prefs,
-		append([]string{"-V", "-Y", "esp"}, args...))
+	if len(args) == 0 {
+		args = []string{"-V", "-Y", "esp"}
+	}
+	return runTshark(t, pcap, map[string][]string{"esp_sa": rows}, prefs, args)
 }
 
 // TsharkICVCounts counts the SK payload integrity checks tshark reported as correct and incorrect in
