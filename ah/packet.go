@@ -248,11 +248,14 @@ func (sa *SA) Open(pkt []byte) (Result, error) {
 		return Result{}, ErrSPIMismatch
 	}
 	low := binary.BigEndian.Uint32(ah[ahOffSeq:])
-	seq := uint64(low)
-	if sa.esn {
-		seq = sa.window.Infer(low)
+	seq, fresh := uint64(low), true
+	switch {
+	case sa.esn:
+		seq, fresh = sa.window.InferAndCheck(low)
+	case sa.checkSeen:
+		fresh = sa.window.Check(seq)
 	}
-	if sa.checkSeen && !sa.window.Check(seq) {
+	if sa.checkSeen && !fresh {
 		return Result{}, ErrReplay
 	}
 	s := k.pool.Get().(*scratch)

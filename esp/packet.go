@@ -138,11 +138,14 @@ func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err
 		return nil, 0, 0, ErrSPIMismatch
 	}
 	low := binary.BigEndian.Uint32(pkt[offSeq:])
-	seq = uint64(low)
-	if sa.esn {
-		seq = sa.window.Infer(low)
+	seq, fresh := uint64(low), true
+	switch {
+	case sa.esn:
+		seq, fresh = sa.window.InferAndCheck(low)
+	case sa.checkSeen:
+		fresh = sa.window.Check(seq)
 	}
-	if sa.checkSeen && !sa.window.Check(seq) {
+	if sa.checkSeen && !fresh {
 		return nil, 0, 0, ErrReplay
 	}
 

@@ -135,6 +135,15 @@ func (w *Window) Infer(low uint32) uint64 {
 	return uint64(w.EstimateHigh(low))<<32 | uint64(low)
 }
 
+// InferAndCheck is Infer followed by Check under one lock acquisition, for the receive path of
+// an ESN SA: it returns the full sequence number and whether it would be accepted.
+func (w *Window) InferAndCheck(low uint32) (seq uint64, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seq = uint64(estimateHigh(w.top, w.size, low))<<32 | uint64(low)
+	return seq, w.checkLocked(seq)
+}
+
 // estimateHigh is RFC 4303 Appendix A2.2 with Tl, Th the halves of the window top and Bl the low
 // half of the window bottom.
 func estimateHigh(top, size uint64, low uint32) uint32 {

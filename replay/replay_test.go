@@ -225,6 +225,20 @@ func TestESNAcrossBoundary(t *testing.T) {
 	}
 }
 
+func TestInferAndCheck(t *testing.T) {
+	w := mustNew(t, 64)
+	w.Commit(1<<32 - 2)
+	if seq, ok := w.InferAndCheck(1); seq != 1<<32+1 || !ok {
+		t.Fatalf("InferAndCheck(1) = %#x, %v", seq, ok)
+	}
+	if seq, ok := w.InferAndCheck(0xFFFFFFFE); seq != 1<<32-2 || ok {
+		t.Fatalf("InferAndCheck of the committed top = %#x, %v", seq, ok)
+	}
+	if w.Top() != 1<<32-2 {
+		t.Fatal("InferAndCheck changed the window")
+	}
+}
+
 func BenchmarkCheckCommit(b *testing.B) {
 	w := mustNew(b, 1024)
 	b.ReportAllocs()
