@@ -179,9 +179,13 @@ var (
 	reSASPI     = regexp.MustCompile(`^\s*SPI 0x([0-9a-f]{8}), src (\S+) dst (\S+)$`)
 )
 
-// hexDumpBytesPerLine and hexDumpColumn describe charon's %B chunk dump: "NNNN: " then 16 bytes as
-// "XX " and the printable rendering.
+// hexDumpBytesPerLine describes charon's %B chunk dump: "NNNN: " then up to 16 bytes as "XX " and
+// their printable rendering.
 const hexDumpBytesPerLine = 16
+
+// maxDumpBytes bounds a dump the parser accepts; keys and secrets are far smaller, and a bound keeps a
+// corrupt length from allocating gigabytes.
+const maxDumpBytes = 1 << 16
 
 // threadState is what the parser remembers per charon worker thread.
 type threadState struct {
@@ -244,6 +248,9 @@ func ParseLog(log string) ([]IKESAKeys, []ChildSAKeys, error) {
 			n, err := strconv.Atoi(dm[2])
 			if err != nil {
 				return nil, nil, fmt.Errorf("strongswan: log line %d: %w", lineNo, err)
+			}
+			if n > maxDumpBytes {
+				return nil, nil, fmt.Errorf("strongswan: log line %d: hex dump of %d bytes, more than %d", lineNo, n, maxDumpBytes)
 			}
 			th.dumpLeft = n
 			// For an IKE rekey the new SA's proposal is selected in the old SA's context but on the

@@ -2,6 +2,7 @@ package strongswan
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ const (
 type pairConfig struct {
 	ikeProposal string // swanctl syntax, e.g. "aes256gcm16-prfsha256-x25519"
 	espProposal string
-	dpdDelay    string // e.g. "1s"; empty for none
+	dpdDelay    string // the initiator's (left's) dpd_delay, e.g. "2s"; empty for none
 	charonConf  string // extra strongswan.conf text for both instances
 	// extraLeftTS/extraRightTS are added to the traffic selectors, to make IKE_AUTH big.
 	extraLeftTS, extraRightTS []string
@@ -54,15 +55,22 @@ func newPair(t *testing.T, cfg pairConfig) *pair {
 	p.leftIf, p.rightIf = p.net.Link(p.left, p.right, []string{leftOuter + "/24"}, []string{rightOuter + "/24"})
 	p.left.AddAddr("lo", leftInner+"/24")
 	p.right.AddAddr("lo", rightInner+"/24")
+	// kernel-libipsec refuses to install a CHILD_SA when a local selector holds no local address.
+	for _, ts := range cfg.extraLeftTS {
+		p.left.AddAddr("lo", firstHost(t, ts))
+	}
+	for _, ts := range cfg.extraRightTS {
+		p.right.AddAddr("lo", firstHost(t, ts))
+	}
 	p.capture = p.right.Capture(t, p.rightIf, "udp")
 	leftTS := append([]string{leftNet}, cfg.extraLeftTS...)
 	rightTS := append([]string{rightNet}, cfg.extraRightTS...)
 	p.l = Start(t, p.left, Config{
-		SwanctlConf: swanctlConf(leftOuter, rightOuter, leftTS, rightTS, cfg),
+		SwanctlConf: swanctlConf(leftOuter, rightOuter, leftTS, rightTS, cfg.ikeProposal, cfg.espProposal, cfg.dpdDelay),
 		CharonConf:  cfg.charonConf,
 	})
 	p.r = Start(t, p.right, Config{
-		SwanctlConf: swanctlConf(rightOuter, leftOuter, rightTS, leftTS, cfg),
+		SwanctlConf: swanctlConf(rightOuter, leftOuter, rightTS, leftTS, cfg.ikeProposal, cfg.espProposal, ""),
 		CharonConf:  cfg.charonConf,
 	})
 	return p
@@ -76,19 +84,32 @@ func (p *pair) establish(t *testing.T) {
 	p.r.WaitEstablished(t, connName, establishTimeout)
 }
 
-func swanctlConf(local, remote string, localTS, remoteTS []string, cfg pairConfig) string {
+// firstHost turns "10.11.3.0/24" into "10.11.3.1/24".
+func firstHost(t *testing.T, prefix string) string {
+	t.Helper()
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.PrefixFrom(p.Masked().Addr().Next(), p.Bits()).String()
+}
+
+func swanctlConf(local, remote string, localTS, remoteTS []string, ikeProposal, espProposal, dpdDelay string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "connections {\n  %s {\n", connName)
 	fmt.Fprintf(&b, "    local_addrs = %s\n    remote_addrs = %s\n", local, remote)
-	fmt.Fprintf(&b, "    proposals = %s\n", cfg.ikeProposal)
-	if cfg.dpdDelay != "" {
-		fmt.Fprintf(&b, "    dpd_delay = %s\n", cfg.dpdDelay)
+	fmt.Fprintf(&b, "    proposals = %s\n", ikeProposal)
+	// Without MOBIKE the responder sends no address update after an IKE rekey, so every exchange is
+	// started by left and recordings come out in the same order each time.
+	fmt.Fprintf(&b, "    mobike = no\n")
+	if dpdDelay != "" {
+		fmt.Fprintf(&b, "    dpd_delay = %s\n", dpdDelay)
 	}
 	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n", local)
 	fmt.Fprintf(&b, "    remote {\n      auth = psk\n      id = %s\n    }\n", remote)
 	fmt.Fprintf(&b, "    children {\n      %s {\n", childName)
 	fmt.Fprintf(&b, "        local_ts = %s\n        remote_ts = %s\n", strings.Join(localTS, ","), strings.Join(remoteTS, ","))
-	fmt.Fprintf(&b, "        esp_proposals = %s\n      }\n    }\n  }\n}\n", cfg.espProposal)
+	fmt.Fprintf(&b, "        esp_proposals = %s\n      }\n    }\n  }\n}\n", espProposal)
 	fmt.Fprintf(&b, "secrets {\n  ike-lab {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n}\n", local, remote, testPSK)
 	return b.String()
 }
