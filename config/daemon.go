@@ -1,0 +1,114 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Daemon holds the settings of the goipsec process (daemon { }).
+type Daemon struct {
+	TunName       string
+	MTU           int
+	VICISocket    string // empty: no control socket
+	MetricsListen string // host:port, empty: no metrics endpoint
+	IKEPort       uint16
+	NATTPort      uint16
+	// Retransmission of IKE requests: the n-th retransmission (from 0) waits
+	// RetransmitTimeout * RetransmitBase^n, at most RetransmitLimit when that is not 0, and the
+	// request fails after RetransmitTries retransmissions.
+	RetransmitTimeout time.Duration
+	RetransmitBase    float64
+	RetransmitTries   int
+	RetransmitLimit   time.Duration
+	Log               Log
+}
+
+// Log holds the logging settings (daemon.log { }).
+type Log struct {
+	Level      string // debug, info, warn or error
+	Format     string // text or json
+	KeylogFile string // empty: no key log
+}
+
+// maxIfNameLen is the longest Linux interface name (IFNAMSIZ 16 including the NUL byte).
+const maxIfNameLen = 15
+
+func (l *loader) daemon(sec *Section) Daemon {
+	const pattern = "daemon"
+	if sec != nil {
+		l.check(sec, pattern)
+	}
+	var d Daemon
+	d.TunName = parsed(l, sec, pattern, "tun_name", func(s string) (string, error) {
+		if len(s) > maxIfNameLen || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n") {
+			return "", fmt.Errorf("invalid interface name %q (at most %d bytes, no '/', ':' or blanks)", s, maxIfNameLen)
+		}
+		return s, nil
+	})
+	d.MTU = int(parsed(l, sec, pattern, "mtu", func(s string) (uint64, error) {
+		n, err := parseUint(s, math.MaxUint16)
+		if err == nil && n < 576 {
+			err = fmt.Errorf("MTU %d is below 576, the IPv4 minimum", n)
+		}
+		return n, err
+	}))
+	d.VICISocket = parsed(l, sec, pattern, "vici_socket", func(s string) (string, error) {
+		if s != "" && !filepath.IsAbs(s) {
+			return "", fmt.Errorf("%q is not an absolute path", s)
+		}
+		return s, nil
+	})
+	d.MetricsListen = parsed(l, sec, pattern, "metrics_listen", func(s string) (string, error) {
+		if s == "" {
+			return s, nil
+		}
+		_, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return "", fmt.Errorf("invalid listen address %q (expected host:port, e.g. 127.0.0.1:9100)", s)
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", fmt.Errorf("invalid port in listen address %q", s)
+		}
+		return s, nil
+	})
+	d.IKEPort = l.port(sec, pattern, "ike_port")
+	d.NATTPort = l.port(sec, pattern, "natt_port")
+	if d.IKEPort == d.NATTPort {
+		kv := explicit(sec, "natt_port")
+		if kv == nil {
+			kv = explicit(sec, "ike_port")
+		}
+		l.valueError(kv, fmt.Errorf("ike_port and natt_port must differ (both are %d)", d.IKEPort))
+	}
+	d.RetransmitTimeout = l.duration(sec, pattern, "retransmit_timeout")
+	if d.RetransmitTimeout == 0 {
+		l.valueError(explicit(sec, "retransmit_timeout"), fmt.Errorf("must be more than 0"))
+	}
+	d.RetransmitBase = parsed(l, sec, pattern, "retransmit_base", func(s string) (float64, error) {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || f < 1 || f > 10 {
+			return 0, fmt.Errorf("invalid value %q (expected a number from 1 to 10)", s)
+		}
+		return f, nil
+	})
+	d.RetransmitTries = int(l.number(sec, pattern, "retransmit_tries", 100))
+	d.RetransmitLimit = l.duration(sec, pattern, "retransmit_limit")
+
+	var logSec *Section
+	if sec != nil {
+		logSec = sec.Section("log")
+	}
+	const logPattern = "daemon.log"
+	if logSec != nil {
+		l.check(logSec, logPattern)
+	}
+	d.Log.Level = l.enum(logSec, logPattern, "level", "debug", "info", "warn", "error")
+	d.Log.Format = l.enum(logSec, logPattern, "format", "text", "json")
+	d.Log.KeylogFile, _ = l.value(logSec, logPattern, "keylog_file")
+	return d
+}

@@ -1,0 +1,377 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Support says how goipsec treats a key.
+type Support uint8
+
+const (
+	// Supported keys are read into the model and used.
+	Supported Support = iota
+	// NoEffect keys are accepted and their values checked, but they change nothing yet (for
+	// example certificate options while only PSK authentication exists, or IKEv1-only options).
+	NoEffect
+	// DefaultOnly keys are accepted only with their default value: the feature they switch on is
+	// not implemented, and a configuration that spells out the default should still load.
+	DefaultOnly
+	// NotSupported keys are refused whenever they appear.
+	NotSupported
+)
+
+func (s Support) String() string {
+	switch s {
+	case Supported:
+		return "supported"
+	case NoEffect:
+		return "accepted, no effect yet"
+	case DefaultOnly:
+		return "default only"
+	case NotSupported:
+		return "not supported yet"
+	}
+	return fmt.Sprintf("Support(%d)", uint8(s))
+}
+
+// Key describes one configuration key or section.
+type Key struct {
+	// Path in dotted notation with strongSwan's placeholders: <conn>, <child>, <name> stand for
+	// any name; a trailing <suffix> (as in local<suffix>) matches any name starting with the part
+	// before it.
+	Path string
+	// Section is true for "name { }" blocks, false for "key = value" settings.
+	Section bool
+	// Default is the value used when the key is absent or empty, as text; computed defaults are
+	// described in words (e.g. "rekey_time + 10%").
+	Default string
+	Support Support
+	// Doc is a one-line description for the reference documentation.
+	Doc string
+}
+
+// Keys returns the table of every key goipsec knows, in documentation order. It is the one place
+// that decides what is accepted, with which default, and what docs/configuration.md lists.
+func Keys() []Key {
+	out := make([]Key, len(keyTable))
+	copy(out, keyTable[:])
+	return out
+}
+
+// Abbreviations keep the table readable.
+const (
+	conn  = "connections.<conn>"
+	child = "connections.<conn>.children.<child>"
+	local = "connections.<conn>.local<suffix>"
+	remot = "connections.<conn>.remote<suffix>"
+	man   = "manual.<name>"
+)
+
+// keyTable is the table behind Keys.
+var keyTable = [...]Key{
+	{Path: "connections", Section: true, Doc: "IKEv2 connections, one subsection each."},
+	{Path: conn, Section: true, Doc: "An IKE connection named <conn>."},
+	{Path: conn + ".version", Default: "0", Doc: "IKE version: 2, or 0 (initiate and accept IKEv2). 1 (IKEv1) is not supported."},
+	{Path: conn + ".local_addrs", Default: "%any", Doc: "Local addresses for IKE, comma separated: IP addresses, CIDR subnets, ranges a-b, host names or %any."},
+	{Path: conn + ".remote_addrs", Default: "%any", Doc: "Remote addresses for IKE, same forms; initiating needs a specific address or host name."},
+	{Path: conn + ".local_port", Default: "500", Doc: "Local UDP port for IKE."},
+	{Path: conn + ".remote_port", Default: "500", Doc: "Remote UDP port for IKE."},
+	{Path: conn + ".proposals", Default: "default", Doc: "IKE proposals, comma separated strongSwan keywords (see below)."},
+	{Path: conn + ".encap", Default: "no", Doc: "Force UDP encapsulation of ESP (RFC 3948) by faking NAT detection."},
+	{Path: conn + ".mobike", Default: "yes", Doc: "Offer MOBIKE (RFC 4555)."},
+	{Path: conn + ".fragmentation", Default: "yes", Doc: "IKE fragmentation (RFC 7383): yes, accept (receive only) or no. force is IKEv1 only."},
+	{Path: conn + ".dpd_delay", Default: "0s", Doc: "Interval of liveness checks when nothing was received; 0 disables them."},
+	{Path: conn + ".dpd_timeout", Default: "0s", Support: NoEffect, Doc: "IKEv1 only; IKEv2 uses the retransmission timeout."},
+	{Path: conn + ".keyingtries", Default: "1", Doc: "Retransmission sequences when initiating; 0 retries forever."},
+	{Path: conn + ".unique", Default: "no", Doc: "Uniqueness policy per remote identity: never, no, keep or replace."},
+	{Path: conn + ".rekey_time", Default: "4h (0 if reauth_time is set)", Doc: "Time to rekey the IKE SA."},
+	{Path: conn + ".reauth_time", Default: "0s", Doc: "Time to reauthenticate the IKE SA; 0 disables it."},
+	{Path: conn + ".over_time", Default: "10% of the longer of rekey_time and reauth_time", Doc: "Hard IKE SA lifetime after rekey_time/reauth_time when rekeying fails."},
+	{Path: conn + ".rand_time", Default: "over_time", Doc: "Random time subtracted from rekey_time/reauth_time, against collisions."},
+	{Path: conn + ".send_certreq", Default: "yes", Support: NoEffect, Doc: "Send certificate requests; matters once certificates are supported."},
+	{Path: conn + ".send_cert", Default: "ifasked", Support: NoEffect, Doc: "Send certificates (always, never, ifasked); matters once certificates are supported."},
+	{Path: conn + ".pull", Default: "yes", Support: DefaultOnly, Doc: "Mode Config pull mode; push mode does not exist in IKEv2."},
+	{Path: conn + ".aggressive", Default: "no", Support: DefaultOnly, Doc: "IKEv1 Aggressive Mode."},
+	{Path: conn + ".dscp", Default: "000000", Support: DefaultOnly, Doc: "DSCP for IKE packets."},
+	{Path: conn + ".childless", Default: "allow", Support: DefaultOnly, Doc: "Childless IKE SA initiation (RFC 6023)."},
+	{Path: conn + ".vips", Support: NotSupported, Doc: "Virtual IPs to request."},
+	{Path: conn + ".pools", Support: NotSupported, Doc: "Address pools to assign from."},
+	{Path: conn + ".if_id_in", Support: NotSupported, Doc: "XFRM interface ID (goipsec uses its own TUN device)."},
+	{Path: conn + ".if_id_out", Support: NotSupported, Doc: "XFRM interface ID (goipsec uses its own TUN device)."},
+	{Path: conn + ".mediation", Support: NotSupported, Doc: "IKEv2 mediation extension."},
+	{Path: conn + ".mediated_by", Support: NotSupported, Doc: "IKEv2 mediation extension."},
+	{Path: conn + ".mediation_peer", Support: NotSupported, Doc: "IKEv2 mediation extension."},
+	{Path: conn + ".ppk_id", Support: NotSupported, Doc: "Post-quantum preshared keys (RFC 8784)."},
+	{Path: conn + ".ppk_required", Support: NotSupported, Doc: "Post-quantum preshared keys (RFC 8784)."},
+	{Path: conn + ".ocsp", Support: NotSupported, Doc: "OCSP handling."},
+
+	{Path: local, Section: true, Doc: "The local authentication round (one round only)."},
+	{Path: local + ".auth", Default: "pubkey", Doc: "Local authentication: psk. pubkey (the default), eap and xauth are not supported yet, so set auth = psk."},
+	{Path: local + ".id", Default: "the local IP address", Doc: "Local IKE identity: IP address, FQDN, user@FQDN, or typed (fqdn:, rfc822:, keyid:#hex, …)."},
+	{Path: local + ".round", Support: NotSupported, Doc: "Ordering of several authentication rounds."},
+	{Path: local + ".certs", Support: NotSupported, Doc: "Certificates."},
+	{Path: local + ".cert<suffix>", Section: true, Support: NotSupported, Doc: "Certificate on a token."},
+	{Path: local + ".pubkeys", Support: NotSupported, Doc: "Raw public keys."},
+	{Path: local + ".eap_id", Support: NotSupported, Doc: "EAP identity."},
+	{Path: local + ".aaa_id", Support: NotSupported, Doc: "AAA identity."},
+	{Path: local + ".xauth_id", Support: NotSupported, Doc: "XAuth identity (IKEv1)."},
+
+	{Path: remot, Section: true, Doc: "The remote authentication round (one round only)."},
+	{Path: remot + ".auth", Default: "pubkey", Doc: "Authentication expected from the peer: psk. pubkey (the default) and eap are not supported yet, so set auth = psk."},
+	{Path: remot + ".id", Default: "%any", Doc: "Identity expected from the peer, same forms as local id; %any accepts any."},
+	{Path: remot + ".round", Support: NotSupported, Doc: "Ordering of several authentication rounds."},
+	{Path: remot + ".groups", Support: NotSupported, Doc: "Authorization groups."},
+	{Path: remot + ".cert_policy", Support: NotSupported, Doc: "Certificate policy OIDs."},
+	{Path: remot + ".certs", Support: NotSupported, Doc: "Certificates."},
+	{Path: remot + ".cert<suffix>", Section: true, Support: NotSupported, Doc: "Certificate on a token."},
+	{Path: remot + ".cacerts", Support: NotSupported, Doc: "CA certificates."},
+	{Path: remot + ".cacert<suffix>", Section: true, Support: NotSupported, Doc: "CA certificate on a token."},
+	{Path: remot + ".ca_id", Support: NotSupported, Doc: "CA identity."},
+	{Path: remot + ".pubkeys", Support: NotSupported, Doc: "Raw public keys."},
+	{Path: remot + ".revocation", Support: NotSupported, Doc: "Certificate revocation policy."},
+	{Path: remot + ".eap_id", Support: NotSupported, Doc: "EAP identity."},
+
+	{Path: conn + ".children", Section: true, Doc: "The CHILD SAs of the connection, one subsection each."},
+	{Path: child, Section: true, Doc: "A CHILD SA named <child>."},
+	{Path: child + ".local_ts", Default: "dynamic", Doc: "Local traffic selectors, comma separated: CIDR, address, range a-b or dynamic, each optionally with [proto/port] such as [tcp/80] or [udp/1000-2000]."},
+	{Path: child + ".remote_ts", Default: "dynamic", Doc: "Remote traffic selectors, same forms."},
+	{Path: child + ".esp_proposals", Default: "default (unless ah_proposals is set)", Doc: "ESP proposals, comma separated strongSwan keywords; a key exchange method asks for PFS."},
+	{Path: child + ".ah_proposals", Default: "", Doc: "AH proposals; without esp_proposals only AH is offered."},
+	{Path: child + ".mode", Default: "tunnel", Doc: "IPsec mode: tunnel or transport. transport_proxy, beet, pass and drop are not supported yet."},
+	{Path: child + ".start_action", Default: "none", Doc: "After loading: none, trap (negotiate on first packet) or start."},
+	{Path: child + ".close_action", Default: "none", Doc: "When the peer closes the CHILD SA: none, trap or start."},
+	{Path: child + ".dpd_action", Default: "clear", Doc: "When the peer is dead: clear, trap or restart."},
+	{Path: child + ".rekey_time", Default: "1h", Doc: "Time to rekey the CHILD SA; 0 disables rekeying by time."},
+	{Path: child + ".life_time", Default: "rekey_time + 10%", Doc: "Hard lifetime of the CHILD SA."},
+	{Path: child + ".rand_time", Default: "life_time - rekey_time", Doc: "Random time subtracted from rekey_time."},
+	{Path: child + ".rekey_bytes", Default: "0", Doc: "Bytes before rekeying; 0 disables it."},
+	{Path: child + ".life_bytes", Default: "rekey_bytes + 10%", Doc: "Bytes before the CHILD SA is closed."},
+	{Path: child + ".rand_bytes", Default: "life_bytes - rekey_bytes", Doc: "Random bytes subtracted from rekey_bytes."},
+	{Path: child + ".rekey_packets", Default: "0", Doc: "Packets before rekeying; 0 disables it."},
+	{Path: child + ".life_packets", Default: "rekey_packets + 10%", Doc: "Packets before the CHILD SA is closed."},
+	{Path: child + ".rand_packets", Default: "life_packets - rekey_packets", Doc: "Random packets subtracted from rekey_packets."},
+	{Path: child + ".replay_window", Default: "1024", Doc: "Anti-replay window in packets, 0 disables replay protection, at most 65536. (strongSwan's default is 32.)"},
+	{Path: child + ".inactivity", Default: "0s", Doc: "Close the CHILD SA after this long without traffic; 0 disables it."},
+	{Path: child + ".tfc_padding", Default: "0", Doc: "Pad ESP packets to at least this many bytes, or mtu; 0 disables it (RFC 4303 §2.7)."},
+	{Path: child + ".copy_df", Default: "yes", Doc: "Tunnel mode: copy the DF bit of the inner IPv4 header to the outer one."},
+	{Path: child + ".copy_ecn", Default: "yes", Doc: "Tunnel mode: copy ECN bits between inner and outer header (RFC 6040)."},
+	{Path: child + ".copy_dscp", Default: "out", Doc: "Tunnel mode: copy DSCP out (inner to outer), in, yes (both) or no."},
+	{Path: child + ".hostaccess", Default: "no", Support: NoEffect, Doc: "Only used by updown scripts, which are not supported."},
+	{Path: child + ".policies", Default: "yes", Support: DefaultOnly, Doc: "Install policies for the CHILD SA."},
+	{Path: child + ".policies_fwd_out", Default: "no", Support: DefaultOnly, Doc: "Outbound forward policies (kernel XFRM)."},
+	{Path: child + ".ipcomp", Default: "no", Support: DefaultOnly, Doc: "IP payload compression."},
+	{Path: child + ".hw_offload", Default: "no", Support: DefaultOnly, Doc: "Kernel hardware offload."},
+	{Path: child + ".per_cpu_sas", Default: "no", Support: DefaultOnly, Doc: "Per-CPU SAs (RFC 9611)."},
+	{Path: child + ".sha256_96", Default: "no", Support: DefaultOnly, Doc: "Truncate HMAC-SHA-256 to 96 bits for old Linux peers."},
+	{Path: child + ".reqid", Default: "0", Support: DefaultOnly, Doc: "Fixed kernel reqid."},
+	{Path: child + ".priority", Default: "0", Support: DefaultOnly, Doc: "Fixed policy priority."},
+	{Path: child + ".updown", Support: NotSupported, Doc: "Updown script."},
+	{Path: child + ".interface", Support: NotSupported, Doc: "Restrict policies to an interface."},
+	{Path: child + ".mark_in", Support: NotSupported, Doc: "Netfilter marks."},
+	{Path: child + ".mark_in_sa", Support: NotSupported, Doc: "Netfilter marks."},
+	{Path: child + ".mark_out", Support: NotSupported, Doc: "Netfilter marks."},
+	{Path: child + ".set_mark_in", Support: NotSupported, Doc: "Netfilter marks."},
+	{Path: child + ".set_mark_out", Support: NotSupported, Doc: "Netfilter marks."},
+	{Path: child + ".if_id_in", Support: NotSupported, Doc: "XFRM interface ID."},
+	{Path: child + ".if_id_out", Support: NotSupported, Doc: "XFRM interface ID."},
+	{Path: child + ".label", Support: NotSupported, Doc: "Security labels."},
+	{Path: child + ".label_mode", Support: NotSupported, Doc: "Security labels."},
+
+	{Path: "secrets", Section: true, Doc: "Credentials, one subsection each; the name's prefix gives the type."},
+	{Path: "secrets.ike<suffix>", Section: true, Doc: "An IKE preshared key."},
+	{Path: "secrets.ike<suffix>.id<suffix>", Default: "", Doc: "An identity the key belongs to (id, id-1, id_peer, …); without any the key matches every identity."},
+	{Path: "secrets.ike<suffix>.secret", Default: "", Doc: "The key: text (quote it to keep spaces or #), 0x followed by hex, or 0s followed by base64."},
+	{Path: "secrets.eap<suffix>", Section: true, Support: NotSupported, Doc: "EAP secret."},
+	{Path: "secrets.xauth<suffix>", Section: true, Support: NotSupported, Doc: "XAuth secret."},
+	{Path: "secrets.ntlm<suffix>", Section: true, Support: NotSupported, Doc: "NTLM secret."},
+	{Path: "secrets.ppk<suffix>", Section: true, Support: NotSupported, Doc: "Post-quantum preshared key (RFC 8784)."},
+	{Path: "secrets.private<suffix>", Section: true, Support: NotSupported, Doc: "Private key passphrase."},
+	{Path: "secrets.rsa<suffix>", Section: true, Support: NotSupported, Doc: "RSA key passphrase."},
+	{Path: "secrets.ecdsa<suffix>", Section: true, Support: NotSupported, Doc: "ECDSA key passphrase."},
+	{Path: "secrets.pkcs8<suffix>", Section: true, Support: NotSupported, Doc: "PKCS#8 key passphrase."},
+	{Path: "secrets.pkcs12<suffix>", Section: true, Support: NotSupported, Doc: "PKCS#12 container passphrase."},
+	{Path: "secrets.token<suffix>", Section: true, Support: NotSupported, Doc: "Key on a token."},
+
+	{Path: "manual", Section: true, Doc: "goipsec's own section: manually keyed SAs, one subsection each (like ip xfrm state or setkey)."},
+	{Path: man, Section: true, Doc: "A pair of manually keyed SAs (inbound and outbound) named <name>."},
+	{Path: man + ".local_addrs", Default: "", Doc: "The local outer address: exactly one IP address (required)."},
+	{Path: man + ".remote_addrs", Default: "", Doc: "The remote outer address: exactly one IP address of the same family (required)."},
+	{Path: man + ".mode", Default: "tunnel", Doc: "tunnel or transport."},
+	{Path: man + ".protocol", Default: "esp", Doc: "esp or ah."},
+	{Path: man + ".encap", Default: "no", Doc: "ESP in UDP (RFC 3948); no sends raw IP protocol 50 or 51."},
+	{Path: man + ".local_port", Default: "4500", Doc: "Local UDP port; only with encap = yes."},
+	{Path: man + ".remote_port", Default: "4500", Doc: "Remote UDP port; only with encap = yes."},
+	{Path: man + ".local_ts", Default: "dynamic", Doc: "Local traffic selectors as in children; dynamic is the local address."},
+	{Path: man + ".remote_ts", Default: "dynamic", Doc: "Remote traffic selectors; dynamic is the remote address."},
+	{Path: man + ".proposal", Default: "", Doc: "Exactly one algorithm of each kind in strongSwan keywords, no key exchange, e.g. aes256gcm16 or aes128-sha256 (required)."},
+	{Path: man + ".esn", Default: "no", Doc: "Extended sequence numbers; may also be given as esn/noesn in the proposal."},
+	{Path: man + ".replay_window", Default: "1024", Doc: "Anti-replay window of the inbound SA in packets, 0 disables it, at most 65536."},
+	{Path: man + ".tfc_padding", Default: "0", Doc: "Pad outbound ESP packets to at least this many bytes, or mtu."},
+	{Path: man + ".outbound", Section: true, Doc: "The outbound SA (required)."},
+	{Path: man + ".outbound.spi", Default: "", Doc: "SPI, 0x hex or decimal, at least 256 (RFC 4303 §2.1) (required)."},
+	{Path: man + ".outbound.enc_key", Default: "", Doc: "Encryption key in hex (0x…, ':' separators allowed); AES-GCM and ChaCha20-Poly1305 keys end with the 4-byte salt."},
+	{Path: man + ".outbound.integ_key", Default: "", Doc: "Integrity key in hex; only for non-AEAD proposals."},
+	{Path: man + ".inbound", Section: true, Doc: "The inbound SA (required)."},
+	{Path: man + ".inbound.spi", Default: "", Doc: "SPI, as for outbound."},
+	{Path: man + ".inbound.enc_key", Default: "", Doc: "Encryption key, as for outbound."},
+	{Path: man + ".inbound.integ_key", Default: "", Doc: "Integrity key, as for outbound."},
+
+	{Path: "daemon", Section: true, Doc: "goipsec's own section: settings of the goipsec process."},
+	{Path: "daemon.tun_name", Default: "goipsec0", Doc: "Name of the TUN device (at most 15 bytes)."},
+	{Path: "daemon.mtu", Default: "1400", Doc: "MTU of the TUN device, 576 to 65535. 1400 leaves room for the worst-case overhead of IPv6 + UDP encapsulation + ESP with AES-CBC and a 32-byte ICV on a 1500-byte path."},
+	{Path: "daemon.vici_socket", Default: "/run/goipsec/vici.sock", Doc: "Path of the VICI control socket; empty disables it."},
+	{Path: "daemon.metrics_listen", Default: "", Doc: "host:port for the Prometheus metrics endpoint; empty disables it."},
+	{Path: "daemon.ike_port", Default: "500", Doc: "UDP port for IKE."},
+	{Path: "daemon.natt_port", Default: "4500", Doc: "UDP port for IKE and ESP behind NAT (RFC 3948)."},
+	{Path: "daemon.retransmit_timeout", Default: "4s", Doc: "First retransmission timeout of an IKE request."},
+	{Path: "daemon.retransmit_base", Default: "1.8", Doc: "Each retransmission waits retransmit_base times longer than the one before (at least 1)."},
+	{Path: "daemon.retransmit_tries", Default: "5", Doc: "Retransmissions before giving up."},
+	{Path: "daemon.retransmit_limit", Default: "0s", Doc: "Upper limit of a single retransmission timeout; 0 means no limit."},
+	{Path: "daemon.log", Section: true, Doc: "Logging."},
+	{Path: "daemon.log.level", Default: "info", Doc: "debug, info, warn or error."},
+	{Path: "daemon.log.format", Default: "text", Doc: "text or json."},
+	{Path: "daemon.log.keylog_file", Default: "", Doc: "File to append IKE and ESP keys to, for Wireshark; empty disables it. Secret material: for debugging only."},
+
+	{Path: "pools", Section: true, Support: NotSupported, Doc: "Virtual IP address pools."},
+	{Path: "authorities", Section: true, Support: NotSupported, Doc: "Certification authorities."},
+}
+
+// keyParent returns the parent pattern and the last element of a table path.
+func keyParent(p string) (parent, last string) {
+	// Placeholders contain no dots, so the last dot separates the element.
+	i := strings.LastIndexByte(p, '.')
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
+}
+
+// lookupKey finds the table entry for a child called name of a section whose pattern path is
+// parent. An exact name beats a <suffix> prefix, which beats a <placeholder>.
+func lookupKey(parent, name string) (Key, bool) {
+	best, bestRank := Key{}, 0
+	for _, k := range keyTable {
+		kp, last := keyParent(k.Path)
+		if kp != parent {
+			continue
+		}
+		rank := 0
+		switch {
+		case last == name:
+			rank = 3
+		case strings.HasSuffix(last, "<suffix>") && strings.HasPrefix(name, strings.TrimSuffix(last, "<suffix>")):
+			rank = 2
+		case strings.HasPrefix(last, "<") && strings.HasSuffix(last, ">"):
+			rank = 1
+		}
+		if rank > bestRank {
+			best, bestRank = k, rank
+		}
+	}
+	return best, bestRank > 0
+}
+
+// childNames returns the names allowed directly under a pattern path, for suggestions:
+// placeholders are skipped and <suffix> names are given without the suffix.
+func childNames(parent string) []string {
+	var out []string
+	for _, k := range keyTable {
+		kp, last := keyParent(k.Path)
+		if kp != parent || strings.HasPrefix(last, "<") {
+			continue
+		}
+		out = append(out, strings.TrimSuffix(last, "<suffix>"))
+	}
+	return out
+}
+
+// suggestName returns the name in candidates closest to name, or "" when none is close.
+func suggestName(name string, candidates []string) string {
+	best, bestDist := "", 3
+	if len(name) <= 4 {
+		bestDist = 2
+	}
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Reference renders the key table as the Markdown that docs/configuration.md embeds between its
+// "generated" markers; a test keeps the two identical.
+func Reference() string {
+	var b strings.Builder
+	top := ""
+	for _, k := range keyTable {
+		if !strings.Contains(k.Path, ".") {
+			top = k.Path
+			fmt.Fprintf(&b, "\n### `%s`", top)
+			if k.Support == NotSupported {
+				b.WriteString(" (not supported yet)")
+			}
+			fmt.Fprintf(&b, "\n\n%s\n", k.Doc)
+			if k.Support != NotSupported {
+				b.WriteString("\n| Key | Default | Support | Meaning |\n|---|---|---|---|\n")
+			}
+			continue
+		}
+		name := "`" + strings.TrimPrefix(k.Path, top+".") + "`"
+		if k.Section {
+			name += " { }"
+		}
+		def := ""
+		switch {
+		case strings.Contains(k.Default, " "):
+			def = k.Default // a computed default, described in words
+		case k.Default != "":
+			def = "`" + k.Default + "`"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdEscape(name), mdEscape(def), k.Support, mdEscape(k.Doc))
+	}
+	return b.String()
+}
+
+// mdEscape keeps table cells intact and stops <conn> from being read as HTML.
+func mdEscape(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	var b strings.Builder
+	inCode := false
+	for _, r := range s {
+		switch {
+		case r == '`':
+			inCode = !inCode
+			b.WriteRune(r)
+		case !inCode && r == '<':
+			b.WriteString("&lt;")
+		case !inCode && r == '>':
+			b.WriteString("&gt;")
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

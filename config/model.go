@@ -1,0 +1,665 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/goipsec/goipsec/proposal"
+)
+
+// Config is a loaded and validated configuration.
+type Config struct {
+	Connections []*Connection // in order of appearance
+	Secrets     Secrets
+	Manual      []*ManualSA // in order of appearance
+	Daemon      Daemon
+	// Files lists every file that was read, the main file first.
+	Files []string
+}
+
+// Connection is one IKEv2 connection (connections.<conn>).
+type Connection struct {
+	Name string
+	File string // where the connection section was first opened
+	Line int
+
+	// Version is 2, or 0 for "IKEv2, accepting any version" (strongSwan's default; IKEv1 is not
+	// supported, so both behave the same).
+	Version     int
+	LocalAddrs  []Address
+	RemoteAddrs []Address
+	LocalPort   uint16
+	RemotePort  uint16
+	Proposals   []proposal.Proposal
+	Encap       bool
+	MOBIKE      bool
+	// Fragmentation is "yes", "accept" (receive fragments, never send them) or "no".
+	Fragmentation string
+	SendCertReq   bool
+	SendCert      string // always, never or ifasked
+	DPDDelay      time.Duration
+	DPDTimeout    time.Duration // IKEv1 only; kept for completeness
+	KeyingTries   uint32        // 0 means forever
+	Unique        string        // never, no, keep or replace
+	RekeyTime     time.Duration
+	ReauthTime    time.Duration
+	OverTime      time.Duration
+	RandTime      time.Duration
+
+	Local    Auth
+	Remote   Auth
+	Children []*Child // in order of appearance
+}
+
+// AuthMethod is an authentication method of an authentication round.
+type AuthMethod string
+
+// Authentication methods goipsec supports.
+const (
+	AuthPSK AuthMethod = "psk"
+)
+
+// Auth is one authentication round (connections.<conn>.local<suffix> or remote<suffix>).
+type Auth struct {
+	Section string // the section name, e.g. "local" or "remote-psk"
+	Method  AuthMethod
+	// ID is the identity. For the local side IsAny means "use the local IP address", for the
+	// remote side "accept any identity".
+	ID Identity
+}
+
+// Mode is an IPsec mode.
+type Mode string
+
+// IPsec modes.
+const (
+	ModeTunnel    Mode = "tunnel"
+	ModeTransport Mode = "transport"
+)
+
+// Action is a start, close or DPD action of a CHILD SA.
+type Action string
+
+// Actions. ActionClear, ActionTrap and ActionRestart are the DPD actions; ActionNone, ActionTrap
+// and ActionStart the start and close actions.
+const (
+	ActionNone    Action = "none"
+	ActionTrap    Action = "trap"
+	ActionStart   Action = "start"
+	ActionClear   Action = "clear"
+	ActionRestart Action = "restart"
+)
+
+// Child is one CHILD SA configuration (connections.<conn>.children.<child>).
+type Child struct {
+	Name string
+	File string
+	Line int
+
+	LocalTS      []TrafficSelector
+	RemoteTS     []TrafficSelector
+	ESPProposals []proposal.Proposal // empty when only AH is configured
+	AHProposals  []proposal.Proposal
+	Mode         Mode
+	StartAction  Action
+	CloseAction  Action
+	DPDAction    Action
+
+	RekeyTime    time.Duration
+	LifeTime     time.Duration
+	RandTime     time.Duration
+	RekeyBytes   uint64
+	LifeBytes    uint64
+	RandBytes    uint64
+	RekeyPackets uint64
+	LifePackets  uint64
+	RandPackets  uint64
+
+	ReplayWindow uint32
+	Inactivity   time.Duration
+	TFCPadding   TFCPadding
+	CopyDF       bool
+	CopyECN      bool
+	CopyDSCP     string // out, in, yes or no
+	HostAccess   bool
+}
+
+// Secrets holds the credentials of the secrets section.
+type Secrets struct {
+	IKE []*PSK // in order of appearance
+}
+
+// PSK is an IKE preshared key (secrets.ike<suffix>).
+type PSK struct {
+	Name   string
+	File   string
+	Line   int
+	IDs    []Identity // empty: the key matches any identity
+	Secret []byte
+}
+
+// DefaultReplayWindow is goipsec's default anti-replay window. strongSwan uses 32 for the kernel;
+// a userspace data plane with parallel workers reorders more, and a bitmap of 1024 bits is cheap.
+const DefaultReplayWindow = 1024
+
+// MaxReplayWindow bounds replay_window so that a window costs at most 8 KiB per SA.
+const MaxReplayWindow = 65536
+
+// Load reads, parses and checks a configuration file from the operating system.
+func Load(path string) (*Config, error) { return (&Parser{}).Load(path) }
+
+// Load reads, parses and checks a configuration file.
+func (p *Parser) Load(path string) (*Config, error) {
+	tree, err := p.ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return FromTree(tree)
+}
+
+// FromTree checks a parsed tree and builds the typed configuration. It reports every problem it
+// finds: one as an *Error, several as an ErrorList sorted by file and line.
+func FromTree(tree *Tree) (*Config, error) {
+	l := &loader{}
+	cfg := &Config{Files: tree.Files}
+	root := tree.Root
+	l.check(root, "")
+	cfg.Connections = l.connections(root.Section("connections"))
+	cfg.Secrets = l.secrets(root.Section("secrets"))
+	cfg.Manual = l.manual(root.Section("manual"))
+	cfg.Daemon = l.daemon(root.Section("daemon"))
+	if len(l.errs) == 0 {
+		return cfg, nil
+	}
+	fileIndex := func(f string) int {
+		if i := slices.Index(tree.Files, f); i >= 0 {
+			return i
+		}
+		return len(tree.Files)
+	}
+	slices.SortStableFunc(l.errs, func(a, b *Error) int {
+		if c := cmp.Compare(fileIndex(a.File), fileIndex(b.File)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	if len(l.errs) == 1 {
+		return nil, l.errs[0]
+	}
+	return nil, l.errs
+}
+
+// loader collects errors while building the model, so that all of them are reported at once.
+type loader struct {
+	errs ErrorList
+}
+
+func (l *loader) errorAt(file string, line int, format string, args ...any) {
+	l.errs = append(l.errs, &Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// valueError reports a bad value of a setting, prefixed with the setting's path.
+func (l *loader) valueError(kv *Setting, err error) {
+	msg := kv.Path + ": " + err.Error()
+	if strings.Contains(kv.Value, " = ") {
+		// "a = 1 b = 2" is one setting whose value is "1 b = 2".
+		msg += "; put each setting on its own line"
+	}
+	l.errorAt(kv.File, kv.Line, "%s", msg)
+}
+
+// where describes a section path for messages; the root is "the top level".
+func where(path string) string {
+	if path == "" {
+		return "the top level"
+	}
+	return path
+}
+
+// check compares the settings and subsections of sec with the key table, below the pattern path
+// of sec: unknown names, settings used as sections and the reverse, keys that are not supported
+// and DefaultOnly keys with another value are reported. It does not descend into subsections.
+func (l *loader) check(sec *Section, pattern string) {
+	for _, kv := range sec.Settings {
+		k, ok := lookupKey(pattern, kv.Key)
+		switch {
+		case !ok:
+			msg := fmt.Sprintf("unknown key %q in %s", kv.Key, where(sec.Path))
+			if s := suggestName(kv.Key, childNames(pattern)); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			}
+			l.errorAt(kv.File, kv.Line, "%s", msg)
+		case k.Section:
+			l.errorAt(kv.File, kv.Line, "%s is a section (%s { ... }), not a setting", kv.Path, kv.Key)
+		case k.Support == NotSupported:
+			l.errorAt(kv.File, kv.Line, "%s is not supported by goipsec yet", kv.Path)
+		case k.Support == DefaultOnly && !sameAsDefault(kv.Value, k.Default):
+			l.errorAt(kv.File, kv.Line, "%s = %s is not supported by goipsec yet (only %s)", kv.Path, kv.Value, k.Default)
+		}
+	}
+	for _, c := range sec.Sections {
+		k, ok := lookupKey(pattern, c.Name)
+		switch {
+		case !ok:
+			msg := fmt.Sprintf("unknown section %q in %s", c.Name, where(sec.Path))
+			if s := suggestName(c.Name, childNames(pattern)); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
+			}
+			l.errorAt(c.File, c.Line, "%s", msg)
+		case !k.Section:
+			l.errorAt(c.File, c.Line, "%s is a setting (%s = ...), not a section", c.Path, c.Name)
+		case k.Support == NotSupported:
+			l.errorAt(c.File, c.Line, "%s is not supported by goipsec yet", c.Path)
+		}
+	}
+}
+
+// sameAsDefault reports whether a value spells the default: empty, equal, or the same boolean or
+// number written differently.
+func sameAsDefault(value, def string) bool {
+	if value == "" || value == def {
+		return true
+	}
+	if a, err := parseBool(value); err == nil {
+		if b, err := parseBool(def); err == nil {
+			return a == b
+		}
+	}
+	if a, err := parseUint(value, math.MaxUint64); err == nil {
+		if b, err := parseUint(def, math.MaxUint64); err == nil {
+			return a == b
+		}
+	}
+	return false
+}
+
+// sectionsOf returns the subsections of sec whose table entry is the pattern path want.
+func sectionsOf(sec *Section, pattern, want string) []*Section {
+	var out []*Section
+	if sec == nil {
+		return nil
+	}
+	for _, c := range sec.Sections {
+		if k, ok := lookupKey(pattern, c.Name); ok && k.Path == want && k.Section {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// explicit returns the setting when key is set to a non-empty value in sec (which may be nil).
+func explicit(sec *Section, key string) *Setting {
+	if sec == nil {
+		return nil
+	}
+	if kv := sec.Setting(key); kv != nil && kv.Value != "" {
+		return kv
+	}
+	return nil
+}
+
+// value returns the value of key in sec, or the table default, and the setting it came from (nil
+// for a default). Keys missing from the table are a programming error, reported at the section.
+func (l *loader) value(sec *Section, pattern, key string) (string, *Setting) {
+	if kv := explicit(sec, key); kv != nil {
+		return kv.Value, kv
+	}
+	k, ok := lookupKey(pattern, key)
+	if !ok {
+		file, line := "", 0
+		if sec != nil {
+			file, line = sec.File, sec.Line
+		}
+		l.errorAt(file, line, "internal error: %s.%s is missing from the key table", pattern, key)
+	}
+	return k.Default, nil
+}
+
+// parsed reads key with parse, reporting a bad value. A bad default is a programming error.
+func parsed[T any](l *loader, sec *Section, pattern, key string, parse func(string) (T, error)) T {
+	v, kv := l.value(sec, pattern, key)
+	out, err := parse(v)
+	if err != nil {
+		if kv != nil {
+			l.valueError(kv, err)
+		} else {
+			l.errorAt("", 0, "internal error: default of %s.%s: %v", pattern, key, err)
+		}
+	}
+	return out
+}
+
+func (l *loader) boolean(sec *Section, pattern, key string) bool {
+	return parsed(l, sec, pattern, key, parseBool)
+}
+
+func (l *loader) duration(sec *Section, pattern, key string) time.Duration {
+	return parsed(l, sec, pattern, key, parseDuration)
+}
+
+func (l *loader) number(sec *Section, pattern, key string, limit uint64) uint64 {
+	return parsed(l, sec, pattern, key, func(s string) (uint64, error) { return parseUint(s, limit) })
+}
+
+func (l *loader) port(sec *Section, pattern, key string) uint16 {
+	return parsed(l, sec, pattern, key, func(s string) (uint16, error) {
+		n, err := parseUint(s, math.MaxUint16)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("port 0 is not allowed")
+		}
+		return uint16(n), err
+	})
+}
+
+func (l *loader) enum(sec *Section, pattern, key string, allowed ...string) string {
+	return parsed(l, sec, pattern, key, func(s string) (string, error) { return parseEnum(s, allowed...) })
+}
+
+func (l *loader) connections(sec *Section) []*Connection {
+	if sec == nil {
+		return nil
+	}
+	l.check(sec, "connections")
+	var out []*Connection
+	for _, c := range sectionsOf(sec, "connections", conn) {
+		out = append(out, l.connection(c))
+	}
+	return out
+}
+
+func (l *loader) connection(sec *Section) *Connection {
+	c := &Connection{Name: sec.Name, File: sec.File, Line: sec.Line}
+	l.check(sec, conn)
+	c.Version = parsed(l, sec, conn, "version", func(s string) (int, error) {
+		switch s {
+		case "0":
+			return 0, nil
+		case "2":
+			return 2, nil
+		case "1":
+			return 1, fmt.Errorf("IKEv1 is not supported yet")
+		}
+		return 0, fmt.Errorf("invalid value %q (expected 2 or 0)", s)
+	})
+	c.LocalAddrs = parsed(l, sec, conn, "local_addrs", parseAddresses)
+	c.RemoteAddrs = parsed(l, sec, conn, "remote_addrs", parseAddresses)
+	c.LocalPort = l.port(sec, conn, "local_port")
+	c.RemotePort = l.port(sec, conn, "remote_port")
+	c.Proposals = parsed(l, sec, conn, "proposals", proposal.ParseIKE)
+	c.Encap = l.boolean(sec, conn, "encap")
+	c.MOBIKE = l.boolean(sec, conn, "mobike")
+	c.Fragmentation = parsed(l, sec, conn, "fragmentation", func(s string) (string, error) {
+		switch s {
+		case "force":
+			return "", fmt.Errorf("force is IKEv1 only (use yes)")
+		case "accept":
+			return s, nil
+		}
+		b, err := parseBool(s)
+		if err != nil {
+			return "", fmt.Errorf("invalid value %q (expected yes, accept or no)", s)
+		}
+		if b {
+			return "yes", nil
+		}
+		return "no", nil
+	})
+	c.SendCertReq = l.boolean(sec, conn, "send_certreq")
+	c.SendCert = l.enum(sec, conn, "send_cert", "always", "never", "ifasked")
+	c.DPDDelay = l.duration(sec, conn, "dpd_delay")
+	c.DPDTimeout = l.duration(sec, conn, "dpd_timeout")
+	c.KeyingTries = uint32(l.number(sec, conn, "keyingtries", math.MaxUint32))
+	c.Unique = l.enum(sec, conn, "unique", "never", "no", "keep", "replace")
+
+	// strongSwan's lifetime rules: rekeying every 4h unless reauthentication is configured;
+	// over_time is 10% of the longer interval; rand_time defaults to over_time.
+	c.ReauthTime = l.duration(sec, conn, "reauth_time")
+	c.RekeyTime = 4 * time.Hour
+	if c.ReauthTime > 0 {
+		c.RekeyTime = 0
+	}
+	if kv := explicit(sec, "rekey_time"); kv != nil {
+		c.RekeyTime = l.explicitDuration(kv)
+	}
+	c.OverTime = max(c.RekeyTime, c.ReauthTime) / 10
+	if kv := explicit(sec, "over_time"); kv != nil {
+		c.OverTime = l.explicitDuration(kv)
+	}
+	c.RandTime = c.OverTime
+	if kv := explicit(sec, "rand_time"); kv != nil {
+		c.RandTime = l.explicitDuration(kv)
+		if interval := max(c.RekeyTime, c.ReauthTime); interval > 0 && c.RandTime >= interval {
+			l.valueError(kv, fmt.Errorf("%v must be shorter than rekey_time/reauth_time (%v)", c.RandTime, interval))
+		}
+	}
+
+	c.Local = l.authRound(sec, true)
+	c.Remote = l.authRound(sec, false)
+
+	if children := sec.Section("children"); children != nil {
+		l.check(children, conn+".children")
+		for _, ch := range sectionsOf(children, conn+".children", child) {
+			c.Children = append(c.Children, l.child(ch, c))
+		}
+	}
+	return c
+}
+
+func (l *loader) explicitDuration(kv *Setting) time.Duration {
+	d, err := parseDuration(kv.Value)
+	if err != nil {
+		l.valueError(kv, err)
+	}
+	return d
+}
+
+func (l *loader) explicitNumber(kv *Setting) uint64 {
+	n, err := parseUint(kv.Value, math.MaxUint64)
+	if err != nil {
+		l.valueError(kv, err)
+	}
+	return n
+}
+
+// authRound loads the local or remote authentication round. goipsec supports one round per side
+// (RFC 4739 multiple authentication is not supported yet).
+func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
+	pattern, side := remot, "remote"
+	if isLocal {
+		pattern, side = local, "local"
+	}
+	rounds := sectionsOf(connSec, conn, pattern)
+	if len(rounds) == 0 {
+		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = psk } (only PSK authentication is supported yet)", connSec.Path, side, side)
+		return Auth{}
+	}
+	for _, extra := range rounds[1:] {
+		l.errorAt(extra.File, extra.Line, "%s: a second %s authentication round (RFC 4739) is not supported by goipsec yet", extra.Path, side)
+	}
+	sec := rounds[0]
+	l.check(sec, pattern)
+	a := Auth{Section: sec.Name}
+	if kv := explicit(sec, "auth"); kv == nil {
+		l.errorAt(sec.File, sec.Line, "%s: auth defaults to pubkey, which goipsec does not support yet; set auth = psk", sec.Path)
+	} else {
+		m, err := parseAuth(kv.Value)
+		if err != nil {
+			l.valueError(kv, err)
+		}
+		a.Method = m
+	}
+	if isLocal {
+		// Empty means "the local IP address", decided when the SA is set up.
+		if kv := explicit(sec, "id"); kv != nil {
+			a.ID = parsed(l, sec, pattern, "id", parseIdentity)
+		} else {
+			a.ID = Identity{Type: IDAny}
+		}
+	} else {
+		a.ID = parsed(l, sec, pattern, "id", parseIdentity)
+	}
+	return a
+}
+
+func parseAuth(s string) (AuthMethod, error) {
+	switch {
+	case s == "psk":
+		return AuthPSK, nil
+	case s == "pubkey", strings.HasPrefix(s, "pubkey-"), strings.HasPrefix(s, "rsa"), strings.HasPrefix(s, "ecdsa"),
+		strings.HasPrefix(s, "ed25519"), strings.HasPrefix(s, "ed448"), strings.HasPrefix(s, "ike:"):
+		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use psk)", s)
+	case s == "eap", strings.HasPrefix(s, "eap-"), s == "xauth", strings.HasPrefix(s, "xauth-"):
+		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use psk)", s)
+	}
+	return "", fmt.Errorf("invalid value %q (expected psk; pubkey, eap and xauth are not supported yet)", s)
+}
+
+func (l *loader) child(sec *Section, c *Connection) *Child {
+	ch := &Child{Name: sec.Name, File: sec.File, Line: sec.Line}
+	l.check(sec, child)
+	ch.LocalTS = parsed(l, sec, child, "local_ts", parseSelectors)
+	ch.RemoteTS = parsed(l, sec, child, "remote_ts", parseSelectors)
+
+	// As in strongSwan, ESP with the default proposals is offered unless only AH is configured.
+	if ah := explicit(sec, "ah_proposals"); ah != nil {
+		ch.AHProposals = parsed(l, sec, child, "ah_proposals", proposal.ParseAH)
+	}
+	if explicit(sec, "esp_proposals") != nil || ch.AHProposals == nil {
+		ch.ESPProposals = parsed(l, sec, child, "esp_proposals", func(s string) ([]proposal.Proposal, error) {
+			if strings.HasPrefix(s, "default ") {
+				s = "default" // the table's default is described in words
+			}
+			return proposal.ParseESP(s)
+		})
+	}
+
+	ch.Mode = parsed(l, sec, child, "mode", parseMode)
+	ch.StartAction = Action(l.enum(sec, child, "start_action", "none", "trap", "start"))
+	ch.CloseAction = Action(l.enum(sec, child, "close_action", "none", "trap", "start"))
+	ch.DPDAction = Action(l.enum(sec, child, "dpd_action", "clear", "trap", "restart"))
+	if ch.StartAction != ActionNone {
+		specific := false
+		for _, a := range c.RemoteAddrs {
+			specific = specific || a.Specific()
+		}
+		if !specific {
+			kv := sec.Setting("start_action")
+			l.errorAt(kv.File, kv.Line, "%s = %s needs a remote address or host name to initiate to in connections.%s.remote_addrs", kv.Path, kv.Value, c.Name)
+		}
+	}
+
+	ch.RekeyTime, ch.LifeTime, ch.RandTime = l.childTimes(sec)
+	ch.RekeyBytes, ch.LifeBytes, ch.RandBytes = l.childVolume(sec, "bytes")
+	ch.RekeyPackets, ch.LifePackets, ch.RandPackets = l.childVolume(sec, "packets")
+
+	ch.ReplayWindow = uint32(l.number(sec, child, "replay_window", MaxReplayWindow))
+	ch.Inactivity = l.duration(sec, child, "inactivity")
+	ch.TFCPadding = parsed(l, sec, child, "tfc_padding", parseTFCPadding)
+	ch.CopyDF = l.boolean(sec, child, "copy_df")
+	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
+	ch.CopyDSCP = l.enum(sec, child, "copy_dscp", "out", "in", "yes", "no")
+	ch.HostAccess = l.boolean(sec, child, "hostaccess")
+	return ch
+}
+
+func parseMode(s string) (Mode, error) {
+	switch s {
+	case "tunnel":
+		return ModeTunnel, nil
+	case "transport":
+		return ModeTransport, nil
+	case "transport_proxy", "beet", "pass", "drop":
+		return "", fmt.Errorf("mode %s is not supported by goipsec yet (use tunnel or transport)", s)
+	}
+	return "", fmt.Errorf("invalid value %q (expected tunnel or transport)", s)
+}
+
+// childTimes applies strongSwan's CHILD SA lifetime rules: rekey_time 1h, life_time 10% longer,
+// rand_time the difference.
+func (l *loader) childTimes(sec *Section) (rekey, life, rand time.Duration) {
+	rekey = l.duration(sec, child, "rekey_time")
+	life = rekey + rekey/10
+	lifeKV := explicit(sec, "life_time")
+	if lifeKV != nil {
+		life = l.explicitDuration(lifeKV)
+		if rekey > 0 && life > 0 && life <= rekey {
+			l.valueError(lifeKV, fmt.Errorf("%v must be longer than rekey_time (%v)", life, rekey))
+		}
+	}
+	rand = 0
+	if life > rekey {
+		rand = life - rekey
+	}
+	if kv := explicit(sec, "rand_time"); kv != nil {
+		rand = l.explicitDuration(kv)
+		if rekey > 0 && rand >= rekey {
+			l.valueError(kv, fmt.Errorf("%v must be shorter than rekey_time (%v)", rand, rekey))
+		}
+	}
+	return rekey, life, rand
+}
+
+// childVolume applies the same rules to the byte or packet limits, with 0 meaning "no limit".
+func (l *loader) childVolume(sec *Section, unit string) (rekey, life, rand uint64) {
+	rekey = l.number(sec, child, "rekey_"+unit, math.MaxUint64)
+	life = rekey
+	if rekey <= math.MaxUint64-rekey/10 {
+		life = rekey + rekey/10
+	}
+	if kv := explicit(sec, "life_"+unit); kv != nil {
+		life = l.explicitNumber(kv)
+		if rekey > 0 && life > 0 && life <= rekey {
+			l.valueError(kv, fmt.Errorf("%d must be larger than rekey_%s (%d)", life, unit, rekey))
+		}
+	}
+	rand = 0
+	if life > rekey {
+		rand = life - rekey
+	}
+	if kv := explicit(sec, "rand_"+unit); kv != nil {
+		rand = l.explicitNumber(kv)
+		if rekey > 0 && rand >= rekey {
+			l.valueError(kv, fmt.Errorf("%d must be smaller than rekey_%s (%d)", rand, unit, rekey))
+		}
+	}
+	return rekey, life, rand
+}
+
+func (l *loader) secrets(sec *Section) Secrets {
+	var s Secrets
+	if sec == nil {
+		return s
+	}
+	l.check(sec, "secrets")
+	const pattern = "secrets.ike<suffix>"
+	for _, p := range sectionsOf(sec, "secrets", pattern) {
+		l.check(p, pattern)
+		psk := &PSK{Name: p.Name, File: p.File, Line: p.Line}
+		for _, kv := range p.Settings {
+			if k, ok := lookupKey(pattern, kv.Key); !ok || k.Path != pattern+".id<suffix>" || kv.Value == "" {
+				continue
+			}
+			id, err := parseIdentity(kv.Value)
+			if err != nil {
+				l.valueError(kv, err)
+				continue
+			}
+			psk.IDs = append(psk.IDs, id)
+		}
+		if kv := explicit(p, "secret"); kv == nil {
+			l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
+		} else {
+			secret, err := parseSecret(kv.Value)
+			if err != nil {
+				l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
+			}
+			psk.Secret = secret
+		}
+		s.IKE = append(s.IKE, psk)
+	}
+	return s
+}
