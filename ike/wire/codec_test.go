@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/hex"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -26,19 +27,26 @@ func readTestdata(t testing.TB, name string) []byte {
 // TestRoundTripTestdata decodes every datagram in testdata/ and demands
 // that re-encoding gives the identical bytes.
 func TestRoundTripTestdata(t *testing.T) {
+	// Walk subdirectories too, so captured sets (testdata/<source>/...)
+	// slot in without touching this test.
 	var names []string
-	for _, pattern := range []string{"*.hex", "*.bin"} {
-		m, err := filepath.Glob(filepath.Join("testdata", pattern))
+	err := filepath.WalkDir("testdata", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		names = append(names, m...)
+		if ext := filepath.Ext(path); !d.IsDir() && (ext == ".hex" || ext == ".bin") {
+			names = append(names, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(names) == 0 {
 		t.Fatal("no testdata")
 	}
 	for _, path := range names {
-		name := filepath.Base(path)
+		name, _ := filepath.Rel("testdata", path)
 		t.Run(name, func(t *testing.T) {
 			b := readTestdata(t, name)
 			m, err := Decode(b)
