@@ -8,28 +8,26 @@ type PayloadType uint8
 
 // Payload types. PayloadNone ends a payload chain.
 const (
-	PayloadNone              PayloadType = 0
-	PayloadSA                PayloadType = 33 // Security Association, §3.3
-	PayloadKE                PayloadType = 34 // Key Exchange, §3.4
-	PayloadIDi               PayloadType = 35 // Identification - Initiator, §3.5
-	PayloadIDr               PayloadType = 36 // Identification - Responder, §3.5
-	PayloadCERT              PayloadType = 37 // Certificate, §3.6
-	PayloadCERTREQ           PayloadType = 38 // Certificate Request, §3.7
-	PayloadAUTH              PayloadType = 39 // Authentication, §3.8
-	PayloadNonce             PayloadType = 40 // Nonce (Ni, Nr), §3.9
-	PayloadNotify            PayloadType = 41 // Notify, §3.10
-	PayloadDelete            PayloadType = 42 // Delete, §3.11
-	PayloadVendorID          PayloadType = 43 // Vendor ID, §3.12
-	PayloadTSi               PayloadType = 44 // Traffic Selector - Initiator, §3.13
-	PayloadTSr               PayloadType = 45 // Traffic Selector - Responder, §3.13
-	PayloadSK                PayloadType = 46 // Encrypted and Authenticated, §3.14
-	PayloadCP                PayloadType = 47 // Configuration, §3.15
-	PayloadEAP               PayloadType = 48 // Extensible Authentication, §3.16
-	PayloadGSPM              PayloadType = 49 // Generic Secure Password Methods, RFC 6467 (kept as Unknown)
-	PayloadSKF               PayloadType = 53 // Encrypted and Authenticated Fragment, RFC 7383
-	PayloadPuzzleSolution    PayloadType = 54 // Puzzle Solution, RFC 8019 (kept as Unknown)
-	payloadFirstRFC7296      PayloadType = PayloadSA
-	payloadTypeLastAllocated PayloadType = PayloadPuzzleSolution
+	PayloadNone           PayloadType = 0
+	PayloadSA             PayloadType = 33 // Security Association, §3.3
+	PayloadKE             PayloadType = 34 // Key Exchange, §3.4
+	PayloadIDi            PayloadType = 35 // Identification - Initiator, §3.5
+	PayloadIDr            PayloadType = 36 // Identification - Responder, §3.5
+	PayloadCERT           PayloadType = 37 // Certificate, §3.6
+	PayloadCERTREQ        PayloadType = 38 // Certificate Request, §3.7
+	PayloadAUTH           PayloadType = 39 // Authentication, §3.8
+	PayloadNonce          PayloadType = 40 // Nonce (Ni, Nr), §3.9
+	PayloadNotify         PayloadType = 41 // Notify, §3.10
+	PayloadDelete         PayloadType = 42 // Delete, §3.11
+	PayloadVendorID       PayloadType = 43 // Vendor ID, §3.12
+	PayloadTSi            PayloadType = 44 // Traffic Selector - Initiator, §3.13
+	PayloadTSr            PayloadType = 45 // Traffic Selector - Responder, §3.13
+	PayloadSK             PayloadType = 46 // Encrypted and Authenticated, §3.14
+	PayloadCP             PayloadType = 47 // Configuration, §3.15
+	PayloadEAP            PayloadType = 48 // Extensible Authentication, §3.16
+	PayloadGSPM           PayloadType = 49 // Generic Secure Password Methods, RFC 6467 (kept as Unknown)
+	PayloadSKF            PayloadType = 53 // Encrypted and Authenticated Fragment, RFC 7383
+	PayloadPuzzleSolution PayloadType = 54 // Puzzle Solution, RFC 8019 (kept as Unknown)
 )
 
 func (t PayloadType) String() string {
