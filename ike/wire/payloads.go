@@ -41,17 +41,18 @@ func (p *KE) appendBody(b []byte) ([]byte, error) {
 	return append(b, p.Data...), nil
 }
 
-// idPayload is the body shared by IDi and IDr (RFC 7296 §3.5).
-type idPayload struct {
+// Identification is the body shared by IDi and IDr (RFC 7296 §3.5); it
+// is not a Payload itself.
+type Identification struct {
 	IDType IDType
 	Data   []byte
 }
 
 // IDi is the initiator's Identification payload.
-type IDi idPayload
+type IDi Identification
 
 // IDr is the responder's Identification payload.
-type IDr idPayload
+type IDr Identification
 
 // Type implements Payload.
 func (p *IDi) Type() PayloadType { return PayloadIDi }
@@ -59,16 +60,16 @@ func (p *IDi) Type() PayloadType { return PayloadIDi }
 // Type implements Payload.
 func (p *IDr) Type() PayloadType { return PayloadIDr }
 
-func (p *IDi) appendBody(b []byte) ([]byte, error) { return (*idPayload)(p).appendBody(b) }
-func (p *IDr) appendBody(b []byte) ([]byte, error) { return (*idPayload)(p).appendBody(b) }
+func (p *IDi) appendBody(b []byte) ([]byte, error) { return (*Identification)(p).appendBody(b) }
+func (p *IDr) appendBody(b []byte) ([]byte, error) { return (*Identification)(p).appendBody(b) }
 
 // RestOfPayload is the payload body after the generic header (ID Type,
 // RESERVED, Identification Data): the octets RFC 7296 §2.15 calls
 // RestOfInitIDPayload, which the AUTH computation signs.
-func (p *IDi) RestOfPayload() []byte { b, _ := (*idPayload)(p).appendBody(nil); return b }
+func (p *IDi) RestOfPayload() []byte { b, _ := (*Identification)(p).appendBody(nil); return b }
 
 // RestOfPayload is RestOfRespIDPayload of RFC 7296 §2.15.
-func (p *IDr) RestOfPayload() []byte { b, _ := (*idPayload)(p).appendBody(nil); return b }
+func (p *IDr) RestOfPayload() []byte { b, _ := (*Identification)(p).appendBody(nil); return b }
 
 // Address identities have a fixed length (RFC 7296 §3.5).
 const (
@@ -86,18 +87,18 @@ func checkIDData(t IDType, data []byte) error {
 	return nil
 }
 
-func decodeID(body []byte, base int) (*idPayload, error) {
+func decodeID(body []byte, base int) (*Identification, error) {
 	if len(body) < typedHeaderLen {
 		return nil, syntaxError(base, "ID body of %d bytes is shorter than %d", len(body), typedHeaderLen)
 	}
-	p := &idPayload{IDType: IDType(body[typedTypeOff]), Data: body[typedHeaderLen:]}
+	p := &Identification{IDType: IDType(body[typedTypeOff]), Data: body[typedHeaderLen:]}
 	if err := checkIDData(p.IDType, p.Data); err != nil {
 		return nil, syntaxError(base+typedHeaderLen, "%v", err)
 	}
 	return p, nil
 }
 
-func (p *idPayload) appendBody(b []byte) ([]byte, error) {
+func (p *Identification) appendBody(b []byte) ([]byte, error) {
 	if err := checkIDData(p.IDType, p.Data); err != nil {
 		return nil, encodeError("%v", err)
 	}
@@ -105,19 +106,20 @@ func (p *idPayload) appendBody(b []byte) ([]byte, error) {
 	return append(b, p.Data...), nil
 }
 
-// certPayload is the body shared by CERT and CERTREQ (RFC 7296 §3.6, §3.7).
-type certPayload struct {
+// Certificate is the body shared by CERT and CERTREQ (RFC 7296 §3.6,
+// §3.7); it is not a Payload itself.
+type Certificate struct {
 	Encoding CertEncoding
 	Data     []byte
 }
 
 // CERT is the Certificate payload (RFC 7296 §3.6).
-type CERT certPayload
+type CERT Certificate
 
 // CERTREQ is the Certificate Request payload (RFC 7296 §3.7). For X.509
 // encodings Data is a concatenation of SHA-1 hashes of trusted CA public
 // keys, kept opaque here.
-type CERTREQ certPayload
+type CERTREQ Certificate
 
 // Type implements Payload.
 func (p *CERT) Type() PayloadType { return PayloadCERT }
@@ -135,11 +137,11 @@ func (p *CERTREQ) appendBody(b []byte) ([]byte, error) {
 
 const certEncodingLen = 1
 
-func decodeCert(body []byte, base int) (*certPayload, error) {
+func decodeCert(body []byte, base int) (*Certificate, error) {
 	if len(body) < certEncodingLen {
 		return nil, syntaxError(base, "certificate payload without Cert Encoding")
 	}
-	return &certPayload{Encoding: CertEncoding(body[0]), Data: body[certEncodingLen:]}, nil
+	return &Certificate{Encoding: CertEncoding(body[0]), Data: body[certEncodingLen:]}, nil
 }
 
 // AUTH is the Authentication payload (RFC 7296 §3.8).

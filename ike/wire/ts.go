@@ -23,16 +23,17 @@ const (
 	maxSelectorLen = 0xffff
 )
 
-// tsPayload is the body shared by TSi and TSr.
-type tsPayload struct {
+// TrafficSelectors is the body shared by TSi and TSr; it is not a Payload
+// itself.
+type TrafficSelectors struct {
 	Selectors []TrafficSelector
 }
 
 // TSi is the initiator's Traffic Selector payload (RFC 7296 §3.13).
-type TSi tsPayload
+type TSi TrafficSelectors
 
 // TSr is the responder's Traffic Selector payload.
-type TSr tsPayload
+type TSr TrafficSelectors
 
 // Type implements Payload.
 func (p *TSi) Type() PayloadType { return PayloadTSi }
@@ -40,8 +41,8 @@ func (p *TSi) Type() PayloadType { return PayloadTSi }
 // Type implements Payload.
 func (p *TSr) Type() PayloadType { return PayloadTSr }
 
-func (p *TSi) appendBody(b []byte) ([]byte, error) { return (*tsPayload)(p).appendBody(b) }
-func (p *TSr) appendBody(b []byte) ([]byte, error) { return (*tsPayload)(p).appendBody(b) }
+func (p *TSi) appendBody(b []byte) ([]byte, error) { return (*TrafficSelectors)(p).appendBody(b) }
+func (p *TSr) appendBody(b []byte) ([]byte, error) { return (*TrafficSelectors)(p).appendBody(b) }
 
 // TrafficSelector is one selector (RFC 7296 §3.13.1). For
 // TS_IPV4_ADDR_RANGE and TS_IPV6_ADDR_RANGE the address range and ports are
@@ -57,12 +58,12 @@ type TrafficSelector struct {
 	Raw        []byte
 }
 
-func decodeTS(body []byte, base int) (*tsPayload, error) {
+func decodeTS(body []byte, base int) (*TrafficSelectors, error) {
 	if len(body) < tsHeaderLen {
 		return nil, syntaxError(base, "TS body of %d bytes is shorter than %d", len(body), tsHeaderLen)
 	}
 	num := int(body[tsNumOff])
-	p := &tsPayload{}
+	p := &TrafficSelectors{}
 	off := tsHeaderLen
 	for off < len(body) {
 		if len(body)-off < selHeaderLen {
@@ -110,7 +111,7 @@ func decodeSelector(b []byte, base int) (TrafficSelector, error) {
 	return s, nil
 }
 
-func (p *tsPayload) appendBody(b []byte) ([]byte, error) {
+func (p *TrafficSelectors) appendBody(b []byte) ([]byte, error) {
 	if len(p.Selectors) > 0xff {
 		return nil, encodeError("%d traffic selectors exceed the 8-bit count", len(p.Selectors))
 	}
