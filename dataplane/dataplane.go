@@ -1,0 +1,279 @@
+// Package dataplane defines the seam between the control plane (manual keys, the IKE daemon) and
+// the packet engine that applies ESP and AH. The control plane installs SAs and policies through
+// Backend with parameter structs; the userspace engine (package dataplane/userspace) implements it
+// over a TUN device and UDP/raw sockets, and a kernel XFRM backend can implement it later.
+//
+// This package imports no control-plane package.
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/goipsec/goipsec/esp"
+	"github.com/goipsec/goipsec/ts"
+)
+
+// Protocol is the IPsec protocol of an SA: its IP protocol number.
+type Protocol uint8
+
+const (
+	ESP Protocol = 50
+	AH  Protocol = 51
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ESP:
+		return "esp"
+	case AH:
+		return "ah"
+	}
+	return fmt.Sprintf("proto-%d", uint8(p))
+}
+
+// Mode is tunnel or transport.
+type Mode uint8
+
+const (
+	Tunnel Mode = iota
+	Transport
+)
+
+func (m Mode) String() string {
+	if m == Transport {
+		return "transport"
+	}
+	return "tunnel"
+}
+
+// Direction of an SA or policy, seen from this host.
+type Direction uint8
+
+const (
+	Out Direction = iota
+	In
+)
+
+func (d Direction) String() string {
+	if d == In {
+		return "in"
+	}
+	return "out"
+}
+
+// SAKey identifies an SA in the SAD: inbound SAs are found by (protocol, SPI, destination), RFC 4301
+// §4.4.2; outbound ones are keyed the same way with the peer as destination.
+type SAKey struct {
+	Protocol Protocol
+	SPI      uint32
+	Dst      netip.Addr
+}
+
+func (k SAKey) String() string {
+	return fmt.Sprintf("%s spi 0x%08x dst %s", k.Protocol, k.SPI, k.Dst)
+}
+
+// SAParams describes one SA (one direction) to install.
+type SAParams struct {
+	Name      string // connection/child name, for logs and status
+	Direction Direction
+	Protocol  Protocol
+	Mode      Mode
+	SPI       uint32
+	// Src and Dst are the outer addresses: for an outbound SA Src is local and Dst the peer; for an
+	// inbound SA Src is the peer and Dst local.
+	Src, Dst netip.Addr
+	// Encap selects ESP in UDP (RFC 3948). SrcPort/DstPort are the UDP ports (usually 4500).
+	Encap            bool
+	SrcPort, DstPort uint16
+
+	// Transforms. IDs are IKEv2 transform IDs; key formats are those of package esp.
+	Encryption esp.Encryption
+	EncKey     []byte
+	Integrity  esp.Integrity
+	IntegKey   []byte
+	ESN        bool
+	// ReplayWindow is the inbound anti-replay window in packets; 0 means the default (1024),
+	// negative disables the check.
+	ReplayWindow int
+	// TFCPadding pads outbound tunnel-mode ESP payloads up to this many bytes (RFC 4303 §2.7);
+	// 0 disables.
+	TFCPadding int
+
+	// Local and Remote are the traffic selectors negotiated for this SA. Inbound packets must match
+	// them after decapsulation (src in Remote, dst in Local), RFC 4301 §5.2.
+	Local, Remote []ts.Selector
+
+	Lifetime Lifetime
+}
+
+// Lifetime limits an SA; zero fields are unlimited. Soft limits raise an Expire event with Hard false
+// (the control plane rekeys); hard limits delete the SA.
+type Lifetime struct {
+	SoftBytes, HardBytes     uint64
+	SoftPackets, HardPackets uint64
+}
+
+// Action is what a policy does with matching packets.
+type Action uint8
+
+const (
+	Protect Action = iota // encrypt with the policy's SA
+	Bypass                // send in the clear
+	Discard               // drop
+)
+
+func (a Action) String() string {
+	switch a {
+	case Bypass:
+		return "bypass"
+	case Discard:
+		return "discard"
+	}
+	return "protect"
+}
+
+// PolicyParams describes an outbound policy: traffic from Local to Remote selectors is handled by
+// Action. A Protect policy names its outbound SA by key; a Protect policy whose SA is not (yet)
+// installed triggers an Acquire (RFC 4301 §5.1: the IKE daemon then negotiates the SA) and drops the
+// packet. Routes for the Remote selectors are pointed at the engine when Route is set.
+type PolicyParams struct {
+	Name          string
+	Local, Remote []ts.Selector
+	Action        Action
+	SA            SAKey // outbound SA for Protect
+	Priority      int   // lower value wins; equal priorities: more specific selectors first
+	Route         bool
+	// Mode tells the engine how to reach the SA's peer for route set-up (transport mode routes the
+	// peer's own address, so the engine must keep its outer packets off the tunnel).
+	Mode Mode
+}
+
+// PolicyID names an installed policy.
+type PolicyID uint64
+
+// Acquire is reported when a packet hits a Protect policy without an SA.
+type Acquire struct {
+	Policy   PolicyID
+	Name     string
+	Src, Dst netip.Addr // the triggering packet's addresses
+	Protocol uint8
+}
+
+// Expire is reported when an SA reaches a soft or hard lifetime, or its sequence number space is
+// used up (which is always hard).
+type Expire struct {
+	SA   SAKey
+	Name string
+	Hard bool
+	Why  string
+}
+
+// Events receives engine notifications; any field may be nil. Callbacks must not block.
+type Events struct {
+	Acquire func(Acquire)
+	Expire  func(Expire)
+}
+
+// SAStats are per-SA counters.
+type SAStats struct {
+	Packets, Bytes uint64 // bytes of inner payload
+	Drops          DropCounts
+	Established    time.Time
+	LastUsed       time.Time
+}
+
+// DropReason classifies a dropped packet.
+type DropReason uint8
+
+const (
+	DropNoSA DropReason = iota
+	DropAuth
+	DropReplay
+	DropPadding
+	DropPolicy
+	DropTooBig
+	DropMalformed
+	DropNoPolicy
+	DropSeqExhausted
+	DropDiscard
+	DropLifetime
+	numDropReasons
+)
+
+var dropNames = [...]string{
+	DropNoSA: "no_sa", DropAuth: "auth_failed", DropReplay: "replay", DropPadding: "bad_padding",
+	DropPolicy: "policy_mismatch", DropTooBig: "too_big", DropMalformed: "malformed",
+	DropNoPolicy: "no_policy", DropSeqExhausted: "seq_exhausted", DropDiscard: "discard_policy",
+	DropLifetime: "lifetime_expired",
+}
+
+func (r DropReason) String() string {
+	if int(r) < len(dropNames) {
+		return dropNames[r]
+	}
+	return fmt.Sprintf("drop-%d", uint8(r))
+}
+
+// DropReasons lists every reason, for metrics.
+func DropReasons() []DropReason {
+	out := make([]DropReason, numDropReasons)
+	for i := range out {
+		out[i] = DropReason(i)
+	}
+	return out
+}
+
+// DropCounts holds one counter per DropReason.
+type DropCounts [numDropReasons]uint64
+
+// Total is the sum of all drop counters.
+func (d DropCounts) Total() uint64 {
+	var t uint64
+	for _, v := range d {
+		t += v
+	}
+	return t
+}
+
+// SAInfo is one SA as listed by the engine.
+type SAInfo struct {
+	Key    SAKey
+	Params SAParams // with keys removed
+	Stats  SAStats
+}
+
+// Stats are engine-wide counters: drops that could not be attributed to an SA (unknown SPI,
+// malformed packets, no policy).
+type Stats struct {
+	Drops         DropCounts
+	TunPackets    uint64 // packets read from the TUN device
+	NetPackets    uint64 // IPsec packets received
+	IKEPackets    uint64 // IKE messages passed up from the NAT-T port
+	KeepAlives    uint64 // NAT-keepalives received and ignored
+	DummyPackets  uint64 // ESP dummy packets (next header 59) received and dropped
+}
+
+// Backend is what the control plane needs from a data plane.
+type Backend interface {
+	InstallSA(SAParams) error
+	DeleteSA(SAKey) error
+	InstallPolicy(PolicyParams) (PolicyID, error)
+	DeletePolicy(PolicyID) error
+	// SAs lists installed SAs with their counters.
+	SAs() []SAInfo
+	SAStats(SAKey) (SAStats, bool)
+	Stats() Stats
+	Close() error
+}
+
+// Errors returned by backends.
+var (
+	ErrSAExists     = errors.New("an SA with this protocol, SPI and destination is installed already")
+	ErrNoSA         = errors.New("no such SA")
+	ErrNoPolicy     = errors.New("no such policy")
+	ErrUnsupported  = errors.New("not supported by this data plane")
+)

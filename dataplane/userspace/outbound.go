@@ -1,0 +1,312 @@
+package userspace
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/goipsec/goipsec/ah"
+	"github.com/goipsec/goipsec/dataplane"
+	"github.com/goipsec/goipsec/esp"
+)
+
+// The outbound path: readTUN (one goroutine) classifies packets against the SPD and takes sequence
+// numbers in read order; workers seal batches in parallel; sendOutbound writes batches in read order.
+
+func (e *Engine) start() {
+	e.wg.Add(3 + e.cfg.Workers)
+	go e.drainTunEvents()
+	go e.readTUN()
+	go e.sendOutbound()
+	for range e.cfg.Workers {
+		go e.worker()
+	}
+	e.wg.Add(1)
+	go e.writeTUN()
+	if e.bind != nil {
+		e.startUDPReceivers()
+	}
+	if e.raw != nil {
+		e.startRawReceivers()
+	}
+}
+
+// drainTunEvents empties the TUN device's event channel, which nobody else reads.
+func (e *Engine) drainTunEvents() {
+	defer e.wg.Done()
+	for range e.tun.Events() {
+	}
+}
+
+func (e *Engine) worker() {
+	defer e.wg.Done()
+	for {
+		select {
+		case b := <-e.outWork:
+			e.sealBatch(b)
+			b.done.Unlock()
+		case b := <-e.inWork:
+			e.openBatch(b)
+			b.done.Unlock()
+		case <-e.closing:
+			return
+		}
+	}
+}
+
+// queue hands a batch to the workers and to a sequencer. It returns false when the engine closes.
+func (e *Engine) queue(b *batch, work, order chan *batch) bool {
+	b.done.Lock()
+	select {
+	case order <- b:
+	case <-e.closing:
+		return false
+	}
+	select {
+	case work <- b:
+	case <-e.closing:
+		return false
+	}
+	return true
+}
+
+func (e *Engine) readTUN() {
+	defer e.wg.Done()
+	n := e.tun.BatchSize()
+	bufs := make([][]byte, n)
+	sizes := make([]int, n)
+	elems := make([]*elem, n)
+	for {
+		for i := range elems {
+			if elems[i] == nil {
+				elems[i] = e.pools.getOut()
+			}
+			bufs[i] = elems[i].buf
+		}
+		count, err := e.tun.Read(bufs, sizes, tunOffset)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || e.isClosing() {
+				for _, el := range elems {
+					e.pools.put(el)
+				}
+				return
+			}
+			// A single unparseable virtio frame must not stop the engine.
+			e.log.Debug("TUN read", "err", err)
+			e.stats.drops[dataplane.DropMalformed].Add(1)
+			continue
+		}
+		b := e.pools.getBatch()
+		spd := e.spd.Load()
+		for i := 0; i < count; i++ {
+			el := elems[i]
+			elems[i] = nil
+			el.pkt = el.buf[tunOffset : tunOffset+sizes[i]]
+			e.stats.tunPackets.Add(1)
+			if !e.classifyOutbound(el, spd) {
+				e.pools.put(el)
+				continue
+			}
+			e.pools.addBig(el)
+			b.elems = append(b.elems, el)
+		}
+		if len(b.elems) == 0 {
+			e.pools.putBatch(b)
+			continue
+		}
+		if !e.queue(b, e.outWork, e.outOrder) {
+			return
+		}
+	}
+}
+
+func (e *Engine) isClosing() bool {
+	select {
+	case <-e.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// classifyOutbound finds the policy and SA for a plaintext packet and takes its sequence number.
+// It returns false when the packet is dropped here.
+func (e *Engine) classifyOutbound(el *elem, spd *spdSnapshot) bool {
+	f, ok := parseFlow(el.pkt)
+	if !ok {
+		e.stats.drops[dataplane.DropMalformed].Add(1)
+		return false
+	}
+	el.fl = f
+	el.pkt = el.pkt[:f.totalLen]
+	pol := spd.lookup(&f)
+	if pol == nil {
+		e.stats.drops[dataplane.DropNoPolicy].Add(1)
+		return false
+	}
+	switch pol.params.Action {
+	case dataplane.Discard:
+		e.stats.drops[dataplane.DropDiscard].Add(1)
+		return false
+	case dataplane.Bypass:
+		// Bypass traffic never reaches the TUN device unless a route sends it here; the engine has
+		// no clear-text path of its own, so it is counted and dropped.
+		e.stats.drops[dataplane.DropNoPolicy].Add(1)
+		return false
+	}
+	sa := pol.sa.Load()
+	if sa == nil {
+		e.acquire(pol, &f)
+		e.stats.drops[dataplane.DropNoSA].Add(1)
+		return false
+	}
+	if sa.dead.Load() {
+		sa.drop(dataplane.DropLifetime)
+		return false
+	}
+	var seq uint64
+	var err error
+	if sa.esp != nil {
+		seq, err = sa.esp.NextSeq()
+	} else {
+		seq, err = sa.ah.NextSeq()
+	}
+	if err != nil {
+		sa.dead.Store(true)
+		sa.drop(dataplane.DropSeqExhausted)
+		e.expire(sa, true, "sequence number space used up: rekey needed")
+		return false
+	}
+	el.sa, el.seq = sa, seq
+	return true
+}
+
+// acquire asks the control plane for an SA, at most once a second per policy.
+func (e *Engine) acquire(pol *policy, f *flow) {
+	now := e.cfg.Now().UnixNano()
+	last := pol.acquired.Load()
+	if now-last < int64(time.Second) || !pol.acquired.CompareAndSwap(last, now) {
+		return
+	}
+	if fn := e.cfg.Events.Acquire; fn != nil {
+		fn(dataplane.Acquire{Policy: pol.id, Name: pol.params.Name, Src: f.src, Dst: f.dst, Protocol: f.proto})
+	}
+}
+
+// sealBatch applies ESP or AH to every packet of an outbound batch.
+func (e *Engine) sealBatch(b *batch) {
+	for _, el := range b.elems {
+		if err := e.seal(el); err != nil {
+			el.drop = int16(dataplane.DropMalformed)
+			if errors.Is(err, esp.ErrSeqExhausted) {
+				el.drop = int16(dataplane.DropSeqExhausted)
+			}
+			el.sa.drop(dataplane.DropReason(el.drop))
+			e.log.Debug("seal failed", "name", el.sa.params.Name, "err", err)
+		}
+	}
+}
+
+func (e *Engine) seal(el *elem) error {
+	sa := el.sa
+	p := &sa.params
+	f := &el.fl
+	var nextHeader byte
+	payload := el.pkt
+	if p.Mode == dataplane.Tunnel {
+		nextHeader = 4
+		if el.pkt[0]>>4 == 6 {
+			nextHeader = 41
+		}
+	} else {
+		nextHeader = f.proto
+		payload = el.pkt[f.hdrLen:]
+	}
+	var err error
+	if sa.esp != nil {
+		tfc := 0
+		if p.Mode == dataplane.Tunnel && p.TFCPadding > len(payload) {
+			tfc = p.TFCPadding - len(payload)
+		}
+		el.out, err = sa.esp.Seal(el.big[:0], el.seq, nextHeader, payload, tfc)
+		return err
+	}
+	if p.Src.Is4() {
+		hdr := ah.IPv4Header{Src: p.Src, Dst: p.Dst, TTL: 64, ID: uint16(el.seq)}
+		if p.Mode == dataplane.Transport {
+			hdr.Src, hdr.Dst = f.src, f.dst
+			hdr.TTL = el.pkt[8]
+			hdr.TOS = el.pkt[1]
+			hdr.ID = binary.BigEndian.Uint16(el.pkt[4:])
+		}
+		if hdr.ID == 0 {
+			hdr.ID = 1 // the kernel replaces a zero ID, which would break the ICV
+		}
+		el.out, err = sa.ah.SealIPv4(el.big[:0], hdr, el.seq, nextHeader, payload)
+		return err
+	}
+	hdr := ah.IPv6Header{Src: p.Src, Dst: p.Dst, HopLimit: 64}
+	if p.Mode == dataplane.Transport {
+		hdr.Src, hdr.Dst = f.src, f.dst
+		hdr.HopLimit = el.pkt[7]
+	}
+	el.out, err = sa.ah.SealIPv6(el.big[:0], hdr, el.seq, nextHeader, payload)
+	if err == nil {
+		// The raw IPv6 socket writes its own header (with the same immutable fields).
+		el.out = el.out[ipv6HeaderLen:]
+	}
+	return err
+}
+
+// sendOutbound writes sealed batches in order, grouping runs of packets for one destination so
+// that UDP GSO can send them in one system call.
+func (e *Engine) sendOutbound() {
+	defer e.wg.Done()
+	bufs := make([][]byte, 0, 128)
+	for {
+		var b *batch
+		select {
+		case b = <-e.outOrder:
+		case <-e.closing:
+			return
+		}
+		b.done.Lock()
+		var runSA *saState
+		var bytes, packets uint64
+		flush := func() {
+			if len(bufs) == 0 {
+				return
+			}
+			if err := e.transmit(runSA, bufs); err != nil {
+				e.log.Debug("send failed", "name", runSA.params.Name, "err", err)
+			}
+			e.account(runSA, packets, bytes)
+			bufs, bytes, packets = bufs[:0], 0, 0
+		}
+		for _, el := range b.elems {
+			if el.drop >= 0 {
+				continue
+			}
+			if el.sa != runSA {
+				flush()
+				runSA = el.sa
+			}
+			bufs = append(bufs, el.out)
+			packets++
+			bytes += uint64(len(el.pkt))
+		}
+		flush()
+		b.done.Unlock()
+		e.pools.putBatch(b)
+	}
+}
+
+// transmit sends IPsec packets of one SA.
+func (e *Engine) transmit(sa *saState, pkts [][]byte) error {
+	p := &sa.params
+	if p.Encap {
+		return e.bind.Send(pkts, sa.ep)
+	}
+	return e.raw.send(p.Protocol, p.Src, p.Dst, pkts)
+}
