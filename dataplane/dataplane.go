@@ -249,12 +249,12 @@ type SAInfo struct {
 // Stats are engine-wide counters: drops that could not be attributed to an SA (unknown SPI,
 // malformed packets, no policy).
 type Stats struct {
-	Drops         DropCounts
-	TunPackets    uint64 // packets read from the TUN device
-	NetPackets    uint64 // IPsec packets received
-	IKEPackets    uint64 // IKE messages passed up from the NAT-T port
-	KeepAlives    uint64 // NAT-keepalives received and ignored
-	DummyPackets  uint64 // ESP dummy packets (next header 59) received and dropped
+	Drops        DropCounts
+	TunPackets   uint64 // packets read from the TUN device
+	NetPackets   uint64 // IPsec packets received
+	IKEPackets   uint64 // IKE messages passed up from the NAT-T port
+	KeepAlives   uint64 // NAT-keepalives received and ignored
+	DummyPackets uint64 // ESP dummy packets (next header 59) received and dropped
 }
 
 // Backend is what the control plane needs from a data plane.
@@ -272,8 +272,8 @@ type Backend interface {
 
 // Errors returned by backends.
 var (
-	ErrSAExists     = errors.New("an SA with this protocol, SPI and destination is installed already")
-	ErrNoSA         = errors.New("no such SA")
-	ErrNoPolicy     = errors.New("no such policy")
-	ErrUnsupported  = errors.New("not supported by this data plane")
+	ErrSAExists    = errors.New("an SA with this protocol, SPI and destination is installed already")
+	ErrNoSA        = errors.New("no such SA")
+	ErrNoPolicy    = errors.New("no such policy")
+	ErrUnsupported = errors.New("not supported by this data plane")
 )

@@ -104,8 +104,8 @@ type Engine struct {
 	bind   conn.Bind // UDP 4500; nil when disabled
 	// udpReceivers are the bind's receive functions (IPv4, IPv6).
 	udpReceivers []conn.ReceiveFunc
-	raw    *rawSockets
-	routes *routeTable
+	raw          *rawSockets
+	routes       *routeTable
 
 	sad atomic.Pointer[sadSnapshot]
 	spd atomic.Pointer[spdSnapshot]
@@ -130,7 +130,7 @@ type Engine struct {
 
 // engineStats are counters not attributable to one SA.
 type engineStats struct {
-	drops                                                  [len(dataplane.DropCounts{})]atomic.Uint64
+	drops                                                   [len(dataplane.DropCounts{})]atomic.Uint64
 	tunPackets, netPackets, ikePackets, keepAlives, dummies atomic.Uint64
 }
 

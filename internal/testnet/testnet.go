@@ -120,9 +120,12 @@ func (n *Net) Namespace(name string) *NS {
 	n.spaces = append(n.spaces, ns)
 	n.mu.Unlock()
 	n.ip("-n", ns.name, "link", "set", "lo", "up")
-	ns.Run(n.t, "sysctl", "-q", "-w",
-		"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
-		"net.ipv6.conf.all.router_solicitations=0", "net.ipv6.conf.default.router_solicitations=0")
+	for _, key := range []string{
+		"net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad",
+		"net.ipv6.conf.all.router_solicitations", "net.ipv6.conf.default.router_solicitations",
+	} {
+		ns.Sysctl(n.t, key, "0")
+	}
 	return ns
 }
 
@@ -193,7 +196,22 @@ func (ns *NS) AddRoute(args ...string) {
 // EnableForwarding turns on IPv4 and IPv6 forwarding in the namespace.
 func (ns *NS) EnableForwarding() {
 	ns.net.t.Helper()
-	ns.Run(ns.net.t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	ns.Sysctl(ns.net.t, "net.ipv4.ip_forward", "1")
+	ns.Sysctl(ns.net.t, "net.ipv6.conf.all.forwarding", "1")
+}
+
+// Sysctl sets a network sysctl ("net.ipv4.conf.all.rp_filter") in the namespace. The file is opened
+// from a thread inside the namespace (Do): the kernel resolves /proc/sys/net for the opening thread's
+// network namespace, so no sysctl(8) process is needed.
+func (ns *NS) Sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	if !strings.HasPrefix(key, "net.") || strings.Contains(key, "/") || strings.Contains(key, "..") {
+		t.Fatalf("testnet: Sysctl %q: only net.* keys are per namespace", key)
+	}
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	if err := ns.Do(func() error { return os.WriteFile(path, []byte(value+"\n"), 0) }); err != nil {
+		t.Fatalf("testnet: in %s: sysctl %s=%s: %v", ns, key, value, err)
+	}
 }
 
 // Run executes argv inside the namespace and returns its combined output; a non-zero exit fails t

@@ -81,6 +81,34 @@ func TestNamespaceNamesAndInterfaces(t *testing.T) {
 	}
 }
 
+func TestSysctlStaysInNamespace(t *testing.T) {
+	const file = "/proc/sys/net/ipv4/conf/all/rp_filter"
+	host, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := New(t)
+	a, b := n.Namespace("a"), n.Namespace("b")
+	want := "2"
+	if strings.TrimSpace(string(host)) == "2" {
+		want = "1"
+	}
+	a.Sysctl(t, "net.ipv4.conf.all.rp_filter", want)
+	if got := strings.TrimSpace(a.Run(t, "cat", file)); got != want {
+		t.Errorf("rp_filter in a = %s, want %s", got, want)
+	}
+	if got := strings.TrimSpace(b.Run(t, "cat", file)); got == want {
+		t.Errorf("rp_filter in b changed to %s as well", got)
+	}
+	if after, _ := os.ReadFile(file); string(after) != string(host) {
+		t.Errorf("host rp_filter changed from %q to %q", host, after)
+	}
+	// Set by Namespace itself: DAD is off in every namespace.
+	if got := strings.TrimSpace(a.Run(t, "cat", "/proc/sys/net/ipv6/conf/default/accept_dad")); got != "0" {
+		t.Errorf("accept_dad = %s, want 0", got)
+	}
+}
+
 func TestTCPTransferOverVeth(t *testing.T) {
 	_, left, right, _, _ := twoNamespaces(t)
 	TCPTransfer(t, right, left, "10.200.0.2", 1<<20)

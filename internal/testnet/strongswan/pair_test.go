@@ -12,7 +12,7 @@ import (
 
 // The two-charon fixture: left initiates, right responds, over one veth pair. The inner prefixes sit
 // on lo, because kernel-libipsec only installs routes when a local address lies inside local_ts and
-// the test kernels have no dummy interfaces (INTEROP-NOTES).
+// the test kernels have no dummy interfaces.
 const (
 	leftOuter  = "192.0.2.1"
 	rightOuter = "192.0.2.2"

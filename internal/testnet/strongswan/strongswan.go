@@ -4,9 +4,10 @@
 //
 // Each Charon has its own strongswan.conf, VICI socket, log file and /run (charon 5.9.8 hard-codes
 // /var/run/charon.pid, so two instances on one host need separate /run directories). ESP is handled by
-// kernel-libipsec, strongSwan's userspace ESP, because the test kernels have no XFRM ESP: see
-// /work/shared/INTEROP-NOTES.md for what that implies (tunnel mode only, UDP encapsulation forced,
-// inner prefixes on lo).
+// kernel-libipsec, strongSwan's userspace ESP, because the test kernels have no XFRM ESP. That implies:
+// ESP in tunnel mode only (no transport mode, AH, ESN or IPComp); UDP encapsulation always, as charon
+// fakes NAT detection and floats to port 4500; and routes for the remote selectors only when a local
+// address lies inside local_ts, which is why tests put their inner prefixes on lo.
 //
 // The log parser is hand-written: strongSwan has no machine-readable key export in 5.9.8's Debian
 // build (the save-keys plugin is not packaged), and its debug log format is stable within a release.
@@ -46,7 +47,7 @@ var defaultPlugins = []plugin{
 	{"kernel-libipsec", 3},
 	{"kernel-netlink", 2},
 	{"random", 1}, {"nonce", 1}, {"openssl", 1},
-	// kdf: without it 5.9.8 cannot derive keys with the openssl PRFs (INTEROP-NOTES).
+	// kdf: without it 5.9.8's key derivation fails.
 	{"kdf", 1},
 	{"curve25519", 1}, {"chapoly", 1},
 	{"pem", 1}, {"pkcs1", 1}, {"pkcs8", 1}, {"x509", 1}, {"pubkey", 1},
