@@ -287,6 +287,9 @@ func (c *Charon) Log() string {
 	return string(b)
 }
 
+// NS is the namespace charon runs in.
+func (c *Charon) NS() *testnet.NS { return c.ns }
+
 // Dir is the instance directory (strongswan.conf, swanctl/, charon.log).
 func (c *Charon) Dir() string { return c.dir }
 
