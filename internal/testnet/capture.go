@@ -23,6 +23,7 @@ type Capture struct {
 // "udp". It returns once tcpdump is listening, so nothing sent afterwards is missed.
 func (ns *NS) Capture(t testing.TB, iface string, filter ...string) *Capture {
 	t.Helper()
+	Require(t, "tcpdump")
 	path := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%s.pcap", ns.short, iface))
 	// --immediate-mode and -U: without them short captures lose their tail when tcpdump is stopped.
 	// -Z root: tcpdump would otherwise drop to a user that cannot write into the test's temp dir.

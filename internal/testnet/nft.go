@@ -16,6 +16,7 @@ const (
 // gets the source address of outIf (nftables masquerade, IPv4 and IPv6).
 func (ns *NS) Masquerade(t testing.TB, outIf string) {
 	t.Helper()
+	Require(t, "nft")
 	ns.EnableForwarding()
 	ns.runStdin(t, fmt.Sprintf(`add table inet %[1]s
 delete table inet %[1]s
@@ -33,6 +34,7 @@ table inet %[1]s {
 // in a namespace, so it is dropped with that probability once. 0 removes the rule.
 func (ns *NS) DropRandom(t testing.TB, percent int) {
 	t.Helper()
+	Require(t, "nft")
 	if percent < 0 || percent > 100 {
 		t.Fatalf("testnet: DropRandom(%d): want 0..100", percent)
 	}

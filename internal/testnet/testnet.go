@@ -253,6 +253,7 @@ func (ns *NS) runStdin(t testing.TB, input string, argv ...string) string {
 // something is unreachable.
 func (ns *NS) Ping(t testing.TB, dst string, count int) (ok bool, out string) {
 	t.Helper()
+	Require(t, "ping")
 	family := "-4"
 	if strings.Contains(dst, ":") {
 		family = "-6"

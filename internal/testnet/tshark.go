@@ -124,6 +124,7 @@ func TsharkICVCounts(out string) (correct, incorrect int) {
 // neither the user's Wireshark profile nor other tests' keys leak in.
 func runTshark(t testing.TB, pcap string, uats map[string][]string, prefs []string, args []string) string {
 	t.Helper()
+	Require(t, "tshark")
 	conf := t.TempDir()
 	// tshark looks for its personal configuration in $WIRESHARK_CONFIG_DIR (no "wireshark" subdir).
 	for name, rows := range uats {

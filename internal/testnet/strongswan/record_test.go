@@ -33,7 +33,7 @@ const (
 	// fragmentSize is charon.fragment_size for the fragmentation scenario: small enough that IKE_AUTH
 	// with the extra traffic selectors must be sent as SKF fragments.
 	fragmentSize = 500
-	// nonESPMarker is prepended to IKE messages on port 4500 (RFC 3948 section 2.2).
+	// nonESPMarkerLen: four zero bytes precede IKE messages on port 4500 (RFC 3948 section 2.2).
 	nonESPMarkerLen = 4
 	natTPort        = 4500
 	ikePort         = 500
