@@ -1,6 +1,8 @@
 package testnet
 
 import (
+	"golang.org/x/sys/unix"
+
 	"fmt"
 	"os"
 	"runtime"
@@ -46,9 +48,5 @@ func (ns *NS) Do(fn func() error) error {
 
 // setns moves the calling thread into the namespace that f refers to.
 func setns(f *os.File, nstype int) error {
-	_, _, errno := syscall.Syscall(sysSetns, f.Fd(), uintptr(nstype), 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	return unix.Setns(int(f.Fd()), nstype)
 }

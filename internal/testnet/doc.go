@@ -7,8 +7,7 @@
 // killed test binary left behind without touching namespaces of test binaries still running.
 //
 // The namespace plumbing is hand-written on top of the ip(8), nft(8), tcpdump and tshark commands and
-// the setns(2) system call: the module does not depend on a netns library, and shelling out to the
-// same tools an operator would use keeps failures easy to reproduce by hand.
+// setns(2) (golang.org/x/sys/unix); shelling out to the same tools an operator would use keeps failures easy to reproduce by hand.
 //
 // Tests using this package need root. Require fails the test when something is missing, and skips it
 // only under -short, so a CI run without -short fails loudly instead of silently testing nothing.

@@ -1,4 +1,0 @@
-package testnet
-
-// sysSetns is setns(2)'s system call number; the standard syscall package does not export it.
-const sysSetns = 375

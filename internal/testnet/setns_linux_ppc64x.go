@@ -1,6 +1,0 @@
-//go:build linux && (ppc64 || ppc64le)
-
-package testnet
-
-// sysSetns is setns(2)'s system call number; the standard syscall package does not export it.
-const sysSetns = 350
