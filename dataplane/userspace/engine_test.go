@@ -103,8 +103,15 @@ func randKey(n int) []byte {
 	return k
 }
 
-// install sets up both directions between a and b for sc and returns the addresses to test with.
-func install(t *testing.T, sc scenario, a, b *side) (srcA, dstB netip.Addr) {
+// installed describes a scenario set up between two sides.
+type installed struct {
+	src, dst       netip.Addr // addresses to send test traffic between (a to b)
+	outerA, outerB netip.Addr
+	keys           map[uint32][2][]byte // SPI → encryption key, integrity key
+}
+
+// install sets up both directions between a and b for sc (SPI 0x1001 from a to b, 0x2001 back).
+func install(t *testing.T, sc scenario, a, b *side) installed {
 	t.Helper()
 	outerA, outerB := a.outer, b.outer
 	if sc.outer6 {
@@ -114,6 +121,7 @@ func install(t *testing.T, sc scenario, a, b *side) (srcA, dstB netip.Addr) {
 		0x1001: {randKey(sc.encKeyLen), randKey(sc.integLen)},
 		0x2001: {randKey(sc.encKeyLen), randKey(sc.integLen)},
 	}
+	res := installed{outerA: outerA, outerB: outerB, keys: keys}
 	setup := func(local, remote *side, lOuter, rOuter netip.Addr, outSPI, inSPI uint32) {
 		var lts, rts []ts.Selector
 		switch {
@@ -149,11 +157,13 @@ func install(t *testing.T, sc scenario, a, b *side) (srcA, dstB netip.Addr) {
 	setup(b, a, outerB, outerA, 0x2001, 0x1001)
 	switch {
 	case sc.mode == dataplane.Transport:
-		return outerA, outerB
+		res.src, res.dst = outerA, outerB
 	case sc.inner6:
-		return a.inner6, b.inner6
+		res.src, res.dst = a.inner6, b.inner6
+	default:
+		res.src, res.dst = a.inner, b.inner
 	}
-	return a.inner, b.inner
+	return res
 }
 
 func TestTunnels(t *testing.T) {
@@ -177,7 +187,8 @@ func TestTunnels(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			a, b := newPair(t)
-			src, dst := install(t, sc, a, b)
+			inst := install(t, sc, a, b)
+			src, dst := inst.src, inst.dst
 			ping, err := a.ns.Ping(src, dst, 3, 50*time.Millisecond, 2*time.Second)
 			if err != nil {
 				t.Fatal(err)

@@ -26,7 +26,6 @@ const (
 	TsharkIKEIntegSHA512     = "HMAC_SHA2_512_256 [RFC4868]"
 	TsharkESPEncrAESGCM16    = "AES-GCM with 16 octet ICV [RFC4106]"
 	TsharkESPEncrAESCBC      = "AES-CBC [RFC3602]"
-	TsharkESPEncrChaCha20    = "ChaCha20/Poly1305"
 	TsharkESPAuthNull        = "NULL"
 	TsharkESPAuthSHA1        = "HMAC-SHA-1-96 [RFC2404]"
 	TsharkESPAuthSHA256      = "HMAC-SHA-256-128 [RFC4868]"
