@@ -1,0 +1,25 @@
+// Package vici speaks strongSwan's Versatile IKE Control Interface (VICI): the wire codec, a server
+// that lets Debian's own swanctl drive the goipsec daemon, and a client for goipsec's CLI and tests.
+//
+// The codec is hand-written because no maintained Go VICI library is available to this project. It
+// follows the protocol description in strongSwan's src/libcharon/plugins/vici/README.md (5.9.8):
+//
+//   - Transport: each segment is a 4-byte big-endian length followed by that many bytes; a segment
+//     holds at most MaxSegmentSize bytes (strongSwan's limit, 512 KiB).
+//   - Packet: the first byte of a segment is the PacketType. Named types (CMD_REQUEST,
+//     EVENT_REGISTER, EVENT_UNREGISTER, EVENT) continue with a 1-byte name length and the name.
+//     CMD_REQUEST, CMD_RESPONSE and EVENT carry a Message in the rest of the segment; the other
+//     types carry nothing.
+//   - Message: a sequence of elements (SECTION_START, SECTION_END, KEY_VALUE, LIST_START, LIST_ITEM,
+//     LIST_END); names have a 1-byte length, values a 2-byte big-endian length.
+//
+// Message keeps its items in wire order, because swanctl prints them in order and some commands
+// (auth rounds in load-conn, for example) depend on it. Decoding is strict: sections and lists must
+// be balanced, lists are not nested and hold only items, every length must fit exactly, and nesting
+// is limited to MaxDepth. Malformed input yields a *DecodeError, never a panic.
+//
+// The Server runs one reader goroutine and one writer goroutine per connection; commands on a
+// connection run one at a time (VICI has no request IDs), and all writes to a connection go through
+// its writer, so streamed events, responses and published events never interleave. docs/vici.md lists
+// the message layouts swanctl 5.9.8 expects for each command.
+package vici
