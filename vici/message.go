@@ -1,6 +1,7 @@
 package vici
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -221,6 +222,23 @@ func (m *Message) Equal(o *Message) bool {
 		}
 	}
 	return true
+}
+
+// ErrCommandFailed is wrapped by Message.Err for responses saying success = no.
+var ErrCommandFailed = errors.New("vici: command failed")
+
+// Err returns nil unless m is a response saying success = no (or any value other than yes), in which
+// case it wraps ErrCommandFailed with the response's errmsg. Responses without a success key, such as
+// version's, are never errors.
+func (m *Message) Err() error {
+	s, ok := m.Lookup("success")
+	if !ok || s == "yes" {
+		return nil
+	}
+	if msg := m.Get("errmsg"); msg != "" {
+		return fmt.Errorf("%w: %s", ErrCommandFailed, msg)
+	}
+	return ErrCommandFailed
 }
 
 // Success reports whether a command response says success = yes, the convention of strongSwan's
