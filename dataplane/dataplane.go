@@ -255,6 +255,7 @@ type Stats struct {
 	IKEPackets   uint64 // IKE messages passed up from the NAT-T port
 	KeepAlives   uint64 // NAT-keepalives received and ignored
 	DummyPackets uint64 // ESP dummy packets (next header 59) received and dropped
+	Bypassed     uint64 // packets sent in the clear by a bypass policy
 }
 
 // Backend is what the control plane needs from a data plane.

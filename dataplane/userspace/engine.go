@@ -130,8 +130,8 @@ type Engine struct {
 
 // engineStats are counters not attributable to one SA.
 type engineStats struct {
-	drops                                                   [len(dataplane.DropCounts{})]atomic.Uint64
-	tunPackets, netPackets, ikePackets, keepAlives, dummies atomic.Uint64
+	drops                                                             [len(dataplane.DropCounts{})]atomic.Uint64
+	tunPackets, netPackets, ikePackets, keepAlives, dummies, bypassed atomic.Uint64
 }
 
 // saState is one installed SA: its transform, addressing and counters.
@@ -556,6 +556,7 @@ func (e *Engine) Stats() dataplane.Stats {
 	st.IKEPackets = e.stats.ikePackets.Load()
 	st.KeepAlives = e.stats.keepAlives.Load()
 	st.DummyPackets = e.stats.dummies.Load()
+	st.Bypassed = e.stats.bypassed.Load()
 	return st
 }
 

@@ -150,10 +150,14 @@ func (e *Engine) classifyOutbound(el *elem, spd *spdSnapshot) bool {
 		e.stats.drops[dataplane.DropDiscard].Add(1)
 		return false
 	case dataplane.Bypass:
-		// Bypass traffic never reaches the TUN device unless a route sends it here; the engine has
-		// no clear-text path of its own, so it is counted and dropped.
-		e.stats.drops[dataplane.DropNoPolicy].Add(1)
-		return false
+		// A bypass policy carved out of a protected range: send the packet on in the clear,
+		// re-injected through a raw socket whose fwmark keeps it off the TUN device.
+		if e.raw == nil {
+			e.stats.drops[dataplane.DropNoPolicy].Add(1)
+			return false
+		}
+		el.bypass = true
+		return true
 	}
 	sa := pol.sa.Load()
 	if sa == nil {
@@ -197,6 +201,9 @@ func (e *Engine) acquire(pol *policy, f *flow) {
 // sealBatch applies ESP or AH to every packet of an outbound batch.
 func (e *Engine) sealBatch(b *batch) {
 	for _, el := range b.elems {
+		if el.bypass {
+			continue
+		}
 		if err := e.seal(el); err != nil {
 			el.drop = int16(dataplane.DropMalformed)
 			if errors.Is(err, esp.ErrSeqExhausted) {
@@ -286,6 +293,13 @@ func (e *Engine) sendOutbound() {
 		}
 		for _, el := range b.elems {
 			if el.drop >= 0 {
+				continue
+			}
+			if el.bypass {
+				if err := e.raw.sendClear(el.pkt); err != nil {
+					e.log.Debug("bypass send failed", "err", err)
+				}
+				e.stats.bypassed.Add(1)
 				continue
 			}
 			if el.sa != runSA {

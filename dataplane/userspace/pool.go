@@ -31,11 +31,12 @@ type elem struct {
 	// enough for GRO/GSO coalescing)
 	bigRef *bigBuf
 
-	sa    *saState
-	fl    flow
-	seq   uint64
-	drop  int16 // -1: not dropped; otherwise a dataplane.DropReason
-	quiet bool  // dropped without counting against the SA (dummy packets)
+	sa     *saState
+	fl     flow
+	seq    uint64
+	drop   int16 // -1: not dropped; otherwise a dataplane.DropReason
+	quiet  bool  // dropped without counting against the SA (dummy packets)
+	bypass bool  // outbound: matched a bypass policy, sent in the clear
 
 	local  netip.Addr     // inbound: our address the packet was sent to
 	remote netip.AddrPort // inbound: sender
@@ -88,7 +89,7 @@ func (p *pools) put(el *elem) {
 		el.bigRef, el.big = nil, nil
 	}
 	el.pkt, el.out, el.sa, el.ep = nil, nil, nil, nil
-	el.drop, el.quiet = -1, false
+	el.drop, el.quiet, el.bypass = -1, false, false
 	p.small.Put(el)
 }
 

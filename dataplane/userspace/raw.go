@@ -25,13 +25,35 @@ type rawConn struct {
 }
 
 // rawSockets are the raw sockets for ESP and AH over IPv4 and IPv6 (nil where the family is not
-// available).
+// available), and the IPPROTO_RAW sockets through which bypassed packets leave in the clear.
 type rawSockets struct {
-	conns []*rawConn
+	conns          []*rawConn
+	clear4, clear6 int // file descriptors; -1 when unavailable
 }
 
 func openRawSockets(mark uint32) (*rawSockets, error) {
-	rs := &rawSockets{}
+	rs := &rawSockets{clear4: -1, clear6: -1}
+	// IPPROTO_RAW implies that we write the IP header (IP_HDRINCL, and IPV6_HDRINCL on Linux).
+	for _, fam := range []int{unix.AF_INET, unix.AF_INET6} {
+		fd, err := unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+		if err != nil {
+			if fam == unix.AF_INET6 && errors.Is(err, unix.EAFNOSUPPORT) {
+				continue
+			}
+			rs.close()
+			return nil, fmt.Errorf("open raw socket for bypassed packets: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_MARK, int(mark)); err != nil {
+			unix.Close(fd)
+			rs.close()
+			return nil, fmt.Errorf("set fwmark on raw socket: %w", err)
+		}
+		if fam == unix.AF_INET {
+			rs.clear4 = fd
+		} else {
+			rs.clear6 = fd
+		}
+	}
 	for _, proto := range []dataplane.Protocol{dataplane.ESP, dataplane.AH} {
 		for _, is6 := range []bool{false, true} {
 			c, err := openRaw(proto, is6, mark)
@@ -97,6 +119,12 @@ func openRaw(proto dataplane.Protocol, is6 bool, mark uint32) (*rawConn, error) 
 
 func (rs *rawSockets) close() error {
 	var errs []error
+	for _, fd := range []int{rs.clear4, rs.clear6} {
+		if fd >= 0 {
+			errs = append(errs, unix.Close(fd))
+		}
+	}
+	rs.clear4, rs.clear6 = -1, -1
 	for _, c := range rs.conns {
 		errs = append(errs, c.conn.Close())
 	}
@@ -137,6 +165,28 @@ func (rs *rawSockets) send(proto dataplane.Protocol, src, dst netip.Addr, pkts [
 		msgs[i] = ipv4.Message{Buffers: [][]byte{p}, OOB: oob, Addr: addr}
 	}
 	return writeAll(func(m int) (int, error) { return c.pc4.WriteBatch(msgs[m:], 0) }, len(msgs))
+}
+
+// sendClear sends a complete IP packet unprotected. Bypassed traffic is rare (a hole punched into
+// a protected range), so it is written one packet at a time.
+func (rs *rawSockets) sendClear(pkt []byte) error {
+	if len(pkt) < ipv4HeaderLen {
+		return errors.New("short packet")
+	}
+	if pkt[0]>>4 == 4 {
+		if rs.clear4 < 0 {
+			return errors.New("no IPv4 raw socket")
+		}
+		var sa unix.SockaddrInet4
+		copy(sa.Addr[:], pkt[ipv4Dst:ipv4Dst+4])
+		return unix.Sendto(rs.clear4, pkt, unix.MSG_DONTWAIT, &sa)
+	}
+	if rs.clear6 < 0 || len(pkt) < ipv6HeaderLen {
+		return errors.New("no IPv6 raw socket")
+	}
+	var sa unix.SockaddrInet6
+	copy(sa.Addr[:], pkt[ipv6Dst:ipv6Dst+16])
+	return unix.Sendto(rs.clear6, pkt, unix.MSG_DONTWAIT, &sa)
 }
 
 func writeAll(write func(from int) (int, error), total int) error {
