@@ -1,0 +1,121 @@
+package ike
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/proposal"
+	"github.com/goipsec/goipsec/ts"
+)
+
+// Identity is an IKE identity (RFC 7296 §3.5). The zero Type means "any" where an identity is
+// matched.
+type Identity struct {
+	Type wire.IDType
+	Data []byte
+}
+
+// IsAny reports whether the identity matches any peer.
+func (id Identity) IsAny() bool { return id.Type == 0 }
+
+// Equal reports whether two identities are the same.
+func (id Identity) Equal(o Identity) bool { return id.Type == o.Type && bytes.Equal(id.Data, o.Data) }
+
+// Matches reports whether a received identity satisfies this configured one.
+func (id Identity) Matches(got Identity) bool { return id.IsAny() || id.Equal(got) }
+
+// AddrIdentity is the identity of an IP address (the default local identity).
+func AddrIdentity(a netip.Addr) Identity {
+	if a.Is4() {
+		return Identity{Type: wire.IDIPv4Addr, Data: a.AsSlice()}
+	}
+	return Identity{Type: wire.IDIPv6Addr, Data: a.AsSlice()}
+}
+
+func (id Identity) String() string {
+	switch id.Type {
+	case 0:
+		return "%any"
+	case wire.IDIPv4Addr, wire.IDIPv6Addr:
+		if a, ok := netip.AddrFromSlice(id.Data); ok {
+			return a.String()
+		}
+	case wire.IDFQDN:
+		return string(id.Data)
+	case wire.IDRFC822Addr:
+		return string(id.Data)
+	case wire.IDKeyID:
+		return fmt.Sprintf("keyid:%x", id.Data)
+	}
+	return fmt.Sprintf("id(%d):%x", id.Type, id.Data)
+}
+
+// Mode of a Child SA.
+type Mode uint8
+
+const (
+	Tunnel Mode = iota
+	Transport
+)
+
+func (m Mode) String() string {
+	if m == Transport {
+		return "transport"
+	}
+	return "tunnel"
+}
+
+// PeerConfig is what an IKE SA needs to know about one configured connection.
+type PeerConfig struct {
+	Name      string
+	Proposals []proposal.Proposal // IKE proposals, in order of preference
+	LocalID   Identity            // zero: the local IP address
+	RemoteID  Identity            // zero: accept any identity
+	// PSK returns the preshared key for a pair of identities.
+	PSK func(local, remote Identity) ([]byte, bool)
+	// Fragmentation: announce and use IKEv2 fragmentation (RFC 7383).
+	Fragmentation bool
+	// ForceEncap makes both peers believe there is a NAT (RFC 7296 §2.23: faked NAT_DETECTION
+	// hashes), so that ESP is carried in UDP.
+	ForceEncap bool
+	Children   []*ChildConfig
+	// RekeyTime and ReauthTime are for the driver; zero disables.
+	RekeyTime time.Duration
+	DPDDelay  time.Duration
+}
+
+// ChildConfig is a configured Child SA.
+type ChildConfig struct {
+	Name string
+	// LocalTS and RemoteTS: selectors; Dynamic means "the IKE SA's own address" (swanctl.conf's
+	// "dynamic"), resolved when the SA is negotiated.
+	LocalTS, RemoteTS             []ts.Selector
+	LocalDynamic, RemoteDynamic   bool
+	Proposals                     []proposal.Proposal // ESP, in order of preference
+	Mode                          Mode
+	RekeyTime, LifeTime           time.Duration
+	RekeyBytes, LifeBytes         uint64
+	RekeyPackets, LifePackets     uint64
+	ReplayWindow                  int
+	TFCPadding                    int
+}
+
+// localTS returns the child's local selectors with "dynamic" resolved to addr.
+func (c *ChildConfig) localTS(addr netip.Addr) []ts.Selector {
+	return resolveTS(c.LocalTS, c.LocalDynamic, addr)
+}
+
+func (c *ChildConfig) remoteTS(addr netip.Addr) []ts.Selector {
+	return resolveTS(c.RemoteTS, c.RemoteDynamic, addr)
+}
+
+func resolveTS(list []ts.Selector, dynamic bool, addr netip.Addr) []ts.Selector {
+	out := append([]ts.Selector(nil), list...)
+	if dynamic && addr.IsValid() {
+		out = append(out, ts.Host(addr.Unmap()))
+	}
+	return out
+}

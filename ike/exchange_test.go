@@ -1,0 +1,240 @@
+package ike
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/proposal"
+	"github.com/goipsec/goipsec/ts"
+)
+
+var (
+	addrI = netip.MustParseAddrPort("192.0.2.1:500")
+	addrR = netip.MustParseAddrPort("192.0.2.2:500")
+)
+
+func mustIKE(t *testing.T, s string) []proposal.Proposal {
+	t.Helper()
+	p, err := proposal.ParseIKE(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustESP(t *testing.T, s string) []proposal.Proposal {
+	t.Helper()
+	p, err := proposal.ParseESP(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func psk(key string) func(a, b Identity) ([]byte, bool) {
+	return func(a, b Identity) ([]byte, bool) { return []byte(key), true }
+}
+
+type pairConfig struct {
+	ikeI, ikeR string
+	espI, espR string
+	pskI, pskR string
+	idI, idR   Identity // configured local IDs
+	expectR    Identity // what the initiator expects of the responder
+	expectI    Identity
+	tsI, tsR   [2]string // local, remote
+	modeI      Mode
+	modeR      Mode
+}
+
+func defaultPair() pairConfig {
+	return pairConfig{
+		ikeI: "aes256gcm16-prfsha256-x25519", ikeR: "aes256gcm16-prfsha256-x25519",
+		espI: "aes256gcm16", espR: "aes256gcm16", pskI: "secret", pskR: "secret",
+		tsI: [2]string{"10.1.0.0/24", "10.2.0.0/24"}, tsR: [2]string{"10.2.0.0/24", "10.1.0.0/24"},
+	}
+}
+
+func (pc pairConfig) build(t *testing.T) (*PeerConfig, *PeerConfig) {
+	child := func(name string, tsp [2]string, esp string, mode Mode) *ChildConfig {
+		l, err1 := ts.Parse(tsp[0])
+		r, err2 := ts.Parse(tsp[1])
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		return &ChildConfig{Name: name, LocalTS: []ts.Selector{l}, RemoteTS: []ts.Selector{r}, Proposals: mustESP(t, esp), Mode: mode}
+	}
+	ci := &PeerConfig{Name: "i", Proposals: mustIKE(t, pc.ikeI), LocalID: pc.idI, RemoteID: pc.expectR, PSK: psk(pc.pskI),
+		Children: []*ChildConfig{child("net", pc.tsI, pc.espI, pc.modeI)}}
+	cr := &PeerConfig{Name: "r", Proposals: mustIKE(t, pc.ikeR), LocalID: pc.idR, RemoteID: pc.expectI, PSK: psk(pc.pskR),
+		Children: []*ChildConfig{child("net", pc.tsR, pc.espR, pc.modeR)}}
+	return ci, cr
+}
+
+// handshake runs IKE_SA_INIT and IKE_AUTH between two SAs in memory, through the wire encoding.
+func handshake(t *testing.T, ci, cr *PeerConfig) (i, r *SA, ic, rc *ChildSA, err error) {
+	t.Helper()
+	i, err = NewInitiator(ci, addrI, addrR, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		req, err := i.InitRequest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := wire.Decode(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp []byte
+		var rerr error
+		r, resp, rerr = RespondInit(m, req, addrR, addrI, []*PeerConfig{cr}, Deps{})
+		rm, err := wire.Decode(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, ierr := i.HandleInitResponse(resp, rm)
+		if ierr != nil {
+			if rerr != nil {
+				return nil, nil, nil, nil, rerr
+			}
+			return nil, nil, nil, nil, ierr
+		}
+		if res == InitDone {
+			break
+		}
+	}
+	auth, err := i.AuthRequest(ci.Children[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := i.Seal(i.Header(wire.ExchangeIKEAuth, 1, false), auth, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := r.Open(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, rc, rcErr, rErr := r.HandleAuthRequest(opened.Inner)
+	msgs, err = r.Seal(r.Header(wire.ExchangeIKEAuth, 1, true), resp, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err = i.Open(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, icErr, iErr := i.HandleAuthResponse(opened.Inner)
+	for _, e := range []error{rErr, iErr, rcErr, icErr} {
+		if e != nil {
+			return i, r, ic, rc, e
+		}
+	}
+	return i, r, ic, rc, nil
+}
+
+func TestHandshakePSK(t *testing.T) {
+	for _, ikeP := range []string{"aes256gcm16-prfsha256-x25519", "aes128gcm16-prfsha256-ecp256", "chacha20poly1305-prfsha256-x25519", "aes256-sha256-modp2048", "aes128-sha384-ecp384", "aes256gcm16-prfsha512-mlkem768"} {
+		t.Run(ikeP, func(t *testing.T) {
+			pc := defaultPair()
+			pc.ikeI, pc.ikeR = ikeP, ikeP
+			ci, cr := pc.build(t)
+			i, r, ic, rc, err := handshake(t, ci, cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i.State != StateEstablished || r.State != StateEstablished {
+				t.Fatalf("states %s %s", i.State, r.State)
+			}
+			if ic.SPIIn != rc.SPIOut || ic.SPIOut != rc.SPIIn {
+				t.Fatalf("SPIs do not pair up: %x/%x vs %x/%x", ic.SPIIn, ic.SPIOut, rc.SPIIn, rc.SPIOut)
+			}
+			if !bytes.Equal(ic.EncrOut, rc.EncrIn) || !bytes.Equal(ic.EncrIn, rc.EncrOut) || len(ic.EncrOut) != 36 {
+				t.Fatal("child keys do not pair up")
+			}
+			if ts.FormatList(ic.LocalTS) != "10.1.0.0/24" || ts.FormatList(rc.LocalTS) != "10.2.0.0/24" {
+				t.Fatalf("selectors %s / %s", ts.FormatList(ic.LocalTS), ts.FormatList(rc.LocalTS))
+			}
+		})
+	}
+}
+
+func TestInvalidKERetry(t *testing.T) {
+	pc := defaultPair()
+	pc.ikeI = "aes256gcm16-prfsha256-ecp256-x25519"
+	pc.ikeR = "aes256gcm16-prfsha256-x25519"
+	ci, cr := pc.build(t)
+	i, _, _, _, err := handshake(t, ci, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := proposalGroup(i.Proposal); g != proposal.KECurve25519 {
+		t.Fatalf("group %d", g)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*pairConfig)
+		want []string
+	}{
+		{"no IKE proposal", func(p *pairConfig) { p.ikeR = "aes128-sha256-modp3072" }, []string{"no IKE proposal chosen", "aes256gcm16", "aes128-sha256"}},
+		{"wrong PSK", func(p *pairConfig) { p.pskR = "other" }, []string{"does not verify"}},
+		{"identity mismatch", func(p *pairConfig) {
+			p.idR = Identity{Type: wire.IDFQDN, Data: []byte("moon.example")}
+			p.expectR = Identity{Type: wire.IDFQDN, Data: []byte("sun.example")}
+		}, []string{"sun.example"}},
+		{"no ESP proposal", func(p *pairConfig) { p.espR = "chacha20poly1305" }, []string{"no ESP proposal chosen", "aes256gcm16", "chacha20poly1305"}},
+		{"TS unacceptable", func(p *pairConfig) { p.tsR = [2]string{"10.9.0.0/24", "10.8.0.0/24"} }, []string{"traffic selectors unacceptable", "10.1.0.0/24", "10.9.0.0/24"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc := defaultPair()
+			tc.mod(&pc)
+			ci, cr := pc.build(t)
+			_, _, _, _, err := handshake(t, ci, cr)
+			if err == nil {
+				t.Fatal("handshake succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestNarrowing(t *testing.T) {
+	pc := defaultPair()
+	pc.tsI = [2]string{"10.1.0.0/16", "0.0.0.0/0"}
+	ci, cr := pc.build(t)
+	_, _, ic, rc, err := handshake(t, ci, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.FormatList(ic.LocalTS) != "10.1.0.0/24" || ts.FormatList(ic.RemoteTS) != "10.2.0.0/24" {
+		t.Fatalf("initiator got %s / %s", ts.FormatList(ic.LocalTS), ts.FormatList(ic.RemoteTS))
+	}
+	if ts.FormatList(rc.RemoteTS) != "10.1.0.0/24" {
+		t.Fatalf("responder got %s", ts.FormatList(rc.RemoteTS))
+	}
+}
+
+func TestTransportMode(t *testing.T) {
+	pc := defaultPair()
+	pc.modeI, pc.modeR = Transport, Transport
+	ci, cr := pc.build(t)
+	_, _, ic, rc, err := handshake(t, ci, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ic.Mode != Transport || rc.Mode != Transport {
+		t.Fatal("not transport")
+	}
+}

@@ -1,0 +1,197 @@
+package ike
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/proposal"
+)
+
+// toWire converts configured proposals to SA payload proposals, numbered from 1, each carrying spi.
+func toWire(list []proposal.Proposal, spi []byte) []wire.Proposal {
+	out := make([]wire.Proposal, 0, len(list))
+	for i, p := range list {
+		wp := wire.Proposal{Number: uint8(i + 1), Protocol: wire.ProtocolID(p.Protocol), SPI: spi}
+		for _, t := range p.Transforms {
+			wt := wire.Transform{Type: wire.TransformType(t.Type), ID: t.ID}
+			if t.KeyLength != 0 {
+				wt.Attributes = []wire.Attribute{wire.KeyLengthAttribute(t.KeyLength)}
+			}
+			wp.Transforms = append(wp.Transforms, wt)
+		}
+		out = append(out, wp)
+	}
+	return out
+}
+
+// fromWire converts a received proposal; transforms with attributes other than Key Length are
+// kept out (RFC 7296 §3.3.6: unknown attributes make the transform unusable).
+func fromWire(wp wire.Proposal) proposal.Proposal {
+	p := proposal.Proposal{Protocol: proposal.Protocol(wp.Protocol)}
+	for _, wt := range wp.Transforms {
+		t := proposal.Transform{Type: proposal.TransformType(wt.Type), ID: wt.ID}
+		usable := true
+		for _, a := range wt.Attributes {
+			if a.Type != 14 { // Key Length
+				usable = false
+			}
+		}
+		if !usable {
+			continue
+		}
+		if kl, ok := wt.KeyLength(); ok {
+			t.KeyLength = kl
+		}
+		p.Transforms = append(p.Transforms, t)
+	}
+	return p
+}
+
+// withoutKE removes key exchange transforms: Child SA proposals in IKE_AUTH carry none (RFC 7296
+// §1.2), the keys come from the IKE SA's exchange.
+func withoutKE(list []proposal.Proposal) []proposal.Proposal {
+	out := make([]proposal.Proposal, 0, len(list))
+	for _, p := range list {
+		q := proposal.Proposal{Protocol: p.Protocol}
+		for _, t := range p.Transforms {
+			if !t.Type.IsKeyExchange() {
+				q.Transforms = append(q.Transforms, t)
+			}
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+// selected is the outcome of proposal selection: one transform of each type.
+type selected struct {
+	proposal.Proposal
+	number uint8
+	spi    []byte
+}
+
+func (s selected) get(t proposal.TransformType) (proposal.Transform, bool) {
+	for _, tr := range s.Transforms {
+		if tr.Type == t {
+			return tr, true
+		}
+	}
+	return proposal.Transform{}, false
+}
+
+// selectProposal picks, in our order of preference, the first of our proposals that one of the
+// peer's proposals matches, and for each transform type the first of our transforms the peer also
+// offers (RFC 7296 §2.7). Every type present on either side must be matched; an INTEG of NONE or an
+// ESN of "no" counts as present.
+func selectProposal(ours []proposal.Proposal, theirs []wire.Proposal, proto proposal.Protocol) (selected, bool) {
+	for _, o := range ours {
+		for _, wp := range theirs {
+			if proposal.Protocol(wp.Protocol) != proto {
+				continue
+			}
+			t := fromWire(wp)
+			if s, ok := matchProposal(o, t); ok {
+				return selected{Proposal: s, number: wp.Number, spi: wp.SPI}, true
+			}
+		}
+	}
+	return selected{}, false
+}
+
+func matchProposal(ours, theirs proposal.Proposal) (proposal.Proposal, bool) {
+	types := map[proposal.TransformType]bool{}
+	for _, t := range ours.Transforms {
+		types[t.Type] = true
+	}
+	for _, t := range theirs.Transforms {
+		types[t.Type] = true
+	}
+	out := proposal.Proposal{Protocol: ours.Protocol}
+	for _, typ := range transformOrder {
+		if !types[typ] {
+			continue
+		}
+		found := false
+		for _, o := range ours.Of(typ) {
+			for _, t := range theirs.Of(typ) {
+				if o == t {
+					out.Transforms = append(out.Transforms, o)
+					found = true
+					break
+				}
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			// A missing INTEG is the same as INTEG NONE (RFC 7296 §3.3.3 for AEAD), a missing ESN
+			// the same as "no ESN" only for AH/ESP; otherwise the type cannot be matched.
+			if typ == proposal.TypeIntegrity && acceptsNone(ours, theirs, typ, proposal.IntegNone) {
+				continue
+			}
+			return proposal.Proposal{}, false
+		}
+	}
+	return out, true
+}
+
+func acceptsNone(a, b proposal.Proposal, typ proposal.TransformType, none uint16) bool {
+	ok := func(p proposal.Proposal) bool {
+		list := p.Of(typ)
+		if len(list) == 0 {
+			return true
+		}
+		for _, t := range list {
+			if t.ID == none {
+				return true
+			}
+		}
+		return false
+	}
+	return ok(a) && ok(b)
+}
+
+var transformOrder = []proposal.TransformType{
+	proposal.TypeEncryption, proposal.TypeIntegrity, proposal.TypePRF, proposal.TypeKeyExchange,
+	6, 7, 8, 9, 10, 11, 12, proposal.TypeESN,
+}
+
+// checkChosen verifies that the proposal a responder chose is one of ours and has exactly one
+// transform of each type (RFC 7296 §3.3: a response carries one proposal).
+func checkChosen(ours []proposal.Proposal, sa *wire.SA, proto proposal.Protocol) (selected, error) {
+	if sa == nil || len(sa.Proposals) != 1 {
+		return selected{}, fmt.Errorf("response must carry exactly one proposal")
+	}
+	wp := sa.Proposals[0]
+	got := fromWire(wp)
+	if got.Protocol != proto {
+		return selected{}, fmt.Errorf("chosen proposal is for %s, not %s", got.Protocol, proto)
+	}
+	seen := map[proposal.TransformType]bool{}
+	for _, t := range got.Transforms {
+		if seen[t.Type] {
+			return selected{}, fmt.Errorf("chosen proposal has two %s transforms", t.Type)
+		}
+		seen[t.Type] = true
+	}
+	for _, o := range ours {
+		if m, ok := matchProposal(o, got); ok && len(m.Transforms) == len(got.Transforms) {
+			return selected{Proposal: got, number: wp.Number, spi: wp.SPI}, nil
+		}
+	}
+	return selected{}, fmt.Errorf("chosen proposal %s was not offered (offered %s)", got, proposal.FormatList(ours))
+}
+
+// describeWire formats a peer's proposals in strongSwan keyword form for error messages.
+func describeWire(list []wire.Proposal) string {
+	parts := make([]string, 0, len(list))
+	for _, wp := range list {
+		parts = append(parts, fromWire(wp).String())
+	}
+	if len(parts) == 0 {
+		return "(none)"
+	}
+	return strings.Join(parts, ", ")
+}
