@@ -825,6 +825,34 @@ func TestSwanctlMonitorSA(t *testing.T) {
 	assertOutput(t, "swanctl --monitor-sa", readLines(t, lines, 22), ikeSAOutput+childSAOutput+downOutput)
 }
 
+func TestSwanctlCountersAndPools(t *testing.T) {
+	d := newFakeDaemon()
+	// Global counters sit in a section with an empty name, which VICI allows.
+	counters := NewMessage()
+	counters.AddSection("counters").AddSection("").Set("ike-rekey-init", "4").Set("child-rekey", "4").
+		Set("create-child-out-resp", "0")
+	counters.Set("success", "yes")
+	d.respond("get-counters", counters)
+	pools := NewMessage()
+	pools.AddSection("p1").Set("base", "10.3.0.0").Set("size", "254").Set("online", "1").Set("offline", "2")
+	d.respond("get-pools", pools)
+	e := newSwanctlEnv(t, d)
+	if e == nil {
+		return
+	}
+	r := e.run("--counters")
+	assertOutput(t, "swanctl --counters", r.stdout, `global:
+  ike-rekey-init        : 4
+  child-rekey           : 4
+  create-child-out-resp : 0
+`)
+	r = e.run("--list-pools")
+	assertOutput(t, "swanctl --list-pools", r.stdout, "p1                   10.3.0.0                            1 / 2 / 254\n")
+	got := d.got()
+	assertRequest(t, got[0], "get-counters", NewMessage())
+	assertRequest(t, got[1], "get-pools", NewMessage())
+}
+
 // swanctlInvocations maps each strongSwan command to a swanctl invocation that sends it; {conf} is
 // replaced by the swanctl.conf path.
 var swanctlInvocations = map[string][]string{
