@@ -92,15 +92,15 @@ type ChildConfig struct {
 	Name string
 	// LocalTS and RemoteTS: selectors; Dynamic means "the IKE SA's own address" (swanctl.conf's
 	// "dynamic"), resolved when the SA is negotiated.
-	LocalTS, RemoteTS             []ts.Selector
-	LocalDynamic, RemoteDynamic   bool
-	Proposals                     []proposal.Proposal // ESP, in order of preference
-	Mode                          Mode
-	RekeyTime, LifeTime           time.Duration
-	RekeyBytes, LifeBytes         uint64
-	RekeyPackets, LifePackets     uint64
-	ReplayWindow                  int
-	TFCPadding                    int
+	LocalTS, RemoteTS           []ts.Selector
+	LocalDynamic, RemoteDynamic bool
+	Proposals                   []proposal.Proposal // ESP, in order of preference
+	Mode                        Mode
+	RekeyTime, LifeTime         time.Duration
+	RekeyBytes, LifeBytes       uint64
+	RekeyPackets, LifePackets   uint64
+	ReplayWindow                int
+	TFCPadding                  int
 }
 
 // localTS returns the child's local selectors with "dynamic" resolved to addr.

@@ -109,7 +109,7 @@ type Result struct {
 	Replaced   *ChildSA // the Child SA it replaces (rekey): delete it after a grace period
 	ChildDown  []*ChildSA
 	NewIKE     *SA  // the IKE SA that replaces this one
-	IKEDeleted bool // this IKE SA is gone
+	IKEDeleted bool // this IKE SA is gone, with its remaining Child SAs
 }
 
 // HandleResponse processes the response to a pending CREATE_CHILD_SA or INFORMATIONAL request.
@@ -170,7 +170,7 @@ func (sa *SA) HandleResponse(p *Pending, resp []wire.Payload) (Result, error) {
 		sa.removeChild(p.Child)
 		return Result{ChildDown: []*ChildSA{p.Child}}, nil
 	case PendingDeleteIKE:
-		return Result{IKEDeleted: true, ChildDown: sa.Children}, nil
+		return Result{IKEDeleted: true}, nil
 	case PendingLiveness:
 		return Result{}, nil
 	}
@@ -329,9 +329,9 @@ func (sa *SA) handleInformational(req []wire.Payload) ([]wire.Payload, Result, e
 	for _, d := range findAll[*wire.Delete](req) {
 		switch d.Protocol {
 		case wire.ProtoIKE:
+			// The Child SAs go with it; the driver reports them when it removes the IKE SA.
 			sa.State = StateDeleting
 			res.IKEDeleted = true
-			res.ChildDown = append(res.ChildDown, sa.Children...)
 			return nil, res, nil
 		case wire.ProtoESP, wire.ProtoAH:
 			var ours [][]byte

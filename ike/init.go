@@ -103,11 +103,12 @@ func (sa *SA) natdPayloads() []wire.Payload {
 	}
 }
 
-// checkNATD evaluates the peer's NAT detection payloads against the addresses we see.
-func (sa *SA) checkNATD(ps []wire.Payload) {
+// checkNATD evaluates the peer's NAT detection payloads against the addresses we see. spir is the
+// responder SPI the hashes were computed with: zero in the IKE_SA_INIT request (RFC 7296 §2.23).
+func (sa *SA) checkNATD(ps []wire.Payload, spir uint64) {
 	var srcSeen, srcMatch, dstSeen, dstMatch bool
-	want := natdHash(sa.SPIi, sa.SPIr, sa.Remote)
-	mine := natdHash(sa.SPIi, sa.SPIr, sa.Local)
+	want := natdHash(sa.SPIi, spir, sa.Remote)
+	mine := natdHash(sa.SPIi, spir, sa.Local)
 	for _, n := range findAll[*wire.Notify](ps) {
 		switch n.NotifyType {
 		case wire.NATDetectionSourceIP:
@@ -191,7 +192,7 @@ func (sa *SA) HandleInitResponse(raw []byte, m *wire.Message) (InitResult, error
 		return 0, errorf(0, "peer's key exchange value refused: %v", err)
 	}
 	defer clear(secret)
-	sa.checkNATD(m.Payloads)
+	sa.checkNATD(m.Payloads, sa.SPIr)
 	sa.PeerFragmentation = findNotify(m.Payloads, wire.FragmentationSupported) != nil
 	sa.initResp = append([]byte(nil), raw...)
 	if err := sa.deriveKeys(chosen.Proposal, secret); err != nil {
@@ -327,7 +328,7 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 		return refuse(wire.InvalidSyntax, nil, errorf(wire.InvalidSyntax, "IKE_SA_INIT from %s: key exchange value refused: %v", remote, err))
 	}
 	defer clear(secret)
-	sa.checkNATD(req.Payloads)
+	sa.checkNATD(req.Payloads, 0)
 	sa.PeerFragmentation = findNotify(req.Payloads, wire.FragmentationSupported) != nil
 	chosenWire := toWire([]proposal.Proposal{chosen.Proposal}, nil)
 	chosenWire[0].Number = chosen.number

@@ -17,7 +17,7 @@ import (
 
 // Deps are an SA's injected dependencies.
 type Deps struct {
-	Rand io.Reader       // default crypto/rand
+	Rand io.Reader        // default crypto/rand
 	Now  func() time.Time // default time.Now
 	// AllocSPI returns a fresh inbound SPI for a Child SA, unique on this host.
 	AllocSPI func() (uint32, error)
