@@ -18,8 +18,12 @@
 // be balanced, lists are not nested and hold only items, every length must fit exactly, and nesting
 // is limited to MaxDepth. Malformed input yields a *DecodeError, never a panic.
 //
-// The Server runs one reader goroutine and one writer goroutine per connection; commands on a
-// connection run one at a time (VICI has no request IDs), and all writes to a connection go through
-// its writer, so streamed events, responses and published events never interleave. docs/vici.md lists
-// the message layouts swanctl 5.9.8 expects for each command.
+// The Server gives each connection a reader goroutine, a writer goroutine and, while a command runs,
+// a goroutine for that command; commands on a connection run one at a time (VICI has no request
+// IDs), and every write goes through the connection's writer, so streamed events, responses and
+// published events never interleave. The reader keeps reading during a command, so a client that
+// disconnects cancels its command's context.
+//
+// docs/vici.md lists the request, response and event layouts swanctl 5.9.8 sends and understands,
+// as checked by the interop tests that run Debian's swanctl against this package's server.
 package vici
