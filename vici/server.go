@@ -153,7 +153,8 @@ func NewServer(handler Handler, logger *slog.Logger) *Server {
 }
 
 // Serve accepts connections on l until l fails or the server is closed, serving each in its own
-// goroutines. It closes l before returning and returns ErrServerClosed after Close.
+// goroutines. It closes l before returning and returns ErrServerClosed after Close, or the accept
+// error that ended it.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -188,7 +189,8 @@ func (s *Server) isClosed() bool {
 }
 
 // Close stops all listeners, disconnects all clients, cancels running commands' contexts and waits
-// for the connection goroutines to finish.
+// for the connection goroutines to finish, so it returns only once every running command handler
+// has returned: handlers must honour their context.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true

@@ -700,3 +700,39 @@ func TestCommandsOnOneConnectionRunInOrder(t *testing.T) {
 		t.Fatalf("ran in order %q", order)
 	}
 }
+
+// TestNoGoroutineLeak: once the server and its clients are closed, every goroutine they started
+// has ended (Server.Close and Client.Close wait for their own).
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := &listSAs{n: 3, registered: make(chan bool, 1)}
+	reg := NewRegistry()
+	reg.Handle("list-sas", h.serve)
+	path := filepath.Join(socketDir(t), "vici.sock")
+	l, err := ListenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(reg, nil)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CallStreaming(context.Background(), "list-sas", "list-sa", nil, func(*Message) {}); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := Dial(path) // left connected: Close must end its server side
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	srv.Close()
+	<-served
+	idle.Close()
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
+}
