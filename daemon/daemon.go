@@ -1,24 +1,55 @@
 // Package daemon wires goipsec together: it takes a loaded configuration, installs manually keyed
-// SAs and (with IKE) negotiated ones into a data plane through dataplane.Backend, and applies an
-// edited configuration on reload, changing only what changed.
+// SAs, runs IKEv2 for the configured connections and installs the negotiated Child SAs into a data
+// plane through dataplane.Backend, and applies an edited configuration on reload, changing only
+// what changed.
+//
+// Lock order: the IKE engine's lock, then Daemon.mu. The engine calls the daemon's event handlers
+// with its lock held, so the daemon never calls the engine while holding mu.
 package daemon
 
 import (
 	"errors"
+	"io"
 	"log/slog"
+	"net/netip"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/goipsec/goipsec/config"
 	"github.com/goipsec/goipsec/dataplane"
+	"github.com/goipsec/goipsec/ike"
+	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/ts"
 )
 
-// Options are the daemon's dependencies.
+// NATT is the data plane's NAT-T socket, shared with IKE (RFC 3948: IKE and ESP on port 4500).
+type NATT interface {
+	SendIKE(b []byte, remote netip.AddrPort) error
+	NATTPort() uint16
+	FwMark() uint32
+}
+
+// Options are the daemon's dependencies and settings.
 type Options struct {
 	Backend dataplane.Backend
 	Logger  *slog.Logger
 	// MTU of the data plane's TUN device, for TFC padding "mtu".
 	MTU int
+	// NATT enables IKE: nil runs manual keys only.
+	NATT NATT
+	// IKE settings from the configuration's daemon section.
+	Daemon config.Daemon
+	// Keylog receives IKE and ESP keys in Wireshark's table formats (debugging only); nil: off.
+	Keylog io.Writer
+	// Clock for the IKE engine (default: the wall clock).
+	Clock engine.Clock
+}
+
+// failure is a connection's last negotiation failure, for status and doctor.
+type failure struct {
+	when time.Time
+	err  string
 }
 
 // Daemon owns the running state derived from the configuration.
@@ -26,26 +57,92 @@ type Daemon struct {
 	backend dataplane.Backend
 	log     *slog.Logger
 	mtu     int
+	opts    Options
+	ikePort uint16
+	fwmark  uint32
+	ike     *engine.Engine
+	sockets *ikeSockets
+	keylog  *keylogger
+	peers   atomic.Pointer[peerSnapshot]
+	closing atomic.Bool
 
-	mu     sync.Mutex
-	cfg    *config.Config
-	manual map[string]*manualState
+	mu           sync.Mutex
+	cfg          *config.Config
+	manual       map[string]*manualState
+	conns        map[string]*connection
+	policies     map[policyKey]*policyState
+	children     map[uint32]*installed // by inbound SPI
+	trapByPolicy map[dataplane.PolicyID]string
+	afterAuth    map[string][]*ike.ChildConfig
+	lastFailure  map[string]failure
 }
 
-// New returns a daemon with nothing installed; call Apply with a configuration.
-func New(opts Options) *Daemon {
+// New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
+// the IKE engine; call Apply with a configuration next.
+func New(opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{backend: opts.Backend, log: opts.Logger, mtu: opts.MTU, manual: map[string]*manualState{}}
+	d := &Daemon{backend: opts.Backend, log: opts.Logger, mtu: opts.MTU, opts: opts,
+		manual: map[string]*manualState{}, conns: map[string]*connection{}, policies: map[policyKey]*policyState{},
+		children: map[uint32]*installed{}, trapByPolicy: map[dataplane.PolicyID]string{},
+		afterAuth: map[string][]*ike.ChildConfig{}, lastFailure: map[string]failure{}}
+	if opts.Keylog != nil {
+		d.keylog = &keylogger{w: opts.Keylog}
+	}
+	if opts.NATT == nil {
+		return d, nil
+	}
+	d.ikePort = opts.Daemon.IKEPort
+	if d.ikePort == 0 {
+		d.ikePort = 500
+	}
+	d.fwmark = opts.NATT.FwMark()
+	ikeLog := opts.Logger.With("subsys", "ike")
+	socks, err := listenIKE(d.ikePort, opts.NATT.NATTPort(), d.fwmark, opts.NATT.SendIKE, ikeLog)
+	if err != nil {
+		return nil, err
+	}
+	d.sockets = socks
+	dc := opts.Daemon
+	d.ike = engine.New(engine.Config{
+		Transport: socks, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
+		Configs:           d.candidates,
+		RetransmitTimeout: dc.RetransmitTimeout, RetransmitBase: dc.RetransmitBase,
+		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit,
+		Events: engine.Events{
+			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildDown: d.onChildDown,
+			Failed: d.onFailed, Keys: d.keylogIKE,
+		},
+	})
+	socks.serve(d.ike.Receive)
+	return d, nil
 }
 
-// Apply makes the running state match cfg: manual SAs that disappeared or changed are removed,
-// new and changed ones installed, unchanged ones left as they are. It returns every error it met;
-// what could be applied is applied.
+// ReceiveNATT takes IKE messages the data plane received on the NAT-T port.
+func (d *Daemon) ReceiveNATT(b []byte, local netip.Addr, remote netip.AddrPort) {
+	if d.ike == nil {
+		return
+	}
+	if !local.IsValid() {
+		// The UDP socket's GRO path loses IP_PKTINFO; the route to the sender tells our address.
+		var err error
+		if local, err = d.sourceFor(remote.Addr().Unmap()); err != nil {
+			d.log.Debug("dropping IKE message: no local address towards sender", "from", remote, "err", err)
+			return
+		}
+	}
+	d.ike.Receive(b, netip.AddrPortFrom(local.Unmap(), d.opts.NATT.NATTPort()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
+}
+
+// IKE returns the IKE engine (nil without IKE).
+func (d *Daemon) IKE() *engine.Engine { return d.ike }
+
+// Apply makes the running state match cfg: manual SAs and connections that disappeared or changed
+// are removed (their IKE SAs deleted), new and changed ones installed and started, unchanged ones
+// left as they are. It returns every error it met; what could be applied is applied.
 func (d *Daemon) Apply(cfg *config.Config) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	var errs []error
 	want := map[string]*config.ManualSA{}
 	for _, m := range cfg.Manual {
@@ -63,18 +160,46 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		}
 		errs = append(errs, d.installManualLocked(m))
 	}
+	var start, terminate []string
+	if d.ike != nil {
+		var cerrs []error
+		start, terminate, cerrs = d.applyConnectionsLocked(cfg)
+		errs = append(errs, cerrs...)
+	} else if len(cfg.Connections) > 0 {
+		errs = append(errs, errors.New("connections are configured but IKE is not running"))
+	}
 	d.cfg = cfg
+	d.mu.Unlock()
+	for _, name := range terminate {
+		d.ike.Terminate(name)
+	}
+	for _, name := range start {
+		if err := d.Initiate(name, ""); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// Close removes everything the daemon installed.
+// Close deletes every IKE SA (sending Deletes), and removes everything the daemon installed.
 func (d *Daemon) Close() error {
+	d.closing.Store(true)
+	if d.ike != nil {
+		d.ike.Close()
+	}
+	if d.sockets != nil {
+		d.sockets.close()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error
 	for name := range d.manual {
 		errs = append(errs, d.removeManualLocked(name))
 	}
+	for _, ps := range d.policies {
+		d.backend.DeletePolicy(ps.id)
+	}
+	d.policies = map[policyKey]*policyState{}
 	return errors.Join(errs...)
 }
 

@@ -263,6 +263,9 @@ type Backend interface {
 	InstallSA(SAParams) error
 	DeleteSA(SAKey) error
 	InstallPolicy(PolicyParams) (PolicyID, error)
+	// SetPolicySA points a Protect policy at another outbound SA (after a rekey); the zero key
+	// leaves it without SA, so that matching packets raise Acquire (a trap policy).
+	SetPolicySA(PolicyID, SAKey) error
 	DeletePolicy(PolicyID) error
 	// SAs lists installed SAs with their counters.
 	SAs() []SAInfo

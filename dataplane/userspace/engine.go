@@ -450,6 +450,47 @@ func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, er
 	return pol.id, nil
 }
 
+// SetPolicySA implements dataplane.Backend.
+func (e *Engine) SetPolicySA(id dataplane.PolicyID, key dataplane.SAKey) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pol, ok := e.policies[id]
+	if !ok {
+		return dataplane.ErrNoPolicy
+	}
+	// params is read by the packet path only for Action and selectors, which do not change here.
+	pol.params.SA = key
+	if sa, ok := e.sas[key]; ok && sa.params.Direction == dataplane.Out {
+		pol.sa.Store(sa)
+	} else {
+		pol.sa.Store(nil)
+	}
+	return nil
+}
+
+// SendIKE sends an IKE message from the NAT-T port, behind the non-ESP marker (RFC 3948 §2.2).
+// The kernel picks the source address.
+func (e *Engine) SendIKE(b []byte, remote netip.AddrPort) error {
+	if e.bind == nil {
+		return errors.New("the NAT-T port is disabled")
+	}
+	ep, err := e.bind.ParseEndpoint(remote.String())
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 4+len(b))
+	copy(buf[4:], b)
+	return e.bind.Send([][]byte{buf}, ep)
+}
+
+// NATTPort is the local UDP port for ESP in UDP and IKE behind NAT (0 when disabled).
+func (e *Engine) NATTPort() uint16 {
+	if e.bind == nil {
+		return 0
+	}
+	return uint16(e.cfg.NATTPort)
+}
+
 // DeletePolicy implements dataplane.Backend.
 func (e *Engine) DeletePolicy(id dataplane.PolicyID) error {
 	e.mu.Lock()
