@@ -255,8 +255,8 @@ func (s *Server) startConn(nc net.Conn) {
 	go c.readLoop()
 }
 
-// serverConn is one client connection: readLoop decodes packets and runs commands one at a time,
-// writeLoop writes queued packets in order.
+// serverConn is one client connection: readLoop decodes packets and starts commands one at a time
+// in their own goroutine, writeLoop writes queued packets in order.
 type serverConn struct {
 	srv    *Server
 	nc     net.Conn

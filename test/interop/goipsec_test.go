@@ -82,17 +82,17 @@ func (g *goipsecProc) waitLog(t *testing.T, s string, timeout time.Duration) {
 
 // connConf writes a goipsec (swanctl.conf syntax) connection.
 type connConf struct {
-	local, remote       string // outer addresses
-	localID, remoteID   string
-	ikeProposal         string
-	espProposal         string
-	localTS, remoteTS   string
-	mode                string
-	startAction         string
-	encap               bool
-	psk                 string
-	keylog              string
-	extra               string // more lines in the connection section
+	local, remote     string // outer addresses
+	localID, remoteID string
+	ikeProposal       string
+	espProposal       string
+	localTS, remoteTS string
+	mode              string
+	startAction       string
+	encap             bool
+	psk               string
+	keylog            string
+	extra             string // more lines in the connection section
 }
 
 func (c connConf) String() string {
