@@ -124,14 +124,8 @@ func (d *Daemon) ReceiveNATT(b []byte, local netip.Addr, remote netip.AddrPort) 
 	if d.ike == nil {
 		return
 	}
-	if !local.IsValid() {
-		// The UDP socket's GRO path loses IP_PKTINFO; the route to the sender tells our address.
-		var err error
-		if local, err = d.sourceFor(remote.Addr().Unmap()); err != nil {
-			d.log.Debug("dropping IKE message: no local address towards sender", "from", remote, "err", err)
-			return
-		}
-	}
+	// The UDP socket's GRO path can lose IP_PKTINFO, leaving local invalid; the engine then keeps
+	// the address the IKE SA already has.
 	d.ike.Receive(b, netip.AddrPortFrom(local.Unmap(), d.opts.NATT.NATTPort()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
 }
 

@@ -230,6 +230,10 @@ func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
 		return
 	}
 	if h.Exchange == wire.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0 {
+		if !local.Addr().IsValid() {
+			e.log.Debug("dropping IKE_SA_INIT: the transport did not tell our address", "from", remote)
+			return
+		}
 		e.receiveInitRequest(b, h, local, remote)
 		return
 	}
@@ -579,8 +583,14 @@ func (e *Engine) receiveRequest(s *ikeSA, b []byte, h wire.Header, local, remote
 		return
 	}
 	s.lastSeen = e.cfg.Clock.Now()
-	// The peer may have moved to the NAT-T port or behind a NAT: answer where it came from.
-	s.Local, s.Remote = local, remote
+	// The peer may have moved to the NAT-T port or behind a NAT: answer where it came from. A
+	// transport that could not tell our address (invalid) keeps the one the SA has.
+	if local.Addr().IsValid() {
+		s.Local = local
+	} else {
+		s.Local = netip.AddrPortFrom(s.Local.Addr(), local.Port())
+	}
+	s.Remote = remote
 	s.expectID++
 	switch h.Exchange {
 	case wire.ExchangeIKEAuth:
