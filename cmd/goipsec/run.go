@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/daemon"
+	"github.com/goipsec/goipsec/dataplane"
+	"github.com/goipsec/goipsec/dataplane/userspace"
+)
+
+func newRunCommand() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run goipsec in the foreground with a swanctl.conf-style configuration",
+		Long: `run loads FILE (swanctl.conf syntax, see docs/configuration.md), creates the TUN device
+and sockets of the userspace data plane, installs the configured SAs and policies and runs until
+SIGINT or SIGTERM, then removes everything it installed. SIGHUP reloads FILE: changed and new
+SAs are installed, unchanged ones keep running untouched; a configuration with errors is refused
+and the running state is kept.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDaemon(ctx, path, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "/etc/goipsec/goipsec.conf", "configuration file")
+	return cmd
+}
+
+func newLogger(w io.Writer, l config.Log) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(logOut, cfg.Daemon.Log)
+	// The data plane and the daemon point at each other (IKE on the NAT-T port, acquires); the
+	// data plane is created first and reaches the daemon through this pointer.
+	var dptr atomic.Pointer[daemon.Daemon]
+	engine, err := userspace.New(userspace.Config{
+		TunName:  cfg.Daemon.TunName,
+		MTU:      cfg.Daemon.MTU,
+		NATTPort: int(cfg.Daemon.NATTPort),
+		Logger:   log.With("subsys", "dataplane"),
+		IKE: func(pkt []byte, local netip.Addr, remote netip.AddrPort) {
+			if d := dptr.Load(); d != nil {
+				d.ReceiveNATT(pkt, local, remote)
+			}
+		},
+		Events: dataplane.Events{Acquire: func(a dataplane.Acquire) {
+			if d := dptr.Load(); d != nil {
+				d.OnAcquire(a)
+			}
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	var keylog io.Writer
+	if path := cfg.Daemon.Log.KeylogFile; path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("open key log: %w", err)
+		}
+		defer f.Close()
+		keylog = f
+		log.Warn("key logging is on: IKE and ESP keys are written to " + path + " (debugging only)")
+	}
+	d, err := daemon.New(daemon.Options{Backend: engine, Logger: log, MTU: cfg.Daemon.MTU, NATT: engine, Daemon: cfg.Daemon, Keylog: keylog})
+	if err != nil {
+		return err
+	}
+	dptr.Store(d)
+	defer d.Close()
+	if err := d.Apply(cfg); err != nil {
+		log.Error("configuration applied with errors", "err", err)
+	}
+	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections))
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("goipsec stopping")
+			return nil
+		case <-hup:
+			next, err := config.Load(path)
+			if err != nil {
+				// Refuse the whole edit: the running state stays as it was.
+				log.Error("reload refused, keeping the running configuration", "err", err)
+				continue
+			}
+			if err := d.Apply(next); err != nil {
+				log.Error("reload applied with errors", "err", err)
+				continue
+			}
+			log.Info("configuration reloaded", "config", path)
+		}
+	}
+}
