@@ -141,8 +141,7 @@ func runDemo(ctx context.Context, out io.Writer, measure time.Duration) (err err
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, info := range a.daemon.IKE().SAs() {
-		sa := info.SA
+	for _, sa := range a.daemon.IKE().SAs() {
 		say("IKEv2 (PSK) established: IKE SA %016x_i %016x_r, %s", sa.SPIi, sa.SPIr, sa.Proposal)
 		for _, c := range sa.Children {
 			say("  Child SA %s: %s <=> %s, ESP %s in UDP, SPIs 0x%08x (in) / 0x%08x (out)", c.Name,

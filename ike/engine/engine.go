@@ -25,6 +25,7 @@ import (
 
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/ts"
 )
 
 // Transport sends IKE messages. When local's port is the NAT-T port it prepends the non-ESP marker
@@ -849,12 +850,31 @@ func (e *Engine) next(s *ikeSA) {
 
 // after an answered Delete of the IKE SA, HandleResponse returns IKEDeleted; destroy handles it.
 
-// SAInfo describes an IKE SA for status listings.
+// SAInfo is a snapshot of an IKE SA for status listings, safe to read after the engine moves on.
 type SAInfo struct {
-	Name        string
-	SA          *ike.SA
-	State       ike.State
-	Established time.Time
+	Name          string
+	SPIi, SPIr    uint64
+	Initiator     bool
+	State         ike.State
+	Local, Remote netip.AddrPort
+	LocalID       string
+	RemoteID      string
+	Proposal      string
+	NAT           bool
+	Established   time.Time
+	Children      []ChildInfo
+	Queued        int // exchanges waiting to be started
+}
+
+// ChildInfo is a snapshot of a Child SA.
+type ChildInfo struct {
+	Name              string
+	SPIIn, SPIOut     uint32
+	Mode              ike.Mode
+	Proposal          string
+	LocalTS, RemoteTS []ts.Selector
+	Created           time.Time
+	RekeyTime         time.Duration // from the configuration; 0: no rekeying
 }
 
 // SAs lists the IKE SAs, sorted by name.
@@ -866,9 +886,28 @@ func (e *Engine) SAs() []SAInfo {
 		if s.dead {
 			continue
 		}
-		out = append(out, SAInfo{Name: s.name, SA: s.SA, State: s.State, Established: s.Established})
+		info := SAInfo{Name: s.name, SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State,
+			Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), NAT: s.NAT(),
+			Established: s.Established, Queued: len(s.queue)}
+		if s.State == ike.StateEstablished || s.State == ike.StateDeleting {
+			info.LocalID, info.RemoteID = s.LocalID.String(), s.RemoteID.String()
+		}
+		for _, c := range s.Children {
+			ci := ChildInfo{Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Mode: c.Mode, Proposal: c.Proposal.String(),
+				LocalTS: append([]ts.Selector(nil), c.LocalTS...), RemoteTS: append([]ts.Selector(nil), c.RemoteTS...), Created: c.Created}
+			if c.Config != nil {
+				ci.RekeyTime = c.Config.RekeyTime
+			}
+			info.Children = append(info.Children, ci)
+		}
+		out = append(out, info)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].SPIi < out[j].SPIi
+	})
 	return out
 }
 
