@@ -93,6 +93,17 @@ type connConf struct {
 	psk               string
 	keylog            string
 	extra             string // more lines in the connection section
+	childExtra        string // more lines in the child section
+	daemonExtra       string // more lines in the daemon section (retransmit_timeout = 1s, ...)
+	moreChildren      []childConf
+}
+
+// childConf is a further child of a connConf.
+type childConf struct {
+	name              string
+	localTS, remoteTS string
+	espProposal       string
+	extra             string // more lines in the child section
 }
 
 func (c connConf) String() string {
@@ -110,13 +121,19 @@ func (c connConf) String() string {
 	if c.startAction != "" {
 		fmt.Fprintf(&b, "        start_action = %s\n", c.startAction)
 	}
-	b.WriteString("      }\n    }\n  }\n}\n")
+	b.WriteString(c.childExtra)
+	b.WriteString("      }\n")
+	for _, ch := range c.moreChildren {
+		fmt.Fprintf(&b, "      %s {\n        local_ts = %s\n        remote_ts = %s\n        esp_proposals = %s\n%s      }\n",
+			ch.name, ch.localTS, ch.remoteTS, ch.espProposal, ch.extra)
+	}
+	b.WriteString("    }\n  }\n}\n")
 	psk := c.psk
 	if psk == "" {
 		psk = testPSK
 	}
 	fmt.Fprintf(&b, "secrets {\n  ike-gt {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n}\n", c.localID, c.remoteID, psk)
-	fmt.Fprintf(&b, "daemon {\n  log {\n    level = debug\n")
+	fmt.Fprintf(&b, "daemon {\n%s  log {\n    level = debug\n", c.daemonExtra)
 	if c.keylog != "" {
 		fmt.Fprintf(&b, "    keylog_file = %s\n", c.keylog)
 	}
