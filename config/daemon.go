@@ -33,7 +33,13 @@ type Log struct {
 	Level      string // debug, info, warn or error
 	Format     string // text or json
 	KeylogFile string // empty: no key log
+	// Subsystems overrides Level per subsystem (cfg, ike, net, enc, esp, vici, dataplane), like
+	// strongSwan's charondebug.
+	Subsystems map[string]string
 }
+
+// LogSubsystems are the subsystems whose log level can be set on its own.
+var LogSubsystems = []string{"cfg", "ike", "net", "enc", "esp", "vici", "dataplane"}
 
 // maxIfNameLen is the longest Linux interface name (IFNAMSIZ 16 including the NUL byte).
 const maxIfNameLen = 15
@@ -110,5 +116,19 @@ func (l *loader) daemon(sec *Section) Daemon {
 	d.Log.Level = l.enum(logSec, logPattern, "level", "debug", "info", "warn", "error")
 	d.Log.Format = l.enum(logSec, logPattern, "format", "text", "json")
 	d.Log.KeylogFile, _ = l.value(logSec, logPattern, "keylog_file")
+	for _, sub := range LogSubsystems {
+		v := parsed(l, logSec, logPattern, sub, func(s string) (string, error) {
+			if s == "" {
+				return "", nil
+			}
+			return parseEnum(s, "debug", "info", "warn", "error")
+		})
+		if v != "" {
+			if d.Log.Subsystems == nil {
+				d.Log.Subsystems = map[string]string{}
+			}
+			d.Log.Subsystems[sub] = v
+		}
+	}
 	return d
 }

@@ -231,6 +231,13 @@ var keyTable = [...]Key{
 	{Path: "daemon.log", Section: true, Doc: "Logging."},
 	{Path: "daemon.log.level", Default: "info", Doc: "debug, info, warn or error."},
 	{Path: "daemon.log.format", Default: "text", Doc: "text or json."},
+	{Path: "daemon.log.cfg", Default: "", Doc: "Level of the configuration subsystem (loading, reloading, manual SAs); empty: daemon.log.level."},
+	{Path: "daemon.log.ike", Default: "", Doc: "Level of IKE negotiation logs (exchanges, SAs, failures)."},
+	{Path: "daemon.log.net", Default: "", Doc: "Level of IKE socket logs."},
+	{Path: "daemon.log.enc", Default: "", Doc: "Level of IKE message encoding logs."},
+	{Path: "daemon.log.esp", Default: "", Doc: "Level of ESP/AH processing logs."},
+	{Path: "daemon.log.vici", Default: "", Doc: "Level of control socket (VICI) logs."},
+	{Path: "daemon.log.dataplane", Default: "", Doc: "Level of data plane logs (TUN, routes, SA installation)."},
 	{Path: "daemon.log.keylog_file", Default: "", Doc: "File to append IKE and ESP keys to, for Wireshark; empty disables it. Secret material: for debugging only."},
 
 	{Path: "pools", Section: true, Support: NotSupported, Doc: "Virtual IP address pools."},

@@ -259,7 +259,7 @@ func TestLoadFull(t *testing.T) {
 	want := Daemon{TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
 		RetransmitLimit: time.Minute, Log: Log{Level: "debug", Format: "json"}}
-	if d != want {
+	if !reflect.DeepEqual(d, want) {
 		t.Errorf("daemon\n got %+v\nwant %+v", d, want)
 	}
 }
@@ -305,7 +305,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Daemon{TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
 		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, Log: Log{Level: "info", Format: "text"}}
-	if cfg.Daemon != want {
+	if !reflect.DeepEqual(cfg.Daemon, want) {
 		t.Errorf("daemon defaults\n got %+v\nwant %+v", cfg.Daemon, want)
 	}
 
@@ -733,5 +733,26 @@ func TestReferenceDoc(t *testing.T) {
 		if !strings.Contains(s, d) {
 			t.Errorf("%s does not quote the default proposals %q", path, d)
 		}
+	}
+}
+
+func TestLogSubsystemLevels(t *testing.T) {
+	tree, err := Parse("s.conf", []byte("daemon {\n  log {\n    ike = debug\n    vici = error\n  }\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := FromTree(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Daemon.Log.Subsystems, map[string]string{"ike": "debug", "vici": "error"}) {
+		t.Fatalf("subsystems %v", cfg.Daemon.Log.Subsystems)
+	}
+	tree, err = Parse("s.conf", []byte("daemon {\n  log {\n    ike = loud\n  }\n}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FromTree(tree); err == nil || !strings.Contains(err.Error(), "s.conf:3:") {
+		t.Fatalf("bad level accepted or error without position: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/engine"
+	"github.com/goipsec/goipsec/internal/logging"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -33,7 +34,8 @@ type NATT interface {
 // Options are the daemon's dependencies and settings.
 type Options struct {
 	Backend dataplane.Backend
-	Logger  *slog.Logger
+	// Logs gives each subsystem its logger (default: discard).
+	Logs *logging.Hub
 	// MTU of the data plane's TUN device, for TFC padding "mtu".
 	MTU int
 	// NATT enables IKE: nil runs manual keys only.
@@ -80,10 +82,10 @@ type Daemon struct {
 // New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
 // the IKE engine; call Apply with a configuration next.
 func New(opts Options) (*Daemon, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	if opts.Logs == nil {
+		opts.Logs = logging.New(logging.Options{})
 	}
-	d := &Daemon{backend: opts.Backend, log: opts.Logger, mtu: opts.MTU, opts: opts,
+	d := &Daemon{backend: opts.Backend, log: opts.Logs.Logger("cfg"), mtu: opts.MTU, opts: opts,
 		manual: map[string]*manualState{}, conns: map[string]*connection{}, policies: map[policyKey]*policyState{},
 		children: map[uint32]*installed{}, trapByPolicy: map[dataplane.PolicyID]string{},
 		afterAuth: map[string][]*ike.ChildConfig{}, lastFailure: map[string]failure{}}
@@ -98,7 +100,7 @@ func New(opts Options) (*Daemon, error) {
 		d.ikePort = 500
 	}
 	d.fwmark = opts.NATT.FwMark()
-	ikeLog := opts.Logger.With("subsys", "ike")
+	ikeLog := opts.Logs.Logger("ike")
 	socks, err := listenIKE(d.ikePort, opts.NATT.NATTPort(), d.fwmark, opts.NATT.SendIKE, ikeLog)
 	if err != nil {
 		return nil, err

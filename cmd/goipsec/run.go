@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/goipsec/goipsec/daemon"
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/dataplane/userspace"
+	"github.com/goipsec/goipsec/internal/logging"
 )
 
 func newRunCommand() *cobra.Command {
@@ -41,21 +41,12 @@ and the running state is kept.`,
 	return cmd
 }
 
-func newLogger(w io.Writer, l config.Log) *slog.Logger {
-	var level slog.Level
-	switch strings.ToLower(l.Level) {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
+func newLogs(w io.Writer, l config.Log) *logging.Hub {
+	levels := map[string]slog.Level{}
+	for sub, lv := range l.Subsystems {
+		levels[sub] = logging.ParseLevel(lv)
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return logging.New(logging.Options{Out: w, Format: l.Format, Level: logging.ParseLevel(l.Level), Levels: levels})
 }
 
 func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
@@ -63,7 +54,8 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(logOut, cfg.Daemon.Log)
+	logs := newLogs(logOut, cfg.Daemon.Log)
+	log := logs.Logger("cfg")
 	// The data plane and the daemon point at each other (IKE on the NAT-T port, acquires); the
 	// data plane is created first and reaches the daemon through this pointer.
 	var dptr atomic.Pointer[daemon.Daemon]
@@ -71,7 +63,7 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 		TunName:  cfg.Daemon.TunName,
 		MTU:      cfg.Daemon.MTU,
 		NATTPort: int(cfg.Daemon.NATTPort),
-		Logger:   log.With("subsys", "dataplane"),
+		Logger:   logs.Logger("dataplane"),
 		IKE: func(pkt []byte, local netip.Addr, remote netip.AddrPort) {
 			if d := dptr.Load(); d != nil {
 				d.ReceiveNATT(pkt, local, remote)
@@ -97,7 +89,7 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 		keylog = f
 		log.Warn("key logging is on: IKE and ESP keys are written to " + path + " (debugging only)")
 	}
-	d, err := daemon.New(daemon.Options{Backend: engine, Logger: log, MTU: cfg.Daemon.MTU, NATT: engine, Daemon: cfg.Daemon, Keylog: keylog})
+	d, err := daemon.New(daemon.Options{Backend: engine, Logs: logs, MTU: cfg.Daemon.MTU, NATT: engine, Daemon: cfg.Daemon, Keylog: keylog})
 	if err != nil {
 		return err
 	}

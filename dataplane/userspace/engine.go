@@ -149,6 +149,36 @@ type saState struct {
 	softSent       atomic.Bool
 	hardSent       atomic.Bool
 	dead           atomic.Bool // hard lifetime or sequence space exhausted: no more traffic
+
+	// inflight counts packets on their way through the engine with this SA; the keys are wiped
+	// when the SA is deleted and the last of them is done, never under a running Seal or Open.
+	inflight atomic.Int64
+	deleted  atomic.Bool
+	zeroed   atomic.Bool
+}
+
+// hold pins the SA for one packet. It fails once the SA is deleted. The order (count, then check)
+// pairs with DeleteSA's (mark, then check the count): one of the two always sees the other.
+func (s *saState) hold() bool {
+	s.inflight.Add(1)
+	if s.deleted.Load() {
+		s.release()
+		return false
+	}
+	return true
+}
+
+// release ends a hold; the last release of a deleted SA wipes its keys.
+func (s *saState) release() {
+	if s.inflight.Add(-1) == 0 && s.deleted.Load() {
+		s.zeroOnce()
+	}
+}
+
+func (s *saState) zeroOnce() {
+	if s.zeroed.CompareAndSwap(false, true) {
+		s.zero()
+	}
 }
 
 func (s *saState) drop(r dataplane.DropReason) { s.drops[r].Add(1) }
@@ -283,7 +313,7 @@ func (e *Engine) Close() error {
 		e.wg.Wait()
 		e.mu.Lock()
 		for _, sa := range e.sas {
-			sa.zero()
+			sa.zeroOnce()
 		}
 		e.sas = map[dataplane.SAKey]*saState{}
 		e.mu.Unlock()
@@ -397,6 +427,7 @@ func (e *Engine) DeleteSA(key dataplane.SAKey) error {
 	}
 	delete(e.sas, key)
 	sa.dead.Store(true)
+	sa.deleted.Store(true)
 	if sa.params.Direction == dataplane.In {
 		e.publishSADLocked()
 	} else {
@@ -404,8 +435,10 @@ func (e *Engine) DeleteSA(key dataplane.SAKey) error {
 			pol.sa.CompareAndSwap(sa, nil)
 		}
 	}
-	// Packets in flight may still hold the SA; they fail closed once the keys are zeroed.
-	sa.zero()
+	// Packets in flight may still hold the SA: the last of them wipes the keys.
+	if sa.inflight.Load() == 0 {
+		sa.zeroOnce()
+	}
 	e.log.Info("SA deleted", "name", sa.params.Name, "dir", sa.params.Direction.String(), "spi", fmt.Sprintf("0x%08x", key.SPI))
 	return nil
 }

@@ -89,7 +89,7 @@ func (e *Engine) classifyUDP(data []byte, ep conn.Endpoint, el *elem, sad *sadSn
 	e.stats.netPackets.Add(1)
 	spi := binary.BigEndian.Uint32(data)
 	sa := sad.lookup(dataplane.ESP, spi, ep.SrcIP())
-	if sa == nil || !sa.params.Encap {
+	if sa == nil || !sa.params.Encap || !sa.hold() {
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
@@ -246,6 +246,7 @@ func (e *Engine) writeTUN() {
 			}
 		}
 		b.done.Unlock()
+		releaseAll(b)
 		e.pools.putBatch(b)
 	}
 }

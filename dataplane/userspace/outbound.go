@@ -160,13 +160,14 @@ func (e *Engine) classifyOutbound(el *elem, spd *spdSnapshot) bool {
 		return true
 	}
 	sa := pol.sa.Load()
-	if sa == nil {
+	if sa == nil || !sa.hold() {
 		e.acquire(pol, &f)
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
 	if sa.dead.Load() {
 		sa.drop(dataplane.DropLifetime)
+		sa.release()
 		return false
 	}
 	var seq uint64
@@ -180,6 +181,7 @@ func (e *Engine) classifyOutbound(el *elem, spd *spdSnapshot) bool {
 		sa.dead.Store(true)
 		sa.drop(dataplane.DropSeqExhausted)
 		e.expire(sa, true, "sequence number space used up: rekey needed")
+		sa.release()
 		return false
 	}
 	el.sa, el.seq = sa, seq
@@ -312,6 +314,7 @@ func (e *Engine) sendOutbound() {
 		}
 		flush()
 		b.done.Unlock()
+		releaseAll(b)
 		e.pools.putBatch(b)
 	}
 }
@@ -323,4 +326,13 @@ func (e *Engine) transmit(sa *saState, pkts [][]byte) error {
 		return e.bind.Send(pkts, sa.ep)
 	}
 	return e.raw.send(p.Protocol, p.Src, p.Dst, pkts)
+}
+
+// releaseAll ends the holds of a finished batch's packets on their SAs.
+func releaseAll(b *batch) {
+	for _, el := range b.elems {
+		if el.sa != nil {
+			el.sa.release()
+		}
+	}
 }

@@ -295,7 +295,7 @@ func (e *Engine) classifyRaw4(c *rawConn, el *elem, n int, sad *sadSnapshot) boo
 		spi = binary.BigEndian.Uint32(pkt[ihl+4:])
 	}
 	sa := sad.lookup(c.proto, spi, dst)
-	if sa == nil || sa.params.Encap {
+	if sa == nil || sa.params.Encap || !sa.hold() {
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
@@ -330,7 +330,7 @@ func (e *Engine) classifyRaw6(c *rawConn, el *elem, m *ipv6.Message, sad *sadSna
 		spi = binary.BigEndian.Uint32(payload[4:])
 	}
 	sa := sad.lookup(c.proto, spi, dst)
-	if sa == nil || sa.params.Encap {
+	if sa == nil || sa.params.Encap || !sa.hold() {
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
