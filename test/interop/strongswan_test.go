@@ -51,15 +51,22 @@ var interopCases = []interopCase{
 
 // setup builds left (goipsec) and right (charon) namespaces joined by a veth.
 func setup(t *testing.T) (n *testnet.Net, left, right *testnet.NS) {
+	n, left, right, _, _ = setupOuter(t, leftOuter+"/24", rightOuter+"/24")
+	return n, left, right
+}
+
+// setupOuter is setup with the given outer addresses (CIDRs); it also returns the veth's names.
+func setupOuter(t *testing.T, leftCIDR, rightCIDR string) (n *testnet.Net, left, right *testnet.NS, leftIf, rightIf string) {
+	t.Helper()
 	testnet.Require(t, strongswan.CharonPath, strongswan.SwanctlPath, "ping")
 	n = testnet.New(t)
 	left, right = n.Namespace("gi"), n.Namespace("sw")
-	n.Link(left, right, []string{leftOuter + "/24"}, []string{rightOuter + "/24"})
+	leftIf, rightIf = n.Link(left, right, []string{leftCIDR}, []string{rightCIDR})
 	left.AddAddr("lo", leftInner4+"/24")
 	left.AddAddr("lo", leftInner6+"/64")
 	right.AddAddr("lo", rightInner4+"/24")
 	right.AddAddr("lo", rightInner6+"/64")
-	return n, left, right
+	return n, left, right, leftIf, rightIf
 }
 
 // checkTraffic pings and moves byte-checked TCP data both ways, IPv4 and IPv6, through the tunnel.
