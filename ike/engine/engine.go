@@ -25,6 +25,7 @@ import (
 
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -860,6 +861,7 @@ type SAInfo struct {
 	LocalID       string
 	RemoteID      string
 	Proposal      string
+	Transforms    proposal.Proposal
 	NAT           bool
 	Established   time.Time
 	Children      []ChildInfo
@@ -872,6 +874,8 @@ type ChildInfo struct {
 	SPIIn, SPIOut     uint32
 	Mode              ike.Mode
 	Proposal          string
+	Transforms        proposal.Proposal
+	ESN               bool
 	LocalTS, RemoteTS []ts.Selector
 	Created           time.Time
 	RekeyTime         time.Duration // from the configuration; 0: no rekeying
@@ -887,13 +891,13 @@ func (e *Engine) SAs() []SAInfo {
 			continue
 		}
 		info := SAInfo{Name: s.name, SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State,
-			Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), NAT: s.NAT(),
+			Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
 			Established: s.Established, Queued: len(s.queue)}
 		if s.State == ike.StateEstablished || s.State == ike.StateDeleting {
 			info.LocalID, info.RemoteID = s.LocalID.String(), s.RemoteID.String()
 		}
 		for _, c := range s.Children {
-			ci := ChildInfo{Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Mode: c.Mode, Proposal: c.Proposal.String(),
+			ci := ChildInfo{Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Mode: c.Mode, Proposal: c.Proposal.String(), Transforms: c.Proposal, ESN: c.ESN,
 				LocalTS: append([]ts.Selector(nil), c.LocalTS...), RemoteTS: append([]ts.Selector(nil), c.RemoteTS...), Created: c.Created}
 			if c.Config != nil {
 				ci.RekeyTime = c.Config.RekeyTime
