@@ -68,8 +68,14 @@ func NewClient(nc net.Conn) *Client {
 	return c
 }
 
-// Close closes the connection and waits for the reader goroutine to end.
+// Close closes the connection and waits for the reader goroutine to end. Later calls fail with
+// ErrClientClosed.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = ErrClientClosed
+	}
+	c.mu.Unlock()
 	err := c.nc.Close()
 	<-c.done
 	return err
@@ -81,9 +87,6 @@ func (c *Client) readLoop() {
 	for {
 		p, err := ReadPacket(r)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				err = ErrClientClosed
-			}
 			c.fail(err)
 			return
 		}
