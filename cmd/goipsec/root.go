@@ -19,6 +19,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCommand(), newDemoCommand(), newRunCommand())
+	root.AddCommand(newBenchCommand())
 	return root
 }
 

@@ -29,7 +29,7 @@ import (
 	"github.com/goipsec/goipsec/ike"
 )
 
-// Defaults for the zero values of Config.
+// Defaults: for the zero values of Config, and DefaultRetries for callers (Retries 0 means none).
 const (
 	DefaultTimeout  = time.Second
 	DefaultRetries  = 3
@@ -63,8 +63,8 @@ type Config struct {
 	// responder does not accumulate SAs; a handshake completes when the Delete is answered.
 	Delete bool
 	// Timeout is how long to wait for a response before retransmitting (fixed, no backoff: under
-	// load a late answer is queueing, and backing off would hide it); Retries is the number of
-	// retransmissions before the handshake fails.
+	// load a late answer is queueing, and backing off would hide it; default DefaultTimeout);
+	// Retries is the number of retransmissions before the handshake fails (0: none).
 	Timeout time.Duration
 	Retries int
 	// Rand is the source of SPIs, nonces and keys (default crypto/rand).
@@ -175,9 +175,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Retries == 0 {
-		cfg.Retries = DefaultRetries
 	}
 	r := &runner{cfg: cfg, inflight: map[uint64]chan []byte{}}
 	var err error
