@@ -22,6 +22,7 @@ import (
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/internal/logging"
 	"github.com/goipsec/goipsec/ts"
+	"github.com/goipsec/goipsec/vici"
 )
 
 // NATT is the data plane's NAT-T socket, shared with IKE (RFC 3948: IKE and ESP on port 4500).
@@ -66,6 +67,7 @@ type Daemon struct {
 	sockets *ikeSockets
 	keylog  *keylogger
 	peers   atomic.Pointer[peerSnapshot]
+	vici    atomic.Pointer[vici.Server]
 	closing atomic.Bool
 
 	mu           sync.Mutex
@@ -77,6 +79,8 @@ type Daemon struct {
 	trapByPolicy map[dataplane.PolicyID]string
 	afterAuth    map[string][]*ike.ChildConfig
 	lastFailure  map[string]failure
+	reload       func() error
+	logCancel    func()
 }
 
 // New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
@@ -180,6 +184,12 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 // Close deletes every IKE SA (sending Deletes), and removes everything the daemon installed.
 func (d *Daemon) Close() error {
 	d.closing.Store(true)
+	if srv := d.viciServer(); srv != nil {
+		srv.Close()
+		if d.logCancel != nil {
+			d.logCancel()
+		}
+	}
 	if d.ike != nil {
 		d.ike.Close()
 	}

@@ -299,6 +299,7 @@ func (d *Daemon) Terminate(name string) (int, error) {
 // --- engine events (called with the IKE engine's lock held: never call the engine from here) ---
 
 func (d *Daemon) onIKEUp(sa *ike.SA) {
+	d.publishIKE(sa, true)
 	name := sa.Config.Name
 	d.mu.Lock()
 	rest := d.afterAuth[name]
@@ -314,6 +315,7 @@ func (d *Daemon) onIKEUp(sa *ike.SA) {
 }
 
 func (d *Daemon) onIKEDown(sa *ike.SA, reason string) {
+	d.publishIKE(sa, false)
 	name := sa.Config.Name
 	d.mu.Lock()
 	conn := d.conns[name]
@@ -407,10 +409,12 @@ func (d *Daemon) onChildUp(sa *ike.SA, c *ike.ChildSA) error {
 	}
 	d.children[c.SPIIn] = &installed{conn: name, child: c.Name, out: outKey, in: inKey, policy: pk}
 	d.keylogChild(sa, c, in, out)
+	d.publishChild(sa, c, true)
 	return nil
 }
 
 func (d *Daemon) onChildDown(sa *ike.SA, c *ike.ChildSA, reason string) {
+	d.publishChild(sa, c, false)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	inst := d.children[c.SPIIn]

@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/goipsec/goipsec/daemon"
 )
 
 // version is set at link time (-ldflags "-X main.version=...") for releases.
@@ -18,8 +20,10 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	daemon.Version = version
 	root.AddCommand(newVersionCommand(), newDemoCommand(), newRunCommand())
 	root.AddCommand(newBenchCommand())
+	root.AddCommand(newControlCommands()...)
 	return root
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 
@@ -98,7 +99,30 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	if err := d.Apply(cfg); err != nil {
 		log.Error("configuration applied with errors", "err", err)
 	}
-	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections))
+	reload := func() error {
+		next, err := config.Load(path)
+		if err != nil {
+			// Refuse the whole edit: the running state stays as it was.
+			log.Error("reload refused, keeping the running configuration", "err", err)
+			return err
+		}
+		if err := d.Apply(next); err != nil {
+			log.Error("reload applied with errors", "err", err)
+			return err
+		}
+		log.Info("configuration reloaded", "config", path)
+		return nil
+	}
+	d.SetReload(reload)
+	if sock := cfg.Daemon.VICISocket; sock != "" {
+		if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+			return err
+		}
+		if err := d.ServeVICI(sock); err != nil {
+			return err
+		}
+	}
+	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", cfg.Daemon.VICISocket)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -106,20 +130,10 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	for {
 		select {
 		case <-ctx.Done():
-			log.Info("goipsec stopping")
+			log.Info("goipsec stopping: deleting SAs, removing routes and the TUN device")
 			return nil
 		case <-hup:
-			next, err := config.Load(path)
-			if err != nil {
-				// Refuse the whole edit: the running state stays as it was.
-				log.Error("reload refused, keeping the running configuration", "err", err)
-				continue
-			}
-			if err := d.Apply(next); err != nil {
-				log.Error("reload applied with errors", "err", err)
-				continue
-			}
-			log.Info("configuration reloaded", "config", path)
+			reload()
 		}
 	}
 }
