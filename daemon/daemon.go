@@ -47,6 +47,8 @@ type Options struct {
 	Keylog io.Writer
 	// Clock for the IKE engine (default: the wall clock).
 	Clock engine.Clock
+	// OnHandshake observes handshake durations (metrics); may be nil.
+	OnHandshake func(time.Duration)
 }
 
 // failure is a connection's last negotiation failure, for status and doctor.
@@ -79,6 +81,7 @@ type Daemon struct {
 	trapByPolicy map[dataplane.PolicyID]string
 	afterAuth    map[string][]*ike.ChildConfig
 	lastFailure  map[string]failure
+	failures     map[string]uint64 // by reason, for metrics
 	reload       func() error
 	logCancel    func()
 }
@@ -92,7 +95,7 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{backend: opts.Backend, log: opts.Logs.Logger("cfg"), mtu: opts.MTU, opts: opts,
 		manual: map[string]*manualState{}, conns: map[string]*connection{}, policies: map[policyKey]*policyState{},
 		children: map[uint32]*installed{}, trapByPolicy: map[dataplane.PolicyID]string{},
-		afterAuth: map[string][]*ike.ChildConfig{}, lastFailure: map[string]failure{}}
+		afterAuth: map[string][]*ike.ChildConfig{}, lastFailure: map[string]failure{}, failures: map[string]uint64{}}
 	if opts.Keylog != nil {
 		d.keylog = &keylogger{w: opts.Keylog}
 	}
@@ -118,7 +121,7 @@ func New(opts Options) (*Daemon, error) {
 		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit,
 		Events: engine.Events{
 			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildDown: d.onChildDown,
-			Failed: d.onFailed, Keys: d.keylogIKE,
+			Failed: d.onFailed, Keys: d.keylogIKE, Handshake: opts.OnHandshake,
 		},
 	})
 	socks.serve(d.ike.Receive)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"strings"
 	"syscall"
 	"time"
 
@@ -344,6 +345,7 @@ func (d *Daemon) onIKEDown(sa *ike.SA, reason string) {
 func (d *Daemon) onFailed(conn string, err error) {
 	d.mu.Lock()
 	d.lastFailure[conn] = failure{when: time.Now(), err: err.Error()}
+	d.failures[failureReason(err.Error())]++
 	d.mu.Unlock()
 	d.log.Warn("negotiation failed", "conn", conn, "why", err.Error())
 }
@@ -558,6 +560,35 @@ func stripChildren(list []*config.Child) []config.Child {
 	for i, c := range list {
 		out[i] = *c
 		out[i].File, out[i].Line = "", 0
+	}
+	return out
+}
+
+// failureReason classifies a negotiation failure for metrics.
+func failureReason(msg string) string {
+	switch {
+	case strings.Contains(msg, "IKE proposal"), strings.Contains(msg, "key exchange group"):
+		return "no_ike_proposal"
+	case strings.Contains(msg, "ESP proposal"):
+		return "no_esp_proposal"
+	case strings.Contains(msg, "AUTHENTICATION_FAILED"), strings.Contains(msg, "does not verify"), strings.Contains(msg, "preshared key"),
+		strings.Contains(msg, "identifies as"), strings.Contains(msg, "no connection for peer identity"):
+		return "authentication"
+	case strings.Contains(msg, "selectors"):
+		return "ts_unacceptable"
+	case strings.Contains(msg, "did not answer"), strings.Contains(msg, "timed out"):
+		return "timeout"
+	}
+	return "other"
+}
+
+// FailureCounts returns negotiation failures by reason.
+func (d *Daemon) FailureCounts() map[string]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]uint64, len(d.failures))
+	for k, v := range d.failures {
+		out[k] = v
 	}
 	return out
 }

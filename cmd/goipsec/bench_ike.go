@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ type benchIKEFlags struct {
 	timeout     time.Duration
 	retries     int
 	json        bool
+	cpuProfile  string
 }
 
 func newBenchIKECommand() *cobra.Command {
@@ -85,6 +87,7 @@ followed to its NAT-T port. See docs/performance.md, "IKE handshakes per second"
 	fl.DurationVar(&f.timeout, "timeout", ikebench.DefaultTimeout, "wait for a response this long before retransmitting")
 	fl.IntVar(&f.retries, "retries", ikebench.DefaultRetries, "retransmissions before a handshake fails")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof)")
 	cmd.MarkFlagRequired("peer")
 	cmd.MarkFlagRequired("psk")
 	return cmd
@@ -131,6 +134,17 @@ func runBenchIKE(ctx context.Context, f benchIKEFlags, out io.Writer) error {
 	}
 	cfg := ikebench.Config{Peer: peer, PeerNATTPort: f.nattPort, Source: source, IKE: ikeCfg, Child: child,
 		Count: f.count, Concurrency: f.concurrency, Delete: f.delete, Timeout: f.timeout, Retries: f.retries}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, runErr := ikebench.Run(ctx, cfg)
 	if res == nil {
 		return runErr

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/dataplane/userspace"
 	"github.com/goipsec/goipsec/internal/logging"
+	"github.com/goipsec/goipsec/metrics"
 )
 
 func newRunCommand() *cobra.Command {
@@ -90,7 +92,13 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 		keylog = f
 		log.Warn("key logging is on: IKE and ESP keys are written to " + path + " (debugging only)")
 	}
-	d, err := daemon.New(daemon.Options{Backend: engine, Logs: logs, MTU: cfg.Daemon.MTU, NATT: engine, Daemon: cfg.Daemon, Keylog: keylog})
+	var collector atomic.Pointer[metrics.Collector]
+	d, err := daemon.New(daemon.Options{Backend: engine, Logs: logs, MTU: cfg.Daemon.MTU, NATT: engine, Daemon: cfg.Daemon, Keylog: keylog,
+		OnHandshake: func(took time.Duration) {
+			if c := collector.Load(); c != nil {
+				c.ObserveHandshake(took)
+			}
+		}})
 	if err != nil {
 		return err
 	}
@@ -121,6 +129,15 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 		if err := d.ServeVICI(sock); err != nil {
 			return err
 		}
+	}
+	if addr := cfg.Daemon.MetricsListen; addr != "" {
+		c := metrics.New(d)
+		collector.Store(c)
+		bound, err := metrics.Serve(ctx, addr, c)
+		if err != nil {
+			return err
+		}
+		log.Info("metrics endpoint up", "url", "http://"+bound.String()+"/metrics")
 	}
 	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", cfg.Daemon.VICISocket)
 

@@ -48,6 +48,8 @@ type Events struct {
 	Failed func(conn string, err error)
 	// Keys is called when an IKE SA has its keys (for debug key logging).
 	Keys func(sa *ike.SA)
+	// Handshake reports how long an IKE SA took from its first message to being established.
+	Handshake func(took time.Duration)
 }
 
 // Config configures an Engine.
@@ -656,7 +658,11 @@ func failChildResponse(resp []wire.Payload) []wire.Payload {
 // established marks an IKE SA up and arms its timers.
 func (e *Engine) established(s *ikeSA) {
 	e.stats.HandshakesOK++
-	e.stats.HandshakeSeconds = append(e.stats.HandshakeSeconds, e.cfg.Clock.Now().Sub(s.started).Seconds())
+	took := e.cfg.Clock.Now().Sub(s.started)
+	if f := e.cfg.Events.Handshake; f != nil {
+		f(took)
+	}
+	e.stats.HandshakeSeconds = append(e.stats.HandshakeSeconds, took.Seconds())
 	if len(e.stats.HandshakeSeconds) > 10000 {
 		e.stats.HandshakeSeconds = e.stats.HandshakeSeconds[len(e.stats.HandshakeSeconds)-10000:]
 	}
