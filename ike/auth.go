@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/ts"
 )
 
 // keyPad is the constant of the PSK AUTH computation (RFC 7296 §2.15).
@@ -158,8 +159,15 @@ func (sa *SA) HandleAuthRequest(req []wire.Payload) (resp []wire.Payload, child 
 			tried = append(tried, fmt.Sprintf("%s (expects %s)", c.Name, c.RemoteID))
 			continue
 		}
-		cfg = c
-		break
+		if cfg == nil {
+			cfg = c
+		}
+		// Several connections may share addresses and identities; prefer the one whose children
+		// accept the requested traffic selectors.
+		if sa.childAcceptsTS(c, req) {
+			cfg = c
+			break
+		}
 	}
 	if cfg == nil {
 		return authFailed(errorf(wire.AuthenticationFailed, "no connection for peer identity %s from %s: tried %s", remote, sa.Remote, joinSemi(tried)))
@@ -199,6 +207,24 @@ func (sa *SA) HandleAuthRequest(req []wire.Payload) (resp []wire.Payload, child 
 func includesProposal(c *PeerConfig, sa *SA) bool {
 	for _, p := range c.Proposals {
 		if m, ok := matchProposal(p, sa.Proposal); ok && len(m.Transforms) == len(sa.Proposal.Transforms) {
+			return true
+		}
+	}
+	return false
+}
+
+// childAcceptsTS reports whether one of cfg's children has traffic selectors overlapping those of
+// a Child SA request (true when the request asks for no Child SA).
+func (sa *SA) childAcceptsTS(cfg *PeerConfig, req []wire.Payload) bool {
+	tsi, tsr := find[*wire.TSi](req), find[*wire.TSr](req)
+	if tsi == nil || tsr == nil {
+		return true
+	}
+	peerLocal, peerRemote := tsFromWire(tsi.Selectors), tsFromWire(tsr.Selectors)
+	for _, cc := range cfg.Children {
+		_, err1 := ts.Narrow(peerLocal, cc.remoteTS(sa.Remote.Addr()))
+		_, err2 := ts.Narrow(peerRemote, cc.localTS(sa.Local.Addr()))
+		if err1 == nil && err2 == nil {
 			return true
 		}
 	}

@@ -238,3 +238,34 @@ func TestTransportMode(t *testing.T) {
 		t.Fatal("not transport")
 	}
 }
+
+// TestResponderPicksConnectionByTS: two connections with the same identities; the responder takes
+// the one whose child accepts the requested selectors.
+func TestResponderPicksConnectionByTS(t *testing.T) {
+	pc := defaultPair()
+	pc.tsI = [2]string{"10.11.0.0/24", "10.12.0.0/24"}
+	ci, first := pc.build(t)
+	other := defaultPair()
+	other.tsR = [2]string{"10.12.0.0/24", "10.11.0.0/24"}
+	_, second := other.build(t)
+	second.Name = "second"
+	i, err := NewInitiator(ci, addrI, addrR, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := i.InitRequest()
+	m, _ := wire.Decode(req)
+	r, resp, err := RespondInit(m, req, addrR, addrI, []*PeerConfig{first, second}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, _ := wire.Decode(resp)
+	if _, err := i.HandleInitResponse(resp, rm); err != nil {
+		t.Fatal(err)
+	}
+	auth, _ := i.AuthRequest(ci.Children[0])
+	_, c, cerr, err := r.HandleAuthRequest(auth)
+	if err != nil || cerr != nil || c == nil || r.Config.Name != "second" {
+		t.Fatalf("responder chose %s (child %v, errors %v %v)", r.Config.Name, c != nil, err, cerr)
+	}
+}
