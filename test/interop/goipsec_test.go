@@ -48,11 +48,27 @@ func goipsecBinary(t *testing.T) string {
 type goipsecProc struct {
 	p    *testnet.Process
 	conf string
+	vici string // its VICI control socket
 }
 
 // startGoipsec writes conf and runs goipsec with it in ns; keylog, when set, turns key logging on.
+// Unless conf sets daemon.vici_socket, each instance gets its own socket: the default path is one
+// per host, and the tests run several daemons at once.
 func startGoipsec(t *testing.T, ns *testnet.NS, conf string) *goipsecProc {
 	t.Helper()
+	// Not t.TempDir(): a socket path must fit in sun_path (108 bytes), and test names are long.
+	sockDir, err := os.MkdirTemp("", "gtvici-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	vici := filepath.Join(sockDir, "vici.sock")
+	if !strings.Contains(conf, "vici_socket") {
+		if !strings.Contains(conf, "\ndaemon {\n") {
+			conf += "daemon {\n}\n"
+		}
+		conf = strings.Replace(conf, "\ndaemon {\n", "\ndaemon {\n  vici_socket = "+vici+"\n", 1)
+	}
 	path := filepath.Join(t.TempDir(), "goipsec.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -64,7 +80,7 @@ func startGoipsec(t *testing.T, ns *testnet.NS, conf string) *goipsecProc {
 			t.Logf("goipsec log (%s):\n%s", ns, testnet.Tail(p.Output(), 80))
 		}
 	})
-	return &goipsecProc{p: p, conf: path}
+	return &goipsecProc{p: p, conf: path, vici: vici}
 }
 
 // waitLog waits for a log line containing s.

@@ -219,6 +219,6 @@ func swanSPIs(listing string) (ike []string, child []string) {
 }
 
 var (
-	reSwanIKESPIs   = regexp.MustCompile(`SPIs: ([0-9a-f]{16})_i\*? ([0-9a-f]{16})_r`)
+	reSwanIKESPIs   = regexp.MustCompile(`([0-9a-f]{16})_i\*? ([0-9a-f]{16})_r`)
 	reSwanChildSPIs = regexp.MustCompile(`(?m)^\s+(in|out) +([0-9a-f]{8})`)
 )
