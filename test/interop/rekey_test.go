@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // Rekey timing: short enough for a test, long enough that each rekey completes well before the next.
@@ -97,4 +96,3 @@ func TestRekeyStrongSwan(t *testing.T) {
 		})
 	}
 }
-
