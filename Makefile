@@ -4,7 +4,7 @@ export PATH := $(PATH):/usr/local/go/bin
 .PHONY: build demo test bench clean
 
 build:
-	$(GO) build -o goipsec ./cmd/goipsec
+	CGO_ENABLED=0 $(GO) build -trimpath -o goipsec ./cmd/goipsec
 
 demo: build
 	scripts/deps.sh demo
