@@ -140,8 +140,10 @@ func CheckGrammar(m *Message, inner []Payload) error {
 	if g == nil {
 		return &Error{Notify: InvalidSyntax, Offset: -1, Msg: fmt.Sprintf("no payload grammar for exchange %v", m.Exchange)}
 	}
-	where := fmt.Sprintf("%v %s", m.Exchange, direction(m.IsResponse()))
-	if err := matchForms(where, g.outer, m.Payloads); err != nil {
+	// where names the message in errors; it is built only then, since every received message is
+	// checked and the check is on the IKE hot path.
+	where := func() string { return fmt.Sprintf("%v %s", m.Exchange, direction(m.IsResponse())) }
+	if err := matchForms(where, "", g.outer, m.Payloads); err != nil {
 		return err
 	}
 	protected := false
@@ -153,11 +155,11 @@ func CheckGrammar(m *Message, inner []Payload) error {
 	}
 	if !protected {
 		if len(inner) != 0 {
-			return &Error{Notify: InvalidSyntax, Offset: -1, Msg: where + ": inner payloads given for a message without SK"}
+			return &Error{Notify: InvalidSyntax, Offset: -1, Msg: where() + ": inner payloads given for a message without SK"}
 		}
 		return nil
 	}
-	return matchForms(where+" (encrypted)", g.inner, inner)
+	return matchForms(where, " (encrypted)", g.inner, inner)
 }
 
 func direction(response bool) string {
@@ -176,11 +178,15 @@ func findGrammar(x ExchangeType, response bool) *grammar {
 	return nil
 }
 
+// payloadCounts counts the payloads of a message by type; an array indexed
+// by the 8-bit type, so that counting and checking allocate nothing.
+type payloadCounts [256]int
+
 // matchForms accepts ps if any form matches; otherwise it reports the
 // complaints against the form that came closest (fewest complaints, the
-// earlier form on a tie).
-func matchForms(where string, forms []form, ps []Payload) error {
-	counts := map[PayloadType]int{}
+// earlier form on a tie). The message is named by where() + suffix.
+func matchForms(where func() string, suffix string, forms []form, ps []Payload) error {
+	var counts payloadCounts
 	for _, p := range ps {
 		if _, unknown := p.(*Unknown); !unknown {
 			counts[p.Type()]++
@@ -189,7 +195,7 @@ func matchForms(where string, forms []form, ps []Payload) error {
 	var best []string
 	bestForm := ""
 	for _, f := range forms {
-		complaints := f.check(counts)
+		complaints := f.check(&counts)
 		if len(complaints) == 0 {
 			return nil
 		}
@@ -200,16 +206,16 @@ func matchForms(where string, forms []form, ps []Payload) error {
 	return &Error{
 		Notify: InvalidSyntax,
 		Offset: -1,
-		Msg:    fmt.Sprintf("%s does not match %q: %s", where, bestForm, strings.Join(best, "; ")),
+		Msg:    fmt.Sprintf("%s%s does not match %q: %s", where(), suffix, bestForm, strings.Join(best, "; ")),
 	}
 }
 
 // check lists what keeps counts from matching f, in a fixed order: rule
 // violations in rule order, then unexpected types by type number, then
 // broken togetherness.
-func (f *form) check(counts map[PayloadType]int) []string {
+func (f *form) check(counts *payloadCounts) []string {
 	var complaints []string
-	ruled := map[PayloadType]bool{}
+	var ruled [256]bool
 	for _, r := range f.rules {
 		ruled[r.t] = true
 		n := counts[r.t]

@@ -124,3 +124,37 @@ func TestCheckGrammar(t *testing.T) {
 		})
 	}
 }
+
+// grammarHotPath is what every received IKE_AUTH response goes through.
+func grammarHotPath() (*Message, []Payload) {
+	m := &Message{Header: Header{Exchange: ExchangeIKEAuth, Flags: FlagResponse}, Payloads: []Payload{&Encrypted{}}}
+	inner := []Payload{&IDr{}, &AUTH{}, &SA{}, &TSi{}, &TSr{}, &Notify{NotifyType: MultipleAuthSupported}}
+	return m, inner
+}
+
+// A message that matches its grammar is checked without allocating: the check runs for every
+// message received, so it sits on the handshake path of a loaded responder.
+func TestCheckGrammarAllocatesNothing(t *testing.T) {
+	m, inner := grammarHotPath()
+	init := &Message{Header: Header{Exchange: ExchangeIKESAInit}, Payloads: []Payload{&SA{}, &KE{}, &Nonce{}, &Notify{NotifyType: NATDetectionSourceIP}}}
+	if n := testing.AllocsPerRun(100, func() {
+		if err := CheckGrammar(m, inner); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckGrammar(init, nil); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("CheckGrammar allocates %v times per valid message pair, want 0", n)
+	}
+}
+
+func BenchmarkCheckGrammar(b *testing.B) {
+	m, inner := grammarHotPath()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckGrammar(m, inner); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
