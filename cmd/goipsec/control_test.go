@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,7 +121,7 @@ func TestControlSocket(t *testing.T) {
 	// swanctl's stdout is block-buffered into a pipe: stdbuf makes it flush each line.
 	monitor := exec.Command("stdbuf", "-oL", "swanctl", "--monitor-sa", "--uri", "unix://"+sockA)
 	monitor.Env = append(os.Environ(), "STRONGSWAN_CONF="+filepath.Join(dir, "strongswan.conf"))
-	var monOut bytes.Buffer
+	var monOut lockedBuffer
 	monitor.Stdout, monitor.Stderr = &monOut, &monOut
 	if err := monitor.Start(); err != nil {
 		t.Fatal(err)
@@ -128,8 +129,25 @@ func TestControlSocket(t *testing.T) {
 	defer monitor.Process.Kill()
 	time.Sleep(300 * time.Millisecond)
 
-	if out, err := swanctl(t, dir, sockA, "--initiate", "--child", "net"); err != nil || !strings.Contains(out, "initiate completed successfully") {
-		t.Fatalf("swanctl --initiate: %v\n%s", err, out)
+	// And the log.
+	logger := exec.Command("stdbuf", "-oL", "swanctl", "--log", "--uri", "unix://"+sockA)
+	logger.Env = monitor.Env
+	var logOut lockedBuffer
+	logger.Stdout, logger.Stderr = &logOut, &logOut
+	if err := logger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer logger.Process.Kill()
+	time.Sleep(300 * time.Millisecond)
+
+	if out, err := swanctl(t, dir, sockA, "--initiate", "--child", "net"); err != nil || !strings.Contains(out, "initiate completed successfully") || !strings.Contains(out, "[IKE] ") {
+		t.Fatalf("swanctl --initiate (with its control log): %v\n%s", err, out)
+	}
+	if out, err := swanctl(t, dir, sockA, "--stats"); err != nil || !strings.Contains(out, "IKE_SAs: 1 total, 0 half-open") {
+		t.Fatalf("swanctl --stats: %v\n%s", err, out)
+	}
+	if out, err := swanctl(t, dir, sockA, "--list-pols"); err != nil || !strings.Contains(out, "gt/net, TUNNEL") {
+		t.Fatalf("swanctl --list-pols: %v\n%s", err, out)
 	}
 	ping, err := a.Ping(netip.MustParseAddr("10.1.0.1"), netip.MustParseAddr("10.2.0.1"), 2, 50*time.Millisecond, 2*time.Second)
 	if err != nil || ping.Received != 2 {
@@ -155,6 +173,7 @@ func TestControlSocket(t *testing.T) {
 		}
 	}
 	waitFor(func() bool { return strings.Contains(monOut.String(), "gt: #") }, "swanctl --monitor-sa saw no child-updown event")
+	waitFor(func() bool { return strings.Contains(logOut.String(), "[IKE] IKE SA established") }, "swanctl --log did not show the IKE log")
 
 	// goipsec's own CLI over the same socket.
 	out, err = goipsecCLI(t, "status", "--socket", sockA)
@@ -186,4 +205,22 @@ func TestControlSocket(t *testing.T) {
 		return json.Unmarshal([]byte(out), &st) == nil && len(st.Connections) == 1 && len(st.Connections[0].IKESAs) == 0
 	}, "the peer still lists the IKE SA after terminate")
 	_ = context.Background
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
