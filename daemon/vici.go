@@ -505,8 +505,12 @@ func (d *Daemon) viciRekey(_ context.Context, req *vici.Message, _ vici.EventStr
 
 // sectionToText turns a VICI message carrying a swanctl.conf section back into swanctl.conf
 // syntax, so that loading over VICI goes through exactly the same parser and checks as the file.
-func sectionToText(b *strings.Builder, m *vici.Message, indent string) {
+// Names are checked so that a crafted key cannot inject configuration structure.
+func sectionToText(b *strings.Builder, m *vici.Message, indent string) error {
 	for _, it := range m.Items() {
+		if !validName(it.Key) {
+			return fmt.Errorf("invalid name %q in the request", it.Key)
+		}
 		switch it.Kind {
 		case vici.KindValue:
 			fmt.Fprintf(b, "%s%s = %s\n", indent, it.Key, quoteValue(it.Value))
@@ -514,10 +518,25 @@ func sectionToText(b *strings.Builder, m *vici.Message, indent string) {
 			fmt.Fprintf(b, "%s%s = %s\n", indent, it.Key, quoteValue(strings.Join(it.List, ",")))
 		case vici.KindSection:
 			fmt.Fprintf(b, "%s%s {\n", indent, it.Key)
-			sectionToText(b, it.Section, indent+"    ")
+			if err := sectionToText(b, it.Section, indent+"    "); err != nil {
+				return err
+			}
 			fmt.Fprintf(b, "%s}\n", indent)
 		}
 	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func quoteValue(v string) string {
@@ -543,7 +562,9 @@ func (d *Daemon) loadWith(edit func(c *config.Config) error) error {
 func (d *Daemon) viciLoadConn(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
 	var b strings.Builder
 	b.WriteString("connections {\n")
-	sectionToText(&b, req, "    ")
+	if err := sectionToText(&b, req, "    "); err != nil {
+		return nil, err
+	}
 	b.WriteString("}\n")
 	tree, err := config.Parse("vici:load-conn", []byte(b.String()))
 	if err != nil {
