@@ -91,7 +91,10 @@ manual {
                   enc_key = 0x$ki }
     }
 }
-daemon { log { level = warn } }
+daemon {
+    vici_socket = $tmp/$side.sock
+    log { level = warn }
+}
 CONF
     ip netns exec $ns "$tmp/goipsec" run -c "$tmp/$side.conf" &
     pids+=($!)

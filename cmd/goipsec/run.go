@@ -123,11 +123,12 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	}
 	d.SetReload(reload)
 	if sock := cfg.Daemon.VICISocket; sock != "" {
+		// Without its control socket the daemon still protects traffic; say so loudly and go on
+		// (strongSwan's charon, too, runs on when its vici plugin cannot open the socket).
 		if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
-			return err
-		}
-		if err := d.ServeVICI(sock); err != nil {
-			return err
+			log.Error("control socket unavailable: goipsec status/up/down and swanctl will not work", "err", err)
+		} else if err := d.ServeVICI(sock); err != nil {
+			log.Error("control socket unavailable: goipsec status/up/down and swanctl will not work", "err", err)
 		}
 	}
 	if addr := cfg.Daemon.MetricsListen; addr != "" {

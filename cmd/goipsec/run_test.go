@@ -173,6 +173,9 @@ func TestRunManualKeys(t *testing.T) {
 	confA, confB := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")
 	labA := manualConf("lab", "192.0.2.1", "192.0.2.2", "10.1.0.0/24", "10.2.0.0/24", 0x1001, 0x2001, k1, k2)
 	labB := manualConf("lab", "192.0.2.2", "192.0.2.1", "10.2.0.0/24", "10.1.0.0/24", 0x2001, 0x1001, k2, k1)
+	// Each daemon gets its own control socket (the default path is shared by all namespaces).
+	labA += "daemon {\n  vici_socket = " + filepath.Join(dir, "a.sock") + "\n}\n"
+	labB += "daemon {\n  vici_socket = " + filepath.Join(dir, "b.sock") + "\n}\n"
 	writeFile(t, confA, labA)
 	writeFile(t, confB, labB)
 	da := startDaemon(t, a, confA)

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Measures IKEv2 handshakes per second in one run: `goipsec bench ike` (IKE_SA_INIT + IKE_AUTH with
+# PSK, X25519, AES-256-GCM, one Child SA, then an INFORMATIONAL Delete of the IKE SA) against
+#   1. a goipsec responder (`goipsec run -c`), floating to NAT-T like charon does (encap = yes),
+#   2. the same goipsec responder staying on port 500 (encap = no),
+#   3. strongSwan's charon 5.9.8 with kernel-libipsec (which always floats to NAT-T),
+# each in the same responder namespace, one after the other, ROUNDS times; prints the medians and
+# the ratio to strongSwan. Needs root. Settings and why: docs/performance.md, "IKE handshakes per
+# second". Usage:
+#   scripts/bench-ike.sh                          # 20000 handshakes per measurement, 3 rounds
+#   COUNT=5000 ROUNDS=1 CONCURRENCY=64 scripts/bench-ike.sh
+#   PIN=1 scripts/bench-ike.sh                    # load generator on CPU 0, responder on CPU 1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+[ "$(id -u)" -eq 0 ] || { echo "bench-ike: needs root (namespaces, TUN)" >&2; exit 1; }
+scripts/deps.sh test >/dev/null
+
+COUNT=${COUNT:-20000}
+ROUNDS=${ROUNDS:-3}
+CONCURRENCY=${CONCURRENCY:-32}
+WARMUP=${WARMUP:-500}
+THREADS=${THREADS:-16} # charon.threads; 16 is charon's default
+PIN=${PIN:-0}
+PSK=goipsec-bench-psk-not-secret
+C=gbike-c R=gbike-r
+CLIENT=192.0.2.1 RESP=192.0.2.2
+tmp=$(mktemp -d /tmp/gbike.XXXXXX) # short: charon's VICI socket path must fit in sun_path
+resp_pid=
+
+cleanup() {
+  stop_responder
+  ip netns del $C 2>/dev/null || true
+  ip netns del $R 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+client_cpu=() resp_cpu=()
+if [ "$PIN" = 1 ]; then
+  client_cpu=(taskset -c 0) resp_cpu=(taskset -c 1)
+fi
+
+echo "building goipsec ..."
+go build -o "$tmp/goipsec" ./cmd/goipsec
+
+ip netns del $C 2>/dev/null || true; ip netns del $R 2>/dev/null || true
+ip netns add $C; ip netns add $R
+ip -n $C link set lo up; ip -n $R link set lo up
+ip link add veth0 netns $C type veth peer name veth0 netns $R
+ip -n $C addr add $CLIENT/24 dev veth0; ip -n $R addr add $RESP/24 dev veth0
+ip -n $C link set veth0 up; ip -n $R link set veth0 up
+# The responder's inner prefix sits on lo: kernel-libipsec installs a CHILD_SA only when a local
+# address lies inside local_ts (and routes for remote_ts only then).
+ip -n $R addr add 10.2.0.1/24 dev lo
+
+stop_responder() {
+  if [ -n "$resp_pid" ]; then
+    kill "$resp_pid" 2>/dev/null || true
+    wait "$resp_pid" 2>/dev/null || true
+    resp_pid=
+  fi
+}
+
+# --- goipsec responder: the same swanctl.conf syntax goipsec always reads ---
+start_goipsec() { # start_goipsec ENCAP(yes|no)
+  cat > "$tmp/goipsec.conf" <<CONF
+connections {
+    bench {
+        local_addrs = $RESP
+        remote_addrs = %any
+        proposals = aes256gcm16-prfsha256-x25519
+        encap = $1
+        local {
+            auth = psk
+            id = $RESP
+        }
+        remote {
+            auth = psk
+            id = %any
+        }
+        children {
+            net {
+                local_ts = 10.2.0.0/24
+                remote_ts = 10.1.0.0/24
+                esp_proposals = aes256gcm16
+            }
+        }
+    }
+}
+secrets {
+    ike-bench {
+        secret = "$PSK"
+    }
+}
+daemon {
+    # Its own control socket: the default /run/goipsec/vici.sock is shared with the host.
+    vici_socket = $tmp/goipsec.vici
+    log {
+        level = warn
+    }
+}
+CONF
+  : > "$tmp/goipsec.log"
+  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$tmp/goipsec.conf" 2>"$tmp/goipsec.log" &
+  resp_pid=$!
+  for _ in $(seq 100); do
+    ip -n $R link show goipsec0 >/dev/null 2>&1 && ip netns exec $R ss -Hulpn 2>/dev/null | grep -q ':500 ' && return 0
+    sleep 0.1
+  done
+  echo "goipsec did not start:" >&2; cat "$tmp/goipsec.log" >&2; return 1
+}
+
+# --- charon 5.9.8 responder, run the way internal/testnet/strongswan runs it ---
+start_charon() {
+  local d=$tmp/sw
+  rm -rf "$d"; mkdir -p "$d/run" "$d/swanctl"
+  for sub in x509 x509ca x509ocsp x509aa x509ac x509crl pubkey private rsa ecdsa bliss pkcs8 pkcs12; do
+    mkdir -p "$d/swanctl/$sub"
+  done
+  cat > "$d/strongswan.conf" <<CONF
+charon {
+    load_modular = yes
+    plugins {
+        # kernel-libipsec must be registered before kernel-netlink: only the first kernel-ipsec
+        # backend is used. openssl does X25519, AES-GCM and HMAC-SHA-256; kdf is needed for prf+
+        # in 5.9.8. No curve25519 plugin, so that OpenSSL's X25519 (the faster one) is used.
+        kernel-libipsec { load = 3 }
+        kernel-netlink { load = 2 }
+        random { load = 1 }
+        nonce { load = 1 }
+        openssl { load = 1 }
+        kdf { load = 1 }
+        socket-default { load = 1 }
+        vici {
+            load = 1
+            socket = unix://$d/charon.vici
+        }
+    }
+    threads = $THREADS
+    # DoS protection is tuned for the internet: cookies after 30 half-open SAs (3 per peer IP) and
+    # a block after 5 per IP. The load generator is one IP with CONCURRENCY handshakes in flight;
+    # these match goipsec's engine (cookies above 100 half-open SAs, no per-IP limit).
+    cookie_threshold = 100
+    cookie_threshold_ip = 100
+    block_threshold = 100000
+    init_limit_half_open = 0
+    init_limit_job_load = 0
+    # The IKE SA table defaults to one bucket and one lock segment.
+    ikesa_table_size = 1024
+    ikesa_table_segments = 16
+    filelog {
+        log {
+            path = $d/charon.log
+            default = -1
+            append = no
+        }
+    }
+    syslog {
+    }
+}
+swanctl {
+    socket = unix://$d/charon.vici
+}
+CONF
+  cat > "$d/swanctl/swanctl.conf" <<CONF
+connections {
+    bench {
+        local_addrs = $RESP
+        remote_addrs = %any
+        proposals = aes256gcm16-prfsha256-x25519
+        # The generator sends INITIAL_CONTACT under one identity: with the default unique = no,
+        # charon would delete every other IKE SA of that identity at each new one.
+        unique = never
+        mobike = no
+        local {
+            auth = psk
+            id = $RESP
+        }
+        remote {
+            auth = psk
+            id = %any
+        }
+        children {
+            net {
+                local_ts = 10.2.0.0/24
+                remote_ts = 10.1.0.0/24
+                esp_proposals = aes256gcm16
+            }
+        }
+    }
+}
+secrets {
+    ike-bench {
+        secret = "$PSK"
+    }
+}
+CONF
+  ip netns exec $R env STRONGSWAN_CONF="$d/strongswan.conf" "${resp_cpu[@]}" \
+    sh -c 'mount --bind "$1" /run && exec "$2"' sh "$d/run" /usr/lib/ipsec/charon >"$tmp/charon.out" 2>&1 &
+  resp_pid=$!
+  for _ in $(seq 100); do
+    STRONGSWAN_CONF="$d/strongswan.conf" swanctl --stats >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  STRONGSWAN_CONF="$d/strongswan.conf" swanctl --load-all --file "$d/swanctl/swanctl.conf" >/dev/null
+}
+
+# bench prints the handshakes/s of one measurement and keeps its JSON in $tmp/last.json.
+bench() { # bench COUNT
+  ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" \
+    --count "$1" --concurrency "$CONCURRENCY" --local-ts 10.1.0.0/24 --remote-ts 10.2.0.0/24 \
+    --delete --json > "$tmp/last.json"
+  sed -n 's/.*"handshakes_per_second": \([0-9.]*\).*/\1/p' "$tmp/last.json"
+}
+
+field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p" "$tmp/last.json" | head -1; }
+
+# measure runs a warm-up, then the measurement, and records rate, failures, retransmissions and
+# latencies under the given key.
+declare -A rate failed retr p50 p99
+measure() { # measure KEY
+  bench "$WARMUP" >/dev/null
+  local r
+  r=$(bench "$COUNT")
+  rate[$1]+="$r "
+  failed[$1]+="$(field failed) "
+  retr[$1]+="$(field retransmits) "
+  p50[$1]+="$(field p50) "
+  p99[$1]+="$(field p99) "
+  printf '  %-28s %9.1f handshakes/s  failed %s  retransmits %s  p50 %s ms  p99 %s ms\n' \
+    "$1" "$r" "$(field failed)" "$(field retransmits)" "$(field p50)" "$(field p99)"
+  if [ "$(field failed)" != 0 ]; then
+    sed -n '/"failures"/,/}/p' "$tmp/last.json" >&2
+  fi
+}
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "COUNT=$COUNT CONCURRENCY=$CONCURRENCY ROUNDS=$ROUNDS THREADS=$THREADS PIN=$PIN, $(nproc) CPUs"
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  start_goipsec yes; measure goipsec_natt; stop_responder
+  start_goipsec no; measure goipsec_500; stop_responder
+  start_charon; measure strongswan; stop_responder
+done
+
+sw=$(echo "${rate[strongswan]}" | median)
+printf '\n%-46s %12s %8s %8s %8s   %s\n' "responder (median of $ROUNDS)" "handshakes/s" "vs sw" "p50 ms" "p99 ms" "all rounds"
+for k in goipsec_natt goipsec_500 strongswan; do
+  m=$(echo "${rate[$k]}" | median)
+  label=$k
+  case $k in
+    goipsec_natt) label="goipsec run, encap = yes (NAT-T, like charon)";;
+    goipsec_500) label="goipsec run, encap = no (port 500)";;
+    strongswan) label="strongSwan 5.9.8 charon, kernel-libipsec";;
+  esac
+  printf '%-46s %12s %8s %8s %8s   %s\n' "$label" "$m" "$(awk -v a="$m" -v b="$sw" 'BEGIN {printf "%.2fx", a/b}')" \
+    "$(echo "${p50[$k]}" | median)" "$(echo "${p99[$k]}" | median)" "${rate[$k]}"
+done
+total_failed=$(echo "${failed[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')
+total_retr=$(echo "${retr[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')
+echo "failed handshakes in all measurements: $total_failed, retransmissions: $total_retr"
