@@ -28,6 +28,7 @@ import (
 // NATT is the data plane's NAT-T socket, shared with IKE (RFC 3948: IKE and ESP on port 4500).
 type NATT interface {
 	SendIKE(b []byte, remote netip.AddrPort) error
+	SendKeepalive(remote netip.AddrPort) error
 	NATTPort() uint16
 	FwMark() uint32
 }
@@ -116,7 +117,12 @@ func New(opts Options) (*Daemon, error) {
 	dc := opts.Daemon
 	d.ike = engine.New(engine.Config{
 		Transport: socks, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
-		Configs:           d.candidates,
+		Configs: d.candidates,
+		Keepalive: func(local, remote netip.AddrPort) {
+			if local.Port() == opts.NATT.NATTPort() {
+				opts.NATT.SendKeepalive(remote)
+			}
+		},
 		RetransmitTimeout: dc.RetransmitTimeout, RetransmitBase: dc.RetransmitBase,
 		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit,
 		Events: engine.Events{

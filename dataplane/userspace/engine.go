@@ -516,6 +516,18 @@ func (e *Engine) SendIKE(b []byte, remote netip.AddrPort) error {
 	return e.bind.Send([][]byte{buf}, ep)
 }
 
+// SendKeepalive sends a NAT-keepalive, the single byte 0xFF (RFC 3948 §2.3), from the NAT-T port.
+func (e *Engine) SendKeepalive(remote netip.AddrPort) error {
+	if e.bind == nil {
+		return errors.New("the NAT-T port is disabled")
+	}
+	ep, err := e.bind.ParseEndpoint(remote.String())
+	if err != nil {
+		return err
+	}
+	return e.bind.Send([][]byte{{0xff}}, ep)
+}
+
 // NATTPort is the local UDP port for ESP in UDP and IKE behind NAT (0 when disabled).
 func (e *Engine) NATTPort() uint16 {
 	if e.bind == nil {

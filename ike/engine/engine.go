@@ -79,6 +79,10 @@ type Config struct {
 	CookieThreshold int
 	// HalfOpenTimeout drops responder SAs that never complete IKE_AUTH (default 30s).
 	HalfOpenTimeout time.Duration
+	// Keepalive sends a NAT-keepalive (RFC 3948 §2.3) from local to remote; KeepaliveInterval
+	// (default 20s) is how often an SA behind a NAT sends one. Nil disables keepalives.
+	Keepalive         func(local, remote netip.AddrPort)
+	KeepaliveInterval time.Duration
 	// ChildDeleteDelay is how long a replaced Child SA keeps receiving after a rekey (default 10s
 	// on the side that does not send the Delete).
 }
@@ -113,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.HalfOpenTimeout == 0 {
 		c.HalfOpenTimeout = 30 * time.Second
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = 20 * time.Second
 	}
 	if c.Configs == nil {
 		c.Configs = func(netip.Addr, netip.Addr) []*ike.PeerConfig { return nil }
@@ -675,6 +682,20 @@ func (e *Engine) established(s *ikeSA) {
 }
 
 func (e *Engine) armIKETimers(s *ikeSA) {
+	if s.NATLocal && e.cfg.Keepalive != nil {
+		// Behind a NAT: keep its mapping for port 4500 alive (RFC 3948 §2.3).
+		var tick func()
+		tick = func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if s.dead || s.replaced {
+				return
+			}
+			e.cfg.Keepalive(s.Local, s.Remote)
+			s.timers = append(s.timers, e.cfg.Clock.AfterFunc(e.cfg.KeepaliveInterval, tick))
+		}
+		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(e.cfg.KeepaliveInterval, tick))
+	}
 	if d := s.Config.RekeyTime; d > 0 {
 		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(jitter(d, e.cfg.Rand), func() {
 			e.mu.Lock()

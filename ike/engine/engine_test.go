@@ -331,3 +331,58 @@ func TestAutomaticRekeyAndDPD(t *testing.T) {
 	}
 
 }
+
+// TestChildRekeyNotPostponedByIKERekey: a Child SA's rekey and lifetime deadlines are its own; an
+// IKE rekey moves the Child SA to the new IKE SA but must not restart its clock. With the IKE SA
+// rekeying more often than the Child SA, restarting it would postpone the Child rekey forever and
+// keep its keys past their lifetime.
+func TestChildRekeyNotPostponedByIKERekey(t *testing.T) {
+	p := newPeers(t, nil)
+	p.ca.RekeyTime = 30 * time.Second
+	p.ca.Children[0].RekeyTime = time.Minute
+	p.ca.Children[0].LifeTime = 70 * time.Second
+	p.up(t)
+	first := p.ra.childUp[0]
+	p.run(5 * time.Minute)
+	if p.ra.rekeyed < 9 {
+		t.Fatalf("IKE rekeys in 5 minutes: %d, want ≥ 9", p.ra.rekeyed)
+	}
+	// Every 54-60 s: at least 5 Child rekeys in 5 minutes, and the first Child SA is long gone.
+	if n := len(p.ra.childUp) - 1; n < 5 {
+		t.Fatalf("Child rekeys in 5 minutes: %d, want ≥ 5", n)
+	}
+	if p.ra.children[first.SPIIn] != nil {
+		t.Fatalf("the first Child SA is still installed after 5 minutes (rekey every minute, life 70 s)")
+	}
+	if len(p.ra.children) != 1 || len(p.ra.ikeDown) != 0 {
+		t.Fatalf("after 5 minutes: %d Child SAs, IKE SAs down %v", len(p.ra.children), p.ra.ikeDown)
+	}
+	checkPaired(t, p.ra, p.rb)
+}
+
+func TestNATKeepalives(t *testing.T) {
+	var mu sync.Mutex
+	sent := map[string]int{}
+	p := newPeers(t, nil)
+	count := func(name string) func(local, remote netip.AddrPort) {
+		return func(local, remote netip.AddrPort) {
+			mu.Lock()
+			defer mu.Unlock()
+			if local.Port() != 4500 || remote.Port() != 4500 {
+				t.Errorf("keepalive %s -> %s not on the NAT-T port", local, remote)
+			}
+			sent[name]++
+		}
+	}
+	p.a.cfg.Keepalive, p.b.cfg.Keepalive = count("a"), count("b")
+	// encap = yes makes A look NATed to B and both float to 4500; A (the "NATed" side) keeps
+	// the mapping alive.
+	p.ca.ForceEncap = true
+	p.up(t)
+	p.run(65 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if sent["a"] != 3 || sent["b"] != 0 {
+		t.Fatalf("keepalives sent: %v, want a=3 (every 20s), b=0", sent)
+	}
+}
