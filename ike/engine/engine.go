@@ -178,10 +178,13 @@ type ikeSA struct {
 	hasResp    bool
 	reasm      *wire.Reassembler
 
-	timers   []Timer
-	lastSeen time.Time // last authenticated message from the peer
-	dead     bool
-	replaced bool // rekeyed: its end is not the connection's end
+	timers []Timer
+	// childTimers are the rekey and lifetime timers of each Child SA. They belong to the Child SA,
+	// not to the IKE SA: an IKE rekey hands them to the new IKE SA unchanged.
+	childTimers map[*ike.ChildSA][]Timer
+	lastSeen    time.Time // last authenticated message from the peer
+	dead        bool
+	replaced    bool // rekeyed: its end is not the connection's end
 }
 
 // queued is an exchange waiting for the request window.
@@ -341,6 +344,11 @@ func (e *Engine) destroy(s *ikeSA, reason string) {
 	}
 	for _, t := range s.timers {
 		t.Stop()
+	}
+	for _, ts := range s.childTimers {
+		for _, t := range ts {
+			t.Stop()
+		}
 	}
 	delete(e.sas, s.MySPI())
 	for k, v := range e.halfOpen {
@@ -756,30 +764,53 @@ func (e *Engine) childUp(s *ikeSA, c *ike.ChildSA) {
 	}
 }
 
+// armChildTimers starts a Child SA's rekey and lifetime timers. The callbacks look up the IKE SA
+// that carries the Child SA when they fire, because an IKE rekey may have moved it meanwhile.
 func (e *Engine) armChildTimers(s *ikeSA, c *ike.ChildSA) {
 	cc := c.Config
 	if cc == nil {
 		return
 	}
+	if s.childTimers == nil {
+		s.childTimers = map[*ike.ChildSA][]Timer{}
+	}
 	if cc.RekeyTime > 0 {
-		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(jitter(cc.RekeyTime, e.cfg.Rand), func() {
+		s.childTimers[c] = append(s.childTimers[c], e.cfg.Clock.AfterFunc(jitter(cc.RekeyTime, e.cfg.Rand), func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			if !s.dead && s.ChildBySPI(c.SPIIn, true) == c {
-				e.enqueue(s, queued{kind: ike.PendingRekeyChild, child: cc, old: c})
+			if owner := e.carrierOf(c); owner != nil {
+				e.enqueue(owner, queued{kind: ike.PendingRekeyChild, child: cc, old: c})
 			}
 		}))
 	}
 	if cc.LifeTime > 0 {
-		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(cc.LifeTime, func() {
+		s.childTimers[c] = append(s.childTimers[c], e.cfg.Clock.AfterFunc(cc.LifeTime, func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			if !s.dead && s.ChildBySPI(c.SPIIn, true) == c {
-				e.logSA(s).Info("Child SA reached its hard lifetime", "child", c.Name)
-				e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: c})
+			if owner := e.carrierOf(c); owner != nil {
+				e.logSA(owner).Info("Child SA reached its hard lifetime", "child", c.Name)
+				e.enqueue(owner, queued{kind: ike.PendingDeleteChild, old: c})
 			}
 		}))
 	}
+}
+
+// carrierOf returns the live IKE SA that carries the Child SA, or nil when it is gone.
+func (e *Engine) carrierOf(c *ike.ChildSA) *ikeSA {
+	for _, s := range e.sas {
+		if !s.dead && s.ChildBySPI(c.SPIIn, true) == c {
+			return s
+		}
+	}
+	return nil
+}
+
+// stopChildTimers stops the timers of a Child SA that is gone.
+func (e *Engine) stopChildTimers(s *ikeSA, c *ike.ChildSA) {
+	for _, t := range s.childTimers[c] {
+		t.Stop()
+	}
+	delete(s.childTimers, c)
 }
 
 // apply carries out the result of an exchange.
@@ -799,6 +830,7 @@ func (e *Engine) apply(s *ikeSA, res ike.Result, weInitiated bool) {
 			f(s.SA, c, "deleted")
 		}
 		e.logSA(s).Info("Child SA deleted", "child", c.Name, "spi_in", fmt.Sprintf("%08x", c.SPIIn))
+		e.stopChildTimers(s, c)
 		c.Zero()
 	}
 	if res.NewIKE != nil {
@@ -816,9 +848,9 @@ func (e *Engine) apply(s *ikeSA, res ike.Result, weInitiated bool) {
 		}
 		e.logSA(next).Info("IKE SA rekeyed", "old_spi_i", fmt.Sprintf("%016x", s.SPIi), "old_spi_r", fmt.Sprintf("%016x", s.SPIr))
 		e.armIKETimers(next)
-		for _, c := range next.Children {
-			e.armChildTimers(next, c)
-		}
+		// The Child SAs keep their own deadlines: restarting their timers here would postpone
+		// their rekeys with every IKE rekey (forever when the IKE SA rekeys more often).
+		next.childTimers, s.childTimers = s.childTimers, nil
 		// Pending work moves to the new SA.
 		next.queue, s.queue = s.queue, nil
 		s.replaced = true
