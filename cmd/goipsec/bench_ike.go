@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -16,12 +15,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/goipsec/goipsec/internal/ikebench"
 )
-
-// ikePort is the IKE port a peer address without one gets (RFC 7296 §2).
-const ikePort = 500
 
 func newBenchCommand() *cobra.Command {
 	bench := &cobra.Command{
@@ -93,29 +90,8 @@ followed to its NAT-T port. See docs/performance.md, "IKE handshakes per second"
 	return cmd
 }
 
-// parsePeer reads ADDR or ADDR:PORT ([v6]:PORT for IPv6 with a port).
-func parsePeer(s string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return netip.AddrPortFrom(a.Unmap(), ikePort), nil
-	}
-	// A host name, with or without a port.
-	host, port := s, strconv.Itoa(ikePort)
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		host, port = h, p
-	}
-	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("--peer %q: %w", s, err)
-	}
-	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
-}
-
 func runBenchIKE(ctx context.Context, f benchIKEFlags, out io.Writer) error {
-	peer, err := parsePeer(f.peer)
+	peer, err := ikebench.ParsePeer(f.peer)
 	if err != nil {
 		return err
 	}
@@ -145,18 +121,21 @@ func runBenchIKE(ctx context.Context, f benchIKEFlags, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	cpuBefore := processCPU()
 	res, runErr := ikebench.Run(ctx, cfg)
 	if res == nil {
 		return runErr
 	}
+	// The generator's own CPU time tells whether it, rather than the responder, set the pace.
+	cpu := processCPU() - cpuBefore
 	if f.json {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(benchJSON(f, peer, res)); err != nil {
+		if err := enc.Encode(benchJSON(f, peer, res, cpu)); err != nil {
 			return err
 		}
 	} else {
-		printBench(out, f, peer, res)
+		printBench(out, f, peer, res, cpu)
 	}
 	if runErr != nil {
 		return fmt.Errorf("interrupted after %d of %d handshakes: %w", res.Completed+res.Failed, f.count, runErr)
@@ -164,7 +143,24 @@ func runBenchIKE(ctx context.Context, f benchIKEFlags, out io.Writer) error {
 	return nil
 }
 
-func printBench(w io.Writer, f benchIKEFlags, peer netip.AddrPort, r *ikebench.Result) {
+// processCPU is the user and system CPU time this process has used so far.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perHandshake divides d over the handshakes started.
+func perHandshake(d time.Duration, r *ikebench.Result) time.Duration {
+	if r.Started == 0 {
+		return 0
+	}
+	return d / time.Duration(r.Started)
+}
+
+func printBench(w io.Writer, f benchIKEFlags, peer netip.AddrPort, r *ikebench.Result, cpu time.Duration) {
 	del := "on"
 	if !f.delete {
 		del = "off"
@@ -177,6 +173,10 @@ func printBench(w io.Writer, f benchIKEFlags, peer netip.AddrPort, r *ikebench.R
 	if r.Completed > 0 {
 		fmt.Fprintf(w, "  latency      p50 %s  p90 %s  p99 %s  max %s\n",
 			ms(r.Percentile(50)), ms(r.Percentile(90)), ms(r.Percentile(99)), ms(r.Percentile(100)))
+	}
+	if r.Elapsed > 0 {
+		fmt.Fprintf(w, "  generator    %.0fµs CPU per handshake, %.0f%% of one core\n",
+			float64(perHandshake(cpu, r))/float64(time.Microsecond), 100*cpu.Seconds()/r.Elapsed.Seconds())
 	}
 	for _, fr := range r.SortedFailures() {
 		fmt.Fprintf(w, "  %8d × %s\n", fr.Count, fr.Reason)
@@ -206,9 +206,11 @@ type benchResult struct {
 	Seconds     float64            `json:"elapsed_seconds"`
 	Rate        float64            `json:"handshakes_per_second"`
 	LatencyMS   map[string]float64 `json:"latency_ms"`
+	// GeneratorCPU is this process's CPU time per handshake, in microseconds.
+	GeneratorCPU float64 `json:"generator_cpu_us_per_handshake"`
 }
 
-func benchJSON(f benchIKEFlags, peer netip.AddrPort, r *ikebench.Result) benchResult {
+func benchJSON(f benchIKEFlags, peer netip.AddrPort, r *ikebench.Result, cpu time.Duration) benchResult {
 	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return benchResult{
 		Peer: peer.String(), Proposal: f.spec.Proposal, ESP: f.spec.ESP, Concurrency: f.concurrency, Delete: f.delete,
@@ -218,5 +220,6 @@ func benchJSON(f benchIKEFlags, peer netip.AddrPort, r *ikebench.Result) benchRe
 		LatencyMS: map[string]float64{
 			"p50": msf(r.Percentile(50)), "p90": msf(r.Percentile(90)), "p99": msf(r.Percentile(99)), "max": msf(r.Percentile(100)),
 		},
+		GeneratorCPU: float64(perHandshake(cpu, r)) / float64(time.Microsecond),
 	}
 }

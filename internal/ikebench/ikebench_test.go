@@ -540,3 +540,26 @@ func TestParsePSK(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePeer(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"192.0.2.2", "192.0.2.2:500"},
+		{"192.0.2.2:4500", "192.0.2.2:4500"},
+		{"2001:db8::2", "[2001:db8::2]:500"},
+		{"[2001:db8::2]:600", "[2001:db8::2]:600"},
+		{"::ffff:192.0.2.2", "192.0.2.2:500"},
+	} {
+		got, err := ParsePeer(c.in)
+		if err != nil || got.String() != c.want {
+			t.Errorf("ParsePeer(%q) = %v, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"192.0.2.2:port", `peer "192.0.2.2:port": lookup udp/port: unknown port`},
+		{"192.0.2.2:70000", `peer "192.0.2.2:70000": address 70000: invalid port`},
+	} {
+		if _, err := ParsePeer(c.in); err == nil || err.Error() != c.want {
+			t.Errorf("ParsePeer(%q): %v, want %q", c.in, err, c.want)
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/goipsec/goipsec/ike"
@@ -141,4 +143,28 @@ func ParseSelectors(s string) (list []ts.Selector, dynamic bool, err error) {
 		list = append(list, sel)
 	}
 	return list, dynamic, nil
+}
+
+// IKEPort is the port of a peer address given without one (RFC 7296 §2).
+const IKEPort = 500
+
+// ParsePeer reads a responder address: ADDR, ADDR:PORT, [IPv6]:PORT, or a host name with or
+// without a port (resolved). The port defaults to IKEPort.
+func ParsePeer(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), IKEPort), nil
+	}
+	host, port := s, strconv.Itoa(IKEPort)
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		host, port = h, p
+	}
+	ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, port))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("peer %q: %w", s, err)
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
