@@ -19,7 +19,8 @@ func TestDPDStrongSwan(t *testing.T) {
 			t.Parallel()
 			_, left, right := setup(t)
 			tc := interopCases[0]
-			conn := swanConn{local: rightOuter, remote: leftOuter, ike: tc.ike,
+			// strongSwan runs its own liveness checks too, which goipsec must answer.
+			conn := swanConn{local: rightOuter, remote: leftOuter, ike: tc.ike, extra: "    dpd_delay = 1s\n",
 				children: []swanChild{{name: "net", localTS: rightNet4 + "," + rightNet6, remoteTS: leftNet4 + "," + leftNet6, esp: tc.esp}}}
 			c := startCharon(t, right, conn)
 			g := startGoipsec(t, left, connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter,
@@ -36,6 +37,12 @@ func TestDPDStrongSwan(t *testing.T) {
 			if lines := g.logLines("IKE SA failed"); len(lines) != 0 {
 				t.Fatalf("IKE SA failed while the peer was alive:\n%s", strings.Join(lines, "\n"))
 			}
+			// goipsec answered strongSwan's liveness checks. (Those also keep goipsec's own checks
+			// quiet: any message from the peer proves it alive.)
+			if !strings.Contains(c.Log(), "parsed INFORMATIONAL response") {
+				t.Fatalf("strongSwan's log shows no answered liveness check")
+			}
+			c.WaitEstablished(t, "gt", time.Second)
 
 			killInNS(t, right, "charon")
 			failed := g.waitLogCount(t, 1, 15*time.Second, "IKE SA failed")[0]

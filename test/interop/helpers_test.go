@@ -67,6 +67,12 @@ func startCharon(t *testing.T, ns *testnet.NS, conn swanConn) *strongswan.Charon
 	return strongswan.Start(t, ns, strongswan.Config{SwanctlConf: conn.String()})
 }
 
+// startCharonConf is startCharon with extra settings in strongswan.conf's charon section.
+func startCharonConf(t *testing.T, ns *testnet.NS, conn swanConn, charonConf string) *strongswan.Charon {
+	t.Helper()
+	return strongswan.Start(t, ns, strongswan.Config{SwanctlConf: conn.String(), CharonConf: charonConf})
+}
+
 // logLines returns goipsec's log lines that contain every one of parts.
 func (g *goipsecProc) logLines(parts ...string) []string {
 	var out []string
