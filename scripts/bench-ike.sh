@@ -4,12 +4,13 @@
 #   1. a goipsec responder (`goipsec run -c`), floating to NAT-T like charon does (encap = yes),
 #   2. the same goipsec responder staying on port 500 (encap = no),
 #   3. strongSwan's charon 5.9.8 with kernel-libipsec (which always floats to NAT-T),
-# each in the same responder namespace, one after the other, ROUNDS times; prints the medians and
-# the ratio to strongSwan. Needs root. Settings and why: docs/performance.md, "IKE handshakes per
+# each in the same responder namespace, one after the other, ROUNDS times, with the generator and
+# the responder pinned to one CPU each and then sharing both; prints the medians, the ratio to
+# strongSwan and the CPU time each side spent per handshake. Needs root. Settings and why: docs/performance.md, "IKE handshakes per
 # second". Usage:
 #   scripts/bench-ike.sh                          # 20000 handshakes per measurement, 3 rounds
 #   COUNT=5000 ROUNDS=1 CONCURRENCY=64 scripts/bench-ike.sh
-#   PIN=1 scripts/bench-ike.sh                    # load generator on CPU 0, responder on CPU 1
+#   PLACEMENTS=pinned scripts/bench-ike.sh        # only generator on CPU 0, responder on CPU 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -21,7 +22,11 @@ ROUNDS=${ROUNDS:-3}
 CONCURRENCY=${CONCURRENCY:-32}
 WARMUP=${WARMUP:-500}
 THREADS=${THREADS:-16} # charon.threads; 16 is charon's default
-PIN=${PIN:-0}
+# pinned: generator on CPU 0, responder on CPU 1; shared: both on both CPUs.
+PLACEMENTS=${PLACEMENTS:-pinned shared}
+# The generator runs on one P in both placements: it sustains about 4,500 handshakes/s so, and with
+# two Ps on two shared CPUs its threads cost more CPU per handshake through cross-CPU wakeups.
+GEN_PROCS=${GEN_PROCS:-1}
 PSK=goipsec-bench-psk-not-secret
 C=gbike-c R=gbike-r
 CLIENT=192.0.2.1 RESP=192.0.2.2
@@ -37,9 +42,6 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 client_cpu=() resp_cpu=()
-if [ "$PIN" = 1 ]; then
-  client_cpu=(taskset -c 0) resp_cpu=(taskset -c 1)
-fi
 
 echo "building goipsec ..."
 go build -o "$tmp/goipsec" ./cmd/goipsec
@@ -206,58 +208,83 @@ CONF
   STRONGSWAN_CONF="$d/strongswan.conf" swanctl --load-all --file "$d/swanctl/swanctl.conf" >/dev/null
 }
 
-# bench prints the handshakes/s of one measurement and keeps its JSON in $tmp/last.json.
+# bench runs the load generator once and keeps its JSON in $tmp/last.json.
 bench() { # bench COUNT
-  ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" \
+  GOMAXPROCS=$GEN_PROCS ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" \
     --count "$1" --concurrency "$CONCURRENCY" --local-ts 10.1.0.0/24 --remote-ts 10.2.0.0/24 \
     --delete --json > "$tmp/last.json"
-  sed -n 's/.*"handshakes_per_second": \([0-9.]*\).*/\1/p' "$tmp/last.json"
 }
 
 field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p" "$tmp/last.json" | head -1; }
 
-# measure runs a warm-up, then the measurement, and records rate, failures, retransmissions and
-# latencies under the given key.
-declare -A rate failed retr p50 p99
+# cpu_ticks is the user + system CPU time of a process and all its threads, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# measure runs a warm-up, then the measurement, and records the rate, failures, retransmissions,
+# latencies and the CPU time per handshake of the responder and of the generator under KEY.
+declare -A rate failed retr p50 p99 rcpu gcpu
 measure() { # measure KEY
-  bench "$WARMUP" >/dev/null
-  local r
-  r=$(bench "$COUNT")
+  bench "$WARMUP"
+  local t0 t1 r
+  t0=$(cpu_ticks "$resp_pid")
+  bench "$COUNT"
+  t1=$(cpu_ticks "$resp_pid")
+  r=$(field handshakes_per_second)
   rate[$1]+="$r "
   failed[$1]+="$(field failed) "
   retr[$1]+="$(field retransmits) "
   p50[$1]+="$(field p50) "
   p99[$1]+="$(field p99) "
-  printf '  %-28s %9.1f handshakes/s  failed %s  retransmits %s  p50 %s ms  p99 %s ms\n' \
-    "$1" "$r" "$(field failed)" "$(field retransmits)" "$(field p50)" "$(field p99)"
+  local rc
+  rc=$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$COUNT" 'BEGIN {printf "%.0f", t / hz / n * 1e6}')
+  rcpu[$1]+="$rc "
+  gcpu[$1]+="$(field generator_cpu_us_per_handshake) "
+  printf '  %-22s %8.1f handshakes/s  failed %s  retransmits %s  p50 %5.1f ms  p99 %5.1f ms  CPU/handshake: responder %s µs, generator %.0f µs\n' \
+    "$1" "$r" "$(field failed)" "$(field retransmits)" "$(field p50)" "$(field p99)" "$rc" "$(field generator_cpu_us_per_handshake)"
   if [ "$(field failed)" != 0 ]; then
     sed -n '/"failures"/,/}/p' "$tmp/last.json" >&2
   fi
 }
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) printf "%.1f\n", a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "COUNT=$COUNT CONCURRENCY=$CONCURRENCY ROUNDS=$ROUNDS THREADS=$THREADS PIN=$PIN, $(nproc) CPUs"
+echo "COUNT=$COUNT CONCURRENCY=$CONCURRENCY ROUNDS=$ROUNDS THREADS=$THREADS GEN_PROCS=$GEN_PROCS PLACEMENTS=\"$PLACEMENTS\", $(nproc) CPUs"
 for round in $(seq "$ROUNDS"); do
-  echo "round $round/$ROUNDS"
-  start_goipsec yes; measure goipsec_natt; stop_responder
-  start_goipsec no; measure goipsec_500; stop_responder
-  start_charon; measure strongswan; stop_responder
+  for placement in $PLACEMENTS; do
+    client_cpu=() resp_cpu=()
+    if [ "$placement" = pinned ]; then
+      client_cpu=(taskset -c 0) resp_cpu=(taskset -c 1)
+    fi
+    echo "round $round/$ROUNDS, $placement"
+    start_goipsec yes; measure "$placement/goipsec_natt"; stop_responder
+    start_goipsec no; measure "$placement/goipsec_500"; stop_responder
+    start_charon; measure "$placement/strongswan"; stop_responder
+  done
 done
 
-sw=$(echo "${rate[strongswan]}" | median)
-printf '\n%-46s %12s %8s %8s %8s   %s\n' "responder (median of $ROUNDS)" "handshakes/s" "vs sw" "p50 ms" "p99 ms" "all rounds"
-for k in goipsec_natt goipsec_500 strongswan; do
-  m=$(echo "${rate[$k]}" | median)
-  label=$k
-  case $k in
-    goipsec_natt) label="goipsec run, encap = yes (NAT-T, like charon)";;
-    goipsec_500) label="goipsec run, encap = no (port 500)";;
-    strongswan) label="strongSwan 5.9.8 charon, kernel-libipsec";;
+for placement in $PLACEMENTS; do
+  case $placement in
+    pinned) echo; echo "pinned: generator on CPU 0, responder on CPU 1 (median of $ROUNDS)";;
+    shared) echo; echo "shared: generator and responder on both CPUs (median of $ROUNDS)";;
   esac
-  printf '%-46s %12s %8s %8s %8s   %s\n' "$label" "$m" "$(awk -v a="$m" -v b="$sw" 'BEGIN {printf "%.2fx", a/b}')" \
-    "$(echo "${p50[$k]}" | median)" "$(echo "${p99[$k]}" | median)" "${rate[$k]}"
+  sw=$(echo "${rate[$placement/strongswan]}" | median)
+  printf '%-46s %12s %7s %7s %7s %9s %9s   %s\n' "responder" "handshakes/s" "vs sw" "p50 ms" "p99 ms" "resp µs" "gen µs" "all rounds"
+  for k in goipsec_natt goipsec_500 strongswan; do
+    key=$placement/$k
+    m=$(echo "${rate[$key]}" | median)
+    case $k in
+      goipsec_natt) label="goipsec run, encap = yes (NAT-T, like charon)";;
+      goipsec_500) label="goipsec run, encap = no (port 500)";;
+      strongswan) label="strongSwan 5.9.8 charon, kernel-libipsec";;
+    esac
+    printf '%-46s %12s %7s %7s %7s %9s %9s   %s\n' "$label" "$m" "$(awk -v a="$m" -v b="$sw" 'BEGIN {printf "%.2fx", a/b}')" \
+      "$(echo "${p50[$key]}" | median)" "$(echo "${p99[$key]}" | median)" \
+      "$(echo "${rcpu[$key]}" | median)" "$(echo "${gcpu[$key]}" | median)" "${rate[$key]}"
+  done
 done
 total_failed=$(echo "${failed[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')
 total_retr=$(echo "${retr[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')
+echo
 echo "failed handshakes in all measurements: $total_failed, retransmissions: $total_retr"
+echo "resp µs / gen µs: CPU time (user + system, all threads) per handshake of the responder process and of the generator"
