@@ -33,7 +33,9 @@ func FuzzReceive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		net := &fakeNet{engines: map[netip.Addr]*Engine{}}
 		e := New(Config{Transport: fakeTransport{net}, Clock: newManualClock(), CookieThreshold: 1000,
-			Configs: func(netip.Addr, netip.Addr) []*ike.PeerConfig { return []*ike.PeerConfig{peerConfig(t, "b", "10.2.0.0/24", "10.1.0.0/24")} }})
+			Configs: func(netip.Addr, netip.Addr) []*ike.PeerConfig {
+				return []*ike.PeerConfig{peerConfig(t, "b", "10.2.0.0/24", "10.1.0.0/24")}
+			}})
 		e.Receive(data, netip.MustParseAddrPort("192.0.2.2:500"), netip.MustParseAddrPort("192.0.2.1:500"))
 		// A second copy exercises the retransmission path.
 		e.Receive(data, netip.MustParseAddrPort("192.0.2.2:500"), netip.MustParseAddrPort("192.0.2.1:500"))
