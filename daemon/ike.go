@@ -318,6 +318,7 @@ func (d *Daemon) onIKEUp(sa *ike.SA) {
 func (d *Daemon) onIKEDown(sa *ike.SA, reason string) {
 	d.publishIKE(sa, false)
 	name := sa.Config.Name
+	d.log.Info("IKE SA down", "conn", name, "spi_i", hex16(sa.SPIi), "spi_r", hex16(sa.SPIr), "why", reason)
 	d.mu.Lock()
 	conn := d.conns[name]
 	d.mu.Unlock()
@@ -435,8 +436,18 @@ func (d *Daemon) onChildDown(sa *ike.SA, c *ike.ChildSA, reason string) {
 		}
 	}
 	d.backend.DeleteSA(inst.out)
-	d.backend.DeleteSA(inst.in)
+	// Packets the peer sent with the old SA may still be on their way (after a rekey the peer
+	// switched to the new SA moments ago): keep the inbound SA a little longer, as strongSwan does.
+	if d.closing.Load() || reason != "deleted" {
+		d.backend.DeleteSA(inst.in)
+		return
+	}
+	in := inst.in
+	time.AfterFunc(inboundGrace, func() { d.backend.DeleteSA(in) })
 }
+
+// inboundGrace is how long a deleted Child SA's inbound SA keeps accepting packets in flight.
+const inboundGrace = 2 * time.Second
 
 func (d *Daemon) trapPolicyLocked(conn, child string) dataplane.PolicyID {
 	if c := d.conns[conn]; c != nil {

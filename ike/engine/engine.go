@@ -9,6 +9,7 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -83,8 +84,6 @@ type Config struct {
 	// (default 20s) is how often an SA behind a NAT sends one. Nil disables keepalives.
 	Keepalive         func(local, remote netip.AddrPort)
 	KeepaliveInterval time.Duration
-	// ChildDeleteDelay is how long a replaced Child SA keeps receiving after a rekey (default 10s
-	// on the side that does not send the Delete).
 }
 
 func (c *Config) setDefaults() {
@@ -185,6 +184,10 @@ type ikeSA struct {
 	lastSeen    time.Time // last authenticated message from the peer
 	dead        bool
 	replaced    bool // rekeyed: its end is not the connection's end
+
+	// peerRekeys records Child SAs the peer rekeyed while our own rekey of them was outstanding
+	// (a collision, RFC 7296 §2.8.1): replaced Child SA → the one the peer's exchange created.
+	peerRekeys map[*ike.ChildSA]*ike.ChildSA
 }
 
 // queued is an exchange waiting for the request window.
@@ -821,8 +824,26 @@ func (e *Engine) apply(s *ikeSA, res ike.Result, weInitiated bool) {
 	if res.Replaced != nil {
 		e.stats.Rekeys++
 		if weInitiated {
-			// The initiator of a rekey deletes the old Child SA (RFC 7296 §2.8).
-			e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: res.Replaced})
+			if peerNew, collided := s.peerRekeys[res.Replaced]; collided && res.ChildUp != nil {
+				// Both sides rekeyed the same Child SA. The Child SA created by the exchange with
+				// the lowest of the four nonces is redundant and its creator deletes it; the
+				// creator of the surviving one deletes the replaced SA (RFC 7296 §2.8.1).
+				delete(s.peerRekeys, res.Replaced)
+				if bytes.Compare(minNonce(res.ChildUp), minNonce(peerNew)) < 0 {
+					e.logSA(s).Info("rekey collision: deleting our redundant Child SA", "child", res.ChildUp.Name, "spi_in", fmt.Sprintf("%08x", res.ChildUp.SPIIn))
+					e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: res.ChildUp})
+				} else {
+					e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: res.Replaced})
+				}
+			} else {
+				// The initiator of a rekey deletes the old Child SA (RFC 7296 §2.8).
+				e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: res.Replaced})
+			}
+		} else if p := s.pending; p != nil && p.Kind == ike.PendingRekeyChild && p.Child == res.Replaced && res.ChildUp != nil {
+			if s.peerRekeys == nil {
+				s.peerRekeys = map[*ike.ChildSA]*ike.ChildSA{}
+			}
+			s.peerRekeys[res.Replaced] = res.ChildUp
 		}
 	}
 	for _, c := range res.ChildDown {
@@ -1062,4 +1083,12 @@ func (e *Engine) Close() {
 		e.destroy(s, "shutdown")
 	}
 	e.closed = true
+}
+
+// minNonce is the lower of the two nonces of the exchange that created c.
+func minNonce(c *ike.ChildSA) []byte {
+	if bytes.Compare(c.Ni, c.Nr) < 0 {
+		return c.Ni
+	}
+	return c.Nr
 }

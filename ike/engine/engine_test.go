@@ -386,3 +386,28 @@ func TestNATKeepalives(t *testing.T) {
 		t.Fatalf("keepalives sent: %v, want a=3 (every 20s), b=0", sent)
 	}
 }
+
+// TestChildRekeyCollision: both peers rekey the same Child SA at once; afterwards each side has
+// exactly one Child SA, and they pair up (RFC 7296 §2.8.1).
+func TestChildRekeyCollision(t *testing.T) {
+	p := newPeers(t, nil)
+	p.up(t)
+	var spiA, spiB uint32
+	for spi := range p.ra.children {
+		spiA = spi
+	}
+	for spi := range p.rb.children {
+		spiB = spi
+	}
+	if !p.a.RekeyChild(spiA) || !p.b.RekeyChild(spiB) {
+		t.Fatal("RekeyChild found nothing")
+	}
+	p.run(2 * time.Second)
+	if len(p.ra.children) != 1 || len(p.rb.children) != 1 {
+		t.Fatalf("after a rekey collision: A has %d Child SAs, B %d", len(p.ra.children), len(p.rb.children))
+	}
+	checkPaired(t, p.ra, p.rb)
+	if p.ra.children[spiA] != nil || p.rb.children[spiB] != nil {
+		t.Fatal("the replaced Child SA survived")
+	}
+}
