@@ -603,3 +603,29 @@ func (d *Daemon) FailureCounts() map[string]uint64 {
 	}
 	return out
 }
+
+// OnExpire is the data plane's Expire event: a Child SA reached its soft limit of bytes or packets
+// (rekey it) or its hard one, or used up its sequence numbers (delete it; a rekey replaced it
+// before if soft limits were set).
+func (d *Daemon) OnExpire(x dataplane.Expire) {
+	d.mu.Lock()
+	var spiIn uint32
+	for spi, inst := range d.children {
+		if inst.out == x.SA || inst.in == x.SA {
+			spiIn = spi
+		}
+	}
+	d.mu.Unlock()
+	if spiIn == 0 || d.ike == nil {
+		return
+	}
+	go func() {
+		if x.Hard {
+			d.log.Info("Child SA reached a hard limit: deleting it", "sa", x.SA.String(), "why", x.Why)
+			d.ike.DeleteChild(spiIn)
+		} else {
+			d.log.Info("Child SA reached a soft limit: rekeying it", "sa", x.SA.String(), "why", x.Why)
+			d.ike.RekeyChild(spiIn)
+		}
+	}()
+}

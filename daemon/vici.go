@@ -445,6 +445,21 @@ func (d *Daemon) waitFor(ctx context.Context, timeout time.Duration, cond func()
 }
 
 func (d *Daemon) viciTerminate(ctx context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
+	if child := req.Get("child"); child != "" && req.Get("ike") == "" && d.ike != nil {
+		// Only the named Child SAs; their IKE SA stays.
+		n := 0
+		for _, sa := range d.ike.SAs() {
+			for _, c := range sa.Children {
+				if c.Name == child && d.ike.DeleteChild(c.SPIIn) {
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("no Child SA named %q is up", child)
+		}
+		return vici.NewMessage().Set("success", "yes").Set("matches", strconv.Itoa(n)).Set("terminated", strconv.Itoa(n)), nil
+	}
 	ikeName := req.Get("ike")
 	if ikeName == "" && req.Get("child") != "" {
 		ikeName = d.connOfChild(req.Get("child"))

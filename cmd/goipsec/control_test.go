@@ -195,6 +195,16 @@ func TestControlSocket(t *testing.T) {
 	if out, err = goipsecCLI(t, "up", "gt", "--socket", sockA); err != nil || !strings.Contains(out, "gt is up") {
 		t.Fatalf("goipsec up: %v\n%s", err, out)
 	}
+	// Terminating the child alone keeps the IKE SA.
+	if out, err = swanctl(t, dir, sockA, "--terminate", "--child", "net"); err != nil || !strings.Contains(out, "terminate completed successfully") {
+		t.Fatalf("swanctl --terminate --child: %v\n%s", err, out)
+	}
+	waitFor(func() bool {
+		out, _ := goipsecCLI(t, "status", "--json", "--socket", sockA)
+		var st daemon.Status
+		return json.Unmarshal([]byte(out), &st) == nil && len(st.Connections) == 1 && len(st.Connections[0].IKESAs) == 1 &&
+			len(st.Connections[0].IKESAs[0].Children) == 0
+	}, "after --terminate --child the IKE SA should stay, without Child SAs")
 	if out, err = swanctl(t, dir, sockA, "--terminate", "--ike", "gt"); err != nil || !strings.Contains(out, "terminate completed successfully") {
 		t.Fatalf("swanctl --terminate: %v\n%s", err, out)
 	}

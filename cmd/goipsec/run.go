@@ -72,11 +72,18 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 				d.ReceiveNATT(pkt, local, remote)
 			}
 		},
-		Events: dataplane.Events{Acquire: func(a dataplane.Acquire) {
-			if d := dptr.Load(); d != nil {
-				d.OnAcquire(a)
-			}
-		}},
+		Events: dataplane.Events{
+			Acquire: func(a dataplane.Acquire) {
+				if d := dptr.Load(); d != nil {
+					d.OnAcquire(a)
+				}
+			},
+			Expire: func(x dataplane.Expire) {
+				if d := dptr.Load(); d != nil {
+					d.OnExpire(x)
+				}
+			},
+		},
 	})
 	if err != nil {
 		return err

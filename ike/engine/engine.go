@@ -1052,6 +1052,19 @@ func (e *Engine) RekeyChild(spiIn uint32) bool {
 	return false
 }
 
+// DeleteChild deletes the Child SA with the given inbound SPI (sending Delete); its IKE SA stays.
+func (e *Engine) DeleteChild(spiIn uint32) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.sas {
+		if c := s.ChildBySPI(spiIn, true); c != nil && !s.dead {
+			e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: c})
+			return true
+		}
+	}
+	return false
+}
+
 func (e *Engine) RekeyIKE(conn string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
