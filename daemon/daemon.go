@@ -117,6 +117,7 @@ func New(opts Options) (*Daemon, error) {
 	dc := opts.Daemon
 	d.ike = engine.New(engine.Config{
 		Transport: socks, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
+		NetLogger: opts.Logs.Logger("net"), EncLogger: opts.Logs.Logger("enc"),
 		Configs: d.candidates,
 		Keepalive: func(local, remote netip.AddrPort) {
 			if local.Port() == opts.NATT.NATTPort() {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,12 +89,19 @@ func TestMetrics(t *testing.T) {
 	dir := t.TempDir()
 	confA, confB := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf")
 	writeFile(t, confA, connConf("gt", "192.0.2.1", "192.0.2.2", "10.1.0.0/24", "10.2.0.0/24", "start")+
-		"daemon {\n  vici_socket = "+filepath.Join(dir, "a.sock")+"\n  metrics_listen = 127.0.0.1:9477\n}\n")
+		"daemon {\n  vici_socket = "+filepath.Join(dir, "a.sock")+"\n  metrics_listen = 127.0.0.1:9477\n"+
+		"  log {\n    enc = debug\n    dataplane = error\n  }\n}\n")
 	writeFile(t, confB, connConf("gt", "192.0.2.2", "192.0.2.1", "10.2.0.0/24", "10.1.0.0/24", "none")+
 		"daemon {\n  vici_socket = "+filepath.Join(dir, "b.sock")+"\n}\n")
 	startDaemon(t, b, confB)
 	da := startDaemon(t, a, confA)
 	da.waitLog(t, "Child SA established", 10*time.Second)
+	// Per-subsystem levels: enc at debug shows the payloads of each message, dataplane at error
+	// hides its info lines.
+	da.waitLog(t, "payloads=\"IDi N(INITIAL_CONTACT) IDr AUTH SA TSi TSr\"", 5*time.Second)
+	if strings.Contains(da.Log(), "subsys=dataplane") {
+		t.Fatalf("dataplane info lines despite dataplane = error:\n%s", da.Log())
+	}
 	url := "http://127.0.0.1:9477/metrics"
 
 	before := scrape(t, a, url)

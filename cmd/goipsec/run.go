@@ -63,10 +63,11 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	// data plane is created first and reaches the daemon through this pointer.
 	var dptr atomic.Pointer[daemon.Daemon]
 	engine, err := userspace.New(userspace.Config{
-		TunName:  cfg.Daemon.TunName,
-		MTU:      cfg.Daemon.MTU,
-		NATTPort: int(cfg.Daemon.NATTPort),
-		Logger:   logs.Logger("dataplane"),
+		TunName:   cfg.Daemon.TunName,
+		MTU:       cfg.Daemon.MTU,
+		NATTPort:  int(cfg.Daemon.NATTPort),
+		Logger:    logs.Logger("dataplane"),
+		ESPLogger: logs.Logger("esp"),
 		IKE: func(pkt []byte, local netip.Addr, remote netip.AddrPort) {
 			if d := dptr.Load(); d != nil {
 				d.ReceiveNATT(pkt, local, remote)

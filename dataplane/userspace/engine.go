@@ -52,8 +52,10 @@ type Config struct {
 	RulePriority int
 	// Workers is the number of crypto goroutines (default GOMAXPROCS).
 	Workers int
-	// Logger receives engine logs (default: discard).
-	Logger *slog.Logger
+	// Logger receives engine logs (default: discard); ESPLogger the per-packet ESP/AH failures
+	// (default: Logger).
+	Logger    *slog.Logger
+	ESPLogger *slog.Logger
 	// Events receives acquires and expiries.
 	Events dataplane.Events
 	// IKE receives IKE messages that arrive on the NAT-T port (non-ESP marker removed). It must not
@@ -87,6 +89,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ESPLogger == nil {
+		c.ESPLogger = c.Logger
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -1,8 +1,11 @@
 package userspace
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 
@@ -112,9 +115,18 @@ func (e *Engine) openBatch(b *batch) {
 			el.drop = int16(r)
 			if !el.quiet {
 				el.sa.drop(r)
+				if e.espDebug() {
+					e.cfg.ESPLogger.Debug("inbound packet dropped", "name", el.sa.params.Name, "spi", fmt.Sprintf("0x%08x", el.sa.key.SPI), "from", el.remote, "reason", r.String())
+				}
 			}
 		}
 	}
+}
+
+// espDebug reports whether per-packet ESP logs are wanted (checked first so that a flood of bad
+// packets costs no formatting).
+func (e *Engine) espDebug() bool {
+	return e.cfg.ESPLogger.Enabled(context.Background(), slog.LevelDebug)
 }
 
 // open turns an IPsec packet into the plaintext packet to deliver, positioned in el.big so that at

@@ -3,6 +3,7 @@ package userspace
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -212,7 +213,9 @@ func (e *Engine) sealBatch(b *batch) {
 				el.drop = int16(dataplane.DropSeqExhausted)
 			}
 			el.sa.drop(dataplane.DropReason(el.drop))
-			e.log.Debug("seal failed", "name", el.sa.params.Name, "err", err)
+			if e.espDebug() {
+				e.cfg.ESPLogger.Debug("seal failed", "name", el.sa.params.Name, "spi", fmt.Sprintf("0x%08x", el.sa.key.SPI), "err", err)
+			}
 		}
 	}
 }

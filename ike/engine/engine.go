@@ -10,6 +10,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -58,6 +59,10 @@ type Config struct {
 	Transport Transport
 	Clock     Clock
 	Logger    *slog.Logger
+	// NetLogger logs every IKE datagram sent and received, EncLogger message parsing and
+	// generation (payload lists, decoding errors); both default to Logger.
+	NetLogger *slog.Logger
+	EncLogger *slog.Logger
 	Rand      io.Reader
 	Events    Events
 	// Configs returns the connections a responder may use for a peer (by addresses).
@@ -92,6 +97,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.NetLogger == nil {
+		c.NetLogger = c.Logger
+	}
+	if c.EncLogger == nil {
+		c.EncLogger = c.Logger
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Reader
@@ -129,6 +140,8 @@ func (c *Config) setDefaults() {
 type Engine struct {
 	cfg Config
 	log *slog.Logger
+	net *slog.Logger
+	enc *slog.Logger
 
 	mu       sync.Mutex
 	sas      map[uint64]*ikeSA  // by our SPI
@@ -200,7 +213,7 @@ type queued struct {
 // New returns an engine; it starts no goroutines (timers run on the Clock).
 func New(cfg Config) *Engine {
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg, log: cfg.Logger, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, net: cfg.NetLogger, enc: cfg.EncLogger, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{}}
 	io.ReadFull(cfg.Rand, e.cookie[:])
 	return e
 }
@@ -240,10 +253,11 @@ func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
 	if e.closed {
 		return
 	}
+	e.net.Debug("received packet", "from", remote, "to", local, "bytes", len(b))
 	h, err := wire.DecodeHeader(b)
 	if err != nil {
 		e.stats.InvalidMessages++
-		e.log.Debug("dropping invalid IKE message", "from", remote, "err", err)
+		e.enc.Debug("dropping invalid IKE message", "from", remote, "err", err)
 		return
 	}
 	if h.Exchange == wire.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0 {
@@ -280,6 +294,7 @@ func (e *Engine) sendRequest(s *ikeSA, p *ike.Pending, id uint32, msgs [][]byte)
 
 func (e *Engine) transmit(s *ikeSA, msgs [][]byte) {
 	for _, m := range msgs {
+		e.net.Debug("sending packet", "from", s.Local, "to", s.Remote, "bytes", len(m))
 		if err := e.cfg.Transport.Send(m, s.Local, s.Remote); err != nil {
 			e.logSA(s).Warn("sending IKE message failed", "to", s.Remote, "err", err)
 		}
@@ -376,7 +391,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 	m, err := wire.Decode(b)
 	if err != nil {
 		e.stats.InvalidMessages++
-		e.log.Debug("dropping invalid IKE_SA_INIT", "from", remote, "err", err)
+		e.enc.Debug("dropping invalid IKE_SA_INIT", "from", remote, "err", err)
 		return
 	}
 	if e.needCookie() {
@@ -552,10 +567,13 @@ func (e *Engine) open(s *ikeSA, b []byte, h wire.Header) ([]wire.Payload, bool) 
 	opened, err := s.Open(b)
 	if err != nil {
 		e.stats.InvalidMessages++
-		e.logSA(s).Debug("dropping message that does not authenticate", "err", err)
+		e.enc.Debug("dropping message that does not authenticate", "conn", s.name, "err", err)
 		return nil, false
 	}
 	if opened.Fragment == nil {
+		if e.enc.Enabled(context.Background(), slog.LevelDebug) {
+			e.enc.Debug("parsed", "conn", s.name, "exchange", h.Exchange.String(), "response", h.IsResponse(), "msgid", h.MessageID, "payloads", payloadList(opened.Inner))
+		}
 		if err := wire.CheckGrammar(opened.Message, opened.Inner); err != nil {
 			e.stats.InvalidMessages++
 			e.logSA(s).Warn("dropping malformed message", "exchange", h.Exchange.String(), "err", err)
@@ -575,6 +593,9 @@ func (e *Engine) open(s *ikeSA, b []byte, h wire.Header) ([]wire.Payload, bool) 
 
 // sendProtected encodes, protects and sends a message; requests are remembered for retransmission.
 func (e *Engine) sendProtected(s *ikeSA, ex wire.ExchangeType, id uint32, response bool, ps []wire.Payload, p *ike.Pending) {
+	if e.enc.Enabled(context.Background(), slog.LevelDebug) {
+		e.enc.Debug("generating", "conn", s.name, "exchange", ex.String(), "response", response, "msgid", id, "payloads", payloadList(ps))
+	}
 	msgs, err := s.Seal(s.Header(ex, id, response), ps, e.cfg.MaxDatagram)
 	if err != nil {
 		e.logSA(s).Error("cannot encode message", "exchange", ex.String(), "err", err)
@@ -1104,4 +1125,20 @@ func minNonce(c *ike.ChildSA) []byte {
 		return c.Ni
 	}
 	return c.Nr
+}
+
+// payloadList names payloads the way strongSwan logs them: "IDi AUTH SA TSi TSr N(INIT_CONTACT)".
+func payloadList(ps []wire.Payload) string {
+	var b []byte
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		if n, ok := p.(*wire.Notify); ok {
+			b = append(b, "N("+n.NotifyType.String()+")"...)
+			continue
+		}
+		b = append(b, p.Type().String()...)
+	}
+	return string(b)
 }
