@@ -3,6 +3,7 @@ package daemon
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goipsec/goipsec/config"
 	"github.com/goipsec/goipsec/ike"
@@ -110,5 +111,18 @@ func TestVICIRejectsInjectedNames(t *testing.T) {
 	var b strings.Builder
 	if err := sectionToText(&b, m, ""); err == nil {
 		t.Fatal("a key with configuration syntax in it was accepted")
+	}
+}
+
+func TestRetransmitBudget(t *testing.T) {
+	d, _ := New(Options{})
+	// 4s, 7.2s, 12.96s, 23.3s, 42s, 75.6s: 165s for one exchange; two exchanges and a margin.
+	if got := d.retransmitBudget(); got < 335*time.Second || got > 336*time.Second {
+		t.Fatalf("default budget %v", got)
+	}
+	d.opts.Daemon = config.Daemon{RetransmitTimeout: time.Second, RetransmitBase: 2, RetransmitTries: 2, RetransmitLimit: 3 * time.Second}
+	// 1s, 2s, 3s (4s capped): 6s, twice, plus 5s.
+	if got := d.retransmitBudget(); got != 17*time.Second {
+		t.Fatalf("capped budget %v", got)
 	}
 }

@@ -344,21 +344,48 @@ func (d *Daemon) controlLog(stream vici.EventStreamer, conn string, fn func()) {
 	fn()
 }
 
-// timeoutOf reads VICI's timeout (milliseconds; negative: do not wait; absent: wait for the
-// result, bounded here to a minute).
-func timeoutOf(req *vici.Message) (time.Duration, bool) {
+// timeoutOf reads VICI's timeout (milliseconds; negative: do not wait; absent or 0: wait for the
+// result, which arrives at the latest when the retransmissions give up).
+func (d *Daemon) timeoutOf(req *vici.Message) (time.Duration, bool) {
 	v, ok := req.Lookup("timeout")
 	if !ok {
-		return time.Minute, true
+		return d.retransmitBudget(), true
 	}
 	ms, err := strconv.Atoi(v)
 	if err != nil || ms < 0 {
 		return 0, false
 	}
 	if ms == 0 {
-		return time.Minute, true
+		return d.retransmitBudget(), true
 	}
 	return time.Duration(ms) * time.Millisecond, true
+}
+
+// retransmitBudget is how long an exchange can take before the engine gives up on the peer, with
+// a margin: the sum of every retransmission timeout.
+func (d *Daemon) retransmitBudget() time.Duration {
+	c := d.opts.Daemon
+	timeout, base, tries := c.RetransmitTimeout, c.RetransmitBase, c.RetransmitTries
+	if timeout == 0 {
+		timeout = 4 * time.Second
+	}
+	if base < 1 {
+		base = 1.8
+	}
+	if tries == 0 {
+		tries = 5
+	}
+	total, step := time.Duration(0), float64(timeout)
+	for range tries + 1 {
+		t := time.Duration(step)
+		if c.RetransmitLimit > 0 && t > c.RetransmitLimit {
+			t = c.RetransmitLimit
+		}
+		total += t
+		step *= base
+	}
+	// IKE_SA_INIT and IKE_AUTH each may need the whole budget.
+	return 2*total + 5*time.Second
 }
 
 func (d *Daemon) viciInitiate(ctx context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
@@ -369,7 +396,7 @@ func (d *Daemon) viciInitiate(ctx context.Context, req *vici.Message, stream vic
 	if ikeName == "" {
 		return nil, errors.New("initiate needs ike or child")
 	}
-	timeout, wait := timeoutOf(req)
+	timeout, wait := d.timeoutOf(req)
 	var err error
 	d.controlLog(stream, ikeName, func() {
 		before := d.failureTime(ikeName)
@@ -467,7 +494,7 @@ func (d *Daemon) viciTerminate(ctx context.Context, req *vici.Message, stream vi
 	if ikeName == "" {
 		return nil, errors.New("terminate needs ike or child (by name)")
 	}
-	timeout, wait := timeoutOf(req)
+	timeout, wait := d.timeoutOf(req)
 	var n int
 	var err error
 	d.controlLog(stream, ikeName, func() {

@@ -38,7 +38,11 @@ func doctorReport(w io.Writer, st *daemon.Status, name string) error {
 		}
 		fmt.Fprintln(w)
 	case "connecting":
-		fmt.Fprintln(w, "  state: CONNECTING (an IKE SA is being negotiated)")
+		fmt.Fprint(w, "  state: CONNECTING")
+		for _, sa := range c.IKESAs {
+			fmt.Fprintf(w, ", IKE SA with %s in state %s", sa.Remote, sa.State)
+		}
+		fmt.Fprintln(w, " (waiting for the peer; `goipsec log` shows retransmissions)")
 	default:
 		fmt.Fprintln(w, "  state: DOWN (no IKE SA)")
 	}
@@ -52,7 +56,7 @@ func doctorReport(w io.Writer, st *daemon.Status, name string) error {
 		if hint := failureHint(c.LastFailure); hint != "" {
 			fmt.Fprintf(w, "  hint: %s\n", hint)
 		}
-	} else if c.State != "up" {
+	} else if c.State == "down" {
 		fmt.Fprintln(w, "  no negotiation has failed yet: nothing initiated it? (start_action none/trap: run `goipsec up "+c.Name+"` or send traffic)")
 	}
 	for _, addr := range strings.Split(c.RemoteAddrs, ",") {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -121,6 +122,9 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 			// Refuse the whole edit: the running state stays as it was.
 			log.Error("reload refused, keeping the running configuration", "err", err)
 			return err
+		}
+		if !reflect.DeepEqual(next.Daemon, cfg.Daemon) {
+			log.Warn("changes to the daemon { } section take effect after a restart")
 		}
 		if err := d.Apply(next); err != nil {
 			log.Error("reload applied with errors", "err", err)
