@@ -201,6 +201,9 @@ type ikeSA struct {
 	// peerRekeys records Child SAs the peer rekeyed while our own rekey of them was outstanding
 	// (a collision, RFC 7296 §2.8.1): replaced Child SA → the one the peer's exchange created.
 	peerRekeys map[*ike.ChildSA]*ike.ChildSA
+	// peerIKERekey is the IKE SA the peer's rekey of this one created while our own rekey of it was
+	// outstanding (RFC 7296 §2.8.2).
+	peerIKERekey *ikeSA
 }
 
 // queued is an exchange waiting for the request window.
@@ -896,10 +899,40 @@ func (e *Engine) apply(s *ikeSA, res ike.Result, weInitiated bool) {
 		// Pending work moves to the new SA.
 		next.queue, s.queue = s.queue, nil
 		s.replaced = true
-		if weInitiated {
+		switch peerNext := s.peerIKERekey; {
+		case !weInitiated:
+			if p := s.pending; p != nil && p.Kind == ike.PendingRekeyIKE {
+				// The peer rekeys this IKE SA while our own rekey of it is outstanding.
+				s.peerIKERekey = next
+			}
+		case peerNext != nil && !peerNext.dead:
+			// Both sides rekeyed the IKE SA at once (RFC 7296 §2.8.2): the new IKE SA made by the
+			// exchange with the lowest of the four nonces is redundant and its creator deletes it;
+			// the creator of the survivor deletes the old one. The Child SAs live on the survivor.
+			s.peerIKERekey = nil
+			if bytes.Compare(lower(next.Ni, next.Nr), lower(peerNext.Ni, peerNext.Nr)) < 0 {
+				e.logSA(next).Info("IKE rekey collision: deleting our redundant IKE SA")
+				next.replaced = true
+				next.queue = append(next.queue, queued{kind: ike.PendingDeleteIKE})
+				e.next(next)
+			} else {
+				next.Children, peerNext.Children = peerNext.Children, nil
+				next.childTimers, peerNext.childTimers = peerNext.childTimers, nil
+				peerNext.replaced = true
+				e.enqueue(s, queued{kind: ike.PendingDeleteIKE})
+			}
+		default:
 			e.enqueue(s, queued{kind: ike.PendingDeleteIKE})
 		}
 	}
+}
+
+// lower returns the lower of two nonces.
+func lower(a, b []byte) []byte {
+	if bytes.Compare(a, b) < 0 {
+		return a
+	}
+	return b
 }
 
 // enqueue adds an exchange and starts it when the window is free.
@@ -1120,12 +1153,7 @@ func (e *Engine) Close() {
 }
 
 // minNonce is the lower of the two nonces of the exchange that created c.
-func minNonce(c *ike.ChildSA) []byte {
-	if bytes.Compare(c.Ni, c.Nr) < 0 {
-		return c.Ni
-	}
-	return c.Nr
-}
+func minNonce(c *ike.ChildSA) []byte { return lower(c.Ni, c.Nr) }
 
 // payloadList names payloads the way strongSwan logs them: "IDi AUTH SA TSi TSr N(INIT_CONTACT)".
 func payloadList(ps []wire.Payload) string {

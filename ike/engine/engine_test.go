@@ -411,3 +411,32 @@ func TestChildRekeyCollision(t *testing.T) {
 		t.Fatal("the replaced Child SA survived")
 	}
 }
+
+// TestIKERekeyCollision: both peers rekey the IKE SA at once; afterwards each side has one IKE SA,
+// carrying the Child SA, and the pair still works (RFC 7296 §2.8.2).
+func TestIKERekeyCollision(t *testing.T) {
+	p := newPeers(t, nil)
+	p.up(t)
+	if !p.a.RekeyIKE("a") || !p.b.RekeyIKE("b") {
+		t.Fatal("RekeyIKE found nothing")
+	}
+	p.run(2 * time.Second)
+	sa, sb := p.a.SAs(), p.b.SAs()
+	if len(sa) != 1 || len(sb) != 1 {
+		t.Fatalf("after an IKE rekey collision: A has %d IKE SAs, B %d", len(sa), len(sb))
+	}
+	if sa[0].SPIi != sb[0].SPIi || sa[0].SPIr != sb[0].SPIr || len(sa[0].Children) != 1 || len(sb[0].Children) != 1 {
+		t.Fatalf("the surviving IKE SAs differ or lost their Child SA: A %+v, B %+v", sa[0], sb[0])
+	}
+	if len(p.ra.ikeDown) != 0 || len(p.rb.ikeDown) != 0 {
+		t.Fatalf("an IKE rekey collision reported the connection down: %v %v", p.ra.ikeDown, p.rb.ikeDown)
+	}
+	// The survivor can still rekey the Child SA.
+	for spi := range p.ra.children {
+		if !p.a.RekeyChild(spi) {
+			t.Fatal("RekeyChild on the surviving IKE SA found nothing")
+		}
+	}
+	p.run(time.Second)
+	checkPaired(t, p.ra, p.rb)
+}
