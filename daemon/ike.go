@@ -353,8 +353,7 @@ func (d *Daemon) onFailed(conn string, err error) {
 
 func (d *Daemon) onChildUp(sa *ike.SA, c *ike.ChildSA) error {
 	name := sa.Config.Name
-	encr, bits := c.Encryption()
-	_ = bits
+	encr, _ := c.Encryption()
 	encap := sa.NAT()
 	d.mu.Lock()
 	conn := d.conns[name]

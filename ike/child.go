@@ -2,7 +2,6 @@ package ike
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/goipsec/goipsec/ike/suite"
 	"github.com/goipsec/goipsec/ike/wire"
@@ -287,5 +286,3 @@ func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, a
 	return fail(errorf(wire.NoProposalChosen, "no ESP proposal chosen: peer offered %s; we accept %s",
 		describeWire(saPayload.Proposals), joinSemi(propTried)))
 }
-
-var _ = netip.Addr{}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -214,7 +213,6 @@ func TestControlSocket(t *testing.T) {
 		var st daemon.Status
 		return json.Unmarshal([]byte(out), &st) == nil && len(st.Connections) == 1 && len(st.Connections[0].IKESAs) == 0
 	}, "the peer still lists the IKE SA after terminate")
-	_ = context.Background
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
