@@ -113,9 +113,6 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	}
 	dptr.Store(d)
 	defer d.Close()
-	if err := d.Apply(cfg); err != nil {
-		log.Error("configuration applied with errors", "err", err)
-	}
 	reload := func() error {
 		next, err := config.Load(path)
 		if err != nil {
@@ -151,6 +148,11 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 			return err
 		}
 		log.Info("metrics endpoint up", "url", "http://"+bound.String()+"/metrics")
+	}
+	// Connections start only now, so that the control socket and the metrics see them from the
+	// first message on.
+	if err := d.Apply(cfg); err != nil {
+		log.Error("configuration applied with errors", "err", err)
 	}
 	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", cfg.Daemon.VICISocket)
 
