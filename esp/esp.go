@@ -414,6 +414,10 @@ func (sa *SA) Overhead(payloadLen int) int {
 	return headerLen + sa.ivLen + sa.ciphertextLen(payloadLen) - payloadLen + sa.icvLen
 }
 
+// HeaderLen is the number of bytes before the ciphertext: SPI, sequence number and IV. A caller
+// that has the payload at offset p of a buffer can Seal in place into buf[p-HeaderLen():p-HeaderLen()].
+func (sa *SA) HeaderLen() int { return headerLen + sa.ivLen }
+
 // NextSeq atomically takes the next outbound sequence number. Sequence numbers never wrap: after
 // 2^32-1 (or 2^64-1 with ESN) has been handed out it returns ErrSeqExhausted and the SA must be
 // replaced (RFC 4303 §3.3.3).

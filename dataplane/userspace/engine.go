@@ -264,7 +264,7 @@ func New(cfg Config) (*Engine, error) {
 		inOrder:  make(chan *batch, queueBatches),
 		closing:  make(chan struct{}),
 	}
-	e.pools.init(cfg.MTU)
+	e.pools.init()
 	e.sad.Store(&sadSnapshot{in: map[spiKey][]*saState{}})
 	e.spd.Store(&spdSnapshot{})
 

@@ -81,11 +81,11 @@ func (e *Engine) readTUN() {
 	for {
 		for i := range elems {
 			if elems[i] == nil {
-				elems[i] = e.pools.getOut()
+				elems[i] = e.pools.getBig()
 			}
-			bufs[i] = elems[i].buf
+			bufs[i] = elems[i].big
 		}
-		count, err := e.tun.Read(bufs, sizes, tunOffset)
+		count, err := e.tun.Read(bufs, sizes, outOffset)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || e.isClosing() {
 				for _, el := range elems {
@@ -103,13 +103,12 @@ func (e *Engine) readTUN() {
 		for i := 0; i < count; i++ {
 			el := elems[i]
 			elems[i] = nil
-			el.pkt = el.buf[tunOffset : tunOffset+sizes[i]]
+			el.pkt = el.big[outOffset : outOffset+sizes[i]]
 			e.stats.tunPackets.Add(1)
 			if !e.classifyOutbound(el, spd) {
 				e.pools.put(el)
 				continue
 			}
-			e.pools.addBig(el)
 			b.elems = append(b.elems, el)
 		}
 		if len(b.elems) == 0 {
@@ -225,7 +224,7 @@ func (e *Engine) seal(el *elem) error {
 	p := &sa.params
 	f := &el.fl
 	var nextHeader byte
-	payload := el.pkt
+	payload, at := el.pkt, outOffset // the payload and where it starts in el.big
 	if p.Mode == dataplane.Tunnel {
 		nextHeader = 4
 		if el.pkt[0]>>4 == 6 {
@@ -233,7 +232,7 @@ func (e *Engine) seal(el *elem) error {
 		}
 	} else {
 		nextHeader = f.proto
-		payload = el.pkt[f.hdrLen:]
+		payload, at = el.pkt[f.hdrLen:], outOffset+f.hdrLen
 	}
 	var err error
 	if sa.esp != nil {
@@ -241,9 +240,15 @@ func (e *Engine) seal(el *elem) error {
 		if p.Mode == dataplane.Tunnel && p.TFCPadding > len(payload) {
 			tfc = p.TFCPadding - len(payload)
 		}
-		el.out, err = sa.esp.Seal(el.big[:0], el.seq, nextHeader, payload, tfc)
+		// Seal in place: the ESP header goes right in front of the payload (over the IP header in
+		// transport mode, which is no longer needed), the ciphertext over the plaintext.
+		start := at - sa.esp.HeaderLen()
+		el.out, err = sa.esp.Seal(el.big[start:start], el.seq, nextHeader, payload, tfc)
 		return err
 	}
+	// AH builds a whole new IP packet: behind the plaintext in the same buffer.
+	dst := el.big[outOffset+len(el.pkt)+64:]
+	dst = dst[:0]
 	if p.Src.Is4() {
 		hdr := ah.IPv4Header{Src: p.Src, Dst: p.Dst, TTL: 64, ID: uint16(el.seq)}
 		if p.Mode == dataplane.Transport {
@@ -255,7 +260,7 @@ func (e *Engine) seal(el *elem) error {
 		if hdr.ID == 0 {
 			hdr.ID = 1 // the kernel replaces a zero ID, which would break the ICV
 		}
-		el.out, err = sa.ah.SealIPv4(el.big[:0], hdr, el.seq, nextHeader, payload)
+		el.out, err = sa.ah.SealIPv4(dst, hdr, el.seq, nextHeader, payload)
 		return err
 	}
 	hdr := ah.IPv6Header{Src: p.Src, Dst: p.Dst, HopLimit: 64}
@@ -263,7 +268,7 @@ func (e *Engine) seal(el *elem) error {
 		hdr.Src, hdr.Dst = f.src, f.dst
 		hdr.HopLimit = el.pkt[7]
 	}
-	el.out, err = sa.ah.SealIPv6(el.big[:0], hdr, el.seq, nextHeader, payload)
+	el.out, err = sa.ah.SealIPv6(dst, hdr, el.seq, nextHeader, payload)
 	if err == nil {
 		// The raw IPv6 socket writes its own header (with the same immutable fields).
 		el.out = el.out[ipv6HeaderLen:]

@@ -20,15 +20,18 @@ const (
 	// tunOffset is where packets start in buffers handed to the TUN device (≥ its 10-byte virtio-net
 	// header).
 	tunOffset = 16
+	// outOffset is where the TUN device reads plaintext into an outbound buffer: room in front for
+	// the ESP header and IV (at most 24 bytes), so that ESP seals in place, without a copy.
+	outOffset = 64
 )
 
 // elem is one packet on its way through the engine.
 type elem struct {
-	buf []byte // backing buffer
 	pkt []byte // the packet: plaintext (outbound) or IPsec packet, then plaintext (inbound)
 	out []byte // outbound: the IPsec packet to send (in big)
-	big []byte // inbound: the received packet's buffer; outbound: the result buffer (both large
-	// enough for GRO/GSO coalescing)
+	// big is the packet's buffer, large enough for the TUN device's GRO writes and UDP GSO
+	// coalescing, which append the following packets to the first one's buffer.
+	big    []byte
 	bigRef *bigBuf
 
 	sa     *saState
@@ -51,37 +54,28 @@ type batch struct {
 }
 
 type pools struct {
-	small   sync.Pool // outbound plaintext buffers (TUN reads)
-	big     sync.Pool // inbound buffers and outbound results
+	elems   sync.Pool
+	big     sync.Pool
 	batches sync.Pool
 }
 
-func (p *pools) init(mtu int) {
-	smallSize := tunOffset + max(mtu, 1280) + 64
-	p.small.New = func() any { return &elem{buf: make([]byte, smallSize), drop: -1} }
+func (p *pools) init() {
+	p.elems.New = func() any { return &elem{drop: -1} }
 	p.big.New = func() any { return &bigBuf{b: make([]byte, bigBufSize)} }
 	p.batches.New = func() any { return &batch{elems: make([]*elem, 0, conn.IdealBatchSize)} }
 }
 
-// getOut returns an outbound element with a small buffer.
-func (p *pools) getOut() *elem { return p.small.Get().(*elem) }
-
 // bigBuf wraps a large buffer so that pooling it does not allocate.
 type bigBuf struct{ b []byte }
 
-// getBig returns an element with a big buffer (inbound packets, outbound results).
+// getBig returns an element with its buffer.
 func (p *pools) getBig() *elem {
-	el := p.small.Get().(*elem)
+	el := p.elems.Get().(*elem)
 	el.bigRef = p.big.Get().(*bigBuf)
 	el.big = el.bigRef.b
 	return el
 }
 
-// addBig gives an outbound element its result buffer.
-func (p *pools) addBig(el *elem) {
-	el.bigRef = p.big.Get().(*bigBuf)
-	el.big = el.bigRef.b
-}
 
 func (p *pools) put(el *elem) {
 	if el.bigRef != nil {
@@ -90,7 +84,7 @@ func (p *pools) put(el *elem) {
 	}
 	el.pkt, el.out, el.sa, el.ep = nil, nil, nil, nil
 	el.drop, el.quiet, el.bypass = -1, false, false
-	p.small.Put(el)
+	p.elems.Put(el)
 }
 
 func (p *pools) getBatch() *batch { return p.batches.Get().(*batch) }
