@@ -76,7 +76,6 @@ func (p *pools) getBig() *elem {
 	return el
 }
 
-
 func (p *pools) put(el *elem) {
 	if el.bigRef != nil {
 		p.big.Put(el.bigRef)
