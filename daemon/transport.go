@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,7 +44,7 @@ func listenIKE(port, nattPort uint16, mark uint32, natt func([]byte, netip.AddrP
 		}
 		return serr
 	}}
-	c4, err := lc.ListenPacket(nil, "udp4", fmt.Sprintf(":%d", port))
+	c4, err := lc.ListenPacket(context.Background(), "udp4", fmt.Sprintf(":%d", port))
 	if err != nil {
 		return nil, fmt.Errorf("open IKE port %d (IPv4): %w", port, err)
 	}
@@ -53,7 +54,7 @@ func listenIKE(port, nattPort uint16, mark uint32, natt func([]byte, netip.AddrP
 		s.close()
 		return nil, err
 	}
-	if c6, err := lc.ListenPacket(nil, "udp6", fmt.Sprintf(":%d", port)); err == nil {
+	if c6, err := lc.ListenPacket(context.Background(), "udp6", fmt.Sprintf(":%d", port)); err == nil {
 		s.raw6 = c6.(*net.UDPConn)
 		s.c6 = ipv6.NewPacketConn(s.raw6)
 		if err := s.c6.SetControlMessage(ipv6.FlagDst, true); err != nil {

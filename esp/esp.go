@@ -79,8 +79,6 @@ func (e Encryption) String() string {
 	return fmt.Sprintf("ENCR(%d)", uint16(e))
 }
 
-func (e Encryption) isAEAD() bool { return e == EncrAESGCM16 || e == EncrChaCha20Poly1305 }
-
 // Integrity is an IKEv2 Transform Type 3 (integrity algorithm) ID.
 type Integrity uint16
 

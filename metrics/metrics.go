@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/goipsec/goipsec/daemon"
@@ -141,7 +142,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // Serve exposes the collector (and Go runtime metrics) on addr at /metrics until ctx ends.
 func Serve(ctx context.Context, addr string, c *Collector) (net.Addr, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c, prometheus.NewGoCollector())
+	reg.MustRegister(c, collectors.NewGoCollector())
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)

@@ -59,6 +59,9 @@ ip -n $R addr add 10.2.0.1/24 dev lo
 stop_responder() {
   if [ -n "$resp_pid" ]; then
     kill "$resp_pid" 2>/dev/null || true
+    # A responder that does not stop within 10 s is killed: the next one needs its ports.
+    for _ in $(seq 100); do kill -0 "$resp_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$resp_pid" 2>/dev/null || true
     wait "$resp_pid" 2>/dev/null || true
     resp_pid=
   fi
@@ -202,15 +205,17 @@ CONF
     sh -c 'mount --bind "$1" /run && exec "$2"' sh "$d/run" /usr/lib/ipsec/charon >"$tmp/charon.out" 2>&1 &
   resp_pid=$!
   for _ in $(seq 100); do
-    STRONGSWAN_CONF="$d/strongswan.conf" swanctl --stats >/dev/null 2>&1 && break
+    kill -0 "$resp_pid" 2>/dev/null || { echo "charon did not start:" >&2; cat "$tmp/charon.out" >&2; return 1; }
+    STRONGSWAN_CONF="$d/strongswan.conf" timeout 5 swanctl --stats >/dev/null 2>&1 && break
     sleep 0.1
   done
-  STRONGSWAN_CONF="$d/strongswan.conf" swanctl --load-all --file "$d/swanctl/swanctl.conf" >/dev/null
+  STRONGSWAN_CONF="$d/strongswan.conf" timeout 20 swanctl --load-all --file "$d/swanctl/swanctl.conf" >/dev/null
 }
 
 # bench runs the load generator once and keeps its JSON in $tmp/last.json.
 bench() { # bench COUNT
-  GOMAXPROCS=$GEN_PROCS ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" \
+  # The timeout only guards against a responder that stops answering altogether.
+  GOMAXPROCS=$GEN_PROCS timeout 600 ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" \
     --count "$1" --concurrency "$CONCURRENCY" --local-ts 10.1.0.0/24 --remote-ts 10.2.0.0/24 \
     --delete --json > "$tmp/last.json"
 }

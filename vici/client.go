@@ -164,6 +164,12 @@ func (c *Client) roundTrip(ctx context.Context, p *Packet) (*Packet, error) {
 	case <-c.done:
 		return nil, c.readErr()
 	case <-ctx.Done():
+		// A reply that arrived together with the cancellation still answers this request.
+		select {
+		case r := <-c.replies:
+			return r, nil
+		default:
+		}
 		c.fail(ctx.Err())
 		<-c.done
 		return nil, ctx.Err()

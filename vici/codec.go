@@ -105,7 +105,7 @@ func (m *Message) appendItems(dst []byte, depth int) ([]byte, error) {
 
 func appendName(dst []byte, name string) ([]byte, error) {
 	if len(name) > MaxNameLen {
-		return nil, fmt.Errorf("%w: %.32q...", ErrNameTooLong, name)
+		return nil, fmt.Errorf("%w: %.32q (truncated)", ErrNameTooLong, name)
 	}
 	dst = append(dst, byte(len(name)))
 	return append(dst, name...), nil

@@ -207,7 +207,6 @@ func TestControlSocket(t *testing.T) {
 	if out, err = swanctl(t, dir, sockA, "--terminate", "--ike", "gt"); err != nil || !strings.Contains(out, "terminate completed successfully") {
 		t.Fatalf("swanctl --terminate: %v\n%s", err, out)
 	}
-	out, _ = goipsecCLI(t, "status", "--json", "--socket", sockB)
 	waitFor(func() bool {
 		out, _ := goipsecCLI(t, "status", "--json", "--socket", sockB)
 		var st daemon.Status
