@@ -254,6 +254,8 @@ measure() { # measure KEY
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) printf "%.1f\n", a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
+# Other work on the machine shows in the figures; the load average says how much there was.
+echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "COUNT=$COUNT CONCURRENCY=$CONCURRENCY ROUNDS=$ROUNDS THREADS=$THREADS GEN_PROCS=$GEN_PROCS PLACEMENTS=\"$PLACEMENTS\", $(nproc) CPUs"
 for round in $(seq "$ROUNDS"); do
   for placement in $PLACEMENTS; do
@@ -291,5 +293,6 @@ done
 total_failed=$(echo "${failed[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')
 total_retr=$(echo "${retr[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')
 echo
+echo "end: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "failed handshakes in all measurements: $total_failed, retransmissions: $total_retr"
 echo "resp µs / gen µs: CPU time (user + system, all threads) per handshake of the responder process and of the generator"
