@@ -425,8 +425,20 @@ func (d *Daemon) onChildDown(sa *ike.SA, c *ike.ChildSA, reason string) {
 	}
 	delete(d.children, c.SPIIn)
 	if ps, ok := d.policies[inst.policy]; ok && ps.sa == inst.out {
-		// This was the policy's current SA: the traffic is no longer protected by any SA.
-		if trap := d.trapPolicyLocked(inst.conn, inst.child); trap != 0 && trap == ps.id {
+		// This was the policy's current SA. Another Child SA with the same selectors (of another
+		// IKE SA, or left from a rekey collision) takes over; otherwise nothing protects the
+		// traffic any more.
+		var other *installed
+		for _, o := range d.children {
+			if o.policy == inst.policy {
+				other = o
+				break
+			}
+		}
+		if other != nil {
+			d.backend.SetPolicySA(ps.id, other.out)
+			ps.sa = other.out
+		} else if trap := d.trapPolicyLocked(inst.conn, inst.child); trap != 0 && trap == ps.id {
 			d.backend.SetPolicySA(ps.id, dataplane.SAKey{})
 			ps.sa = dataplane.SAKey{}
 		} else {

@@ -788,8 +788,9 @@ func (d *Daemon) ServeVICI(path string) error {
 	srv := vici.NewServer(d.VICI(), logs.Logger("vici"))
 	d.vici.Store(srv)
 	go srv.Serve(ln)
-	// Every log record of level info and above also goes to `swanctl --log` / `goipsec log`.
-	d.logCancel = logs.Subscribe(slog.LevelDebug, func(r logging.Record) {
+	// Log records go to `swanctl --log` / `goipsec log` clients; none are built while nobody
+	// listens.
+	d.logCancel = logs.SubscribeWhile(slog.LevelDebug, func() bool { return srv.Listening("log") }, func(r logging.Record) {
 		level := "1"
 		if r.Level < slog.LevelInfo {
 			level = "2"
@@ -806,7 +807,7 @@ func (d *Daemon) ServeVICI(path string) error {
 // publishIKE sends ike-updown for an IKE SA (engine lock held by the caller: sa is read here only).
 func (d *Daemon) publishIKE(sa *ike.SA, up bool) {
 	srv := d.viciServer()
-	if srv == nil {
+	if srv == nil || !srv.Listening("ike-updown") {
 		return
 	}
 	info := engine.SAInfo{Name: sa.Config.Name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, State: sa.State,
@@ -823,7 +824,7 @@ func (d *Daemon) publishIKE(sa *ike.SA, up bool) {
 // publishChild sends child-updown for a Child SA.
 func (d *Daemon) publishChild(sa *ike.SA, c *ike.ChildSA, up bool) {
 	srv := d.viciServer()
-	if srv == nil {
+	if srv == nil || !srv.Listening("child-updown") {
 		return
 	}
 	info := engine.SAInfo{Name: sa.Config.Name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, State: sa.State,

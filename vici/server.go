@@ -229,6 +229,23 @@ func (s *Server) Publish(event string, msg *Message) (int, error) {
 	return n, nil
 }
 
+// Listening reports whether any client is registered for event, so that a publisher can skip
+// building messages nobody would receive.
+func (s *Server) Listening(event string) bool {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if c.Registered(event) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Server) startConn(nc net.Conn) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &serverConn{

@@ -48,8 +48,9 @@ type Hub struct {
 }
 
 type subscriber struct {
-	level slog.Level
-	fn    func(Record)
+	level  slog.Level
+	active func() bool // nil: always
+	fn     func(Record)
 }
 
 const noSubscriber = int64(1 << 30)
@@ -88,11 +89,18 @@ func (h *Hub) LevelFor(subsys string) slog.Level {
 // Subscribe delivers every record at or above level to fn until the returned cancel is called. fn
 // runs on the logging goroutine: it must not block or log.
 func (h *Hub) Subscribe(level slog.Level, fn func(Record)) (cancel func()) {
+	return h.SubscribeWhile(level, nil, fn)
+}
+
+// SubscribeWhile is Subscribe for a subscriber that wants records only while active reports true
+// (for example while a control client listens); records below the output's level are then not even
+// formatted when nobody is active.
+func (h *Hub) SubscribeWhile(level slog.Level, active func() bool, fn func(Record)) (cancel func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := h.nextID
 	h.nextID++
-	h.subs[id] = subscriber{level, fn}
+	h.subs[id] = subscriber{level, active, fn}
 	h.recomputeLocked()
 	return func() {
 		h.mu.Lock()
@@ -132,7 +140,7 @@ type handler struct {
 }
 
 func (x *handler) Enabled(_ context.Context, l slog.Level) bool {
-	return l >= x.hub.LevelFor(x.subsys) || int64(l) >= x.hub.minSub.Load()
+	return l >= x.hub.LevelFor(x.subsys) || (int64(l) >= x.hub.minSub.Load() && x.hub.anyActive(l))
 }
 
 func (x *handler) Handle(ctx context.Context, r slog.Record) error {
@@ -140,10 +148,29 @@ func (x *handler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level >= x.hub.LevelFor(x.subsys) {
 		err = x.out.Handle(ctx, r)
 	}
-	if int64(r.Level) >= x.hub.minSub.Load() {
+	if int64(r.Level) >= x.hub.minSub.Load() && x.hub.anyActive(r.Level) {
 		x.publish(r)
 	}
 	return err
+}
+
+// anyActive reports whether a subscriber wants records of level l now.
+func (h *Hub) anyActive(l slog.Level) bool {
+	h.mu.Lock()
+	subs := make([]subscriber, 0, len(h.subs))
+	for _, s := range h.subs {
+		if l >= s.level {
+			subs = append(subs, s)
+		}
+	}
+	h.mu.Unlock()
+	// active may take other locks: call it without ours.
+	for _, s := range subs {
+		if s.active == nil || s.active() {
+			return true
+		}
+	}
+	return false
 }
 
 func (x *handler) publish(r slog.Record) {
@@ -173,7 +200,7 @@ func (x *handler) publish(r slog.Record) {
 	}
 	x.hub.mu.Unlock()
 	for _, s := range subs {
-		if r.Level >= s.level {
+		if r.Level >= s.level && (s.active == nil || s.active()) {
 			s.fn(rec)
 		}
 	}

@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -45,5 +46,25 @@ func TestJSONAndSubscribers(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"subsys":"vici"`) || !strings.Contains(out.String(), `"msg":"after cancel"`) {
 		t.Fatalf("JSON output: %s", out.String())
+	}
+}
+
+func TestSubscribeWhileInactiveFormatsNothing(t *testing.T) {
+	h := New(Options{Level: slog.LevelError})
+	listening := false
+	var got []Record
+	h.SubscribeWhile(slog.LevelDebug, func() bool { return listening }, func(r Record) { got = append(got, r) })
+	l := h.Logger("ike")
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		t.Fatal("debug enabled while the only subscriber is inactive")
+	}
+	l.Debug("unseen")
+	listening = true
+	if !l.Enabled(context.Background(), slog.LevelDebug) {
+		t.Fatal("debug not enabled for an active subscriber")
+	}
+	l.Debug("seen")
+	if len(got) != 1 || got[0].Msg != "seen" {
+		t.Fatalf("got %+v", got)
 	}
 }
