@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,18 +61,20 @@ type failure struct {
 
 // Daemon owns the running state derived from the configuration.
 type Daemon struct {
-	backend dataplane.Backend
-	log     *slog.Logger
-	mtu     int
-	opts    Options
-	ikePort uint16
-	fwmark  uint32
-	ike     *engine.Engine
-	sockets *ikeSockets
-	keylog  *keylogger
-	peers   atomic.Pointer[peerSnapshot]
-	vici    atomic.Pointer[vici.Server]
-	closing atomic.Bool
+	backend  dataplane.Backend
+	log      *slog.Logger
+	mtu      int
+	opts     Options
+	ikePort  uint16
+	fwmark   uint32
+	ike      *engine.Engine
+	sockets  *ikeSockets
+	ikeQueue chan ikeMessage
+	stop     chan struct{} // closed by Close: the IKE workers end
+	keylog   *keylogger
+	peers    atomic.Pointer[peerSnapshot]
+	vici     atomic.Pointer[vici.Server]
+	closing  atomic.Bool
 
 	mu           sync.Mutex
 	cfg          *config.Config
@@ -131,8 +134,46 @@ func New(opts Options) (*Daemon, error) {
 			Failed: d.onFailed, Keys: d.keylogIKE, Handshake: opts.OnHandshake,
 		},
 	})
-	socks.serve(d.ike.Receive)
+	// IKE messages are handled by a few workers, so that new IKE SAs (whose key exchange runs
+	// outside the engine's lock) use every CPU, and so that the data plane's receive goroutine
+	// only hands NAT-T messages over instead of computing them.
+	d.ikeQueue = make(chan ikeMessage, ikeQueueLen)
+	d.stop = make(chan struct{})
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		go d.ikeWorker()
+	}
+	socks.serve(d.enqueueIKE)
 	return d, nil
+}
+
+// ikeMessage is an IKE datagram waiting for a worker.
+type ikeMessage struct {
+	b             []byte
+	local, remote netip.AddrPort
+}
+
+// ikeQueueLen bounds the IKE messages waiting for a worker; more are dropped (the peer
+// retransmits), which also caps what a flood can make the daemon hold.
+const ikeQueueLen = 1024
+
+func (d *Daemon) enqueueIKE(b []byte, local, remote netip.AddrPort) {
+	m := ikeMessage{b: append([]byte(nil), b...), local: local, remote: remote}
+	select {
+	case d.ikeQueue <- m:
+	default:
+		d.log.Debug("IKE queue full: dropping a message", "from", remote)
+	}
+}
+
+func (d *Daemon) ikeWorker() {
+	for {
+		select {
+		case m := <-d.ikeQueue:
+			d.ike.Receive(m.b, m.local, m.remote)
+		case <-d.stop:
+			return
+		}
+	}
 }
 
 // ReceiveNATT takes IKE messages the data plane received on the NAT-T port.
@@ -142,7 +183,7 @@ func (d *Daemon) ReceiveNATT(b []byte, local netip.Addr, remote netip.AddrPort) 
 	}
 	// The UDP socket's GRO path can lose IP_PKTINFO, leaving local invalid; the engine then keeps
 	// the address the IKE SA already has.
-	d.ike.Receive(b, netip.AddrPortFrom(local.Unmap(), d.opts.NATT.NATTPort()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
+	d.enqueueIKE(b, netip.AddrPortFrom(local.Unmap(), d.opts.NATT.NATTPort()), netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()))
 }
 
 // IKE returns the IKE engine (nil without IKE).
@@ -205,6 +246,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.sockets != nil {
 		d.sockets.close()
+	}
+	if d.stop != nil {
+		close(d.stop)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

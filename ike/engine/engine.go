@@ -251,15 +251,12 @@ func (e *Engine) Initiate(cfg *ike.PeerConfig, child *ike.ChildConfig, local, re
 
 // Receive handles one IKE message (without non-ESP marker) that arrived from remote at local.
 func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return
-	}
 	e.net.Debug("received packet", "from", remote, "to", local, "bytes", len(b))
 	h, err := wire.DecodeHeader(b)
 	if err != nil {
+		e.mu.Lock()
 		e.stats.InvalidMessages++
+		e.mu.Unlock()
 		e.enc.Debug("dropping invalid IKE message", "from", remote, "err", err)
 		return
 	}
@@ -268,7 +265,14 @@ func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
 			e.log.Debug("dropping IKE_SA_INIT: the transport did not tell our address", "from", remote)
 			return
 		}
+		// Takes the lock itself: its key exchange runs outside it, so that several new IKE SAs
+		// are computed in parallel.
 		e.receiveInitRequest(b, h, local, remote)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
 		return
 	}
 	mySPI := h.SPIi
@@ -384,24 +388,37 @@ func (e *Engine) destroy(s *ikeSA, reason string) {
 
 func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip.AddrPort) {
 	key := initKey{h.SPIi, remote}
+	// Under the lock: is this a retransmission, and must the initiator prove its address?
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
 	if s := e.halfOpen[key]; s != nil {
 		// A retransmitted IKE_SA_INIT: answer from the cache.
 		if s.hasResp && s.lastRespID == 0 {
 			e.transmit(s, s.lastResp)
 		}
+		e.mu.Unlock()
 		return
 	}
+	needCookie := e.needCookie()
+	e.mu.Unlock()
+
+	// Without the lock: decoding, the cookie check, the key exchange and key derivation.
 	m, err := wire.Decode(b)
 	if err != nil {
-		e.stats.InvalidMessages++
+		e.countInvalid()
 		e.enc.Debug("dropping invalid IKE_SA_INIT", "from", remote, "err", err)
 		return
 	}
-	if e.needCookie() {
+	if needCookie {
 		want := e.cookieFor(m, remote)
 		got := firstNotify(m.Payloads, wire.Cookie)
 		if got == nil || !hmac.Equal(got.Data, want) {
+			e.mu.Lock()
 			e.stats.CookiesSent++
+			e.mu.Unlock()
 			resp := &wire.Message{Header: wire.Header{SPIi: h.SPIi, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagResponse},
 				Payloads: []wire.Payload{&wire.Notify{NotifyType: wire.Cookie, Data: want}}}
 			if out, err := resp.Encode(); err == nil {
@@ -412,6 +429,22 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 	}
 	candidates := e.cfg.Configs(local.Addr(), remote.Addr())
 	sa, resp, err := ike.RespondInit(m, b, local, remote, candidates, e.deps())
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		if sa != nil {
+			sa.Zero()
+		}
+		return
+	}
+	if s := e.halfOpen[key]; s != nil {
+		// A duplicate of the request was answered meanwhile: keep that answer.
+		if sa != nil {
+			sa.Zero()
+		}
+		return
+	}
 	if resp != nil {
 		e.cfg.Transport.Send(resp, local, remote)
 	}
@@ -441,6 +474,12 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 		}
 	}))
 	e.logSA(s).Info("IKE_SA_INIT answered", "from", remote, "proposal", sa.Proposal.String(), "nat", sa.NAT())
+}
+
+func (e *Engine) countInvalid() {
+	e.mu.Lock()
+	e.stats.InvalidMessages++
+	e.mu.Unlock()
 }
 
 func (e *Engine) needCookie() bool {
