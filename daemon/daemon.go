@@ -234,7 +234,9 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 
 // Close deletes every IKE SA (sending Deletes), and removes everything the daemon installed.
 func (d *Daemon) Close() error {
-	d.closing.Store(true)
+	if d.closing.Swap(true) {
+		return nil // closed already
+	}
 	if srv := d.viciServer(); srv != nil {
 		srv.Close()
 		if d.logCancel != nil {
