@@ -45,6 +45,12 @@ type side struct {
 // and IPv6 subnet on each side's loopback, and an engine in each.
 func newPair(t *testing.T) (a, b *side) {
 	t.Helper()
+	return newPairWith(t, Config{})
+}
+
+// newPairWith is newPair with an engine configuration (the TUN name and ports stay the defaults).
+func newPairWith(t *testing.T, cfg Config) (a, b *side) {
+	t.Helper()
 	requireNetTests(t)
 	var id [3]byte
 	rand.Read(id[:])
@@ -71,7 +77,7 @@ func newPair(t *testing.T) (a, b *side) {
 		}
 		if err := s.ns.Do(func() error {
 			var err error
-			s.eng, err = New(Config{})
+			s.eng, err = New(cfg)
 			return err
 		}); err != nil {
 			t.Fatalf("engine in %s: %v", s.ns.Name, err)
@@ -164,6 +170,25 @@ func install(t *testing.T, sc scenario, a, b *side) installed {
 		res.src, res.dst = a.inner, b.inner
 	}
 	return res
+}
+
+// TestPipelinedWorkers runs traffic through engines that hand batches to crypto workers (the
+// default on more than two CPUs), which the other tests on a two-CPU machine do not use.
+func TestPipelinedWorkers(t *testing.T) {
+	for _, sc := range []scenario{
+		{name: "esp-tunnel-udp-aes256gcm", proto: dataplane.ESP, encap: true, enc: esp.EncrAESGCM16, encKeyLen: 36},
+		{name: "ah-transport-sha256", proto: dataplane.AH, mode: dataplane.Transport, integ: esp.IntegHMACSHA2_256_128, integLen: 32},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			a, b := newPairWith(t, Config{Workers: 3})
+			inst := install(t, sc, a, b)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := netlab.Echo(ctx, a.ns, inst.src, b.ns, netip.AddrPortFrom(inst.dst, 7778), 4<<20); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 func TestTunnels(t *testing.T) {

@@ -231,34 +231,41 @@ func (e *Engine) writeTUN() {
 			return
 		}
 		b.done.Lock()
-		bufs = bufs[:0]
-		var runSA *saState
-		var packets, bytes uint64
-		for _, el := range b.elems {
-			if el.drop >= 0 {
-				continue
-			}
-			if el.sa != runSA {
-				if runSA != nil {
-					e.account(runSA, packets, bytes)
-				}
-				runSA, packets, bytes = el.sa, 0, 0
-			}
-			packets++
-			bytes += uint64(len(el.pkt))
-			start := cap(el.big) - cap(el.pkt)
-			bufs = append(bufs, el.big[start-tunOffset:start+len(el.pkt)])
-		}
-		if runSA != nil {
-			e.account(runSA, packets, bytes)
-		}
-		if len(bufs) > 0 {
-			if _, err := e.tun.Write(bufs, tunOffset); err != nil {
-				e.log.Debug("TUN write", "err", err)
-			}
-		}
+		bufs = e.deliverBatch(b, bufs)
 		b.done.Unlock()
 		releaseAll(b)
 		e.pools.putBatch(b)
 	}
+}
+
+// deliverBatch writes a decrypted batch to the TUN device, which coalesces TCP segments (GRO).
+// bufs is scratch space, returned for reuse.
+func (e *Engine) deliverBatch(b *batch, bufs [][]byte) [][]byte {
+	bufs = bufs[:0]
+	var runSA *saState
+	var packets, bytes uint64
+	for _, el := range b.elems {
+		if el.drop >= 0 {
+			continue
+		}
+		if el.sa != runSA {
+			if runSA != nil {
+				e.account(runSA, packets, bytes)
+			}
+			runSA, packets, bytes = el.sa, 0, 0
+		}
+		packets++
+		bytes += uint64(len(el.pkt))
+		start := cap(el.big) - cap(el.pkt)
+		bufs = append(bufs, el.big[start-tunOffset:start+len(el.pkt)])
+	}
+	if runSA != nil {
+		e.account(runSA, packets, bytes)
+	}
+	if len(bufs) > 0 {
+		if _, err := e.tun.Write(bufs, tunOffset); err != nil {
+			e.log.Debug("TUN write", "err", err)
+		}
+	}
+	return bufs[:0]
 }

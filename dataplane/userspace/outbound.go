@@ -16,15 +16,17 @@ import (
 // numbers in read order; workers seal batches in parallel; sendOutbound writes batches in read order.
 
 func (e *Engine) start() {
-	e.wg.Add(3 + e.cfg.Workers)
+	e.wg.Add(2)
 	go e.drainTunEvents()
 	go e.readTUN()
-	go e.sendOutbound()
-	for range e.cfg.Workers {
-		go e.worker()
+	if !e.inline {
+		e.wg.Add(2 + e.cfg.Workers)
+		go e.sendOutbound()
+		for range e.cfg.Workers {
+			go e.worker()
+		}
+		go e.writeTUN()
 	}
-	e.wg.Add(1)
-	go e.writeTUN()
 	if e.bind != nil {
 		e.startUDPReceivers()
 	}
@@ -56,8 +58,21 @@ func (e *Engine) worker() {
 	}
 }
 
-// queue hands a batch to the workers and to a sequencer. It returns false when the engine closes.
+// queue hands a batch to the workers and to a sequencer, or, with inline processing, seals or
+// opens and delivers it right here. It returns false when the engine closes.
 func (e *Engine) queue(b *batch, work, order chan *batch) bool {
+	if e.inline {
+		if work == e.outWork {
+			e.sealBatch(b)
+			b.scratch = e.sendBatch(b, b.scratch)
+		} else {
+			e.openBatch(b)
+			b.scratch = e.deliverBatch(b, b.scratch)
+		}
+		releaseAll(b)
+		e.pools.putBatch(b)
+		return !e.isClosing()
+	}
 	b.done.Lock()
 	select {
 	case order <- b:
@@ -289,42 +304,49 @@ func (e *Engine) sendOutbound() {
 			return
 		}
 		b.done.Lock()
-		var runSA *saState
-		var bytes, packets uint64
-		flush := func() {
-			if len(bufs) == 0 {
-				return
-			}
-			if err := e.transmit(runSA, bufs); err != nil {
-				e.log.Debug("send failed", "name", runSA.params.Name, "err", err)
-			}
-			e.account(runSA, packets, bytes)
-			bufs, bytes, packets = bufs[:0], 0, 0
-		}
-		for _, el := range b.elems {
-			if el.drop >= 0 {
-				continue
-			}
-			if el.bypass {
-				if err := e.raw.sendClear(el.pkt); err != nil {
-					e.log.Debug("bypass send failed", "err", err)
-				}
-				e.stats.bypassed.Add(1)
-				continue
-			}
-			if el.sa != runSA {
-				flush()
-				runSA = el.sa
-			}
-			bufs = append(bufs, el.out)
-			packets++
-			bytes += uint64(len(el.pkt))
-		}
-		flush()
+		bufs = e.sendBatch(b, bufs)
 		b.done.Unlock()
 		releaseAll(b)
 		e.pools.putBatch(b)
 	}
+}
+
+// sendBatch writes a sealed batch, grouping runs of packets of one SA so that UDP GSO sends them
+// in one system call. bufs is scratch space, returned for reuse.
+func (e *Engine) sendBatch(b *batch, bufs [][]byte) [][]byte {
+	var runSA *saState
+	var bytes, packets uint64
+	flush := func() {
+		if len(bufs) == 0 {
+			return
+		}
+		if err := e.transmit(runSA, bufs); err != nil {
+			e.log.Debug("send failed", "name", runSA.params.Name, "err", err)
+		}
+		e.account(runSA, packets, bytes)
+		bufs, bytes, packets = bufs[:0], 0, 0
+	}
+	for _, el := range b.elems {
+		if el.drop >= 0 {
+			continue
+		}
+		if el.bypass {
+			if err := e.raw.sendClear(el.pkt); err != nil {
+				e.log.Debug("bypass send failed", "err", err)
+			}
+			e.stats.bypassed.Add(1)
+			continue
+		}
+		if el.sa != runSA {
+			flush()
+			runSA = el.sa
+		}
+		bufs = append(bufs, el.out)
+		packets++
+		bytes += uint64(len(el.pkt))
+	}
+	flush()
+	return bufs[:0]
 }
 
 // transmit sends IPsec packets of one SA.

@@ -51,6 +51,8 @@ type batch struct {
 	elems []*elem
 	done  sync.Mutex // held from queuing until the worker has processed the batch
 	src   *rawConn   // inbound: the socket the batch came from (nil for UDP)
+	// scratch is reused by inline processing for the list of buffers to write.
+	scratch [][]byte
 }
 
 type pools struct {
