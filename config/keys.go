@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/goipsec/goipsec/internal/suggest"
 )
 
 // Support says how goipsec treats a key.
@@ -294,39 +296,7 @@ func childNames(parent string) []string {
 }
 
 // suggestName returns the name in candidates closest to name, or "" when none is close.
-func suggestName(name string, candidates []string) string {
-	best, bestDist := "", 3
-	if len(name) <= 4 {
-		bestDist = 2
-	}
-	for _, c := range candidates {
-		if d := editDistance(name, c); d < bestDist {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between two short strings.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func suggestName(name string, candidates []string) string { return suggest.Closest(name, candidates) }
 
 // Reference renders the key table as the Markdown that docs/configuration.md embeds between its
 // "generated" markers; a test keeps the two identical.

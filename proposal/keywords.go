@@ -1,5 +1,7 @@
 package proposal
 
+import suggestpkg "github.com/goipsec/goipsec/internal/suggest"
+
 // status says what the parser does with a keyword.
 type status uint8
 
@@ -175,41 +177,13 @@ func integrityPRF(integID uint16) (uint16, bool) {
 	return 0, false
 }
 
-// suggest returns the offered keyword closest to name, or "" when none is close. The distance
-// limit grows with the length so that short typos ("sha265") and longer ones both find a match.
+// suggest returns the offered keyword closest to name, or "" when none is close.
 func suggest(name string) string {
-	best, bestDist := "", 3
-	if len(name) <= 4 {
-		bestDist = 2
-	}
+	var offeredNames []string
 	for _, k := range keywords {
-		if k.status != offered {
-			continue
-		}
-		if d := editDistance(name, k.name); d < bestDist {
-			best, bestDist = k.name, d
+		if k.status == offered {
+			offeredNames = append(offeredNames, k.name)
 		}
 	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between two short strings.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return suggestpkg.Closest(name, offeredNames)
 }
