@@ -104,44 +104,42 @@ func (s *ikeSockets) Send(b []byte, local, remote netip.AddrPort) error {
 
 // serve reads IKE messages until the sockets close and hands each to receive.
 func (s *ikeSockets) serve(receive func(b []byte, local, remote netip.AddrPort)) {
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, cm, src, err := s.c4.ReadFrom(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			ua, ok := src.(*net.UDPAddr)
-			if !ok || cm == nil {
-				continue
-			}
-			dst, _ := netip.AddrFromSlice(cm.Dst)
-			receive(buf[:n], netip.AddrPortFrom(dst.Unmap(), s.port), ua.AddrPort())
+	go s.readLoop(receive, func(buf []byte) (int, net.IP, net.Addr, error) {
+		n, cm, src, err := s.c4.ReadFrom(buf)
+		if cm == nil {
+			return n, nil, src, err
 		}
-	}()
-	if s.c6 == nil {
-		return
-	}
-	go func() {
-		buf := make([]byte, 65536)
-		for {
+		return n, cm.Dst, src, err
+	})
+	if s.c6 != nil {
+		go s.readLoop(receive, func(buf []byte) (int, net.IP, net.Addr, error) {
 			n, cm, src, err := s.c6.ReadFrom(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
+			if cm == nil {
+				return n, nil, src, err
 			}
-			ua, ok := src.(*net.UDPAddr)
-			if !ok || cm == nil {
-				continue
+			return n, cm.Dst, src, err
+		})
+	}
+}
+
+// readLoop reads one socket: read returns the datagram's length, our address it was sent to and
+// the sender.
+func (s *ikeSockets) readLoop(receive func(b []byte, local, remote netip.AddrPort), read func([]byte) (int, net.IP, net.Addr, error)) {
+	buf := make([]byte, 65536)
+	for {
+		n, dstIP, src, err := read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			dst, _ := netip.AddrFromSlice(cm.Dst)
-			ap := ua.AddrPort()
-			receive(buf[:n], netip.AddrPortFrom(dst.Unmap(), s.port), netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+			continue
 		}
-	}()
+		ua, ok := src.(*net.UDPAddr)
+		if !ok || dstIP == nil {
+			continue
+		}
+		dst, _ := netip.AddrFromSlice(dstIP)
+		ap := ua.AddrPort()
+		receive(buf[:n], netip.AddrPortFrom(dst.Unmap(), s.port), netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
 }
