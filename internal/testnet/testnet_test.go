@@ -294,6 +294,13 @@ func TestCaptureUDP(t *testing.T) {
 			t.Fatalf("received %q, %v", buf[:n], err)
 		}
 	}
+	// tcpdump may still be writing the last packet (it had been "received by filter" but not yet
+	// "captured" when a SIGINT arrived): wait until the file holds both before stopping.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if pkts, err := ReadPcap(capture.Path()); err == nil && len(pkts) >= 2 {
+			break
+		}
+	}
 	path := capture.Stop()
 	if again := capture.Stop(); again != path {
 		t.Errorf("second Stop returned %q, want %q", again, path)
