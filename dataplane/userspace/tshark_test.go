@@ -2,6 +2,7 @@ package userspace
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"net"
@@ -19,6 +20,11 @@ import (
 	"github.com/goipsec/goipsec/internal/testnet"
 )
 
+// capturePath is where a test's capture goes.
+func capturePath(t *testing.T) string {
+	return filepath.Join(os.TempDir(), "goipsec-"+strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
+}
+
 // startCapture runs tcpdump on ifc in ns until the returned stop function is called, which
 // returns the pcap file.
 func startCapture(t *testing.T, ns *netlab.NS, ifc string) (stop func() string) {
@@ -26,7 +32,7 @@ func startCapture(t *testing.T, ns *netlab.NS, ifc string) (stop func() string) 
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Fatal("tcpdump is missing: scripts/deps.sh installs it")
 	}
-	path := filepath.Join(t.TempDir(), "capture.pcap")
+	path := capturePath(t)
 	cmd := ns.Command("tcpdump", "-i", ifc, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root", "-w", path)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -62,7 +68,7 @@ func startCapture(t *testing.T, ns *netlab.NS, ifc string) (stop func() string) 
 		}
 		return path
 	}
-	t.Cleanup(func() { stop() })
+	t.Cleanup(func() { stop(); os.Remove(path) })
 	return stop
 }
 
@@ -139,7 +145,12 @@ func TestTsharkDecryptsESP(t *testing.T) {
 				st, _ := a.eng.SAStats(dataplane.SAKey{Protocol: dataplane.ESP, SPI: 0x1001, Dst: inst.outerB})
 				return st.Packets > 0
 			})
-			time.Sleep(200 * time.Millisecond)
+			// Stop the capture only once tcpdump has written the ESP packet (SPI 0x00001001).
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if data, err := os.ReadFile(capturePath(t)); err == nil && bytes.Contains(data, []byte{0, 0, 0x10, 0x01, 0, 0, 0}) {
+					break
+				}
+			}
 			pcap := stop()
 			encr, auth := tsharkNames(sc)
 			out := testnet.TsharkDecryptESP(t, pcap, []testnet.TsharkESPSA{{
