@@ -25,7 +25,12 @@ type Daemon struct {
 	RetransmitBase    float64
 	RetransmitTries   int
 	RetransmitLimit   time.Duration
-	Log               Log
+	// FwMark marks goipsec's own packets; RouteTable holds the routes into the TUN device and
+	// RulePriority is the priority of the rule "not fwmark FwMark lookup RouteTable".
+	FwMark       uint32
+	RouteTable   uint32
+	RulePriority uint32
+	Log          Log
 }
 
 // Log holds the logging settings (daemon.log { }).
@@ -104,6 +109,9 @@ func (l *loader) daemon(sec *Section) Daemon {
 	})
 	d.RetransmitTries = int(l.number(sec, pattern, "retransmit_tries", 100))
 	d.RetransmitLimit = l.duration(sec, pattern, "retransmit_limit")
+	d.FwMark = uint32(l.number(sec, pattern, "fwmark", math.MaxUint32))
+	d.RouteTable = uint32(l.number(sec, pattern, "route_table", math.MaxUint32))
+	d.RulePriority = uint32(l.number(sec, pattern, "rule_priority", math.MaxUint32))
 
 	var logSec *Section
 	if sec != nil {

@@ -258,7 +258,7 @@ func TestLoadFull(t *testing.T) {
 	d := cfg.Daemon
 	want := Daemon{TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
-		RetransmitLimit: time.Minute, Log: Log{Level: "debug", Format: "json"}}
+		RetransmitLimit: time.Minute, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"}}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("daemon\n got %+v\nwant %+v", d, want)
 	}
@@ -304,7 +304,8 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("child defaults %+v", ch)
 	}
 	want := Daemon{TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
-		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, Log: Log{Level: "info", Format: "text"}}
+		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
+		Log: Log{Level: "info", Format: "text"}}
 	if !reflect.DeepEqual(cfg.Daemon, want) {
 		t.Errorf("daemon defaults\n got %+v\nwant %+v", cfg.Daemon, want)
 	}
