@@ -181,6 +181,12 @@ func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 		}
 		pkt := el.big[start-hl : start+len(payload)]
 		writeIPHeader(pkt, p.Src, p.Dst, nextHeader, len(payload))
+		if p.Encap {
+			// Behind a NAT the peer computed its TCP/UDP checksum with addresses we do not see;
+			// the payload is authenticated, so recompute the checksum for the rebuilt header
+			// (RFC 3948 §3.1.2).
+			fixTransportChecksum(pkt, hl, nextHeader, p.Src, p.Dst)
+		}
 		f, ok := parseFlow(pkt)
 		if !ok {
 			return dataplane.DropMalformed, false

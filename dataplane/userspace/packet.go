@@ -173,3 +173,47 @@ func writeIPHeader(hdr []byte, src, dst netip.Addr, proto uint8, payloadLen int)
 	copy(hdr[ipv6Src:], s[:])
 	copy(hdr[ipv6Dst:], d[:])
 }
+
+// fixTransportChecksum recomputes the TCP or UDP checksum of pkt (IP header of hl bytes, then the
+// segment) for the pseudo-header of src and dst. Other protocols, and IPv4 UDP without checksum,
+// are left alone.
+func fixTransportChecksum(pkt []byte, hl int, proto uint8, src, dst netip.Addr) {
+	seg := pkt[hl:]
+	var off int
+	switch proto {
+	case 6:
+		off = 16
+	case 17:
+		off = 6
+		if len(seg) >= 8 && src.Is4() && binary.BigEndian.Uint16(seg[off:]) == 0 {
+			return
+		}
+	default:
+		return
+	}
+	if len(seg) < off+2 {
+		return
+	}
+	seg[off], seg[off+1] = 0, 0
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src.AsSlice())
+	add(dst.AsSlice())
+	sum += uint32(proto) + uint32(len(seg))
+	add(seg)
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	c := ^uint16(sum)
+	if c == 0 && proto == 17 {
+		c = 0xffff // a computed zero is sent as all ones (RFC 768)
+	}
+	binary.BigEndian.PutUint16(seg[off:], c)
+}
