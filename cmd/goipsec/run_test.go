@@ -49,7 +49,7 @@ func goipsecBinary(t *testing.T) string {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("namespace test; runs without -short")
+		t.Skip("short mode: this namespace test runs without -short")
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("this test needs root (network namespaces, TUN); run `sudo make test`, or -short to leave it out")

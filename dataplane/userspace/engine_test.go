@@ -21,7 +21,7 @@ import (
 func requireNetTests(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("namespace test; runs without -short")
+		t.Skip("short mode: this namespace test runs without -short")
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("namespace tests need root (network namespaces, TUN); run `sudo make test`, or -short to leave them out")
