@@ -5,29 +5,25 @@ set -euo pipefail
 what=${1:-test}
 
 need_pkgs=()
-want() { # want COMMAND PACKAGE
-  command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2")
-}
-want_file() { # want_file PATH PACKAGE
-  [ -e "$1" ] || need_pkgs+=("$2")
+# want PACKAGE...: install each package that dpkg does not know as installed. Packages are named
+# explicitly (and installed without recommends), so nothing depends on what a machine happens to have.
+want() {
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
+  done
 }
 
-want ip iproute2
-want nft nftables
+want iproute2 nftables
 case "$what" in
 test)
-  want tshark tshark
-  want tcpdump tcpdump
-  want iperf3 iperf3
-  want ping iputils-ping
-  want_file /usr/lib/ipsec/charon strongswan-charon
-  want swanctl strongswan-swanctl
-  want_file /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so libcharon-extra-plugins
-  want_file /usr/lib/ipsec/plugins/libstrongswan-openssl.so libstrongswan-extra-plugins
+  want tshark tcpdump iperf3 iputils-ping procps
+  # strongSwan 5.9.8 as the reference peer: charon, swanctl, kernel-libipsec (libcharon-extra-plugins),
+  # the openssl plugin (libstrongswan-standard-plugins: X25519/ECP/MODP, AES-GCM, SHA-2) and
+  # curve25519/chapoly (libstrongswan-extra-plugins).
+  want strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
   ;;
 bench)
-  want iperf3 iperf3
-  want wg wireguard-tools
+  want iperf3 wireguard-tools procps util-linux
   ;;
 demo) ;;
 esac
