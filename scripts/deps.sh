@@ -45,10 +45,13 @@ if ! command -v go >/dev/null 2>&1; then
   else
     ver=$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$(dirname "$0")/../go.mod")
     echo "deps: installing Go $ver from proxy.golang.org" >&2
+    SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    command -v curl >/dev/null && command -v unzip >/dev/null || \
+      { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends curl unzip ca-certificates >/dev/null; }
     tmp=$(mktemp -d)
     curl -fsSL -o "$tmp/go.zip" "https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-go${ver}.linux-amd64.zip"
-    (cd "$tmp" && python3 -c 'import zipfile,sys; zipfile.ZipFile("go.zip").extractall(".")')
-    rm -rf /usr/local/go && mv "$tmp/golang.org/toolchain@v0.0.1-go${ver}.linux-amd64" /usr/local/go
+    (cd "$tmp" && unzip -q go.zip)
+    $SUDO rm -rf /usr/local/go && $SUDO mv "$tmp/golang.org/toolchain@v0.0.1-go${ver}.linux-amd64" /usr/local/go
     chmod +x /usr/local/go/bin/* /usr/local/go/pkg/tool/*/* 2>/dev/null || true
   fi
 fi
