@@ -228,3 +228,36 @@ var (
 	reSwanIKESPIs   = regexp.MustCompile(`([0-9a-f]{16})_i\*? ([0-9a-f]{16})_r`)
 	reSwanChildSPIs = regexp.MustCompile(`(?m)^\s+(in|out) +([0-9a-f]{8})`)
 )
+
+// installedChildSPIs returns the SPIs of the Child SAs that swanctl --list-sas shows as INSTALLED.
+func installedChildSPIs(listing string) map[string]bool {
+	out := map[string]bool{}
+	installed := false
+	for _, line := range strings.Split(listing, "\n") {
+		if reSwanChildHeader.MatchString(line) {
+			installed = strings.Contains(line, "INSTALLED")
+			continue
+		}
+		if m := reSwanChildSPIs.FindStringSubmatch(line); m != nil && installed {
+			out[m[2]] = true
+		}
+	}
+	return out
+}
+
+var reSwanChildHeader = regexp.MustCompile(`^\s+\S+: #\d+, reqid \d+, [A-Z_]+,`)
+
+func TestInstalledChildSPIs(t *testing.T) {
+	listing := `gt: #3, ESTABLISHED, IKEv2, 27c8428155541e1e_i* 3e79c7983590737e_r
+  net: #1, reqid 1, DELETED, TUNNEL-in-UDP, ESP:AES_GCM_16-256
+    in  7c40ba45,   3760 bytes,    40 packets,    14s ago
+    out b52e2c8a,      0 bytes,     0 packets
+  net: #6, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256/CURVE_25519
+    in  ebba366b,      0 bytes,     0 packets
+    out 53c8e917,      0 bytes,     0 packets
+`
+	got := installedChildSPIs(listing)
+	if len(got) != 2 || !got["ebba366b"] || !got["53c8e917"] || got["7c40ba45"] {
+		t.Fatalf("installed SPIs %v", got)
+	}
+}

@@ -84,8 +84,16 @@ func TestRekeyStrongSwan(t *testing.T) {
 			for {
 				sas = c.ListSAs(t)
 				var left []string
-				for _, old := range append(oldIKE, oldChild...) {
+				for _, old := range oldIKE {
 					if strings.Contains(sas, old[:8]) {
+						left = append(left, old)
+					}
+				}
+				// charon 5.9.8 sometimes keeps listing a Child SA it rekeyed itself, in state DELETED,
+				// when an IKE rekey follows within seconds; only an old Child SA still INSTALLED counts.
+				installed := installedChildSPIs(sas)
+				for _, old := range oldChild {
+					if installed[old[:8]] {
 						left = append(left, old)
 					}
 				}
