@@ -156,6 +156,9 @@ type saState struct {
 	ah      *ah.SA
 	ep      conn.Endpoint // UDP destination for outbound encapsulated SAs
 	created time.Time
+	// outerMTU is the path MTU towards the peer (outbound SAs): larger IPsec packets of inner
+	// packets that may not be fragmented are refused with an ICMP "too big" (RFC 4301 §8).
+	outerMTU int
 
 	packets, bytes atomic.Uint64
 	drops          [len(dataplane.DropCounts{})]atomic.Uint64
@@ -410,6 +413,9 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	// Keep the parameters for listing, without key material.
 	p.EncKey, p.IntegKey = nil, nil
 	sa.params = p
+	if p.Direction == dataplane.Out {
+		sa.outerMTU = e.routes.pathMTU(p.Dst, e.cfg.FwMark)
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()

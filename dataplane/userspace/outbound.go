@@ -221,6 +221,9 @@ func (e *Engine) sealBatch(b *batch) {
 		if el.bypass {
 			continue
 		}
+		if e.tooBig(el) {
+			continue
+		}
 		if err := e.seal(el); err != nil {
 			el.drop = int16(dataplane.DropMalformed)
 			if errors.Is(err, esp.ErrSeqExhausted) {
@@ -365,4 +368,90 @@ func releaseAll(b *batch) {
 			el.sa.release()
 		}
 	}
+}
+
+// tooBig refuses a plaintext packet whose IPsec packet would exceed the path MTU when the packet
+// may not be fragmented (IPv4 with DF, every IPv6 packet): it is dropped and counted, and the
+// sender learns the usable size from an ICMP "fragmentation needed" / "packet too big" written
+// back into the TUN device (RFC 4301 §8.1), so that TCP lowers its segment size.
+func (e *Engine) tooBig(el *elem) bool {
+	sa := el.sa
+	if sa.outerMTU == 0 {
+		return false
+	}
+	inner := el.pkt
+	var payload int
+	if sa.params.Mode == dataplane.Tunnel {
+		payload = len(inner)
+	} else {
+		payload = len(inner) - el.fl.hdrLen
+	}
+	outer := ipv4HeaderLen
+	if sa.params.Dst.Is6() {
+		outer = ipv6HeaderLen
+	}
+	if sa.params.Encap {
+		outer += 8
+	}
+	if sa.esp != nil {
+		outer += sa.esp.Overhead(payload)
+	} else {
+		outer += sa.ah.Overhead(sa.params.Dst.Is6())
+	}
+	if outer+payload <= sa.outerMTU {
+		return false
+	}
+	is6 := inner[0]>>4 == 6
+	if !is6 && inner[6]&0x40 == 0 {
+		return false // the outer packet is fragmented instead
+	}
+	// What fits: the path MTU less this packet's overhead, less the worst padding (16 bytes).
+	mtu := sa.outerMTU - (outer + payload - len(inner)) - 16
+	if is6 {
+		mtu = max(mtu, 1280)
+	} else {
+		mtu = max(mtu, 576)
+	}
+	el.drop = int16(dataplane.DropTooBig)
+	sa.drop(dataplane.DropTooBig)
+	if msg := icmpTooBig(el.big[outOffset+len(inner)+64:outOffset+len(inner)+64], inner, mtu); msg != nil {
+		start := cap(el.big) - cap(msg)
+		if _, err := e.tun.Write([][]byte{el.big[start-tunOffset : start+len(msg)]}, tunOffset); err != nil {
+			e.log.Debug("ICMP too big", "err", err)
+		}
+	}
+	return true
+}
+
+// icmpTooBig appends to dst an ICMP "fragmentation needed" (IPv4) or ICMPv6 "packet too big"
+// about pkt, sent as if from pkt's destination (a local address would be dropped as martian), and
+// returns it (nil when pkt is too short to quote).
+func icmpTooBig(dst, pkt []byte, mtu int) []byte {
+	f, ok := parseFlow(pkt)
+	if !ok {
+		return nil
+	}
+	if f.src.Is4() {
+		quote := pkt[:min(len(pkt), f.hdrLen+8)]
+		n := ipv4HeaderLen + 8 + len(quote)
+		out := append(dst, make([]byte, n)...)
+		writeIPHeader(out[:ipv4HeaderLen], f.dst, f.src, 1, 8+len(quote))
+		icmp := out[ipv4HeaderLen:]
+		icmp[0], icmp[1] = 3, 4 // destination unreachable, fragmentation needed and DF set
+		binary.BigEndian.PutUint16(icmp[6:], uint16(mtu))
+		copy(icmp[8:], quote)
+		binary.BigEndian.PutUint16(icmp[2:], ipChecksum(icmp))
+		return out
+	}
+	// ICMPv6: the quote fills the message up to the minimum MTU (RFC 4443 §3.2).
+	quote := pkt[:min(len(pkt), 1280-ipv6HeaderLen-8)]
+	n := ipv6HeaderLen + 8 + len(quote)
+	out := append(dst, make([]byte, n)...)
+	writeIPHeader(out[:ipv6HeaderLen], f.dst, f.src, 58, 8+len(quote))
+	icmp := out[ipv6HeaderLen:]
+	icmp[0] = 2 // packet too big
+	binary.BigEndian.PutUint32(icmp[4:], uint32(mtu))
+	copy(icmp[8:], quote)
+	fixTransportChecksum(out, ipv6HeaderLen, 58, f.dst, f.src)
+	return out
 }

@@ -181,6 +181,8 @@ func fixTransportChecksum(pkt []byte, hl int, proto uint8, src, dst netip.Addr) 
 	seg := pkt[hl:]
 	var off int
 	switch proto {
+	case 58: // ICMPv6 (RFC 4443 §2.3: with a pseudo-header, like TCP and UDP)
+		off = 2
 	case 6:
 		off = 16
 	case 17:

@@ -165,3 +165,20 @@ func (rt *routeTable) close() error {
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
+
+// pathMTU is the MTU towards dst for the engine's own (marked) packets: the route's MTU if it has
+// one, else its interface's; 1500 when it cannot be found.
+func (rt *routeTable) pathMTU(dst netip.Addr, mark uint32) int {
+	routes, err := rt.h.RouteGetWithOptions(dst.AsSlice(), &netlink.RouteGetOptions{Mark: mark})
+	if err != nil || len(routes) == 0 {
+		return 1500
+	}
+	if routes[0].MTU > 0 {
+		return routes[0].MTU
+	}
+	link, err := rt.h.LinkByIndex(routes[0].LinkIndex)
+	if err != nil || link.Attrs().MTU <= 0 {
+		return 1500
+	}
+	return link.Attrs().MTU
+}
