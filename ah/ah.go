@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math"
 	"sync"
 	"sync/atomic"
 
@@ -114,7 +113,7 @@ type SA struct {
 	checkSeen bool
 	window    *replay.Window
 
-	outSeq atomic.Uint64
+	outSeq replay.Counter // outbound sequence numbers
 	keys   atomic.Pointer[saKeys]
 }
 
@@ -198,23 +197,15 @@ func (sa *SA) Overhead(ipv6 bool) int { return sa.ahLen(ipv6) }
 // NextSeq atomically takes the next outbound sequence number; it never wraps (RFC 4302 §3.3.2)
 // and returns ErrSeqExhausted after 2^32-1 (2^64-1 with ESN) has been used.
 func (sa *SA) NextSeq() (uint64, error) {
-	limit := uint64(math.MaxUint32)
-	if sa.esn {
-		limit = math.MaxUint64
+	seq, ok := sa.outSeq.Next(sa.esn)
+	if !ok {
+		return 0, ErrSeqExhausted
 	}
-	for {
-		cur := sa.outSeq.Load()
-		if cur >= limit {
-			return 0, ErrSeqExhausted
-		}
-		if sa.outSeq.CompareAndSwap(cur, cur+1) {
-			return cur + 1, nil
-		}
-	}
+	return seq, nil
 }
 
 // setOutSeq sets the last used outbound sequence number (tests of exhaustion).
-func (sa *SA) setOutSeq(seq uint64) { sa.outSeq.Store(seq) }
+func (sa *SA) setOutSeq(seq uint64) { sa.outSeq.Set(seq) }
 
 // Zero makes the SA unusable (Seal and Open then return ErrZeroed) and drops its keyed HMAC
 // state. Call it once no Seal or Open on the SA is running. Go's HMAC offers no way to erase its

@@ -45,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math"
 	"sync"
 	"sync/atomic"
 
@@ -174,7 +173,7 @@ type SA struct {
 	checkSeen bool           // replay protection enabled
 	window    *replay.Window // nil when neither replay check nor ESN needs it
 
-	outSeq atomic.Uint64 // last sequence number handed out by NextSeq
+	outSeq replay.Counter // outbound sequence numbers
 	keys   atomic.Pointer[saKeys]
 }
 
@@ -420,23 +419,15 @@ func (sa *SA) HeaderLen() int { return headerLen + sa.ivLen }
 // 2^32-1 (or 2^64-1 with ESN) has been handed out it returns ErrSeqExhausted and the SA must be
 // replaced (RFC 4303 §3.3.3).
 func (sa *SA) NextSeq() (uint64, error) {
-	limit := uint64(math.MaxUint32)
-	if sa.esn {
-		limit = math.MaxUint64
+	seq, ok := sa.outSeq.Next(sa.esn)
+	if !ok {
+		return 0, ErrSeqExhausted
 	}
-	for {
-		cur := sa.outSeq.Load()
-		if cur >= limit {
-			return 0, ErrSeqExhausted
-		}
-		if sa.outSeq.CompareAndSwap(cur, cur+1) {
-			return cur + 1, nil
-		}
-	}
+	return seq, nil
 }
 
 // setOutSeq sets the last used outbound sequence number (tests of exhaustion).
-func (sa *SA) setOutSeq(seq uint64) { sa.outSeq.Store(seq) }
+func (sa *SA) setOutSeq(seq uint64) { sa.outSeq.Set(seq) }
 
 // Zero makes the SA unusable (later Seal and Open return ErrZeroed) and wipes the key material it
 // holds. Call it once the SA is out of every lookup table and no Seal or Open on it is still
