@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -22,6 +23,13 @@ type rawConn struct {
 	conn  *net.IPConn
 	pc4   *ipv4.PacketConn
 	pc6   *ipv6.PacketConn
+
+	// Send scratch, reused so that sending allocates nothing per packet. One goroutine sends
+	// (the TUN reader or the outbound sequencer); sendMu keeps that an assumption, not a hazard.
+	sendMu sync.Mutex
+	msgs4  []ipv4.Message
+	msgs6  []ipv6.Message
+	bufs   [][]byte // one slot per message, backing their Buffers
 }
 
 // rawSockets are the raw sockets for ESP and AH over IPv4 and IPv6 (nil where the family is not
@@ -148,22 +156,31 @@ func (rs *rawSockets) send(proto dataplane.Protocol, src, dst netip.Addr, pkts [
 		return fmt.Errorf("no raw %s socket for %v", proto, dst)
 	}
 	addr := &net.IPAddr{IP: dst.AsSlice()}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	for len(c.bufs) < len(pkts) {
+		c.bufs = append(c.bufs, nil)
+	}
 	if c.is6 {
 		oob := (&ipv6.ControlMessage{Src: src.AsSlice()}).Marshal()
-		msgs := make([]ipv6.Message, len(pkts))
+		c.msgs6 = c.msgs6[:0]
 		for i, p := range pkts {
-			msgs[i] = ipv6.Message{Buffers: [][]byte{p}, OOB: oob, Addr: addr}
+			c.bufs[i] = p
+			c.msgs6 = append(c.msgs6, ipv6.Message{Buffers: c.bufs[i : i+1 : i+1], OOB: oob, Addr: addr})
 		}
+		msgs := c.msgs6
 		return writeAll(func(m int) (int, error) { return c.pc6.WriteBatch(msgs[m:], 0) }, len(msgs))
 	}
 	var oob []byte
 	if proto != dataplane.AH {
 		oob = (&ipv4.ControlMessage{Src: src.AsSlice()}).Marshal()
 	}
-	msgs := make([]ipv4.Message, len(pkts))
+	c.msgs4 = c.msgs4[:0]
 	for i, p := range pkts {
-		msgs[i] = ipv4.Message{Buffers: [][]byte{p}, OOB: oob, Addr: addr}
+		c.bufs[i] = p
+		c.msgs4 = append(c.msgs4, ipv4.Message{Buffers: c.bufs[i : i+1 : i+1], OOB: oob, Addr: addr})
 	}
+	msgs := c.msgs4
 	return writeAll(func(m int) (int, error) { return c.pc4.WriteBatch(msgs[m:], 0) }, len(msgs))
 }
 
