@@ -64,7 +64,7 @@ func (n *fakeNet) deliver() int {
 
 // testWriter sends log lines to t.Log, shown only for failing tests.
 type testWriter struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 }
 
@@ -116,7 +116,7 @@ type testPeers struct {
 	addrB  netip.AddrPort
 }
 
-func peerConfig(t *testing.T, name, local, remote string) *ike.PeerConfig {
+func peerConfig(t testing.TB, name, local, remote string) *ike.PeerConfig {
 	props, err := proposal.ParseIKE("aes256gcm16-prfsha256-x25519")
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func peerConfig(t *testing.T, name, local, remote string) *ike.PeerConfig {
 		Children: []*ike.ChildConfig{{Name: name + "-net", LocalTS: []ts.Selector{l}, RemoteTS: []ts.Selector{r}, Proposals: esp}}}
 }
 
-func newPeers(t *testing.T, modB func(*Config)) *testPeers {
+func newPeers(t testing.TB, modB func(*Config)) *testPeers {
 	p := &testPeers{net: &fakeNet{engines: map[netip.Addr]*Engine{}}, clock: newManualClock(), ra: &recorder{}, rb: &recorder{},
 		addrA: netip.MustParseAddrPort("192.0.2.1:500"), addrB: netip.MustParseAddrPort("192.0.2.2:500")}
 	p.ca = peerConfig(t, "a", "10.1.0.0/24", "10.2.0.0/24")

@@ -11,8 +11,7 @@ import (
 // request and a real IKE_AUTH request: whatever arrives, the engine must not panic, and anything
 // it answers must be a well-formed IKE message.
 func FuzzReceive(f *testing.F) {
-	t := &testing.T{}
-	p := newPeers(t, nil)
+	p := newPeers(f, nil)
 	if err := p.a.Initiate(p.ca, p.ca.Children[0], p.addrA, p.addrB); err != nil {
 		f.Fatal(err)
 	}
