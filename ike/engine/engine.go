@@ -195,8 +195,11 @@ type ikeSA struct {
 	// not to the IKE SA: an IKE rekey hands them to the new IKE SA unchanged.
 	childTimers map[*ike.ChildSA][]Timer
 	lastSeen    time.Time // last authenticated message from the peer
-	dead        bool
-	replaced    bool // rekeyed: its end is not the connection's end
+	rekeyAt     time.Time // when the IKE SA rekeys (zero: never)
+	// childDeadlines are each Child SA's rekey and hard-lifetime deadlines (for status).
+	childDeadlines map[*ike.ChildSA][2]time.Time
+	dead           bool
+	replaced       bool // rekeyed: its end is not the connection's end
 
 	// peerRekeys records Child SAs the peer rekeyed while our own rekey of them was outstanding
 	// (a collision, RFC 7296 §2.8.1): replaced Child SA → the one the peer's exchange created.
@@ -771,7 +774,9 @@ func (e *Engine) armIKETimers(s *ikeSA) {
 		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(e.cfg.KeepaliveInterval, tick))
 	}
 	if d := s.Config.RekeyTime; d > 0 {
-		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(jitter(d, e.cfg.Rand), func() {
+		d = jitter(d, e.cfg.Rand)
+		s.rekeyAt = e.cfg.Clock.Now().Add(d)
+		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(d, func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if !s.dead {
@@ -840,8 +845,17 @@ func (e *Engine) armChildTimers(s *ikeSA, c *ike.ChildSA) {
 	if s.childTimers == nil {
 		s.childTimers = map[*ike.ChildSA][]Timer{}
 	}
+	if s.childDeadlines == nil {
+		s.childDeadlines = map[*ike.ChildSA][2]time.Time{}
+	}
+	var deadlines [2]time.Time
+	if cc.LifeTime > 0 {
+		deadlines[1] = e.cfg.Clock.Now().Add(cc.LifeTime)
+	}
 	if cc.RekeyTime > 0 {
-		s.childTimers[c] = append(s.childTimers[c], e.cfg.Clock.AfterFunc(jitter(cc.RekeyTime, e.cfg.Rand), func() {
+		d := jitter(cc.RekeyTime, e.cfg.Rand)
+		deadlines[0] = e.cfg.Clock.Now().Add(d)
+		s.childTimers[c] = append(s.childTimers[c], e.cfg.Clock.AfterFunc(d, func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if owner := e.carrierOf(c); owner != nil {
@@ -859,6 +873,7 @@ func (e *Engine) armChildTimers(s *ikeSA, c *ike.ChildSA) {
 			}
 		}))
 	}
+	s.childDeadlines[c] = deadlines
 }
 
 // carrierOf returns the live IKE SA that carries the Child SA, or nil when it is gone.
@@ -877,6 +892,7 @@ func (e *Engine) stopChildTimers(s *ikeSA, c *ike.ChildSA) {
 		t.Stop()
 	}
 	delete(s.childTimers, c)
+	delete(s.childDeadlines, c)
 }
 
 // apply carries out the result of an exchange.
@@ -935,6 +951,7 @@ func (e *Engine) apply(s *ikeSA, res ike.Result, weInitiated bool) {
 		// The Child SAs keep their own deadlines: restarting their timers here would postpone
 		// their rekeys with every IKE rekey (forever when the IKE SA rekeys more often).
 		next.childTimers, s.childTimers = s.childTimers, nil
+		next.childDeadlines, s.childDeadlines = s.childDeadlines, nil
 		// Pending work moves to the new SA.
 		next.queue, s.queue = s.queue, nil
 		s.replaced = true
@@ -957,6 +974,7 @@ func (e *Engine) apply(s *ikeSA, res ike.Result, weInitiated bool) {
 			} else {
 				next.Children, peerNext.Children = peerNext.Children, nil
 				next.childTimers, peerNext.childTimers = peerNext.childTimers, nil
+				next.childDeadlines, peerNext.childDeadlines = peerNext.childDeadlines, nil
 				peerNext.replaced = true
 				e.enqueue(s, queued{kind: ike.PendingDeleteIKE})
 			}
@@ -1036,9 +1054,14 @@ type SAInfo struct {
 	Proposal      string
 	Transforms    proposal.Proposal
 	NAT           bool
-	Established   time.Time
-	Children      []ChildInfo
-	Queued        int // exchanges waiting to be started
+	// NATLocal: a NAT is in front of us; NATRemote: in front of the peer.
+	NATLocal, NATRemote bool
+	Established         time.Time
+	// RekeyAt is when the IKE SA will be rekeyed (zero: never); LastReceived is when the last
+	// authenticated message from the peer arrived.
+	RekeyAt, LastReceived time.Time
+	Children              []ChildInfo
+	Queued                int // exchanges waiting to be started
 }
 
 // ChildInfo is a snapshot of a Child SA.
@@ -1052,6 +1075,9 @@ type ChildInfo struct {
 	LocalTS, RemoteTS []ts.Selector
 	Created           time.Time
 	RekeyTime         time.Duration // from the configuration; 0: no rekeying
+	// RekeyAt and ExpireAt are when the Child SA is rekeyed and when it reaches its hard lifetime
+	// (zero: never).
+	RekeyAt, ExpireAt time.Time
 }
 
 // SAs lists the IKE SAs, sorted by name.
@@ -1065,7 +1091,8 @@ func (e *Engine) SAs() []SAInfo {
 		}
 		info := SAInfo{Name: s.name, SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State,
 			Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
-			Established: s.Established, Queued: len(s.queue)}
+			NATLocal: s.NATLocal, NATRemote: s.NATRemote,
+			Established: s.Established, RekeyAt: s.rekeyAt, LastReceived: s.lastSeen, Queued: len(s.queue)}
 		if s.State == ike.StateEstablished || s.State == ike.StateDeleting {
 			info.LocalID, info.RemoteID = s.LocalID.String(), s.RemoteID.String()
 		}
@@ -1075,6 +1102,8 @@ func (e *Engine) SAs() []SAInfo {
 			if c.Config != nil {
 				ci.RekeyTime = c.Config.RekeyTime
 			}
+			dl := s.childDeadlines[c]
+			ci.RekeyAt, ci.ExpireAt = dl[0], dl[1]
 			info.Children = append(info.Children, ci)
 		}
 		out = append(out, info)

@@ -440,3 +440,33 @@ func TestIKERekeyCollision(t *testing.T) {
 	p.run(time.Second)
 	checkPaired(t, p.ra, p.rb)
 }
+
+func TestSnapshotShowsDeadlines(t *testing.T) {
+	p := newPeers(t, nil)
+	p.ca.RekeyTime = time.Hour
+	p.ca.Children[0].RekeyTime = 10 * time.Minute
+	p.ca.Children[0].LifeTime = 20 * time.Minute
+	start := p.clock.Now()
+	p.up(t)
+	sas := p.a.SAs()
+	if len(sas) != 1 || len(sas[0].Children) != 1 {
+		t.Fatalf("A's SAs: %+v", sas)
+	}
+	sa, ch := sas[0], sas[0].Children[0]
+	// Rekeys are jittered by up to 10% earlier.
+	if d := sa.RekeyAt.Sub(start); d < 54*time.Minute || d > time.Hour+2*time.Second {
+		t.Fatalf("IKE RekeyAt %v after start, want within [54m, 1h]", d)
+	}
+	if d := ch.RekeyAt.Sub(start); d < 9*time.Minute || d > 10*time.Minute+2*time.Second {
+		t.Fatalf("Child RekeyAt %v after start", d)
+	}
+	if d := ch.ExpireAt.Sub(start); d < 20*time.Minute || d > 20*time.Minute+2*time.Second {
+		t.Fatalf("Child ExpireAt %v after start", d)
+	}
+	if sa.LastReceived.Before(start) || sa.LastReceived.After(p.clock.Now()) {
+		t.Fatalf("LastReceived %v outside the test's time", sa.LastReceived)
+	}
+	if sa.NATLocal || sa.NATRemote {
+		t.Fatal("no NAT between the fake peers")
+	}
+}
