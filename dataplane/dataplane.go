@@ -108,6 +108,19 @@ type SAParams struct {
 	Local, Remote []ts.Selector
 
 	Lifetime Lifetime
+
+	// NotifyFirstInbound asks for Events.FirstInbound when the first packet authenticates on this
+	// inbound SA: the sign that the peer sends on it, which a rekey responder waits for before it
+	// moves its own traffic to the new SA (RFC 7296 §2.8, make-before-break).
+	NotifyFirstInbound bool
+}
+
+// AddressUpdate gives an SA new outer addresses and UDP ports: a NAT mapping that changed (RFC 7296
+// §2.23) or a MOBIKE address update (RFC 4555).
+type AddressUpdate struct {
+	Src, Dst         netip.Addr
+	Encap            bool
+	SrcPort, DstPort uint16
 }
 
 // Lifetime limits an SA; zero fields are unlimited. Soft limits raise an Expire event with Hard false
@@ -176,6 +189,10 @@ type Expire struct {
 type Events struct {
 	Acquire func(Acquire)
 	Expire  func(Expire)
+	// FirstInbound reports the first authenticated packet on an inbound SA installed with
+	// NotifyFirstInbound; at most once per SA. It may be called on the packet path: it must return
+	// at once (hand the news over, do no work).
+	FirstInbound func(SAKey, string)
 }
 
 // SAStats are per-SA counters.
@@ -262,6 +279,10 @@ type Stats struct {
 type Backend interface {
 	InstallSA(SAParams) error
 	DeleteSA(SAKey) error
+	// UpdateSAAddresses moves an installed SA to new outer addresses and ports, keeping its keys,
+	// sequence numbers, replay window and counters, and returns the SA's key afterwards (the key
+	// holds the destination address). Policies that point at the SA keep pointing at it.
+	UpdateSAAddresses(SAKey, AddressUpdate) (SAKey, error)
 	InstallPolicy(PolicyParams) (PolicyID, error)
 	// SetPolicySA points a Protect policy at another outbound SA (after a rekey); the zero key
 	// leaves it without SA, so that matching packets raise Acquire (a trap policy).

@@ -464,6 +464,11 @@ func (e *Engine) DeleteSA(key dataplane.SAKey) error {
 	return nil
 }
 
+// UpdateSAAddresses implements dataplane.Backend.
+func (e *Engine) UpdateSAAddresses(key dataplane.SAKey, u dataplane.AddressUpdate) (dataplane.SAKey, error) {
+	return key, fmt.Errorf("%s: moving an SA to new addresses: %w", key, dataplane.ErrUnsupported)
+}
+
 func (e *Engine) publishSADLocked() {
 	snap := &sadSnapshot{in: make(map[spiKey][]*saState)}
 	for k, sa := range e.sas {
