@@ -220,6 +220,7 @@ var keyTable = [...]Key{
 	{Path: man + ".inbound.integ_key", Default: "", Doc: "Integrity key, as for outbound."},
 
 	{Path: "daemon", Section: true, Doc: "goipsec's own section: settings of the goipsec process."},
+	{Path: "daemon.dataplane", Default: "userspace", Doc: "userspace (goipsec's own ESP/AH over a TUN device; runs anywhere) or kernel (Linux XFRM: the kernel's ESP/AH, needs the esp4/esp6 modules; see docs/kernel-dataplane.md)."},
 	{Path: "daemon.tun_name", Default: "goipsec0", Doc: "Name of the TUN device (at most 15 bytes)."},
 	{Path: "daemon.mtu", Default: "1400", Doc: "MTU of the TUN device, 576 to 65535. 1400 (as strongSwan's kernel-libipsec) keeps AEAD ESP in UDP over IPv6 (at most 85 bytes of overhead) inside a 1500-byte path; AES-CBC with a 32-byte ICV over IPv6 and UDP adds up to 121 bytes, so use 1376 for that (otherwise the kernel fragments the outer packets)."},
 	{Path: "daemon.vici_socket", Default: "/run/goipsec/vici.sock", Doc: "Path of the VICI control socket; empty disables it."},

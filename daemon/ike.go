@@ -486,7 +486,7 @@ func (d *Daemon) installTrapsLocked(conn *connection) error {
 			mode = dataplane.Transport
 		}
 		id, err := d.backend.InstallPolicy(dataplane.PolicyParams{Name: conn.cfg.Name + "/" + ch.Name, Local: lts, Remote: rts,
-			Action: dataplane.Protect, Route: true, Mode: mode})
+			Action: dataplane.Protect, Route: true, Mode: mode, LocalAddr: local.Addr(), PeerAddr: remote.Addr()})
 		if err != nil {
 			return fmt.Errorf("trap policy for %s/%s: %w", conn.cfg.Name, ch.Name, err)
 		}

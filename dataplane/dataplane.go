@@ -163,6 +163,10 @@ type PolicyParams struct {
 	// Mode tells the engine how to reach the SA's peer for route set-up (transport mode routes the
 	// peer's own address, so the engine must keep its outer packets off the tunnel).
 	Mode Mode
+	// LocalAddr and PeerAddr are the outer addresses of the tunnel-mode SAs the policy is for. A
+	// kernel backend needs them for a trap policy (no SA yet): its template tells the kernel
+	// where the acquire is for. Optional; ignored by the userspace engine.
+	LocalAddr, PeerAddr netip.Addr
 }
 
 // PolicyID names an installed policy.
