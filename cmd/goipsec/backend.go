@@ -42,7 +42,8 @@ func newDataPlane(cfg *config.Config, logs *logging.Hub, dptr *atomic.Pointer[da
 	}
 	if cfg.Daemon.Dataplane == "kernel" {
 		b, err := xfrm.New(xfrm.Config{Logger: logs.Logger("dataplane"), Events: events,
-			IKEPort: cfg.Daemon.IKEPort, NATTPort: cfg.Daemon.NATTPort})
+			IKEPort: cfg.Daemon.IKEPort, NATTPort: cfg.Daemon.NATTPort,
+			RouteTable: cfg.Daemon.RouteTable, RulePriority: cfg.Daemon.RulePriority})
 		if err != nil {
 			return nil, err
 		}

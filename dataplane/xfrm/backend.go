@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
@@ -57,6 +58,9 @@ type Config struct {
 	Mark, MarkMask uint32
 	// PriorityBase shifts the computed policy priorities (default 200000; lower wins).
 	PriorityBase uint32
+	// RouteTable and RulePriority: tunnel-mode policies with Route get routes for their remote
+	// selectors in this table, which a rule at RulePriority consults (0: no routes).
+	RouteTable, RulePriority uint32
 	// FwdOut also installs forward policies in the outbound direction (strongSwan's
 	// policies_fwd_out), for gateways whose forwarded traffic is matched by a drop policy.
 	FwdOut bool
@@ -76,6 +80,7 @@ type Backend struct {
 	policies   map[dataplane.PolicyID]*policyEntry
 	nextPolicy dataplane.PolicyID
 	bypass     []*policy
+	rules      []*netlink.Rule
 	closed     bool
 }
 
@@ -93,6 +98,7 @@ type saEntry struct {
 type policyEntry struct {
 	params dataplane.PolicyParams
 	kernel []*policy
+	routes []*netlink.Route
 	// outSel holds the encoded selectors of the outbound kernel policies, to recognise them in an
 	// acquire.
 	outSel map[string]bool
@@ -133,6 +139,12 @@ func New(cfg Config) (*Backend, error) {
 	}
 	b.events = ev
 	if err := b.installBypass(); err != nil {
+		ev.Close()
+		c.close()
+		return nil, err
+	}
+	if err := b.installRule(); err != nil {
+		b.removeBypass()
 		ev.Close()
 		c.close()
 		return nil, err
@@ -185,6 +197,13 @@ func (b *Backend) installBypass() error {
 		}
 	}
 	return nil
+}
+
+func (b *Backend) removeBypass() {
+	for _, p := range b.bypass {
+		b.nl.do(policyIDMsg(p), 0)
+	}
+	b.bypass = nil
 }
 
 // algorithms maps the SA's transforms to the kernel's algorithm names (the names strongSwan's
@@ -416,10 +435,31 @@ func (b *Backend) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, e
 		}
 		done = append(done, kp)
 	}
+	if p.Route && p.Mode == dataplane.Tunnel && p.Action == dataplane.Protect {
+		routes, err := b.routesFor(p, b.peerOf(pe))
+		if err == nil {
+			err = b.addRoutes(routes)
+		}
+		if err != nil {
+			for _, d := range done {
+				b.nl.do(policyIDMsg(d), 0)
+			}
+			return 0, err
+		}
+		pe.routes = routes
+	}
 	b.nextPolicy++
 	id := b.nextPolicy
 	b.policies[id] = pe
 	return id, nil
+}
+
+// peerOf is the peer a policy's traffic goes to: its SA's destination, or the trap's PeerAddr.
+func (b *Backend) peerOf(pe *policyEntry) netip.Addr {
+	if e, ok := b.sas[pe.params.SA]; ok {
+		return e.params.Dst
+	}
+	return pe.params.PeerAddr
 }
 
 // buildPolicyLocked computes the kernel policies of pe.params.
@@ -560,6 +600,7 @@ func (b *Backend) DeletePolicy(id dataplane.PolicyID) error {
 		return dataplane.ErrNoPolicy
 	}
 	delete(b.policies, id)
+	delRoutes(pe.routes)
 	var errs []error
 	for _, kp := range pe.kernel {
 		if _, err := b.nl.do(policyIDMsg(kp), 0); err != nil && !errors.Is(err, unix.ENOENT) {
@@ -680,6 +721,7 @@ func (b *Backend) Close() error {
 	b.closed = true
 	var errs []error
 	for id, pe := range b.policies {
+		delRoutes(pe.routes)
 		for _, kp := range pe.kernel {
 			if _, err := b.nl.do(policyIDMsg(kp), 0); err != nil && !errors.Is(err, unix.ENOENT) {
 				errs = append(errs, err)
@@ -694,10 +736,11 @@ func (b *Backend) Close() error {
 		}
 		delete(b.sas, k)
 	}
-	for _, p := range b.bypass {
-		b.nl.do(policyIDMsg(p), 0)
+	for _, pe := range b.policies {
+		delRoutes(pe.routes)
 	}
-	b.bypass = nil
+	b.removeBypass()
+	b.removeRules()
 	b.mu.Unlock()
 	close(b.done)
 	b.events.Close()

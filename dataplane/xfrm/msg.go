@@ -259,6 +259,13 @@ func (a *algo) bytes(withICV bool) []byte {
 	return b
 }
 
+// raw is a fixed-size message body (the structure before the attributes). It is added with
+// AddData, not AddRawData: nl.NetlinkRequest serialises raw data after all attributes.
+type raw []byte
+
+func (r raw) Len() int          { return len(r) }
+func (r raw) Serialize() []byte { return r }
+
 // newRequest returns a request with the flags every change wants (an ACK for each).
 func newRequest(typ int, flags int) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(typ, flags|unix.NLM_F_ACK)
@@ -303,7 +310,7 @@ func stateMsg(typ int, st *state) *nl.NetlinkRequest {
 	if st.mode == modeTunnel {
 		b[saFlags] |= stateFlagAF
 	}
-	req.AddRawData(b)
+	req.AddData(raw(b))
 	if st.aead != nil {
 		req.AddData(nl.NewRtAttr(attrAlgAEAD, st.aead.bytes(true)))
 	}
@@ -365,7 +372,7 @@ func saIDMsg(typ int, dst netip.Addr, spi uint32, proto uint8, mark, markMask ui
 	binary.BigEndian.PutUint32(b[16:], spi)
 	ne.PutUint16(b[20:], family(dst))
 	b[22] = proto
-	req.AddRawData(b)
+	req.AddData(raw(b))
 	if mark != 0 || markMask != 0 {
 		m := make([]byte, 8)
 		ne.PutUint32(m[0:], mark)
@@ -411,7 +418,7 @@ func policyMsg(typ int, p *policy) *nl.NetlinkRequest {
 	ne.PutUint32(b[polIndex:], p.index)
 	b[polDir] = p.dir
 	b[polAction] = p.action
-	req.AddRawData(b)
+	req.AddData(raw(b))
 	if len(p.tmpls) > 0 {
 		t := make([]byte, sizeUserTmpl*len(p.tmpls))
 		for i, tp := range p.tmpls {
@@ -448,7 +455,7 @@ func policyIDMsg(p *policy) *nl.NetlinkRequest {
 	b := make([]byte, sizeUserpolicyID)
 	putSelector(b[0:], p.sel)
 	b[60] = p.dir
-	req.AddRawData(b)
+	req.AddData(raw(b))
 	if p.mark != 0 || p.markMask != 0 {
 		m := make([]byte, 8)
 		ne.PutUint32(m[0:], p.mark)

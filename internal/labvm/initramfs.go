@@ -16,7 +16,7 @@ type cpioFile struct {
 }
 
 const (
-	cpioDir  = 0o040000
+	cpioDir = 0o040000
 	cpioReg = 0o100000
 )
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,7 +199,10 @@ func BuildInit(out string) error {
 	if err != nil {
 		goTool = "/usr/local/go/bin/go"
 	}
-	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, "github.com/goipsec/goipsec/internal/labvm/labinit")
+	// Built from the source beside this file, so that it works from any working directory.
+	_, self, _, _ := runtime.Caller(0)
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = filepath.Join(filepath.Dir(self), "labinit")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("labvm: build labinit: %v: %s", err, b)
