@@ -34,7 +34,7 @@ type Recipe struct {
 }
 
 // Packages every image has: what the harness itself and most tests use.
-var basePackages = []string{"kmod", "iproute2", "iputils-ping", "procps", "iperf3", "tcpdump", "nftables", "xl2tpd", "ppp", "netcat-openbsd"}
+var basePackages = []string{"kmod", "iproute2", "iputils-ping", "procps", "iperf3", "tcpdump", "nftables", "xl2tpd", "ppp", "netcat-openbsd", "mount"}
 
 // StrongSwan is Debian 12's strongSwan 5.9.8 with the kernel-netlink backend (part of charon).
 func StrongSwan() Recipe {
