@@ -298,9 +298,10 @@ func stateMsg(typ int, st *state) *nl.NetlinkRequest {
 	ne.PutUint32(b[saReqid:], st.reqid)
 	ne.PutUint16(b[saFamily:], family(st.dst))
 	b[saMode] = st.mode
-	// The ESN replay state also carries windows above 255 packets (the legacy u8 field's limit)
-	// and the counters moved with an SA; the kernel refuses both forms in one message.
-	useESNVal := st.esn || st.replayWindow > 255 || st.replayBitmap != nil
+	// The ESN replay state also carries windows above 32 packets (the legacy replay state's bitmap
+	// is one u32: the kernel clamps the legacy field to 32, and iproute2 switches at the same
+	// point) and the counters moved with an SA; the kernel refuses both forms in one message.
+	useESNVal := st.esn || st.replayWindow > 32 || st.replayBitmap != nil
 	if st.esn {
 		b[saFlags] = stateFlagESN
 	}

@@ -79,7 +79,9 @@ func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
 		"ip -n gw addr add 192.0.2.66/26 dev vgw1", "ip -n gw link set vgw1 up", "ip -n gw link set lo up",
 		"ip -n gw addr add 203.0.113.66/32 dev lo",
 	}, " && "))
-	t.Cleanup(func() { l.guestTry(t, "ip netns pids gw | xargs -r kill; sleep 0.5; ip netns del gw; ip link del vgw0") })
+	t.Cleanup(func() {
+		l.guestTry(t, "ip netns pids gw | xargs -r kill; sleep 0.5; ip netns del gw; ip link del vgw0")
+	})
 	for _, mode := range []string{"tunnel", "transport"} {
 		t.Run(mode, func(t *testing.T) {
 			g := goipsecConf{dataplane: "kernel", local: "192.0.2.65", remote: "192.0.2.66", localID: "goipsec.lab", remoteID: "swan.lab",
@@ -131,6 +133,90 @@ func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
 			}
 			sw.stop(t)
 			l.guestTry(t, "ip netns exec gw ip xfrm state flush; ip netns exec gw ip xfrm policy flush")
+		})
+	}
+}
+
+// libreswanConf is Libreswan's ipsec.conf for the guest end of pair(). Libreswan's default
+// proposals are left alone (they include AES-GCM-256 with SHA2-256 and ECP-256 for IKE and
+// AES-GCM-256 for ESP, which goipsec is configured to offer).
+func libreswanConf(c goipsecConf) string {
+	return fmt.Sprintf(`config setup
+	logfile=/tmp/pluto.log
+	logappend=no
+	plutodebug=none
+	virtual-private=
+conn gt
+	keyexchange=ikev2
+	authby=secret
+	left=%s
+	leftid=@%s
+	leftsubnet=%s
+	right=%s
+	rightid=@%s
+	rightsubnet=%s
+	type=%s
+	auto=add
+`, c.local, c.localID, c.localTS, c.remote, c.remoteID, c.remoteTS, c.mode)
+}
+
+// startPluto runs Libreswan 4.10's pluto in the guest (kernel XFRM) with conf.
+func (l *lab) startPluto(t *testing.T, c goipsecConf) *guestDaemon {
+	t.Helper()
+	l.writeShare(t, "ipsec.conf", libreswanConf(c))
+	l.writeShare(t, "ipsec.secrets", fmt.Sprintf("@%s @%s : PSK \"%s\"\n", c.localID, c.remoteID, testPSK))
+	l.guest(t, "cp /mnt/host/ipsec.conf /etc/ipsec.conf && cp /mnt/host/ipsec.secrets /etc/ipsec.secrets && chmod 600 /etc/ipsec.secrets && mkdir -p /run/pluto && rm -f /run/pluto/*")
+	g := l.startGuest(t, "pluto", "exec ipsec pluto --nofork --config /etc/ipsec.conf --nssdir /var/lib/ipsec/nss")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, code := l.guestTry(t, "ipsec auto --add gt")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ipsec auto --add gt: %s\npluto log:\n%s", out, l.guest(t, "cat /tmp/pluto.log || true"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := l.guestTry(t, "tail -n 60 /tmp/pluto.log")
+			t.Logf("pluto log:\n%s", out)
+		}
+		g.stop(t)
+		l.guestTry(t, "ip xfrm state flush; ip xfrm policy flush")
+	})
+	return g
+}
+
+// TestLibreswanKernel: goipsec (userspace data plane, host side) against Libreswan 4.10 with the
+// kernel's ESP (guest), tunnel and transport mode, each side initiating.
+func TestLibreswanKernel(t *testing.T) {
+	l := needLab(t, labvm.Libreswan())
+	for _, tc := range []struct{ mode, initiator string }{
+		{"tunnel", "goipsec"}, {"tunnel", "libreswan"}, {"transport", "goipsec"}, {"transport", "libreswan"},
+	} {
+		t.Run(tc.mode+"/"+tc.initiator+"-initiates", func(t *testing.T) {
+			l.logConsole(t)
+			guest, host := pair(tc.mode, "aes256gcm16")
+			host.dataplane = "userspace"
+			host.ikeProposal = "aes256gcm16-prfsha256-ecp256"
+			if tc.initiator == "goipsec" {
+				host.startAction = "start"
+			}
+			l.startPluto(t, guest)
+			h := l.startHostGoipsec(t, host.String())
+			if tc.initiator == "libreswan" {
+				l.guest(t, "timeout 40 ipsec auto --up gt")
+			}
+			h.waitLog(t, "Child SA established", 30*time.Second)
+			if tc.mode == "tunnel" {
+				// Libreswan installs no route for the remote subnet with a source inside the
+				// local one: the lab adds it.
+				l.guest(t, "ip route replace "+hostInner+"/32 via "+hostOuter+" src "+guestInner)
+				defer l.guestTry(t, "ip route del "+hostInner+"/32")
+			}
+			l.trafficCheck(t, tc.mode)
 		})
 	}
 }

@@ -100,6 +100,9 @@ func command(req agent.Request) *exec.Cmd {
 	cmd := exec.Command("/bin/sh", "-c", req.Cmd)
 	// Own process group: a timeout or a signal reaches the whole pipeline, not just the shell.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A daemon started in the background by the command keeps its output pipes open; without a
+	// bound, the command would count as running until that daemon ends.
+	cmd.WaitDelay = 2 * time.Second
 	if req.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(req.Stdin)
 	}
