@@ -147,7 +147,7 @@ func libreswanConf(c goipsecConf) string {
 	plutodebug=none
 	virtual-private=
 conn gt
-	keyexchange=ikev2
+	ikev2=yes
 	authby=secret
 	left=%s
 	leftid=@%s
