@@ -75,6 +75,8 @@ type Daemon struct {
 	peers    atomic.Pointer[peerSnapshot]
 	vici     atomic.Pointer[vici.Server]
 	closing  atomic.Bool
+	// softExpired dedupes soft-lifetime rekeys of a Child SA (OnExpire).
+	softExpired softExpiries
 
 	mu           sync.Mutex
 	cfg          *config.Config

@@ -630,6 +630,11 @@ func (d *Daemon) OnExpire(x dataplane.Expire) {
 	if spiIn == 0 || d.ike == nil {
 		return
 	}
+	// A kernel data plane reports the soft limit of the inbound and of the outbound SA of one
+	// Child SA separately: rekey once.
+	if !x.Hard && !d.softExpired.add(spiIn) {
+		return
+	}
 	go func() {
 		if x.Hard {
 			d.log.Info("Child SA reached a hard limit: deleting it", "sa", x.SA.String(), "why", x.Why)

@@ -820,9 +820,11 @@ func (b *Backend) onExpire(data []byte) {
 	b.mu.Lock()
 	e, ok := b.sas[k]
 	if ok && x.hard {
-		// The kernel deleted the state itself.
+		// The kernel marks the state expired and normally deletes it; a state whose hard limit
+		// was reached on the output path can stay listed (dead) until then, so delete it here too.
 		delete(b.sas, k)
 		e.wipe()
+		b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), b.cfg.Mark, b.cfg.MarkMask), 0)
 	}
 	b.mu.Unlock()
 	if !ok {

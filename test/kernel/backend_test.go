@@ -1,0 +1,141 @@
+package kernel
+
+import (
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goipsec/goipsec/internal/labvm"
+)
+
+// guestSPIs lists the SPIs of the guest's XFRM SAs, sorted. Larval states are left out: when
+// traffic meets a policy whose SA is gone, the kernel itself adds a keyless state for its acquire
+// (it expires after 30 s); it is not an SA anyone installed.
+func (l *lab) guestSPIs(t *testing.T) []string {
+	t.Helper()
+	var spis []string
+	for _, block := range stateHead.Split(l.guest(t, "ip xfrm state"), -1) {
+		m := regexp.MustCompile(`spi (0x[0-9a-f]+)`).FindStringSubmatch(block)
+		if m == nil || !regexp.MustCompile(`(?m)^\s+(aead|enc|auth|auth-trunc) `).MatchString(block) {
+			continue
+		}
+		spis = append(spis, m[1])
+	}
+	sort.Strings(spis)
+	return spis
+}
+
+// kernelPair starts goipsec with the kernel data plane in the guest (configured by guestEdit) and
+// a userspace responder on the host side, in tunnel mode.
+func (l *lab) kernelPair(t *testing.T, guestEdit func(*goipsecConf)) *guestDaemon {
+	t.Helper()
+	guest, host := pair("tunnel", "aes256gcm16")
+	guest.dataplane, host.dataplane = "kernel", "userspace"
+	guest.startAction = "start"
+	guestEdit(&guest)
+	l.startHostGoipsec(t, host.String())
+	return l.startGuestGoipsec(t, "goipsec", guest)
+}
+
+// TestKernelTrapAcquire: a trap policy in the kernel raises an acquire on the first packet, which
+// starts IKE; the SA is installed and the traffic then flows.
+func TestKernelTrapAcquire(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	l.logConsole(t)
+	g := l.kernelPair(t, func(c *goipsecConf) { c.startAction = "trap" })
+	if spis := l.guestSPIs(t); len(spis) != 0 {
+		t.Fatalf("SAs installed before any traffic: %v", spis)
+	}
+	if !strings.Contains(l.guest(t, "ip xfrm policy"), "dir out") {
+		t.Fatal("no outbound trap policy in the kernel")
+	}
+	// The first packet only triggers the acquire (the kernel drops it).
+	l.guestTry(t, "ping -c1 -W1 -I "+guestInner+" "+hostInner)
+	g.waitOutput(t, "acquire: traffic needs an SA", 20*time.Second)
+	g.waitOutput(t, "Child SA established", 30*time.Second)
+	l.pingFromGuest(t, guestInner, hostInner)
+	l.assertCountersMoved(t)
+}
+
+// TestKernelSoftExpiryRekeys: the kernel's soft packet limit raises an expire event, the daemon
+// rekeys the Child SA, and traffic moves to the new SAs.
+func TestKernelSoftExpiryRekeys(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	l.logConsole(t)
+	g := l.kernelPair(t, func(c *goipsecConf) { c.childExtra = "        rekey_packets = 20\n        life_packets = 100000\n" })
+	g.waitOutput(t, "Child SA established", 30*time.Second)
+	before := l.guestSPIs(t)
+	l.guest(t, "ping -c 25 -i 0.05 -W 2 -I "+guestInner+" "+hostInner+" >/dev/null || true")
+	g.waitOutput(t, "Child SA reached a soft limit: rekeying it", 20*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after := l.guestSPIs(t)
+		if len(after) == 2 && !overlap(before, after) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SAs before the soft expiry %v, now %v: no rekey", before, after)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	l.pingFromGuest(t, guestInner, hostInner)
+}
+
+// TestKernelHardExpiryDeletes: at the hard packet limit the kernel deletes the SA and the daemon
+// closes the Child SA.
+func TestKernelHardExpiryDeletes(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	l.logConsole(t)
+	g := l.kernelPair(t, func(c *goipsecConf) { c.childExtra = "        life_packets = 10\n" })
+	g.waitOutput(t, "Child SA established", 30*time.Second)
+	before := l.guestSPIs(t)
+	if len(before) != 2 {
+		t.Fatalf("expected two SAs, have %v", before)
+	}
+	l.guest(t, "ping -c 15 -i 0.05 -W 1 -I "+guestInner+" "+hostInner+" >/dev/null || true")
+	g.waitOutput(t, "Child SA reached a hard limit: deleting it", 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for overlap(before, l.guestSPIs(t)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SAs %v still installed after their hard limit:\n%s", before, l.guest(t, "ip -s xfrm state"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestKernelReloadKeepsSAs: a reload that leaves the connection unchanged keeps its kernel SAs.
+func TestKernelReloadKeepsSAs(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	l.logConsole(t)
+	guest, host := pair("tunnel", "aes256gcm16")
+	guest.dataplane, host.dataplane = "kernel", "userspace"
+	guest.startAction = "start"
+	l.startHostGoipsec(t, host.String())
+	g := l.startGuestGoipsec(t, "goipsec", guest)
+	g.waitOutput(t, "Child SA established", 30*time.Second)
+	before := l.guestSPIs(t)
+	// The same file with one more (unrelated, idle) connection.
+	conf := guest.String()
+	conf = strings.Replace(conf, "connections {\n", "connections {\n  other {\n    remote_addrs = 192.0.2.99\n    local { auth = psk }\n    remote { auth = psk }\n    children { c { local_ts = 10.9.0.0/24\n remote_ts = 10.8.0.0/24 } }\n  }\n", 1)
+	l.writeShare(t, "goipsec.conf", conf)
+	l.guest(t, "/mnt/host/goipsec reload")
+	g.waitOutput(t, "configuration reloaded", 10*time.Second)
+	if after := l.guestSPIs(t); strings.Join(after, " ") != strings.Join(before, " ") {
+		t.Fatalf("SAs before the reload %v, after %v", before, after)
+	}
+	l.pingFromGuest(t, guestInner, hostInner)
+	l.assertCountersMoved(t)
+}
+
+func overlap(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
