@@ -405,19 +405,13 @@ func (sa *SA) childGone(c *ChildSA, reason Reason) {
 	sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: reason, Grace: grace})
 }
 
-// Tick runs the SA's protocol timers that are due at now — Child SA rekeys and hard lifetimes,
-// retries deferred after TEMPORARY_FAILURE — and returns the next such deadline (zero: none).
-func (sa *SA) Tick(now time.Time) time.Time {
+// Tick runs the SA's protocol timers that are due at now: Child SA rekeys and hard lifetimes,
+// retries deferred after TEMPORARY_FAILURE.
+func (sa *SA) Tick(now time.Time) {
 	if sa.state == StateDead {
-		return time.Time{}
+		return
 	}
 	sa.RequeueDue(now)
-	var next time.Time
-	earliest := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
 	for _, c := range append([]*ChildSA(nil), sa.Children...) {
 		if !c.ExpireAt.IsZero() && !now.Before(c.ExpireAt) {
 			c.ExpireAt = time.Time{}
@@ -430,6 +424,21 @@ func (sa *SA) Tick(now time.Time) time.Time {
 				sa.QueueRekeyChild(c.SPIIn)
 			}
 		}
+	}
+}
+
+// NextDeadline returns when Tick has something to do next (zero: never).
+func (sa *SA) NextDeadline() time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if sa.state == StateDead {
+		return next
+	}
+	for _, c := range sa.Children {
 		earliest(c.RekeyAt)
 		earliest(c.ExpireAt)
 	}
