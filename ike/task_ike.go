@@ -361,7 +361,12 @@ func (t *ikeDeleteTask) process(sa *SA, _ *Message) (bool, error) {
 // respondIKEDelete answers the peer's Delete of this IKE SA; the SA ends once the answer is sent.
 func respondIKEDelete(sa *SA, _ *Message) {
 	r := ReasonDeletedByPeer
-	if sa.replaced {
+	switch {
+	case sa.adopting:
+		// The peer's redundant IKE SA of a rekey collision: it never carried anything.
+		sa.replaced = true
+		r = ReasonCollision
+	case sa.replaced:
 		r = ReasonRekeyed
 	}
 	sa.closeAfterResponse(r)

@@ -37,12 +37,12 @@ func NewNet() *Net { return &Net{Clock: NewManualClock(), hosts: map[netip.Addr]
 // NAT hides the hosts of Inside behind Public: it maps each inside address and port to a public
 // port when the first packet goes out, and translates answers back (a port-restricted cone NAT).
 type NAT struct {
-	Public   netip.Addr
-	Inside   map[netip.Addr]bool
-	next     uint16
-	out      map[netip.AddrPort]netip.AddrPort // inside → public
-	in       map[netip.AddrPort]netip.AddrPort // public → inside
-	Rebinds  int
+	Public  netip.Addr
+	Inside  map[netip.Addr]bool
+	next    uint16
+	out     map[netip.AddrPort]netip.AddrPort // inside → public
+	in      map[netip.AddrPort]netip.AddrPort // public → inside
+	Rebinds int
 }
 
 // AddNAT puts the given hosts behind a NAT with the public address pub.

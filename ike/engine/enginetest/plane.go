@@ -25,7 +25,7 @@ type Plane struct {
 	children []*ike.ChildInstall // installed, in order
 
 	sent, received, noSA, lostOnWire int
-	receivedBySPI                   map[uint32]int
+	receivedBySPI                    map[uint32]int
 }
 
 type inboundSA struct{ c *ike.ChildInstall }
