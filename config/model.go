@@ -45,6 +45,7 @@ type Connection struct {
 	DPDTimeout    time.Duration // IKEv1 only; kept for completeness
 	KeyingTries   uint32        // 0 means forever
 	Unique        string        // never, no, keep or replace
+	Childless     string        // allow, prefer, force or never (RFC 6023)
 	RekeyTime     time.Duration
 	ReauthTime    time.Duration
 	OverTime      time.Duration
@@ -414,6 +415,7 @@ func (l *loader) connection(sec *Section) *Connection {
 	c.DPDTimeout = l.duration(sec, conn, "dpd_timeout")
 	c.KeyingTries = uint32(l.number(sec, conn, "keyingtries", math.MaxUint32))
 	c.Unique = l.enum(sec, conn, "unique", "never", "no", "keep", "replace")
+	c.Childless = l.enum(sec, conn, "childless", "allow", "prefer", "force", "never")
 
 	// strongSwan's lifetime rules: rekeying every 4h unless reauthentication is configured;
 	// over_time is 10% of the longer interval; rand_time defaults to over_time.

@@ -17,12 +17,12 @@ func fqdn(s string) config.Identity {
 
 func TestLookupPSKPrefersTheMostSpecificSecret(t *testing.T) {
 	d, _ := New(Options{})
-	d.peers.Store(&peerSnapshot{secrets: []*config.PSK{
+	d.peers.Store(newPeerSnapshot(nil, []*config.PSK{
 		{Name: "any", Secret: []byte("wildcard")},
 		{Name: "remote", IDs: []config.Identity{fqdn("sun")}, Secret: []byte("for-sun")},
 		{Name: "both", IDs: []config.Identity{fqdn("moon"), fqdn("sun")}, Secret: []byte("moon-sun")},
 		{Name: "other", IDs: []config.Identity{fqdn("venus")}, Secret: []byte("for-venus")},
-	}})
+	}))
 	id := func(s string) ike.Identity { return ike.Identity{Type: wire.IDFQDN, Data: []byte(s)} }
 	for _, tc := range []struct{ local, remote, want string }{
 		{"moon", "sun", "moon-sun"},

@@ -804,44 +804,49 @@ func (d *Daemon) ServeVICI(path string) error {
 	return nil
 }
 
-// publishIKE sends ike-updown for an IKE SA (engine lock held by the caller: sa is read here only).
-func (d *Daemon) publishIKE(sa *ike.SA, up bool) {
+// publishIKE sends ike-updown for an IKE SA.
+func (d *Daemon) publishIKE(sa ike.IKEInfo, up bool) {
 	srv := d.viciServer()
 	if srv == nil || !srv.Listening("ike-updown") {
 		return
 	}
-	info := engine.SAInfo{Name: sa.Config.Name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, State: sa.State,
-		Local: sa.Local, Remote: sa.Remote, LocalID: sa.LocalID.String(), RemoteID: sa.RemoteID.String(),
-		Transforms: sa.Proposal, NAT: sa.NAT(), Established: sa.Established}
 	m := vici.NewMessage()
 	if up {
 		m.Set("up", "yes")
 	}
-	ikeSAMessage(m.AddSection(info.Name), info, 1)
+	ikeSAMessage(m.AddSection(sa.Conn), ikeInfo(sa, up), 1)
 	srv.Publish("ike-updown", m)
 }
 
+// ikeInfo turns an event's IKE SA identification into a listing entry.
+func ikeInfo(sa ike.IKEInfo, up bool) engine.SAInfo {
+	st := ike.StateEstablished
+	if !up {
+		st = ike.StateDead
+	}
+	return engine.SAInfo{Name: sa.Conn, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, State: st,
+		Local: sa.Local, Remote: sa.Remote, LocalID: sa.LocalID.String(), RemoteID: sa.RemoteID.String(),
+		Transforms: sa.Proposal, NAT: sa.NATLocal || sa.NATRemote, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote}
+}
+
 // publishChild sends child-updown for a Child SA.
-func (d *Daemon) publishChild(sa *ike.SA, c *ike.ChildSA, up bool) {
+func (d *Daemon) publishChild(sa ike.IKEInfo, c *ike.ChildInstall, up bool) {
 	srv := d.viciServer()
 	if srv == nil || !srv.Listening("child-updown") {
 		return
 	}
-	info := engine.SAInfo{Name: sa.Config.Name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, State: sa.State,
-		Local: sa.Local, Remote: sa.Remote, LocalID: sa.LocalID.String(), RemoteID: sa.RemoteID.String(),
-		Transforms: sa.Proposal, NAT: sa.NAT(), Established: sa.Established}
 	m := vici.NewMessage()
 	if up {
 		m.Set("up", "yes")
 	}
-	s := m.AddSection(info.Name)
-	ikeSAMessage(s, info, 1)
+	s := m.AddSection(sa.Conn)
+	ikeSAMessage(s, ikeInfo(sa, true), 1)
 	ci := engine.ChildInfo{Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Mode: c.Mode, Transforms: c.Proposal, ESN: c.ESN,
-		LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, Created: c.Created}
+		LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, Created: time.Now()}
 	if c.Config != nil {
 		ci.RekeyTime = c.Config.RekeyTime
 	}
-	st := ChildStatus{LocalTS: ts.FormatList(c.LocalTS), RemoteTS: ts.FormatList(c.RemoteTS), Encap: sa.NAT()}
+	st := ChildStatus{LocalTS: ts.FormatList(c.LocalTS), RemoteTS: ts.FormatList(c.RemoteTS), Encap: c.Encap}
 	d.childSAMessage(s.AddSection("child-sas").AddSection(fmt.Sprintf("%s-%d", c.Name, c.SPIIn)), ci, st, 1)
 	srv.Publish("child-updown", m)
 }

@@ -323,10 +323,9 @@ func (e *Engine) tick(s *ikeSA) {
 			kind, _ := s.ActiveKind()
 			err := fmt.Errorf("peer %s did not answer %d retransmissions of %s", s.Remote, s.retries, kind)
 			e.flush(s)
+			e.logSA(s).Warn("IKE SA failed", "err", err)
 			if !s.State().Authenticated() {
 				s.out = append(s.out, ike.Failed{Conn: s.connName(), Err: err})
-			} else {
-				e.logSA(s).Warn("peer is dead", "err", err)
 			}
 			e.stopPending(s)
 			s.Abort()

@@ -324,3 +324,30 @@ func TestSnapshotShowsDeadlines(t *testing.T) {
 		t.Fatalf("snapshot %+v", sa)
 	}
 }
+
+// TestManySAsOneTimerEach: 300 IKE SAs with DPD and rekey timers and a Child SA each keep the
+// deadline heap at about one entry per SA, however often their deadlines move.
+func TestManySAsOneTimerEach(t *testing.T) {
+	p := newPair(t, nil)
+	p.ca.DPDDelay = 10 * time.Second
+	p.ca.RekeyTime = time.Hour
+	p.ca.Children[0].RekeyTime = 30 * time.Minute
+	p.ca.Unique = ike.UniqueNever
+	const n = 300
+	for range n {
+		p.initiate(t)
+	}
+	p.run(2 * time.Second)
+	if got := len(p.b.Engine.SAs()); got != n {
+		t.Fatalf("B holds %d IKE SAs, want %d", got, n)
+	}
+	p.run(2 * time.Minute)
+	for _, h := range []*enginetest.Host{p.a, p.b} {
+		if got := h.Engine.TimerEntries(); got > 2*n {
+			t.Fatalf("%s's deadline heap holds %d entries for %d SAs", h.Name, got, n)
+		}
+	}
+	if got := len(p.a.IKEDown()) + len(p.b.IKEDown()); got != 0 {
+		t.Fatalf("%d IKE SAs went down", got)
+	}
+}

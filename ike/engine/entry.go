@@ -77,9 +77,6 @@ type keepaliveEffect struct{ local, remote netip.AddrPort }
 // handshakeEffect reports a completed handshake's duration.
 type handshakeEffect struct{ took time.Duration }
 
-// illegalEffect reports a refused state change.
-type illegalEffect struct{ err error }
-
 // post gives work to an entry and schedules it when it was idle. It reports false when the entry
 // is gone or its inbox is full.
 func (e *Engine) post(en *entry, w work) bool {
@@ -175,7 +172,6 @@ type fifo struct {
 	items  []*entry
 	head   int
 	signal chan struct{}
-	closed bool
 }
 
 func newFIFO() *fifo { return &fifo{signal: make(chan struct{}, 1)} }
