@@ -182,7 +182,7 @@ func TestControlSocket(t *testing.T) {
 	out, err = goipsecCLI(t, "status", "--json", "--socket", sockA)
 	var st daemon.Status
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.Connections) != 1 || st.Connections[0].State != "up" ||
-		len(st.Connections[0].IKESAs) != 1 || st.Connections[0].IKESAs[0].Children[0].PacketsOut < 2 {
+		len(st.Connections[0].IKESAs) != 1 || st.Connections[0].IKESAs[0].Children[0].Out.Packets < 2 {
 		t.Fatalf("goipsec status --json: %v\n%s", err, out)
 	}
 	if out, err = goipsecCLI(t, "down", "gt", "--socket", sockA); err != nil || !strings.Contains(out, "gt is down") {
