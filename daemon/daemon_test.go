@@ -35,7 +35,6 @@ func TestLookupPSKPrefersTheMostSpecificSecret(t *testing.T) {
 	}
 }
 
-
 func TestFailureReason(t *testing.T) {
 	for msg, want := range map[string]string{
 		"no IKE proposal chosen for 192.0.2.1:500: peer offered x; we accept y":      "no_ike_proposal",
@@ -50,8 +49,6 @@ func TestFailureReason(t *testing.T) {
 		}
 	}
 }
-
-
 
 func TestRetransmitBudget(t *testing.T) {
 	// 4s, 7.2s, 12.96s, 23.3s, 42s, 75.6s: 165s for one exchange; two exchanges and a margin.

@@ -22,12 +22,12 @@ const historyLen = 60
 // the last historyLen samples. Counters are kept per SA (by inbound SPI), so a rekey, which starts
 // a new SA at zero, is not mistaken for negative traffic.
 type tunnelRates struct {
-	key          string // conn/child
-	state, peer  string
-	last         map[string][2]uint64 // SPI → bytes in, out at the previous sample
-	in, out      float64              // bytes per second over the last interval
-	history      []float64            // in+out bytes per second, oldest first
-	seen         bool
+	key         string // conn/child
+	state, peer string
+	last        map[string][2]uint64 // SPI → bytes in, out at the previous sample
+	in, out     float64              // bytes per second over the last interval
+	history     []float64            // in+out bytes per second, oldest first
+	seen        bool
 }
 
 // watcher turns successive snapshots into per-tunnel rates.
