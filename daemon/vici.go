@@ -13,6 +13,7 @@ import (
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/internal/ikeprobe"
 	"github.com/goipsec/goipsec/internal/logging"
+	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/status"
 	"github.com/goipsec/goipsec/vici"
 )
@@ -138,8 +139,8 @@ func (p controlPort) SubscribeLog(level slog.Level, active func() bool, fn func(
 	return p.d.opts.Logs.SubscribeWhile(level, active, fn)
 }
 
-func (p controlPort) Probe(ctx context.Context, dst netip.AddrPort) ikeprobe.Result {
-	return ikeprobe.Probe(ctx, dst, ikeprobe.Options{Mark: p.d.fwmark})
+func (p controlPort) Probe(ctx context.Context, dst netip.AddrPort, props []proposal.Proposal) ikeprobe.Result {
+	return ikeprobe.Probe(ctx, dst, ikeprobe.Options{Mark: p.d.fwmark, Proposals: props})
 }
 
 // retransmitBudget is how long an exchange can take before the engine gives up on the peer, with

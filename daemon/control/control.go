@@ -23,6 +23,7 @@ import (
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/internal/ikeprobe"
 	"github.com/goipsec/goipsec/internal/logging"
+	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/status"
 	"github.com/goipsec/goipsec/vici"
 )
@@ -59,9 +60,9 @@ type Daemon interface {
 	// SubscribeLog delivers log records at level or above to fn while active reports true (nil:
 	// always), until cancel is called. fn must not block or log.
 	SubscribeLog(level slog.Level, active func() bool, fn func(logging.Record)) (cancel func())
-	// Probe sends an IKE probe to dst from the daemon's own sockets' network namespace and with
-	// its routing mark, as the daemon's IKE messages would travel.
-	Probe(ctx context.Context, dst netip.AddrPort) ikeprobe.Result
+	// Probe sends an IKE probe offering proposals to dst from the daemon's network namespace and
+	// with its routing mark, as the daemon's IKE messages would travel (package ikeprobe).
+	Probe(ctx context.Context, dst netip.AddrPort, proposals []proposal.Proposal) ikeprobe.Result
 }
 
 // Options configure a Service.

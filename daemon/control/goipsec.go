@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/goipsec/goipsec/internal/ikeprobe"
+	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/vici"
 )
 
@@ -47,10 +48,12 @@ func (s *Service) reload(context.Context, *vici.Message, vici.EventStreamer) (*v
 }
 
 // probe checks, from the daemon's side, whether IKE answers at the connection's remote addresses
-// (or the "host" given) on ports 500 and 4500. Each result is a section named "ADDR:PORT" with
+// (or the "host" given) on ports 500 and 4500, offering the connection's IKE proposals (the
+// default set for a host). Each result is a section named "ADDR:PORT" with
 // verdict (answered, refused, silent, error), detail and rtt_ms.
 func (s *Service) probe(ctx context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
 	var hosts []netip.Addr
+	var props []proposal.Proposal
 	if h := req.Get("host"); h != "" {
 		a, err := netip.ParseAddr(h)
 		if err != nil {
@@ -68,6 +71,7 @@ func (s *Service) probe(ctx context.Context, req *vici.Message, _ vici.EventStre
 				continue
 			}
 			found = true
+			props = c.Proposals
 			for _, a := range addrList(c.RemoteAddrs) {
 				if ip, err := netip.ParseAddr(a); err == nil {
 					hosts = append(hosts, ip)
@@ -96,7 +100,7 @@ func (s *Service) probe(ctx context.Context, req *vici.Message, _ vici.EventStre
 	results := make([]ikeprobe.Result, len(dsts))
 	var wg sync.WaitGroup
 	for i, dst := range dsts {
-		wg.Go(func() { results[i] = s.d.Probe(ctx, dst) })
+		wg.Go(func() { results[i] = s.d.Probe(ctx, dst, props) })
 	}
 	wg.Wait()
 	m := vici.NewMessage()

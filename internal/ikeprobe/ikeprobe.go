@@ -1,10 +1,10 @@
 // Package ikeprobe asks a host whether an IKEv2 responder answers on a UDP port, without creating
-// any state there: it sends one IKE_SA_INIT request whose only proposal uses transform IDs from
-// the private-use range (RFC 7296 §3.3.2: 1024–65535), which no responder accepts, so a live one
-// answers NO_PROPOSAL_CHOSEN (RFC 7296 §2.7) and keeps nothing. A closed port answers with ICMP
-// port unreachable; a dead host or a firewall that drops answers nothing.
-//
-// The peer logs the probe as a failed negotiation with an unacceptable proposal; docs say so.
+// any state there: it sends one IKE_SA_INIT request offering the connection's own IKE proposals
+// but a KE payload of a key exchange method none of them names. A live responder that accepts
+// one of the proposals answers INVALID_KE_PAYLOAD (RFC 7296 §1.2: it names the group it wants and
+// keeps no state, the normal first step of many handshakes); one that accepts none answers
+// NO_PROPOSAL_CHOSEN (§2.7), which is worth knowing too. A closed port answers with ICMP port
+// unreachable; a dead host or a firewall that drops answers nothing.
 package ikeprobe
 
 import (
@@ -16,12 +16,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/proposal"
 )
 
 // Verdict is what the probe concluded.
@@ -49,29 +51,73 @@ type Options struct {
 	Mark uint32
 	// Timeout bounds the whole probe (default 2 s); the request is repeated twice within it.
 	Timeout time.Duration
-	// Rand supplies the SPI and nonce (default crypto/rand).
+	// Rand supplies the SPI, nonce and KE data (default crypto/rand).
 	Rand io.Reader
+	// Proposals are offered (the connection's IKE proposals; default: the "default" set).
+	Proposals []proposal.Proposal
 }
 
-// privateID is a transform ID from the private-use range of every transform type (IANA IKEv2
-// registries; RFC 7296 §3.3.2), so that the proposal matches nothing.
-const privateID = 65001
+// keGroups are key exchange methods the probe may claim in its KE payload, with their public
+// value lengths (RFC 7296 §3.4; X25519: RFC 8031; ECP: RFC 5903; MODP: RFC 3526): the first one
+// that no offered proposal names is used.
+var keGroups = []struct {
+	id  uint16
+	len int
+}{{31, 32}, {19, 64}, {14, 256}, {20, 96}, {21, 132}, {15, 384}, {16, 512}}
+
+// unusedGroup picks a key exchange method that none of the proposals names.
+func unusedGroup(props []proposal.Proposal) (uint16, int) {
+	used := map[uint16]bool{}
+	for _, p := range props {
+		for _, t := range p.Of(proposal.TypeKeyExchange) {
+			used[t.ID] = true
+		}
+	}
+	for _, g := range keGroups {
+		if !used[g.id] {
+			return g.id, g.len
+		}
+	}
+	return 65001, 32 // private use (RFC 7296 §3.3.2): named by no proposal either
+}
+
+// toWire converts proposals to SA payload proposals, numbered from 1.
+func toWire(props []proposal.Proposal) []wire.Proposal {
+	out := make([]wire.Proposal, 0, len(props))
+	for i, p := range props {
+		wp := wire.Proposal{Number: uint8(i + 1), Protocol: wire.ProtoIKE}
+		for _, t := range p.Transforms {
+			wt := wire.Transform{Type: wire.TransformType(t.Type), ID: t.ID}
+			if t.KeyLength != 0 {
+				wt.Attributes = []wire.Attribute{wire.KeyLengthAttribute(t.KeyLength)}
+			}
+			wp.Transforms = append(wp.Transforms, wt)
+		}
+		out = append(out, wp)
+	}
+	return out
+}
 
 // natTMarker is the non-ESP marker that precedes IKE messages on port 4500 (RFC 3948 §2.2).
 var natTMarker = []byte{0, 0, 0, 0}
 
-// Request builds the probe: IKE_SA_INIT with SA, KE (X25519-sized) and Nonce payloads.
-func Request(spi uint64, nonce, keData []byte) ([]byte, error) {
+// Request builds the probe: IKE_SA_INIT offering props, with a KE payload of a method none of them
+// names (random bytes of that method's length) and a Nonce.
+func Request(spi uint64, props []proposal.Proposal, rnd io.Reader) ([]byte, error) {
+	group, n := unusedGroup(props)
+	ke := make([]byte, n)
+	nonce := make([]byte, 32)
+	if _, err := io.ReadFull(rnd, ke); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(rnd, nonce); err != nil {
+		return nil, err
+	}
 	m := wire.Message{
 		Header: wire.Header{SPIi: spi, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagInitiator},
 		Payloads: []wire.Payload{
-			&wire.SA{Proposals: []wire.Proposal{{Number: 1, Protocol: wire.ProtoIKE, Transforms: []wire.Transform{
-				{Type: wire.TransformENCR, ID: privateID},
-				{Type: wire.TransformPRF, ID: privateID},
-				{Type: wire.TransformINTEG, ID: privateID},
-				{Type: wire.TransformKE, ID: 31},
-			}}}},
-			&wire.KE{Group: 31, Data: keData},
+			&wire.SA{Proposals: toWire(props)},
+			&wire.KE{Group: group, Data: ke},
 			&wire.Nonce{Data: nonce},
 		},
 	}
@@ -79,7 +125,7 @@ func Request(spi uint64, nonce, keData []byte) ([]byte, error) {
 }
 
 // ParseAnswer checks that b (without a non-ESP marker) is the response to the probe with SPI spi
-// and names the notifications it carries.
+// and says what it means.
 func ParseAnswer(b []byte, spi uint64) (string, error) {
 	m, err := wire.Decode(b)
 	if err != nil {
@@ -88,19 +134,22 @@ func ParseAnswer(b []byte, spi uint64) (string, error) {
 	if m.SPIi != spi || !m.IsResponse() || m.Exchange != wire.ExchangeIKESAInit {
 		return "", errors.New("not a response to the probe")
 	}
-	var notes string
+	var notes []string
 	for _, p := range m.Payloads {
 		if n, ok := p.(*wire.Notify); ok {
-			if notes != "" {
-				notes += ", "
+			switch n.NotifyType {
+			case wire.InvalidKEPayload:
+				return "an IKEv2 responder answered and accepts one of our IKE proposals", nil
+			case wire.NoProposalChosen:
+				return "an IKEv2 responder answered, but accepts none of our IKE proposals (NO_PROPOSAL_CHOSEN)", nil
 			}
-			notes += n.NotifyType.String()
+			notes = append(notes, n.NotifyType.String())
 		}
 	}
-	if notes == "" {
-		notes = "an IKE_SA_INIT response"
+	if len(notes) == 0 {
+		return "an IKEv2 responder answered (IKE_SA_INIT response)", nil
 	}
-	return notes, nil
+	return "an IKEv2 responder answered (" + strings.Join(notes, ", ") + ")", nil
 }
 
 // Probe sends the probe to dst (port 4500 with the non-ESP marker) and waits for the outcome.
@@ -111,12 +160,15 @@ func Probe(ctx context.Context, dst netip.AddrPort, opts Options) Result {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	var rnd [8 + 32 + 32]byte
+	if len(opts.Proposals) == 0 {
+		opts.Proposals, _ = proposal.ParseIKE("default")
+	}
+	var rnd [8]byte
 	if _, err := io.ReadFull(opts.Rand, rnd[:]); err != nil {
 		return Result{Verdict: Failed, Detail: err.Error()}
 	}
-	spi := binary.BigEndian.Uint64(rnd[:8]) | 1 // never zero
-	req, err := Request(spi, rnd[8:40], rnd[40:])
+	spi := binary.BigEndian.Uint64(rnd[:]) | 1 // never zero
+	req, err := Request(spi, opts.Proposals, opts.Rand)
 	if err != nil {
 		return Result{Verdict: Failed, Detail: err.Error()}
 	}
@@ -181,10 +233,10 @@ func Probe(ctx context.Context, dst netip.AddrPort, opts Options) Result {
 			}
 			msg = msg[4:]
 		}
-		notes, err := ParseAnswer(msg, spi)
+		what, err := ParseAnswer(msg, spi)
 		if err != nil {
 			continue
 		}
-		return Result{Verdict: Answered, Detail: "an IKEv2 responder answered (" + notes + ")", RTT: time.Since(start)}
+		return Result{Verdict: Answered, Detail: what, RTT: time.Since(start)}
 	}
 }
