@@ -158,6 +158,7 @@ func (d *Daemon) Status() Status {
 			Local: m.cfg.Local.String(), Remote: m.cfg.Remote.String(), LocalTS: tsStrings(m.cfg.LocalTS), RemoteTS: tsStrings(m.cfg.RemoteTS),
 			SPIIn: hex8(m.in.SPI), SPIOut: hex8(m.out.SPI), In: traffic(in), Out: traffic(out)})
 	}
+	st.Normalize()
 	return st
 }
 

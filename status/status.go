@@ -12,6 +12,7 @@
 package status
 
 import (
+	"reflect"
 	"slices"
 	"time"
 )
@@ -196,3 +197,33 @@ func (s *Status) FindChild(spi string) *ChildSA {
 
 // Up reports whether the connection's tunnels carry traffic as configured.
 func (c *Connection) Up() bool { return c.State == StateUp }
+
+// Normalize replaces nil lists and maps with empty ones, everywhere in s, so that the JSON never
+// holds null where the documentation promises a list or an object.
+func (s *Status) Normalize() { normalize(reflect.ValueOf(s).Elem()) }
+
+func normalize(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				normalize(v.Field(i))
+			}
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			normalize(v.Elem())
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+		}
+		for i := range v.Len() {
+			normalize(v.Index(i))
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+	}
+}
