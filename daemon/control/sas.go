@@ -299,7 +299,7 @@ func (s *Service) waitFor(ctx context.Context, timeout time.Duration, cond func(
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
+			return errTimeout
 		}
 		select {
 		case <-ctx.Done():
@@ -339,11 +339,18 @@ func (s *Service) initiate(ctx context.Context, req *vici.Message, stream vici.E
 			return false, nil
 		})
 	})
+	if errors.Is(err, errTimeout) {
+		return nil, fmt.Errorf("%s is not up after %s; the daemon keeps trying in the background (goipsec status %s, goipsec doctor %s)",
+			conn, timeout, conn, conn)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("establishing %s failed: %v", conn, err)
 	}
 	return vici.NewMessage().Set("success", "yes"), nil
 }
+
+// errTimeout ends a wait that ran out of time.
+var errTimeout = errors.New("timed out")
 
 func (s *Service) terminate(ctx context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
 	if child := req.Get("child"); child != "" && req.Get("ike") == "" {
@@ -384,6 +391,9 @@ func (s *Service) terminate(ctx context.Context, req *vici.Message, stream vici.
 			return true, nil
 		})
 	})
+	if errors.Is(err, errTimeout) {
+		return nil, fmt.Errorf("%s: the peer did not confirm the Delete within %s; the SAs are gone here", conn, timeout)
+	}
 	if err != nil {
 		return nil, err
 	}
