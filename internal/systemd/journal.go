@@ -25,7 +25,7 @@ type Journal struct {
 
 // NewJournal returns a writer for the journald socket at path (JournalSocket in production).
 func NewJournal(path string) (*Journal, error) {
-	conn, err := net.ListenUnixgram("unixgram", nil)
+	conn, err := unboundUnixgram()
 	if err != nil {
 		return nil, fmt.Errorf("journal socket: %w", err)
 	}

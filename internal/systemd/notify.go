@@ -42,7 +42,7 @@ func NewNotifier(socket string) (*Notifier, error) {
 	} else if !strings.HasPrefix(name, "/") {
 		return nil, fmt.Errorf("NOTIFY_SOCKET %q is neither a path nor an abstract socket", socket)
 	}
-	conn, err := net.ListenUnixgram("unixgram", nil)
+	conn, err := unboundUnixgram()
 	if err != nil {
 		return nil, fmt.Errorf("sd_notify socket: %w", err)
 	}
