@@ -55,6 +55,8 @@ type Options struct {
 	Rand io.Reader
 	// Proposals are offered (the connection's IKE proposals; default: the "default" set).
 	Proposals []proposal.Proposal
+	// NATTPort is the port on which IKE travels after a non-ESP marker (default 4500).
+	NATTPort uint16
 }
 
 // keGroups are key exchange methods the probe may claim in its KE payload, with their public
@@ -172,7 +174,10 @@ func Probe(ctx context.Context, dst netip.AddrPort, opts Options) Result {
 	if err != nil {
 		return Result{Verdict: Failed, Detail: err.Error()}
 	}
-	natt := dst.Port() == 4500
+	if opts.NATTPort == 0 {
+		opts.NATTPort = 4500
+	}
+	natt := dst.Port() == opts.NATTPort
 	if natt {
 		req = append(append([]byte(nil), natTMarker...), req...)
 	}
