@@ -209,7 +209,7 @@ func TestControlSocket(t *testing.T) {
 	}
 	// status NAME shows one connection, with identities, SPIs, NAT and timers.
 	out, err = goipsecCLI(t, "status", "gt", "--socket", sockA)
-	for _, want := range []string{"gt: up", "ike sa", "[192.0.2.1] <=> 192.0.2.2:500[192.0.2.2], we are initiator", "_i* ", "nat          none detected", "last heard from the peer", "child net", "spis "} {
+	for _, want := range []string{"gt: up", "ike sa", "established, we are initiator", "192.0.2.1:500[192.0.2.1] <=> 192.0.2.2:500[192.0.2.2]", "_i* ", "nat          none detected", "last heard from the peer", "child net", "spis "} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Fatalf("goipsec status gt lacks %q: %v\n%s", want, err, out)
 		}

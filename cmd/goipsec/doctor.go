@@ -56,7 +56,7 @@ func doctorReport(w io.Writer, st *status.Status, name string, probes []probeLin
 	fmt.Fprintf(w, "  our IKE proposals: %s\n", strings.Join(c.Proposals, ", "))
 	for _, ch := range c.Children {
 		fmt.Fprintf(w, "  child %s: %s <=> %s, %s mode, ESP %s, start_action %s\n", ch.Name, strings.Join(ch.LocalTS, ","),
-			strings.Join(ch.RemoteTS, ","), ch.Mode, strings.Join(ch.ESPProposals, ", "), ch.StartAction)
+			strings.Join(ch.RemoteTS, ","), ch.Mode, orDefault(strings.Join(ch.ESPProposals, ", "), "default"), ch.StartAction)
 	}
 	if f := c.LastFailure; f != nil {
 		fmt.Fprintf(w, "  last failure (%s ago): %s\n", since(now, f.At), f.Message)

@@ -61,7 +61,8 @@ func printConnection(w io.Writer, c *status.Connection, now time.Time) {
 		if sa.Initiator {
 			role = "initiator"
 		}
-		line(w, "ike sa", fmt.Sprintf("%s, %s[%s] <=> %s[%s], we are %s", sa.State, sa.Local, sa.LocalID, sa.Remote, sa.RemoteID, role))
+		line(w, "ike sa", sa.State+", we are "+role)
+		line(w, "endpoints", fmt.Sprintf("%s[%s] <=> %s[%s]", sa.Local, sa.LocalID, sa.Remote, sa.RemoteID))
 		i, r := sa.SPIInitiator+"_i", sa.SPIResponder+"_r"
 		if sa.Initiator {
 			i += "*"
@@ -136,11 +137,11 @@ func natText(local, remote bool) string {
 }
 
 func trafficText(in, out status.Traffic) string {
-	s := fmt.Sprintf("in %s (%d packets", bytesText(in.Bytes), in.Packets)
+	s := fmt.Sprintf("in %s (%s", bytesText(in.Bytes), plural(int(in.Packets), "packet"))
 	if in.Drops > 0 {
 		s += fmt.Sprintf(", %d dropped", in.Drops)
 	}
-	return s + fmt.Sprintf("), out %s (%d packets)", bytesText(out.Bytes), out.Packets)
+	return s + fmt.Sprintf("), out %s (%s)", bytesText(out.Bytes), plural(int(out.Packets), "packet"))
 }
 
 // compactProposals prints a proposal list for a status line: "default" when it is exactly the
@@ -170,16 +171,24 @@ func until(now, t time.Time) string {
 	return "0s"
 }
 
-// roundDuration prints a duration the way people read it: 3h54m, 5m3s, 42s.
+// roundDuration prints a duration the way people read it: 3h54m, 2h, 5m3s, 50m, 42s.
 func roundDuration(d time.Duration) string {
-	switch {
-	case d < 0:
+	if d < 0 {
 		d = 0
-	case d >= time.Hour:
-		d = d.Round(time.Minute)
-		return strings.TrimSuffix(d.String(), "0s")
 	}
-	return d.Round(time.Second).String()
+	if d >= time.Hour {
+		d = d.Round(time.Minute)
+	} else {
+		d = d.Round(time.Second)
+	}
+	s := d.String()
+	if d >= time.Minute {
+		s = strings.TrimSuffix(s, "0s")
+		if d >= time.Hour {
+			s = strings.TrimSuffix(s, "0m")
+		}
+	}
+	return s
 }
 
 func bytesText(n uint64) string {
