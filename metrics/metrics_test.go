@@ -117,4 +117,3 @@ func TestCountersSurviveRekeys(t *testing.T) {
 		t.Fatalf("without a Child SA %v, want 1700", v)
 	}
 }
-

@@ -96,7 +96,7 @@ func TestSchemaIsDocumented(t *testing.T) {
 func TestEncodingConventions(t *testing.T) {
 	st := Status{SchemaVersion: SchemaVersion, Connections: []Connection{{Name: "site", State: StateDown, LocalAddrs: []string{"%any"},
 		RemoteAddrs: []string{"192.0.2.2"}, Proposals: []string{}, Children: []ChildConfig{}, IKESAs: []IKESA{{SPIInitiator: "00000000000000ff",
-		Children: []ChildSA{{SPIIn: "0000abcd", In: Traffic{DropsByReason: map[string]uint64{}}, Out: Traffic{DropsByReason: map[string]uint64{}}}}}}}},
+			Children: []ChildSA{{SPIIn: "0000abcd", In: Traffic{DropsByReason: map[string]uint64{}}, Out: Traffic{DropsByReason: map[string]uint64{}}}}}}}},
 		Manual: []ManualSA{}, DataPlane: DataPlane{Drops: map[string]uint64{"no_sa": 0}}}
 	st.Normalize()
 	b, err := json.Marshal(st)
