@@ -66,13 +66,13 @@ func Command(root *cobra.Command, extra string) Page {
 	fmt.Fprintf(&b, ".SH NAME\n%s \\- %s\n", root.Name(), escape(root.Short))
 	b.WriteString(".SH SYNOPSIS\n")
 	for _, c := range commands(root) {
-		fmt.Fprintf(&b, ".B %s\n%s\n.br\n", root.Name(), escape(strings.ReplaceAll(c.UseLine()[len(root.Name())+1:], "-", `\-`)))
+		fmt.Fprintf(&b, ".B %s\n%s\n.br\n", root.Name(), strings.ReplaceAll(escape(c.UseLine()[len(root.Name())+1:]), "-", `\-`))
 	}
 	b.WriteString(".SH DESCRIPTION\n")
 	paragraphs(&b, root.Long)
 	b.WriteString(".SH COMMANDS\n")
 	for _, c := range commands(root) {
-		fmt.Fprintf(&b, ".SS %s\n", bold(c.Name()))
+		fmt.Fprintf(&b, ".SS %s\n", bold(strings.TrimPrefix(c.CommandPath(), root.Name()+" ")))
 		text := c.Long
 		if text == "" {
 			text = c.Short + "."
