@@ -15,6 +15,9 @@ fi
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
+echo "== go mod tidy"
+# Direct dependencies marked direct, nothing unused: a diff fails the run.
+go mod tidy -diff
 echo "== go vet"
 go vet ./...
 echo "== staticcheck"
