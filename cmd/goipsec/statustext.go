@@ -181,12 +181,12 @@ func roundDuration(d time.Duration) string {
 	} else {
 		d = d.Round(time.Second)
 	}
-	s := d.String()
-	if d >= time.Minute {
+	s := d.String() // 1h2m0s, 59m20s, 42s
+	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
-		if d >= time.Hour {
-			s = strings.TrimSuffix(s, "0m")
-		}
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
 }

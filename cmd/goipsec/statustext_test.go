@@ -116,7 +116,7 @@ func TestDoctorReport(t *testing.T) {
 
 func TestRoundDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{42 * time.Second: "42s", 5*time.Minute + 3*time.Second: "5m3s", 50 * time.Minute: "50m",
-		2 * time.Hour: "2h", 3*time.Hour + 54*time.Minute + 10*time.Second: "3h54m", -time.Second: "0s"} {
+		2 * time.Hour: "2h", 59*time.Minute + 20*time.Second: "59m20s", 10 * time.Minute: "10m", 20 * time.Second: "20s", time.Hour + 10*time.Minute: "1h10m", 3*time.Hour + 54*time.Minute + 10*time.Second: "3h54m", -time.Second: "0s"} {
 		if got := roundDuration(d); got != want {
 			t.Errorf("roundDuration(%v) = %q, want %q", d, got, want)
 		}
