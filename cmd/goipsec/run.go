@@ -207,12 +207,13 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 	}
 	// Connections start only now, so that the control socket and the metrics see them from the
 	// first message on.
+	applied := time.Now()
 	if err := d.Apply(cfg); err != nil {
 		log.Error("configuration applied with errors", "err", err)
 	}
 	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", viciState)
 	if notify != nil {
-		waitStarted(ctx, d, opts.readyTimeout)
+		waitStarted(ctx, d, applied, opts.readyTimeout)
 		notify.Ready(readyStatus(d.Status()))
 		if every, err := systemd.WatchdogInterval(os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID"), os.Getpid()); err != nil {
 			log.Warn("systemd watchdog", "err", err)
@@ -252,11 +253,11 @@ func socketFree(path string) error {
 }
 
 // waitStarted waits until every connection with a start_action = start child is up or has failed
-// once since now, at most timeout: systemd's "started" then means the tunnels are up, or that
-// trying is under way and `goipsec status` says why they are not.
-func waitStarted(ctx context.Context, d *daemon.Daemon, timeout time.Duration) {
-	begin := time.Now()
-	deadline := begin.Add(timeout)
+// once since begin (when the configuration was applied), at most timeout: systemd's "started"
+// then means the tunnels are up, or that trying is under way and `goipsec status` says why they
+// are not.
+func waitStarted(ctx context.Context, d *daemon.Daemon, begin time.Time, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		settled := true
 		for _, c := range d.Status().Connections {
