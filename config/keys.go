@@ -140,7 +140,7 @@ var keyTable = [...]Key{
 	{Path: child + ".remote_ts", Default: "dynamic", Doc: "Remote traffic selectors, same forms."},
 	{Path: child + ".esp_proposals", Default: "default (unless ah_proposals is set)", Doc: "ESP proposals, comma separated strongSwan keywords; a key exchange method asks for PFS."},
 	{Path: child + ".ah_proposals", Support: NotSupported, Doc: "AH negotiated by IKE is not supported yet (manual AH SAs are: see manual)."},
-	{Path: child + ".mode", Default: "tunnel", Doc: "IPsec mode: tunnel or transport. transport_proxy, beet, pass and drop are not supported yet."},
+	{Path: child + ".mode", Default: "tunnel", Doc: "IPsec mode: tunnel or transport. transport_proxy, beet, iptfs (strongSwan 6), pass and drop are not supported yet."},
 	{Path: child + ".start_action", Default: "none", Doc: "After loading: none, trap (negotiate on first packet) or start."},
 	{Path: child + ".close_action", Default: "none", Doc: "When the peer closes the CHILD SA: none, trap or start."},
 	{Path: child + ".dpd_action", Default: "clear", Doc: "When the peer is dead: clear, trap or restart."},
@@ -179,6 +179,7 @@ var keyTable = [...]Key{
 	{Path: child + ".if_id_out", Support: NotSupported, Doc: "XFRM interface ID."},
 	{Path: child + ".label", Support: NotSupported, Doc: "Security labels."},
 	{Path: child + ".label_mode", Support: NotSupported, Doc: "Security labels."},
+	{Path: child + ".icmp", Default: "no", Support: DefaultOnly, Doc: "Forwarding ICMP errors from outside the traffic selectors (strongSwan 6) is not supported yet; only no."},
 
 	{Path: "secrets", Section: true, Doc: "Credentials, one subsection each; the name's prefix gives the type."},
 	{Path: "secrets.ike<suffix>", Section: true, Doc: "An IKE preshared key."},

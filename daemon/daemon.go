@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/daemon/control"
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/internal/logging"
 	"github.com/goipsec/goipsec/ts"
-	"github.com/goipsec/goipsec/vici"
 )
 
 // NATT is the data plane's NAT-T socket, shared with IKE (RFC 3948: IKE and ESP on port 4500).
@@ -73,7 +73,7 @@ type Daemon struct {
 	stop     chan struct{} // closed by Close: the IKE workers end
 	keylog   *keylogger
 	peers    atomic.Pointer[peerSnapshot]
-	vici     atomic.Pointer[vici.Server]
+	ctl      atomic.Pointer[control.Service]
 	closing  atomic.Bool
 
 	// rand feeds SPI allocation.
