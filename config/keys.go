@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/goipsec/goipsec/internal/suggest"
 )
@@ -86,7 +87,7 @@ var keyTable = [...]Key{
 	{Path: conn + ".dpd_delay", Default: "0s", Doc: "Interval of liveness checks when nothing was received; 0 disables them."},
 	{Path: conn + ".dpd_timeout", Default: "0s", Support: NoEffect, Doc: "IKEv1 only; IKEv2 uses the retransmission timeout."},
 	{Path: conn + ".keyingtries", Default: "1", Support: DefaultOnly, Doc: "Retransmission sequences when initiating; only 1 (dpd_action/close_action = restart re-initiate)."},
-	{Path: conn + ".unique", Default: "no", Support: DefaultOnly, Doc: "Uniqueness policy per remote identity; only no."},
+	{Path: conn + ".unique", Default: "no", Doc: "Uniqueness policy per remote identity: never (keep every IKE SA, send no INITIAL_CONTACT), no (a new IKE SA with INITIAL_CONTACT replaces older ones of the same identities), keep (refuse a second IKE SA of the remote identity from another address), replace (a new IKE SA replaces older ones of the remote identity)."},
 	{Path: conn + ".rekey_time", Default: "4h (0 if reauth_time is set)", Doc: "Time to rekey the IKE SA."},
 	{Path: conn + ".reauth_time", Default: "0s", Support: DefaultOnly, Doc: "Reauthentication is not supported yet; the IKE SA is rekeyed (rekey_time) instead."},
 	{Path: conn + ".over_time", Support: NotSupported, Doc: "Hard IKE SA lifetime after a failed rekey; an IKE SA whose rekey fails is closed by the retransmission limit."},
@@ -96,7 +97,7 @@ var keyTable = [...]Key{
 	{Path: conn + ".pull", Default: "yes", Support: DefaultOnly, Doc: "Mode Config pull mode; push mode does not exist in IKEv2."},
 	{Path: conn + ".aggressive", Default: "no", Support: DefaultOnly, Doc: "IKEv1 Aggressive Mode."},
 	{Path: conn + ".dscp", Default: "000000", Support: DefaultOnly, Doc: "DSCP for IKE packets."},
-	{Path: conn + ".childless", Default: "allow", Support: DefaultOnly, Doc: "Childless IKE SA initiation (RFC 6023)."},
+	{Path: conn + ".childless", Default: "allow", Doc: "Childless IKE SAs (RFC 6023): allow (accept them; initiate one only without children), prefer (also initiate childless when the peer supports it), force (only childless, both roles), never (refuse them)."},
 	{Path: conn + ".vips", Support: NotSupported, Doc: "Virtual IPs to request."},
 	{Path: conn + ".pools", Support: NotSupported, Doc: "Address pools to assign from."},
 	{Path: conn + ".if_id_in", Support: NotSupported, Doc: "XFRM interface ID (goipsec uses its own TUN device)."},
@@ -140,7 +141,7 @@ var keyTable = [...]Key{
 	{Path: child + ".remote_ts", Default: "dynamic", Doc: "Remote traffic selectors, same forms."},
 	{Path: child + ".esp_proposals", Default: "default (unless ah_proposals is set)", Doc: "ESP proposals, comma separated strongSwan keywords; a key exchange method asks for PFS."},
 	{Path: child + ".ah_proposals", Support: NotSupported, Doc: "AH negotiated by IKE is not supported yet (manual AH SAs are: see manual)."},
-	{Path: child + ".mode", Default: "tunnel", Doc: "IPsec mode: tunnel or transport. transport_proxy, beet, pass and drop are not supported yet."},
+	{Path: child + ".mode", Default: "tunnel", Doc: "IPsec mode: tunnel or transport. transport_proxy, beet, iptfs (strongSwan 6), pass and drop are not supported yet."},
 	{Path: child + ".start_action", Default: "none", Doc: "After loading: none, trap (negotiate on first packet) or start."},
 	{Path: child + ".close_action", Default: "none", Doc: "When the peer closes the CHILD SA: none, trap or start."},
 	{Path: child + ".dpd_action", Default: "clear", Doc: "When the peer is dead: clear, trap or restart."},
@@ -179,6 +180,7 @@ var keyTable = [...]Key{
 	{Path: child + ".if_id_out", Support: NotSupported, Doc: "XFRM interface ID."},
 	{Path: child + ".label", Support: NotSupported, Doc: "Security labels."},
 	{Path: child + ".label_mode", Support: NotSupported, Doc: "Security labels."},
+	{Path: child + ".icmp", Default: "no", Support: DefaultOnly, Doc: "Forwarding ICMP errors from outside the traffic selectors (strongSwan 6) is not supported yet; only no."},
 
 	{Path: "secrets", Section: true, Doc: "Credentials, one subsection each; the name's prefix gives the type."},
 	{Path: "secrets.ike<suffix>", Section: true, Doc: "An IKE preshared key."},
@@ -264,11 +266,8 @@ func keyParent(p string) (parent, last string) {
 // parent. An exact name beats a <suffix> prefix, which beats a <placeholder>.
 func lookupKey(parent, name string) (Key, bool) {
 	best, bestRank := Key{}, 0
-	for _, k := range keyTable {
-		kp, last := keyParent(k.Path)
-		if kp != parent {
-			continue
-		}
+	for _, e := range keysByParent()[parent] {
+		k, last := e.key, e.last
 		rank := 0
 		switch {
 		case last == name:
@@ -284,6 +283,22 @@ func lookupKey(parent, name string) (Key, bool) {
 	}
 	return best, bestRank > 0
 }
+
+type keyEntry struct {
+	key  Key
+	last string
+}
+
+// keysByParent groups the key table by parent pattern path: lookups touch only the keys of one
+// section instead of the whole table (a derived, immutable view of keyTable).
+var keysByParent = sync.OnceValue(func() map[string][]keyEntry {
+	m := map[string][]keyEntry{}
+	for _, k := range keyTable {
+		kp, last := keyParent(k.Path)
+		m[kp] = append(m[kp], keyEntry{key: k, last: last})
+	}
+	return m
+})
 
 // childNames returns the names allowed directly under a pattern path, for suggestions:
 // placeholders are skipped and <suffix> names are given without the suffix.

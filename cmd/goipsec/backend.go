@@ -34,6 +34,11 @@ func newDataPlane(cfg *config.Config, logs *logging.Hub, dptr *atomic.Pointer[da
 				d.OnExpire(x)
 			}
 		},
+		FirstInbound: func(k dataplane.SAKey, name string) {
+			if d := dptr.Load(); d != nil {
+				d.OnFirstInbound(k, name)
+			}
+		},
 	}
 	ike := func(pkt []byte, local netip.Addr, remote netip.AddrPort) {
 		if d := dptr.Load(); d != nil {
