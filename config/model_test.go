@@ -256,7 +256,7 @@ func TestLoadFull(t *testing.T) {
 	}
 
 	d := cfg.Daemon
-	want := Daemon{TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
+	want := Daemon{Dataplane: "userspace", TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
 		RetransmitLimit: time.Minute, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"}}
 	if !reflect.DeepEqual(d, want) {
@@ -303,7 +303,7 @@ func TestDefaults(t *testing.T) {
 		ch.TFCPadding != (TFCPadding{}) || ch.CopyDF || ch.CopyECN || ch.CopyDSCP != "no" || ch.HostAccess {
 		t.Errorf("child defaults %+v", ch)
 	}
-	want := Daemon{TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
+	want := Daemon{Dataplane: "userspace", TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
 		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
 		Log: Log{Level: "info", Format: "text"}}
 	if !reflect.DeepEqual(cfg.Daemon, want) {
@@ -471,6 +471,7 @@ func TestLoadErrors(t *testing.T) {
 			`swanctl.conf:17: manual.b.inbound.spi: SPI 0x00002001 towards 192.0.2.1 is already used by manual.a.inbound.spi (swanctl.conf:8)`},
 
 		// Daemon.
+		{"daemon dataplane", "daemon {\n  dataplane = xfrm\n}\n", `swanctl.conf:2: daemon.dataplane: invalid value "xfrm" (expected userspace or kernel)`},
 		{"daemon ports equal", "daemon {\n  natt_port = 500\n}\n", `swanctl.conf:2: daemon.natt_port: ike_port and natt_port must differ (both are 500)`},
 		{"daemon tun name", "daemon {\n  tun_name = averyveryverylongname\n}\n", `swanctl.conf:2: daemon.tun_name: invalid interface name "averyveryverylongname" (at most 15 bytes, no '/', ':' or blanks)`},
 		{"daemon mtu", "daemon {\n  mtu = 500\n}\n", `swanctl.conf:2: daemon.mtu: MTU 500 is below 576, the IPv4 minimum`},
