@@ -162,13 +162,24 @@ func Boot(ctx context.Context, opts Options) (*VM, error) {
 	v.cmd.Stdout, v.cmd.Stderr = v.console, v.console
 	// Killed with the test binary, so that no emulator outlives the run that started it.
 	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := v.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("labvm: start QEMU: %w", err)
-	}
+	// Pdeathsig fires when the thread that started QEMU ends, not the process: Go may end a thread
+	// at any time (a goroutine locked to it returns). QEMU is therefore started and waited for on
+	// a goroutine locked to its thread, which lives exactly as long as QEMU.
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		if err := v.cmd.Start(); err != nil {
+			started <- err
+			close(v.exited)
+			return
+		}
+		started <- nil
 		v.waitErr = v.cmd.Wait()
 		close(v.exited)
 	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("labvm: start QEMU: %w", err)
+	}
 	bctx, cancel := context.WithTimeout(ctx, opts.BootTimeout)
 	defer cancel()
 	if err := v.connect(bctx, sock); err != nil {
@@ -366,6 +377,14 @@ func (v *VM) Signal(ctx context.Context, name string, sig syscall.Signal) error 
 
 // Console is the guest's console output so far.
 func (v *VM) Console() string { return v.console.String() }
+
+// ExitErr is QEMU's exit status once it has ended (nil before, and after a clean exit).
+func (v *VM) ExitErr() error {
+	if !v.Exited() {
+		return nil
+	}
+	return v.waitErr
+}
 
 // Exited reports whether QEMU has ended.
 func (v *VM) Exited() bool {

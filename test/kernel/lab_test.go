@@ -101,7 +101,7 @@ func needLab(t *testing.T, r labvm.Recipe) *lab {
 func (l *lab) logConsole(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("guest console (end):\n%s", testnet.Tail(l.vm.Console(), 40))
+			t.Logf("guest console (end; QEMU exited: %v, %v):\n%s", l.vm.Exited(), l.vm.ExitErr(), testnet.Tail(l.vm.Console(), 40))
 		}
 	})
 }

@@ -25,30 +25,40 @@ import (
 )
 
 // inNS runs fn on a thread switched into the named network namespace (sockets it opens stay in
-// that namespace).
+// that namespace), and switches the thread back afterwards. The thread must not simply end: a
+// process started with Pdeathsig from it (QEMU) would be killed with it.
 func inNS(ns string, fn func() error) error {
 	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is left locked and so dies with the goroutine: it is never reused in the
-		// wrong namespace.
-		f, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
+	go func() { errc <- inNSLocked(ns, fn) }()
 	return <-errc
+}
+
+func inNSLocked(ns string, fn func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	f, err := os.Open("/run/netns/" + ns)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: it ends with this goroutine instead of serving others in the
+		// wrong namespace.
+		return fmt.Errorf("restore network namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }
 
 // ping pings dst from the host namespace (from src) and fails the test unless replies come.
