@@ -210,22 +210,19 @@ func (b *Backend) removeBypass() {
 // kernel-netlink and iproute2 use; key formats: AES-GCM and ChaCha20-Poly1305 keys end with the
 // 4-byte salt, RFC 4106 §8.1 and RFC 7634 §2, as package esp keeps them).
 func algorithms(p dataplane.SAParams, st *state) error {
-	switch p.Encryption {
-	case esp.EncrAESGCM16:
+	switch {
+	case p.Protocol == dataplane.AH:
+		// AH authenticates only: no encryption transform.
+	case p.Encryption == esp.EncrAESGCM16:
 		st.aead = &algo{name: "rfc4106(gcm(aes))", key: p.EncKey, icvBits: 128}
-	case esp.EncrChaCha20Poly1305:
+	case p.Encryption == esp.EncrChaCha20Poly1305:
 		st.aead = &algo{name: "rfc7539esp(chacha20,poly1305)", key: p.EncKey, icvBits: 128}
-	case esp.EncrAESCBC:
+	case p.Encryption == esp.EncrAESCBC:
 		st.crypt = &algo{name: "cbc(aes)", key: p.EncKey}
-	case esp.EncrNULL:
-		if p.Protocol == dataplane.ESP {
-			st.crypt = &algo{name: "ecb(cipher_null)"}
-		}
+	case p.Encryption == esp.EncrNULL:
+		st.crypt = &algo{name: "ecb(cipher_null)"}
 	default:
 		return fmt.Errorf("encryption transform %d: %w", p.Encryption, dataplane.ErrUnsupported)
-	}
-	if p.Protocol == dataplane.AH {
-		st.crypt, st.aead = nil, nil
 	}
 	switch p.Integrity {
 	case esp.IntegNone:

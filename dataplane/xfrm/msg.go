@@ -138,12 +138,13 @@ const (
 	actionAllow = 0
 	actionBlock = 1
 
-	stateFlagESN   = 128 // XFRM_STATE_ESN
-	stateFlagAF    = 32  // XFRM_STATE_AF_UNSPEC: selector may be of another family (mixed tunnels)
-	encapESPInUDP  = 2   // UDP_ENCAP_ESPINUDP
-	lifetimeInfty  = ^uint64(0)
-	anyAlgos       = ^uint32(0)
-	maxReplayWords = 4096 / 32 // XFRMA_REPLAY_ESN_MAX: the kernel's replay bitmap holds at most 4096 packets
+	stateFlagESN    = 128 // XFRM_STATE_ESN
+	stateFlagAF     = 32  // XFRM_STATE_AF_UNSPEC: selector may be of another family (mixed tunnels)
+	stateFlagAlign4 = 64  // XFRM_STATE_ALIGN4: AH over IPv4 pads its ICV to 32 bits, not 64
+	encapESPInUDP   = 2   // UDP_ENCAP_ESPINUDP
+	lifetimeInfty   = ^uint64(0)
+	anyAlgos        = ^uint32(0)
+	maxReplayWords  = 4096 / 32 // XFRMA_REPLAY_ESN_MAX: the kernel's replay bitmap holds at most 4096 packets
 )
 
 var ne = binary.NativeEndian
@@ -310,6 +311,12 @@ func stateMsg(typ int, st *state) *nl.NetlinkRequest {
 	}
 	if st.mode == modeTunnel {
 		b[saFlags] |= stateFlagAF
+	}
+	if st.proto == 51 && st.dst.Unmap().Is4() {
+		// RFC 4302 §3.3.3.2.1 asks the ICV field of AH over IPv4 to be a multiple of 32 bits;
+		// Linux pads (and expects) 64 bits unless the SA has this flag, so without it AH with
+		// HMAC-SHA2-256-128 (28 bytes) does not interoperate with RFC-conforming peers.
+		b[saFlags] |= stateFlagAlign4
 	}
 	req.AddData(raw(b))
 	if st.aead != nil {

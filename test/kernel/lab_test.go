@@ -275,3 +275,13 @@ func (l *lab) writeShare(t *testing.T, name, content string) string {
 }
 
 const labvmShare = "/mnt/host"
+
+// logXfrmOnFailure shows the guest's XFRM states and error counters when t failed.
+func (l *lab) logXfrmOnFailure(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() && !l.vm.Exited() {
+			out, _ := l.guestTry(t, "ip -s xfrm state; ip xfrm policy; grep -v ' 0$' /proc/net/xfrm_stat")
+			t.Logf("guest XFRM:\n%s", out)
+		}
+	})
+}

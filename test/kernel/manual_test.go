@@ -72,6 +72,7 @@ func TestKernelManualSAs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l.logConsole(t)
+			l.logXfrmOnFailure(t)
 			g, h := tc.m, tc.m
 			g.dataplane, h.dataplane = "kernel", "userspace"
 			l.startHostGoipsec(t, h.forSide(false))
