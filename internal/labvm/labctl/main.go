@@ -3,7 +3,9 @@
 //	labctl build [strongswan|libreswan]      build (or find) the image in the cache
 //	labctl run IMAGE 'CMD'                   boot, run CMD in the guest, print its output, stop
 //	labctl shell IMAGE [NETNS TAP]           boot and run each line read from stdin in the guest
+//	labctl bench [strongswan] [CPUS]         kernel vs userspace data plane throughput in the guest
 //
+// bench needs a static goipsec binary named goipsec in the current directory (make build).
 // IMAGE is strongswan or libreswan. The current directory is shared with the guest at /mnt/host.
 package main
 
@@ -57,6 +59,13 @@ func run(args []string) error {
 		return nil
 	}
 	cwd, _ := os.Getwd()
+	if args[0] == "bench" {
+		cpus := 2
+		if len(args) > 2 {
+			fmt.Sscan(args[2], &cpus)
+		}
+		return bench(ctx, img, cwd, cpus)
+	}
 	opts := labvm.Options{Image: img, Share: cwd, Modules: labvm.DefaultModules}
 	if args[0] == "shell" && len(args) >= 4 {
 		opts.Netns, opts.Tap = args[2], args[3]
