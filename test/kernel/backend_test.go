@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/json"
 	"regexp"
 	"sort"
 	"strings"
@@ -126,7 +127,34 @@ func TestKernelReloadKeepsSAs(t *testing.T) {
 		t.Fatalf("SAs before the reload %v, after %v", before, after)
 	}
 	l.pingFromGuest(t, guestInner, hostInner)
-	l.assertCountersMoved(t)
+	kernel := l.assertCountersMoved(t)
+	// goipsec status reports the kernel's counters.
+	var st struct {
+		Connections []struct {
+			IKESAs []struct {
+				ChildSAs []struct {
+					In struct {
+						Packets uint64 `json:"packets"`
+					} `json:"in"`
+				} `json:"child_sas"`
+			} `json:"ike_sas"`
+		} `json:"connections"`
+	}
+	raw := l.guest(t, "/mnt/host/goipsec status --json")
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Fatalf("goipsec status --json: %v\n%s", err, raw)
+	}
+	var got uint64
+	for _, c := range st.Connections {
+		for _, ike := range c.IKESAs {
+			for _, ch := range ike.ChildSAs {
+				got += ch.In.Packets
+			}
+		}
+	}
+	if got == 0 {
+		t.Fatalf("goipsec status shows no inbound packets while the kernel counted %v:\n%s", kernel, raw)
+	}
 }
 
 func overlap(a, b []string) bool {
