@@ -759,3 +759,36 @@ func TestLogSubsystemLevels(t *testing.T) {
 		t.Fatalf("bad level accepted or error without position: %v", err)
 	}
 }
+
+// The XFRM-only child keys: read with the kernel data plane, refused (naming the key) with the
+// userspace one, %unique refused as not supported.
+func TestKernelPolicyKeys(t *testing.T) {
+	child := "    children { net {\n      if_id_in = 42\n      if_id_out = 0x2b\n      mark_in = 0x10/0xf0\n      mark_out = 7\n" +
+		"      interface = eth1\n      policies_fwd_out = yes\n      priority = 1234\n    } }\n"
+	cfg := mustLoad(t, "daemon {\n  dataplane = kernel\n}\n"+minimalConn(child))
+	ch := cfg.Connections[0].Children[0]
+	if ch.IfIDIn != 42 || ch.IfIDOut != 43 || ch.MarkIn != (Mark{0x10, 0xf0}) || ch.MarkOut != (Mark{7, 0xffffffff}) ||
+		ch.Interface != "eth1" || !ch.PoliciesFwdOut || ch.Priority != 1234 {
+		t.Fatalf("child %+v", ch)
+	}
+	_, err := load(minimalConn(child))
+	if err == nil || !strings.Contains(err.Error(), "swanctl.conf:7: connections.home.children.net.if_id_in is not supported by the userspace data plane: it needs daemon { dataplane = kernel }") ||
+		!strings.Contains(err.Error(), "swanctl.conf:12: connections.home.children.net.policies_fwd_out is not supported") {
+		t.Fatalf("userspace data plane with XFRM keys: %v", err)
+	}
+	if strings.Contains(err.Error(), "priority") {
+		t.Fatalf("priority works with both data planes: %v", err)
+	}
+	for _, bad := range []struct{ line, want string }{
+		{"if_id_in = %unique", "%unique is not supported by goipsec yet"},
+		{"mark_out = 0x11/0x10", "mark 0x11 has bits outside its mask 0x10"},
+		{"interface = a/b", `invalid interface name "a/b"`},
+	} {
+		_, err := load("daemon {\n  dataplane = kernel\n}\n"+minimalConn("    children { net {\n      "+bad.line+"\n    } }\n"))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("%s: %v, want %q", bad.line, err, bad.want)
+		}
+	}
+	// The defaults spelled out load with the userspace data plane too.
+	mustLoad(t, minimalConn("    children { net {\n      mark_in = 0/0x00000000\n      if_id_out = 0\n      policies_fwd_out = no\n    } }\n"))
+}

@@ -109,11 +109,36 @@ type SAParams struct {
 
 	Lifetime Lifetime
 
+	// IfID and Mark tie the SA to an XFRM interface and to marked packets (strongSwan's
+	// if_id_in/out and mark_in/out); only the kernel data plane supports them (zero: none).
+	IfID uint32
+	Mark Mark
+
 	// NotifyFirstInbound asks for Events.FirstInbound when the first packet authenticates on this
 	// inbound SA: the sign that the peer sends on it, which a rekey responder waits for before it
 	// moves its own traffic to the new SA (RFC 7296 §2.8, make-before-break).
 	NotifyFirstInbound bool
 }
+
+// Mark is a packet mark and the mask it is compared under (XFRM marks); the zero Mark is none.
+type Mark struct {
+	Value, Mask uint32
+}
+
+// KernelPolicyOptions are policy settings only a kernel (XFRM) data plane has: strongSwan's
+// if_id_in/out, mark_in/out, interface and policies_fwd_out. The in options apply to the inbound
+// and forward policies, the out options to the outbound one.
+type KernelPolicyOptions struct {
+	IfIDIn, IfIDOut uint32
+	MarkIn, MarkOut Mark
+	// Interface restricts the policies to traffic through this network interface.
+	Interface string
+	// FwdOut also installs a forward policy for the outbound direction.
+	FwdOut bool
+}
+
+// IsZero reports whether no option is set.
+func (o KernelPolicyOptions) IsZero() bool { return o == KernelPolicyOptions{} }
 
 // AddressUpdate gives an SA new outer addresses and UDP ports: a NAT mapping that changed (RFC 7296
 // §2.23) or a MOBIKE address update (RFC 4555).
@@ -167,6 +192,9 @@ type PolicyParams struct {
 	// kernel backend needs them for a trap policy (no SA yet): its template tells the kernel
 	// where the acquire is for. Optional; ignored by the userspace engine.
 	LocalAddr, PeerAddr netip.Addr
+	// Kernel holds XFRM-only settings; a data plane without them refuses a policy that sets any
+	// (dataplane.ErrUnsupported).
+	Kernel KernelPolicyOptions
 }
 
 // PolicyID names an installed policy.

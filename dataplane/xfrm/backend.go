@@ -268,6 +268,12 @@ func (b *Backend) stateFor(p dataplane.SAParams) (*state, error) {
 		esn: p.ESN, softBytes: p.Lifetime.SoftBytes, hardBytes: p.Lifetime.HardBytes,
 		softPackets: p.Lifetime.SoftPackets, hardPackets: p.Lifetime.HardPackets,
 		encap: p.Encap, sport: p.SrcPort, dport: p.DstPort, ifID: b.cfg.IfID, mark: b.cfg.Mark, markMask: b.cfg.MarkMask}
+	if p.IfID != 0 {
+		st.ifID = p.IfID
+	}
+	if p.Mark != (dataplane.Mark{}) {
+		st.mark, st.markMask = p.Mark.Value, p.Mark.Mask
+	}
 	if p.Mode == dataplane.Transport {
 		st.mode = modeTransport
 	}
@@ -338,7 +344,7 @@ func (b *Backend) DeleteSA(k dataplane.SAKey) error {
 	}
 	delete(b.sas, k)
 	e.wipe()
-	if _, err := b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), b.cfg.Mark, b.cfg.MarkMask), 0); err != nil && !errors.Is(err, unix.ESRCH) {
+	if _, err := b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), e.st.mark, e.st.markMask), 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("xfrm: delete SA %s: %w", k, err)
 	}
 	return nil
@@ -361,7 +367,7 @@ func (b *Backend) UpdateSAAddresses(k dataplane.SAKey, u dataplane.AddressUpdate
 	if u.Encap && e.params.Protocol == dataplane.AH {
 		return k, fmt.Errorf("AH cannot be UDP-encapsulated: %w", dataplane.ErrUnsupported)
 	}
-	replies, err := b.nl.do(saIDMsg(msgGetSA, k.Dst, k.SPI, uint8(k.Protocol), b.cfg.Mark, b.cfg.MarkMask), msgNewSA)
+	replies, err := b.nl.do(saIDMsg(msgGetSA, k.Dst, k.SPI, uint8(k.Protocol), e.st.mark, e.st.markMask), msgNewSA)
 	if err != nil || len(replies) == 0 {
 		return k, fmt.Errorf("xfrm: read SA %s before the address update: %v", k, err)
 	}
@@ -383,7 +389,7 @@ func (b *Backend) UpdateSAAddresses(k dataplane.SAKey, u dataplane.AddressUpdate
 		}
 	}
 	nk := dataplane.SAKey{Protocol: k.Protocol, SPI: k.SPI, Dst: next.dst}
-	if _, err := b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), b.cfg.Mark, b.cfg.MarkMask), 0); err != nil {
+	if _, err := b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), e.st.mark, e.st.markMask), 0); err != nil {
 		return k, fmt.Errorf("xfrm: delete SA %s for the address update: %w", k, err)
 	}
 	if _, err := b.nl.do(stateMsg(msgNewSA, &next), 0); err != nil {
@@ -432,7 +438,9 @@ func (b *Backend) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, e
 		}
 		done = append(done, kp)
 	}
-	if p.Route && p.Mode == dataplane.Tunnel && p.Action == dataplane.Protect {
+	// With an XFRM interface ID the traffic is routed into the xfrm interface by the operator
+	// (that is the point of route-based VPNs), so no routes are installed, as in strongSwan.
+	if p.Route && p.Mode == dataplane.Tunnel && p.Action == dataplane.Protect && p.Kernel.IfIDOut == 0 && b.cfg.IfID == 0 {
 		routes, err := b.routesFor(p, b.peerOf(pe))
 		if err == nil {
 			err = b.addRoutes(routes)
@@ -506,6 +514,30 @@ func (b *Backend) buildPolicyLocked(pe *policyEntry) error {
 		outT.spi = spi
 	}
 	prio := p.Priority
+	ko := p.Kernel
+	var ifindex int32
+	if ko.Interface != "" {
+		link, err := netlink.LinkByName(ko.Interface)
+		if err != nil {
+			return fmt.Errorf("xfrm: policy %s: interface %q: %w", p.Name, ko.Interface, err)
+		}
+		ifindex = int32(link.Attrs().Index)
+	}
+	// Per-policy interface IDs and marks win over the backend-wide ones.
+	pick := func(v, def uint32) uint32 {
+		if v != 0 {
+			return v
+		}
+		return def
+	}
+	markOr := func(m dataplane.Mark) (uint32, uint32) {
+		if m != (dataplane.Mark{}) {
+			return m.Value, m.Mask
+		}
+		return b.cfg.Mark, b.cfg.MarkMask
+	}
+	outMark, outMask := markOr(ko.MarkOut)
+	inMark, inMask := markOr(ko.MarkIn)
 	pe.kernel = nil
 	pe.outSel = map[string]bool{}
 	for _, sp := range pairs {
@@ -513,9 +545,10 @@ func (b *Backend) buildPolicyLocked(pe *policyEntry) error {
 		if prio == 0 {
 			pr = b.priority(sp)
 		}
-		out := &policy{sel: sp, dir: dirOut, action: action, priority: pr, mark: b.cfg.Mark, markMask: b.cfg.MarkMask, ifID: b.cfg.IfID}
-		rev := selector{src: sp.dst, dst: sp.src, sport: sp.dport, sportMask: sp.dmask, dport: sp.sport, dmask: sp.sportMask, proto: sp.proto}
-		in := &policy{sel: rev, dir: dirIn, action: action, priority: pr, mark: b.cfg.Mark, markMask: b.cfg.MarkMask, ifID: b.cfg.IfID}
+		sp.ifindex = ifindex
+		out := &policy{sel: sp, dir: dirOut, action: action, priority: pr, mark: outMark, markMask: outMask, ifID: pick(ko.IfIDOut, b.cfg.IfID)}
+		rev := selector{src: sp.dst, dst: sp.src, sport: sp.dport, sportMask: sp.dmask, dport: sp.sport, dmask: sp.sportMask, proto: sp.proto, ifindex: ifindex}
+		in := &policy{sel: rev, dir: dirIn, action: action, priority: pr, mark: inMark, markMask: inMask, ifID: pick(ko.IfIDIn, b.cfg.IfID)}
 		if outT != nil {
 			out.tmpls = []tmpl{*outT}
 			in.tmpls = []tmpl{*inT}
@@ -528,7 +561,7 @@ func (b *Backend) buildPolicyLocked(pe *policyEntry) error {
 			fwd := *in
 			fwd.dir = dirFwd
 			pe.kernel = append(pe.kernel, &fwd)
-			if b.cfg.FwdOut {
+			if b.cfg.FwdOut || ko.FwdOut {
 				fo := *out
 				fo.dir = dirFwd
 				pe.kernel = append(pe.kernel, &fo)
@@ -612,7 +645,11 @@ func (b *Backend) DeletePolicy(id dataplane.PolicyID) error {
 
 // stats reads one SA's kernel counters.
 func (b *Backend) statsLocked(k dataplane.SAKey) (saInfo, bool) {
-	replies, err := b.nl.do(saIDMsg(msgGetSA, k.Dst, k.SPI, uint8(k.Protocol), b.cfg.Mark, b.cfg.MarkMask), msgNewSA)
+	e, ok := b.sas[k]
+	if !ok {
+		return saInfo{}, false
+	}
+	replies, err := b.nl.do(saIDMsg(msgGetSA, k.Dst, k.SPI, uint8(k.Protocol), e.st.mark, e.st.markMask), msgNewSA)
 	if err != nil || len(replies) == 0 {
 		return saInfo{}, false
 	}
@@ -728,7 +765,7 @@ func (b *Backend) Close() error {
 	}
 	for k, e := range b.sas {
 		e.wipe()
-		if _, err := b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), b.cfg.Mark, b.cfg.MarkMask), 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		if _, err := b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), e.st.mark, e.st.markMask), 0); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, err)
 		}
 		delete(b.sas, k)
@@ -821,7 +858,7 @@ func (b *Backend) onExpire(data []byte) {
 		// was reached on the output path can stay listed (dead) until then, so delete it here too.
 		delete(b.sas, k)
 		e.wipe()
-		b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), b.cfg.Mark, b.cfg.MarkMask), 0)
+		b.nl.do(saIDMsg(msgDelSA, k.Dst, k.SPI, uint8(k.Protocol), e.st.mark, e.st.markMask), 0)
 	}
 	b.mu.Unlock()
 	if !ok {

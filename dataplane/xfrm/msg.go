@@ -83,6 +83,7 @@ const (
 	selPrefixD   = 42
 	selPrefixS   = 43
 	selProto     = 44
+	selIfindex   = 48
 )
 
 // Offsets inside struct xfrm_usersa_info.
@@ -180,6 +181,7 @@ type selector struct {
 	sport, dport     uint16
 	sportMask, dmask uint16
 	proto            uint8
+	ifindex          int32 // 0: any interface
 }
 
 func putSelector(b []byte, s selector) {
@@ -193,6 +195,7 @@ func putSelector(b []byte, s selector) {
 	b[selPrefixD] = uint8(s.dst.Bits())
 	b[selPrefixS] = uint8(s.src.Bits())
 	b[selProto] = s.proto
+	ne.PutUint32(b[selIfindex:], uint32(s.ifindex))
 }
 
 func putLifetime(b []byte, softBytes, hardBytes, softPackets, hardPackets uint64) {

@@ -167,3 +167,30 @@ func overlap(a, b []string) bool {
 	}
 	return false
 }
+
+// TestKernelXfrmInterface: a route-based VPN. The Child SA's states and policies carry XFRM
+// interface ID 7 (if_id_in/out); traffic routed into an xfrm interface with that ID is protected,
+// and the interface counts it.
+func TestKernelXfrmInterface(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	l.logConsole(t)
+	l.logXfrmOnFailure(t)
+	l.guest(t, "ip link add ipsec7 type xfrm dev eth0 if_id 7 && ip link set ipsec7 up && ip route replace "+hostInner+"/32 dev ipsec7 src "+guestInner)
+	t.Cleanup(func() { l.guestTry(t, "ip link del ipsec7") })
+	g := l.kernelPair(t, func(c *goipsecConf) {
+		c.childExtra = "        if_id_in = 7\n        if_id_out = 7\n        priority = 4242\n"
+	})
+	g.waitOutput(t, "Child SA established", 30*time.Second)
+	pol := l.guest(t, "ip xfrm policy")
+	if !strings.Contains(pol, "if_id 0x7") || !strings.Contains(pol, "priority 4242") {
+		t.Fatalf("policies without if_id 7 or priority 4242:\n%s", pol)
+	}
+	l.trafficCheck(t, "tunnel")
+	if st := l.guest(t, "ip xfrm state"); strings.Count(st, "if_id 0x7") != 2 {
+		t.Fatalf("states without if_id 7:\n%s", st)
+	}
+	link := l.guest(t, "ip -s -o link show ipsec7")
+	if m := regexp.MustCompile(`RX:[^\\]*\\\s*(\d+)\s+(\d+)`).FindStringSubmatch(link); m == nil || m[2] == "0" {
+		t.Fatalf("the xfrm interface counted nothing received:\n%s", link)
+	}
+}
