@@ -187,6 +187,22 @@ func TestStateMessageLayout(t *testing.T) {
 	}
 }
 
+// AH over IPv4 carries XFRM_STATE_ALIGN4 (RFC 4302 32-bit ICV alignment); over IPv6 it does not
+// need it (64 bits is the IPv6 rule and Linux's default).
+func TestAHAlign4(t *testing.T) {
+	ah := func(src, dst netip.Addr) byte {
+		m := stateMsg(msgNewSA, &state{src: src, dst: dst, spi: 1, proto: 51, mode: modeTransport,
+			auth: &algo{name: "hmac(sha256)", key: k32, icvBits: 128}}).Serialize()
+		return m[16+saFlags]
+	}
+	if f := ah(a1, a2); f&stateFlagAlign4 == 0 {
+		t.Fatalf("AH over IPv4: flags %#x without ALIGN4", f)
+	}
+	if f := ah(netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")); f&stateFlagAlign4 != 0 {
+		t.Fatalf("AH over IPv6: flags %#x with ALIGN4", f)
+	}
+}
+
 func TestParseExpire(t *testing.T) {
 	b := make([]byte, sizeUserExpire)
 	putAddr(b[saIDDaddr:], a2)
