@@ -87,11 +87,10 @@ type Backend struct {
 // saEntry is an installed SA: what was installed (keys included, for an address update that
 // re-creates it), and whether the control plane waits for its first inbound packet.
 type saEntry struct {
-	params     dataplane.SAParams
-	st         *state
-	notify     bool
-	added      time.Time
-	lastPolled uint64
+	params dataplane.SAParams
+	st     *state
+	notify bool
+	added  time.Time
 }
 
 // policyEntry is one dataplane policy and the kernel policies it became.

@@ -197,16 +197,6 @@ func (l *lab) guestTry(t *testing.T, cmd string) (string, int) {
 	return res.Stdout + res.Stderr, res.Exit
 }
 
-// host runs argv in the lab's host namespace and fails the test unless it exits 0.
-func (l *lab) host(t *testing.T, argv ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", l.ns}, argv...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("host: %s: %v\n%s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
-
 // guestDaemon is a background command in the guest, stopped by the test's cleanup.
 type guestDaemon struct {
 	l    *lab
