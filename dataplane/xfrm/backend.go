@@ -277,6 +277,9 @@ func (b *Backend) stateFor(p dataplane.SAParams) (*state, error) {
 		st.mode = modeTransport
 	}
 	st.replayWindow = replayWindow(p.ReplayWindow)
+	if p.ReplayWindow > 4096 {
+		b.log.Warn("replay window capped at the kernel's 4096 packets", "name", p.Name, "configured", p.ReplayWindow)
+	}
 	if p.Direction == dataplane.Out && p.ESN && st.replayWindow == 0 {
 		st.replayWindow = 32 // the kernel wants a window with ESN even on an outbound SA
 	}
