@@ -16,7 +16,7 @@ want() {
 want iproute2 nftables
 case "$what" in
 test)
-  want tshark tcpdump iperf3 iputils-ping procps
+  want tshark tcpdump iperf3 iputils-ping procps conntrack
   # strongSwan 5.9.8 as the reference peer: charon, swanctl, kernel-libipsec (libcharon-extra-plugins),
   # the openssl plugin (libstrongswan-standard-plugins: X25519/ECP/MODP, AES-GCM, SHA-2) and
   # curve25519/chapoly (libstrongswan-extra-plugins).
