@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"crypto/hmac"
 	"fmt"
 
 	"github.com/goipsec/goipsec/ike/wire"
@@ -51,16 +50,17 @@ func (sa *SA) AuthRequest(child *ChildConfig) ([]wire.Payload, error) {
 		return nil, fmt.Errorf("ike: IKE_AUTH request in state %s", sa.State)
 	}
 	sa.LocalID = sa.localIdentity(sa.Config)
-	psk, ok := sa.Config.PSK(sa.LocalID, sa.Config.RemoteID)
-	if !ok {
-		return nil, fmt.Errorf("connection %s: no preshared key for %s - %s", sa.Config.Name, sa.LocalID, sa.Config.RemoteID)
+	certs, auth, err := sa.buildAuth(sa.Config, sa.Config.RemoteID, nil)
+	if err != nil {
+		return nil, err
 	}
 	ps := []wire.Payload{&wire.IDi{IDType: sa.LocalID.Type, Data: sa.LocalID.Data}}
+	ps = append(ps, certs...)
 	ps = append(ps, &wire.Notify{NotifyType: wire.InitialContact})
 	if !sa.Config.RemoteID.IsAny() {
 		ps = append(ps, &wire.IDr{IDType: sa.Config.RemoteID.Type, Data: sa.Config.RemoteID.Data})
 	}
-	ps = append(ps, &wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, true, idRest(sa.LocalID))})
+	ps = append(ps, auth)
 	if child != nil {
 		req, cps, err := sa.newChildRequest(child, false)
 		if err != nil {
@@ -91,19 +91,11 @@ func (sa *SA) HandleAuthResponse(resp []wire.Payload) (child *ChildSA, childErr 
 		return nil, nil, errorf(0, "IKE_AUTH response lacks IDr or AUTH")
 	}
 	remote := Identity{Type: idr.IDType, Data: append([]byte(nil), idr.Data...)}
-	if !sa.Config.RemoteID.Matches(remote) {
+	if !sa.Config.remoteIDMatches(remote) {
 		return nil, nil, errorf(wire.AuthenticationFailed, "peer identifies as %s, but connection %s expects %s", remote, sa.Config.Name, sa.Config.RemoteID)
 	}
-	if auth.Method != wire.AuthSharedKeyMIC {
-		return nil, nil, errorf(wire.AuthenticationFailed, "peer %s authenticated with method %d, connection %s expects a PSK", remote, auth.Method, sa.Config.Name)
-	}
-	psk, ok := sa.Config.PSK(sa.LocalID, remote)
-	if !ok {
-		return nil, nil, errorf(wire.AuthenticationFailed, "no preshared key for %s - %s", sa.LocalID, remote)
-	}
-	want := sa.pskAUTH(psk, false, idRest(remote))
-	if !hmac.Equal(want, auth.Data) {
-		return nil, nil, errorf(wire.AuthenticationFailed, "AUTH of peer %s does not verify: the preshared keys for %s - %s differ", remote, sa.LocalID, remote)
+	if err := sa.verifyAuth(sa.Config, remote, resp); err != nil {
+		return nil, nil, err
 	}
 	sa.RemoteID = remote
 	sa.State = StateEstablished
@@ -151,11 +143,11 @@ func (sa *SA) HandleAuthRequest(req []wire.Payload) (resp []wire.Payload, child 
 			continue
 		}
 		local := sa.localIdentity(c)
-		if wantLocal != nil && !c.LocalID.IsAny() && !local.Equal(*wantLocal) {
+		if wantLocal != nil && !c.LocalID.IsAny() && !sameIdentity(local, *wantLocal) {
 			tried = append(tried, fmt.Sprintf("%s (we are %s, peer wants %s)", c.Name, local, *wantLocal))
 			continue
 		}
-		if !c.RemoteID.Matches(remote) {
+		if !c.remoteIDMatches(remote) {
 			tried = append(tried, fmt.Sprintf("%s (expects %s)", c.Name, c.RemoteID))
 			continue
 		}
@@ -174,24 +166,19 @@ func (sa *SA) HandleAuthRequest(req []wire.Payload) (resp []wire.Payload, child 
 	}
 	sa.Config = cfg
 	sa.LocalID = sa.localIdentity(cfg)
-	psk, ok := cfg.PSK(sa.LocalID, remote)
-	if !ok {
-		return authFailed(errorf(wire.AuthenticationFailed, "connection %s: no preshared key for %s - %s", cfg.Name, sa.LocalID, remote))
+	if err := sa.verifyAuth(cfg, remote, req); err != nil {
+		return authFailed(err.(*Error))
 	}
-	if auth.Method != wire.AuthSharedKeyMIC {
-		return authFailed(errorf(wire.AuthenticationFailed, "peer %s authenticates with method %d, connection %s expects a PSK", remote, auth.Method, cfg.Name))
-	}
-	want := sa.pskAUTH(psk, true, idRest(remote))
-	if !hmac.Equal(want, auth.Data) {
-		return authFailed(errorf(wire.AuthenticationFailed, "AUTH of peer %s does not verify: the preshared keys for %s - %s differ", remote, remote, sa.LocalID))
+	certs, ourAuth, err := sa.buildAuth(cfg, remote, req)
+	if err != nil {
+		return authFailed(err.(*Error))
 	}
 	sa.RemoteID = remote
 	sa.State = StateEstablished
 	sa.Established = sa.deps.Now()
-	resp = []wire.Payload{
-		&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data},
-		&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, false, idRest(sa.LocalID))},
-	}
+	resp = []wire.Payload{&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data}}
+	resp = append(resp, certs...)
+	resp = append(resp, ourAuth)
 	if find[*wire.SA](req) == nil {
 		return resp, nil, nil, nil
 	}

@@ -61,6 +61,7 @@ func (sa *SA) InitRequest() ([]byte, error) {
 		&wire.Nonce{Data: sa.Ni},
 	)
 	ps = append(ps, sa.natdPayloads()...)
+	ps = append(ps, initAuthPayloads(true, sa.Config)...)
 	if sa.Config.Fragmentation {
 		ps = append(ps, &wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
@@ -338,6 +339,7 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 		&wire.Nonce{Data: sa.Nr},
 	}
 	ps = append(ps, sa.natdPayloads()...)
+	ps = append(ps, initAuthPayloads(false, candidates...)...)
 	if cfg.Fragmentation && sa.PeerFragmentation {
 		ps = append(ps, &wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
