@@ -15,7 +15,7 @@ import (
 type Config struct {
 	Connections []*Connection // in order of appearance
 	Secrets     Secrets
-	Manual      []*ManualSA // in order of appearance
+	Manual      []*ManualSA  // in order of appearance
 	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
 	// Files lists every file that was read, the main file first.

@@ -583,13 +583,13 @@ func TestIdentities(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"ipv6:10.0.0.1":   `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
-		"ipv4:#0a00":      `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
-		"asn1gn:#3000":    `identity "asn1gn:#3000": general names are not supported by goipsec yet`,
-		"{23}:x":          `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
-		"@":               `invalid identity "@" (empty)`,
-		"@#zz":            `invalid identity "@#zz" (expected hex after @#)`,
-		"keyid:#":         `invalid identity "keyid:#" (expected hex after #)`,
+		"ipv6:10.0.0.1":    `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
+		"ipv4:#0a00":       `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
+		"asn1gn:#3000":     `identity "asn1gn:#3000": general names are not supported by goipsec yet`,
+		"{23}:x":           `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
+		"@":                `invalid identity "@" (empty)`,
+		"@#zz":             `invalid identity "@#zz" (expected hex after @#)`,
+		"keyid:#":          `invalid identity "keyid:#" (expected hex after #)`,
 		"CN=moon, XX=Test": `invalid identity "CN=moon, XX=Test": distinguished name "CN=moon, XX=Test": unknown attribute type "XX"`,
 	} {
 		_, err := parseIdentity(in)

@@ -328,9 +328,12 @@ func (id Identity) IsAny() bool { return id.Type == IDAny }
 // parseIdentity reads an identity in strongSwan notation:
 //
 //   - "%any" (or empty) matches any identity;
+//
 //   - "type:value" with type ipv4, ipv6, fqdn, dns, rfc822, email, userfqdn or keyid; "type:#hex"
 //     gives the data in hex. Unlike strongSwan, ipv4:/ipv6: values are converted from text;
+//
 //   - "@name" is an FQDN taken as written, "@#hex" a key ID, "@@text" an RFC 822 name as written;
+//
 //   - otherwise an IP address becomes ID_IPV4_ADDR/ID_IPV6_ADDR, text with "@" ID_RFC822_ADDR and
 //     anything else ID_FQDN.
 //

@@ -457,7 +457,7 @@ func TestKeyIDs(t *testing.T) {
 	}
 }
 
-func rsaKeyOf(k crypto.Signer) *rsaPrivateKey { return k.(*rsaPrivateKey) }
+func rsaKeyOf(k crypto.Signer) *rsaPrivateKey  { return k.(*rsaPrivateKey) }
 func ecKeyOf(k crypto.Signer) *ecdsaPrivateKey { return k.(*ecdsaPrivateKey) }
 
 // Fuzz targets for every credential file parser: no panics, and errors instead of keys or

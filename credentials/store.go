@@ -244,8 +244,14 @@ func (s *Store) Authority(name string) *Authority {
 	return s.authorities[name]
 }
 
+// FlushCaches drops the fetched CRLs and OCSP responses.
+func (s *Store) FlushCaches() {
+	s.crlCache.flush()
+	s.ocspCache.flush()
+}
+
 // FlushCerts removes the certificates of one role (all with kind < 0) and the cached CRLs and
-// OCSP responses (VICI flush-certs).
+// OCSP responses.
 func (s *Store) FlushCerts(kind int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

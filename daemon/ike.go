@@ -553,6 +553,9 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 			continue
 		}
 		conn := d.buildConnection(c)
+		if err := d.attachAuthenticator(conn, cfg); err != nil {
+			errs = append(errs, err)
+		}
 		d.conns[c.Name] = conn
 		list = append(list, conn)
 		if err := d.installTrapsLocked(conn); err != nil {

@@ -45,10 +45,8 @@ func (d *Daemon) VICI() *vici.Registry {
 	r.Handle("load-shared", d.viciLoadShared)
 	r.Handle("unload-shared", d.viciUnloadShared)
 	r.Handle("get-shared", d.viciGetShared)
-	r.Handle("get-keys", func(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
-		return vici.NewMessage().SetList("keys"), nil
-	})
 	r.Handle("clear-creds", d.viciClearCreds)
+	d.registerCredHandlers(r) // vici_creds.go
 	r.Handle("get-counters", d.viciGetCounters)
 	r.Handle("goipsec-status", d.viciStatus)
 	r.Handle("goipsec-reload", d.viciReload)
@@ -602,6 +600,9 @@ func (d *Daemon) loadWith(edit func(c *config.Config) error) error {
 }
 
 func (d *Daemon) viciLoadConn(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+	if err := d.inlineCreds(req); err != nil { // vici_creds.go
+		return nil, err
+	}
 	var b strings.Builder
 	b.WriteString("connections {\n")
 	if err := sectionToText(&b, req, "    "); err != nil {
