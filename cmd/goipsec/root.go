@@ -23,6 +23,7 @@ func newRootCommand() *cobra.Command {
 	daemon.Version = version
 	root.AddCommand(newVersionCommand(), newDemoCommand(), newRunCommand())
 	root.AddCommand(newBenchCommand())
+	root.AddCommand(newPKICommand())
 	root.AddCommand(newControlCommands()...)
 	return root
 }
