@@ -293,10 +293,11 @@ func (s *Store) ChainFor(cert *x509.Certificate) []*x509.Certificate {
 	if err != nil || len(chains) == 0 {
 		return nil
 	}
-	chain := chains[0]
-	if len(chain) <= 2 {
-		return nil
+	// Leave out the leaf and a self-signed root, which the peer must have; an anchor that is an
+	// intermediate CA (an x509ca/ file not signed by itself) is sent, as strongSwan does.
+	chain := chains[0][1:]
+	if n := len(chain); n > 0 && isIssuerOf(chain[n-1], chain[n-1]) {
+		chain = chain[:n-1]
 	}
-	// Leave out the leaf and the anchor; a self-signed anchor is the peer's to have.
-	return chain[1 : len(chain)-1]
+	return chain
 }
