@@ -287,7 +287,7 @@ func (d *Daemon) CertStatuses() []CertStatus {
 			continue
 		}
 		st := mk(p.chain[0], "peer", "IKE from "+p.id)
-		st.UsedBy = []string{name + " (peer)"}
+		st.UsedBy = []string{name + " (peer " + p.id + ")"}
 		out = append(out, st)
 	}
 	return out

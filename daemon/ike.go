@@ -597,7 +597,8 @@ func failureReason(msg string) string {
 	case strings.Contains(msg, "ESP proposal"):
 		return "no_esp_proposal"
 	case strings.Contains(msg, "AUTHENTICATION_FAILED"), strings.Contains(msg, "does not verify"), strings.Contains(msg, "preshared key"),
-		strings.Contains(msg, "identifies as"), strings.Contains(msg, "no connection for peer identity"):
+		strings.Contains(msg, "identifies as"), strings.Contains(msg, "no connection for peer identity"),
+		strings.Contains(msg, "certificate"), strings.Contains(msg, "signature"), strings.Contains(msg, "revocation"):
 		return "authentication"
 	case strings.Contains(msg, "selectors"):
 		return "ts_unacceptable"

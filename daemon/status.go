@@ -17,6 +17,8 @@ type Status struct {
 	DataPlane   dataplane.Stats   `json:"dataplane"`
 	IKE         engine.Stats      `json:"ike"`
 	Policies    []dataplane.SAKey `json:"-"`
+	// Certificates are the loaded certificates and the peers' (creds.go).
+	Certificates []CertStatus `json:"certificates,omitempty"`
 }
 
 // ConnStatus is one configured connection.
@@ -146,6 +148,7 @@ func tsConfList(list []config.TrafficSelector) string {
 func (d *Daemon) Status() Status {
 	var st Status
 	st.DataPlane = d.backend.Stats()
+	st.Certificates = d.CertStatuses()
 	var ikeSAs []engine.SAInfo
 	if d.ike != nil {
 		ikeSAs = d.ike.SAs()

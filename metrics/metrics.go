@@ -35,7 +35,7 @@ type Collector struct {
 	manualBytes, manualPackets               *prometheus.Desc
 	drops, failures, rekeys, retransmits     *prometheus.Desc
 	handshakesOK, handshakesFailed, invalid  *prometheus.Desc
-	cookies                                  *prometheus.Desc
+	cookies, certExpiry                      *prometheus.Desc
 }
 
 // New returns a collector reading src.
@@ -65,6 +65,7 @@ func New(src Source) *Collector {
 		handshakesFailed: d("ike_handshakes_failed_total", "IKE SAs that failed before they were established."),
 		invalid:          d("ike_invalid_messages_total", "IKE messages dropped as invalid or unauthenticated."),
 		cookies:          d("ike_cookies_sent_total", "COOKIE challenges sent (RFC 7296 §2.6)."),
+		certExpiry:       d("certificate_expiry_days", "Days until a certificate expires (negative: expired): loaded ones and those peers authenticated with.", "subject", "serial", "kind"),
 	}
 }
 
@@ -75,7 +76,7 @@ func (c *Collector) ObserveHandshake(d time.Duration) { c.handshake.Observe(d.Se
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.handshake.Describe(ch)
 	for _, d := range []*prometheus.Desc{c.connConfigured, c.connUp, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops,
-		c.manualBytes, c.manualPackets, c.drops, c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.cookies} {
+		c.manualBytes, c.manualPackets, c.drops, c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.cookies, c.certExpiry} {
 		ch <- d
 	}
 }
@@ -137,6 +138,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.handshakesFailed, st.IKE.HandshakesFailed)
 	counter(c.invalid, st.IKE.InvalidMessages)
 	counter(c.cookies, st.IKE.CookiesSent)
+	for _, cert := range st.Certificates {
+		gauge(c.certExpiry, cert.DaysLeft, cert.Subject, cert.Serial, cert.Kind)
+	}
 }
 
 // Serve exposes the collector (and Go runtime metrics) on addr at /metrics until ctx ends.

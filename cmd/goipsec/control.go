@@ -223,4 +223,5 @@ func printStatus(w io.Writer, st *daemon.Status) {
 			fmt.Fprintf(w, "%s: last failure %s ago: %s\n", c.Name, ago(c.LastFailureAt), c.LastFailure)
 		}
 	}
+	printCertificates(w, st.Certificates) // certs.go
 }

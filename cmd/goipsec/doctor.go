@@ -51,6 +51,7 @@ func doctorReport(w io.Writer, st *daemon.Status, name string) error {
 	for _, ch := range c.Children {
 		fmt.Fprintf(w, "  child %s: %s <=> %s, %s mode, ESP %s, start_action %s\n", ch.Name, ch.LocalTS, ch.RemoteTS, ch.Mode, ch.ESPProposals, ch.StartAction)
 	}
+	doctorCertificates(w, st, c.Name) // certs.go
 	if c.LastFailure != "" {
 		fmt.Fprintf(w, "  last failure (%s ago): %s\n", ago(c.LastFailureAt), c.LastFailure)
 		if hint := failureHint(c.LastFailure); hint != "" {
@@ -86,6 +87,9 @@ func orAny(id string) string {
 
 // failureHint turns common failure texts into advice.
 func failureHint(msg string) string {
+	if h := certFailureHint(msg); h != "" { // certs.go
+		return h
+	}
 	switch {
 	case strings.Contains(msg, "IKE proposal"):
 		return "make proposals overlap: add one of the peer's proposals to `proposals`, or ask the peer to accept one of ours"

@@ -1,7 +1,9 @@
 package interop
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -248,11 +250,55 @@ func TestStrongSwanCertificateChain(t *testing.T) {
 
 	_, left, right := setup(t)
 	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: certSwanConf("pubkey", "pubkey", moonID), Files: cs.swanFiles})
-	g := startGoipsecIn(t, left, cs.gdir, certGoipsecConf("pubkey", "pubkey", sunID, "      cacerts = strongswan-ca.pem\n", true))
+	conf := certGoipsecConf("pubkey", "pubkey", sunID, "      cacerts = strongswan-ca.pem\n", true)
+	conf = strings.Replace(conf, "daemon {\n", "daemon {\n  metrics_listen = 127.0.0.1:9464\n", 1)
+	g := startGoipsecIn(t, left, cs.gdir, conf)
 	c.WaitEstablished(t, "gt", 30*time.Second)
 	g.waitLog(t, "Child SA established", 10*time.Second)
 	if ok, out := left.Ping(t, rightInner4, 2); !ok {
 		t.Fatalf("ping through the tunnel:\n%s", out)
+	}
+
+	// status, doctor and the expiry metric show our certificate and the peer's.
+	out, err := exec.Command(goipsecBinary(t), "status", "--socket", g.vici).CombinedOutput()
+	if err != nil {
+		t.Fatalf("goipsec status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"C=CH, O=goipsec test, CN=moon.example.org", "gt (local)", "gt (peer " + sunID + ")", "CN=sun.example.org"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("goipsec status lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(goipsecBinary(t), "doctor", "gt", "--socket", g.vici).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `certificate "C=CH, O=strongSwan test, CN=sun.example.org" (peer `+sunID+`) issued by "C=CH, O=strongSwan test, CN=strongSwan Intermediate CA"`) {
+		t.Fatalf("goipsec doctor: %v\n%s", err, out)
+	}
+	var metrics string
+	// The connection is dialled inside the namespace (Do pins this thread to it); the request
+	// is then written on it directly, since http.Client would dial from other threads.
+	if err := left.Do(func() error {
+		conn, err := net.Dial("tcp", "127.0.0.1:9464")
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9464/metrics", nil)
+		if err := req.Write(conn); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		metrics = string(b)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`goipsec_certificate_expiry_days\{kind="end entity",serial="[0-9a-f]+",subject="C=CH, O=goipsec test, CN=moon.example.org"\} 8[0-9]{2}\.`).MatchString(metrics) {
+		t.Fatalf("no expiry metric for our certificate:\n%s", grepLines(metrics, "certificate_expiry"))
 	}
 }
 

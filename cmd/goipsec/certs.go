@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/goipsec/goipsec/daemon"
+)
+
+// expiryWarning is when status and doctor start warning about a certificate's expiry.
+const expiryWarning = 30 * 24 * time.Hour
+
+// printCertificates lists certificates for `goipsec status`: subject, role, expiry, whether we
+// hold the private key, and which connections use it.
+func printCertificates(w io.Writer, certs []daemon.CertStatus) {
+	if len(certs) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "CERTIFICATE\tKIND\tEXPIRES\tKEY\tUSED BY")
+	for _, c := range certs {
+		key := "-"
+		if c.HasKey {
+			key = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Subject, c.Kind, expiryText(c), key, strings.Join(c.UsedBy, ", "))
+	}
+	tw.Flush()
+}
+
+func expiryText(c daemon.CertStatus) string {
+	left := time.Until(c.NotAfter)
+	switch {
+	case left < 0:
+		return fmt.Sprintf("EXPIRED %s", c.NotAfter.UTC().Format("2006-01-02"))
+	case left < expiryWarning:
+		return fmt.Sprintf("%s (in %d days!)", c.NotAfter.UTC().Format("2006-01-02"), int(left.Hours()/24))
+	}
+	return fmt.Sprintf("%s (in %d days)", c.NotAfter.UTC().Format("2006-01-02"), int(left.Hours()/24))
+}
+
+// doctorCertificates reports the certificates a connection uses and warns about expiry, for
+// `goipsec doctor NAME`.
+func doctorCertificates(w io.Writer, st *daemon.Status, name string) {
+	for _, c := range st.Certificates {
+		for _, u := range c.UsedBy {
+			if u != name && !strings.HasPrefix(u, name+" ") {
+				continue
+			}
+			fmt.Fprintf(w, "  certificate %q %s issued by %q, expires %s\n", c.Subject, strings.TrimPrefix(u, name+" "), c.Issuer, expiryText(c))
+			if !c.NotAfter.After(time.Now()) {
+				fmt.Fprintln(w, "  hint: the certificate has expired; issue a new one (goipsec pki issue) and reload")
+			}
+		}
+	}
+}
+
+// certFailureHint gives advice for the certificate failures of credentials and ike/auth.
+func certFailureHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "no path to a trusted CA"):
+		return "put the CA certificate that issued the peer's certificate into x509ca/ (and intermediates the peer does not send into x509ca/ or x509/), then reload"
+	case strings.Contains(msg, "revoked"):
+		return "the peer's certificate was revoked by its CA: the peer needs a new certificate"
+	case strings.Contains(msg, "expired on"), strings.Contains(msg, "not valid before"):
+		return "a certificate is outside its validity: renew it, or check both clocks"
+	case strings.Contains(msg, "is not in the peer's certificate"):
+		return "remote.id must be the certificate's subject DN or one of its subjectAltNames (goipsec pki print shows them)"
+	case strings.Contains(msg, "revocation status"):
+		return "make the CRL or OCSP URI reachable, load a CRL into x509crl/, or relax remote.revocation"
+	case strings.Contains(msg, "not accepted by auth ="), strings.Contains(msg, "signature scheme"):
+		return "the signature scheme is refused by the auth constraints (rsa, rsa/pss, ecdsa, -sha256 ...) on one side"
+	case strings.Contains(msg, "no private key for our"):
+		return "load the private key of our certificate into private/ (with a secrets private-<name> passphrase if it is encrypted)"
+	case strings.Contains(msg, "no certificate for our identity"):
+		return "name our certificate in local.certs, or set local.id to a name in a certificate in x509/"
+	}
+	return ""
+}
