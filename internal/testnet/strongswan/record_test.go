@@ -295,15 +295,15 @@ func describeMessage(msg []byte, sas []goldenIKESA) (goldenMessage, error) {
 
 // golden is keys.json.
 type golden struct {
-	Recording   string          `json:"recording"`
-	Software    string          `json:"software"`
-	Description string          `json:"description"`
-	IKEConfig   string          `json:"ike_proposal_config"`
-	ESPConfig   string          `json:"esp_proposal_config"`
-	CharonConf  string          `json:"charon_conf,omitempty"`
-	Initiator   string          `json:"initiator_address"`
-	Responder   string          `json:"responder_address"`
-	PSK         string          `json:"psk"`
+	Recording   string `json:"recording"`
+	Software    string `json:"software"`
+	Description string `json:"description"`
+	IKEConfig   string `json:"ike_proposal_config"`
+	ESPConfig   string `json:"esp_proposal_config"`
+	CharonConf  string `json:"charon_conf,omitempty"`
+	Initiator   string `json:"initiator_address"`
+	Responder   string `json:"responder_address"`
+	PSK         string `json:"psk"`
 	// Auth and Credentials: certificate scenarios name the auth value both sides used and the
 	// PEM files (CA, certificates, private keys of left and right) next to keys.json.
 	Auth        string          `json:"auth,omitempty"`
