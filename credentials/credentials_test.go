@@ -110,6 +110,16 @@ func TestVerifyChainThroughIntermediate(t *testing.T) {
 	if _, err := s.VerifyPeer(context.Background(), fqdn("moon.example.org"), [][]byte{p.leaf.Raw}, Policy{}); err != nil {
 		t.Fatal(err)
 	}
+	// The cached chain goes with the store's trust: without the root there is no path any more.
+	s2 := storeAt(t0.Add(time.Hour), nil)
+	s2.AddCert(p.root, CA, "test")
+	if _, err := s2.VerifyPeer(context.Background(), fqdn("moon.example.org"), [][]byte{p.leaf.Raw, p.inter.Raw}, Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	s2.FlushCerts(int(CA))
+	if _, err := s2.VerifyPeer(context.Background(), fqdn("moon.example.org"), [][]byte{p.leaf.Raw, p.inter.Raw}, Policy{}); reasonOf(err) != ReasonNoTrustedPath {
+		t.Fatalf("after removing the CA: %v", err)
+	}
 	// Our ChainFor sends the intermediate after the leaf, not the root.
 	if ch := s.ChainFor(p.leaf); len(ch) != 1 || !ch[0].Equal(p.inter) {
 		t.Fatalf("ChainFor: %d certs", len(ch))

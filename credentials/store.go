@@ -96,6 +96,11 @@ type Store struct {
 
 	crlCache  *fetchCache[*x509.RevocationList]
 	ocspCache *fetchCache[*ocspEntry]
+
+	// gen counts changes of the certificates and authorities; chains caches verified chains
+	// (verify.go) and is valid for one gen.
+	gen    uint64
+	chains *chainCache
 }
 
 // Options configure a Store.
@@ -119,6 +124,7 @@ func New(opts Options) *Store {
 		certs: map[string]*Cert{}, keys: map[string]*Key{}, pubkeys: map[string]*PublicKey{},
 		authorities: map[string]*Authority{},
 		crlCache:    newFetchCache[*x509.RevocationList](), ocspCache: newFetchCache[*ocspEntry](),
+		chains:      newChainCache(),
 	}
 }
 
@@ -130,6 +136,7 @@ func (s *Store) AddCert(c *x509.Certificate, kind CertKind, source string) *Cert
 	sc := &Cert{X509: c, Kind: kind, Source: source}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gen++
 	if old, ok := s.certs[sc.Fingerprint()]; ok {
 		if kind > old.Kind {
 			old.Kind = kind
@@ -204,6 +211,7 @@ func (s *Store) AddAuthority(a *Authority) {
 	}
 	s.mu.Lock()
 	s.authorities[a.Name] = a
+	s.gen++
 	s.mu.Unlock()
 }
 
@@ -216,6 +224,7 @@ func (s *Store) RemoveAuthority(name string) bool {
 		return false
 	}
 	delete(s.authorities, name)
+	s.gen++
 	if a.CA != nil {
 		sc := &Cert{X509: a.CA}
 		if c := s.certs[sc.Fingerprint()]; c != nil && c.Source == a.Source {
@@ -255,6 +264,7 @@ func (s *Store) FlushCaches() {
 func (s *Store) FlushCerts(kind int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gen++
 	for fp, c := range s.certs {
 		if kind < 0 || CertKind(kind) == c.Kind {
 			delete(s.certs, fp)
@@ -323,22 +333,23 @@ func (s *Store) PublicKeyByID(id string) *PublicKey {
 }
 
 // anchors returns the trust anchors (CA certificates) and every certificate that can serve as an
-// intermediate.
-func (s *Store) anchors() (cas []*x509.Certificate, all []*x509.Certificate) {
+// intermediate, and the generation they belong to.
+func (s *Store) anchors() (cas []*x509.Certificate, all []*x509.Certificate, gen uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	gen = s.gen
 	for _, c := range s.certs {
 		if c.Kind == CA {
 			cas = append(cas, c.X509)
 		}
 		all = append(all, c.X509)
 	}
-	return cas, all
+	return cas, all, gen
 }
 
 // TrustedCAs returns the CA certificates (trust anchors).
 func (s *Store) TrustedCAs() []*x509.Certificate {
-	cas, _ := s.anchors()
+	cas, _, _ := s.anchors()
 	sort.Slice(cas, func(i, j int) bool { return dn.String(cas[i].RawSubject) < dn.String(cas[j].RawSubject) })
 	return cas
 }

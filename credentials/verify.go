@@ -1,14 +1,17 @@
 package credentials
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/goipsec/goipsec/credentials/dn"
@@ -156,20 +159,7 @@ func (s *Store) VerifyPeer(ctx context.Context, id Identity, presented [][]byte,
 		return &Verified{Leaf: leaf, Chain: []*x509.Certificate{leaf}}, nil
 	}
 
-	cas, stored := s.anchors()
-	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	for _, c := range cas {
-		roots.AddCert(c)
-	}
-	for _, c := range sent[min(1, len(sent)):] {
-		inter.AddCert(c)
-	}
-	for _, c := range stored {
-		if c.IsCA {
-			inter.AddCert(c)
-		}
-	}
-	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chains, cas, err := s.verifyChains(leaf, sent[min(1, len(sent)):], now)
 	if err != nil {
 		return nil, s.explainChainError(leaf, id, sent, cas, err, now)
 	}
@@ -279,25 +269,94 @@ func describeAll(cs []*x509.Certificate) string {
 // ChainFor returns the CA certificates we hold that chain cert up to (not including) a trust
 // anchor: the intermediates to send in CERT payloads after our own certificate.
 func (s *Store) ChainFor(cert *x509.Certificate) []*x509.Certificate {
-	cas, stored := s.anchors()
-	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	for _, c := range cas {
-		roots.AddCert(c)
-	}
-	for _, c := range stored {
-		if c.IsCA {
-			inter.AddCert(c)
-		}
-	}
-	chains, err := cert.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: s.clock(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	chains, _, err := s.verifyChains(cert, nil, s.clock())
 	if err != nil || len(chains) == 0 {
 		return nil
 	}
 	// Leave out the leaf and a self-signed root, which the peer must have; an anchor that is an
 	// intermediate CA (an x509ca/ file not signed by itself) is sent, as strongSwan does.
 	chain := chains[0][1:]
-	if n := len(chain); n > 0 && isIssuerOf(chain[n-1], chain[n-1]) {
+	if n := len(chain); n > 0 && selfSigned(chain[n-1]) {
 		chain = chain[:n-1]
 	}
 	return chain
+}
+
+// chainCache remembers verified chains (crypto/x509's Verify checks a signature per link, the
+// largest cost of a certificate handshake after the AUTH signature itself). Entries are valid for
+// one store generation and while every certificate of the chains is within its validity; the
+// revocation check is not cached here (its CRLs and OCSP answers have their own cache).
+type chainCache struct {
+	mu      sync.Mutex
+	entries map[[32]byte]chainEntry
+}
+
+type chainEntry struct {
+	gen              uint64
+	chains           [][]*x509.Certificate
+	notBefore, until time.Time
+}
+
+// maxChainCache bounds the cache; it is emptied when full (peers are few, certificates fewer).
+const maxChainCache = 4096
+
+func newChainCache() *chainCache { return &chainCache{entries: map[[32]byte]chainEntry{}} }
+
+// verifyChains returns the verified chains of leaf through intermediates to the trust anchors, from
+// the cache when it can.
+func (s *Store) verifyChains(leaf *x509.Certificate, intermediates []*x509.Certificate, now time.Time) ([][]*x509.Certificate, []*x509.Certificate, error) {
+	h := sha256.New()
+	h.Write(leaf.Raw)
+	for _, c := range intermediates {
+		h.Write(c.Raw)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	cas, stored, gen := s.anchors()
+	s.chains.mu.Lock()
+	e, ok := s.chains.entries[key]
+	s.chains.mu.Unlock()
+	if ok && e.gen == gen && !now.Before(e.notBefore) && now.Before(e.until) {
+		return e.chains, cas, nil
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range cas {
+		roots.AddCert(c)
+	}
+	for _, c := range intermediates {
+		inter.AddCert(c)
+	}
+	for _, c := range stored {
+		if c.IsCA {
+			inter.AddCert(c)
+		}
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, cas, err
+	}
+	e = chainEntry{gen: gen, chains: chains, notBefore: leaf.NotBefore, until: leaf.NotAfter}
+	for _, chain := range chains {
+		for _, c := range chain {
+			if c.NotBefore.After(e.notBefore) {
+				e.notBefore = c.NotBefore
+			}
+			if c.NotAfter.Before(e.until) {
+				e.until = c.NotAfter
+			}
+		}
+	}
+	s.chains.mu.Lock()
+	if len(s.chains.entries) >= maxChainCache {
+		s.chains.entries = map[[32]byte]chainEntry{}
+	}
+	s.chains.entries[key] = e
+	s.chains.mu.Unlock()
+	return chains, cas, nil
+}
+
+// selfSigned tells a root from an intermediate anchor by names and key identifiers (the chain was
+// verified, so no signature needs checking again).
+func selfSigned(c *x509.Certificate) bool {
+	return dn.Equal(c.RawSubject, c.RawIssuer) && (len(c.AuthorityKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, c.SubjectKeyId))
 }

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/goipsec/goipsec/credentials"
 	"github.com/goipsec/goipsec/daemon"
+	"github.com/goipsec/goipsec/ike"
+	"github.com/goipsec/goipsec/ike/auth"
+	"github.com/goipsec/goipsec/ike/wire"
 )
 
 // expiryWarning is when status and doctor start warning about a certificate's expiry.
@@ -80,4 +86,43 @@ func certFailureHint(msg string) string {
 		return "name our certificate in local.certs, or set local.id to a name in a certificate in x509/"
 	}
 	return ""
+}
+
+// benchCertFlags make `goipsec bench ike` authenticate with a certificate both ways.
+type benchCertFlags struct{ cert, key, cacert string }
+
+func (b benchCertFlags) apply(cfg *ike.PeerConfig) error {
+	if b.cert == "" && b.key == "" && b.cacert == "" {
+		return nil
+	}
+	if b.cert == "" || b.key == "" || b.cacert == "" {
+		return errors.New("--cert, --key and --cacert go together")
+	}
+	st := credentials.New(credentials.Options{})
+	cert, err := readCert(b.cert)
+	if err != nil {
+		return err
+	}
+	ca, err := readCert(b.cacert)
+	if err != nil {
+		return err
+	}
+	key, err := readKey(b.key)
+	if err != nil {
+		return err
+	}
+	st.AddCert(cert, credentials.EndEntity, b.cert)
+	st.AddCert(ca, credentials.CA, b.cacert)
+	if _, err := st.AddKey(key, b.key); err != nil {
+		return err
+	}
+	pubkey, _ := auth.ParseConstraints("pubkey")
+	a := auth.New(auth.Config{Conn: cfg.Name, Store: st, SendCertReq: true,
+		Local:  auth.Local{Method: auth.MethodPubkey, Constraints: pubkey, Certs: []*x509.Certificate{cert}},
+		Remote: auth.Remote{Method: auth.MethodPubkey, Constraints: pubkey, ID: credentials.Identity{Type: credentials.IDType(cfg.RemoteID.Type), Data: cfg.RemoteID.Data}}})
+	cfg.Authenticator = a
+	if cfg.LocalID.IsAny() {
+		cfg.LocalID = ike.Identity{Type: wire.IDDERASN1DN, Data: cert.RawSubject}
+	}
+	return nil
 }
