@@ -124,7 +124,7 @@ func New(opts Options) *Store {
 		certs: map[string]*Cert{}, keys: map[string]*Key{}, pubkeys: map[string]*PublicKey{},
 		authorities: map[string]*Authority{},
 		crlCache:    newFetchCache[*x509.RevocationList](), ocspCache: newFetchCache[*ocspEntry](),
-		chains:      newChainCache(),
+		chains: newChainCache(),
 	}
 }
 
