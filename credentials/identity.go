@@ -146,12 +146,8 @@ func CertHasIdentity(c *x509.Certificate, id Identity) bool {
 // CertIdentities lists what a certificate can be matched against, for messages.
 func CertIdentities(c *x509.Certificate) string {
 	parts := []string{`"` + dn.String(c.RawSubject) + `"`}
-	for _, n := range c.DNSNames {
-		parts = append(parts, n)
-	}
-	for _, n := range c.EmailAddresses {
-		parts = append(parts, n)
-	}
+	parts = append(parts, c.DNSNames...)
+	parts = append(parts, c.EmailAddresses...)
 	for _, ip := range c.IPAddresses {
 		parts = append(parts, ip.String())
 	}
