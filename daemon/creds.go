@@ -49,20 +49,24 @@ func (d *Daemon) credStore() *credState {
 func (d *Daemon) Credentials() *credentials.Store { return d.credStore().store }
 
 // loadCredentials loads the swanctl folders next to the main configuration file and the
-// authorities section. Problems with single files are reported and the rest is loaded.
+// authorities section. A file in the folders that cannot be loaded is logged and the rest is
+// loaded (as swanctl --load-creds does); the errors returned are the configuration's own
+// (authorities naming files that do not load), with file and line.
 func (d *Daemon) loadCredentials(cfg *config.Config) []error {
 	cs := d.credStore()
 	if len(cfg.Files) > 0 {
 		cs.dir = filepath.Dir(cfg.Files[0])
 	}
-	var errs []error
 	if cs.dir != "" {
 		n, lerrs := cs.store.LoadDir(cs.dir, passphrases(cfg))
-		errs = append(errs, lerrs...)
+		for _, e := range lerrs {
+			d.log.Warn("credential not loaded", "why", e.Error())
+		}
 		if n != (credentials.Loaded{}) {
 			d.log.Info("credentials loaded", "dir", cs.dir, "certs", n.Certs, "keys", n.Keys, "pubkeys", n.PublicKeys, "crls", n.CRLs)
 		}
 	}
+	var errs []error
 	for _, a := range cfg.Authorities {
 		ca, err := cs.loadCert("x509ca", a.CACert)
 		if err != nil {
@@ -70,9 +74,6 @@ func (d *Daemon) loadCredentials(cfg *config.Config) []error {
 			continue
 		}
 		cs.store.AddAuthority(&credentials.Authority{Name: a.Name, CA: ca, CRLURIs: a.CRLURIs, OCSPURIs: a.OCSPURIs, CertURIBase: a.CertURIBase, Source: a.File})
-	}
-	for _, e := range errs {
-		d.log.Warn("credential not loaded", "why", e.Error())
 	}
 	return errs
 }
