@@ -50,9 +50,9 @@ func (sa *SA) AuthRequest(child *ChildConfig) ([]wire.Payload, error) {
 		return nil, fmt.Errorf("ike: IKE_AUTH request in state %s", sa.State)
 	}
 	sa.LocalID = sa.localIdentity(sa.Config)
-	certs, auth, err := sa.buildAuth(sa.Config, sa.Config.RemoteID, nil)
-	if err != nil {
-		return nil, err
+	certs, auth, aerr := sa.buildAuth(sa.Config, sa.Config.RemoteID, nil)
+	if aerr != nil {
+		return nil, aerr
 	}
 	ps := []wire.Payload{&wire.IDi{IDType: sa.LocalID.Type, Data: sa.LocalID.Data}}
 	ps = append(ps, certs...)
@@ -94,8 +94,8 @@ func (sa *SA) HandleAuthResponse(resp []wire.Payload) (child *ChildSA, childErr 
 	if !sa.Config.remoteIDMatches(remote) {
 		return nil, nil, errorf(wire.AuthenticationFailed, "peer identifies as %s, but connection %s expects %s", remote, sa.Config.Name, sa.Config.RemoteID)
 	}
-	if err := sa.verifyAuth(sa.Config, remote, resp); err != nil {
-		return nil, nil, err
+	if verr := sa.verifyAuth(sa.Config, remote, resp); verr != nil {
+		return nil, nil, verr
 	}
 	sa.RemoteID = remote
 	sa.State = StateEstablished
@@ -166,12 +166,12 @@ func (sa *SA) HandleAuthRequest(req []wire.Payload) (resp []wire.Payload, child 
 	}
 	sa.Config = cfg
 	sa.LocalID = sa.localIdentity(cfg)
-	if err := sa.verifyAuth(cfg, remote, req); err != nil {
-		return authFailed(err.(*Error))
+	if verr := sa.verifyAuth(cfg, remote, req); verr != nil {
+		return authFailed(verr)
 	}
-	certs, ourAuth, err := sa.buildAuth(cfg, remote, req)
-	if err != nil {
-		return authFailed(err.(*Error))
+	certs, ourAuth, aerr := sa.buildAuth(cfg, remote, req)
+	if aerr != nil {
+		return authFailed(aerr)
 	}
 	sa.RemoteID = remote
 	sa.State = StateEstablished

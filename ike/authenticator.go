@@ -80,7 +80,7 @@ func (sa *SA) authInput(cfg *PeerConfig, signer bool, remote Identity, peer []wi
 
 // buildAuth returns our CERT/CERTREQ payloads and AUTH for cfg. peer are the peer's IKE_AUTH
 // payloads (responder) or nil.
-func (sa *SA) buildAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) ([]wire.Payload, *wire.AUTH, error) {
+func (sa *SA) buildAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) ([]wire.Payload, *wire.AUTH, *Error) {
 	if cfg.Authenticator != nil {
 		certs, auth, err := cfg.Authenticator.Build(sa.authInput(cfg, sa.Initiator, remote, peer))
 		if err != nil {
@@ -96,7 +96,7 @@ func (sa *SA) buildAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) (
 }
 
 // verifyAuth checks the peer's authentication in its IKE_AUTH payloads for cfg.
-func (sa *SA) verifyAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) error {
+func (sa *SA) verifyAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) *Error {
 	if cfg.Authenticator != nil {
 		if err := cfg.Authenticator.Verify(sa.authInput(cfg, !sa.Initiator, remote, peer), peer); err != nil {
 			return errorf(wire.AuthenticationFailed, "connection %s: %v", cfg.Name, err)
