@@ -24,6 +24,11 @@ import (
 	"github.com/goipsec/goipsec/credentials/dn"
 )
 
+// StoreRef prefixes a credential named by its place in the store instead of a file: a
+// certificate's Fingerprint or a public key's ID. Configurations loaded over VICI carry the
+// certificates and keys swanctl sends inline this way.
+const StoreRef = "vici:"
+
 // CertKind is the role a certificate was loaded in.
 type CertKind uint8
 

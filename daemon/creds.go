@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/auth"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/status"
 )
 
 // credState is the daemon's credential store and what the status reports about it. The store
@@ -115,7 +117,7 @@ func (cs *credState) loadCert(folder, file string) (*x509.Certificate, error) {
 }
 
 func (cs *credState) loadPubKey(file string) (crypto.PublicKey, error) {
-	if id, ok := strings.CutPrefix(file, viciRef); ok {
+	if id, ok := strings.CutPrefix(file, credentials.StoreRef); ok {
 		if pk := cs.store.PublicKeyByID(id); pk != nil {
 			return pk.Key, nil
 		}
@@ -230,32 +232,20 @@ func (d *Daemon) attachAuthenticator(conn *connection, cfg *config.Config) error
 	return nil
 }
 
-// CertStatus is one loaded certificate, for status, doctor and metrics.
-type CertStatus struct {
-	Subject   string    `json:"subject"`
-	Issuer    string    `json:"issuer"`
-	Serial    string    `json:"serial"`
-	Kind      string    `json:"kind"`
-	Source    string    `json:"source"`
-	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
-	// DaysLeft is the time to expiry in days (negative: expired).
-	DaysLeft float64  `json:"days_left"`
-	HasKey   bool     `json:"has_private_key"`
-	AltNames []string `json:"alt_names,omitempty"`
-	// UsedBy names the connections that authenticate with it (ours) or whose peer did (theirs).
-	UsedBy []string `json:"used_by,omitempty"`
-}
+// certKinds maps the store's roles to the status schema's kinds.
+var certKinds = map[credentials.CertKind]string{credentials.EndEntity: status.CertEndEntity, credentials.CA: status.CertCA,
+	credentials.AA: status.CertAA, credentials.OCSPSigner: status.CertOCSPSigner}
 
-// CertStatuses lists the loaded certificates and the peers' certificates seen last.
-func (d *Daemon) CertStatuses() []CertStatus {
+// CertStatuses lists the loaded certificates and the peers' certificates seen last, for status,
+// doctor and metrics.
+func (d *Daemon) CertStatuses() []status.Certificate {
 	cs := d.credStore()
 	now := time.Now()
-	mk := func(c *x509.Certificate, kind, source string) CertStatus {
-		st := CertStatus{Subject: dn.String(c.RawSubject), Issuer: dn.String(c.RawIssuer), Serial: fmt.Sprintf("%x", c.SerialNumber),
+	mk := func(c *x509.Certificate, kind, source string) status.Certificate {
+		st := status.Certificate{Subject: dn.String(c.RawSubject), Issuer: dn.String(c.RawIssuer), Serial: fmt.Sprintf("%x", c.SerialNumber),
 			Kind: kind, Source: source, NotBefore: c.NotBefore, NotAfter: c.NotAfter,
-			DaysLeft: c.NotAfter.Sub(now).Hours() / 24}
-		_, st.HasKey = cs.store.PrivateKeyFor(c.PublicKey)
+			ExpiresInSeconds: int64(c.NotAfter.Sub(now) / time.Second), AltNames: []string{}, UsedBy: []string{}}
+		_, st.HasPrivateKey = cs.store.PrivateKeyFor(c.PublicKey)
 		st.AltNames = append(st.AltNames, c.DNSNames...)
 		st.AltNames = append(st.AltNames, c.EmailAddresses...)
 		for _, ip := range c.IPAddresses {
@@ -263,33 +253,59 @@ func (d *Daemon) CertStatuses() []CertStatus {
 		}
 		return st
 	}
-	var out []CertStatus
+	out := []status.Certificate{}
 	index := map[string]int{}
 	for _, c := range cs.store.Certs() {
 		index[c.Fingerprint()] = len(out)
-		out = append(out, mk(c.X509, c.Kind.String(), c.Source))
+		out = append(out, mk(c.X509, certKinds[c.Kind], c.Source))
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	for name, a := range cs.auths {
-		if cert := a.LocalCertInUse(); cert != nil {
+	for _, name := range sortedKeys(cs.auths) {
+		if cert := cs.auths[name].LocalCertInUse(); cert != nil {
 			if i, ok := index[(&credentials.Cert{X509: cert}).Fingerprint()]; ok {
 				out[i].UsedBy = append(out[i].UsedBy, name+" (local)")
 			}
 		}
 	}
-	for name, p := range cs.peers {
+	for _, name := range sortedKeys(cs.peers) {
+		p := cs.peers[name]
 		if len(p.chain) == 0 {
 			continue
 		}
-		fp := (&credentials.Cert{X509: p.chain[0]}).Fingerprint()
-		if i, ok := index[fp]; ok {
+		if i, ok := index[(&credentials.Cert{X509: p.chain[0]}).Fingerprint()]; ok {
 			out[i].UsedBy = append(out[i].UsedBy, name+" (peer "+p.id+")")
 			continue
 		}
-		st := mk(p.chain[0], "peer", "IKE from "+p.id)
+		st := mk(p.chain[0], status.CertPeer, "IKE from "+p.id)
 		st.UsedBy = []string{name + " (peer " + p.id + ")"}
 		out = append(out, st)
 	}
 	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Credentials answers control.Daemon: the store the VICI credential commands work on.
+func (p controlPort) Credentials() *credentials.Store { return p.d.Credentials() }
+
+// certFromStore resolves a reference to a certificate loaded over VICI (inline in load-conn).
+func (cs *credState) certFromStore(ref string) (*x509.Certificate, bool) {
+	fp, ok := strings.CutPrefix(ref, credentials.StoreRef)
+	if !ok {
+		return nil, false
+	}
+	for _, c := range cs.store.Certs() {
+		if c.Fingerprint() == fp {
+			return c.X509, true
+		}
+	}
+	return nil, false
 }

@@ -89,7 +89,7 @@ func TestVICICredentials(t *testing.T) {
 		t.Fatalf("%d certificates with private key, want 1", withKey)
 	}
 	st := d.CertStatuses()
-	if len(st) != 2 || st[0].Subject != "CN=gw.example.org" || !st[0].HasKey || st[0].DaysLeft < 824 {
+	if len(st) != 2 || st[0].Subject != "CN=gw.example.org" || !st[0].HasPrivateKey || st[0].ExpiresInSeconds < 824*86400 || st[0].Kind != "end_entity" {
 		t.Fatalf("status %+v", st)
 	}
 	if _, _, err := call("unload-key", vici.NewMessage().Set("id", id)); err != nil {

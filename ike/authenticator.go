@@ -62,9 +62,9 @@ func (sa *SA) authInput(cfg *PeerConfig, signer bool, remote Identity, peer []wi
 	}
 	var peerInit []byte
 	if sa.Initiator {
-		peerInit = sa.initResp
+		peerInit = sa.hs.initResp
 	} else {
-		peerInit = sa.initReq
+		peerInit = sa.hs.initReq
 	}
 	var all []wire.Payload
 	if m, err := wire.Decode(peerInit); err == nil {
@@ -105,7 +105,7 @@ func (sa *SA) verifyAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) 
 	}
 	auth := find[*wire.AUTH](peer)
 	if auth.Method != wire.AuthSharedKeyMIC {
-		return errorf(wire.AuthenticationFailed, "peer %s authenticates with method %d, connection %s expects a PSK", remote, auth.Method, cfg.Name)
+		return errorf(wire.AuthenticationFailed, "peer %s authenticated with %s, connection %s expects a PSK", remote, authMethodName(auth.Method), cfg.Name)
 	}
 	psk, ok := cfg.PSK(sa.LocalID, remote)
 	if !ok {

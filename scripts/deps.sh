@@ -23,6 +23,10 @@ test)
   want strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
   # strongSwan's pki tool makes certificates for the certificate interop tests.
   want strongswan-pki
+  # man(1) renders the generated manual pages in a test (cmd/goipsec TestManPagesRender).
+  want man-db groff-base
+  # buildah builds packaging/Containerfile (FROM scratch) in scripts/image-test.sh.
+  want buildah
   ;;
 bench)
   want iperf3 wireguard-tools procps util-linux

@@ -6,59 +6,61 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/goipsec/goipsec/credentials"
-	"github.com/goipsec/goipsec/daemon"
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/auth"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/status"
 )
 
 // expiryWarning is when status and doctor start warning about a certificate's expiry.
 const expiryWarning = 30 * 24 * time.Hour
 
-// printCertificates lists certificates for `goipsec status`: subject, role, expiry, whether we
-// hold the private key, and which connections use it.
-func printCertificates(w io.Writer, certs []daemon.CertStatus) {
+// printCertificates lists certificates for `goipsec status`: subject, kind, expiry, whether we
+// hold the private key, and which connections use it. Nothing is printed without certificates.
+func printCertificates(w io.Writer, certs []status.Certificate, now time.Time) {
 	if len(certs) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "CERTIFICATE\tKIND\tEXPIRES\tKEY\tUSED BY")
+	fmt.Fprintln(w, "certificates:")
 	for _, c := range certs {
-		key := "-"
-		if c.HasKey {
-			key = "yes"
+		key := ""
+		if c.HasPrivateKey {
+			key = ", private key loaded"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Subject, c.Kind, expiryText(c), key, strings.Join(c.UsedBy, ", "))
+		used := ""
+		if len(c.UsedBy) > 0 {
+			used = ", used by " + strings.Join(c.UsedBy, ", ")
+		}
+		fmt.Fprintf(w, "  %q (%s), expires %s%s%s\n", c.Subject, strings.ReplaceAll(c.Kind, "_", " "), expiryText(c, now), key, used)
 	}
-	tw.Flush()
 }
 
-func expiryText(c daemon.CertStatus) string {
-	left := time.Until(c.NotAfter)
+func expiryText(c status.Certificate, now time.Time) string {
+	left := c.NotAfter.Sub(now)
+	day := c.NotAfter.UTC().Format("2006-01-02")
 	switch {
 	case left < 0:
-		return fmt.Sprintf("EXPIRED %s", c.NotAfter.UTC().Format("2006-01-02"))
+		return "EXPIRED " + day
 	case left < expiryWarning:
-		return fmt.Sprintf("%s (in %d days!)", c.NotAfter.UTC().Format("2006-01-02"), int(left.Hours()/24))
+		return fmt.Sprintf("%s (in %d days!)", day, int(left.Hours()/24))
 	}
-	return fmt.Sprintf("%s (in %d days)", c.NotAfter.UTC().Format("2006-01-02"), int(left.Hours()/24))
+	return fmt.Sprintf("%s (in %d days)", day, int(left.Hours()/24))
 }
 
 // doctorCertificates reports the certificates a connection uses and warns about expiry, for
 // `goipsec doctor NAME`.
-func doctorCertificates(w io.Writer, st *daemon.Status, name string) {
+func doctorCertificates(w io.Writer, st *status.Status, name string, now time.Time) {
 	for _, c := range st.Certificates {
 		for _, u := range c.UsedBy {
-			if u != name && !strings.HasPrefix(u, name+" ") {
+			if !strings.HasPrefix(u, name+" ") {
 				continue
 			}
-			fmt.Fprintf(w, "  certificate %q %s issued by %q, expires %s\n", c.Subject, strings.TrimPrefix(u, name+" "), c.Issuer, expiryText(c))
-			if !c.NotAfter.After(time.Now()) {
+			fmt.Fprintf(w, "  certificate %q %s issued by %q, expires %s\n", c.Subject, strings.TrimPrefix(u, name+" "), c.Issuer, expiryText(c, now))
+			if !c.NotAfter.After(now) {
 				fmt.Fprintln(w, "  hint: the certificate has expired; issue a new one (goipsec pki issue) and reload")
 			}
 		}

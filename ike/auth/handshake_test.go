@@ -84,20 +84,23 @@ func peerConfig(t *testing.T, name string, local ike.Identity, a *Authenticator)
 
 func fqdnID(s string) ike.Identity { return ike.Identity{Type: wire.IDFQDN, Data: []byte(s)} }
 
-// handshake runs IKE_SA_INIT and IKE_AUTH through the wire codec and returns the payloads of
-// the IKE_AUTH request and response and the first error.
+// handshake runs IKE_SA_INIT and IKE_AUTH through the wire codec (the task API of package ike)
+// and returns the payloads of the IKE_AUTH request and response and the first error.
 func handshake(t *testing.T, ci, cr *ike.PeerConfig) (req, resp []wire.Payload, err error) {
 	t.Helper()
-	i, err := ike.NewInitiator(ci, addrI, addrR, ike.Deps{})
+	i, err := ike.NewInitiator(ci, ci.Children[:1], addrI, addrR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := i.InitRequest()
+	m, err := i.NextRequest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := wire.Decode(b)
-	r, rb, err := ike.RespondInit(m, b, addrR, addrI, []*ike.PeerConfig{cr}, ike.Deps{})
+	dm, err := wire.Decode(m.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, rb, err := ike.RespondInit(dm, m.Raw, addrR, addrI, []*ike.PeerConfig{cr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +108,14 @@ func handshake(t *testing.T, ci, cr *ike.PeerConfig) (req, resp []wire.Payload, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := i.HandleInitResponse(rb, rm); err != nil {
-		t.Fatal(err)
+	if again, err := i.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKESAInit, Payloads: rm.Payloads, Raw: rb}); err != nil || again != nil {
+		t.Fatalf("IKE_SA_INIT: %v", err)
 	}
-	ps, err := i.AuthRequest(ci.Children[0])
+	authReq, err := i.NextRequest()
 	if err != nil {
 		return nil, nil, err
 	}
-	msgs, err := i.Seal(i.Header(wire.ExchangeIKEAuth, 1, false), ps, 0)
+	msgs, err := i.Seal(i.Header(wire.ExchangeIKEAuth, 1, false), authReq.Payloads, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +126,8 @@ func handshake(t *testing.T, ci, cr *ike.PeerConfig) (req, resp []wire.Payload, 
 	if err := wire.CheckGrammar(opened.Message, opened.Inner); err != nil {
 		t.Fatalf("IKE_AUTH request: %v", err)
 	}
-	out, _, _, rErr := r.HandleAuthRequest(opened.Inner)
-	msgs, err = r.Seal(r.Header(wire.ExchangeIKEAuth, 1, true), out, 0)
+	out := r.ProcessRequest(&ike.Message{Exchange: wire.ExchangeIKEAuth, Payloads: opened.Inner})
+	msgs, err = r.Seal(r.Header(wire.ExchangeIKEAuth, 1, true), out.Payloads, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,14 +135,26 @@ func handshake(t *testing.T, ci, cr *ike.PeerConfig) (req, resp []wire.Payload, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rErr != nil {
+	if rErr := failure(r); rErr != nil {
 		return opened.Inner, back.Inner, rErr
 	}
 	if err := wire.CheckGrammar(back.Message, back.Inner); err != nil {
 		t.Fatalf("IKE_AUTH response: %v", err)
 	}
-	_, _, iErr := i.HandleAuthResponse(back.Inner)
-	return opened.Inner, back.Inner, iErr
+	if _, err := i.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKEAuth, Payloads: back.Inner}); err != nil {
+		return opened.Inner, back.Inner, err
+	}
+	return opened.Inner, back.Inner, failure(i)
+}
+
+// failure returns the first failure an SA reported in its effects.
+func failure(sa *ike.SA) error {
+	for _, e := range sa.TakeEffects() {
+		if f, ok := e.(ike.Failed); ok && !f.Retry {
+			return f.Err
+		}
+	}
+	return nil
 }
 
 func count[T wire.Payload](ps []wire.Payload) int {

@@ -1,9 +1,8 @@
-package daemon
+package control
 
 import (
 	"context"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -12,34 +11,34 @@ import (
 	"github.com/goipsec/goipsec/vici"
 )
 
-// VICI credential commands, as strongSwan's vici plugin answers them (src/libcharon/plugins/vici/
+// Certificate and key commands, as strongSwan's vici plugin answers them (src/libcharon/plugins/vici/
 // README.md: load-cert, load-key, unload-key, get-keys, load-authority, unload-authority,
 // get-authorities, list-authorities, list-certs, flush-certs), so that swanctl --load-creds,
 // --load-authorities, --list-certs and --list-authorities work against goipsec.
 
-// registerCredHandlers adds the credential commands to a registry (called by VICI()).
-func (d *Daemon) registerCredHandlers(r *vici.Registry) {
-	r.Handle("load-cert", d.viciLoadCert)
-	r.Handle("load-key", d.viciLoadKey)
-	r.Handle("unload-key", d.viciUnloadKey)
-	r.Handle("get-keys", d.viciGetKeys)
+// certCommands are the certificate and key commands (registered after credCommands, whose
+// clear-creds they extend).
+func (s *Service) certCommands(r *vici.Registry) {
+	r.Handle("load-cert", s.loadCert)
+	r.Handle("load-key", s.loadKey)
+	r.Handle("unload-key", s.unloadKey)
+	r.Handle("get-keys", s.getKeys)
 	r.Handle("load-token", func(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
 		return nil, fmt.Errorf("keys on tokens (PKCS#11) are not supported by goipsec")
 	})
-	r.Handle("load-authority", d.viciLoadAuthority)
-	r.Handle("unload-authority", d.viciUnloadAuthority)
-	r.Handle("get-authorities", d.viciGetAuthorities)
-	r.Handle("list-authorities", d.viciListAuthorities)
-	r.Handle("list-certs", d.viciListCerts)
-	r.Handle("flush-certs", d.viciFlushCerts)
-	clear := d.viciClearCreds
-	r.Handle("clear-creds", func(ctx context.Context, req *vici.Message, s vici.EventStreamer) (*vici.Message, error) {
-		st := d.Credentials()
+	r.Handle("load-authority", s.loadAuthority)
+	r.Handle("unload-authority", s.unloadAuthority)
+	r.Handle("get-authorities", s.getAuthorities)
+	r.Handle("list-authorities", s.listAuthorities)
+	r.Handle("list-certs", s.listCerts)
+	r.Handle("flush-certs", s.flushCerts)
+	r.Handle("clear-creds", func(ctx context.Context, req *vici.Message, es vici.EventStreamer) (*vici.Message, error) {
+		st := s.d.Credentials()
 		st.FlushCerts(-1)
 		for _, k := range st.Keys() {
 			st.RemoveKey(k.ID)
 		}
-		return clear(ctx, req, s)
+		return s.clearCreds(ctx, req, es)
 	})
 }
 
@@ -49,9 +48,9 @@ func success() *vici.Message { return vici.NewMessage().Set("success", "yes") }
 var certFlags = map[string]credentials.CertKind{"": credentials.EndEntity, "NONE": credentials.EndEntity,
 	"CA": credentials.CA, "AA": credentials.AA, "OCSP": credentials.OCSPSigner}
 
-func (d *Daemon) viciLoadCert(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) loadCert(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
 	data := []byte(req.Get("data"))
-	st := d.Credentials()
+	st := s.d.Credentials()
 	switch t := strings.ToUpper(req.Get("type")); t {
 	case "X509":
 		kind, ok := certFlags[strings.ToUpper(req.Get("flag"))]
@@ -64,7 +63,7 @@ func (d *Daemon) viciLoadCert(_ context.Context, req *vici.Message, _ vici.Event
 		}
 		for _, c := range certs {
 			st.AddCert(c, kind, "vici")
-			d.log.Info("certificate loaded over VICI", "subject", dn.String(c.RawSubject), "kind", kind.String())
+			s.opts.Logger.Info("certificate loaded over VICI", "subject", dn.String(c.RawSubject), "kind", kind.String())
 		}
 	case "X509_CRL":
 		crl, err := credentials.ParseCRL(data)
@@ -72,7 +71,7 @@ func (d *Daemon) viciLoadCert(_ context.Context, req *vici.Message, _ vici.Event
 			return nil, fmt.Errorf("load-cert: CRL: %v", err)
 		}
 		st.AddCRL(crl)
-		d.log.Info("CRL loaded over VICI", "issuer", dn.String(crl.RawIssuer))
+		s.opts.Logger.Info("CRL loaded over VICI", "issuer", dn.String(crl.RawIssuer))
 	case "X509_AC":
 		return nil, fmt.Errorf("load-cert: attribute certificates are not supported by goipsec")
 	default:
@@ -81,7 +80,7 @@ func (d *Daemon) viciLoadCert(_ context.Context, req *vici.Message, _ vici.Event
 	return success(), nil
 }
 
-func (d *Daemon) viciLoadKey(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) loadKey(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
 	switch t := strings.ToLower(req.Get("type")); t {
 	case "rsa", "ecdsa", "ed25519", "any", "private", "":
 	default:
@@ -92,31 +91,31 @@ func (d *Daemon) viciLoadKey(_ context.Context, req *vici.Message, _ vici.EventS
 	if err != nil {
 		return nil, fmt.Errorf("load-key: %v", err)
 	}
-	id, err := d.Credentials().AddKey(k, "vici")
+	id, err := s.d.Credentials().AddKey(k, "vici")
 	if err != nil {
 		return nil, fmt.Errorf("load-key: %v", err)
 	}
-	d.log.Info("private key loaded over VICI", "id", id)
+	s.opts.Logger.Info("private key loaded over VICI", "id", id)
 	return success().Set("id", id), nil
 }
 
-func (d *Daemon) viciUnloadKey(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) unloadKey(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
 	id := strings.ToLower(strings.ReplaceAll(req.Get("id"), ":", ""))
-	if !d.Credentials().RemoveKey(id) {
+	if !s.d.Credentials().RemoveKey(id) {
 		return nil, fmt.Errorf("unload-key: no private key with id %q", req.Get("id"))
 	}
 	return success(), nil
 }
 
-func (d *Daemon) viciGetKeys(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) getKeys(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
 	var ids []string
-	for _, k := range d.Credentials().Keys() {
+	for _, k := range s.d.Credentials().Keys() {
 		ids = append(ids, k.ID)
 	}
 	return vici.NewMessage().SetList("keys", ids...), nil
 }
 
-func (d *Daemon) viciLoadAuthority(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) loadAuthority(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
 	items := req.Items()
 	if len(items) != 1 || items[0].Kind != vici.KindSection {
 		return nil, fmt.Errorf("load-authority: expected one section named after the authority")
@@ -130,29 +129,29 @@ func (d *Daemon) viciLoadAuthority(_ context.Context, req *vici.Message, _ vici.
 		return nil, fmt.Errorf("load-authority %s: cacert: %v", name, err)
 	}
 	a := &credentials.Authority{Name: name, CA: certs[0], CRLURIs: sec.List("crl_uris"), OCSPURIs: sec.List("ocsp_uris"), CertURIBase: sec.Get("cert_uri_base"), Source: "vici"}
-	d.Credentials().AddAuthority(a)
-	d.log.Info("authority loaded over VICI", "name", name, "ca", dn.String(a.CA.RawSubject))
+	s.d.Credentials().AddAuthority(a)
+	s.opts.Logger.Info("authority loaded over VICI", "name", name, "ca", dn.String(a.CA.RawSubject))
 	return success(), nil
 }
 
-func (d *Daemon) viciUnloadAuthority(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
-	if !d.Credentials().RemoveAuthority(req.Get("name")) {
+func (s *Service) unloadAuthority(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+	if !s.d.Credentials().RemoveAuthority(req.Get("name")) {
 		return nil, fmt.Errorf("unload-authority: no authority named %q", req.Get("name"))
 	}
 	return success(), nil
 }
 
-func (d *Daemon) viciGetAuthorities(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) getAuthorities(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
 	var names []string
-	for _, a := range d.Credentials().Authorities() {
+	for _, a := range s.d.Credentials().Authorities() {
 		names = append(names, a.Name)
 	}
 	return vici.NewMessage().SetList("authorities", names...), nil
 }
 
-func (d *Daemon) viciListAuthorities(_ context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) listAuthorities(_ context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
 	want := req.Get("name")
-	for _, a := range d.Credentials().Authorities() {
+	for _, a := range s.d.Credentials().Authorities() {
 		if want != "" && a.Name != want {
 			continue
 		}
@@ -174,11 +173,11 @@ func (d *Daemon) viciListAuthorities(_ context.Context, req *vici.Message, strea
 
 // viciListCerts streams list-cert events: type, flag, has_privkey and the DER data, which swanctl
 // --list-certs parses and prints itself.
-func (d *Daemon) viciListCerts(_ context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) listCerts(_ context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
 	typ := strings.ToUpper(req.Get("type"))
 	flag := strings.ToUpper(req.Get("flag"))
 	subject := req.Get("subject")
-	st := d.Credentials()
+	st := s.d.Credentials()
 	if typ == "" || typ == "ANY" || typ == "X509" {
 		for _, c := range st.Certs() {
 			if flag != "" && flag != "ANY" && flag != c.Kind.VICIFlag() {
@@ -217,21 +216,21 @@ func subjectMatches(c *x509.Certificate, subject string) bool {
 
 // viciFlushCerts empties the volatile caches, as strongSwan's flush-certs does: fetched CRLs and
 // OCSP responses (loaded certificates stay; clear-creds removes those).
-func (d *Daemon) viciFlushCerts(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+func (s *Service) flushCerts(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
 	switch t := strings.ToUpper(req.Get("type")); t {
 	case "", "ANY", "X509", "X509_CRL", "OCSP_RESPONSE":
 	default:
 		return nil, fmt.Errorf("flush-certs: unknown type %q", req.Get("type"))
 	}
-	d.Credentials().FlushCaches()
+	s.d.Credentials().FlushCaches()
 	return success(), nil
 }
 
 // inlineCreds replaces the certificate and key data swanctl sends in load-conn (the contents of
 // the files that local/remote certs, cacerts and pubkeys name) by references to the store
 // ("vici:" + fingerprint or key ID), which the configuration then carries like file names.
-func (d *Daemon) inlineCreds(req *vici.Message) error {
-	st := d.Credentials()
+func (s *Service) inlineCreds(req *vici.Message) error {
+	st := s.d.Credentials()
 	for _, conn := range req.Items() {
 		if conn.Kind != vici.KindSection {
 			continue
@@ -253,7 +252,7 @@ func (d *Daemon) inlineCreds(req *vici.Message) error {
 						kind = credentials.CA
 					}
 					c := st.AddCert(certs[0], kind, "vici")
-					refs = append(refs, viciRef+c.Fingerprint())
+					refs = append(refs, credentials.StoreRef+c.Fingerprint())
 				}
 				if refs != nil {
 					sec.SetList(key, refs...)
@@ -269,7 +268,7 @@ func (d *Daemon) inlineCreds(req *vici.Message) error {
 				if err != nil {
 					return err
 				}
-				refs = append(refs, viciRef+pk.ID)
+				refs = append(refs, credentials.StoreRef+pk.ID)
 			}
 			if refs != nil {
 				sec.SetList("pubkeys", refs...)
@@ -277,24 +276,4 @@ func (d *Daemon) inlineCreds(req *vici.Message) error {
 		}
 	}
 	return nil
-}
-
-// viciRef prefixes references to credentials loaded over VICI.
-const viciRef = "vici:"
-
-// fromStore resolves a "vici:" reference.
-func (cs *credState) certFromStore(ref string) (*x509.Certificate, bool) {
-	fp, ok := strings.CutPrefix(ref, viciRef)
-	if !ok {
-		return nil, false
-	}
-	if _, err := hex.DecodeString(fp); err != nil {
-		return nil, false
-	}
-	for _, c := range cs.store.Certs() {
-		if c.Fingerprint() == fp {
-			return c.X509, true
-		}
-	}
-	return nil, false
 }
