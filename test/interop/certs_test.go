@@ -297,7 +297,7 @@ func TestStrongSwanCertificateChain(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`goipsec_certificate_expiry_days\{kind="end entity",serial="[0-9a-f]+",subject="C=CH, O=goipsec test, CN=moon.example.org"\} 8[0-9]{2}\.`).MatchString(metrics) {
+	if !regexp.MustCompile(`goipsec_certificate_expiry_days\{kind="end_entity",serial="[0-9a-f]+",subject="C=CH, O=goipsec test, CN=moon.example.org"\} 8[0-9]{2}\.`).MatchString(metrics) {
 		t.Fatalf("no expiry metric for our certificate:\n%s", grepLines(metrics, "certificate_expiry"))
 	}
 }
