@@ -302,3 +302,51 @@ var (
 	ErrNoPolicy    = errors.New("no such policy")
 	ErrUnsupported = errors.New("not supported by this data plane")
 )
+
+// Specificity ranks a selector list for policy ordering: longer prefixes and restricted
+// protocols or ports rank higher; a list ranks as its most specific selector.
+func Specificity(list []ts.Selector) int {
+	best := 0
+	for _, s := range list {
+		n := 0
+		if p, ok := s.Prefix(); ok {
+			n = p.Bits() * 4
+		}
+		if s.Protocol != 0 {
+			n += 2
+		}
+		if !s.AnyPort() {
+			n++
+		}
+		best = max(best, n)
+	}
+	return best
+}
+
+// PolicyRank is the order in which a data plane tries outbound policies; the first that matches a
+// packet decides. Lower Priority values come first; among equal priorities the more specific
+// remote selectors, then the more specific local selectors, then the policy installed first.
+type PolicyRank struct {
+	Priority      int
+	Remote, Local int // Specificity of the selector lists
+	ID            PolicyID
+}
+
+// RankOf computes a policy's rank.
+func RankOf(id PolicyID, p *PolicyParams) PolicyRank {
+	return PolicyRank{Priority: p.Priority, Remote: Specificity(p.Remote), Local: Specificity(p.Local), ID: id}
+}
+
+// Before reports whether a policy of rank r is tried before one of rank o.
+func (r PolicyRank) Before(o PolicyRank) bool {
+	if r.Priority != o.Priority {
+		return r.Priority < o.Priority
+	}
+	if r.Remote != o.Remote {
+		return r.Remote > o.Remote
+	}
+	if r.Local != o.Local {
+		return r.Local > o.Local
+	}
+	return r.ID < o.ID
+}

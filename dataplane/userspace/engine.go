@@ -13,9 +13,11 @@
 package userspace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"sort"
@@ -119,13 +121,17 @@ type Engine struct {
 	raw          *rawSockets
 	routes       *routeTable
 
-	sad atomic.Pointer[sadSnapshot]
-	spd atomic.Pointer[spdSnapshot]
+	// sad and spd are read by the packet path without locks and written under mu.
+	sad *sad
+	spd *spd
 
-	mu         sync.Mutex // guards the fields below and serialises SAD/SPD updates
-	sas        map[dataplane.SAKey]*saState
-	policies   map[dataplane.PolicyID]*policy
-	nextPolicy dataplane.PolicyID
+	mu       sync.Mutex // guards the fields below and serialises SAD/SPD updates
+	sas      map[dataplane.SAKey]*saState
+	policies map[dataplane.PolicyID]*policy
+	// bySA lists the Protect policies that name each outbound SA key, installed or not, so that
+	// installing, moving or deleting an SA finds its policies without scanning them all.
+	bySA       map[dataplane.SAKey][]*policy
+	nextPolicy atomic.Uint64
 
 	stats engineStats
 	// inline: readers seal/open and write their batches themselves (Workers = -1).
@@ -150,15 +156,13 @@ type engineStats struct {
 
 // saState is one installed SA: its transform, addressing and counters.
 type saState struct {
-	key     dataplane.SAKey
-	params  dataplane.SAParams // keys cleared
-	esp     *esp.SA
-	ah      *ah.SA
-	ep      conn.Endpoint // UDP destination for outbound encapsulated SAs
+	params dataplane.SAParams // keys cleared; the outer addressing in it is the installed one
+	esp    *esp.SA
+	ah     *ah.SA
+	// addr is the SA's current outer addressing, replaced as a whole by UpdateSAAddresses while
+	// packets use the SA; the packet path loads it once per packet or run of packets.
+	addr    atomic.Pointer[saAddr]
 	created time.Time
-	// outerMTU is the path MTU towards the peer (outbound SAs): larger IPsec packets of inner
-	// packets that may not be fragmented are refused with an ICMP "too big" (RFC 4301 §8).
-	outerMTU int
 
 	packets, bytes atomic.Uint64
 	drops          [len(dataplane.DropCounts{})]atomic.Uint64
@@ -166,6 +170,9 @@ type saState struct {
 	softSent       atomic.Bool
 	hardSent       atomic.Bool
 	dead           atomic.Bool // hard lifetime or sequence space exhausted: no more traffic
+	// firstIn is set when the first packet authenticated on an inbound SA installed with
+	// NotifyFirstInbound, so that Events.FirstInbound fires once.
+	firstIn atomic.Bool
 
 	// inflight counts packets on their way through the engine with this SA; the keys are wiped
 	// when the SA is deleted and the last of them is done, never under a running Seal or Open.
@@ -173,6 +180,21 @@ type saState struct {
 	deleted  atomic.Bool
 	zeroed   atomic.Bool
 }
+
+// saAddr is an SA's outer addressing. It is immutable: a move publishes a new one.
+type saAddr struct {
+	key              dataplane.SAKey
+	src, dst         netip.Addr
+	encap            bool
+	srcPort, dstPort uint16
+	ep               conn.Endpoint // UDP destination of outbound encapsulated SAs
+	// outerMTU is the path MTU towards the peer (outbound SAs): larger IPsec packets of inner
+	// packets that may not be fragmented are refused with an ICMP "too big" (RFC 4301 §8).
+	outerMTU int
+}
+
+// key returns the SA's current SAD key.
+func (s *saState) key() dataplane.SAKey { return s.addr.Load().key }
 
 // hold pins the SA for one packet. It fails once the SA is deleted. The order (count, then check)
 // pairs with DeleteSA's (mark, then check the count): one of the two always sees the other.
@@ -203,50 +225,13 @@ func (s *saState) drop(r dataplane.DropReason) { s.drops[r].Add(1) }
 // policy is one installed outbound policy.
 type policy struct {
 	id     dataplane.PolicyID
-	params dataplane.PolicyParams
-	sa     atomic.Pointer[saState] // outbound SA for Protect, nil until installed
+	params dataplane.PolicyParams // params.SA is guarded by Engine.mu; the rest is immutable
+	rank   dataplane.PolicyRank
+	// prefixes cover the remote selectors: the policy's keys in the SPD index.
+	prefixes []netip.Prefix
+	sa       atomic.Pointer[saState] // outbound SA for Protect, nil until installed
 	// acquired rate-limits Acquire events (unix nanoseconds of the last one).
 	acquired atomic.Int64
-}
-
-// sadSnapshot maps inbound (protocol, SPI) to SAs. Inbound SPIs are chosen by this host, so the
-// SPI alone normally identifies the SA (RFC 4301 §4.1); the destination disambiguates manual SAs
-// that reuse an SPI for different local addresses.
-type sadSnapshot struct {
-	in map[spiKey][]*saState
-}
-
-type spiKey struct {
-	proto dataplane.Protocol
-	spi   uint32
-}
-
-func (s *sadSnapshot) lookup(proto dataplane.Protocol, spi uint32, dst netip.Addr) *saState {
-	list := s.in[spiKey{proto, spi}]
-	if len(list) == 1 {
-		return list[0]
-	}
-	for _, sa := range list {
-		if sa.key.Dst == dst {
-			return sa
-		}
-	}
-	return nil
-}
-
-// spdSnapshot is the ordered outbound policy list.
-type spdSnapshot struct {
-	policies []*policy
-}
-
-// lookup returns the first policy, in priority order, that matches the packet.
-func (s *spdSnapshot) lookup(f *flow) *policy {
-	for _, p := range s.policies {
-		if p.matches(f) {
-			return p
-		}
-	}
-	return nil
 }
 
 func (p *policy) matches(f *flow) bool {
@@ -265,22 +250,7 @@ func selectorsMatch(list []ts.Selector, a netip.Addr, f *flow, port uint16) bool
 // New creates the TUN device and sockets and starts the engine's goroutines.
 func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
-	e := &Engine{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		sas:      make(map[dataplane.SAKey]*saState),
-		policies: make(map[dataplane.PolicyID]*policy),
-		outWork:  make(chan *batch, queueBatches),
-		inWork:   make(chan *batch, queueBatches),
-		outOrder: make(chan *batch, queueBatches),
-		inOrder:  make(chan *batch, queueBatches),
-		closing:  make(chan struct{}),
-	}
-	e.pools.init()
-	e.inline = cfg.Workers < 0
-	e.sad.Store(&sadSnapshot{in: map[spiKey][]*saState{}})
-	e.spd.Store(&spdSnapshot{})
-
+	e := newEngine(cfg)
 	dev, err := tun.CreateTUN(cfg.TunName, cfg.MTU)
 	if err != nil {
 		return nil, fmt.Errorf("create TUN device %q: %w", cfg.TunName, err)
@@ -314,6 +284,29 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.start()
 	return e, nil
+}
+
+// newEngine builds the engine's tables and queues, without devices or goroutines (New adds them;
+// table tests use it alone).
+func newEngine(cfg Config) *Engine {
+	e := &Engine{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		sas:      make(map[dataplane.SAKey]*saState),
+		policies: make(map[dataplane.PolicyID]*policy),
+		bySA:     make(map[dataplane.SAKey][]*policy),
+		outWork:  make(chan *batch, queueBatches),
+		inWork:   make(chan *batch, queueBatches),
+		outOrder: make(chan *batch, queueBatches),
+		inOrder:  make(chan *batch, queueBatches),
+		closing:  make(chan struct{}),
+	}
+	e.pools.init()
+	e.inline = cfg.Workers < 0
+	seed := rand.Uint64()
+	e.sad = newSAD(seed)
+	e.spd = newSPD(seed)
+	return e
 }
 
 // Name is the TUN device name.
@@ -372,7 +365,7 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	}
 	p.Src, p.Dst = p.Src.Unmap(), p.Dst.Unmap()
 	key := dataplane.SAKey{Protocol: p.Protocol, SPI: p.SPI, Dst: p.Dst}
-	sa := &saState{key: key, created: e.cfg.Now()}
+	sa := &saState{created: e.cfg.Now()}
 	switch p.Protocol {
 	case dataplane.ESP:
 		s, err := esp.NewSA(esp.Params{SPI: p.SPI, Encryption: p.Encryption, EncKey: p.EncKey,
@@ -394,28 +387,16 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	default:
 		return fmt.Errorf("SA %s: unknown protocol %d", p.Name, p.Protocol)
 	}
-	if p.Encap {
-		if e.bind == nil {
-			return fmt.Errorf("SA %s (%s): ESP in UDP needs the NAT-T port, which is disabled", p.Name, key)
-		}
-		if p.Direction == dataplane.Out {
-			ep, err := e.bind.ParseEndpoint(netip.AddrPortFrom(p.Dst, p.DstPort).String())
-			if err != nil {
-				sa.zero()
-				return fmt.Errorf("SA %s: %w", p.Name, err)
-			}
-			sa.ep = ep
-		}
-	} else if e.raw == nil {
+	addr, err := e.addressing(p.Protocol, p.Direction, key, dataplane.AddressUpdate{Src: p.Src, Dst: p.Dst,
+		Encap: p.Encap, SrcPort: p.SrcPort, DstPort: p.DstPort})
+	if err != nil {
 		sa.zero()
-		return fmt.Errorf("SA %s (%s): raw %s needs raw sockets, which are disabled", p.Name, key, p.Protocol)
+		return fmt.Errorf("SA %s: %w", p.Name, err)
 	}
+	sa.addr.Store(addr)
 	// Keep the parameters for listing, without key material.
 	p.EncKey, p.IntegKey = nil, nil
 	sa.params = p
-	if p.Direction == dataplane.Out {
-		sa.outerMTU = e.routes.pathMTU(p.Dst, e.cfg.FwMark)
-	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -425,17 +406,57 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	}
 	e.sas[key] = sa
 	if p.Direction == dataplane.In {
-		e.publishSADLocked()
+		e.sad.add(sa)
 	} else {
-		for _, pol := range e.policies {
-			if pol.params.Action == dataplane.Protect && pol.params.SA == key {
-				pol.sa.Store(sa)
-			}
-		}
+		e.bindPoliciesLocked(key, sa)
 	}
-	e.log.Info("SA installed", "name", p.Name, "dir", p.Direction.String(), "proto", p.Protocol.String(),
-		"spi", fmt.Sprintf("0x%08x", p.SPI), "src", p.Src, "dst", p.Dst, "mode", p.Mode.String(), "encap", p.Encap)
+	if e.log.Enabled(context.Background(), slog.LevelInfo) {
+		e.log.Info("SA installed", "name", p.Name, "dir", p.Direction.String(), "proto", p.Protocol.String(),
+			"spi", fmt.Sprintf("0x%08x", p.SPI), "src", p.Src, "dst", p.Dst, "mode", p.Mode.String(), "encap", p.Encap)
+	}
 	return nil
+}
+
+// addressing checks and prepares an SA's outer addressing: the UDP endpoint of an outbound ESP in
+// UDP SA and the path MTU towards the peer. It makes system calls (netlink), so it runs before
+// Engine.mu is taken.
+func (e *Engine) addressing(proto dataplane.Protocol, dir dataplane.Direction, key dataplane.SAKey, u dataplane.AddressUpdate) (*saAddr, error) {
+	if !u.Src.IsValid() || !u.Dst.IsValid() || u.Src.Is4() != u.Dst.Is4() {
+		return nil, fmt.Errorf("%s: outer addresses %v and %v must be two addresses of one family", key, u.Src, u.Dst)
+	}
+	a := &saAddr{key: key, src: u.Src.Unmap(), dst: u.Dst.Unmap(), encap: u.Encap, srcPort: u.SrcPort, dstPort: u.DstPort}
+	a.key.Dst = a.dst
+	if u.Encap {
+		if proto == dataplane.AH {
+			return nil, fmt.Errorf("%s: AH cannot be carried in UDP (RFC 3948 encapsulates ESP only)", key)
+		}
+		if e.bind == nil {
+			return nil, fmt.Errorf("%s: ESP in UDP needs the NAT-T port, which is disabled", key)
+		}
+		if dir == dataplane.Out {
+			if u.DstPort == 0 {
+				return nil, fmt.Errorf("%s: ESP in UDP needs the peer's port", key)
+			}
+			ep, err := e.bind.ParseEndpoint(netip.AddrPortFrom(a.dst, u.DstPort).String())
+			if err != nil {
+				return nil, err
+			}
+			a.ep = ep
+		}
+	} else if e.raw == nil {
+		return nil, fmt.Errorf("%s: raw %s needs raw sockets, which are disabled", key, proto)
+	}
+	if dir == dataplane.Out && e.routes != nil {
+		a.outerMTU = e.routes.pathMTU(a.dst, e.cfg.FwMark)
+	}
+	return a, nil
+}
+
+// bindPoliciesLocked points the Protect policies that name key at sa (nil: at no SA).
+func (e *Engine) bindPoliciesLocked(key dataplane.SAKey, sa *saState) {
+	for _, pol := range e.bySA[key] {
+		pol.sa.Store(sa)
+	}
 }
 
 // DeleteSA implements dataplane.Backend. The SA's keys are wiped.
@@ -450,34 +471,64 @@ func (e *Engine) DeleteSA(key dataplane.SAKey) error {
 	sa.dead.Store(true)
 	sa.deleted.Store(true)
 	if sa.params.Direction == dataplane.In {
-		e.publishSADLocked()
+		e.sad.remove(sa)
 	} else {
-		for _, pol := range e.policies {
-			pol.sa.CompareAndSwap(sa, nil)
-		}
+		e.bindPoliciesLocked(key, nil)
 	}
 	// Packets in flight may still hold the SA: the last of them wipes the keys.
 	if sa.inflight.Load() == 0 {
 		sa.zeroOnce()
 	}
-	e.log.Info("SA deleted", "name", sa.params.Name, "dir", sa.params.Direction.String(), "spi", fmt.Sprintf("0x%08x", key.SPI))
+	if e.log.Enabled(context.Background(), slog.LevelInfo) {
+		e.log.Info("SA deleted", "name", sa.params.Name, "dir", sa.params.Direction.String(), "spi", fmt.Sprintf("0x%08x", key.SPI))
+	}
 	return nil
 }
 
-// UpdateSAAddresses implements dataplane.Backend.
+// UpdateSAAddresses implements dataplane.Backend. The SA keeps its cipher state, sequence
+// numbers, replay window and counters; packets in flight finish with the old addressing, the next
+// ones use the new. Policies naming the SA are repointed to its new key.
 func (e *Engine) UpdateSAAddresses(key dataplane.SAKey, u dataplane.AddressUpdate) (dataplane.SAKey, error) {
-	return key, fmt.Errorf("%s: moving an SA to new addresses: %w", key, dataplane.ErrUnsupported)
-}
-
-func (e *Engine) publishSADLocked() {
-	snap := &sadSnapshot{in: make(map[spiKey][]*saState)}
-	for k, sa := range e.sas {
-		if sa.params.Direction == dataplane.In {
-			sk := spiKey{k.Protocol, k.SPI}
-			snap.in[sk] = append(snap.in[sk], sa)
-		}
+	e.mu.Lock()
+	sa, ok := e.sas[key]
+	e.mu.Unlock()
+	if !ok {
+		return key, fmt.Errorf("%s: %w", key, dataplane.ErrNoSA)
 	}
-	e.sad.Store(snap)
+	addr, err := e.addressing(sa.params.Protocol, sa.params.Direction, key, u)
+	if err != nil {
+		return key, fmt.Errorf("SA %s: move: %w", sa.params.Name, err)
+	}
+	newKey := addr.key
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sas[key] != sa {
+		return key, fmt.Errorf("%s: %w", key, dataplane.ErrNoSA) // deleted meanwhile
+	}
+	if newKey != key {
+		if _, taken := e.sas[newKey]; taken {
+			return key, fmt.Errorf("SA %s: move to %s: %w", sa.params.Name, newKey, dataplane.ErrSAExists)
+		}
+		delete(e.sas, key)
+		e.sas[newKey] = sa
+	}
+	// The SAD finds inbound SAs by SPI, which a move keeps; the destination it compares comes from
+	// the addressing published here.
+	sa.addr.Store(addr)
+	if sa.params.Direction == dataplane.Out && newKey != key {
+		moved := e.bySA[key]
+		delete(e.bySA, key)
+		for _, pol := range moved {
+			pol.params.SA = newKey
+		}
+		e.bySA[newKey] = append(e.bySA[newKey], moved...)
+		e.bindPoliciesLocked(newKey, sa)
+	}
+	e.log.Info("SA moved", "name", sa.params.Name, "dir", sa.params.Direction.String(),
+		"spi", fmt.Sprintf("0x%08x", key.SPI), "src", addr.src, "dst", addr.dst, "encap", addr.encap,
+		"src_port", addr.srcPort, "dst_port", addr.dstPort)
+	return newKey, nil
 }
 
 // InstallPolicy implements dataplane.Backend.
@@ -485,28 +536,32 @@ func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, er
 	if len(p.Local) == 0 || len(p.Remote) == 0 {
 		return 0, fmt.Errorf("policy %s: needs local and remote traffic selectors", p.Name)
 	}
-	for _, s := range append(append([]ts.Selector{}, p.Local...), p.Remote...) {
-		if !s.Valid() {
-			return 0, fmt.Errorf("policy %s: invalid traffic selector %v", p.Name, s)
+	for _, list := range [][]ts.Selector{p.Local, p.Remote} {
+		for _, s := range list {
+			if !s.Valid() {
+				return 0, fmt.Errorf("policy %s: invalid traffic selector %v", p.Name, s)
+			}
+		}
+	}
+	id := dataplane.PolicyID(e.nextPolicy.Add(1))
+	pol := &policy{id: id, params: p, rank: dataplane.RankOf(id, &p), prefixes: remotePrefixes(&p)}
+	// Routes are netlink requests: made before taking the engine's lock.
+	if p.Route && p.Action == dataplane.Protect && e.routes != nil {
+		if err := e.routes.add(id, p); err != nil {
+			return 0, fmt.Errorf("policy %s: %w", p.Name, err)
 		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.nextPolicy++
-	pol := &policy{id: e.nextPolicy, params: p}
-	if p.Action == dataplane.Protect {
+	if p.Action == dataplane.Protect && p.SA != (dataplane.SAKey{}) {
+		e.bySA[p.SA] = append(e.bySA[p.SA], pol)
 		if sa, ok := e.sas[p.SA]; ok && sa.params.Direction == dataplane.Out {
 			pol.sa.Store(sa)
 		}
 	}
-	if p.Route && p.Action == dataplane.Protect {
-		if err := e.routes.add(pol.id, p); err != nil {
-			return 0, fmt.Errorf("policy %s: %w", p.Name, err)
-		}
-	}
-	e.policies[pol.id] = pol
-	e.publishSPDLocked()
-	return pol.id, nil
+	e.policies[id] = pol
+	e.spd.add(pol)
+	return id, nil
 }
 
 // SetPolicySA implements dataplane.Backend.
@@ -517,7 +572,12 @@ func (e *Engine) SetPolicySA(id dataplane.PolicyID, key dataplane.SAKey) error {
 	if !ok {
 		return dataplane.ErrNoPolicy
 	}
-	// params is read by the packet path only for Action and selectors, which do not change here.
+	if pol.params.Action == dataplane.Protect {
+		e.unlinkLocked(pol)
+		if key != (dataplane.SAKey{}) {
+			e.bySA[key] = append(e.bySA[key], pol)
+		}
+	}
 	pol.params.SA = key
 	if sa, ok := e.sas[key]; ok && sa.params.Direction == dataplane.Out {
 		pol.sa.Store(sa)
@@ -525,6 +585,23 @@ func (e *Engine) SetPolicySA(id dataplane.PolicyID, key dataplane.SAKey) error {
 		pol.sa.Store(nil)
 	}
 	return nil
+}
+
+// unlinkLocked removes pol from the list of policies of the SA key it names.
+func (e *Engine) unlinkLocked(pol *policy) {
+	k := pol.params.SA
+	list := e.bySA[k]
+	for i, p := range list {
+		if p == pol {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(e.bySA, k)
+	} else {
+		e.bySA[k] = list
+	}
 }
 
 // SendIKE sends an IKE message from the NAT-T port, behind the non-ESP marker (RFC 3948 §2.2).
@@ -565,57 +642,21 @@ func (e *Engine) NATTPort() uint16 {
 // DeletePolicy implements dataplane.Backend.
 func (e *Engine) DeletePolicy(id dataplane.PolicyID) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	pol, ok := e.policies[id]
 	if !ok {
+		e.mu.Unlock()
 		return dataplane.ErrNoPolicy
 	}
 	delete(e.policies, id)
-	e.publishSPDLocked()
-	if pol.params.Route {
+	e.spd.remove(pol)
+	if pol.params.Action == dataplane.Protect {
+		e.unlinkLocked(pol)
+	}
+	e.mu.Unlock()
+	if pol.params.Route && e.routes != nil {
 		return e.routes.remove(id)
 	}
 	return nil
-}
-
-func (e *Engine) publishSPDLocked() {
-	list := make([]*policy, 0, len(e.policies))
-	for _, p := range e.policies {
-		list = append(list, p)
-	}
-	sort.SliceStable(list, func(i, j int) bool {
-		a, b := list[i], list[j]
-		if a.params.Priority != b.params.Priority {
-			return a.params.Priority < b.params.Priority
-		}
-		if sa, sb := specificity(a.params.Remote), specificity(b.params.Remote); sa != sb {
-			return sa > sb
-		}
-		if sa, sb := specificity(a.params.Local), specificity(b.params.Local); sa != sb {
-			return sa > sb
-		}
-		return a.id < b.id
-	})
-	e.spd.Store(&spdSnapshot{policies: list})
-}
-
-// specificity ranks selector lists: longer prefixes and restricted protocols/ports rank higher.
-func specificity(list []ts.Selector) int {
-	best := 0
-	for _, s := range list {
-		n := 0
-		if p, ok := s.Prefix(); ok {
-			n = p.Bits() * 4
-		}
-		if s.Protocol != 0 {
-			n += 2
-		}
-		if !s.AnyPort() {
-			n++
-		}
-		best = max(best, n)
-	}
-	return best
 }
 
 // SAs implements dataplane.Backend.
@@ -624,7 +665,7 @@ func (e *Engine) SAs() []dataplane.SAInfo {
 	defer e.mu.Unlock()
 	out := make([]dataplane.SAInfo, 0, len(e.sas))
 	for k, sa := range e.sas {
-		out = append(out, dataplane.SAInfo{Key: k, Params: sa.params, Stats: sa.stats()})
+		out = append(out, dataplane.SAInfo{Key: k, Params: sa.listParams(), Stats: sa.stats()})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Params.Name != out[j].Params.Name {
@@ -644,6 +685,14 @@ func (e *Engine) SAStats(key dataplane.SAKey) (dataplane.SAStats, bool) {
 		return dataplane.SAStats{}, false
 	}
 	return sa.stats(), true
+}
+
+// listParams are the SA's parameters with its current outer addressing.
+func (s *saState) listParams() dataplane.SAParams {
+	p := s.params
+	a := s.addr.Load()
+	p.Src, p.Dst, p.Encap, p.SrcPort, p.DstPort = a.src, a.dst, a.encap, a.srcPort, a.dstPort
+	return p
 }
 
 func (s *saState) stats() dataplane.SAStats {
@@ -697,9 +746,10 @@ func (e *Engine) expire(sa *saState, hard bool, why string) {
 	if !flag.CompareAndSwap(false, true) {
 		return
 	}
-	e.log.Info("SA expired", "name", sa.params.Name, "spi", fmt.Sprintf("0x%08x", sa.key.SPI), "hard", hard, "why", why)
+	key := sa.key()
+	e.log.Info("SA expired", "name", sa.params.Name, "spi", fmt.Sprintf("0x%08x", key.SPI), "hard", hard, "why", why)
 	if f := e.cfg.Events.Expire; f != nil {
-		f(dataplane.Expire{SA: sa.key, Name: sa.params.Name, Hard: hard, Why: why})
+		f(dataplane.Expire{SA: key, Name: sa.params.Name, Hard: hard, Why: why})
 	}
 }
 

@@ -52,10 +52,9 @@ func (e *Engine) receiveUDP(fn conn.ReceiveFunc) {
 			continue
 		}
 		b := e.pools.getBatch()
-		sad := e.sad.Load()
 		for i := 0; i < count; i++ {
 			data := elems[i].big[rxHeadroom : rxHeadroom+sizes[i]]
-			if e.classifyUDP(data, eps[i], elems[i], sad) {
+			if e.classifyUDP(data, eps[i], elems[i]) {
 				b.elems = append(b.elems, elems[i])
 				elems[i] = nil
 			}
@@ -74,7 +73,7 @@ func (e *Engine) receiveUDP(fn conn.ReceiveFunc) {
 // classifyUDP sorts a datagram received on the NAT-T port (RFC 3948 §2): a single 0xFF byte is a
 // NAT-keepalive, four zero bytes (the non-ESP marker) start an IKE message, anything else is ESP.
 // It returns true when el now holds an ESP packet with its SA.
-func (e *Engine) classifyUDP(data []byte, ep conn.Endpoint, el *elem, sad *sadSnapshot) bool {
+func (e *Engine) classifyUDP(data []byte, ep conn.Endpoint, el *elem) bool {
 	switch {
 	case len(data) == 1 && data[0] == 0xff:
 		e.stats.keepAlives.Add(1)
@@ -91,8 +90,8 @@ func (e *Engine) classifyUDP(data []byte, ep conn.Endpoint, el *elem, sad *sadSn
 	}
 	e.stats.netPackets.Add(1)
 	spi := binary.BigEndian.Uint32(data)
-	sa := sad.lookup(dataplane.ESP, spi, ep.SrcIP())
-	if sa == nil || !sa.params.Encap || !sa.hold() {
+	sa := e.sad.lookup(dataplane.ESP, spi, ep.SrcIP())
+	if sa == nil || !sa.addr.Load().encap || !sa.hold() {
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
@@ -116,7 +115,7 @@ func (e *Engine) openBatch(b *batch) {
 			if !el.quiet {
 				el.sa.drop(r)
 				if e.espDebug() {
-					e.cfg.ESPLogger.Debug("inbound packet dropped", "name", el.sa.params.Name, "spi", fmt.Sprintf("0x%08x", el.sa.key.SPI), "from", el.remote, "reason", r.String())
+					e.cfg.ESPLogger.Debug("inbound packet dropped", "name", el.sa.params.Name, "spi", fmt.Sprintf("0x%08x", el.sa.params.SPI), "from", el.remote, "reason", r.String())
 				}
 			}
 		}
@@ -144,6 +143,7 @@ func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 		if err != nil {
 			return espDropReason(err), false
 		}
+		e.firstInbound(sa)
 		if nextHeader == protoNoNext {
 			// A dummy packet (RFC 4303 §2.6): authenticated, then dropped silently.
 			e.stats.dummies.Add(1)
@@ -156,6 +156,7 @@ func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 			return ahDropReason(err), false
 		}
 		payload, nextHeader = res.Payload, res.NextHeader
+		e.firstInbound(sa)
 	}
 	p := &sa.params
 	if p.Mode == dataplane.Tunnel {
@@ -171,8 +172,9 @@ func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 		el.fl = f
 	} else {
 		// Transport mode: rebuild an IP header in front of the upper-layer payload.
+		a := sa.addr.Load()
 		hl := ipv4HeaderLen
-		if p.Src.Is6() {
+		if a.src.Is6() {
 			hl = ipv6HeaderLen
 		}
 		start := cap(el.big) - cap(payload)
@@ -180,12 +182,12 @@ func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 			return dataplane.DropMalformed, false
 		}
 		pkt := el.big[start-hl : start+len(payload)]
-		writeIPHeader(pkt, p.Src, p.Dst, nextHeader, len(payload))
-		if p.Encap {
+		writeIPHeader(pkt, a.src, a.dst, nextHeader, len(payload))
+		if a.encap {
 			// Behind a NAT the peer computed its TCP/UDP checksum with addresses we do not see;
 			// the payload is authenticated, so recompute the checksum for the rebuilt header
 			// (RFC 3948 §3.1.2).
-			fixTransportChecksum(pkt, hl, nextHeader, p.Src, p.Dst)
+			fixTransportChecksum(pkt, hl, nextHeader, a.src, a.dst)
 		}
 		f, ok := parseFlow(pkt)
 		if !ok {
@@ -201,6 +203,18 @@ func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 		}
 	}
 	return 0, true
+}
+
+// firstInbound raises Events.FirstInbound for the first authenticated packet of an inbound SA
+// that asked for it (make-before-break rekeys: the peer now sends on the new SA). It runs on the
+// packet path; the callback must not block.
+func (e *Engine) firstInbound(sa *saState) {
+	if !sa.params.NotifyFirstInbound || sa.firstIn.Load() || !sa.firstIn.CompareAndSwap(false, true) {
+		return
+	}
+	if f := e.cfg.Events.FirstInbound; f != nil {
+		f(sa.key(), sa.params.Name)
+	}
 }
 
 func espDropReason(err error) dataplane.DropReason {

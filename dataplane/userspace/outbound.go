@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
@@ -114,13 +115,13 @@ func (e *Engine) readTUN() {
 			continue
 		}
 		b := e.pools.getBatch()
-		spd := e.spd.Load()
+		var memo flowMemo
 		for i := 0; i < count; i++ {
 			el := elems[i]
 			elems[i] = nil
 			el.pkt = el.big[outOffset : outOffset+sizes[i]]
 			e.stats.tunPackets.Add(1)
-			if !e.classifyOutbound(el, spd) {
+			if !e.classifyOutbound(el, &memo) {
 				e.pools.put(el)
 				continue
 			}
@@ -145,9 +146,30 @@ func (e *Engine) isClosing() bool {
 	}
 }
 
+// flowMemo remembers the policy of the last packet of a batch: the packets of one TUN read are
+// mostly segments of one TCP flow, which then cost one SPD lookup.
+type flowMemo struct {
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+	proto            uint8
+	hasPorts, valid  bool
+	pol              *policy
+}
+
+func (m *flowMemo) lookup(s *spd, f *flow) *policy {
+	if m.valid && m.dst == f.dst && m.src == f.src && m.srcPort == f.srcPort && m.dstPort == f.dstPort &&
+		m.proto == f.proto && m.hasPorts == f.hasPorts {
+		return m.pol
+	}
+	pol := s.lookup(f)
+	*m = flowMemo{src: f.src, dst: f.dst, srcPort: f.srcPort, dstPort: f.dstPort, proto: f.proto,
+		hasPorts: f.hasPorts, valid: true, pol: pol}
+	return pol
+}
+
 // classifyOutbound finds the policy and SA for a plaintext packet and takes its sequence number.
 // It returns false when the packet is dropped here.
-func (e *Engine) classifyOutbound(el *elem, spd *spdSnapshot) bool {
+func (e *Engine) classifyOutbound(el *elem, memo *flowMemo) bool {
 	f, ok := parseFlow(el.pkt)
 	if !ok {
 		e.stats.drops[dataplane.DropMalformed].Add(1)
@@ -155,7 +177,7 @@ func (e *Engine) classifyOutbound(el *elem, spd *spdSnapshot) bool {
 	}
 	el.fl = f
 	el.pkt = el.pkt[:f.totalLen]
-	pol := spd.lookup(&f)
+	pol := memo.lookup(e.spd, &f)
 	if pol == nil {
 		e.stats.drops[dataplane.DropNoPolicy].Add(1)
 		return false
@@ -231,7 +253,7 @@ func (e *Engine) sealBatch(b *batch) {
 			}
 			el.sa.drop(dataplane.DropReason(el.drop))
 			if e.espDebug() {
-				e.cfg.ESPLogger.Debug("seal failed", "name", el.sa.params.Name, "spi", fmt.Sprintf("0x%08x", el.sa.key.SPI), "err", err)
+				e.cfg.ESPLogger.Debug("seal failed", "name", el.sa.params.Name, "spi", fmt.Sprintf("0x%08x", el.sa.params.SPI), "err", err)
 			}
 		}
 	}
@@ -267,8 +289,9 @@ func (e *Engine) seal(el *elem) error {
 	// AH builds a whole new IP packet: behind the plaintext in the same buffer.
 	dst := el.big[outOffset+len(el.pkt)+64:]
 	dst = dst[:0]
-	if p.Src.Is4() {
-		hdr := ah.IPv4Header{Src: p.Src, Dst: p.Dst, TTL: 64, ID: uint16(el.seq)}
+	a := sa.addr.Load()
+	if a.src.Is4() {
+		hdr := ah.IPv4Header{Src: a.src, Dst: a.dst, TTL: 64, ID: uint16(el.seq)}
 		if p.Mode == dataplane.Transport {
 			hdr.Src, hdr.Dst = f.src, f.dst
 			hdr.TTL = el.pkt[8]
@@ -281,7 +304,7 @@ func (e *Engine) seal(el *elem) error {
 		el.out, err = sa.ah.SealIPv4(dst, hdr, el.seq, nextHeader, payload)
 		return err
 	}
-	hdr := ah.IPv6Header{Src: p.Src, Dst: p.Dst, HopLimit: 64}
+	hdr := ah.IPv6Header{Src: a.src, Dst: a.dst, HopLimit: 64}
 	if p.Mode == dataplane.Transport {
 		hdr.Src, hdr.Dst = f.src, f.dst
 		hdr.HopLimit = el.pkt[7]
@@ -354,11 +377,11 @@ func (e *Engine) sendBatch(b *batch, bufs [][]byte) [][]byte {
 
 // transmit sends IPsec packets of one SA.
 func (e *Engine) transmit(sa *saState, pkts [][]byte) error {
-	p := &sa.params
-	if p.Encap {
-		return e.bind.Send(pkts, sa.ep)
+	a := sa.addr.Load()
+	if a.encap {
+		return e.bind.Send(pkts, a.ep)
 	}
-	return e.raw.send(p.Protocol, p.Src, p.Dst, pkts)
+	return e.raw.send(sa.params.Protocol, a.src, a.dst, pkts)
 }
 
 // releaseAll ends the holds of a finished batch's packets on their SAs.
@@ -376,7 +399,8 @@ func releaseAll(b *batch) {
 // back into the TUN device (RFC 4301 §8.1), so that TCP lowers its segment size.
 func (e *Engine) tooBig(el *elem) bool {
 	sa := el.sa
-	if sa.outerMTU == 0 {
+	a := sa.addr.Load()
+	if a.outerMTU == 0 {
 		return false
 	}
 	inner := el.pkt
@@ -387,18 +411,18 @@ func (e *Engine) tooBig(el *elem) bool {
 		payload = len(inner) - el.fl.hdrLen
 	}
 	outer := ipv4HeaderLen
-	if sa.params.Dst.Is6() {
+	if a.dst.Is6() {
 		outer = ipv6HeaderLen
 	}
-	if sa.params.Encap {
+	if a.encap {
 		outer += 8
 	}
 	if sa.esp != nil {
 		outer += sa.esp.Overhead(payload)
 	} else {
-		outer += sa.ah.Overhead(sa.params.Dst.Is6())
+		outer += sa.ah.Overhead(a.dst.Is6())
 	}
-	if outer+payload <= sa.outerMTU {
+	if outer+payload <= a.outerMTU {
 		return false
 	}
 	is6 := inner[0]>>4 == 6
@@ -406,7 +430,7 @@ func (e *Engine) tooBig(el *elem) bool {
 		return false // the outer packet is fragmented instead
 	}
 	// What fits: the path MTU less this packet's overhead, less the worst padding (16 bytes).
-	mtu := sa.outerMTU - (outer + payload - len(inner)) - 16
+	mtu := a.outerMTU - (outer + payload - len(inner)) - 16
 	if is6 {
 		mtu = max(mtu, 1280)
 	} else {

@@ -266,14 +266,13 @@ func (e *Engine) receiveRaw(c *rawConn) {
 			continue
 		}
 		b := e.pools.getBatch()
-		sad := e.sad.Load()
 		for i := 0; i < count; i++ {
 			el := elems[i]
 			var ok bool
 			if c.is6 {
-				ok = e.classifyRaw6(c, el, &msgs6[i], sad)
+				ok = e.classifyRaw6(c, el, &msgs6[i])
 			} else {
-				ok = e.classifyRaw4(c, el, msgs4[i].N, sad)
+				ok = e.classifyRaw4(c, el, msgs4[i].N)
 			}
 			if ok {
 				b.elems = append(b.elems, el)
@@ -291,7 +290,7 @@ func (e *Engine) receiveRaw(c *rawConn) {
 }
 
 // classifyRaw4 handles a packet from a raw IPv4 socket (the kernel includes the IP header).
-func (e *Engine) classifyRaw4(c *rawConn, el *elem, n int, sad *sadSnapshot) bool {
+func (e *Engine) classifyRaw4(c *rawConn, el *elem, n int) bool {
 	pkt := el.big[rxHeadroom : rxHeadroom+n]
 	e.stats.netPackets.Add(1)
 	if len(pkt) < ipv4HeaderLen {
@@ -311,8 +310,8 @@ func (e *Engine) classifyRaw4(c *rawConn, el *elem, n int, sad *sadSnapshot) boo
 	} else {
 		spi = binary.BigEndian.Uint32(pkt[ihl+4:])
 	}
-	sa := sad.lookup(c.proto, spi, dst)
-	if sa == nil || sa.params.Encap || !sa.hold() {
+	sa := e.sad.lookup(c.proto, spi, dst)
+	if sa == nil || sa.addr.Load().encap || !sa.hold() {
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
@@ -328,7 +327,7 @@ func (e *Engine) classifyRaw4(c *rawConn, el *elem, n int, sad *sadSnapshot) boo
 // classifyRaw6 handles a packet from a raw IPv6 socket (no IP header; the destination comes from
 // IPV6_PKTINFO). For AH the IPv6 header is rebuilt in front: its immutable fields are exactly the
 // addresses, the payload length and next header 51.
-func (e *Engine) classifyRaw6(c *rawConn, el *elem, m *ipv6.Message, sad *sadSnapshot) bool {
+func (e *Engine) classifyRaw6(c *rawConn, el *elem, m *ipv6.Message) bool {
 	e.stats.netPackets.Add(1)
 	payload := el.big[rxHeadroom+ipv6HeaderLen : rxHeadroom+ipv6HeaderLen+m.N]
 	var cm ipv6.ControlMessage
@@ -346,8 +345,8 @@ func (e *Engine) classifyRaw6(c *rawConn, el *elem, m *ipv6.Message, sad *sadSna
 	} else {
 		spi = binary.BigEndian.Uint32(payload[4:])
 	}
-	sa := sad.lookup(c.proto, spi, dst)
-	if sa == nil || sa.params.Encap || !sa.hold() {
+	sa := e.sad.lookup(c.proto, spi, dst)
+	if sa == nil || sa.addr.Load().encap || !sa.hold() {
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
