@@ -9,6 +9,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -156,10 +157,12 @@ func (a Action) String() string {
 type PolicyParams struct {
 	Name          string
 	Local, Remote []ts.Selector
-	Action        Action
 	SA            SAKey // outbound SA for Protect
-	Priority      int   // lower value wins; equal priorities: more specific selectors first
-	Route         bool
+	// Priority orders policies: lower values win; equal priorities: more specific selectors
+	// first. Values beyond ±2^31 count as ±2^31.
+	Priority int
+	Action   Action
+	Route    bool
 	// Mode tells the engine how to reach the SA's peer for route set-up (transport mode routes the
 	// peer's own address, so the engine must keep its outer packets off the tunnel).
 	Mode Mode
@@ -326,15 +329,18 @@ func Specificity(list []ts.Selector) int {
 // PolicyRank is the order in which a data plane tries outbound policies; the first that matches a
 // packet decides. Lower Priority values come first; among equal priorities the more specific
 // remote selectors, then the more specific local selectors, then the policy installed first.
+//
+// A gateway keeps one per policy, hence the small fields.
 type PolicyRank struct {
-	Priority      int
-	Remote, Local int // Specificity of the selector lists
+	Priority      int32
+	Remote, Local int16 // Specificity of the selector lists (at most 4×128+3)
 	ID            PolicyID
 }
 
 // RankOf computes a policy's rank.
 func RankOf(id PolicyID, p *PolicyParams) PolicyRank {
-	return PolicyRank{Priority: p.Priority, Remote: Specificity(p.Remote), Local: Specificity(p.Local), ID: id}
+	prio := int32(min(max(p.Priority, math.MinInt32), math.MaxInt32))
+	return PolicyRank{Priority: prio, Remote: int16(Specificity(p.Remote)), Local: int16(Specificity(p.Local)), ID: id}
 }
 
 // Before reports whether a policy of rank r is tried before one of rank o.

@@ -112,6 +112,7 @@ var (
 	ErrSeq          = errors.New("esp: sequence number out of range for this SA")
 	ErrTFCPad       = errors.New("esp: negative TFC padding")
 	ErrZeroed       = errors.New("esp: SA has been zeroed")
+	ErrOutbound     = errors.New("esp: SA is outbound only (Params.Outbound) and opens no packets")
 
 	ErrTooShort    = errors.New("esp: packet too short")
 	ErrMalformed   = errors.New("esp: malformed packet")
@@ -158,19 +159,26 @@ type Params struct {
 	// disables the replay check (RFC 4303 §3.4.3 lets the receiver choose). With ESN the window
 	// is still kept, because the high-order bits are estimated from it.
 	ReplayWindow int
+	// Outbound marks an SA that only seals: it keeps no replay window (which costs about 200
+	// bytes per SA, and a gateway holds an outbound SA per tunnel), and Open refuses packets.
+	Outbound bool
 }
 
 // SA is one direction of an ESP security association. The same type serves outbound (NextSeq,
 // Seal) and inbound (Open).
+//
+// A gateway holds two SAs per tunnel for hundreds of thousands of tunnels, so the SA is kept
+// small: lengths in bytes, AEAD state apart from the state of other transforms.
 type SA struct {
 	spi       uint32
 	enc       Encryption
 	integ     Integrity
+	ivLen     uint8
+	icvLen    uint8
+	align     uint8
 	esn       bool
-	ivLen     int
-	icvLen    int
-	align     int
 	checkSeen bool           // replay protection enabled
+	outbound  bool           // Params.Outbound: Open refuses
 	window    *replay.Window // nil when neither replay check nor ESN needs it
 
 	outSeq replay.Counter // outbound sequence numbers
@@ -180,12 +188,40 @@ type SA struct {
 // saKeys is everything derived from key material. It is immutable after NewSA except that Zero
 // wipes the salt after detaching it from the SA.
 type saKeys struct {
-	aead  cipher.AEAD // AES-GCM or ChaCha20-Poly1305
-	salt  [saltLen]byte
+	aead cipher.AEAD // AES-GCM or ChaCha20-Poly1305
+	salt [saltLen]byte
+	// macKeys holds the state of transforms with a separate integrity algorithm; nil for AEADs.
+	*macKeys
+}
+
+// macKeys is the state of a cipher (or NULL) with a separate integrity algorithm.
+type macKeys struct {
 	block cipher.Block // AES-CBC cipher
 	ivGen cipher.Block // AES-256 under a random key: CBC IV = E(seq)
 	mac   hash.Hash    // HMAC template, keyed and Reset once; cloned per worker
-	pool  sync.Pool    // *scratch
+	// pool holds scratch with this SA's HMAC clone and CBC modes. AEADs' scratch holds no key
+	// material and comes from the shared aeadScratch.
+	pool sync.Pool
+}
+
+// aeadScratch is the scratch of AEAD SAs: a nonce and AAD buffer, the same for every SA, so that
+// a gateway holding many SAs does not keep a pool per SA. It holds no key material and no state
+// between calls.
+var aeadScratch = sync.Pool{New: func() any { return new(scratch) }}
+
+func (k *saKeys) getScratch() *scratch {
+	if k.macKeys != nil {
+		return k.pool.Get().(*scratch)
+	}
+	return aeadScratch.Get().(*scratch)
+}
+
+func (k *saKeys) putScratch(s *scratch) {
+	if k.macKeys != nil {
+		k.pool.Put(s)
+		return
+	}
+	aeadScratch.Put(s)
 }
 
 // scratch is the per-call state of one Seal or Open, pooled so that the hot path allocates
@@ -215,7 +251,7 @@ func NewSA(p Params) (*SA, error) {
 // newSA is NewSA with the one exception tests need: RFC 3602's test packets are AES-CBC without
 // integrity, which the public API refuses.
 func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
-	sa := &SA{spi: p.SPI, enc: p.Encryption, integ: p.Integrity, esn: p.ESN}
+	sa := &SA{spi: p.SPI, enc: p.Encryption, integ: p.Integrity, esn: p.ESN, outbound: p.Outbound}
 	if err := sa.checkAlgorithms(p, allowUnauthenticated); err != nil {
 		return nil, err
 	}
@@ -223,7 +259,7 @@ func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.ReplayWindow >= 0 || p.ESN {
+	if !p.Outbound && (p.ReplayWindow >= 0 || p.ESN) {
 		size := p.ReplayWindow
 		if size < 0 {
 			size = 0
@@ -232,8 +268,11 @@ func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
 			return nil, fmt.Errorf("esp: %w", err)
 		}
 	}
-	sa.checkSeen = p.ReplayWindow >= 0
-	k.pool.New = func() any { return k.newScratch() }
+	sa.checkSeen = p.ReplayWindow >= 0 && !p.Outbound
+	if k.macKeys != nil {
+		m := k.macKeys
+		m.pool.New = func() any { return m.newScratch() }
+	}
 	sa.keys.Store(k)
 	return sa, nil
 }
@@ -255,7 +294,7 @@ func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
 	}
 	switch p.Integrity {
 	case IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256:
-		sa.icvLen = icvLen(p.Integrity)
+		sa.icvLen = uint8(icvLen(p.Integrity))
 	case IntegNone:
 		if !allowUnauthenticated {
 			return fmt.Errorf("%w: %v without integrity protection", ErrAlgorithm, p.Encryption)
@@ -297,6 +336,7 @@ func newKeys(p Params) (*saKeys, error) {
 		if len(key) != 16 && len(key) != 32 {
 			return nil, fmt.Errorf("%w: %v key must be 16 or 32 bytes, got %d", ErrKeyLength, p.Encryption, len(key))
 		}
+		k.macKeys = &macKeys{}
 		if k.block, err = aes.NewCipher(key); err != nil {
 			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
 		}
@@ -315,9 +355,14 @@ func newKeys(p Params) (*saKeys, error) {
 		if len(key) != 0 {
 			return nil, fmt.Errorf("%w: %v takes no key, got %d bytes", ErrKeyLength, p.Encryption, len(key))
 		}
+		k.macKeys = &macKeys{}
 	}
-	if k.mac, err = newHMAC(p.Integrity, p.IntegKey); err != nil {
+	mac, err := newHMAC(p.Integrity, p.IntegKey)
+	if err != nil {
 		return nil, err
+	}
+	if k.macKeys != nil {
+		k.mac = mac
 	}
 	return k, nil
 }
@@ -376,7 +421,7 @@ func newHMACAnyKey(i Integrity, key []byte) (hash.Hash, error) {
 	return mac, nil
 }
 
-func (k *saKeys) newScratch() *scratch {
+func (k *macKeys) newScratch() *scratch {
 	s := &scratch{}
 	if k.mac != nil {
 		c, err := k.mac.(hash.Cloner).Clone()
@@ -401,19 +446,20 @@ func (sa *SA) SPI() uint32 { return sa.spi }
 // ciphertextLen is the length of payload|TFC|padding|Pad Length|Next Header.
 func (sa *SA) ciphertextLen(plainLen int) int {
 	n := plainLen + trailerLen
-	return (n + sa.align - 1) / sa.align * sa.align
+	a := int(sa.align)
+	return (n + a - 1) / a * a
 }
 
 // Overhead returns the exact number of bytes Seal adds to a payload of payloadLen bytes with no
 // TFC padding: header, IV, padding, trailer and ICV. With TFC padding t the packet is
 // Overhead(payloadLen+t) + payloadLen + t bytes long.
 func (sa *SA) Overhead(payloadLen int) int {
-	return headerLen + sa.ivLen + sa.ciphertextLen(payloadLen) - payloadLen + sa.icvLen
+	return headerLen + int(sa.ivLen) + sa.ciphertextLen(payloadLen) - payloadLen + int(sa.icvLen)
 }
 
 // HeaderLen is the number of bytes before the ciphertext: SPI, sequence number and IV. A caller
 // that has the payload at offset p of a buffer can Seal in place into buf[p-HeaderLen():p-HeaderLen()].
-func (sa *SA) HeaderLen() int { return headerLen + sa.ivLen }
+func (sa *SA) HeaderLen() int { return headerLen + int(sa.ivLen) }
 
 // NextSeq atomically takes the next outbound sequence number. Sequence numbers never wrap: after
 // 2^32-1 (or 2^64-1 with ESN) has been handed out it returns ErrSeqExhausted and the SA must be
@@ -439,6 +485,9 @@ func (sa *SA) Zero() {
 		return
 	}
 	clear(k.salt[:])
-	k.aead, k.block, k.ivGen, k.mac = nil, nil, nil, nil
-	k.pool.New = nil
+	k.aead = nil
+	if m := k.macKeys; m != nil {
+		m.block, m.ivGen, m.mac = nil, nil, nil
+		m.pool.New = nil
+	}
 }

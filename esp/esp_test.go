@@ -158,8 +158,8 @@ func TestRFC4868(t *testing.T) {
 			}
 			sa := mustSA(t, Params{Encryption: EncrNULL, Integrity: tc.alg, IntegKey: tc.key})
 			k := sa.keys.Load()
-			s := k.pool.Get().(*scratch)
-			defer k.pool.Put(s)
+			s := k.getScratch()
+			defer k.putScratch(s)
 			if got, want := sa.icv(s, tc.data, 1), full[:icvLen(tc.alg)]; !bytes.Equal(got, want) {
 				t.Fatalf("truncated ICV = %x, want %x", got, want)
 			}
@@ -237,8 +237,8 @@ func TestRoundTrip(t *testing.T) {
 						if tfc != 0 && len(pkt) != n+tfc+out.Overhead(n+tfc) {
 							t.Fatalf("len %d tfc %d: packet %d bytes", n, tfc, len(pkt))
 						}
-						ctLen := len(pkt) - headerLen - out.ivLen - out.icvLen
-						if ctLen%out.align != 0 {
+						ctLen := len(pkt) - headerLen - int(out.ivLen) - int(out.icvLen)
+						if ctLen%int(out.align) != 0 {
 							t.Fatalf("ciphertext %d bytes not aligned to %d", ctLen, out.align)
 						}
 						got, nh, gotSeq, err := in.Open(pkt)
@@ -275,7 +275,7 @@ func TestSealAppendsToDst(t *testing.T) {
 
 	// In-place sealing: the payload already sits where the ciphertext goes.
 	buf = make([]byte, 0, 256)
-	ctOff := headerLen + out.ivLen
+	ctOff := headerLen + int(out.ivLen)
 	inPlace := buf[ctOff : ctOff+len(payload)]
 	copy(inPlace, payload)
 	pkt, err = out.Seal(buf, 2, 4, inPlace, 0)
@@ -484,11 +484,11 @@ func TestNextSeqConcurrent(t *testing.T) {
 func sealRaw(t *testing.T, sa *SA, seq uint64, plain []byte) []byte {
 	t.Helper()
 	k := sa.keys.Load()
-	s := k.pool.Get().(*scratch)
-	defer k.pool.Put(s)
+	s := k.getScratch()
+	defer k.putScratch(s)
 	pkt := binary.BigEndian.AppendUint32(nil, sa.spi)
 	pkt = binary.BigEndian.AppendUint32(pkt, uint32(seq))
-	iv := make([]byte, sa.ivLen)
+	iv := make([]byte, int(sa.ivLen))
 	rand.Read(iv)
 	pkt = append(pkt, iv...)
 	switch {
@@ -512,7 +512,7 @@ func TestPaddingCheck(t *testing.T) {
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {
 			sa := mustSA(t, s.params(false))
-			body := payloadOf(sa.align*2 - 2 - 4) // leaves room for 4 pad bytes
+			body := payloadOf(int(sa.align)*2 - 2 - 4) // leaves room for 4 pad bytes
 			seq := uint64(0)
 			for _, tc := range []struct {
 				name    string
@@ -541,7 +541,7 @@ func TestMalformed(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			out, in := pair(t, s, false)
 			pkt, _ := sealNext(t, out, 4, payloadOf(30), 0)
-			min := headerLen + in.ivLen + trailerLen + in.icvLen
+			min := headerLen + int(in.ivLen) + trailerLen + int(in.icvLen)
 			for n := 0; n < min; n++ {
 				if _, _, _, err := in.Open(append([]byte(nil), pkt[:n]...)); !errors.Is(err, ErrTooShort) {
 					t.Fatalf("%d bytes: %v, want ErrTooShort", n, err)
@@ -730,4 +730,27 @@ func BenchmarkIVSource(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestOutboundOnly: an SA made with Params.Outbound seals like any other, keeps no replay window
+// and refuses to open packets.
+func TestOutboundOnly(t *testing.T) {
+	p := suites[0].params(true)
+	p.Outbound = true
+	out := mustSA(t, p)
+	if out.window != nil {
+		t.Fatal("an outbound-only SA keeps a replay window")
+	}
+	pkt, err := out.Seal(nil, 1, 4, payloadOf(100), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Outbound = false
+	in := mustSA(t, p)
+	if _, _, _, err := in.Open(append([]byte(nil), pkt...)); err != nil {
+		t.Fatalf("the peer cannot open what an outbound-only SA sealed: %v", err)
+	}
+	if _, _, _, err := out.Open(pkt); !errors.Is(err, ErrOutbound) {
+		t.Fatalf("Open on an outbound-only SA: %v, want ErrOutbound", err)
+	}
 }

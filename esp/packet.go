@@ -35,8 +35,8 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 	}
 	plainLen := len(payload) + tfcPad
 	ctLen := sa.ciphertextLen(plainLen)
-	ctOff := headerLen + sa.ivLen
-	total := ctOff + ctLen + sa.icvLen
+	ctOff := headerLen + int(sa.ivLen)
+	total := ctOff + ctLen + int(sa.icvLen)
 	ret, out := sliceForAppend(dst, total)
 
 	ct := out[ctOff : ctOff+ctLen]
@@ -52,8 +52,8 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 	ct[ctLen-1] = nextHeader
 
 	ivField := out[headerLen:ctOff]
-	s := k.pool.Get().(*scratch)
-	defer k.pool.Put(s)
+	s := k.getScratch()
+	defer k.putScratch(s)
 	if k.aead != nil {
 		if iv != nil {
 			copy(ivField, iv)
@@ -105,7 +105,7 @@ func (sa *SA) icv(s *scratch, covered []byte, seq uint64) []byte {
 		binary.BigEndian.PutUint32(s.seqHi[:], uint32(seq>>32))
 		s.mac.Write(s.seqHi[:])
 	}
-	return s.mac.Sum(s.sum[:0])[:sa.icvLen]
+	return s.mac.Sum(s.sum[:0])[:int(sa.icvLen)]
 }
 
 // Open authenticates and decrypts the ESP packet pkt (starting at the SPI) in place. It returns
@@ -125,13 +125,16 @@ func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err
 	if k == nil {
 		return nil, 0, 0, ErrZeroed
 	}
-	ctOff := headerLen + sa.ivLen
-	if len(pkt) < ctOff+trailerLen+sa.icvLen {
+	if sa.outbound {
+		return nil, 0, 0, ErrOutbound
+	}
+	ctOff := headerLen + int(sa.ivLen)
+	if len(pkt) < ctOff+trailerLen+int(sa.icvLen) {
 		return nil, 0, 0, ErrTooShort
 	}
-	ctEnd := len(pkt) - sa.icvLen
+	ctEnd := len(pkt) - int(sa.icvLen)
 	ctLen := ctEnd - ctOff
-	if ctLen%sa.align != 0 {
+	if ctLen%int(sa.align) != 0 {
 		return nil, 0, 0, ErrMalformed
 	}
 	if binary.BigEndian.Uint32(pkt[offSPI:]) != sa.spi {
@@ -149,8 +152,8 @@ func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err
 		return nil, 0, 0, ErrReplay
 	}
 
-	s := k.pool.Get().(*scratch)
-	defer k.pool.Put(s)
+	s := k.getScratch()
+	defer k.putScratch(s)
 	ct := pkt[ctOff:ctEnd]
 	var plain []byte
 	if k.aead != nil {

@@ -125,12 +125,14 @@ type Engine struct {
 	sad *sad
 	spd *spd
 
-	mu       sync.Mutex // guards the fields below and serialises SAD/SPD updates
-	sas      map[dataplane.SAKey]*saState
+	mu sync.Mutex // guards the fields below and serialises SAD/SPD updates
+	// out holds the outbound SAs; inbound ones are only in the SAD (one index entry less per SA).
+	out      map[dataplane.SAKey]*saState
 	policies map[dataplane.PolicyID]*policy
-	// bySA lists the Protect policies that name each outbound SA key, installed or not, so that
-	// installing, moving or deleting an SA finds its policies without scanning them all.
-	bySA       map[dataplane.SAKey][]*policy
+	// bySA lists (through policy.nextSA) the Protect policies that name each outbound SA key,
+	// installed or not, so that installing, moving or deleting an SA finds its policies without
+	// scanning them all.
+	bySA       map[dataplane.SAKey]*policy
 	nextPolicy atomic.Uint64
 
 	stats engineStats
@@ -154,36 +156,86 @@ type engineStats struct {
 	tunPackets, netPackets, ikePackets, keepAlives, dummies, bypassed atomic.Uint64
 }
 
-// saState is one installed SA: its transform, addressing and counters.
+// saState is one installed SA: its transform, addressing and counters. A gateway holds hundreds
+// of thousands of them, so it keeps only what the engine needs, in few bytes.
 type saState struct {
-	params dataplane.SAParams // keys cleared; the outer addressing in it is the installed one
+	params saConf
 	esp    *esp.SA
 	ah     *ah.SA
 	// addr is the SA's current outer addressing, replaced as a whole by UpdateSAAddresses while
 	// packets use the SA; the packet path loads it once per packet or run of packets.
 	addr    atomic.Pointer[saAddr]
-	created time.Time
+	created int64 // unix nanoseconds
 
 	packets, bytes atomic.Uint64
-	drops          [len(dataplane.DropCounts{})]atomic.Uint64
 	lastUsed       atomic.Int64 // unix nanoseconds
-	softSent       atomic.Bool
-	hardSent       atomic.Bool
-	dead           atomic.Bool // hard lifetime or sequence space exhausted: no more traffic
-	// firstIn is set when the first packet authenticated on an inbound SA installed with
-	// NotifyFirstInbound, so that Events.FirstInbound fires once.
-	firstIn atomic.Bool
+	// drops are allocated with the SA's first drop: most SAs never drop a packet.
+	drops atomic.Pointer[dropCounters]
+	flags atomic.Uint32 // saDead, saSoftSent, ...
 
 	// inflight counts packets on their way through the engine with this SA; the keys are wiped
 	// when the SA is deleted and the last of them is done, never under a running Seal or Open.
 	inflight atomic.Int64
-	deleted  atomic.Bool
-	zeroed   atomic.Bool
+}
+
+type dropCounters [len(dataplane.DropCounts{})]atomic.Uint64
+
+// SA flags.
+const (
+	saDead     uint32 = 1 << iota // hard lifetime or sequence space exhausted: no more traffic
+	saSoftSent                    // soft Expire raised
+	saHardSent                    // hard Expire raised
+	saFirstIn                     // FirstInbound raised (NotifyFirstInbound)
+	saDeleted                     // out of the SAD: holds fail
+	saZeroed                      // keys wiped
+)
+
+// setFlag sets f and reports whether this call set it.
+func (s *saState) setFlag(f uint32) bool {
+	for {
+		old := s.flags.Load()
+		if old&f != 0 {
+			return false
+		}
+		if s.flags.CompareAndSwap(old, old|f) {
+			return true
+		}
+	}
+}
+
+func (s *saState) has(f uint32) bool { return s.flags.Load()&f != 0 }
+
+// saConf is what the engine keeps of an SA's parameters: SAParams without keys and outer
+// addressing (which live in saAddr), in half the bytes.
+type saConf struct {
+	Name               string
+	Local, Remote      []ts.Selector
+	Lifetime           *dataplane.Lifetime // nil: unlimited
+	SPI                uint32
+	TFCPadding         int32
+	ReplayWindow       int32
+	Encryption         esp.Encryption
+	Integrity          esp.Integrity
+	Direction          dataplane.Direction
+	Protocol           dataplane.Protocol
+	Mode               dataplane.Mode
+	ESN                bool
+	NotifyFirstInbound bool
+}
+
+func newSAConf(p *dataplane.SAParams) saConf {
+	c := saConf{Name: p.Name, Local: p.Local, Remote: p.Remote, SPI: p.SPI, TFCPadding: int32(p.TFCPadding),
+		ReplayWindow: int32(p.ReplayWindow), Encryption: p.Encryption, Integrity: p.Integrity, Direction: p.Direction,
+		Protocol: p.Protocol, Mode: p.Mode, ESN: p.ESN, NotifyFirstInbound: p.NotifyFirstInbound}
+	if p.Lifetime != (dataplane.Lifetime{}) {
+		lt := p.Lifetime
+		c.Lifetime = &lt
+	}
+	return c
 }
 
 // saAddr is an SA's outer addressing. It is immutable: a move publishes a new one.
 type saAddr struct {
-	key              dataplane.SAKey
 	src, dst         netip.Addr
 	encap            bool
 	srcPort, dstPort uint16
@@ -194,13 +246,15 @@ type saAddr struct {
 }
 
 // key returns the SA's current SAD key.
-func (s *saState) key() dataplane.SAKey { return s.addr.Load().key }
+func (s *saState) key() dataplane.SAKey {
+	return dataplane.SAKey{Protocol: s.params.Protocol, SPI: s.params.SPI, Dst: s.addr.Load().dst}
+}
 
 // hold pins the SA for one packet. It fails once the SA is deleted. The order (count, then check)
 // pairs with DeleteSA's (mark, then check the count): one of the two always sees the other.
 func (s *saState) hold() bool {
 	s.inflight.Add(1)
-	if s.deleted.Load() {
+	if s.has(saDeleted) {
 		s.release()
 		return false
 	}
@@ -209,27 +263,36 @@ func (s *saState) hold() bool {
 
 // release ends a hold; the last release of a deleted SA wipes its keys.
 func (s *saState) release() {
-	if s.inflight.Add(-1) == 0 && s.deleted.Load() {
+	if s.inflight.Add(-1) == 0 && s.has(saDeleted) {
 		s.zeroOnce()
 	}
 }
 
 func (s *saState) zeroOnce() {
-	if s.zeroed.CompareAndSwap(false, true) {
+	if s.setFlag(saZeroed) {
 		s.zero()
 	}
 }
 
-func (s *saState) drop(r dataplane.DropReason) { s.drops[r].Add(1) }
+func (s *saState) drop(r dataplane.DropReason) {
+	d := s.drops.Load()
+	if d == nil {
+		d = new(dropCounters)
+		if !s.drops.CompareAndSwap(nil, d) {
+			d = s.drops.Load()
+		}
+	}
+	d[r].Add(1)
+}
 
 // policy is one installed outbound policy.
 type policy struct {
-	id     dataplane.PolicyID
 	params dataplane.PolicyParams // params.SA is guarded by Engine.mu; the rest is immutable
-	rank   dataplane.PolicyRank
+	rank   dataplane.PolicyRank   // rank.ID is the policy's ID
 	// prefixes cover the remote selectors: the policy's keys in the SPD index.
-	prefixes []netip.Prefix
+	prefixes []spdKey
 	sa       atomic.Pointer[saState] // outbound SA for Protect, nil until installed
+	nextSA   *policy                 // the next policy naming the same SA key (Engine.bySA)
 	// acquired rate-limits Acquire events (unix nanoseconds of the last one).
 	acquired atomic.Int64
 }
@@ -292,9 +355,9 @@ func newEngine(cfg Config) *Engine {
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		sas:      make(map[dataplane.SAKey]*saState),
+		out:      make(map[dataplane.SAKey]*saState),
 		policies: make(map[dataplane.PolicyID]*policy),
-		bySA:     make(map[dataplane.SAKey][]*policy),
+		bySA:     make(map[dataplane.SAKey]*policy),
 		outWork:  make(chan *batch, queueBatches),
 		inWork:   make(chan *batch, queueBatches),
 		outOrder: make(chan *batch, queueBatches),
@@ -323,10 +386,15 @@ func (e *Engine) Close() error {
 		e.closeErr = e.closeResources()
 		e.wg.Wait()
 		e.mu.Lock()
-		for _, sa := range e.sas {
+		for _, sa := range e.out {
 			sa.zeroOnce()
 		}
-		e.sas = map[dataplane.SAKey]*saState{}
+		e.sad.table.each(func(_ spiKey, sa *saState) bool {
+			sa.zeroOnce()
+			return true
+		})
+		e.out = map[dataplane.SAKey]*saState{}
+		e.sad = newSAD(0)
 		e.mu.Unlock()
 	})
 	return e.closeErr
@@ -365,11 +433,12 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	}
 	p.Src, p.Dst = p.Src.Unmap(), p.Dst.Unmap()
 	key := dataplane.SAKey{Protocol: p.Protocol, SPI: p.SPI, Dst: p.Dst}
-	sa := &saState{created: e.cfg.Now()}
+	sa := &saState{created: e.cfg.Now().UnixNano()}
 	switch p.Protocol {
 	case dataplane.ESP:
 		s, err := esp.NewSA(esp.Params{SPI: p.SPI, Encryption: p.Encryption, EncKey: p.EncKey,
-			Integrity: p.Integrity, IntegKey: p.IntegKey, ESN: p.ESN, ReplayWindow: p.ReplayWindow})
+			Integrity: p.Integrity, IntegKey: p.IntegKey, ESN: p.ESN, ReplayWindow: p.ReplayWindow,
+			Outbound: p.Direction == dataplane.Out})
 		if err != nil {
 			return fmt.Errorf("SA %s (%s): %w", p.Name, key, err)
 		}
@@ -394,20 +463,18 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 		return fmt.Errorf("SA %s: %w", p.Name, err)
 	}
 	sa.addr.Store(addr)
-	// Keep the parameters for listing, without key material.
-	p.EncKey, p.IntegKey = nil, nil
-	sa.params = p
+	sa.params = newSAConf(&p)
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.sas[key]; ok {
+	if e.findLocked(key) != nil {
 		sa.zero()
 		return fmt.Errorf("SA %s (%s): %w", p.Name, key, dataplane.ErrSAExists)
 	}
-	e.sas[key] = sa
 	if p.Direction == dataplane.In {
 		e.sad.add(sa)
 	} else {
+		e.out[key] = sa
 		e.bindPoliciesLocked(key, sa)
 	}
 	if e.log.Enabled(context.Background(), slog.LevelInfo) {
@@ -424,8 +491,7 @@ func (e *Engine) addressing(proto dataplane.Protocol, dir dataplane.Direction, k
 	if !u.Src.IsValid() || !u.Dst.IsValid() || u.Src.Is4() != u.Dst.Is4() {
 		return nil, fmt.Errorf("%s: outer addresses %v and %v must be two addresses of one family", key, u.Src, u.Dst)
 	}
-	a := &saAddr{key: key, src: u.Src.Unmap(), dst: u.Dst.Unmap(), encap: u.Encap, srcPort: u.SrcPort, dstPort: u.DstPort}
-	a.key.Dst = a.dst
+	a := &saAddr{src: u.Src.Unmap(), dst: u.Dst.Unmap(), encap: u.Encap, srcPort: u.SrcPort, dstPort: u.DstPort}
 	if u.Encap {
 		if proto == dataplane.AH {
 			return nil, fmt.Errorf("%s: AH cannot be carried in UDP (RFC 3948 encapsulates ESP only)", key)
@@ -452,9 +518,17 @@ func (e *Engine) addressing(proto dataplane.Protocol, dir dataplane.Direction, k
 	return a, nil
 }
 
+// findLocked returns the SA installed under key, inbound or outbound.
+func (e *Engine) findLocked(key dataplane.SAKey) *saState {
+	if sa, ok := e.out[key]; ok {
+		return sa
+	}
+	return e.sad.find(key)
+}
+
 // bindPoliciesLocked points the Protect policies that name key at sa (nil: at no SA).
 func (e *Engine) bindPoliciesLocked(key dataplane.SAKey, sa *saState) {
-	for _, pol := range e.bySA[key] {
+	for pol := e.bySA[key]; pol != nil; pol = pol.nextSA {
 		pol.sa.Store(sa)
 	}
 }
@@ -463,16 +537,15 @@ func (e *Engine) bindPoliciesLocked(key dataplane.SAKey, sa *saState) {
 func (e *Engine) DeleteSA(key dataplane.SAKey) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	sa, ok := e.sas[key]
-	if !ok {
+	sa := e.findLocked(key)
+	if sa == nil {
 		return fmt.Errorf("%s: %w", key, dataplane.ErrNoSA)
 	}
-	delete(e.sas, key)
-	sa.dead.Store(true)
-	sa.deleted.Store(true)
+	sa.setFlag(saDead | saDeleted)
 	if sa.params.Direction == dataplane.In {
 		e.sad.remove(sa)
 	} else {
+		delete(e.out, key)
 		e.bindPoliciesLocked(key, nil)
 	}
 	// Packets in flight may still hold the SA: the last of them wipes the keys.
@@ -490,39 +563,42 @@ func (e *Engine) DeleteSA(key dataplane.SAKey) error {
 // ones use the new. Policies naming the SA are repointed to its new key.
 func (e *Engine) UpdateSAAddresses(key dataplane.SAKey, u dataplane.AddressUpdate) (dataplane.SAKey, error) {
 	e.mu.Lock()
-	sa, ok := e.sas[key]
+	sa := e.findLocked(key)
 	e.mu.Unlock()
-	if !ok {
+	if sa == nil {
 		return key, fmt.Errorf("%s: %w", key, dataplane.ErrNoSA)
 	}
 	addr, err := e.addressing(sa.params.Protocol, sa.params.Direction, key, u)
 	if err != nil {
 		return key, fmt.Errorf("SA %s: move: %w", sa.params.Name, err)
 	}
-	newKey := addr.key
+	newKey := dataplane.SAKey{Protocol: key.Protocol, SPI: key.SPI, Dst: addr.dst}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.sas[key] != sa {
+	if e.findLocked(key) != sa {
 		return key, fmt.Errorf("%s: %w", key, dataplane.ErrNoSA) // deleted meanwhile
 	}
-	if newKey != key {
-		if _, taken := e.sas[newKey]; taken {
-			return key, fmt.Errorf("SA %s: move to %s: %w", sa.params.Name, newKey, dataplane.ErrSAExists)
-		}
-		delete(e.sas, key)
-		e.sas[newKey] = sa
+	if newKey != key && e.findLocked(newKey) != nil {
+		return key, fmt.Errorf("SA %s: move to %s: %w", sa.params.Name, newKey, dataplane.ErrSAExists)
 	}
 	// The SAD finds inbound SAs by SPI, which a move keeps; the destination it compares comes from
 	// the addressing published here.
 	sa.addr.Store(addr)
 	if sa.params.Direction == dataplane.Out && newKey != key {
+		delete(e.out, key)
+		e.out[newKey] = sa
+		// The policies naming the old key now name the new one; policies that waited for an SA
+		// under the new key bind too.
 		moved := e.bySA[key]
 		delete(e.bySA, key)
-		for _, pol := range moved {
+		for pol := moved; pol != nil; {
+			next := pol.nextSA
 			pol.params.SA = newKey
+			pol.nextSA = e.bySA[newKey]
+			e.bySA[newKey] = pol
+			pol = next
 		}
-		e.bySA[newKey] = append(e.bySA[newKey], moved...)
 		e.bindPoliciesLocked(newKey, sa)
 	}
 	e.log.Info("SA moved", "name", sa.params.Name, "dir", sa.params.Direction.String(),
@@ -544,7 +620,7 @@ func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, er
 		}
 	}
 	id := dataplane.PolicyID(e.nextPolicy.Add(1))
-	pol := &policy{id: id, params: p, rank: dataplane.RankOf(id, &p), prefixes: remotePrefixes(&p)}
+	pol := &policy{params: p, rank: dataplane.RankOf(id, &p), prefixes: remotePrefixes(&p)}
 	// Routes are netlink requests: made before taking the engine's lock.
 	if p.Route && p.Action == dataplane.Protect && e.routes != nil {
 		if err := e.routes.add(id, p); err != nil {
@@ -554,8 +630,8 @@ func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, er
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if p.Action == dataplane.Protect && p.SA != (dataplane.SAKey{}) {
-		e.bySA[p.SA] = append(e.bySA[p.SA], pol)
-		if sa, ok := e.sas[p.SA]; ok && sa.params.Direction == dataplane.Out {
+		e.linkLocked(pol)
+		if sa, ok := e.out[p.SA]; ok {
 			pol.sa.Store(sa)
 		}
 	}
@@ -574,12 +650,13 @@ func (e *Engine) SetPolicySA(id dataplane.PolicyID, key dataplane.SAKey) error {
 	}
 	if pol.params.Action == dataplane.Protect {
 		e.unlinkLocked(pol)
+		pol.params.SA = key
 		if key != (dataplane.SAKey{}) {
-			e.bySA[key] = append(e.bySA[key], pol)
+			e.linkLocked(pol)
 		}
 	}
 	pol.params.SA = key
-	if sa, ok := e.sas[key]; ok && sa.params.Direction == dataplane.Out {
+	if sa, ok := e.out[key]; ok {
 		pol.sa.Store(sa)
 	} else {
 		pol.sa.Store(nil)
@@ -587,21 +664,34 @@ func (e *Engine) SetPolicySA(id dataplane.PolicyID, key dataplane.SAKey) error {
 	return nil
 }
 
+// linkLocked adds pol to the list of policies of the SA key it names.
+func (e *Engine) linkLocked(pol *policy) {
+	pol.nextSA = e.bySA[pol.params.SA]
+	e.bySA[pol.params.SA] = pol
+}
+
 // unlinkLocked removes pol from the list of policies of the SA key it names.
 func (e *Engine) unlinkLocked(pol *policy) {
 	k := pol.params.SA
-	list := e.bySA[k]
-	for i, p := range list {
-		if p == pol {
-			list = append(list[:i:i], list[i+1:]...)
+	for link := e.bySA[k]; link != nil; link = link.nextSA {
+		if link == pol {
 			break
 		}
+		if link.nextSA == pol {
+			link.nextSA = pol.nextSA
+			pol.nextSA = nil
+			return
+		}
 	}
-	if len(list) == 0 {
+	if e.bySA[k] != pol {
+		return
+	}
+	if pol.nextSA == nil {
 		delete(e.bySA, k)
 	} else {
-		e.bySA[k] = list
+		e.bySA[k] = pol.nextSA
 	}
+	pol.nextSA = nil
 }
 
 // SendIKE sends an IKE message from the NAT-T port, behind the non-ESP marker (RFC 3948 §2.2).
@@ -663,10 +753,14 @@ func (e *Engine) DeletePolicy(id dataplane.PolicyID) error {
 func (e *Engine) SAs() []dataplane.SAInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]dataplane.SAInfo, 0, len(e.sas))
-	for k, sa := range e.sas {
+	out := make([]dataplane.SAInfo, 0, len(e.out)+e.sad.table.len())
+	for k, sa := range e.out {
 		out = append(out, dataplane.SAInfo{Key: k, Params: sa.listParams(), Stats: sa.stats()})
 	}
+	e.sad.table.each(func(_ spiKey, sa *saState) bool {
+		out = append(out, dataplane.SAInfo{Key: sa.key(), Params: sa.listParams(), Stats: sa.stats()})
+		return true
+	})
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Params.Name != out[j].Params.Name {
 			return out[i].Params.Name < out[j].Params.Name
@@ -679,26 +773,34 @@ func (e *Engine) SAs() []dataplane.SAInfo {
 // SAStats implements dataplane.Backend.
 func (e *Engine) SAStats(key dataplane.SAKey) (dataplane.SAStats, bool) {
 	e.mu.Lock()
-	sa, ok := e.sas[key]
+	sa := e.findLocked(key)
 	e.mu.Unlock()
-	if !ok {
+	if sa == nil {
 		return dataplane.SAStats{}, false
 	}
 	return sa.stats(), true
 }
 
-// listParams are the SA's parameters with its current outer addressing.
+// listParams are the SA's parameters (without keys) with its current outer addressing.
 func (s *saState) listParams() dataplane.SAParams {
-	p := s.params
+	c := &s.params
 	a := s.addr.Load()
-	p.Src, p.Dst, p.Encap, p.SrcPort, p.DstPort = a.src, a.dst, a.encap, a.srcPort, a.dstPort
+	p := dataplane.SAParams{Name: c.Name, Direction: c.Direction, Protocol: c.Protocol, Mode: c.Mode, SPI: c.SPI,
+		Src: a.src, Dst: a.dst, Encap: a.encap, SrcPort: a.srcPort, DstPort: a.dstPort,
+		Encryption: c.Encryption, Integrity: c.Integrity, ESN: c.ESN, ReplayWindow: int(c.ReplayWindow),
+		TFCPadding: int(c.TFCPadding), Local: c.Local, Remote: c.Remote, NotifyFirstInbound: c.NotifyFirstInbound}
+	if c.Lifetime != nil {
+		p.Lifetime = *c.Lifetime
+	}
 	return p
 }
 
 func (s *saState) stats() dataplane.SAStats {
-	st := dataplane.SAStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), Established: s.created}
-	for i := range s.drops {
-		st.Drops[i] = s.drops[i].Load()
+	st := dataplane.SAStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), Established: time.Unix(0, s.created)}
+	if d := s.drops.Load(); d != nil {
+		for i := range d {
+			st.Drops[i] = d[i].Load()
+		}
 	}
 	if t := s.lastUsed.Load(); t != 0 {
 		st.LastUsed = time.Unix(0, t)
@@ -729,9 +831,12 @@ func (e *Engine) account(sa *saState, packets, bytes uint64) {
 	p := sa.packets.Add(packets)
 	b := sa.bytes.Add(bytes)
 	sa.lastUsed.Store(e.cfg.Now().UnixNano())
-	lt := &sa.params.Lifetime
+	lt := sa.params.Lifetime
+	if lt == nil {
+		return
+	}
 	if (lt.HardBytes != 0 && b >= lt.HardBytes) || (lt.HardPackets != 0 && p >= lt.HardPackets) {
-		sa.dead.Store(true)
+		sa.setFlag(saDead)
 		e.expire(sa, true, "hard lifetime reached")
 	} else if (lt.SoftBytes != 0 && b >= lt.SoftBytes) || (lt.SoftPackets != 0 && p >= lt.SoftPackets) {
 		e.expire(sa, false, "soft lifetime reached")
@@ -739,11 +844,11 @@ func (e *Engine) account(sa *saState, packets, bytes uint64) {
 }
 
 func (e *Engine) expire(sa *saState, hard bool, why string) {
-	flag := &sa.softSent
+	flag := saSoftSent
 	if hard {
-		flag = &sa.hardSent
+		flag = saHardSent
 	}
-	if !flag.CompareAndSwap(false, true) {
+	if !sa.setFlag(flag) {
 		return
 	}
 	key := sa.key()

@@ -103,7 +103,7 @@ func TestFakeMatchesEngine(t *testing.T) {
 			var id dataplane.PolicyID
 			installed := false
 			if pol != nil {
-				id = pol.id
+				id = pol.rank.ID
 				installed = pol.params.Action == dataplane.Protect && pol.sa.Load() != nil
 			}
 			if id != o.Policy || installed != o.Installed {

@@ -132,7 +132,7 @@ func (e *Engine) espDebug() bool {
 // least tunOffset bytes precede it.
 func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 	sa := el.sa
-	if sa.dead.Load() {
+	if sa.has(saDead) {
 		return dataplane.DropLifetime, false
 	}
 	var payload []byte
@@ -209,7 +209,7 @@ func (e *Engine) open(el *elem) (dataplane.DropReason, bool) {
 // that asked for it (make-before-break rekeys: the peer now sends on the new SA). It runs on the
 // packet path; the callback must not block.
 func (e *Engine) firstInbound(sa *saState) {
-	if !sa.params.NotifyFirstInbound || sa.firstIn.Load() || !sa.firstIn.CompareAndSwap(false, true) {
+	if !sa.params.NotifyFirstInbound || sa.has(saFirstIn) || !sa.setFlag(saFirstIn) {
 		return
 	}
 	if f := e.cfg.Events.FirstInbound; f != nil {

@@ -202,7 +202,7 @@ func (e *Engine) classifyOutbound(el *elem, memo *flowMemo) bool {
 		e.stats.drops[dataplane.DropNoSA].Add(1)
 		return false
 	}
-	if sa.dead.Load() {
+	if sa.has(saDead) {
 		sa.drop(dataplane.DropLifetime)
 		sa.release()
 		return false
@@ -215,7 +215,7 @@ func (e *Engine) classifyOutbound(el *elem, memo *flowMemo) bool {
 		seq, err = sa.ah.NextSeq()
 	}
 	if err != nil {
-		sa.dead.Store(true)
+		sa.setFlag(saDead)
 		sa.drop(dataplane.DropSeqExhausted)
 		e.expire(sa, true, "sequence number space used up: rekey needed")
 		sa.release()
@@ -233,7 +233,7 @@ func (e *Engine) acquire(pol *policy, f *flow) {
 		return
 	}
 	if fn := e.cfg.Events.Acquire; fn != nil {
-		fn(dataplane.Acquire{Policy: pol.id, Name: pol.params.Name, Src: f.src, Dst: f.dst, Protocol: f.proto})
+		fn(dataplane.Acquire{Policy: pol.rank.ID, Name: pol.params.Name, Src: f.src, Dst: f.dst, Protocol: f.proto})
 	}
 }
 
@@ -277,8 +277,8 @@ func (e *Engine) seal(el *elem) error {
 	var err error
 	if sa.esp != nil {
 		tfc := 0
-		if p.Mode == dataplane.Tunnel && p.TFCPadding > len(payload) {
-			tfc = p.TFCPadding - len(payload)
+		if p.Mode == dataplane.Tunnel && int(p.TFCPadding) > len(payload) {
+			tfc = int(p.TFCPadding) - len(payload)
 		}
 		// Seal in place: the ESP header goes right in front of the payload (over the IP header in
 		// transport mode, which is no longer needed), the ciphertext over the plaintext.

@@ -40,13 +40,24 @@ func (s *sad) lookup(proto dataplane.Protocol, spi uint32, dst netip.Addr) *saSt
 		}
 		// Several SAs share the SPI: choose by destination.
 		for n := s.table.head(k); n != nil; n = n.next {
-			if n.key == k && n.val.addr.Load().key.Dst == dst {
+			if n.key == k && n.val.addr.Load().dst == dst {
 				return n.val
 			}
 		}
 		return nil
 	}
 	return first
+}
+
+// find returns the SA installed under key exactly (writer, or listing).
+func (s *sad) find(key dataplane.SAKey) *saState {
+	k := spiKey{key.Protocol, key.SPI}
+	for n := s.table.head(k); n != nil; n = n.next {
+		if n.key == k && n.val.addr.Load().dst == key.Dst {
+			return n.val
+		}
+	}
+	return nil
 }
 
 func (s *sad) add(sa *saState) {

@@ -114,23 +114,23 @@ func (s *spd) lookup(f *flow) *policy {
 	return best
 }
 
-// remotePrefixes returns the distinct prefixes that cover a policy's remote selectors.
-func remotePrefixes(p *dataplane.PolicyParams) []netip.Prefix {
-	var out []netip.Prefix
+// remotePrefixes returns the index keys of the distinct prefixes that cover a policy's remote
+// selectors.
+func remotePrefixes(p *dataplane.PolicyParams) []spdKey {
+	var out []spdKey
 	for _, sel := range p.Remote {
 		for _, pfx := range sel.Prefixes() {
-			if !slices.Contains(out, pfx) {
-				out = append(out, pfx)
+			if k := prefixKey(pfx.Addr(), pfx.Bits()); !slices.Contains(out, k) {
+				out = append(out, k)
 			}
 		}
 	}
-	return out
+	return slices.Clip(out)
 }
 
 // add indexes a policy (writer only).
 func (s *spd) add(pol *policy) {
-	for _, pfx := range pol.prefixes {
-		k := prefixKey(pfx.Addr(), pfx.Bits())
+	for _, k := range pol.prefixes {
 		old, ok := s.table.load(k)
 		if !ok {
 			s.table.insert(k, &spdEntry{policies: []*policy{pol}})
@@ -151,8 +151,7 @@ func (s *spd) add(pol *policy) {
 
 // remove takes a policy out of the index (writer only).
 func (s *spd) remove(pol *policy) {
-	for _, pfx := range pol.prefixes {
-		k := prefixKey(pfx.Addr(), pfx.Bits())
+	for _, k := range pol.prefixes {
 		old, ok := s.table.load(k)
 		if !ok {
 			continue

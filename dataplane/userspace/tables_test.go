@@ -204,7 +204,7 @@ func TestSPDMatchesLinearScan(t *testing.T) {
 		for range 1 + r.IntN(3) {
 			p.Remote = append(p.Remote, randomSelector(r))
 		}
-		pol := &policy{id: dataplane.PolicyID(id), params: p, rank: dataplane.RankOf(dataplane.PolicyID(id), &p), prefixes: remotePrefixes(&p)}
+		pol := &policy{params: p, rank: dataplane.RankOf(dataplane.PolicyID(id), &p), prefixes: remotePrefixes(&p)}
 		s.add(pol)
 		live = append(live, pol)
 		if r.IntN(4) == 0 {
@@ -249,7 +249,7 @@ func policyName(p *policy) string {
 	if p == nil {
 		return "none"
 	}
-	return fmt.Sprintf("policy %d (prio %d, local %s, remote %s)", p.id, p.params.Priority, ts.FormatList(p.params.Local), ts.FormatList(p.params.Remote))
+	return fmt.Sprintf("policy %d (prio %d, local %s, remote %s)", p.rank.ID, p.params.Priority, ts.FormatList(p.params.Local), ts.FormatList(p.params.Remote))
 }
 
 // TestSPDIPv6: IPv6 prefixes of lengths that straddle the two halves of the address.
@@ -257,7 +257,7 @@ func TestSPDIPv6(t *testing.T) {
 	s := newSPD(7)
 	mk := func(id int, remote string) *policy {
 		p := dataplane.PolicyParams{Local: []ts.Selector{ts.Any(true)}, Remote: []ts.Selector{ts.FromPrefix(netip.MustParsePrefix(remote))}}
-		pol := &policy{id: dataplane.PolicyID(id), params: p, rank: dataplane.RankOf(dataplane.PolicyID(id), &p), prefixes: remotePrefixes(&p)}
+		pol := &policy{params: p, rank: dataplane.RankOf(dataplane.PolicyID(id), &p), prefixes: remotePrefixes(&p)}
 		s.add(pol)
 		return pol
 	}
@@ -334,7 +334,7 @@ func TestPoliciesFollowSAs(t *testing.T) {
 	}
 	f := flow{src: netip.MustParseAddr("10.1.2.3"), dst: netip.MustParseAddr("10.9.0.7"), proto: 6, hasPorts: true}
 	pol := e.spd.lookup(&f)
-	if pol == nil || pol.id != id || pol.sa.Load() != nil {
+	if pol == nil || pol.rank.ID != id || pol.sa.Load() != nil {
 		t.Fatalf("before the SA: lookup %v", policyName(pol))
 	}
 	if err := e.InstallSA(out); err != nil {
@@ -360,8 +360,8 @@ func TestPoliciesFollowSAs(t *testing.T) {
 	if pol.sa.Load() != sa || pol.params.SA != newKey {
 		t.Fatalf("the policy did not follow the moved SA: bound %p (want %p), names %v", pol.sa.Load(), sa, pol.params.SA)
 	}
-	if a := sa.addr.Load(); a.ep.DstToString() != "198.51.100.9:31000" || a.key != newKey {
-		t.Fatalf("moved SA sends to %s, key %v", a.ep.DstToString(), a.key)
+	if a := sa.addr.Load(); a.ep.DstToString() != "198.51.100.9:31000" || sa.key() != newKey {
+		t.Fatalf("moved SA sends to %s, key %v", a.ep.DstToString(), sa.key())
 	}
 	if _, ok := e.SAStats(outKey); ok {
 		t.Fatal("the old key still finds the SA")
