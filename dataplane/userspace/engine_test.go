@@ -18,7 +18,7 @@ import (
 
 // requireNetTests fails (never skips, except in -short mode) when the namespace tests cannot run:
 // CI installs everything they need, so a missing piece there is an error.
-func requireNetTests(t *testing.T) {
+func requireNetTests(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("short mode: this namespace test runs without -short")
@@ -43,13 +43,13 @@ type side struct {
 
 // newPair makes two namespaces joined by a veth with IPv4 and IPv6 outer addresses, an inner IPv4
 // and IPv6 subnet on each side's loopback, and an engine in each.
-func newPair(t *testing.T) (a, b *side) {
+func newPair(t testing.TB) (a, b *side) {
 	t.Helper()
 	return newPairWith(t, Config{})
 }
 
 // newPairWith is newPair with an engine configuration (the TUN name and ports stay the defaults).
-func newPairWith(t *testing.T, cfg Config) (a, b *side) {
+func newPairWith(t testing.TB, cfg Config) (a, b *side) {
 	t.Helper()
 	requireNetTests(t)
 	var id [3]byte
@@ -117,7 +117,7 @@ type installed struct {
 }
 
 // install sets up both directions between a and b for sc (SPI 0x1001 from a to b, 0x2001 back).
-func install(t *testing.T, sc scenario, a, b *side) installed {
+func install(t testing.TB, sc scenario, a, b *side) installed {
 	t.Helper()
 	outerA, outerB := a.outer, b.outer
 	if sc.outer6 {

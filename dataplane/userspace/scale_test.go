@@ -131,3 +131,40 @@ func BenchmarkInstall(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLookup measures the packet path's table lookups — the SPD for an outbound packet (without
+// the per-batch flow memo) and the SAD for an inbound one — with 0 and 100,000 other Child SAs
+// installed: the cost must not grow with the number of SAs.
+func BenchmarkLookup(b *testing.B) {
+	for _, held := range []int{0, 100000} {
+		e := headless(b, dataplane.Events{})
+		for i := range held {
+			c := newChild(i + 1)
+			if _, err := c.install(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// The measured tunnel: site-to-site subnets.
+		c := newChild(0)
+		c.pol.Local = []ts.Selector{ts.FromPrefix(netip.MustParsePrefix("10.1.0.0/24"))}
+		c.pol.Remote = []ts.Selector{ts.FromPrefix(netip.MustParsePrefix("10.2.0.0/24"))}
+		if _, err := c.install(e); err != nil {
+			b.Fatal(err)
+		}
+		f := flow{src: netip.MustParseAddr("10.1.0.1"), dst: netip.MustParseAddr("10.2.0.1"), proto: 6, srcPort: 40000, dstPort: 5201, hasPorts: true}
+		b.Run(fmt.Sprintf("spd/held=%d", held), func(b *testing.B) {
+			for b.Loop() {
+				if e.spd.lookup(&f) == nil {
+					b.Fatal("no policy")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("sad/held=%d", held), func(b *testing.B) {
+			for b.Loop() {
+				if e.sad.lookup(dataplane.ESP, c.in.SPI, c.in.Dst) == nil {
+					b.Fatal("no SA")
+				}
+			}
+		})
+	}
+}
