@@ -623,7 +623,7 @@ func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, er
 	pol := &policy{params: p, rank: dataplane.RankOf(id, &p), prefixes: remotePrefixes(&p)}
 	// Routes are netlink requests: made before taking the engine's lock.
 	if p.Route && p.Action == dataplane.Protect && e.routes != nil {
-		if err := e.routes.add(id, p); err != nil {
+		if err := e.routes.add(p.Local, pol.routePrefixes()); err != nil {
 			return 0, fmt.Errorf("policy %s: %w", p.Name, err)
 		}
 	}
@@ -743,8 +743,8 @@ func (e *Engine) DeletePolicy(id dataplane.PolicyID) error {
 		e.unlinkLocked(pol)
 	}
 	e.mu.Unlock()
-	if pol.params.Route && e.routes != nil {
-		return e.routes.remove(id)
+	if pol.params.Route && pol.params.Action == dataplane.Protect && e.routes != nil {
+		return e.routes.remove(pol.routePrefixes())
 	}
 	return nil
 }

@@ -38,6 +38,28 @@ type spdKey struct {
 	v6     bool
 }
 
+// prefix returns the prefix k stands for.
+func (k spdKey) prefix() netip.Prefix {
+	if !k.v6 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(k.lo))
+		return netip.PrefixFrom(netip.AddrFrom4(b), int(k.bits))
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k.hi)
+	binary.BigEndian.PutUint64(b[8:], k.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(b), int(k.bits))
+}
+
+// routePrefixes returns the prefixes of a policy's remote selectors, for its routes.
+func (p *policy) routePrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, len(p.prefixes))
+	for i, k := range p.prefixes {
+		out[i] = k.prefix()
+	}
+	return out
+}
+
 // spdEntry lists the policies holding one prefix, best rank first. It is immutable; the writer
 // replaces it.
 type spdEntry struct {

@@ -535,3 +535,25 @@ func TestSADSharedSPI(t *testing.T) {
 		t.Fatal("after deleting one, the other is not found")
 	}
 }
+
+// TestSPDKeyPrefix: an index key turns back into the prefix it was made from (routes are made
+// from the keys).
+func TestSPDKeyPrefix(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 2000 {
+		var a netip.Addr
+		if r.IntN(2) == 0 {
+			a = netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())})
+		} else {
+			var b [16]byte
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			a = netip.AddrFrom16(b)
+		}
+		p := netip.PrefixFrom(a, r.IntN(a.BitLen()+1))
+		if got := prefixKey(p.Addr(), p.Bits()).prefix(); got != p.Masked() {
+			t.Fatalf("%v: key gives back %v", p, got)
+		}
+	}
+}
