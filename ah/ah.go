@@ -204,6 +204,16 @@ func (sa *SA) NextSeq() (uint64, error) {
 	return seq, nil
 }
 
+// NextSeqs atomically takes n consecutive outbound sequence numbers and returns the first. It
+// fails with ErrSeqExhausted, taking none, when fewer than n are left.
+func (sa *SA) NextSeqs(n int) (uint64, error) {
+	seq, ok := sa.outSeq.NextN(uint64(n), sa.esn)
+	if !ok {
+		return 0, ErrSeqExhausted
+	}
+	return seq, nil
+}
+
 // setOutSeq sets the last used outbound sequence number (tests of exhaustion).
 func (sa *SA) setOutSeq(seq uint64) { sa.outSeq.Set(seq) }
 

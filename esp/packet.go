@@ -40,7 +40,11 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 	ret, out := sliceForAppend(dst, total)
 
 	ct := out[ctOff : ctOff+ctLen]
-	copy(ct, payload) // first: payload may sit in the spare capacity being overwritten below
+	// First: payload may sit in the spare capacity being overwritten below. A caller that built
+	// the payload in place costs no copy.
+	if len(payload) > 0 && &ct[0] != &payload[0] {
+		copy(ct, payload)
+	}
 	binary.BigEndian.PutUint32(out[offSPI:], sa.spi)
 	binary.BigEndian.PutUint32(out[offSeq:], uint32(seq))
 	clear(ct[len(payload):plainLen])

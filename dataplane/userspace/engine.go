@@ -2,14 +2,17 @@
 // plaintext from a TUN device and carrying IPsec packets over UDP (RFC 3948, port 4500) or raw IP
 // sockets (protocols 50 and 51). It implements dataplane.Backend.
 //
-// Throughput comes from batching, as in wireguard-go: the TUN device is opened with virtio-net
-// offloads (TSO/GSO, GRO) so one read or write moves up to 64 KiB, UDP is read and written with
-// recvmmsg/sendmmsg and UDP GSO/GRO (golang.zx2c4.com/wireguard/conn), buffers come from pools,
-// and crypto runs on worker goroutines while a per-direction sequencer keeps every SA's packets in
-// order (sequence numbers are taken in read order; batches are written in read order).
+// Throughput comes from moving 64 KiB at a time through every system call, touching each byte as
+// few times as possible, and never handing packets between goroutines: the TUN device has one
+// queue per pipeline (IFF_MULTI_QUEUE) with virtio-net offloads, so a read returns a TCP
+// super-packet that is cut into segments and encrypted straight into the UDP send buffer, which
+// leaves with UDP GSO; received runs of datagrams (UDP GRO) are decrypted in place and written to
+// the TUN device as one GSO packet with writev. Each pipeline (a TUN queue and a UDP socket on
+// the NAT-T port, SO_REUSEPORT) has one goroutine per direction that does everything inline; tx.go
+// and rx.go describe the two paths.
 //
-// Lock order: Engine.mu, then routes.mu. The packet path takes no locks: it reads immutable
-// snapshots of the SAD and SPD through atomic pointers.
+// Lock order: Engine.mu, then routes.mu; turnMu stands alone. The packet path takes no locks:
+// the SAD and SPD are read-copy-update tables (rcutable.go).
 package userspace
 
 import (
@@ -25,8 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
-	"golang.zx2c4.com/wireguard/tun"
+	"golang.org/x/sys/unix"
 
 	"github.com/goipsec/goipsec/ah"
 	"github.com/goipsec/goipsec/dataplane"
@@ -52,10 +54,11 @@ type Config struct {
 	FwMark       uint32
 	RouteTable   int
 	RulePriority int
-	// Workers is the number of crypto goroutines; -1 processes each batch inline, in the goroutine
-	// that read it (no hand-over between goroutines). Default: inline with up to two CPUs,
-	// GOMAXPROCS workers with more.
-	Workers int
+	// Queues is the number of pipelines: TUN queues and UDP sockets on the NAT-T port, each with
+	// an outbound and an inbound goroutine (default: GOMAXPROCS, at most 16). The kernel spreads
+	// flows over the TUN queues and peers over the sockets by hash, so one flow uses one pipeline
+	// and many flows use all of them.
+	Queues int
 	// Logger receives engine logs (default: discard); ESPLogger the per-packet ESP/AH failures
 	// (default: Logger).
 	Logger    *slog.Logger
@@ -88,13 +91,8 @@ func (c *Config) setDefaults() {
 	if c.RulePriority == 0 {
 		c.RulePriority = 4500
 	}
-	if c.Workers == 0 {
-		// On one or two CPUs handing batches between goroutines costs more than it gains (measured:
-		// about 20% of throughput); with more CPUs, crypto workers spread a flow over them.
-		c.Workers = runtime.GOMAXPROCS(0)
-		if c.Workers <= 2 {
-			c.Workers = -1
-		}
+	if c.Queues <= 0 {
+		c.Queues = min(runtime.GOMAXPROCS(0), 16)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -113,13 +111,14 @@ func (c *Config) setDefaults() {
 type Engine struct {
 	cfg    Config
 	log    *slog.Logger
-	tun    tun.Device
-	tunIdx int
-	bind   conn.Bind // UDP 4500; nil when disabled
-	// udpReceivers are the bind's receive functions (IPv4, IPv6).
-	udpReceivers []conn.ReceiveFunc
-	raw          *rawSockets
-	routes       *routeTable
+	tun    *tunDevice
+	queues int
+	// udp4 and udp6 are the NAT-T sockets, one per pipeline (nil entries where the family is not
+	// available); natt is false when the NAT-T port is disabled.
+	udp4, udp6 []*batchSock
+	natt       bool
+	raw        *rawSockets
+	routes     *routeTable
 
 	// sad and spd are read by the packet path without locks and written under mu.
 	sad *sad
@@ -136,14 +135,13 @@ type Engine struct {
 	nextPolicy atomic.Uint64
 
 	stats engineStats
-	// inline: readers seal/open and write their batches themselves (Workers = -1).
-	inline bool
 
-	pools    pools
-	outWork  chan *batch
-	inWork   chan *batch
-	outOrder chan *batch
-	inOrder  chan *batch
+	// turnMu and turnCond park pipelines waiting for an SA's turn to send (tx.go); turnWaiters
+	// counts them (guarded by turnMu).
+	turnMu      sync.Mutex
+	turnCond    *sync.Cond
+	turnWaiters int
+
 	closing  chan struct{}
 	wg       sync.WaitGroup
 	closeMu  sync.Once
@@ -172,10 +170,12 @@ type saState struct {
 	// drops are allocated with the SA's first drop: most SAs never drop a packet.
 	drops atomic.Pointer[dropCounters]
 	flags atomic.Uint32 // saDead, saSoftSent, ...
-
 	// inflight counts packets on their way through the engine with this SA; the keys are wiped
 	// when the SA is deleted and the last of them is done, never under a running Seal or Open.
-	inflight atomic.Int64
+	inflight atomic.Int32
+	// txTurn is the next outbound sequence number allowed onto the wire: pipelines send their
+	// blocks of an SA in sequence order (tx.go).
+	txTurn atomic.Uint64
 }
 
 type dropCounters [len(dataplane.DropCounts{})]atomic.Uint64
@@ -239,7 +239,6 @@ type saAddr struct {
 	src, dst         netip.Addr
 	encap            bool
 	srcPort, dstPort uint16
-	ep               conn.Endpoint // UDP destination of outbound encapsulated SAs
 	// outerMTU is the path MTU towards the peer (outbound SAs): larger IPsec packets of inner
 	// packets that may not be fragmented are refused with an ICMP "too big" (RFC 4301 §8).
 	outerMTU int
@@ -274,7 +273,10 @@ func (s *saState) zeroOnce() {
 	}
 }
 
-func (s *saState) drop(r dataplane.DropReason) {
+func (s *saState) drop(r dataplane.DropReason) { s.dropN(r, 1) }
+
+// dropN counts n packets dropped for reason r.
+func (s *saState) dropN(r dataplane.DropReason, n int) {
 	d := s.drops.Load()
 	if d == nil {
 		d = new(dropCounters)
@@ -282,7 +284,7 @@ func (s *saState) drop(r dataplane.DropReason) {
 			d = s.drops.Load()
 		}
 	}
-	d[r].Add(1)
+	d[r].Add(uint64(n))
 }
 
 // policy is one installed outbound policy.
@@ -314,7 +316,7 @@ func selectorsMatch(list []ts.Selector, a netip.Addr, f *flow, port uint16) bool
 func New(cfg Config) (*Engine, error) {
 	cfg.setDefaults()
 	e := newEngine(cfg)
-	dev, err := tun.CreateTUN(cfg.TunName, cfg.MTU)
+	dev, err := openTUN(cfg.TunName, e.queues)
 	if err != nil {
 		return nil, fmt.Errorf("create TUN device %q: %w", cfg.TunName, err)
 	}
@@ -326,19 +328,20 @@ func New(cfg Config) (*Engine, error) {
 	if e.routes, err = newRouteTable(cfg, cfg.TunName); err != nil {
 		return fail(err)
 	}
-	e.tunIdx = e.routes.tunIndex
 	if cfg.NATTPort > 0 {
-		b := conn.NewStdNetBind()
-		fns, _, err := b.Open(uint16(cfg.NATTPort))
-		if err != nil {
-			return fail(fmt.Errorf("open UDP port %d for ESP in UDP: %w", cfg.NATTPort, err))
+		for range e.queues {
+			s4, err := openUDP(cfg.NATTPort, false, cfg.FwMark, e.queues > 1)
+			if err != nil {
+				return fail(fmt.Errorf("open UDP port %d for ESP in UDP: %w", cfg.NATTPort, err))
+			}
+			e.udp4 = append(e.udp4, s4)
+			s6, err := openUDP(cfg.NATTPort, true, cfg.FwMark, e.queues > 1)
+			if err != nil && !errors.Is(err, unix.EAFNOSUPPORT) {
+				return fail(fmt.Errorf("open UDP port %d for ESP in UDP over IPv6: %w", cfg.NATTPort, err))
+			}
+			e.udp6 = append(e.udp6, s6)
 		}
-		if err := b.SetMark(cfg.FwMark); err != nil {
-			b.Close()
-			return fail(fmt.Errorf("set fwmark on UDP socket: %w", err))
-		}
-		e.bind = b
-		e.udpReceivers = fns
+		e.natt = true
 	}
 	if !cfg.NoRawSockets {
 		if e.raw, err = openRawSockets(cfg.FwMark); err != nil {
@@ -358,14 +361,10 @@ func newEngine(cfg Config) *Engine {
 		out:      make(map[dataplane.SAKey]*saState),
 		policies: make(map[dataplane.PolicyID]*policy),
 		bySA:     make(map[dataplane.SAKey]*policy),
-		outWork:  make(chan *batch, queueBatches),
-		inWork:   make(chan *batch, queueBatches),
-		outOrder: make(chan *batch, queueBatches),
-		inOrder:  make(chan *batch, queueBatches),
 		closing:  make(chan struct{}),
+		queues:   cfg.Queues,
 	}
-	e.pools.init()
-	e.inline = cfg.Workers < 0
+	e.turnCond = sync.NewCond(&e.turnMu)
 	seed := rand.Uint64()
 	e.sad = newSAD(seed)
 	e.spd = newSPD(seed)
@@ -383,6 +382,9 @@ func (e *Engine) FwMark() uint32 { return e.cfg.FwMark }
 func (e *Engine) Close() error {
 	e.closeMu.Do(func() {
 		close(e.closing)
+		e.turnMu.Lock()
+		e.turnCond.Broadcast()
+		e.turnMu.Unlock()
 		e.closeErr = e.closeResources()
 		e.wg.Wait()
 		e.mu.Lock()
@@ -406,10 +408,12 @@ func (e *Engine) closeResources() error {
 		errs = append(errs, e.routes.close())
 	}
 	if e.tun != nil {
-		errs = append(errs, e.tun.Close())
+		errs = append(errs, e.tun.close())
 	}
-	if e.bind != nil {
-		errs = append(errs, e.bind.Close())
+	for _, s := range append(append([]*batchSock{}, e.udp4...), e.udp6...) {
+		if s != nil {
+			errs = append(errs, s.close())
+		}
 	}
 	if e.raw != nil {
 		errs = append(errs, e.raw.close())
@@ -464,6 +468,7 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	}
 	sa.addr.Store(addr)
 	sa.params = newSAConf(&p)
+	sa.txTurn.Store(1)
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -496,18 +501,11 @@ func (e *Engine) addressing(proto dataplane.Protocol, dir dataplane.Direction, k
 		if proto == dataplane.AH {
 			return nil, fmt.Errorf("%s: AH cannot be carried in UDP (RFC 3948 encapsulates ESP only)", key)
 		}
-		if e.bind == nil {
+		if !e.natt {
 			return nil, fmt.Errorf("%s: ESP in UDP needs the NAT-T port, which is disabled", key)
 		}
-		if dir == dataplane.Out {
-			if u.DstPort == 0 {
-				return nil, fmt.Errorf("%s: ESP in UDP needs the peer's port", key)
-			}
-			ep, err := e.bind.ParseEndpoint(netip.AddrPortFrom(a.dst, u.DstPort).String())
-			if err != nil {
-				return nil, err
-			}
-			a.ep = ep
+		if dir == dataplane.Out && u.DstPort == 0 {
+			return nil, fmt.Errorf("%s: ESP in UDP needs the peer's port", key)
 		}
 	} else if e.raw == nil {
 		return nil, fmt.Errorf("%s: raw %s needs raw sockets, which are disabled", key, proto)
@@ -697,36 +695,86 @@ func (e *Engine) unlinkLocked(pol *policy) {
 // SendIKE sends an IKE message from the NAT-T port, behind the non-ESP marker (RFC 3948 §2.2).
 // The kernel picks the source address.
 func (e *Engine) SendIKE(b []byte, remote netip.AddrPort) error {
-	if e.bind == nil {
-		return errors.New("the NAT-T port is disabled")
-	}
-	ep, err := e.bind.ParseEndpoint(remote.String())
-	if err != nil {
-		return err
-	}
 	buf := make([]byte, 4+len(b))
 	copy(buf[4:], b)
-	return e.bind.Send([][]byte{buf}, ep)
+	return e.sendControl(buf, remote)
 }
 
 // SendKeepalive sends a NAT-keepalive, the single byte 0xFF (RFC 3948 §2.3), from the NAT-T port.
 func (e *Engine) SendKeepalive(remote netip.AddrPort) error {
-	if e.bind == nil {
+	return e.sendControl([]byte{0xff}, remote)
+}
+
+// sendControl sends one datagram from the first pipeline's NAT-T socket of remote's family.
+func (e *Engine) sendControl(b []byte, remote netip.AddrPort) error {
+	if !e.natt {
 		return errors.New("the NAT-T port is disabled")
 	}
-	ep, err := e.bind.ParseEndpoint(remote.String())
-	if err != nil {
-		return err
+	s := e.udp4[0]
+	if remote.Addr().Is6() && !remote.Addr().Is4In6() {
+		s = e.udp6[0]
 	}
-	return e.bind.Send([][]byte{{0xff}}, ep)
+	if s == nil {
+		return fmt.Errorf("no NAT-T socket for %v", remote)
+	}
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	var sa unix.Sockaddr
+	if remote.Addr().Is4() {
+		sa = &unix.SockaddrInet4{Addr: remote.Addr().As4(), Port: int(remote.Port())}
+	} else {
+		sa = &unix.SockaddrInet6{Addr: remote.Addr().As16(), Port: int(remote.Port())}
+	}
+	var err error
+	werr := s.rc.Write(func(fd uintptr) bool {
+		err = unix.Sendto(int(fd), b, unix.MSG_DONTWAIT, sa)
+		return err != unix.EAGAIN
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
 }
 
 // NATTPort is the local UDP port for ESP in UDP and IKE behind NAT (0 when disabled).
 func (e *Engine) NATTPort() uint16 {
-	if e.bind == nil {
+	if !e.natt {
 		return 0
 	}
 	return uint16(e.cfg.NATTPort)
+}
+
+// start launches the pipelines: for each queue an outbound goroutine (TUN queue to network) and an
+// inbound goroutine per NAT-T socket, and one inbound goroutine per raw socket.
+func (e *Engine) start() {
+	for i, q := range e.tun.queues {
+		var s4, s6 *batchSock
+		if e.natt {
+			s4, s6 = e.udp4[i], e.udp6[i]
+		}
+		e.wg.Add(1)
+		go newTXPipeline(e, q, s4, s6).run()
+		for _, s := range []*batchSock{s4, s6} {
+			if s != nil {
+				e.wg.Add(1)
+				go newRXPipeline(e, s, 0, q).run()
+			}
+		}
+	}
+	if e.raw != nil {
+		for i, c := range e.raw.conns {
+			e.wg.Add(1)
+			go newRXPipeline(e, c.sock, c.proto, e.tun.queues[i%len(e.tun.queues)]).run()
+		}
+	}
+}
+
+func (e *Engine) isClosing() bool {
+	select {
+	case <-e.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 // DeletePolicy implements dataplane.Backend.

@@ -172,15 +172,15 @@ func install(t testing.TB, sc scenario, a, b *side) installed {
 	return res
 }
 
-// TestPipelinedWorkers runs traffic through engines that hand batches to crypto workers (the
-// default on more than two CPUs), which the other tests on a two-CPU machine do not use.
-func TestPipelinedWorkers(t *testing.T) {
+// TestMultiQueue runs traffic through engines with three pipelines (TUN queues and NAT-T sockets),
+// more than the default on a two-CPU machine.
+func TestMultiQueue(t *testing.T) {
 	for _, sc := range []scenario{
 		{name: "esp-tunnel-udp-aes256gcm", proto: dataplane.ESP, encap: true, enc: esp.EncrAESGCM16, encKeyLen: 36},
 		{name: "ah-transport-sha256", proto: dataplane.AH, mode: dataplane.Transport, integ: esp.IntegHMACSHA2_256_128, integLen: 32},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			a, b := newPairWith(t, Config{Workers: 3})
+			a, b := newPairWith(t, Config{Queues: 3})
 			inst := install(t, sc, a, b)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

@@ -46,6 +46,10 @@ func newRouteTable(cfg Config, tunName string) (*routeTable, error) {
 		h.Close()
 		return nil, fmt.Errorf("find TUN device %q: %w", tunName, err)
 	}
+	if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("set MTU %d on %q: %w", cfg.MTU, tunName, err)
+	}
 	if err := h.LinkSetUp(link); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("bring up %q: %w", tunName, err)

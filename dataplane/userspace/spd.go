@@ -237,3 +237,24 @@ func (s *spd) all() []*policy {
 	})
 	return out
 }
+
+// flowMemo remembers the policy of the last packet a pipeline looked up: consecutive reads are
+// mostly segments of one flow, which then cost one SPD lookup.
+type flowMemo struct {
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+	proto            uint8
+	hasPorts, valid  bool
+	pol              *policy
+}
+
+func (m *flowMemo) lookup(s *spd, f *flow) *policy {
+	if m.valid && m.dst == f.dst && m.src == f.src && m.srcPort == f.srcPort && m.dstPort == f.dstPort &&
+		m.proto == f.proto && m.hasPorts == f.hasPorts {
+		return m.pol
+	}
+	pol := s.lookup(f)
+	*m = flowMemo{src: f.src, dst: f.dst, srcPort: f.srcPort, dstPort: f.dstPort, proto: f.proto,
+		hasPorts: f.hasPorts, valid: true, pol: pol}
+	return pol
+}
