@@ -148,8 +148,8 @@ var (
 
 // rxMsg is one receive slot: its buffer and what recvmmsg reported.
 type rxMsg struct {
-	whole   []byte // the slot with its headroom
-	buf     []byte // where datagrams are received
+	whole   []byte         // the slot with its headroom
+	buf     []byte         // where datagrams are received
 	n       int            // bytes received
 	segSize int            // UDP GRO segment size; the buffer holds datagrams of segSize bytes (the last may be shorter)
 	from    netip.AddrPort // sender

@@ -25,9 +25,9 @@ type routeTable struct {
 
 	now func() time.Time
 
-	mu       sync.Mutex
-	rules    []*netlink.Rule
-	refs     map[netip.Prefix]int
+	mu    sync.Mutex
+	rules []*netlink.Rule
+	refs  map[netip.Prefix]int
 	// addrs caches the local addresses (for sourceFor) for addrTTL: listing them is a netlink
 	// dump, which cost more than the rest of a policy install when every install asked.
 	addrs   []netip.Addr
