@@ -392,6 +392,7 @@ func TestLoadErrors(t *testing.T) {
 		{"replay window too big", minimalConn("    children { net { replay_window = 65537 } }\n"), `swanctl.conf:6: connections.home.children.net.replay_window: 65537 is out of range (at most 65536)`},
 		{"bad number", minimalConn("    children { net { rekey_bytes = 1k } }\n"), `swanctl.conf:6: connections.home.children.net.rekey_bytes: invalid number "1k"`},
 		{"bad tfc", minimalConn("    children { net { tfc_padding = big } }\n"), `swanctl.conf:6: connections.home.children.net.tfc_padding: invalid value "big" (expected a number of bytes or mtu)`},
+		{"bad mss_clamp", minimalConn("    children { net { mss_clamp = 40 } }\n"), `swanctl.conf:6: connections.home.children.net.mss_clamp: invalid value "40" (expected auto, no or a number of bytes from 88 to 65535)`},
 
 		// Secrets.
 		{"secret missing", "secrets {\n  ike-a {\n    id = a\n  }\n}\n", `swanctl.conf:2: secrets.ike-a: secret is required`},
@@ -753,5 +754,23 @@ func TestLogSubsystemLevels(t *testing.T) {
 	}
 	if _, err := FromTree(tree); err == nil || !strings.Contains(err.Error(), "s.conf:3:") {
 		t.Fatalf("bad level accepted or error without position: %v", err)
+	}
+}
+
+// TestMSSClamp: mss_clamp defaults to auto in tunnel mode and off in transport mode; auto, yes,
+// no and a number of bytes are understood, in children and manual SAs.
+func TestMSSClamp(t *testing.T) {
+	cfg := mustLoad(t, minimalConn("    children {\n tun { }\n tr { mode = transport }\n fixed { mss_clamp = 1300 }\n"+
+		" off { mss_clamp = no }\n trauto { mode = transport\n mss_clamp = yes }\n }\n"))
+	want := map[string]MSSClamp{"tun": {Auto: true}, "tr": {}, "fixed": {Bytes: 1300}, "off": {}, "trauto": {Auto: true}}
+	for _, ch := range cfg.Connections[0].Children {
+		if ch.MSSClamp != want[ch.Name] {
+			t.Errorf("child %s: %+v, want %+v", ch.Name, ch.MSSClamp, want[ch.Name])
+		}
+	}
+	m := mustLoad(t, "manual {\n m {\n local_addrs = 192.0.2.1\n remote_addrs = 192.0.2.2\n proposal = aes256gcm16\n mss_clamp = 1200\n"+
+		" outbound { spi = 0x1001\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n inbound { spi = 0x1002\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n }\n}\n")
+	if got := m.Manual[0].MSSClamp; got != (MSSClamp{Bytes: 1200}) {
+		t.Errorf("manual SA: %+v", got)
 	}
 }

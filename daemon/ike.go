@@ -357,6 +357,7 @@ func (d *Daemon) onChildUp(sa *ike.SA, c *ike.ChildSA) error {
 	encap := sa.NAT()
 	d.mu.Lock()
 	conn := d.conns[name]
+	clamp := childClampMSS(conn, c.Name)
 	d.mu.Unlock()
 	if conn != nil && conn.cfg.Encap {
 		encap = true
@@ -375,7 +376,7 @@ func (d *Daemon) onChildUp(sa *ike.SA, c *ike.ChildSA) error {
 	}
 	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: encap,
 		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(c.Integrity()), ESN: c.ESN,
-		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt}
+		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt, ClampMSS: clamp}
 	local, remote := sa.Local, sa.Remote
 	out, in := base, base
 	out.Direction, out.SPI, out.Src, out.Dst = dataplane.Out, c.SPIOut, local.Addr(), remote.Addr()

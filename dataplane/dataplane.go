@@ -114,7 +114,17 @@ type SAParams struct {
 	// inbound SA: the sign that the peer sends on it, which a rekey responder waits for before it
 	// moves its own traffic to the new SA (RFC 7296 §2.8, make-before-break).
 	NotifyFirstInbound bool
+
+	// ClampMSS lowers the maximum segment size option of TCP SYNs that this SA carries (outbound:
+	// entering the tunnel; inbound: leaving it) so that the connection's segments fit the path
+	// once encapsulated, without fragments or path MTU discovery. 0 leaves SYNs alone;
+	// ClampMSSAuto derives the MSS from the path MTU towards the peer, the IPsec overhead and
+	// the TUN device's MTU; a positive value is an upper bound in bytes.
+	ClampMSS int
 }
+
+// ClampMSSAuto asks for TCP MSS clamping to what fits the path (SAParams.ClampMSS).
+const ClampMSSAuto = -1
 
 // AddressUpdate gives an SA new outer addresses and UDP ports: a NAT mapping that changed (RFC 7296
 // §2.23) or a MOBIKE address update (RFC 4555).
@@ -276,6 +286,7 @@ type Stats struct {
 	KeepAlives   uint64 // NAT-keepalives received and ignored
 	DummyPackets uint64 // ESP dummy packets (next header 59) received and dropped
 	Bypassed     uint64 // packets sent in the clear by a bypass policy
+	MSSClamped   uint64 // TCP SYNs whose MSS option was lowered (SAParams.ClampMSS)
 }
 
 // Backend is what the control plane needs from a data plane.

@@ -152,6 +152,7 @@ type Engine struct {
 type engineStats struct {
 	drops                                                             [len(dataplane.DropCounts{})]atomic.Uint64
 	tunPackets, netPackets, ikePackets, keepAlives, dummies, bypassed atomic.Uint64
+	mssClamped                                                        atomic.Uint64
 }
 
 // saState is one installed SA: its transform, addressing and counters. A gateway holds hundreds
@@ -221,12 +222,23 @@ type saConf struct {
 	Mode               dataplane.Mode
 	ESN                bool
 	NotifyFirstInbound bool
+	// ClampMSS: 0 off, clampAuto from the path, else the MSS bound (SAParams.ClampMSS).
+	ClampMSS uint16
 }
+
+// clampAuto is saConf.ClampMSS for dataplane.ClampMSSAuto.
+const clampAuto = 0xffff
 
 func newSAConf(p *dataplane.SAParams) saConf {
 	c := saConf{Name: p.Name, Local: p.Local, Remote: p.Remote, SPI: p.SPI, TFCPadding: int32(p.TFCPadding),
 		ReplayWindow: int32(p.ReplayWindow), Encryption: p.Encryption, Integrity: p.Integrity, Direction: p.Direction,
 		Protocol: p.Protocol, Mode: p.Mode, ESN: p.ESN, NotifyFirstInbound: p.NotifyFirstInbound}
+	switch {
+	case p.ClampMSS < 0:
+		c.ClampMSS = clampAuto
+	case p.ClampMSS > 0:
+		c.ClampMSS = uint16(min(p.ClampMSS, clampAuto-1))
+	}
 	if p.Lifetime != (dataplane.Lifetime{}) {
 		lt := p.Lifetime
 		c.Lifetime = &lt
@@ -510,8 +522,14 @@ func (e *Engine) addressing(proto dataplane.Protocol, dir dataplane.Direction, k
 	} else if e.raw == nil {
 		return nil, fmt.Errorf("%s: raw %s needs raw sockets, which are disabled", key, proto)
 	}
-	if dir == dataplane.Out && e.routes != nil {
-		a.outerMTU = e.routes.pathMTU(a.dst, e.cfg.FwMark)
+	if e.routes != nil {
+		// Outbound: refuses oversized packets (tooBig) and clamps MSS; inbound: clamps the MSS of
+		// SYNs leaving the tunnel, whose replies go back to the peer.
+		peer := a.dst
+		if dir == dataplane.In {
+			peer = a.src
+		}
+		a.outerMTU = e.routes.pathMTU(peer, e.cfg.FwMark)
 	}
 	return a, nil
 }
@@ -837,6 +855,13 @@ func (s *saState) listParams() dataplane.SAParams {
 		Src: a.src, Dst: a.dst, Encap: a.encap, SrcPort: a.srcPort, DstPort: a.dstPort,
 		Encryption: c.Encryption, Integrity: c.Integrity, ESN: c.ESN, ReplayWindow: int(c.ReplayWindow),
 		TFCPadding: int(c.TFCPadding), Local: c.Local, Remote: c.Remote, NotifyFirstInbound: c.NotifyFirstInbound}
+	switch c.ClampMSS {
+	case 0:
+	case clampAuto:
+		p.ClampMSS = dataplane.ClampMSSAuto
+	default:
+		p.ClampMSS = int(c.ClampMSS)
+	}
 	if c.Lifetime != nil {
 		p.Lifetime = *c.Lifetime
 	}
@@ -868,6 +893,7 @@ func (e *Engine) Stats() dataplane.Stats {
 	st.KeepAlives = e.stats.keepAlives.Load()
 	st.DummyPackets = e.stats.dummies.Load()
 	st.Bypassed = e.stats.bypassed.Load()
+	st.MSSClamped = e.stats.mssClamped.Load()
 	return st
 }
 

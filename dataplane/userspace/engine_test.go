@@ -101,6 +101,7 @@ type scenario struct {
 	outer6     bool // IPv6 outer addresses
 	inner6     bool // IPv6 inner traffic (tunnel mode)
 	tfcPadding int
+	clampMSS   int
 }
 
 func randKey(n int) []byte {
@@ -140,7 +141,7 @@ func install(t testing.TB, sc scenario, a, b *side) installed {
 		}
 		base := dataplane.SAParams{Name: sc.name, Protocol: sc.proto, Mode: sc.mode, Encap: sc.encap,
 			SrcPort: 4500, DstPort: 4500, Encryption: sc.enc, Integrity: sc.integ, ESN: sc.esn,
-			TFCPadding: sc.tfcPadding, Local: lts, Remote: rts}
+			TFCPadding: sc.tfcPadding, Local: lts, Remote: rts, ClampMSS: sc.clampMSS}
 		out, in := base, base
 		out.Direction, out.SPI, out.Src, out.Dst = dataplane.Out, outSPI, lOuter, rOuter
 		out.EncKey, out.IntegKey = keys[outSPI][0], keys[outSPI][1]

@@ -283,6 +283,9 @@ func (p *rxPipeline) open(sa *saState, pkt []byte) (ip, l4 []byte, r dataplane.D
 			return nil, nil, dataplane.DropPolicy, false
 		}
 	}
+	if c.ClampMSS != 0 && f.proto == 6 {
+		e.clampMSS(sa, sa.addr.Load(), l4, f.dst.Is6())
+	}
 	return ip, l4, 0, true
 }
 

@@ -25,15 +25,15 @@ func capturePath(t *testing.T) string {
 	return filepath.Join(os.TempDir(), "goipsec-"+strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
 }
 
-// startCapture runs tcpdump on ifc in ns until the returned stop function is called, which
-// returns the pcap file.
-func startCapture(t *testing.T, ns *netlab.NS, ifc string) (stop func() string) {
+// startCapture runs tcpdump on ifc in ns (with an optional capture filter) until the returned stop
+// function is called, which returns the pcap file.
+func startCapture(t *testing.T, ns *netlab.NS, ifc string, filter ...string) (stop func() string) {
 	t.Helper()
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Fatal("tcpdump is missing: scripts/deps.sh installs it")
 	}
 	path := capturePath(t)
-	cmd := ns.Command("tcpdump", "-i", ifc, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root", "-w", path)
+	cmd := ns.Command(append([]string{"tcpdump", "-i", ifc, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root", "-w", path}, filter...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

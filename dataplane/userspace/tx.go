@@ -292,6 +292,9 @@ func (p *txPipeline) handle(n int) {
 		e.stats.drops[dataplane.DropMalformed].Add(uint64(s.nseg))
 		return
 	}
+	if s.gsoSize == 0 {
+		s.pkt = s.pkt[:f.totalLen]
+	}
 	pol := p.memo.lookup(e.spd, &f)
 	if pol == nil {
 		e.stats.drops[dataplane.DropNoPolicy].Add(uint64(s.nseg))
@@ -317,6 +320,9 @@ func (p *txPipeline) handle(n int) {
 		return
 	}
 	a := sa.addr.Load()
+	if sa.params.ClampMSS != 0 && f.proto == 6 && s.gsoSize == 0 {
+		e.clampMSS(sa, a, s.pkt[f.hdrLen:f.totalLen], s.is6)
+	}
 	if p.tooBig(sa, a, &s, &f) {
 		sa.release()
 		return
