@@ -1,10 +1,9 @@
 package config
 
 import (
-	"cmp"
+	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +44,7 @@ type Connection struct {
 	DPDTimeout    time.Duration // IKEv1 only; kept for completeness
 	KeyingTries   uint32        // 0 means forever
 	Unique        string        // never, no, keep or replace
+	Childless     string        // allow, prefer, force or never (RFC 6023)
 	RekeyTime     time.Duration
 	ReauthTime    time.Duration
 	OverTime      time.Duration
@@ -156,10 +156,26 @@ func Load(path string) (*Config, error) { return (&Parser{}).Load(path) }
 // Load reads, parses and checks a configuration file.
 func (p *Parser) Load(path string) (*Config, error) {
 	tree, err := p.ParseFile(path)
-	if err != nil {
+	if tree == nil {
 		return nil, err
 	}
-	return FromTree(tree)
+	cfg, err2 := FromTree(tree)
+	if err == nil {
+		return cfg, err2
+	}
+	// Syntax problems the parser went on after, and the checks of what it read: all at once.
+	var all ErrorList
+	for _, e := range []error{err, err2} {
+		var list ErrorList
+		var one *Error
+		switch {
+		case errors.As(e, &list):
+			all = append(all, list...)
+		case errors.As(e, &one):
+			all = append(all, one)
+		}
+	}
+	return nil, sortErrors(all, tree.Files)
 }
 
 // FromTree checks a parsed tree and builds the typed configuration. It reports every problem it
@@ -176,22 +192,7 @@ func FromTree(tree *Tree) (*Config, error) {
 	if len(l.errs) == 0 {
 		return cfg, nil
 	}
-	fileIndex := func(f string) int {
-		if i := slices.Index(tree.Files, f); i >= 0 {
-			return i
-		}
-		return len(tree.Files)
-	}
-	slices.SortStableFunc(l.errs, func(a, b *Error) int {
-		if c := cmp.Compare(fileIndex(a.File), fileIndex(b.File)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Line, b.Line)
-	})
-	if len(l.errs) == 1 {
-		return nil, l.errs[0]
-	}
-	return nil, l.errs
+	return nil, sortErrors(l.errs, tree.Files)
 }
 
 // loader collects errors while building the model, so that all of them are reported at once.
@@ -415,6 +416,7 @@ func (l *loader) connection(sec *Section) *Connection {
 	c.DPDTimeout = l.duration(sec, conn, "dpd_timeout")
 	c.KeyingTries = uint32(l.number(sec, conn, "keyingtries", math.MaxUint32))
 	c.Unique = l.enum(sec, conn, "unique", "never", "no", "keep", "replace")
+	c.Childless = l.enum(sec, conn, "childless", "allow", "prefer", "force", "never")
 
 	// strongSwan's lifetime rules: rekeying every 4h unless reauthentication is configured;
 	// over_time is 10% of the longer interval; rand_time defaults to over_time.
@@ -474,6 +476,11 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 		pattern, side = local, "local"
 	}
 	rounds := sectionsOf(connSec, conn, pattern)
+	if len(rounds) == 0 && shuntsOnly(connSec) {
+		// A pass/drop shunt negotiates nothing and needs no authentication; its mode is reported
+		// as not supported, which is the real problem.
+		return Auth{}
+	}
 	if len(rounds) == 0 {
 		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = psk } (only PSK authentication is supported yet)", connSec.Path, side, side)
 		return Auth{}
@@ -504,6 +511,21 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 		a.ID = parsed(l, sec, pattern, "id", parseIdentity)
 	}
 	return a
+}
+
+// shuntsOnly reports whether every child of a connection is a pass or drop shunt.
+func shuntsOnly(connSec *Section) bool {
+	children := connSec.Section("children")
+	if children == nil || len(children.Sections) == 0 {
+		return false
+	}
+	for _, ch := range children.Sections {
+		kv := ch.Setting("mode")
+		if kv == nil || (kv.Value != "pass" && kv.Value != "drop") {
+			return false
+		}
+	}
+	return true
 }
 
 func parseAuth(s string) (AuthMethod, error) {
@@ -574,7 +596,7 @@ func parseMode(s string) (Mode, error) {
 		return ModeTunnel, nil
 	case "transport":
 		return ModeTransport, nil
-	case "transport_proxy", "beet", "pass", "drop":
+	case "transport_proxy", "beet", "iptfs", "pass", "drop":
 		return "", fmt.Errorf("mode %s is not supported by goipsec yet (use tunnel or transport)", s)
 	}
 	return "", fmt.Errorf("invalid value %q (expected tunnel or transport)", s)

@@ -340,6 +340,9 @@ func TestLoadErrors(t *testing.T) {
 			`swanctl.conf:6: connections.home.local.certs is not supported by goipsec yet`},
 		{"not supported child key", minimalConn("    children { net { updown = /bin/true } }\n"), `swanctl.conf:6: connections.home.children.net.updown is not supported by goipsec yet`},
 		{"not supported suffix section", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:6: connections.home.remote-2: a second remote authentication round (RFC 4739) is not supported by goipsec yet`},
+		{"strongSwan 6 icmp", minimalConn("    children { net { icmp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.icmp = yes is not supported by goipsec yet (only no)`},
+		{"strongSwan 6 iptfs", minimalConn("    children { net { mode = iptfs } }\n"), `swanctl.conf:6: connections.home.children.net.mode: mode iptfs is not supported by goipsec yet (use tunnel or transport)`},
+		{"shunt without auth", "connections {\n  bypass {\n    children { lan { mode = pass } }\n  }\n}\n", `swanctl.conf:3: connections.bypass.children.lan.mode: mode pass is not supported by goipsec yet (use tunnel or transport)`},
 		{"default only", minimalConn("    children { net { ipcomp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.ipcomp = yes is not supported by goipsec yet (only no)`},
 		{"default only spelled differently", minimalConn("    aggressive = false\n    pull = 1\n    children { net { reqid = 0x0 } }\n"), ""},
 		{"setting used as section", minimalConn("    proposals { }\n"), `swanctl.conf:6: connections.home.proposals is a setting (proposals = ...), not a section`},
@@ -379,7 +382,7 @@ func TestLoadErrors(t *testing.T) {
 		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN=moon\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: identity "C=CH, O=strongSwan, CN=moon" looks like a distinguished name; these are not supported by goipsec yet`},
 
 		// Children.
-		{"bad selector", minimalConn("    children { net { local_ts = 10.0.0.0/8[tcp/99999] } }\n"), `swanctl.conf:6: connections.home.children.net.local_ts: invalid traffic selector "10.0.0.0/8[tcp/99999]": "99999" is not a port or port range`},
+		{"bad selector", minimalConn("    children { net { local_ts = 10.0.0.0/8[tcp/99999] } }\n"), `swanctl.conf:6: connections.home.children.net.local_ts: invalid traffic selector "10.0.0.0/8[tcp/99999]": "99999" is not a port, service name or port range`},
 		{"bad dynamic selector", minimalConn("    children { net { local_ts = dynamic[foo] } }\n"), `swanctl.conf:6: connections.home.children.net.local_ts: invalid traffic selector "dynamic[foo]": unknown protocol "foo" (expected tcp, udp, icmp, ipv6-icmp, sctp, any or a number)`},
 		{"ESP AEAD with integrity", minimalConn("    children { net { esp_proposals = aes256gcm16-sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.esp_proposals: "sha256" can't be combined with "aes256gcm16" in an ESP proposal: AEAD algorithms protect integrity themselves`},
 		{"mode pass", minimalConn("    children { net { mode = pass } }\n"), `swanctl.conf:6: connections.home.children.net.mode: mode pass is not supported by goipsec yet (use tunnel or transport)`},

@@ -1,12 +1,14 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -139,9 +141,41 @@ func (p *Parser) Parse(name string, data []byte) (*Tree, error) {
 	st := &parseState{parser: p, tree: &Tree{Root: &Section{File: name, Line: 1}}}
 	st.tree.Files = append(st.tree.Files, name)
 	if err := st.parseFile(st.tree.Root, name, data, 0); err != nil {
+		if len(st.soft) == 0 {
+			return nil, err
+		}
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, sortErrors(append(st.soft, e), st.tree.Files)
+		}
 		return nil, err
 	}
+	if len(st.soft) > 0 {
+		// The tree is complete: the caller may check it too and report everything at once.
+		return st.tree, sortErrors(st.soft, st.tree.Files)
+	}
 	return st.tree, nil
+}
+
+// sortErrors orders errors by file (in the order files were read) and line; one error is
+// returned as itself.
+func sortErrors(errs ErrorList, files []string) error {
+	fileIndex := func(f string) int {
+		if i := slices.Index(files, f); i >= 0 {
+			return i
+		}
+		return len(files)
+	}
+	slices.SortStableFunc(errs, func(a, b *Error) int {
+		if c := cmp.Compare(fileIndex(a.File), fileIndex(b.File)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errs
 }
 
 // isDirError is reported when a name or include pattern matches a directory; file systems word
@@ -233,6 +267,9 @@ type parseState struct {
 	tree    *Tree
 	reading []string // identities of the files being read, outermost first
 	names   []string // the same files as written, for the loop message
+	// soft are errors after which parsing goes on (section references), so that one run reports
+	// every problem.
+	soft ErrorList
 }
 
 // parseFile parses one file's content into sec. Sections must be balanced within each file.
@@ -395,11 +432,26 @@ func (fp *fileParser) parseStatement(sec *Section, depth int) error {
 	if name == "include" && blankAfterName && fp.peek() != '=' && fp.peek() != '{' {
 		return fp.parseInclude(sec, line)
 	}
+	if i := strings.IndexByte(name, ':'); i >= 0 || fp.peek() == ':' {
+		// A section reference ("name : base { ... }"): not supported, but the section itself is
+		// parsed on, so the other problems of the file are reported in the same run.
+		refStart := fp.pos
+		if i >= 0 {
+			refStart = start + i
+			name = name[:i]
+		}
+		for !fp.eof() && fp.peek() != '{' && fp.peek() != '\n' && fp.peek() != '#' {
+			fp.pos++
+		}
+		written := name + " " + strings.TrimSpace(string(fp.data[refStart:fp.pos]))
+		if i >= 0 {
+			written = strings.TrimSpace(string(fp.data[start:fp.pos]))
+		}
+		fp.st.soft = append(fp.st.soft, fp.errorf(line, "section references (%q) are not supported by goipsec yet: copy the settings of the referenced section into %q",
+			written, name))
+	}
 	if msg := checkName(name); msg != "" {
 		return fp.errorf(line, "%s", msg)
-	}
-	if fp.peek() == ':' {
-		return fp.errorf(line, "section references (%q) are not supported by goipsec yet", name+" :")
 	}
 	switch fp.peek() {
 	case '=':

@@ -107,8 +107,8 @@ func TestParseErrors(t *testing.T) {
 		{"a.b = c\n", `test.conf:1: "a.b" is not a valid name: names may not contain "."`},
 		{"a,b = c\n", `test.conf:1: "a,b" is not a valid name: names may not contain ","`},
 		{"a\x01 = c\n", `test.conf:1: "a\x01" is not a valid name: it contains a control character`},
-		{"conn-a : defaults {\n}\n", `test.conf:1: section references ("conn-a :") are not supported by goipsec yet`},
-		{"conn-a:defaults {\n}\n", `test.conf:1: section references ("conn-a:defaults") are not supported by goipsec yet`},
+		{"conn-a : defaults {\n}\n", `test.conf:1: section references ("conn-a : defaults") are not supported by goipsec yet: copy the settings of the referenced section into "conn-a"`},
+		{"conn-a:defaults {\n}\n", `test.conf:1: section references ("conn-a:defaults") are not supported by goipsec yet: copy the settings of the referenced section into "conn-a"`},
 		{"include \n", `test.conf:1: expected a file name or pattern after include`},
 		{"include a b\n", `test.conf:1: unexpected text after the include pattern "a" (one pattern per include)`},
 		{"include a\"b\n", `test.conf:1: unexpected quote inside the include pattern`},
@@ -297,4 +297,25 @@ func FuzzParse(f *testing.F) {
 		}
 		walk(tree.Root)
 	})
+}
+
+// TestSectionReferencesReportEverything: a section reference does not stop the parser, so the
+// other references and the other problems of the file come in the same report.
+func TestSectionReferencesReportEverything(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/refs.conf"
+	src := "connections {\n  a : base {\n    remote_addrs = 192.0.2.1\n    bogus = 1\n  }\n  b:base,other {\n  }\n}\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("want a list of errors, got %v", err)
+	}
+	for _, want := range []string{path + `:2: section references ("a : base")`, path + `:4: unknown key "bogus"`, path + `:6: section references ("b:base,other")`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the report lacks %q:\n%v", want, err)
+		}
+	}
 }

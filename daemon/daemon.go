@@ -8,6 +8,7 @@
 package daemon
 
 import (
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,12 +19,11 @@ import (
 	"time"
 
 	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/daemon/control"
 	"github.com/goipsec/goipsec/dataplane"
-	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/internal/logging"
 	"github.com/goipsec/goipsec/ts"
-	"github.com/goipsec/goipsec/vici"
 )
 
 // NATT is the data plane's NAT-T socket, shared with IKE (RFC 3948: IKE and ESP on port 4500).
@@ -73,17 +73,24 @@ type Daemon struct {
 	stop     chan struct{} // closed by Close: the IKE workers end
 	keylog   *keylogger
 	peers    atomic.Pointer[peerSnapshot]
-	vici     atomic.Pointer[vici.Server]
+	ctl      atomic.Pointer[control.Service]
 	closing  atomic.Bool
 
+	// rand feeds SPI allocation.
+	rand  io.Reader
+	spiMu sync.Mutex
+	spis  map[uint32]struct{} // inbound Child SA SPIs in use or being negotiated
+
+	// mu guards the maps below; it is held only for map operations, never across a data plane
+	// call that may block. Lock order: a policyState's mu, then mu.
 	mu           sync.Mutex
 	cfg          *config.Config
 	manual       map[string]*manualState
 	conns        map[string]*connection
 	policies     map[policyKey]*policyState
-	children     map[uint32]*installed // by inbound SPI
+	children     map[uint32]*installed      // by inbound SPI
+	bySA         map[dataplane.SAKey]uint32 // inbound SPI of the Child SA an SA belongs to
 	trapByPolicy map[dataplane.PolicyID]string
-	afterAuth    map[string][]*ike.ChildConfig
 	lastFailure  map[string]failure
 	failures     map[string]uint64 // by reason, for metrics
 	reload       func() error
@@ -98,8 +105,8 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{backend: opts.Backend, log: opts.Logs.Logger("cfg"), mtu: opts.MTU, opts: opts,
 		manual: map[string]*manualState{}, conns: map[string]*connection{}, policies: map[policyKey]*policyState{},
-		children: map[uint32]*installed{}, trapByPolicy: map[dataplane.PolicyID]string{},
-		afterAuth: map[string][]*ike.ChildConfig{}, lastFailure: map[string]failure{}, failures: map[string]uint64{}}
+		children: map[uint32]*installed{}, bySA: map[dataplane.SAKey]uint32{}, trapByPolicy: map[dataplane.PolicyID]string{},
+		lastFailure: map[string]failure{}, failures: map[string]uint64{}, rand: rand.Reader, spis: map[uint32]struct{}{}}
 	if opts.Keylog != nil {
 		d.keylog = &keylogger{w: opts.Keylog}
 	}
@@ -121,7 +128,7 @@ func New(opts Options) (*Daemon, error) {
 	d.ike = engine.New(engine.Config{
 		Transport: socks, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
 		NetLogger: opts.Logs.Logger("net"), EncLogger: opts.Logs.Logger("enc"),
-		Configs: d.candidates,
+		Configs: d.candidates, AllocSPI: d.AllocSPI, KeyLog: d.keylog != nil,
 		Keepalive: func(local, remote netip.AddrPort) {
 			if local.Port() == opts.NATT.NATTPort() {
 				opts.NATT.SendKeepalive(remote)
@@ -130,8 +137,9 @@ func New(opts Options) (*Daemon, error) {
 		RetransmitTimeout: dc.RetransmitTimeout, RetransmitBase: dc.RetransmitBase,
 		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit,
 		Events: engine.Events{
-			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildDown: d.onChildDown,
-			Failed: d.onFailed, Keys: d.keylogIKE, Handshake: opts.OnHandshake,
+			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildActivate: d.onChildActivate,
+			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
+			Handshake: opts.OnHandshake,
 		},
 	})
 	// IKE messages are handled by a few workers, so that new IKE SAs (whose key exchange runs
@@ -259,7 +267,12 @@ func (d *Daemon) Close() error {
 		errs = append(errs, d.removeManualLocked(name))
 	}
 	for _, ps := range d.policies {
-		d.backend.DeletePolicy(ps.id)
+		ps.mu.Lock()
+		if ps.id != 0 && !ps.dead {
+			d.backend.DeletePolicy(ps.id)
+		}
+		ps.dead = true
+		ps.mu.Unlock()
 	}
 	d.policies = map[policyKey]*policyState{}
 	return errors.Join(errs...)

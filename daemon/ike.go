@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +29,7 @@ type connection struct {
 	children map[string]*childConf
 	// traps are the policies of start_action = trap children, by child name.
 	traps map[string]dataplane.PolicyID
+	order int // position in the configuration (responders try connections in this order)
 }
 
 type childConf struct {
@@ -34,17 +37,59 @@ type childConf struct {
 	ike *ike.ChildConfig
 }
 
-// peerSnapshot is what the IKE engine reads from callbacks (without the daemon's lock).
+// peerSnapshot is what the IKE engine reads from callbacks (without the daemon's lock). Its
+// indexes keep the responder's look-ups independent of how many connections and secrets there
+// are: by the peer's exact address, and by identity.
 type peerSnapshot struct {
-	conns   []*connection
-	secrets []*config.PSK
+	conns []*connection
+	// byRemote holds connections whose remote_addrs name single addresses; others may match
+	// any address (ranges, subnets, %any, host names).
+	byRemote map[netip.Addr][]*connection
+	others   []*connection
+	// secrets by identity (type and bytes); unbound ones apply to every pair.
+	pskByID  map[string][]*config.PSK
+	pskBound []*config.PSK
+	pskAny   []*config.PSK
+}
+
+func idIndexKey(id ike.Identity) string { return string(rune(id.Type)) + string(id.Data) }
+
+func newPeerSnapshot(conns []*connection, secrets []*config.PSK) *peerSnapshot {
+	p := &peerSnapshot{conns: conns, byRemote: map[netip.Addr][]*connection{}, pskByID: map[string][]*config.PSK{}}
+	for _, c := range conns {
+		single := len(c.cfg.RemoteAddrs) > 0
+		for _, a := range c.cfg.RemoteAddrs {
+			if a.Kind != config.AddrSingle {
+				single = false
+			}
+		}
+		if !single {
+			p.others = append(p.others, c)
+			continue
+		}
+		for _, a := range c.cfg.RemoteAddrs {
+			p.byRemote[a.Start.Unmap()] = append(p.byRemote[a.Start.Unmap()], c)
+		}
+	}
+	for _, s := range secrets {
+		if len(s.IDs) == 0 {
+			p.pskAny = append(p.pskAny, s)
+			continue
+		}
+		p.pskBound = append(p.pskBound, s)
+		for _, id := range s.IDs {
+			k := idIndexKey(toIKEID(id))
+			p.pskByID[k] = append(p.pskByID[k], s)
+		}
+	}
+	return p
 }
 
 // installed is a Child SA installed in the data plane.
 type installed struct {
 	conn, child string
 	out, in     dataplane.SAKey
-	policy      policyKey
+	policy      *policyState
 }
 
 // policyKey identifies the outbound policy of a child's traffic selectors; rekeyed Child SAs share
@@ -53,9 +98,17 @@ type policyKey struct {
 	conn, child, local, remote string
 }
 
+// policyState is one installed outbound policy and the Child SAs that may carry its traffic. Its
+// own lock serialises changes to it, so that Child SAs of different tunnels install in parallel.
 type policyState struct {
-	id dataplane.PolicyID
-	sa dataplane.SAKey // the SA it points at
+	key policyKey
+
+	mu      sync.Mutex
+	id      dataplane.PolicyID // 0: not installed (yet)
+	sa      dataplane.SAKey    // the SA it points at
+	members map[uint32]*installed
+	trap    bool // a start_action = trap policy: it stays (without SA) when the last Child SA goes
+	dead    bool // removed: look it up again
 }
 
 func toIKEID(id config.Identity) ike.Identity {
@@ -63,6 +116,30 @@ func toIKEID(id config.Identity) ike.Identity {
 		return ike.Identity{}
 	}
 	return ike.Identity{Type: wire.IDType(id.Type), Data: id.Data}
+}
+
+func toUnique(s string) ike.Unique {
+	switch s {
+	case "never":
+		return ike.UniqueNever
+	case "keep":
+		return ike.UniqueKeep
+	case "replace":
+		return ike.UniqueReplace
+	}
+	return ike.UniqueNo
+}
+
+func toChildless(s string) ike.Childless {
+	switch s {
+	case "prefer":
+		return ike.ChildlessPrefer
+	case "force":
+		return ike.ChildlessForce
+	case "never":
+		return ike.ChildlessNever
+	}
+	return ike.ChildlessAllow
 }
 
 // buildConnection turns a configured connection into IKE configuration.
@@ -74,6 +151,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		LocalID: toIKEID(c.Local.ID), RemoteID: toIKEID(c.Remote.ID),
 		Fragmentation: c.Fragmentation == "yes", ForceEncap: c.Encap,
 		RekeyTime: c.RekeyTime, DPDDelay: c.DPDDelay,
+		Unique: toUnique(c.Unique), Childless: toChildless(c.Childless),
 	}
 	peer.PSK = func(local, remote ike.Identity) ([]byte, bool) { return d.lookupPSK(local, remote) }
 	for _, ch := range c.Children {
@@ -117,7 +195,7 @@ func (d *Daemon) lookupPSK(local, remote ike.Identity) ([]byte, bool) {
 		return nil, false
 	}
 	best, bestScore := []byte(nil), -1
-	for _, s := range snap.secrets {
+	consider := func(s *config.PSK) {
 		score := 0
 		if len(s.IDs) > 0 {
 			matchL, matchR := false, false
@@ -131,7 +209,7 @@ func (d *Daemon) lookupPSK(local, remote ike.Identity) ([]byte, bool) {
 				}
 			}
 			if !matchL && !matchR {
-				continue
+				return
 			}
 			if matchL {
 				score++
@@ -142,6 +220,19 @@ func (d *Daemon) lookupPSK(local, remote ike.Identity) ([]byte, bool) {
 		}
 		if score > bestScore {
 			best, bestScore = s.Secret, score
+		}
+	}
+	for _, s := range snap.pskAny {
+		consider(s)
+	}
+	if !local.IsAny() {
+		for _, s := range snap.pskByID[idIndexKey(local)] {
+			consider(s)
+		}
+	}
+	if !remote.IsAny() {
+		for _, s := range snap.pskByID[idIndexKey(remote)] {
+			consider(s)
 		}
 	}
 	return best, bestScore >= 0
@@ -176,14 +267,16 @@ func addrMatches(list []config.Address, a netip.Addr) bool {
 	return false
 }
 
-// candidates returns the connections a responder may use for a peer.
+// candidates returns the connections a responder may use for a peer, in configuration order.
 func (d *Daemon) candidates(local, remote netip.Addr) []*ike.PeerConfig {
 	snap := d.peers.Load()
 	if snap == nil {
 		return nil
 	}
+	list := append(append([]*connection(nil), snap.byRemote[remote.Unmap()]...), snap.others...)
+	sort.SliceStable(list, func(i, j int) bool { return list[i].order < list[j].order })
 	var out []*ike.PeerConfig
-	for _, c := range snap.conns {
+	for _, c := range list {
 		if addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
 			out = append(out, c.peer)
 		}
@@ -253,24 +346,18 @@ func (d *Daemon) Initiate(name, child string) error {
 	if d.ike == nil {
 		return fmt.Errorf("IKE is not running")
 	}
-	var first *ike.ChildConfig
-	var rest []*ike.ChildConfig
+	var children []*ike.ChildConfig
 	for _, c := range conn.peer.Children {
-		if child != "" && c.Name != child {
-			continue
-		}
-		if first == nil {
-			first = c
-		} else {
-			rest = append(rest, c)
+		if child == "" || c.Name == child {
+			children = append(children, c)
 		}
 	}
-	if child != "" && first == nil {
+	if child != "" && len(children) == 0 {
 		return fmt.Errorf("connection %s has no child named %q", name, child)
 	}
-	// An established IKE SA takes new children directly.
-	if first != nil && d.ike.CreateChild(name, first) {
-		for _, c := range rest {
+	// An IKE SA that is up (or on its way) takes the children; the engine skips those it has.
+	if d.ike.Connecting(name) {
+		for _, c := range children {
 			d.ike.CreateChild(name, c)
 		}
 		return nil
@@ -279,10 +366,7 @@ func (d *Daemon) Initiate(name, child string) error {
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	d.afterAuth[name] = rest
-	d.mu.Unlock()
-	return d.ike.Initiate(conn.peer, first, local, remote)
+	return d.ike.Initiate(conn.peer, children, local, remote)
 }
 
 // Terminate deletes the IKE SAs of a connection.
@@ -297,92 +381,84 @@ func (d *Daemon) Terminate(name string) (int, error) {
 	return n, nil
 }
 
-// --- engine events (called with the IKE engine's lock held: never call the engine from here) ---
+// --- engine events (run by the engine's appliers, in order per IKE SA, with no SA held) ---
 
-func (d *Daemon) onIKEUp(sa *ike.SA) {
-	d.publishIKE(sa, true)
-	name := sa.Config.Name
-	d.mu.Lock()
-	rest := d.afterAuth[name]
-	delete(d.afterAuth, name)
-	d.mu.Unlock()
-	if len(rest) > 0 {
-		go func() {
-			for _, c := range rest {
-				d.ike.CreateChild(name, c)
-			}
-		}()
-	}
+func (d *Daemon) onIKEUp(x ike.IKEUp) {
+	d.publishIKE(x.IKE, true)
 }
 
-func (d *Daemon) onIKEDown(sa *ike.SA, reason string) {
-	d.publishIKE(sa, false)
-	name := sa.Config.Name
-	d.log.Info("IKE SA down", "conn", name, "spi_i", hex16(sa.SPIi), "spi_r", hex16(sa.SPIr), "why", reason)
+func (d *Daemon) onIKEDown(x ike.IKEDown) {
+	d.publishIKE(x.IKE, false)
+	if x.Replaced || d.closing.Load() {
+		return
+	}
+	name := x.IKE.Conn
 	d.mu.Lock()
 	conn := d.conns[name]
 	d.mu.Unlock()
-	if conn == nil || d.closing.Load() {
+	if conn == nil {
 		return
 	}
-	// dpd_action/close_action = restart (or start) re-initiates when the peer went away.
+	// dpd_action = restart brings the connection back when the peer died or lost its state;
+	// close_action = start when the peer closed it.
 	restart := false
 	for _, ch := range conn.cfg.Children {
-		if ch.DPDAction == config.ActionRestart || ch.CloseAction == config.ActionStart {
+		switch {
+		case ch.DPDAction == config.ActionRestart && (x.Reason == ike.ReasonDeadPeer || x.Reason == ike.ReasonPeerRestarted):
+			restart = true
+		case ch.CloseAction == config.ActionStart && x.Reason == ike.ReasonDeletedByPeer:
 			restart = true
 		}
 	}
-	if restart && reason != "terminated" && reason != "shutdown" {
-		d.log.Info("restarting connection", "conn", name, "why", reason)
-		go func() {
-			time.Sleep(time.Second)
+	if restart {
+		d.log.Info("restarting connection", "conn", name, "why", x.Reason.String())
+		time.AfterFunc(time.Second, func() {
+			if d.closing.Load() {
+				return
+			}
 			if err := d.Initiate(name, ""); err != nil {
 				d.log.Warn("restart failed", "conn", name, "err", err)
 			}
-		}()
+		})
 	}
 }
 
-func (d *Daemon) onFailed(conn string, err error) {
+func (d *Daemon) onFailed(x ike.Failed) {
+	if x.Retry {
+		return
+	}
 	d.mu.Lock()
-	d.lastFailure[conn] = failure{when: time.Now(), err: err.Error()}
-	d.failures[failureReason(err.Error())]++
+	d.lastFailure[x.Conn] = failure{when: time.Now(), err: x.Err.Error()}
+	d.failures[failureReason(x.Err.Error())]++
 	d.mu.Unlock()
-	d.log.Warn("negotiation failed", "conn", conn, "why", err.Error())
 }
 
-func (d *Daemon) onChildUp(sa *ike.SA, c *ike.ChildSA) error {
-	name := sa.Config.Name
-	encr, _ := c.Encryption()
-	encap := sa.NAT()
+func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
+	name := c.IKE.Conn
+	encr, _ := childEncryption(c)
 	d.mu.Lock()
-	conn := d.conns[name]
-	clamp := childClampMSS(conn, c.Name)
+	clamp := childClampMSS(d.conns[name], c.Name)
 	d.mu.Unlock()
-	if conn != nil && conn.cfg.Encap {
-		encap = true
-	}
-	var lt dataplane.Lifetime
-	if cc := c.Config; cc != nil {
-		lt = dataplane.Lifetime{SoftBytes: cc.RekeyBytes, HardBytes: cc.LifeBytes, SoftPackets: cc.RekeyPackets, HardPackets: cc.LifePackets}
-	}
 	mode := dataplane.Tunnel
 	if c.Mode == ike.Transport {
 		mode = dataplane.Transport
 	}
+	var lt dataplane.Lifetime
 	replay, tfc := 0, 0
-	if c.Config != nil {
-		replay, tfc = c.Config.ReplayWindow, c.Config.TFCPadding
+	if cc := c.Config; cc != nil {
+		lt = dataplane.Lifetime{SoftBytes: cc.RekeyBytes, HardBytes: cc.LifeBytes, SoftPackets: cc.RekeyPackets, HardPackets: cc.LifePackets}
+		replay, tfc = cc.ReplayWindow, cc.TFCPadding
 	}
-	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: encap,
-		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(c.Integrity()), ESN: c.ESN,
+	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap,
+		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(childIntegrity(c)), ESN: c.ESN,
 		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt, ClampMSS: clamp}
-	local, remote := sa.Local, sa.Remote
+	local, remote := c.IKE.Local, c.IKE.Remote
 	out, in := base, base
 	out.Direction, out.SPI, out.Src, out.Dst = dataplane.Out, c.SPIOut, local.Addr(), remote.Addr()
 	out.SrcPort, out.DstPort, out.EncKey, out.IntegKey = local.Port(), remote.Port(), c.EncrOut, c.IntegOut
 	in.Direction, in.SPI, in.Src, in.Dst = dataplane.In, c.SPIIn, remote.Addr(), local.Addr()
 	in.SrcPort, in.DstPort, in.EncKey, in.IntegKey = remote.Port(), local.Port(), c.EncrIn, c.IntegIn
+	in.NotifyFirstInbound = c.NotifyFirstInbound
 	if err := d.backend.InstallSA(in); err != nil {
 		return err
 	}
@@ -392,80 +468,236 @@ func (d *Daemon) onChildUp(sa *ike.SA, c *ike.ChildSA) error {
 		return err
 	}
 	outKey := dataplane.SAKey{Protocol: dataplane.ESP, SPI: out.SPI, Dst: out.Dst.Unmap()}
+	d.keylogChild(in, out)
 	pk := policyKey{conn: name, child: c.Name, local: ts.FormatList(c.LocalTS), remote: ts.FormatList(c.RemoteTS)}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if ps, ok := d.policies[pk]; ok {
-		if err := d.backend.SetPolicySA(ps.id, outKey); err != nil {
-			return err
+	inst := &installed{conn: name, child: c.Name, out: outKey, in: inKey}
+	for {
+		ps := d.policyFor(pk)
+		ps.mu.Lock()
+		if ps.dead {
+			ps.mu.Unlock()
+			continue
 		}
-		ps.sa = outKey
-	} else {
-		id, err := d.backend.InstallPolicy(dataplane.PolicyParams{Name: base.Name, Local: c.LocalTS, Remote: c.RemoteTS,
-			Action: dataplane.Protect, SA: outKey, Route: true, Mode: mode})
+		inst.policy = ps
+		ps.members[c.SPIIn] = inst
+		var err error
+		switch {
+		case ps.id == 0:
+			ps.id, err = d.backend.InstallPolicy(dataplane.PolicyParams{Name: base.Name, Local: c.LocalTS, Remote: c.RemoteTS,
+				Action: dataplane.Protect, SA: outKey, Route: true, Mode: mode})
+			ps.sa = outKey
+		case c.Activate || ps.sa == (dataplane.SAKey{}):
+			err = d.backend.SetPolicySA(ps.id, outKey)
+			ps.sa = outKey
+		}
 		if err != nil {
+			delete(ps.members, c.SPIIn)
+			ps.mu.Unlock()
 			d.backend.DeleteSA(inKey)
 			d.backend.DeleteSA(outKey)
 			return err
 		}
-		d.policies[pk] = &policyState{id: id, sa: outKey}
+		ps.mu.Unlock()
+		break
 	}
-	d.children[c.SPIIn] = &installed{conn: name, child: c.Name, out: outKey, in: inKey, policy: pk}
-	d.keylogChild(sa, c, in, out)
-	d.publishChild(sa, c, true)
+	d.mu.Lock()
+	d.children[c.SPIIn] = inst
+	d.bySA[inKey], d.bySA[outKey] = c.SPIIn, c.SPIIn
+	d.mu.Unlock()
+	d.publishChild(c.IKE, c, true)
 	return nil
 }
 
-func (d *Daemon) onChildDown(sa *ike.SA, c *ike.ChildSA, reason string) {
-	d.publishChild(sa, c, false)
+// policyFor returns the policy state of a key, creating an empty one.
+func (d *Daemon) policyFor(pk policyKey) *policyState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	inst := d.children[c.SPIIn]
-	if inst == nil {
+	ps := d.policies[pk]
+	if ps == nil || ps.dead {
+		ps = &policyState{key: pk, members: map[uint32]*installed{}}
+		d.policies[pk] = ps
+	}
+	return ps
+}
+
+func childEncryption(c *ike.ChildInstall) (uint16, uint16) {
+	for _, t := range c.Proposal.Transforms {
+		if t.Type == 1 {
+			return t.ID, t.KeyLength
+		}
+	}
+	return 0, 0
+}
+
+func childIntegrity(c *ike.ChildInstall) uint16 {
+	for _, t := range c.Proposal.Transforms {
+		if t.Type == 3 {
+			return t.ID
+		}
+	}
+	return 0
+}
+
+// onChildActivate moves a policy's traffic to a Child SA that waited for the peer.
+func (d *Daemon) onChildActivate(x ike.ChildActivate) {
+	d.mu.Lock()
+	inst := d.children[x.SPIIn]
+	d.mu.Unlock()
+	if inst == nil || inst.policy == nil {
 		return
 	}
-	delete(d.children, c.SPIIn)
-	if ps, ok := d.policies[inst.policy]; ok && ps.sa == inst.out {
-		// This was the policy's current SA. Another Child SA with the same selectors (of another
-		// IKE SA, or left from a rekey collision) takes over; otherwise nothing protects the
-		// traffic any more.
-		var other *installed
-		for _, o := range d.children {
-			if o.policy == inst.policy {
+	ps := inst.policy
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.dead || ps.id == 0 || ps.sa == inst.out {
+		return
+	}
+	if err := d.backend.SetPolicySA(ps.id, inst.out); err != nil {
+		d.log.Warn("moving traffic to the rekeyed Child SA failed", "conn", inst.conn, "child", inst.child, "err", err)
+		return
+	}
+	ps.sa = inst.out
+}
+
+func (d *Daemon) onChildDown(x ike.ChildDown) {
+	d.mu.Lock()
+	inst := d.children[x.SPIIn]
+	delete(d.children, x.SPIIn)
+	if inst != nil {
+		delete(d.bySA, inst.in)
+		delete(d.bySA, inst.out)
+	}
+	d.mu.Unlock()
+	if inst == nil {
+		d.releaseSPI(x.SPIIn)
+		return
+	}
+	d.publishChild(x.IKE, &ike.ChildInstall{IKE: x.IKE, Name: x.Name, SPIIn: x.SPIIn, SPIOut: x.SPIOut}, false)
+	if ps := inst.policy; ps != nil {
+		ps.mu.Lock()
+		delete(ps.members, x.SPIIn)
+		if ps.sa == inst.out && !ps.dead {
+			// This was the policy's current SA. Another Child SA with the same selectors (of
+			// another IKE SA, or a rekey's successor) takes over; otherwise nothing protects the
+			// traffic any more.
+			var other *installed
+			for _, o := range ps.members {
 				other = o
 				break
 			}
+			switch {
+			case other != nil:
+				d.backend.SetPolicySA(ps.id, other.out)
+				ps.sa = other.out
+			case ps.trap:
+				d.backend.SetPolicySA(ps.id, dataplane.SAKey{})
+				ps.sa = dataplane.SAKey{}
+			default:
+				d.backend.DeletePolicy(ps.id)
+				ps.dead = true
+			}
 		}
-		if other != nil {
-			d.backend.SetPolicySA(ps.id, other.out)
-			ps.sa = other.out
-		} else if trap := d.trapPolicyLocked(inst.conn, inst.child); trap != 0 && trap == ps.id {
-			d.backend.SetPolicySA(ps.id, dataplane.SAKey{})
-			ps.sa = dataplane.SAKey{}
-		} else {
-			d.backend.DeletePolicy(ps.id)
-			delete(d.policies, inst.policy)
+		dead := ps.dead
+		ps.mu.Unlock()
+		if dead {
+			d.mu.Lock()
+			if d.policies[ps.key] == ps {
+				delete(d.policies, ps.key)
+			}
+			d.mu.Unlock()
 		}
 	}
 	d.backend.DeleteSA(inst.out)
 	// Packets the peer sent with the old SA may still be on their way (after a rekey the peer
 	// switched to the new SA moments ago): keep the inbound SA a little longer, as strongSwan does.
-	if d.closing.Load() || reason != "deleted" {
+	if d.closing.Load() || !x.Grace {
 		d.backend.DeleteSA(inst.in)
+		d.releaseSPI(x.SPIIn)
 		return
 	}
-	in := inst.in
-	time.AfterFunc(inboundGrace, func() { d.backend.DeleteSA(in) })
+	in, spi := inst.in, x.SPIIn
+	time.AfterFunc(inboundGrace, func() {
+		d.backend.DeleteSA(in)
+		d.releaseSPI(spi)
+	})
 }
 
-// inboundGrace is how long a deleted Child SA's inbound SA keeps accepting packets in flight.
+// inboundGrace is how long a rekeyed Child SA's inbound SA keeps accepting packets in flight.
 const inboundGrace = 2 * time.Second
 
-func (d *Daemon) trapPolicyLocked(conn, child string) dataplane.PolicyID {
-	if c := d.conns[conn]; c != nil {
-		return c.traps[child]
+// onChildMoved follows the peer's new NAT mapping with a Child SA's outer addresses.
+func (d *Daemon) onChildMoved(x ike.ChildMoved) {
+	d.mu.Lock()
+	inst := d.children[x.SPIIn]
+	d.mu.Unlock()
+	if inst == nil {
+		return
 	}
-	return 0
+	local, remote := x.IKE.Local, x.IKE.Remote
+	newOut, err := d.backend.UpdateSAAddresses(inst.out, dataplane.AddressUpdate{Src: local.Addr(), Dst: remote.Addr(),
+		Encap: x.Encap, SrcPort: local.Port(), DstPort: remote.Port()})
+	if err != nil {
+		d.log.Warn("moving a Child SA to the peer's new address failed", "conn", x.IKE.Conn, "child", x.Name, "to", remote, "err", err)
+		return
+	}
+	newIn, err := d.backend.UpdateSAAddresses(inst.in, dataplane.AddressUpdate{Src: remote.Addr(), Dst: local.Addr(),
+		Encap: x.Encap, SrcPort: remote.Port(), DstPort: local.Port()})
+	if err != nil {
+		newIn = inst.in
+	}
+	d.mu.Lock()
+	delete(d.bySA, inst.out)
+	delete(d.bySA, inst.in)
+	oldOut := inst.out
+	inst.out, inst.in = newOut, newIn
+	d.bySA[newOut], d.bySA[newIn] = x.SPIIn, x.SPIIn
+	d.mu.Unlock()
+	if ps := inst.policy; ps != nil {
+		ps.mu.Lock()
+		if ps.sa == oldOut {
+			ps.sa = newOut
+		}
+		ps.mu.Unlock()
+	}
+	d.log.Info("Child SA follows the peer's new address", "conn", x.IKE.Conn, "child", x.Name, "remote", remote)
+}
+
+// OnFirstInbound is the data plane's news that the peer sends on an inbound SA (make-before-break
+// rekeys). It runs on the packet path: it only hands the news to the engine.
+func (d *Daemon) OnFirstInbound(key dataplane.SAKey, _ string) {
+	if d.ike != nil {
+		d.ike.InboundActive(key.SPI)
+	}
+}
+
+// AllocSPI returns an inbound SPI that no installed or negotiating Child SA uses.
+func (d *Daemon) AllocSPI() (uint32, error) {
+	var b [4]byte
+	for range 64 {
+		if _, err := d.rand.Read(b[:]); err != nil {
+			return 0, err
+		}
+		spi := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		if spi < 256 {
+			continue
+		}
+		d.spiMu.Lock()
+		_, taken := d.spis[spi]
+		if !taken {
+			d.spis[spi] = struct{}{}
+		}
+		d.spiMu.Unlock()
+		if !taken {
+			return spi, nil
+		}
+	}
+	return 0, fmt.Errorf("no free SPI found")
+}
+
+func (d *Daemon) releaseSPI(spi uint32) {
+	d.spiMu.Lock()
+	delete(d.spis, spi)
+	d.spiMu.Unlock()
 }
 
 // installTrapsLocked installs the policies of start_action = trap children: matching packets raise
@@ -493,7 +725,8 @@ func (d *Daemon) installTrapsLocked(conn *connection) error {
 		}
 		conn.traps[ch.Name] = id
 		d.trapByPolicy[id] = conn.cfg.Name
-		d.policies[policyKey{conn: conn.cfg.Name, child: ch.Name, local: ts.FormatList(lts), remote: ts.FormatList(rts)}] = &policyState{id: id}
+		pk := policyKey{conn: conn.cfg.Name, child: ch.Name, local: ts.FormatList(lts), remote: ts.FormatList(rts)}
+		d.policies[pk] = &policyState{key: pk, id: id, members: map[uint32]*installed{}, trap: true}
 	}
 	return nil
 }
@@ -526,7 +759,7 @@ func (d *Daemon) OnAcquire(a dataplane.Acquire) {
 // terminated and their traps removed; new ones are started or trapped. It returns the connections
 // to initiate (after the lock is released).
 func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, terminate []string, errs []error) {
-	want := map[string]*config.Connection{}
+	want := make(map[string]*config.Connection, len(cfg.Connections))
 	for _, c := range cfg.Connections {
 		want[c.Name] = c
 	}
@@ -538,22 +771,32 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 			d.backend.DeletePolicy(id)
 			delete(d.trapByPolicy, id)
 		}
-		for k, ps := range d.policies {
-			if k.conn == name && ps.sa == (dataplane.SAKey{}) {
-				delete(d.policies, k)
+		for _, ch := range conn.cfg.Children {
+			for k, ps := range d.policies {
+				if k.conn == name && k.child == ch.Name && ps.trap {
+					ps.mu.Lock()
+					ps.trap = false
+					if len(ps.members) == 0 {
+						ps.dead = true
+						delete(d.policies, k)
+					}
+					ps.mu.Unlock()
+				}
 			}
 		}
 		delete(d.conns, name)
 		terminate = append(terminate, name)
 	}
-	var list []*connection
-	for _, c := range cfg.Connections {
+	list := make([]*connection, 0, len(cfg.Connections))
+	for i, c := range cfg.Connections {
 		if old, ok := d.conns[c.Name]; ok {
 			old.cfg = c // identical apart from positions
+			old.order = i
 			list = append(list, old)
 			continue
 		}
 		conn := d.buildConnection(c)
+		conn.order = i
 		d.conns[c.Name] = conn
 		list = append(list, conn)
 		if err := d.installTrapsLocked(conn); err != nil {
@@ -566,7 +809,7 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 			}
 		}
 	}
-	d.peers.Store(&peerSnapshot{conns: list, secrets: cfg.Secrets.IKE})
+	d.peers.Store(newPeerSnapshot(list, cfg.Secrets.IKE))
 	return start, terminate, errs
 }
 
@@ -621,23 +864,16 @@ func (d *Daemon) FailureCounts() map[string]uint64 {
 // before if soft limits were set).
 func (d *Daemon) OnExpire(x dataplane.Expire) {
 	d.mu.Lock()
-	var spiIn uint32
-	for spi, inst := range d.children {
-		if inst.out == x.SA || inst.in == x.SA {
-			spiIn = spi
-		}
-	}
+	spiIn := d.bySA[x.SA]
 	d.mu.Unlock()
 	if spiIn == 0 || d.ike == nil {
 		return
 	}
-	go func() {
-		if x.Hard {
-			d.log.Info("Child SA reached a hard limit: deleting it", "sa", x.SA.String(), "why", x.Why)
-			d.ike.DeleteChild(spiIn)
-		} else {
-			d.log.Info("Child SA reached a soft limit: rekeying it", "sa", x.SA.String(), "why", x.Why)
-			d.ike.RekeyChild(spiIn)
-		}
-	}()
+	if x.Hard {
+		d.log.Info("Child SA reached a hard limit: deleting it", "sa", x.SA.String(), "why", x.Why)
+		d.ike.DeleteChildAs(spiIn, ike.ReasonLifetime)
+	} else {
+		d.log.Info("Child SA reached a soft limit: rekeying it", "sa", x.SA.String(), "why", x.Why)
+		d.ike.RekeyChild(spiIn)
+	}
 }

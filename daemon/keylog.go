@@ -52,16 +52,16 @@ func wiresharkIKEInteg(id uint16) string {
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\x22`) + `"` }
 
-// keylogIKE writes an IKE SA's keys (engine event, engine lock held).
-func (d *Daemon) keylogIKE(sa *ike.SA) {
-	if d.keylog == nil || sa.Keys() == nil {
+// keylogIKE writes an IKE SA's keys (an engine event).
+func (d *Daemon) keylogIKE(x ike.KeysDerived) {
+	if d.keylog == nil {
 		return
 	}
-	k, t := sa.Keys(), sa.Transforms()
-	spii := fmt.Sprintf("%016x", sa.SPIi)
-	spir := fmt.Sprintf("%016x", sa.SPIr)
-	d.keylog.line("ikev2_decryption_table", strings.Join([]string{spii, spir, hex.EncodeToString(k.SKei), hex.EncodeToString(k.SKer),
-		quote(wiresharkIKEEncr(t.Encr, uint16(t.EncrKeyBits))), hex.EncodeToString(k.SKai), hex.EncodeToString(k.SKar),
+	t := x.Transforms
+	spii := fmt.Sprintf("%016x", x.IKE.SPIi)
+	spir := fmt.Sprintf("%016x", x.IKE.SPIr)
+	d.keylog.line("ikev2_decryption_table", strings.Join([]string{spii, spir, hex.EncodeToString(x.SKei), hex.EncodeToString(x.SKer),
+		quote(wiresharkIKEEncr(t.Encr, uint16(t.EncrKeyBits))), hex.EncodeToString(x.SKai), hex.EncodeToString(x.SKar),
 		quote(wiresharkIKEInteg(t.Integ))}, ","))
 }
 
@@ -90,7 +90,7 @@ func wiresharkESPAuth(p dataplane.SAParams) string {
 }
 
 // keylogChild writes both ESP SAs of a Child SA.
-func (d *Daemon) keylogChild(_ *ike.SA, _ *ike.ChildSA, in, out dataplane.SAParams) {
+func (d *Daemon) keylogChild(in, out dataplane.SAParams) {
 	if d.keylog == nil {
 		return
 	}

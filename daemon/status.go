@@ -1,117 +1,38 @@
 package daemon
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
 	"github.com/goipsec/goipsec/config"
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/ike/engine"
+	"github.com/goipsec/goipsec/proposal"
+	"github.com/goipsec/goipsec/status"
 	"github.com/goipsec/goipsec/ts"
 )
 
-// Status is a snapshot of everything the daemon runs, for `goipsec status`, VICI and metrics.
-type Status struct {
-	Connections []ConnStatus      `json:"connections"`
-	Manual      []ManualStatus    `json:"manual,omitempty"`
-	DataPlane   dataplane.Stats   `json:"dataplane"`
-	IKE         engine.Stats      `json:"ike"`
-	Policies    []dataplane.SAKey `json:"-"`
-}
+// Status is a snapshot of everything the daemon runs, in the documented schema of package status
+// (docs/status-json.md), for `goipsec status`, VICI and metrics.
+type Status = status.Status
 
-// ConnStatus is one configured connection.
-type ConnStatus struct {
-	Name          string        `json:"name"`
-	LocalAddrs    string        `json:"local_addrs"`
-	RemoteAddrs   string        `json:"remote_addrs"`
-	LocalID       string        `json:"local_id"`
-	RemoteID      string        `json:"remote_id"`
-	Proposals     string        `json:"proposals"`
-	Children      []ChildConf   `json:"children"`
-	State         string        `json:"state"` // up, connecting, down
-	IKESAs        []IKESAStatus `json:"ike_sas,omitempty"`
-	LastFailure   string        `json:"last_failure,omitempty"`
-	LastFailureAt time.Time     `json:"last_failure_at,omitzero"`
-	File          string        `json:"file"`
-	Line          int           `json:"line"`
-}
+// processStarted is when this process loaded the daemon package: a read-only fact reported as
+// daemon.started_at, not state.
+var processStarted = time.Now()
 
-// ChildConf is a configured child.
-type ChildConf struct {
-	Name         string `json:"name"`
-	LocalTS      string `json:"local_ts"`
-	RemoteTS     string `json:"remote_ts"`
-	Mode         string `json:"mode"`
-	ESPProposals string `json:"esp_proposals"`
-	StartAction  string `json:"start_action"`
-}
+// Version is reported by VICI's version command and the status snapshot; cmd/goipsec sets it.
+var Version = "0.1.0-dev"
 
-// IKESAStatus is one IKE SA.
-type IKESAStatus struct {
-	SPIi        string        `json:"spi_i"`
-	SPIr        string        `json:"spi_r"`
-	Initiator   bool          `json:"initiator"`
-	State       string        `json:"state"`
-	Local       string        `json:"local"`
-	Remote      string        `json:"remote"`
-	LocalID     string        `json:"local_id"`
-	RemoteID    string        `json:"remote_id"`
-	Proposal    string        `json:"proposal"`
-	NAT         bool          `json:"nat"`
-	Established time.Time     `json:"established,omitzero"`
-	Children    []ChildStatus `json:"children,omitempty"`
-}
-
-// ChildStatus is one Child SA with its traffic counters.
-type ChildStatus struct {
-	Name        string            `json:"name"`
-	SPIIn       uint32            `json:"spi_in"`
-	SPIOut      uint32            `json:"spi_out"`
-	Mode        string            `json:"mode"`
-	Proposal    string            `json:"proposal"`
-	Encap       bool              `json:"encap"`
-	LocalTS     string            `json:"local_ts"`
-	RemoteTS    string            `json:"remote_ts"`
-	BytesIn     uint64            `json:"bytes_in"`
-	PacketsIn   uint64            `json:"packets_in"`
-	BytesOut    uint64            `json:"bytes_out"`
-	PacketsOut  uint64            `json:"packets_out"`
-	DropsIn     uint64            `json:"drops_in"`
-	Installed   time.Time         `json:"installed"`
-	RekeyIn     time.Duration     `json:"rekey_in,omitempty"` // time left until the rekey timer fires (approximate)
-	DropReasons map[string]uint64 `json:"drop_reasons,omitempty"`
-}
-
-// ManualStatus is one manually keyed SA pair.
-type ManualStatus struct {
-	Name       string `json:"name"`
-	Mode       string `json:"mode"`
-	Proposal   string `json:"proposal"`
-	Local      string `json:"local"`
-	Remote     string `json:"remote"`
-	LocalTS    string `json:"local_ts"`
-	RemoteTS   string `json:"remote_ts"`
-	SPIIn      uint32 `json:"spi_in"`
-	SPIOut     uint32 `json:"spi_out"`
-	BytesIn    uint64 `json:"bytes_in"`
-	PacketsIn  uint64 `json:"packets_in"`
-	BytesOut   uint64 `json:"bytes_out"`
-	PacketsOut uint64 `json:"packets_out"`
-	DropsIn    uint64 `json:"drops_in"`
-}
-
-func addrList(list []config.Address) string {
+func addrList(list []config.Address) []string {
 	if len(list) == 0 {
-		return "%any"
+		return []string{"%any"}
 	}
-	s := ""
-	for i, a := range list {
-		if i > 0 {
-			s += ","
-		}
-		s += addrString(a)
+	out := make([]string, 0, len(list))
+	for _, a := range list {
+		out = append(out, addrString(a))
 	}
-	return s
+	return out
 }
 
 func addrString(a config.Address) string {
@@ -128,99 +49,103 @@ func addrString(a config.Address) string {
 	return a.Host
 }
 
-func tsConfList(list []config.TrafficSelector) string {
-	s := ""
-	for i, t := range list {
-		if i > 0 {
-			s += ","
-		}
-		s += t.String()
+func tsConfList(list []config.TrafficSelector) []string {
+	if len(list) == 0 {
+		return []string{"dynamic"}
 	}
-	if s == "" {
-		return "dynamic"
+	out := make([]string, 0, len(list))
+	for _, t := range list {
+		out = append(out, t.String())
 	}
-	return s
+	return out
+}
+
+func tsStrings(list []ts.Selector) []string {
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		out = append(out, s.String())
+	}
+	return out
+}
+
+func proposalStrings(list []proposal.Proposal) []string {
+	out := make([]string, 0, len(list))
+	for _, p := range list {
+		out = append(out, p.String())
+	}
+	return out
 }
 
 // Status returns a snapshot of connections, SAs and counters.
 func (d *Daemon) Status() Status {
-	var st Status
-	st.DataPlane = d.backend.Stats()
+	st := Status{SchemaVersion: status.SchemaVersion, Daemon: status.Daemon{Version: Version, StartedAt: processStarted},
+		Connections: []status.Connection{}, Manual: []status.ManualSA{}}
+	dp := d.backend.Stats()
+	st.DataPlane = status.DataPlane{Drops: dropMap(dp.Drops, true), TunPackets: dp.TunPackets, NetPackets: dp.NetPackets,
+		IKEPackets: dp.IKEPackets, Keepalives: dp.KeepAlives, Dummy: dp.DummyPackets, Bypassed: dp.Bypassed}
 	var ikeSAs []engine.SAInfo
 	if d.ike != nil {
 		ikeSAs = d.ike.SAs()
-		st.IKE = d.ike.Stats()
-		st.IKE.HandshakeSeconds = nil
+		s := d.ike.Stats()
+		st.IKE = status.IKECounters{HandshakesOK: s.HandshakesOK, HandshakesFailed: s.HandshakesFailed, Rekeys: s.Rekeys,
+			Retransmits: s.Retransmits, InvalidMessages: s.InvalidMessages, CookiesSent: s.CookiesSent}
 	}
+	st.IKE.Failures = d.FailureCounts()
+	// Which outbound SAs are UDP-encapsulated, read once (not once per child).
+	encap := map[uint32]bool{}
+	for _, info := range d.backend.SAs() {
+		if info.Params.Direction == dataplane.Out {
+			encap[info.Key.SPI] = info.Params.Encap
+		}
+	}
+	bySA := map[string][]engine.SAInfo{}
+	for _, sa := range ikeSAs {
+		bySA[sa.Name] = append(bySA[sa.Name], sa)
+	}
+
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var names []string
+	names := make([]string, 0, len(d.conns))
 	for name := range d.conns {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	now := time.Now()
 	for _, name := range names {
 		c := d.conns[name].cfg
-		cs := ConnStatus{Name: name, LocalAddrs: addrList(c.LocalAddrs), RemoteAddrs: addrList(c.RemoteAddrs),
-			LocalID: c.Local.ID.Text, RemoteID: c.Remote.ID.Text, File: c.File, Line: c.Line, State: "down"}
-		for i, p := range c.Proposals {
-			if i > 0 {
-				cs.Proposals += ","
-			}
-			cs.Proposals += p.String()
-		}
+		cs := status.Connection{Name: name, File: c.File, Line: c.Line, LocalAddrs: addrList(c.LocalAddrs), RemoteAddrs: addrList(c.RemoteAddrs),
+			LocalID: c.Local.ID.Text, RemoteID: c.Remote.ID.Text, Proposals: proposalStrings(c.Proposals),
+			DPDDelay: int64(c.DPDDelay / time.Second), Children: []status.ChildConfig{}, IKESAs: []status.IKESA{}}
 		for _, ch := range c.Children {
-			cc := ChildConf{Name: ch.Name, LocalTS: tsConfList(ch.LocalTS), RemoteTS: tsConfList(ch.RemoteTS),
-				Mode: string(ch.Mode), StartAction: string(ch.StartAction)}
-			for i, p := range ch.ESPProposals {
-				if i > 0 {
-					cc.ESPProposals += ","
-				}
-				cc.ESPProposals += p.String()
-			}
-			cs.Children = append(cs.Children, cc)
+			cs.Children = append(cs.Children, status.ChildConfig{Name: ch.Name, Mode: string(ch.Mode), StartAction: string(ch.StartAction),
+				LocalTS: tsConfList(ch.LocalTS), RemoteTS: tsConfList(ch.RemoteTS), ESPProposals: proposalStrings(ch.ESPProposals)})
 		}
 		if f, ok := d.lastFailure[name]; ok {
-			cs.LastFailure, cs.LastFailureAt = f.err, f.when
+			cs.LastFailure = &status.Failure{At: f.when, Message: f.err}
 		}
-		for _, sa := range ikeSAs {
-			if sa.Name != name {
-				continue
-			}
-			is := IKESAStatus{SPIi: hex16(sa.SPIi), SPIr: hex16(sa.SPIr), Initiator: sa.Initiator, State: sa.State.String(),
-				Local: sa.Local.String(), Remote: sa.Remote.String(), LocalID: sa.LocalID, RemoteID: sa.RemoteID,
-				Proposal: sa.Proposal, NAT: sa.NAT, Established: sa.Established}
-			if sa.State.String() == "ESTABLISHED" {
-				cs.State = "up"
-			} else if cs.State == "down" {
-				cs.State = "connecting"
-			}
+		for _, sa := range bySA[name] {
+			is := status.IKESA{SPIInitiator: hex16(sa.SPIi), SPIResponder: hex16(sa.SPIr), Initiator: sa.Initiator,
+				State: lowerState(sa.State.String()), Local: sa.Local.String(), Remote: sa.Remote.String(), LocalID: sa.LocalID,
+				RemoteID: sa.RemoteID, Proposal: sa.Proposal, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote,
+				EstablishedAt: sa.Established, RekeyAt: sa.RekeyAt, LastReceivedAt: sa.LastReceived, Children: []status.ChildSA{}}
 			for _, ch := range sa.Children {
-				chs := ChildStatus{Name: ch.Name, SPIIn: ch.SPIIn, SPIOut: ch.SPIOut, Mode: ch.Mode.String(), Proposal: ch.Proposal,
-					LocalTS: ts.FormatList(ch.LocalTS), RemoteTS: ts.FormatList(ch.RemoteTS), Installed: ch.Created}
-				if ch.RekeyTime > 0 {
-					chs.RekeyIn = max(0, ch.RekeyTime-now.Sub(ch.Created)).Round(time.Second)
-				}
+				chs := status.ChildSA{Name: ch.Name, SPIIn: hex8(ch.SPIIn), SPIOut: hex8(ch.SPIOut), Mode: ch.Mode.String(),
+					UDPEncap: encap[ch.SPIOut], Proposal: ch.Proposal, LocalTS: tsStrings(ch.LocalTS), RemoteTS: tsStrings(ch.RemoteTS),
+					InstalledAt: ch.Created, RekeyAt: ch.RekeyAt, ExpireAt: ch.ExpireAt,
+					In: status.Traffic{DropsByReason: map[string]uint64{}}, Out: status.Traffic{DropsByReason: map[string]uint64{}}}
 				if inst := d.children[ch.SPIIn]; inst != nil {
 					in, _ := d.backend.SAStats(inst.in)
 					out, _ := d.backend.SAStats(inst.out)
-					chs.BytesIn, chs.PacketsIn, chs.BytesOut, chs.PacketsOut = in.Bytes, in.Packets, out.Bytes, out.Packets
-					chs.DropsIn = in.Drops.Total()
-					chs.DropReasons = dropMap(in.Drops)
-				}
-				for _, info := range d.backend.SAs() {
-					if info.Key.SPI == ch.SPIOut && info.Params.Direction == dataplane.Out {
-						chs.Encap = info.Params.Encap
-					}
+					chs.In = traffic(in)
+					chs.Out = traffic(out)
 				}
 				is.Children = append(is.Children, chs)
 			}
 			cs.IKESAs = append(cs.IKESAs, is)
 		}
+		cs.State, cs.StateReason = connState(c, cs.IKESAs)
 		st.Connections = append(st.Connections, cs)
 	}
-	var manual []string
+	manual := make([]string, 0, len(d.manual))
 	for name := range d.manual {
 		manual = append(manual, name)
 	}
@@ -229,33 +154,86 @@ func (d *Daemon) Status() Status {
 		m := d.manual[name]
 		in, _ := d.backend.SAStats(m.in)
 		out, _ := d.backend.SAStats(m.out)
-		st.Manual = append(st.Manual, ManualStatus{Name: name, Mode: string(m.cfg.Mode), Proposal: m.cfg.Proposal.String(),
-			Local: m.cfg.Local.String(), Remote: m.cfg.Remote.String(), LocalTS: ts.FormatList(m.cfg.LocalTS), RemoteTS: ts.FormatList(m.cfg.RemoteTS),
-			SPIIn: m.in.SPI, SPIOut: m.out.SPI, BytesIn: in.Bytes, PacketsIn: in.Packets, BytesOut: out.Bytes, PacketsOut: out.Packets,
-			DropsIn: in.Drops.Total()})
+		st.Manual = append(st.Manual, status.ManualSA{Name: name, Mode: string(m.cfg.Mode), Proposal: m.cfg.Proposal.String(),
+			Local: m.cfg.Local.String(), Remote: m.cfg.Remote.String(), LocalTS: tsStrings(m.cfg.LocalTS), RemoteTS: tsStrings(m.cfg.RemoteTS),
+			SPIIn: hex8(m.in.SPI), SPIOut: hex8(m.out.SPI), In: traffic(in), Out: traffic(out)})
 	}
+	st.Normalize()
 	return st
 }
 
-func dropMap(d dataplane.DropCounts) map[string]uint64 {
-	var m map[string]uint64
-	for i, n := range d {
-		if n > 0 {
-			if m == nil {
-				m = map[string]uint64{}
+// connState tells whether a connection does what it is configured to do. An established IKE SA
+// alone is not enough: when its Child SA negotiation failed (an ESP proposal mismatch, say) no
+// traffic is protected, so the connection is degraded, not up.
+func connState(c *config.Connection, sas []status.IKESA) (state, reason string) {
+	var established *status.IKESA
+	connecting := false
+	for i := range sas {
+		switch sas[i].State {
+		case "established":
+			if established == nil || len(sas[i].Children) > len(established.Children) {
+				established = &sas[i]
 			}
+		case "deleting", "dead":
+		default:
+			connecting = true
+		}
+	}
+	if established == nil {
+		if connecting {
+			return status.StateConnecting, ""
+		}
+		return status.StateDown, ""
+	}
+	installed := map[string]bool{}
+	total := 0
+	for _, sa := range sas {
+		if sa.State != "established" {
+			continue
+		}
+		for _, ch := range sa.Children {
+			installed[ch.Name] = true
+			total++
+		}
+	}
+	if len(c.Children) > 0 && total == 0 {
+		return status.StateDegraded, "the IKE SA is established but has no Child SA: no traffic is protected (see last_failure)"
+	}
+	for _, ch := range c.Children {
+		if ch.StartAction == config.ActionStart && !installed[ch.Name] {
+			return status.StateDegraded, fmt.Sprintf("child %s (start_action = start) has no Child SA", ch.Name)
+		}
+	}
+	return status.StateUp, ""
+}
+
+// lowerState turns the engine's state names (ESTABLISHED, AUTH_SENT) into the schema's words.
+func lowerState(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func traffic(s dataplane.SAStats) status.Traffic {
+	return status.Traffic{Bytes: s.Bytes, Packets: s.Packets, Drops: s.Drops.Total(), DropsByReason: dropMap(s.Drops, false)}
+}
+
+// dropMap labels drop counters by reason; with all set, reasons that counted nothing are listed too
+// (so the set of keys does not depend on traffic).
+func dropMap(d dataplane.DropCounts, all bool) map[string]uint64 {
+	m := map[string]uint64{}
+	for i, n := range d {
+		if n > 0 || all {
 			m[dataplane.DropReason(i).String()] = n
 		}
 	}
 	return m
 }
 
-func hex16(v uint64) string {
-	const digits = "0123456789abcdef"
-	b := make([]byte, 16)
-	for i := 15; i >= 0; i-- {
-		b[i] = digits[v&0xf]
-		v >>= 4
-	}
-	return string(b)
-}
+func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
+
+func hex8(v uint32) string { return fmt.Sprintf("%08x", v) }

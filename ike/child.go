@@ -1,7 +1,11 @@
 package ike
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/goipsec/goipsec/ike/suite"
 	"github.com/goipsec/goipsec/ike/wire"
@@ -16,7 +20,13 @@ type childRequest struct {
 	localTS, remoteTS []ts.Selector
 	proposals         []proposal.Proposal
 	ke                suite.KeyExchange // PFS in CREATE_CHILD_SA
-	rekey             *ChildSA          // the Child SA this one replaces
+}
+
+func (r *childRequest) zero() {
+	if r != nil && r.ke != nil {
+		r.ke.Zero()
+		r.ke = nil
+	}
 }
 
 func tsToWire(list []ts.Selector) []wire.TrafficSelector {
@@ -49,18 +59,24 @@ func tsFromWire(list []wire.TrafficSelector) []ts.Selector {
 
 // newChildRequest prepares a Child SA request: SA (with our new inbound SPI), [KE], TSi, TSr and
 // USE_TRANSPORT_MODE when asked for. withKE adds a key exchange for PFS if the proposals name one.
-func (sa *SA) newChildRequest(cfg *ChildConfig, withKE bool) (*childRequest, []wire.Payload, error) {
-	spi, err := sa.deps.AllocSPI()
-	if err != nil {
-		return nil, nil, err
-	}
-	req := &childRequest{cfg: cfg, spi: spi,
+// ps receives SA first; the caller puts the Nonce after it.
+func (sa *SA) newChildRequest(cfg *ChildConfig, withKE bool, rekey *ChildSA) (*childRequest, []wire.Payload, error) {
+	req := &childRequest{cfg: cfg,
 		localTS:  cfg.localTS(sa.Local.Addr()),
 		remoteTS: cfg.remoteTS(sa.Remote.Addr()),
+	}
+	if rekey != nil {
+		// A rekey proposes the selectors the Child SA has (RFC 7296 §2.8).
+		req.localTS, req.remoteTS = rekey.LocalTS, rekey.RemoteTS
 	}
 	if len(req.localTS) == 0 || len(req.remoteTS) == 0 {
 		return nil, nil, fmt.Errorf("child %s has no traffic selectors", cfg.Name)
 	}
+	spi, err := sa.deps.AllocSPI()
+	if err != nil {
+		return nil, nil, err
+	}
+	req.spi = spi
 	props := cfg.Proposals
 	if !withKE {
 		props = withoutKE(props)
@@ -84,33 +100,43 @@ func (sa *SA) newChildRequest(cfg *ChildConfig, withKE bool) (*childRequest, []w
 	return req, ps, nil
 }
 
-// completeChild processes the responder's answer to a child request.
-func (sa *SA) completeChild(req *childRequest, resp []wire.Payload, ni, nr []byte) (*ChildSA, error) {
+// childRefusal explains an error Notify the responder answered a Child SA request with.
+func childRefusal(req *childRequest, n *wire.Notify) *Error {
+	switch n.NotifyType {
+	case wire.NoProposalChosen:
+		return errorf(0, "child %s: peer accepted none of our ESP proposals: we offered %s", req.cfg.Name, proposal.FormatList(req.proposals))
+	case wire.TSUnacceptable:
+		return errorf(0, "child %s: peer refused our traffic selectors: we proposed local %s, remote %s", req.cfg.Name, ts.FormatList(req.localTS), ts.FormatList(req.remoteTS))
+	case wire.SinglePairRequired:
+		return errorf(0, "child %s: peer accepts only a single pair of addresses as traffic selectors (SINGLE_PAIR_REQUIRED)", req.cfg.Name)
+	case wire.FailedCPRequired:
+		return errorf(0, "child %s: peer requires a configuration payload (virtual IP), which we do not request (FAILED_CP_REQUIRED)", req.cfg.Name)
+	}
+	return errorf(0, "child %s: peer refused with %s", req.cfg.Name, n.NotifyType)
+}
+
+// completeChild processes the responder's answer to a child request and returns the Child SA and
+// its keys.
+func (sa *SA) completeChild(req *childRequest, resp []wire.Payload, ni, nr []byte) (*ChildSA, *ChildInstall, error) {
 	if n := firstError(resp); n != nil {
-		switch n.NotifyType {
-		case wire.NoProposalChosen:
-			return nil, errorf(0, "child %s: peer accepted none of our ESP proposals: we offered %s", req.cfg.Name, proposal.FormatList(req.proposals))
-		case wire.TSUnacceptable:
-			return nil, errorf(0, "child %s: peer refused our traffic selectors: we proposed local %s, remote %s", req.cfg.Name, ts.FormatList(req.localTS), ts.FormatList(req.remoteTS))
-		}
-		return nil, errorf(0, "child %s: peer refused with %s", req.cfg.Name, n.NotifyType)
+		return nil, nil, childRefusal(req, n)
 	}
 	saPayload := find[*wire.SA](resp)
 	tsi, tsr := find[*wire.TSi](resp), find[*wire.TSr](resp)
 	if saPayload == nil || tsi == nil || tsr == nil {
-		return nil, errorf(0, "child %s: response lacks SA, TSi or TSr", req.cfg.Name)
+		return nil, nil, errorf(0, "child %s: response lacks SA, TSi or TSr", req.cfg.Name)
 	}
 	chosen, err := checkChosen(req.proposals, saPayload, proposal.ProtoESP)
 	if err != nil {
-		return nil, errorf(0, "child %s: %v", req.cfg.Name, err)
+		return nil, nil, errorf(0, "child %s: %v", req.cfg.Name, err)
 	}
 	peerSPI, ok := spiFromBytes(chosen.spi)
-	if !ok {
-		return nil, errorf(0, "child %s: responder SPI has %d bytes", req.cfg.Name, len(chosen.spi))
+	if !ok || peerSPI == 0 {
+		return nil, nil, errorf(0, "child %s: responder SPI %x is not a valid 4-byte SPI", req.cfg.Name, chosen.spi)
 	}
 	local, remote := tsFromWire(tsi.Selectors), tsFromWire(tsr.Selectors)
 	if !allInside(local, req.localTS) || !allInside(remote, req.remoteTS) || len(local) == 0 || len(remote) == 0 {
-		return nil, errorf(0, "child %s: responder's selectors local %s, remote %s are not inside what we proposed (local %s, remote %s)",
+		return nil, nil, errorf(0, "child %s: responder's selectors local %s, remote %s are not inside what we proposed (local %s, remote %s)",
 			req.cfg.Name, ts.FormatList(local), ts.FormatList(remote), ts.FormatList(req.localTS), ts.FormatList(req.remoteTS))
 	}
 	mode := Tunnel
@@ -118,26 +144,29 @@ func (sa *SA) completeChild(req *childRequest, resp []wire.Payload, ni, nr []byt
 		mode = Transport
 	}
 	if mode != req.cfg.Mode {
-		return nil, errorf(0, "child %s: we asked for %s mode, the peer answered %s mode", req.cfg.Name, req.cfg.Mode, mode)
+		return nil, nil, errorf(0, "child %s: we asked for %s mode, the peer answered %s mode", req.cfg.Name, req.cfg.Mode, mode)
 	}
 	var secret []byte
 	if req.ke != nil {
 		ke := find[*wire.KE](resp)
 		g, hasKE := chosen.get(proposal.TypeKeyExchange)
 		if ke == nil || !hasKE || ke.Group != g.ID || ke.Group != req.ke.Group() {
-			return nil, errorf(0, "child %s: missing or mismatched KE in the response", req.cfg.Name)
+			return nil, nil, errorf(0, "child %s: missing or mismatched KE in the response", req.cfg.Name)
 		}
 		if secret, err = req.ke.SharedSecret(ke.Data); err != nil {
-			return nil, errorf(0, "child %s: peer's key exchange value refused: %v", req.cfg.Name, err)
+			return nil, nil, errorf(0, "child %s: peer's key exchange value refused: %v", req.cfg.Name, err)
 		}
 		defer clear(secret)
+	} else if _, hasKE := chosen.get(proposal.TypeKeyExchange); hasKE && find[*wire.KE](resp) != nil {
+		return nil, nil, errorf(0, "child %s: responder answered with a KE we did not ask for", req.cfg.Name)
 	}
 	c := &ChildSA{Config: req.cfg, Name: req.cfg.Name, Mode: mode, Proposal: chosen.Proposal, SPIIn: req.spi, SPIOut: peerSPI,
-		LocalTS: local, RemoteTS: remote, Created: sa.deps.Now(), Initiated: true, Ni: ni, Nr: nr}
-	if err := sa.childKeys(c, ni, nr, secret); err != nil {
-		return nil, err
+		LocalTS: local, RemoteTS: remote, Created: sa.deps.Now(), Initiated: true, nonceMin: lowerNonce(ni, nr)}
+	inst, err := sa.childKeys(c, ni, nr, secret)
+	if err != nil {
+		return nil, nil, err
 	}
-	return c, nil
+	return c, inst, nil
 }
 
 func allInside(got, offered []ts.Selector) bool {
@@ -157,8 +186,8 @@ func allInside(got, offered []ts.Selector) bool {
 }
 
 // childKeys derives KEYMAT (RFC 7296 §2.17) and assigns directions: the initiator of the exchange
-// sends with the first keys.
-func (sa *SA) childKeys(c *ChildSA, ni, nr, secret []byte) error {
+// sends with the first keys. The keys go into the returned install description only.
+func (sa *SA) childKeys(c *ChildSA, ni, nr, secret []byte) (*ChildInstall, error) {
 	var t suite.ChildTransforms
 	for _, tr := range c.Proposal.Transforms {
 		switch tr.Type {
@@ -176,24 +205,28 @@ func (sa *SA) childKeys(c *ChildSA, ni, nr, secret []byte) error {
 	}
 	keys, err := suite.DeriveChildKeys(sa.prf, t, sa.keys.SKd, ni, nr, secrets...)
 	if err != nil {
-		return fmt.Errorf("child %s: key derivation: %w", c.Name, err)
+		return nil, fmt.Errorf("child %s: key derivation: %w", c.Name, err)
 	}
-	c.keys = keys
+	cp := func(b []byte) []byte { return append([]byte(nil), b...) }
+	inst := &ChildInstall{Config: c.Config, Name: c.Name, Mode: c.Mode, Proposal: c.Proposal, SPIIn: c.SPIIn, SPIOut: c.SPIOut,
+		LocalTS: c.LocalTS, RemoteTS: c.RemoteTS, ESN: c.ESN}
 	if c.Initiated {
-		c.EncrOut, c.IntegOut, c.EncrIn, c.IntegIn = keys.EncrI, keys.IntegI, keys.EncrR, keys.IntegR
+		inst.EncrOut, inst.IntegOut, inst.EncrIn, inst.IntegIn = cp(keys.EncrI), cp(keys.IntegI), cp(keys.EncrR), cp(keys.IntegR)
 	} else {
-		c.EncrOut, c.IntegOut, c.EncrIn, c.IntegIn = keys.EncrR, keys.IntegR, keys.EncrI, keys.IntegI
+		inst.EncrOut, inst.IntegOut, inst.EncrIn, inst.IntegIn = cp(keys.EncrR), cp(keys.IntegR), cp(keys.EncrI), cp(keys.IntegI)
 	}
-	return nil
+	keys.Zero()
+	return inst, nil
 }
 
-// respondChild handles the Child SA part of an IKE_AUTH or CREATE_CHILD_SA request as responder.
-// It returns the payloads to answer with; on failure they hold the error Notify and err explains it.
-func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, allowKE bool, rekey *ChildSA) ([]wire.Payload, *ChildSA, error) {
+// respondChild negotiates the Child SA part of an IKE_AUTH or CREATE_CHILD_SA request as
+// responder. It returns the payloads to answer with; on failure they hold the error Notify and err
+// explains it. candidates are the configured children that may match.
+func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr []byte, allowKE bool) ([]wire.Payload, *ChildSA, *ChildInstall, *Error) {
 	saPayload := find[*wire.SA](req)
 	tsi, tsr := find[*wire.TSi](req), find[*wire.TSr](req)
-	fail := func(e *Error) ([]wire.Payload, *ChildSA, error) {
-		return []wire.Payload{&wire.Notify{NotifyType: e.Notify, Data: e.Data}}, nil, e
+	fail := func(e *Error) ([]wire.Payload, *ChildSA, *ChildInstall, *Error) {
+		return []wire.Payload{&wire.Notify{NotifyType: e.Notify, Data: e.Data}}, nil, nil, e
 	}
 	if saPayload == nil || tsi == nil || tsr == nil {
 		return fail(errorf(wire.InvalidSyntax, "Child SA request lacks SA, TSi or TSr"))
@@ -202,10 +235,6 @@ func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, a
 	wantTransport := findNotify(req, wire.UseTransportMode) != nil
 	var tsMatched []string
 	var propTried []string
-	candidates := cfg.Children
-	if rekey != nil {
-		candidates = []*ChildConfig{rekey.Config}
-	}
 	for _, cc := range candidates {
 		ourLocal, ourRemote := cc.localTS(sa.Local.Addr()), cc.remoteTS(sa.Remote.Addr())
 		narrowedI, err1 := ts.Narrow(peerLocal, ourRemote)
@@ -223,14 +252,14 @@ func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, a
 			propTried = append(propTried, cc.Name+": "+proposal.FormatList(props))
 			continue
 		}
-		if wantTransport != (cc.Mode == Transport) && cc.Mode == Transport {
+		if !wantTransport && cc.Mode == Transport {
 			// We only accept transport mode; the peer wants a tunnel.
 			propTried = append(propTried, cc.Name+": transport mode only")
 			continue
 		}
 		peerSPI, ok := spiFromBytes(chosen.spi)
-		if !ok {
-			return fail(errorf(wire.InvalidSyntax, "Child SA proposal with a %d-byte SPI", len(chosen.spi)))
+		if !ok || peerSPI == 0 {
+			return fail(errorf(wire.InvalidSyntax, "Child SA proposal with SPI %x (want 4 bytes, not zero)", chosen.spi))
 		}
 		var kePayload *wire.KE
 		var secret []byte
@@ -238,7 +267,7 @@ func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, a
 			ke := find[*wire.KE](req)
 			if ke == nil || ke.Group != g.ID {
 				e := errorf(wire.InvalidKEPayload, "child %s: peer's KE is not for group %d", cc.Name, g.ID)
-				e.Data = []byte{byte(g.ID >> 8), byte(g.ID)}
+				e.Data = binary.BigEndian.AppendUint16(nil, g.ID)
 				return fail(e)
 			}
 			k, err := suite.NewKeyExchange(g.ID, sa.deps.Rand)
@@ -263,8 +292,9 @@ func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, a
 			mode = Transport
 		}
 		c := &ChildSA{Config: cc, Name: cc.Name, Mode: mode, Proposal: chosen.Proposal, SPIIn: spi, SPIOut: peerSPI,
-			LocalTS: narrowedR, RemoteTS: narrowedI, Created: sa.deps.Now(), Ni: ni, Nr: nr}
-		if err := sa.childKeys(c, ni, nr, secret); err != nil {
+			LocalTS: narrowedR, RemoteTS: narrowedI, Created: sa.deps.Now(), nonceMin: lowerNonce(ni, nr)}
+		inst, err := sa.childKeys(c, ni, nr, secret)
+		if err != nil {
 			return fail(errorf(wire.NoProposalChosen, "%v", err))
 		}
 		wp := toWire([]proposal.Proposal{chosen.Proposal}, spiBytes(spi))
@@ -277,7 +307,7 @@ func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, a
 		if mode == Transport {
 			out = append(out, &wire.Notify{NotifyType: wire.UseTransportMode})
 		}
-		return out, c, nil
+		return out, c, inst, nil
 	}
 	if len(propTried) == 0 {
 		return fail(errorf(wire.TSUnacceptable, "traffic selectors unacceptable: peer proposed local %s, remote %s; we accept %s",
@@ -285,4 +315,133 @@ func (sa *SA) respondChild(cfg *PeerConfig, req []wire.Payload, ni, nr []byte, a
 	}
 	return fail(errorf(wire.NoProposalChosen, "no ESP proposal chosen: peer offered %s; we accept %s",
 		describeWire(saPayload.Proposals), joinSemi(propTried)))
+}
+
+// lowerNonce returns a copy of the lower of two nonces.
+func lowerNonce(a, b []byte) []byte {
+	if bytes.Compare(a, b) < 0 {
+		return append([]byte(nil), a...)
+	}
+	return append([]byte(nil), b...)
+}
+
+// addChild records a new Child SA and asks for its installation. activate: it carries our
+// outbound traffic at once; otherwise it waits for the peer (make-before-break).
+func (sa *SA) addChild(c *ChildSA, inst *ChildInstall, activate bool, replaces *ChildSA) {
+	c.state = ChildStandby
+	if activate {
+		c.state = ChildInstalled
+	}
+	sa.armChild(c)
+	sa.Children = append(sa.Children, c)
+	inst.IKE = sa.Info()
+	inst.Encap = sa.Encap()
+	inst.Activate = activate
+	inst.NotifyFirstInbound = !activate
+	if replaces != nil {
+		inst.Replaces = replaces.SPIIn
+	}
+	sa.emit(ChildUp{Child: inst})
+}
+
+// armChild sets a new Child SA's rekey and hard-lifetime deadlines. Rekeys come up to 10% early,
+// so that both peers do not rekey at the same moment.
+func (sa *SA) armChild(c *ChildSA) {
+	cc := c.Config
+	if cc == nil {
+		return
+	}
+	now := sa.deps.Now()
+	if cc.RekeyTime > 0 {
+		c.RekeyAt = now.Add(Jitter(cc.RekeyTime, sa.deps.Rand))
+	}
+	if cc.LifeTime > 0 {
+		c.ExpireAt = now.Add(cc.LifeTime)
+	}
+}
+
+// Jitter shortens d by up to 10% (random).
+func Jitter(d time.Duration, r io.Reader) time.Duration {
+	var b [2]byte
+	io.ReadFull(r, b[:])
+	frac := float64(binary.BigEndian.Uint16(b[:])) / 65535 * 0.1
+	return d - time.Duration(float64(d)*frac)
+}
+
+// activate moves our outbound traffic to a Child SA that waited for the peer, and marks the one
+// it replaces as rekeyed.
+func (sa *SA) activate(c *ChildSA) {
+	if c.state != ChildStandby {
+		return
+	}
+	sa.setChildState(c, ChildInstalled)
+	sa.emit(ChildActivate{IKE: sa.Info(), Name: c.Name, SPIIn: c.SPIIn})
+	for _, o := range sa.Children {
+		if o.successor == c && (o.state == ChildInstalled || o.state == ChildRekeying) {
+			sa.setChildState(o, ChildRekeyed)
+		}
+	}
+}
+
+// InboundActive is the data plane's news that the peer sends on the Child SA with inbound SPI
+// spiIn: a successor waiting for it takes over our outbound traffic.
+func (sa *SA) InboundActive(spiIn uint32) {
+	if c := sa.Child(spiIn); c != nil && c.state == ChildStandby && !c.redundant {
+		sa.activate(c)
+	}
+}
+
+// childGone removes a Child SA: its successor, if it still waits, takes over first.
+func (sa *SA) childGone(c *ChildSA, reason Reason) {
+	if c.state == ChildDeleted {
+		return
+	}
+	if s := c.successor; s != nil && s.state == ChildStandby && !s.redundant {
+		sa.activate(s)
+	}
+	grace := c.successor != nil
+	sa.setChildState(c, ChildDeleted)
+	sa.removeChild(c)
+	sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: reason, Grace: grace})
+}
+
+// Tick runs the SA's protocol timers that are due at now: Child SA rekeys and hard lifetimes,
+// retries deferred after TEMPORARY_FAILURE.
+func (sa *SA) Tick(now time.Time) {
+	if sa.state == StateDead {
+		return
+	}
+	sa.RequeueDue(now)
+	for _, c := range append([]*ChildSA(nil), sa.Children...) {
+		if !c.ExpireAt.IsZero() && !now.Before(c.ExpireAt) {
+			c.ExpireAt = time.Time{}
+			sa.QueueDeleteChild(c.SPIIn, ReasonLifetime)
+			continue
+		}
+		if !c.RekeyAt.IsZero() && !now.Before(c.RekeyAt) {
+			c.RekeyAt = time.Time{}
+			if c.state == ChildInstalled {
+				sa.QueueRekeyChild(c.SPIIn)
+			}
+		}
+	}
+}
+
+// NextDeadline returns when Tick has something to do next (zero: never).
+func (sa *SA) NextDeadline() time.Time {
+	var next time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if sa.state == StateDead {
+		return next
+	}
+	for _, c := range sa.Children {
+		earliest(c.RekeyAt)
+		earliest(c.ExpireAt)
+	}
+	earliest(sa.NextDeferred())
+	return next
 }

@@ -82,9 +82,62 @@ type PeerConfig struct {
 	// hashes), so that ESP is carried in UDP.
 	ForceEncap bool
 	Children   []*ChildConfig
-	// RekeyTime and ReauthTime are for the driver; zero disables.
+	// RekeyTime (IKE SA rekey) and DPDDelay (liveness checks when the peer is quiet) are for
+	// the driver; zero disables.
 	RekeyTime time.Duration
 	DPDDelay  time.Duration
+	// Unique is the policy for several IKE SAs of one remote identity.
+	Unique Unique
+	// Childless decides about IKE SAs without a Child SA in IKE_AUTH (RFC 6023).
+	Childless Childless
+}
+
+// Unique is swanctl.conf's connection uniqueness policy.
+type Unique uint8
+
+const (
+	// UniqueNo replaces older IKE SAs of the same identities when the new one carries
+	// INITIAL_CONTACT (the default).
+	UniqueNo Unique = iota
+	// UniqueNever never replaces, and the initiator sends no INITIAL_CONTACT.
+	UniqueNever
+	// UniqueKeep refuses a new IKE SA of a remote identity that has one from another address.
+	UniqueKeep
+	// UniqueReplace deletes older IKE SAs of the remote identity when a new one is established.
+	UniqueReplace
+)
+
+var uniqueNames = [...]string{"no", "never", "keep", "replace"}
+
+func (u Unique) String() string {
+	if int(u) < len(uniqueNames) {
+		return uniqueNames[u]
+	}
+	return "unique?"
+}
+
+// Childless is swanctl.conf's childless setting.
+type Childless uint8
+
+const (
+	// ChildlessAllow accepts childless IKE SAs as responder; as initiator the first Child SA
+	// rides in IKE_AUTH unless none is asked for (the default).
+	ChildlessAllow Childless = iota
+	// ChildlessPrefer also initiates childless when the responder supports it.
+	ChildlessPrefer
+	// ChildlessForce accepts and initiates only childless IKE SAs.
+	ChildlessForce
+	// ChildlessNever refuses childless IKE SAs as responder.
+	ChildlessNever
+)
+
+var childlessNames = [...]string{"allow", "prefer", "force", "never"}
+
+func (c Childless) String() string {
+	if int(c) < len(childlessNames) {
+		return childlessNames[c]
+	}
+	return "childless?"
 }
 
 // ChildConfig is a configured Child SA.

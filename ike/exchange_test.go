@@ -74,68 +74,101 @@ func (pc pairConfig) build(t *testing.T) (*PeerConfig, *PeerConfig) {
 	return ci, cr
 }
 
-// handshake runs IKE_SA_INIT and IKE_AUTH between two SAs in memory, through the wire encoding.
-func handshake(t *testing.T, ci, cr *PeerConfig) (i, r *SA, ic, rc *ChildSA, err error) {
+// exchange carries one request from one SA to the other and the response back, through the wire
+// encoding with message ID id, and returns the response as the initiator of the exchange sees it.
+func exchange(t *testing.T, from, to *SA, req *Message, id uint32) *Message {
 	t.Helper()
-	i, err = NewInitiator(ci, addrI, addrR, Deps{})
+	msgs, err := from.Seal(from.Header(req.Exchange, id, false), req.Payloads, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		req, err := i.InitRequest()
-		if err != nil {
-			t.Fatal(err)
+	opened, err := to.Open(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := to.ProcessRequest(&Message{Exchange: req.Exchange, Payloads: opened.Inner})
+	msgs, err = to.Seal(to.Header(req.Exchange, id, true), resp.Payloads, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err = from.Open(msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Message{Exchange: req.Exchange, Payloads: opened.Inner}
+}
+
+// installs returns the Child SAs an SA asked to install, and its first real failure.
+func installs(sa *SA) ([]*ChildInstall, error) {
+	var out []*ChildInstall
+	var failed error
+	for _, e := range sa.TakeEffects() {
+		switch e := e.(type) {
+		case ChildUp:
+			out = append(out, e.Child)
+		case Failed:
+			if !e.Retry && failed == nil {
+				failed = e.Err
+			}
 		}
-		m, err := wire.Decode(req)
+	}
+	return out, failed
+}
+
+// runHandshake runs IKE_SA_INIT and IKE_AUTH between two SAs in memory, through the wire encoding.
+func runHandshake(t *testing.T, ci, cr *PeerConfig, candidates ...*PeerConfig) (i, r *SA, ic, rc *ChildInstall, err error) {
+	t.Helper()
+	if len(candidates) == 0 {
+		candidates = []*PeerConfig{cr}
+	}
+	i, err = NewInitiator(ci, ci.Children[:1], addrI, addrR, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := i.NextRequest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for req.Exchange == wire.ExchangeIKESAInit {
+		m, err := wire.Decode(req.Raw)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var resp []byte
 		var rerr error
-		r, resp, rerr = RespondInit(m, req, addrR, addrI, []*PeerConfig{cr}, Deps{})
+		r, resp, rerr = RespondInit(m, req.Raw, addrR, addrI, candidates, nil)
 		rm, err := wire.Decode(resp)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, ierr := i.HandleInitResponse(resp, rm)
+		again, ierr := i.ProcessResponse(&Message{Exchange: wire.ExchangeIKESAInit, Payloads: rm.Payloads, Raw: resp})
 		if ierr != nil {
 			if rerr != nil {
 				return nil, nil, nil, nil, rerr
 			}
 			return nil, nil, nil, nil, ierr
 		}
-		if res == InitDone {
-			break
+		if again != nil {
+			req = again
+			continue
+		}
+		if req, err = i.NextRequest(); err != nil {
+			t.Fatal(err)
 		}
 	}
-	auth, err := i.AuthRequest(ci.Children[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := i.Seal(i.Header(wire.ExchangeIKEAuth, 1, false), auth, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opened, err := r.Open(msgs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, rc, rcErr, rErr := r.HandleAuthRequest(opened.Inner)
-	msgs, err = r.Seal(r.Header(wire.ExchangeIKEAuth, 1, true), resp, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opened, err = i.Open(msgs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ic, icErr, iErr := i.HandleAuthResponse(opened.Inner)
-	for _, e := range []error{rErr, iErr, rcErr, icErr} {
+	resp := exchange(t, i, r, req, 1)
+	_, ierr := i.ProcessResponse(resp)
+	rcs, rerr := installs(r)
+	ics, icerr := installs(i)
+	for _, e := range []error{rerr, ierr, icerr} {
 		if e != nil {
-			return i, r, ic, rc, e
+			return i, r, nil, nil, e
 		}
 	}
-	return i, r, ic, rc, nil
+	if len(ics) != 1 || len(rcs) != 1 {
+		t.Fatalf("installed %d and %d Child SAs, want 1 each", len(ics), len(rcs))
+	}
+	return i, r, ics[0], rcs[0], nil
 }
 
 func TestHandshakePSK(t *testing.T) {
@@ -144,12 +177,12 @@ func TestHandshakePSK(t *testing.T) {
 			pc := defaultPair()
 			pc.ikeI, pc.ikeR = ikeP, ikeP
 			ci, cr := pc.build(t)
-			i, r, ic, rc, err := handshake(t, ci, cr)
+			i, r, ic, rc, err := runHandshake(t, ci, cr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if i.State != StateEstablished || r.State != StateEstablished {
-				t.Fatalf("states %s %s", i.State, r.State)
+			if i.State() != StateEstablished || r.State() != StateEstablished {
+				t.Fatalf("states %s %s", i.State(), r.State())
 			}
 			if ic.SPIIn != rc.SPIOut || ic.SPIOut != rc.SPIIn {
 				t.Fatalf("SPIs do not pair up: %x/%x vs %x/%x", ic.SPIIn, ic.SPIOut, rc.SPIIn, rc.SPIOut)
@@ -169,7 +202,7 @@ func TestInvalidKERetry(t *testing.T) {
 	pc.ikeI = "aes256gcm16-prfsha256-ecp256-x25519"
 	pc.ikeR = "aes256gcm16-prfsha256-x25519"
 	ci, cr := pc.build(t)
-	i, _, _, _, err := handshake(t, ci, cr)
+	i, _, _, _, err := runHandshake(t, ci, cr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +230,7 @@ func TestFailures(t *testing.T) {
 			pc := defaultPair()
 			tc.mod(&pc)
 			ci, cr := pc.build(t)
-			_, _, _, _, err := handshake(t, ci, cr)
+			_, _, _, _, err := runHandshake(t, ci, cr)
 			if err == nil {
 				t.Fatal("handshake succeeded")
 			}
@@ -214,7 +247,7 @@ func TestNarrowing(t *testing.T) {
 	pc := defaultPair()
 	pc.tsI = [2]string{"10.1.0.0/16", "0.0.0.0/0"}
 	ci, cr := pc.build(t)
-	_, _, ic, rc, err := handshake(t, ci, cr)
+	_, _, ic, rc, err := runHandshake(t, ci, cr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +263,7 @@ func TestTransportMode(t *testing.T) {
 	pc := defaultPair()
 	pc.modeI, pc.modeR = Transport, Transport
 	ci, cr := pc.build(t)
-	_, _, ic, rc, err := handshake(t, ci, cr)
+	_, _, ic, rc, err := runHandshake(t, ci, cr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,23 +282,8 @@ func TestResponderPicksConnectionByTS(t *testing.T) {
 	other.tsR = [2]string{"10.12.0.0/24", "10.11.0.0/24"}
 	_, second := other.build(t)
 	second.Name = "second"
-	i, err := NewInitiator(ci, addrI, addrR, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := i.InitRequest()
-	m, _ := wire.Decode(req)
-	r, resp, err := RespondInit(m, req, addrR, addrI, []*PeerConfig{first, second}, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rm, _ := wire.Decode(resp)
-	if _, err := i.HandleInitResponse(resp, rm); err != nil {
-		t.Fatal(err)
-	}
-	auth, _ := i.AuthRequest(ci.Children[0])
-	_, c, cerr, err := r.HandleAuthRequest(auth)
-	if err != nil || cerr != nil || c == nil || r.Config.Name != "second" {
-		t.Fatalf("responder chose %s (child %v, errors %v %v)", r.Config.Name, c != nil, err, cerr)
+	_, r, _, rc, err := runHandshake(t, ci, first, first, second)
+	if err != nil || rc == nil || r.Config.Name != "second" {
+		t.Fatalf("responder chose %s (child %v, error %v)", r.Config.Name, rc != nil, err)
 	}
 }

@@ -15,15 +15,25 @@ import (
 	"github.com/goipsec/goipsec/ts"
 )
 
-// Deps are an SA's injected dependencies.
+// Deps are an SA's injected dependencies. One Deps value is shared by every SA of a driver.
 type Deps struct {
 	Rand io.Reader        // default crypto/rand
 	Now  func() time.Time // default time.Now
 	// AllocSPI returns a fresh inbound SPI for a Child SA, unique on this host.
 	AllocSPI func() (uint32, error)
+	// Nonce returns a fresh nonce of n bytes (default: n bytes from Rand). Tests script nonces
+	// through it to decide who wins a rekey collision.
+	Nonce func(n int) ([]byte, error)
+	// Illegal is told about a refused state change (a bug, logged by the driver).
+	Illegal func(error)
+	// Unique tells what the driver knows about other IKE SAs of the same identities (nil: none).
+	Unique func(*SA) Uniqueness
+	// KeyLog: record KeysDerived effects (debugging only).
+	KeyLog bool
 }
 
-func (d *Deps) setDefaults() {
+// WithDefaults returns d with every unset dependency filled in.
+func (d Deps) WithDefaults() *Deps {
 	if d.Rand == nil {
 		d.Rand = rand.Reader
 	}
@@ -31,10 +41,11 @@ func (d *Deps) setDefaults() {
 		d.Now = time.Now
 	}
 	if d.AllocSPI == nil {
+		r := d.Rand
 		d.AllocSPI = func() (uint32, error) {
 			var b [4]byte
 			for {
-				if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
+				if _, err := io.ReadFull(r, b[:]); err != nil {
 					return 0, err
 				}
 				if spi := binary.BigEndian.Uint32(b[:]); spi >= 256 {
@@ -43,50 +54,82 @@ func (d *Deps) setDefaults() {
 			}
 		}
 	}
-}
-
-// State is the life-cycle state of an IKE SA.
-type State uint8
-
-const (
-	StateInitSent    State = iota // initiator: IKE_SA_INIT request sent
-	StateInitDone                 // IKE_SA_INIT complete, keys derived, IKE_AUTH pending
-	StateAuthSent                 // initiator: IKE_AUTH request sent
-	StateEstablished              // authenticated
-	StateDeleting                 // a Delete for the IKE SA is under way
-	StateDead                     // deleted, keys wiped
-)
-
-var stateNames = [...]string{"INIT_SENT", "INIT_DONE", "AUTH_SENT", "ESTABLISHED", "DELETING", "DEAD"}
-
-func (s State) String() string {
-	if int(s) < len(stateNames) {
-		return stateNames[s]
+	if d.Nonce == nil {
+		r := d.Rand
+		d.Nonce = func(n int) ([]byte, error) {
+			b := make([]byte, n)
+			_, err := io.ReadFull(r, b)
+			return b, err
+		}
 	}
-	return fmt.Sprintf("STATE(%d)", uint8(s))
+	if d.Illegal == nil {
+		d.Illegal = func(error) {}
+	}
+	return &d
 }
 
-// SA is one IKE SA.
+func (d *Deps) illegal(err error) { d.Illegal(err) }
+
+// SA is one IKE SA with its Child SAs. It is owned by one goroutine at a time (the driver makes
+// sure); none of its methods does I/O or blocks.
 type SA struct {
 	Config    *PeerConfig
-	deps      Deps
+	deps      *Deps
 	Initiator bool // we are the original initiator
 	SPIi      uint64
 	SPIr      uint64
-	State     State
+	state     State
 
-	// Local and Remote are the current IKE addresses; the driver moves them to the NAT-T port.
+	// Local and Remote are the current IKE addresses; the driver moves them to the NAT-T port
+	// and follows a NAT mapping that changes.
 	Local, Remote netip.AddrPort
 	// NATLocal: a NAT is in front of us (our NAT_DETECTION_SOURCE_IP did not match at the peer);
 	// NATRemote: a NAT is in front of the peer. Either means ESP in UDP.
 	NATLocal, NATRemote bool
 	PeerFragmentation   bool
+	// PeerChildless: the peer announced RFC 6023 childless IKE SA support.
+	PeerChildless bool
 
 	Proposal   proposal.Proposal // the negotiated IKE proposal
 	transforms suite.IKETransforms
 	prf        suite.PRF
 	keys       *suite.Keys
 	out, in    suite.Protector
+
+	// hs holds what only the initial exchanges need; it is dropped once IKE_AUTH completes.
+	hs *handshake
+
+	LocalID, RemoteID Identity
+	Children          []*ChildSA
+	Established       time.Time
+	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
+	PeerInitialContact bool
+
+	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
+	queue  []initiatorTask
+	active []initiatorTask
+	// adopting is set on an IKE SA created by the peer's rekey while ours of the same IKE SA was
+	// outstanding: until the collision is decided it has no Child SAs and defers requests for them.
+	adopting bool
+	// deferredList holds tasks that wait before they are tried again (TEMPORARY_FAILURE).
+	deferredList []deferred
+	// rekeyNi, rekeyNr are the nonces of the CREATE_CHILD_SA exchange that created this IKE SA
+	// (for collision decisions); nil for one made by IKE_SA_INIT.
+	rekeyNi, rekeyNr []byte
+	// replaced: a rekeyed IKE SA carries the connection on; this one's end is not its end.
+	replaced bool
+	// closing: kill the SA once the response being built is sent (an answered Delete, a failed
+	// authentication).
+	closing Reason
+	// spawned are IKE SAs a rekey created, handoff Child SAs for one that runs already.
+	spawned []*SA
+	handoff *Handoff
+
+	effects []Effect
+}
+
+// handshake is the IKE_SA_INIT/IKE_AUTH state.
+type handshake struct {
 	Ni, Nr     []byte
 	ke         suite.KeyExchange
 	group      uint16
@@ -94,19 +137,13 @@ type SA struct {
 	initTries  int
 	initReq    []byte // the IKE_SA_INIT request and response as sent, signed by AUTH
 	initResp   []byte
-
-	// candidates are the configurations a responder may still choose at IKE_AUTH.
-	candidates []*PeerConfig
-
-	LocalID, RemoteID Identity
-	Children          []*ChildSA
-	Established       time.Time
-
-	// authChild is the Child SA the initiator negotiates inside IKE_AUTH.
-	authChild *childRequest
+	candidates []*PeerConfig // configurations a responder may still choose at IKE_AUTH
+	secret     []byte        // the DH secret, kept only for the key log
+	skeyseed   []byte        // kept only for the key log
 }
 
-// ChildSA is one negotiated Child SA (a pair of ESP SAs).
+// ChildSA is one negotiated Child SA (a pair of ESP SAs). Its keys are handed to the data plane
+// in a ChildUp effect and not kept here.
 type ChildSA struct {
 	Config   *ChildConfig
 	Name     string
@@ -115,23 +152,24 @@ type ChildSA struct {
 	// SPIIn is our inbound SPI (chosen by us), SPIOut the peer's.
 	SPIIn, SPIOut     uint32
 	LocalTS, RemoteTS []ts.Selector
-	EncrIn, IntegIn   []byte
-	EncrOut, IntegOut []byte
 	ESN               bool
 	Created           time.Time
-	// Initiated: we started the exchange that created it; nonces decide rekey collisions.
+	// Initiated: we started the exchange that created it.
 	Initiated bool
-	Ni, Nr    []byte
-	keys      *suite.ChildKeys
+	// nonceMin is the lower of the two nonces of the exchange that created it: rekey collisions
+	// are decided by it (RFC 7296 §2.8.1).
+	nonceMin []byte
+	state    ChildState
+	// successor is the Child SA that replaces this one (rekeyed by either side).
+	successor *ChildSA
+	// redundant: the losing Child SA of a rekey collision; it never carries our traffic.
+	redundant bool
+	// RekeyAt and ExpireAt are the driver's deadlines (zero: none).
+	RekeyAt, ExpireAt time.Time
 }
 
-// Zero wipes the Child SA's keys.
-func (c *ChildSA) Zero() {
-	if c.keys != nil {
-		c.keys.Zero()
-	}
-	c.EncrIn, c.IntegIn, c.EncrOut, c.IntegOut = nil, nil, nil, nil
-}
+// State returns the Child SA's state.
+func (c *ChildSA) State() ChildState { return c.state }
 
 // Encryption and Integrity return the negotiated transform IDs and key length (bits).
 func (c *ChildSA) Encryption() (id uint16, bits uint16) {
@@ -160,16 +198,13 @@ func (sa *SA) MySPI() uint64 {
 	return sa.SPIr
 }
 
-// Keys returns the IKE SA's keys (for debugging key logs); nil before IKE_SA_INIT completes.
-func (sa *SA) Keys() *suite.Keys { return sa.keys }
-
-// Transforms returns the negotiated IKE transforms.
-func (sa *SA) Transforms() suite.IKETransforms { return sa.transforms }
-
 // NAT reports whether a NAT was detected on either side (or faked with ForceEncap).
 func (sa *SA) NAT() bool { return sa.NATLocal || sa.NATRemote }
 
-// Zero wipes the IKE SA's keys and those of its Child SAs.
+// Encap reports whether Child SAs use ESP in UDP.
+func (sa *SA) Encap() bool { return sa.NAT() || (sa.Config != nil && sa.Config.ForceEncap) }
+
+// Zero wipes the IKE SA's keys and marks it dead.
 func (sa *SA) Zero() {
 	if sa.keys != nil {
 		sa.keys.Zero()
@@ -180,13 +215,21 @@ func (sa *SA) Zero() {
 	if sa.in != nil {
 		sa.in.Zero()
 	}
-	if sa.ke != nil {
-		sa.ke.Zero()
+	sa.dropHandshake()
+	sa.state = StateDead
+}
+
+// dropHandshake forgets the IKE_SA_INIT state once it is no longer needed.
+func (sa *SA) dropHandshake() {
+	if sa.hs == nil {
+		return
 	}
-	for _, c := range sa.Children {
-		c.Zero()
+	if sa.hs.ke != nil {
+		sa.hs.ke.Zero()
 	}
-	sa.State = StateDead
+	clear(sa.hs.secret)
+	clear(sa.hs.skeyseed)
+	sa.hs = nil
 }
 
 func (sa *SA) random(n int) ([]byte, error) {
@@ -195,6 +238,17 @@ func (sa *SA) random(n int) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+func (sa *SA) nonce() ([]byte, error) {
+	n, err := sa.deps.Nonce(nonceLen)
+	if err != nil {
+		return nil, err
+	}
+	if len(n) < 16 || len(n) > 256 {
+		return nil, fmt.Errorf("ike: nonce source gave %d bytes", len(n))
+	}
+	return n, nil
 }
 
 func (sa *SA) randomSPI() (uint64, error) {
@@ -248,6 +302,41 @@ func (sa *SA) Open(b []byte) (*wire.Opened, error) {
 		return nil, errors.New("ike: no keys yet")
 	}
 	return wire.Open(b, sa.in)
+}
+
+// Keys returns the IKE SA's keys (for debugging key logs); nil before IKE_SA_INIT completes.
+func (sa *SA) Keys() *suite.Keys { return sa.keys }
+
+// Transforms returns the negotiated IKE transforms.
+func (sa *SA) Transforms() suite.IKETransforms { return sa.transforms }
+
+// Child returns the live Child SA with the given inbound SPI.
+func (sa *SA) Child(spiIn uint32) *ChildSA {
+	for _, c := range sa.Children {
+		if c.SPIIn == spiIn {
+			return c
+		}
+	}
+	return nil
+}
+
+// childByOutbound finds a Child SA by the peer's SPI (which the peer names in REKEY_SA and Delete).
+func (sa *SA) childByOutbound(spi uint32) *ChildSA {
+	for _, c := range sa.Children {
+		if c.SPIOut == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+func (sa *SA) removeChild(c *ChildSA) {
+	for i, x := range sa.Children {
+		if x == c {
+			sa.Children = append(sa.Children[:i], sa.Children[i+1:]...)
+			return
+		}
+	}
 }
 
 // findNotify returns the first Notify of type t.
@@ -310,10 +399,25 @@ type Error struct {
 	Notify wire.NotifyType
 	Data   []byte
 	Msg    string
+	// Reason classifies the failure.
+	Reason Reason
 }
 
 func (e *Error) Error() string { return e.Msg }
 
 func errorf(n wire.NotifyType, format string, args ...any) *Error {
-	return &Error{Notify: n, Msg: fmt.Sprintf(format, args...)}
+	r := ReasonNegotiationFailed
+	if n == wire.AuthenticationFailed {
+		r = ReasonAuthFailed
+	}
+	return &Error{Notify: n, Msg: fmt.Sprintf(format, args...), Reason: r}
+}
+
+// ReasonOf classifies an error returned by this package.
+func ReasonOf(err error) Reason {
+	var e *Error
+	if errors.As(err, &e) && e.Reason != ReasonNone {
+		return e.Reason
+	}
+	return ReasonNegotiationFailed
 }

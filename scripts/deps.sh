@@ -21,6 +21,10 @@ test)
   # the openssl plugin (libstrongswan-standard-plugins: X25519/ECP/MODP, AES-GCM, SHA-2) and
   # curve25519/chapoly (libstrongswan-extra-plugins).
   want strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
+  # man(1) renders the generated manual pages in a test (cmd/goipsec TestManPagesRender).
+  want man-db groff-base
+  # buildah builds packaging/Containerfile (FROM scratch) in scripts/image-test.sh.
+  want buildah
   ;;
 bench)
   want iperf3 wireguard-tools procps util-linux

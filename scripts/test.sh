@@ -15,6 +15,9 @@ fi
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
+echo "== go mod tidy"
+# Direct dependencies marked direct, nothing unused: a diff fails the run.
+go mod tidy -diff
 echo "== go vet"
 go vet ./...
 echo "== staticcheck"
@@ -22,6 +25,16 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test (race)"
 # GOIPSEC_INTEGRATION=require makes namespace/interop tests fail, never skip, when something is missing.
 GOIPSEC_INTEGRATION=require go test -race -count=1 -timeout 30m ./...
+echo "== container image (buildah, FROM scratch, no registry)"
+scripts/image-test.sh
+echo "== make install (staged)"
+stage=$(mktemp -d)
+make -s install DESTDIR="$stage" >/dev/null
+for f in usr/local/bin/goipsec usr/local/share/man/man8/goipsec.8 usr/local/share/man/man5/goipsec.conf.5 \
+         usr/local/lib/systemd/system/goipsec.service etc/goipsec/goipsec.conf.example; do
+  [ -f "$stage/$f" ] || { echo "make install did not install $f" >&2; exit 1; }
+done
+rm -rf "$stage"
 echo "== fuzz (each target briefly)"
 # A number of executions rather than a duration: on a loaded machine a time budget can end while a
 # worker is still busy, which Go reports as a failure ("context deadline exceeded").

@@ -5,6 +5,7 @@ package ts
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -277,18 +278,35 @@ func Parse(s string) (Selector, error) {
 	}
 	if hasPort && portStr != "" && portStr != "%any" && portStr != "any" {
 		lo, hi, isRange := strings.Cut(portStr, "-")
-		a, err1 := strconv.ParseUint(lo, 10, 16)
+		a, err1 := parsePort(lo, sel.Protocol)
 		b := a
 		var err2 error
 		if isRange {
-			b, err2 = strconv.ParseUint(hi, 10, 16)
+			b, err2 = parsePort(hi, sel.Protocol)
 		}
 		if err1 != nil || err2 != nil || a > b {
-			return Selector{}, fmt.Errorf("traffic selector %q: %q is not a port or port range", s, portStr)
+			return Selector{}, fmt.Errorf("traffic selector %q: %q is not a port, service name or port range", s, portStr)
 		}
 		sel.StartPort, sel.EndPort = uint16(a), uint16(b)
 	}
 	return sel, nil
+}
+
+// parsePort reads a port number or, as strongSwan does (getservbyname), a service name such as
+// "ssh" for TCP, UDP and SCTP (from /etc/services, or Go's built-in table of common services).
+func parsePort(s string, proto uint8) (uint64, error) {
+	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
+		return n, nil
+	}
+	network := map[uint8]string{ProtoTCP: "tcp", ProtoUDP: "udp", ProtoSCTP: "sctp"}[proto]
+	if network == "" || s == "" {
+		return 0, fmt.Errorf("%q is not a port number", s)
+	}
+	n, err := net.LookupPort(network, s)
+	if err != nil {
+		return 0, err
+	}
+	return uint64(n), nil
 }
 
 // ErrEmpty is returned when narrowing leaves nothing.

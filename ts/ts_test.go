@@ -127,3 +127,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseServiceNames: strongSwan accepts service names in selectors ([tcp/ssh]); so does goipsec,
+// from /etc/services or Go's built-in table (which has ssh and https).
+func TestParseServiceNames(t *testing.T) {
+	for in, want := range map[string]uint16{"10.0.0.0/8[tcp/ssh]": 22, "0.0.0.0/0[tcp/https]": 443} {
+		sel, err := Parse(in)
+		if err != nil || sel.StartPort != want || sel.EndPort != want {
+			t.Errorf("Parse(%q) = %+v, %v; want port %d", in, sel, err, want)
+		}
+	}
+	if _, err := Parse("10.0.0.0/8[icmp/ssh]"); err == nil {
+		t.Error("a service name with icmp was accepted")
+	}
+	if _, err := Parse("10.0.0.0/8[tcp/no-such-service-xyz]"); err == nil {
+		t.Error("an unknown service name was accepted")
+	}
+}

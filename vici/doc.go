@@ -1,8 +1,15 @@
-// Package vici speaks strongSwan's Versatile IKE Control Interface (VICI): the wire codec, a server
-// that lets Debian's own swanctl drive the goipsec daemon, and a client for goipsec's CLI and tests.
+// Package vici speaks strongSwan's Versatile IKE Control Interface (VICI) as a server: the wire
+// codec and a server that lets Debian's own swanctl drive the goipsec daemon.
 //
-// The codec is hand-written because no maintained Go VICI library is available to this project. It
-// follows the protocol description in strongSwan's src/libcharon/plugins/vici/README.md (5.9.8):
+// Clients use strongSwan's own Go library, github.com/strongswan/govici: goipsec's CLI does, and
+// so do this package's tests, so that an implementation of the protocol independent of this one
+// checks the server. govici has no server side, which is why the codec here exists; the tests use
+// the codec directly only for what no client sends (protocol violations) and for streamed
+// commands with many events, where govici v0.8.0 may lose events that are still queued when the
+// response arrives (it selects between its event and response channels at random).
+//
+// The codec follows the protocol description in strongSwan's src/libcharon/plugins/vici/README.md
+// (5.9.8):
 //
 //   - Transport: each segment is a 4-byte big-endian length followed by that many bytes; a segment
 //     holds at most MaxSegmentSize bytes (strongSwan's limit, 512 KiB).

@@ -8,67 +8,55 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
-	"text/tabwriter"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/goipsec/goipsec/daemon"
-	"github.com/goipsec/goipsec/vici"
+	govici "github.com/strongswan/govici/vici"
 )
 
-// The control commands talk to a running `goipsec run` over its VICI socket, the same socket
-// strongSwan's swanctl can use.
-
-const defaultSocket = "/run/goipsec/vici.sock"
-
-var socketPath = defaultSocket
-
-func dialDaemon() (*vici.Client, error) {
-	c, err := vici.Dial(socketPath)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach goipsec at %s (is `goipsec run` running, and is daemon.vici_socket the same?): %w", socketPath, err)
-	}
-	return c, nil
+// cli holds what the control commands share: the --socket flag.
+type cli struct {
+	socket string
 }
 
-func call(ctx context.Context, cmd string, req *vici.Message) (*vici.Message, error) {
-	c, err := dialDaemon()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	resp, err := c.Call(ctx, cmd, req)
-	if err != nil {
-		return nil, err
-	}
-	if err := resp.Err(); err != nil {
-		return nil, err
-	}
-	return resp, nil
+func (a *cli) dial(ctx context.Context) (*client, error) { return dial(ctx, socketFor(a.socket)) }
+
+func (a *cli) controlCommands() []*cobra.Command {
+	return []*cobra.Command{a.statusCommand(), a.upCommand(), a.downCommand(), a.reloadCommand(), a.logCommand(), a.doctorCommand()}
 }
 
-func fetchStatus(ctx context.Context) (*daemon.Status, error) {
-	resp, err := call(ctx, "goipsec-status", vici.NewMessage())
-	if err != nil {
-		return nil, err
-	}
-	var st daemon.Status
-	if err := json.Unmarshal([]byte(resp.Get("json")), &st); err != nil {
-		return nil, fmt.Errorf("malformed status from the daemon: %w", err)
-	}
-	return &st, nil
-}
-
-func newControlCommands() []*cobra.Command {
-	var asJSON bool
-	status := &cobra.Command{
-		Use:   "status",
+func (a *cli) statusCommand() *cobra.Command {
+	var asJSON, watch bool
+	var interval time.Duration
+	cmd := &cobra.Command{
+		Use:   "status [NAME]",
 		Short: "Show connections, SAs and traffic of the running daemon",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := fetchStatus(cmd.Context())
+		Long: `status shows every connection (or only NAME): its state (up, degraded, connecting, down),
+identities, IKE SPIs, negotiated algorithms, NAT, timers, and each Child SA with its selectors
+and traffic. A connection is "degraded" when its IKE SA is up but a Child SA it should have is
+missing: no traffic is protected for it.
+
+--json prints the same snapshot in the stable schema documented in docs/status-json.md.
+--watch shows a live view with each tunnel's throughput over the last minutes (q quits).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			c, err := a.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if watch {
+				if asJSON {
+					return errors.New("--watch and --json do not go together: for a feed, poll `goipsec status --json`")
+				}
+				return watchStatus(cmd.Context(), c, name, interval, cmd.InOrStdin(), cmd.OutOrStdout())
+			}
+			st, err := c.status(cmd.Context(), name)
 			if err != nil {
 				return err
 			}
@@ -77,150 +65,184 @@ func newControlCommands() []*cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			printStatus(cmd.OutOrStdout(), st)
+			printStatus(cmd.OutOrStdout(), st, time.Now())
 			return nil
 		},
 	}
-	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (docs/status-json.md)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "live view with throughput per tunnel")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "refresh interval of --watch")
+	return cmd
+}
 
+func (a *cli) upCommand() *cobra.Command {
 	var child string
-	up := &cobra.Command{
+	var timeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "up NAME",
-		Short: "Bring a connection up (IKE SA and its children, or --child)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Bring a connection up (IKE SA and its children, or --child) and wait for it",
+		Long: `up initiates NAME and waits until its Child SA is installed, printing the daemon's IKE
+log lines for it as it goes. After --timeout it gives up waiting (the daemon keeps trying in the
+background, as its retransmission settings say); --timeout 0 returns as soon as the first message
+is sent.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := vici.NewMessage().Set("ike", args[0])
-			if child != "" {
-				req.Set("child", child)
-			}
-			if _, err := call(cmd.Context(), "initiate", req); err != nil {
+			c, err := a.dial(cmd.Context())
+			if err != nil {
 				return err
+			}
+			defer c.Close()
+			req := map[string]string{"ike": args[0]}
+			if child != "" {
+				req["child"] = child
+			}
+			// VICI's timeout: milliseconds to wait, negative for "do not wait".
+			req["timeout"] = "-1"
+			if timeout > 0 {
+				req["timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+10*time.Second)
+			defer cancel()
+			progress := cmd.ErrOrStderr()
+			err = c.stream(ctx, "initiate", "control-log", req, func(m *govici.Message) {
+				fmt.Fprintf(progress, "%s %s\n", time.Now().Format("15:04:05"), str(m, "msg"))
+			})
+			if err != nil {
+				return err
+			}
+			if timeout == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: initiated (not waiting: `goipsec status %s` shows the outcome)\n", args[0], args[0])
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s is up\n", args[0])
 			return nil
 		},
 	}
-	up.Flags().StringVar(&child, "child", "", "only this child")
+	cmd.Flags().StringVar(&child, "child", "", "only this child")
+	cmd.Flags().DurationVarP(&timeout, "timeout", "t", 30*time.Second, "how long to wait for the Child SA (0: do not wait)")
+	return cmd
+}
 
-	down := &cobra.Command{
+func (a *cli) downCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "down NAME",
 		Short: "Take a connection down (sends Delete for its IKE SAs)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := call(cmd.Context(), "terminate", vici.NewMessage().Set("ike", args[0]))
+			c, err := a.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is down (%s IKE SA(s) deleted)\n", args[0], resp.Get("terminated"))
+			defer c.Close()
+			st, err := c.status(cmd.Context(), args[0])
+			if err != nil {
+				return err // names the configured connections when NAME is not one
+			}
+			if conn := st.Connection(args[0]); conn != nil && len(conn.IKESAs) == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is already down\n", args[0])
+				return nil
+			}
+			resp, err := c.call(cmd.Context(), "terminate", map[string]string{"ike": args[0], "timeout": "10000"})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s is down (%s IKE SA(s) deleted)\n", args[0], str(resp, "terminated"))
 			return nil
 		},
 	}
+}
 
-	reload := &cobra.Command{
+func (a *cli) reloadCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "reload",
 		Short: "Apply the edited configuration file (unchanged connections and SAs keep running)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := call(cmd.Context(), "goipsec-reload", vici.NewMessage()); err != nil {
+			c, err := a.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := c.call(cmd.Context(), "goipsec-reload", nil); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "configuration reloaded")
 			return nil
 		},
 	}
+}
 
-	logCmd := &cobra.Command{
+func (a *cli) logCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "log",
 		Short: "Follow the daemon's log",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := dialDaemon()
+			c, err := a.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
-			out := cmd.OutOrStdout()
-			err = c.Listen(ctx, func(_ string, m *vici.Message) {
-				fmt.Fprintf(out, "%s [%s] %s\n", time.Now().Format("15:04:05.000"), m.Get("group"), m.Get("msg"))
-			}, "log")
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return err
+			return followLog(ctx, c, cmd.OutOrStdout())
 		},
 	}
+}
 
-	doctor := &cobra.Command{
+func followLog(ctx context.Context, c *client, out io.Writer) error {
+	events := make(chan govici.Event, 256)
+	c.s.NotifyEvents(events)
+	defer c.s.StopEvents(events)
+	if err := c.s.Subscribe("log"); err != nil {
+		return c.failure("log", nil, err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return fmt.Errorf("the daemon at %s closed the connection", c.path)
+			}
+			fmt.Fprintf(out, "%s [%s] %s\n", ev.Timestamp.Format("15:04:05.000"), str(ev.Message, "group"), str(ev.Message, "msg"))
+		}
+	}
+}
+
+func (a *cli) doctorCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "doctor NAME",
 		Short: "Explain why a connection is not up",
-		Args:  cobra.ExactArgs(1),
+		Long: `doctor prints what is configured for NAME, its state, the last negotiation failure with
+advice, and whether an IKE responder answers at the peer's addresses on udp/500 and udp/4500.
+The probe runs inside the daemon (its network namespace, its routing mark) and sends one
+IKE_SA_INIT that no responder accepts: a live peer answers NO_PROPOSAL_CHOSEN, a closed port
+ICMP port unreachable, a dead peer or a firewall nothing. The peer logs the probe as a
+negotiation with an unacceptable proposal.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := fetchStatus(cmd.Context())
+			c, err := a.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
-			return doctorReport(cmd.OutOrStdout(), st, args[0])
-		},
-	}
-
-	for _, c := range []*cobra.Command{status, up, down, reload, logCmd, doctor} {
-		c.Flags().StringVar(&socketPath, "socket", defaultSocket, "the daemon's VICI socket")
-	}
-	return []*cobra.Command{status, up, down, reload, logCmd, doctor}
-}
-
-func ago(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return time.Since(t).Round(time.Second).String()
-}
-
-func bytesText(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-func printStatus(w io.Writer, st *daemon.Status) {
-	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONNECTION\tSTATE\tPEER\tLOCAL TS\tREMOTE TS\tALGORITHMS\tIN\tOUT\tREKEY IN\tUP")
-	for _, c := range st.Connections {
-		if len(c.IKESAs) == 0 {
-			for _, ch := range c.Children {
-				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\n", c.Name, ch.Name, c.State, c.RemoteAddrs, ch.LocalTS, ch.RemoteTS, c.Proposals)
+			defer c.Close()
+			st, err := c.status(cmd.Context(), args[0])
+			if err != nil {
+				return err
 			}
-			continue
-		}
-		for _, sa := range c.IKESAs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t\t\t%s\t\t\t\t%s\n", c.Name, strings.ToLower(sa.State), sa.Remote, sa.Proposal, ago(sa.Established))
-			for _, ch := range sa.Children {
-				mode := ch.Mode
-				if ch.Encap {
-					mode += "/udp"
+			probes, err := c.call(cmd.Context(), "goipsec-probe", map[string]string{"ike": args[0]})
+			var results []probeLine
+			if err == nil {
+				for _, k := range probes.Keys() {
+					if sec, ok := probes.Get(k).(*govici.Message); ok {
+						results = append(results, probeLine{Target: k, Verdict: str(sec, "verdict"), Detail: str(sec, "detail")})
+					}
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s (%d pkts)\t%s (%d pkts)\t%s\t%s\n", ch.Name, mode,
-					fmt.Sprintf("%08x/%08x", ch.SPIIn, ch.SPIOut), ch.LocalTS, ch.RemoteTS, ch.Proposal,
-					bytesText(ch.BytesIn), ch.PacketsIn, bytesText(ch.BytesOut), ch.PacketsOut, ch.RekeyIn, ago(ch.Installed))
+			} else {
+				results = append(results, probeLine{Target: "probe", Verdict: "error", Detail: err.Error()})
 			}
-		}
-	}
-	for _, m := range st.Manual {
-		fmt.Fprintf(tw, "%s\tmanual\t%s\t%s\t%s\t%s\t%s (%d pkts)\t%s (%d pkts)\t-\t-\n", m.Name, m.Remote, m.LocalTS, m.RemoteTS, m.Proposal,
-			bytesText(m.BytesIn), m.PacketsIn, bytesText(m.BytesOut), m.PacketsOut)
-	}
-	tw.Flush()
-	for _, c := range st.Connections {
-		if c.State != "up" && c.LastFailure != "" {
-			fmt.Fprintf(w, "%s: last failure %s ago: %s\n", c.Name, ago(c.LastFailureAt), c.LastFailure)
-		}
+			return doctorReport(cmd.OutOrStdout(), st, args[0], results, time.Now())
+		},
 	}
 }

@@ -182,17 +182,40 @@ func TestControlSocket(t *testing.T) {
 	out, err = goipsecCLI(t, "status", "--json", "--socket", sockA)
 	var st daemon.Status
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || len(st.Connections) != 1 || st.Connections[0].State != "up" ||
-		len(st.Connections[0].IKESAs) != 1 || st.Connections[0].IKESAs[0].Children[0].PacketsOut < 2 {
+		len(st.Connections[0].IKESAs) != 1 || st.Connections[0].IKESAs[0].Children[0].Out.Packets < 2 {
 		t.Fatalf("goipsec status --json: %v\n%s", err, out)
 	}
 	if out, err = goipsecCLI(t, "down", "gt", "--socket", sockA); err != nil || !strings.Contains(out, "gt is down") {
 		t.Fatalf("goipsec down: %v\n%s", err, out)
 	}
-	if out, err = goipsecCLI(t, "doctor", "gt", "--socket", sockA); err != nil || !strings.Contains(out, "state: DOWN") || !strings.Contains(out, "udp/500") {
+	// The probe runs in the daemon's namespace (the CLI here runs outside both): the live peer
+	// answers, and accepts our proposals.
+	if out, err = goipsecCLI(t, "doctor", "gt", "--socket", sockA); err != nil || !strings.Contains(out, "state: DOWN") ||
+		!strings.Contains(out, "192.0.2.2:500: ANSWERED: an IKEv2 responder answered and accepts one of our IKE proposals") {
 		t.Fatalf("goipsec doctor: %v\n%s", err, out)
 	}
-	if out, err = goipsecCLI(t, "up", "gt", "--socket", sockA); err != nil || !strings.Contains(out, "gt is up") {
+	// Operator errors name what is wrong, in the operator's words.
+	if out, err = goipsecCLI(t, "down", "nosuch", "--socket", sockA); err == nil || !strings.Contains(out, `no such connection "nosuch" (configured: gt)`) ||
+		strings.Contains(out, "vici") {
+		t.Fatalf("goipsec down nosuch: %v\n%s", err, out)
+	}
+	if out, err = goipsecCLI(t, "down", "gt", "--socket", sockA); err != nil || !strings.Contains(out, "gt is already down") {
+		t.Fatalf("goipsec down of a down connection: %v\n%s", err, out)
+	}
+	// up shows the daemon's IKE log lines as progress.
+	if out, err = goipsecCLI(t, "up", "gt", "--socket", sockA, "--timeout", "10s"); err != nil || !strings.Contains(out, "gt is up") ||
+		!strings.Contains(out, "IKE SA established") {
 		t.Fatalf("goipsec up: %v\n%s", err, out)
+	}
+	// status NAME shows one connection, with identities, SPIs, NAT and timers.
+	out, err = goipsecCLI(t, "status", "gt", "--socket", sockA)
+	for _, want := range []string{"gt: up", "ike sa", "established, we are initiator", "192.0.2.1:500[192.0.2.1] <=> 192.0.2.2:500[192.0.2.2]", "_i* ", "nat          none detected", "last heard from the peer", "child net", "spis "} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("goipsec status gt lacks %q: %v\n%s", want, err, out)
+		}
+	}
+	if out, err = goipsecCLI(t, "status", "nosuch", "--socket", sockA); err == nil || !strings.Contains(out, `no such connection "nosuch"`) {
+		t.Fatalf("goipsec status nosuch: %v\n%s", err, out)
 	}
 	// Terminating the child alone keeps the IKE SA.
 	if out, err = swanctl(t, dir, sockA, "--terminate", "--child", "net"); err != nil || !strings.Contains(out, "terminate completed successfully") {

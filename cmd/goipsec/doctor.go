@@ -1,43 +1,48 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/goipsec/goipsec/daemon"
+	"github.com/goipsec/goipsec/status"
 )
 
+// probeLine is one port probe's outcome, as the daemon reported it.
+type probeLine struct {
+	Target, Verdict, Detail string
+}
+
 // doctorReport explains a connection's state in plain words: what is configured on our side, what
-// the last negotiation failure said (which names the peer's offer when we were the responder), and
-// whether the peer's IKE ports answer.
-func doctorReport(w io.Writer, st *daemon.Status, name string) error {
-	var c *daemon.ConnStatus
-	for i := range st.Connections {
-		if st.Connections[i].Name == name {
-			c = &st.Connections[i]
-		}
-	}
+// the last negotiation failure said (which names the peer's offer when we were the responder),
+// and whether the peer's IKE ports answer, as seen from the daemon.
+func doctorReport(w io.Writer, st *status.Status, name string, probes []probeLine, now time.Time) error {
+	c := st.Connection(name)
 	if c == nil {
-		var names []string
-		for _, x := range st.Connections {
-			names = append(names, x.Name)
-		}
-		return fmt.Errorf("no connection named %q (configured: %s)", name, strings.Join(names, ", "))
+		return fmt.Errorf("no such connection %q (configured: %s)", name, strings.Join(st.Names(), ", "))
 	}
 	fmt.Fprintf(w, "connection %s (%s:%d)\n", c.Name, c.File, c.Line)
 	switch c.State {
-	case "up":
-		fmt.Fprintf(w, "  state: UP")
+	case status.StateUp, status.StateDegraded:
+		fmt.Fprintf(w, "  state: %s", strings.ToUpper(c.State))
 		for _, sa := range c.IKESAs {
-			fmt.Fprintf(w, ", IKE SA with %s since %s ago, %d Child SA(s)", sa.Remote, ago(sa.Established), len(sa.Children))
+			if sa.State != "established" {
+				continue
+			}
+			fmt.Fprintf(w, ", IKE SA with %s since %s ago, %d Child SA(s)", sa.Remote, since(now, sa.EstablishedAt), len(sa.Children))
+			if !sa.LastReceivedAt.IsZero() {
+				fmt.Fprintf(w, ", last heard from the peer %s ago", since(now, sa.LastReceivedAt))
+			}
 		}
 		fmt.Fprintln(w)
-	case "connecting":
+		if c.StateReason != "" {
+			fmt.Fprintf(w, "  %s\n", c.StateReason)
+		}
+		if c.DPDDelay == 0 {
+			fmt.Fprintln(w, "  note: dpd_delay is not set, so a dead peer goes unnoticed until a rekey fails: set dpd_delay = 30s")
+		}
+	case status.StateConnecting:
 		fmt.Fprint(w, "  state: CONNECTING")
 		for _, sa := range c.IKESAs {
 			fmt.Fprintf(w, ", IKE SA with %s in state %s", sa.Remote, sa.State)
@@ -46,26 +51,26 @@ func doctorReport(w io.Writer, st *daemon.Status, name string) error {
 	default:
 		fmt.Fprintln(w, "  state: DOWN (no IKE SA)")
 	}
-	fmt.Fprintf(w, "  we are %s at %s, expecting peer %s at %s\n", orAddr(c.LocalID), c.LocalAddrs, orAny(c.RemoteID), c.RemoteAddrs)
-	fmt.Fprintf(w, "  our IKE proposals: %s\n", c.Proposals)
+	fmt.Fprintf(w, "  we are %s at %s, expecting peer %s at %s\n", orAddr(c.LocalID), strings.Join(c.LocalAddrs, ","),
+		orDefault(c.RemoteID, "%any"), strings.Join(c.RemoteAddrs, ","))
+	fmt.Fprintf(w, "  our IKE proposals: %s\n", strings.Join(c.Proposals, ", "))
 	for _, ch := range c.Children {
-		fmt.Fprintf(w, "  child %s: %s <=> %s, %s mode, ESP %s, start_action %s\n", ch.Name, ch.LocalTS, ch.RemoteTS, ch.Mode, ch.ESPProposals, ch.StartAction)
+		fmt.Fprintf(w, "  child %s: %s <=> %s, %s mode, ESP %s, start_action %s\n", ch.Name, strings.Join(ch.LocalTS, ","),
+			strings.Join(ch.RemoteTS, ","), ch.Mode, orDefault(strings.Join(ch.ESPProposals, ", "), "default"), ch.StartAction)
 	}
-	if c.LastFailure != "" {
-		fmt.Fprintf(w, "  last failure (%s ago): %s\n", ago(c.LastFailureAt), c.LastFailure)
-		if hint := failureHint(c.LastFailure); hint != "" {
+	if f := c.LastFailure; f != nil {
+		fmt.Fprintf(w, "  last failure (%s ago): %s\n", since(now, f.At), f.Message)
+		if hint := failureHint(f.Message); hint != "" {
 			fmt.Fprintf(w, "  hint: %s\n", hint)
 		}
-	} else if c.State == "down" {
+	} else if c.State == status.StateDown {
 		fmt.Fprintln(w, "  no negotiation has failed yet: nothing initiated it? (start_action none/trap: run `goipsec up "+c.Name+"` or send traffic)")
 	}
-	for _, addr := range strings.Split(c.RemoteAddrs, ",") {
-		if addr == "%any" || strings.Contains(addr, "/") {
-			continue
-		}
-		for _, port := range []int{500, 4500} {
-			fmt.Fprintf(w, "  peer %s udp/%d: %s\n", addr, port, probeUDP(addr, port))
-		}
+	if len(probes) == 0 {
+		fmt.Fprintln(w, "  peer probe: no remote address to probe (remote_addrs is %any or a range)")
+	}
+	for _, p := range probes {
+		fmt.Fprintf(w, "  peer %s: %s: %s\n", p.Target, strings.ToUpper(p.Verdict), p.Detail)
 	}
 	return nil
 }
@@ -73,13 +78,6 @@ func doctorReport(w io.Writer, st *daemon.Status, name string) error {
 func orAddr(id string) string {
 	if id == "" || id == "%any" {
 		return "(our IP address)"
-	}
-	return id
-}
-
-func orAny(id string) string {
-	if id == "" {
-		return "%any"
 	}
 	return id
 }
@@ -101,24 +99,4 @@ func failureHint(msg string) string {
 		return "the peer is unreachable or not running IKE: check routes, firewalls (udp/500, udp/4500) and remote_addrs"
 	}
 	return ""
-}
-
-// probeUDP sends a datagram and reports whether the port is refused (ICMP port unreachable).
-func probeUDP(host string, port int) string {
-	conn, err := net.DialTimeout("udp", net.JoinHostPort(host, fmt.Sprint(port)), 2*time.Second)
-	if err != nil {
-		return "no route: " + err.Error()
-	}
-	defer conn.Close()
-	// Not a valid IKE message: an IKE daemon drops it silently, a closed port answers with ICMP.
-	conn.Write([]byte("goipsec doctor probe"))
-	conn.SetReadDeadline(time.Now().Add(time.Second))
-	_, err = conn.Read(make([]byte, 64))
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "CLOSED (port unreachable: no IKE daemon listens there)"
-	case err != nil:
-		return "open or filtered (no refusal within 1s)"
-	}
-	return "answered"
 }

@@ -98,9 +98,16 @@ func TestServiceUnitMatchesDefaults(t *testing.T) {
 			settings[k] = append(settings[k], v)
 		}
 	}
-	defConfig := newRunCommand().Flags().Lookup("config").DefValue
+	defConfig := (&cli{}).runCommand().Flags().Lookup("config").DefValue
 	if got, want := settings["ExecStart"], []string{"/usr/local/bin/goipsec run -c " + defConfig}; !slices.Equal(got, want) {
 		t.Fatalf("ExecStart %q, want %q", got, want)
+	}
+	if got, want := settings["ExecStartPre"], []string{"/usr/local/bin/goipsec check --offline -c " + defConfig}; !slices.Equal(got, want) {
+		t.Fatalf("ExecStartPre %q, want %q", got, want)
+	}
+	// Type=notify: readiness comes from the daemon (internal/systemd), with a watchdog.
+	if got := settings["Type"]; !slices.Equal(got, []string{"notify"}) || len(settings["WatchdogSec"]) != 1 {
+		t.Fatalf("Type %q, WatchdogSec %q: want notify with a watchdog", got, settings["WatchdogSec"])
 	}
 	if got, want := settings["RuntimeDirectory"], []string{strings.TrimPrefix(filepath.Dir(defaultSocket), "/run/")}; !slices.Equal(got, want) {
 		t.Fatalf("RuntimeDirectory %q, but the default control socket is %s", got, defaultSocket)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/goipsec/goipsec/daemon"
 	"github.com/goipsec/goipsec/internal/netlab"
+	"github.com/goipsec/goipsec/status"
 )
 
 func statusOf(t *testing.T, sock string) daemon.Status {
@@ -24,7 +25,7 @@ func statusOf(t *testing.T, sock string) daemon.Status {
 	return st
 }
 
-func connByName(st daemon.Status, name string) *daemon.ConnStatus {
+func connByName(st daemon.Status, name string) *status.Connection {
 	for i := range st.Connections {
 		if st.Connections[i].Name == name {
 			return &st.Connections[i]
@@ -33,15 +34,15 @@ func connByName(st daemon.Status, name string) *daemon.ConnStatus {
 	return nil
 }
 
-func childSPIs(c *daemon.ConnStatus) string {
+func childSPIs(c *status.Connection) string {
 	var out []string
 	if c == nil {
 		return ""
 	}
 	for _, sa := range c.IKESAs {
-		out = append(out, sa.SPIi+"/"+sa.SPIr)
+		out = append(out, sa.SPIInitiator+"/"+sa.SPIResponder)
 		for _, ch := range sa.Children {
-			out = append(out, fmt.Sprintf("%08x/%08x", ch.SPIIn, ch.SPIOut))
+			out = append(out, ch.SPIIn+"/"+ch.SPIOut)
 		}
 	}
 	return strings.Join(out, ",")

@@ -1,15 +1,19 @@
-// Command goipsec is an IPsec implementation (ESP, AH, IKEv2) with its own
-// userspace data plane. See README.md.
+// Command goipsec is an IPsec implementation (ESP, AH, IKEv2) with its own userspace data plane.
+// See README.md and goipsec(8).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
 
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "goipsec:", err)
+		// check has printed its report already; its exit code is the answer.
+		if !errors.Is(err, errCheckFailed) {
+			fmt.Fprintln(os.Stderr, "goipsec:", err)
+		}
 		os.Exit(1)
 	}
 }

@@ -108,6 +108,15 @@ func TestMetrics(t *testing.T) {
 	if v := metricValue(t, before, "goipsec_connections_up", ""); v != 1 {
 		t.Fatalf("connections_up = %v", v)
 	}
+	// One series per tunnel, none per SPI; build and process information.
+	if v := metricValue(t, before, "goipsec_connection_up", `conn="gt"`); v != 1 {
+		t.Fatalf("connection_up{conn=gt} = %v", v)
+	}
+	if strings.Contains(before, "spi=") {
+		t.Fatalf("SPI labels on the page:\n%s", before)
+	}
+	metricValue(t, before, "goipsec_build_info", `version=`)
+	metricValue(t, before, "process_resident_memory_bytes", "")
 	if v := metricValue(t, before, "goipsec_ike_handshake_seconds_count", ""); v != 1 {
 		t.Fatalf("handshake histogram count = %v", v)
 	}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,45 +23,95 @@ import (
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/dataplane/userspace"
 	"github.com/goipsec/goipsec/internal/logging"
+	"github.com/goipsec/goipsec/internal/systemd"
 	"github.com/goipsec/goipsec/metrics"
+	"github.com/goipsec/goipsec/status"
 )
 
-func newRunCommand() *cobra.Command {
-	var path string
+func (a *cli) runCommand() *cobra.Command {
+	var opts runOptions
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
 		Short: "Run goipsec in the foreground with a swanctl.conf-style configuration",
-		Long: `run loads FILE (swanctl.conf syntax, see docs/configuration.md), creates the TUN device
-and sockets of the userspace data plane, installs the configured SAs and policies and runs until
-SIGINT or SIGTERM, then removes everything it installed. SIGHUP reloads FILE: changed and new
-SAs are installed, unchanged ones keep running untouched; a configuration with errors is refused
-and the running state is kept.`,
+		Long: `run loads FILE (swanctl.conf syntax, see goipsec.conf(5) and docs/configuration.md), creates
+the TUN device and sockets of the userspace data plane, installs the configured SAs and policies
+and runs until SIGINT or SIGTERM, then removes everything it installed. SIGHUP reloads FILE:
+changed and new SAs are installed, unchanged ones keep running untouched; a configuration with
+errors is refused and the running state is kept.
+
+Another daemon already serving the control socket is an error: give each daemon on a host its
+own socket (--socket or daemon.vici_socket).
+
+Under systemd (Type=notify) it reports READY=1 once its sockets and TUN device exist and every
+connection with start_action = start is up or has failed once (at most --ready-timeout), pets
+the watchdog (WatchdogSec=) while its state can be read, and logs to the journal with each
+attribute as a GOIPSEC_* field.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDaemon(ctx, path, cmd.ErrOrStderr())
+			opts.socket = a.socket
+			opts.logOut = cmd.ErrOrStderr()
+			return runDaemon(ctx, opts)
 		},
 	}
-	cmd.Flags().StringVarP(&path, "config", "c", "/etc/goipsec/goipsec.conf", "configuration file")
+	cmd.Flags().StringVarP(&opts.path, "config", "c", "/etc/goipsec/goipsec.conf", "configuration file")
+	cmd.Flags().DurationVar(&opts.readyTimeout, "ready-timeout", 60*time.Second,
+		"under systemd, how long start-up waits for start_action = start connections before reporting ready")
 	return cmd
 }
 
-func newLogs(w io.Writer, l config.Log) *logging.Hub {
+// runOptions are run's settings.
+type runOptions struct {
+	path         string
+	socket       string // --socket: overrides daemon.vici_socket
+	logOut       io.Writer
+	readyTimeout time.Duration
+}
+
+func newLogs(w io.Writer, l config.Log, h slog.Handler) *logging.Hub {
 	levels := map[string]slog.Level{}
 	for sub, lv := range l.Subsystems {
 		levels[sub] = logging.ParseLevel(lv)
 	}
-	return logging.New(logging.Options{Out: w, Format: l.Format, Level: logging.ParseLevel(l.Level), Levels: levels})
+	return logging.New(logging.Options{Out: w, Format: l.Format, Level: logging.ParseLevel(l.Level), Levels: levels, Handler: h})
 }
 
-func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
+// journalHandler returns a journald handler when the daemon's stderr is the journal (started by
+// systemd) and the configuration does not ask for JSON lines; nil otherwise.
+func journalHandler(logOut io.Writer, format string) slog.Handler {
+	f, ok := logOut.(*os.File)
+	if !ok || format == "json" || !systemd.UnderJournal(os.Getenv("JOURNAL_STREAM"), f) {
+		return nil
+	}
+	j, err := systemd.NewJournal(systemd.JournalSocket)
+	if err != nil {
+		return nil
+	}
+	return systemd.NewJournalHandler(j, "goipsec", nil)
+}
+
+func runDaemon(ctx context.Context, opts runOptions) error {
+	path := opts.path
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
-	logs := newLogs(logOut, cfg.Daemon.Log)
+	if opts.socket != "" {
+		cfg.Daemon.VICISocket = opts.socket
+	}
+	// Two daemons must not share a control socket: the second would either fail to serve it and
+	// run uncontrollable, or take it over from the first. Refuse before touching anything.
+	if err := socketFree(cfg.Daemon.VICISocket); err != nil {
+		return err
+	}
+	logs := newLogs(opts.logOut, cfg.Daemon.Log, journalHandler(opts.logOut, cfg.Daemon.Log.Format))
 	log := logs.Logger("cfg")
+	notify, err := systemd.NewNotifier(os.Getenv("NOTIFY_SOCKET"))
+	if err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
+	defer notify.Close()
 	// The data plane and the daemon point at each other (IKE on the NAT-T port, acquires); the
 	// data plane is created first and reaches the daemon through this pointer.
 	var dptr atomic.Pointer[daemon.Daemon]
@@ -131,17 +183,21 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 		return nil
 	}
 	d.SetReload(reload)
+	viciState := "none"
 	if sock := cfg.Daemon.VICISocket; sock != "" {
-		// Without its control socket the daemon still protects traffic; say so loudly and go on
-		// (strongSwan's charon, too, runs on when its vici plugin cannot open the socket).
 		if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
-			log.Error("control socket unavailable: goipsec status/up/down and swanctl will not work", "err", err)
-		} else if err := d.ServeVICI(sock); err != nil {
-			log.Error("control socket unavailable: goipsec status/up/down and swanctl will not work", "err", err)
+			err = fmt.Errorf("control socket %s: %w", sock, err)
+			return err
 		}
+		if err := d.ServeVICI(sock); err != nil {
+			// Someone else took the socket between the check and now, or it cannot be created:
+			// a daemon nobody can control or stop cleanly is worse than none.
+			return fmt.Errorf("control socket %s: %w", sock, err)
+		}
+		viciState = sock
 	}
 	if addr := cfg.Daemon.MetricsListen; addr != "" {
-		c := metrics.New(d)
+		c := metrics.New(d, metrics.BuildInfo{Version: version, Revision: vcsRevision()})
 		collector.Store(c)
 		bound, err := metrics.Serve(ctx, addr, c)
 		if err != nil {
@@ -151,10 +207,20 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	}
 	// Connections start only now, so that the control socket and the metrics see them from the
 	// first message on.
+	applied := time.Now()
 	if err := d.Apply(cfg); err != nil {
 		log.Error("configuration applied with errors", "err", err)
 	}
-	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", cfg.Daemon.VICISocket)
+	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", viciState)
+	if notify != nil {
+		waitStarted(ctx, d, applied, opts.readyTimeout)
+		notify.Ready(readyStatus(d.Status()))
+		if every, err := systemd.WatchdogInterval(os.Getenv("WATCHDOG_USEC"), os.Getenv("WATCHDOG_PID"), os.Getpid()); err != nil {
+			log.Warn("systemd watchdog", "err", err)
+		} else if every > 0 {
+			go watchdog(ctx, notify, d, every/2)
+		}
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -162,10 +228,107 @@ func runDaemon(ctx context.Context, path string, logOut io.Writer) error {
 	for {
 		select {
 		case <-ctx.Done():
+			notify.Stopping()
 			log.Info("goipsec stopping: deleting SAs, removing routes and the TUN device")
 			return nil
 		case <-hup:
+			notify.Reloading()
 			reload()
+			notify.Ready(readyStatus(d.Status()))
+		}
+	}
+}
+
+// socketFree fails when a server answers on the control socket path.
+func socketFree(path string) error {
+	if path == "" {
+		return nil
+	}
+	c, err := net.DialTimeout("unix", strings.TrimPrefix(path, "unix://"), 2*time.Second)
+	if err != nil {
+		return nil // absent or stale: ServeVICI replaces a stale one
+	}
+	c.Close()
+	return fmt.Errorf("another daemon already serves the control socket %s: stop it, or give this one its own socket (goipsec run --socket PATH, or daemon.vici_socket; the CLI then needs --socket PATH or GOIPSEC_SOCKET=PATH)", path)
+}
+
+// waitStarted waits until every connection with a start_action = start child is up or has failed
+// once since begin (when the configuration was applied), at most timeout: systemd's "started"
+// then means the tunnels are up, or that trying is under way and `goipsec status` says why they
+// are not.
+func waitStarted(ctx context.Context, d *daemon.Daemon, begin time.Time, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		settled := true
+		for _, c := range d.Status().Connections {
+			if !startsItself(&c) || c.State == status.StateUp {
+				continue
+			}
+			if c.LastFailure == nil || c.LastFailure.At.Before(begin) {
+				settled = false
+			}
+		}
+		if settled {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func startsItself(c *status.Connection) bool {
+	for _, ch := range c.Children {
+		if ch.StartAction == "start" {
+			return true
+		}
+	}
+	return false
+}
+
+// readyStatus is the STATUS= line systemctl status shows.
+func readyStatus(st status.Status) string {
+	up := 0
+	var down []string
+	for _, c := range st.Connections {
+		if c.State == status.StateUp {
+			up++
+		} else if startsItself(&c) {
+			down = append(down, c.Name+" "+c.State)
+		}
+	}
+	s := fmt.Sprintf("%d of %d connections up", up, len(st.Connections))
+	if len(down) > 0 {
+		s += "; not up: " + strings.Join(down, ", ")
+	}
+	if len(st.Manual) > 0 {
+		s += fmt.Sprintf("; %d manual SA pairs", len(st.Manual))
+	}
+	return s
+}
+
+// watchdog pets systemd's watchdog every interval, but only while the daemon can still produce
+// a status snapshot within that interval: a daemon whose engine is stuck gets restarted.
+func watchdog(ctx context.Context, n *systemd.Notifier, d *daemon.Daemon, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		done := make(chan status.Status, 1)
+		go func() { done <- d.Status() }()
+		select {
+		case st := <-done:
+			n.Watchdog()
+			n.Status(readyStatus(st))
+		case <-time.After(every):
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -1,15 +1,15 @@
-// Package engine drives IKEv2: it owns the IKE sockets' traffic (through a Transport), message
-// IDs, retransmission of cached requests, the responder's cache of its last response, IKEv2
-// fragments, cookies, NAT-T port floating and the timers for rekeying, dead peer detection and
-// lifetimes. The protocol logic lives in package ike as state machines; the daemon receives the
-// results (Child SAs to install or remove) through Events.
+// Package engine drives IKEv2: it moves messages between the network and the IKE SAs of package
+// ike, and owns message IDs, retransmission of cached requests, the responder's cache of its last
+// response, IKEv2 fragments, cookies, NAT-T port floating, NAT mapping changes and the timers for
+// rekeying, dead peer detection and lifetimes. The protocol — each exchange kind, its collision
+// rules, the state tables — lives in package ike.
 //
-// Concurrency: one mutex guards all state. Entry points (Receive, Initiate, Terminate, timer
-// callbacks) take it; Events callbacks run with it held and must not call back into the Engine.
+// Concurrency: each IKE SA has one owner at a time (see entry.go); messages of different SAs are
+// processed in parallel on all cores, and what an SA's processing wants done outside it is applied
+// in order, after the SA is released, through Events. Nothing blocking runs while an SA is held.
 package engine
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -21,8 +21,10 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goipsec/goipsec/ike"
@@ -37,19 +39,22 @@ type Transport interface {
 	Send(b []byte, local, remote netip.AddrPort) error
 }
 
-// Events report what the engine did; every field may be nil. They run with the engine's lock
-// held: they must not block and must not call the Engine.
+// Events report what the engine did; every field may be nil. They run on the engine's applier
+// goroutines, in order for each IKE SA, while no SA is held: they may block briefly and may call
+// the Engine.
 type Events struct {
-	IKEUp     func(sa *ike.SA)
-	IKEDown   func(sa *ike.SA, reason string)
-	ChildUp   func(sa *ike.SA, c *ike.ChildSA) error
-	ChildDown func(sa *ike.SA, c *ike.ChildSA, reason string)
-	// IKERekeyed reports that next replaced old.
-	IKERekeyed func(old, next *ike.SA)
-	// Failed reports a negotiation failure of a connection in one line.
-	Failed func(conn string, err error)
-	// Keys is called when an IKE SA has its keys (for debug key logging).
-	Keys func(sa *ike.SA)
+	IKEUp      func(ike.IKEUp)
+	IKEDown    func(ike.IKEDown)
+	IKERekeyed func(ike.IKERekeyed)
+	// ChildUp installs a Child SA. An error makes the engine delete the Child SA again.
+	ChildUp       func(*ike.ChildInstall) error
+	ChildActivate func(ike.ChildActivate)
+	ChildDown     func(ike.ChildDown)
+	ChildMoved    func(ike.ChildMoved)
+	// Failed reports a negotiation failure (or, with Retry, a normal retry) in one line.
+	Failed func(ike.Failed)
+	// Keys reports an IKE SA's keys (only with Config.KeyLog).
+	Keys func(ike.KeysDerived)
 	// Handshake reports how long an IKE SA took from its first message to being established.
 	Handshake func(took time.Duration)
 }
@@ -64,7 +69,9 @@ type Config struct {
 	NetLogger *slog.Logger
 	EncLogger *slog.Logger
 	Rand      io.Reader
-	Events    Events
+	// Nonce, when set, supplies the nonces (tests script them to decide rekey collisions).
+	Nonce  func(n int) ([]byte, error)
+	Events Events
 	// Configs returns the connections a responder may use for a peer (by addresses).
 	Configs func(local, remote netip.Addr) []*ike.PeerConfig
 	// AllocSPI allocates inbound Child SA SPIs unique on this host.
@@ -81,14 +88,26 @@ type Config struct {
 	// fragmentation (default 1280).
 	MaxDatagram int
 	// CookieThreshold is the number of half-open SAs above which IKE_SA_INIT requests must carry a
-	// cookie (RFC 7296 §2.6); 0 means the default (100), negative means always.
+	// cookie (RFC 7296 §2.6); 0 means the default (1000), negative means always.
 	CookieThreshold int
-	// HalfOpenTimeout drops responder SAs that never complete IKE_AUTH (default 30s).
+	// HalfOpenTimeout drops responder SAs that never complete IKE_AUTH. The default is the
+	// initiator's whole retransmission schedule (as this engine's settings give it) plus a margin,
+	// so that a retransmitted IKE_AUTH is always answered.
 	HalfOpenTimeout time.Duration
 	// Keepalive sends a NAT-keepalive (RFC 3948 §2.3) from local to remote; KeepaliveInterval
 	// (default 20s) is how often an SA behind a NAT sends one. Nil disables keepalives.
 	Keepalive         func(local, remote netip.AddrPort)
 	KeepaliveInterval time.Duration
+	// Workers process IKE SAs (default GOMAXPROCS); Appliers apply effects (default
+	// 2*GOMAXPROCS+2, since the data plane may block on netlink). Manual starts no goroutines:
+	// the owner of the Engine calls Poll (tests in virtual time).
+	Workers, Appliers int
+	Manual            bool
+	// KeyLog reports IKE keys through Events.Keys (debugging only).
+	KeyLog bool
+	// InvalidSPIRate bounds INVALID_IKE_SPI answers to requests for unknown SAs per second
+	// (default 50; negative: never answer).
+	InvalidSPIRate int
 }
 
 func (c *Config) setDefaults() {
@@ -123,10 +142,10 @@ func (c *Config) setDefaults() {
 		c.MaxDatagram = 1280
 	}
 	if c.CookieThreshold == 0 {
-		c.CookieThreshold = 100
+		c.CookieThreshold = 1000
 	}
 	if c.HalfOpenTimeout == 0 {
-		c.HalfOpenTimeout = 30 * time.Second
+		c.HalfOpenTimeout = RetransmitBudget(c.RetransmitTimeout, c.RetransmitBase, c.RetransmitTries, c.RetransmitLimit) + 10*time.Second
 	}
 	if c.KeepaliveInterval == 0 {
 		c.KeepaliveInterval = 20 * time.Second
@@ -134,21 +153,60 @@ func (c *Config) setDefaults() {
 	if c.Configs == nil {
 		c.Configs = func(netip.Addr, netip.Addr) []*ike.PeerConfig { return nil }
 	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.Appliers <= 0 {
+		c.Appliers = 2*runtime.GOMAXPROCS(0) + 2
+	}
+	if c.InvalidSPIRate == 0 {
+		c.InvalidSPIRate = 50
+	}
+}
+
+// RetransmitBudget is how long an initiator retransmits one request before giving up: the sum of
+// every wait of its schedule.
+func RetransmitBudget(timeout time.Duration, base float64, tries int, limit time.Duration) time.Duration {
+	var total time.Duration
+	for n := 0; n <= tries; n++ {
+		total += retransmitDelay(timeout, base, n, limit)
+	}
+	return total
+}
+
+func retransmitDelay(timeout time.Duration, base float64, n int, limit time.Duration) time.Duration {
+	d := float64(timeout) * math.Pow(base, float64(n))
+	if limit > 0 && d > float64(limit) {
+		d = float64(limit)
+	}
+	return time.Duration(d)
 }
 
 // Engine runs IKE SAs.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
-	net *slog.Logger
-	enc *slog.Logger
+	cfg  Config
+	deps *ike.Deps
+	log  *slog.Logger
+	net  *slog.Logger
+	enc  *slog.Logger
 
-	mu       sync.Mutex
-	sas      map[uint64]*ikeSA  // by our SPI
-	halfOpen map[initKey]*ikeSA // responder SAs by the initiator's SPI and address, until IKE_AUTH
-	cookie   [32]byte           // secret for stateless cookies
-	stats    Stats
-	closed   bool
+	table    saTable
+	halfOpen sync.Map // initKey → *entry, responder SAs until IKE_AUTH
+	nHalf    atomic.Int64
+	idx      indexes
+	sched    *scheduler
+	runq     *fifo
+	applyq   *fifo
+	// stateless queues the effects that belong to no SA (refused IKE_SA_INIT requests).
+	stateless *entry
+	cookie    [32]byte // secret for stateless cookies
+	invalid   rateLimit
+
+	stop    chan struct{}
+	workers sync.WaitGroup
+	closed  atomic.Bool
+
+	stats counters
 }
 
 type initKey struct {
@@ -156,340 +214,266 @@ type initKey struct {
 	remote netip.AddrPort
 }
 
-// Stats count engine events (for metrics).
-type Stats struct {
-	Retransmits      uint64
-	InvalidMessages  uint64
-	CookiesSent      uint64
-	HandshakesOK     uint64
-	HandshakesFailed uint64
-	Rekeys           uint64
-	HandshakeSeconds []float64 // latencies of completed handshakes since the last StatsReset
-}
-
-// ikeSA is an IKE SA with its driver state.
-type ikeSA struct {
-	*ike.SA
-	name    string
-	started time.Time
-
-	// Requests we initiate (window size 1).
-	nextMsgID  uint32
-	pending    *ike.Pending
-	pendingID  uint32
-	pendingMsg [][]byte
-	retries    int
-	retransmit Timer
-	queue      []queued
-	initChild  *ike.ChildConfig // child to create in IKE_AUTH (initiator)
-
-	// Requests the peer sends.
-	expectID   uint32
-	lastResp   [][]byte
-	lastRespID uint32
-	hasResp    bool
-	reasm      *wire.Reassembler
-
-	timers []Timer
-	// childTimers are the rekey and lifetime timers of each Child SA. They belong to the Child SA,
-	// not to the IKE SA: an IKE rekey hands them to the new IKE SA unchanged.
-	childTimers map[*ike.ChildSA][]Timer
-	lastSeen    time.Time // last authenticated message from the peer
-	rekeyAt     time.Time // when the IKE SA rekeys (zero: never)
-	// childDeadlines are each Child SA's rekey and hard-lifetime deadlines (for status).
-	childDeadlines map[*ike.ChildSA][2]time.Time
-	dead           bool
-	replaced       bool // rekeyed: its end is not the connection's end
-
-	// peerRekeys records Child SAs the peer rekeyed while our own rekey of them was outstanding
-	// (a collision, RFC 7296 §2.8.1): replaced Child SA → the one the peer's exchange created.
-	peerRekeys map[*ike.ChildSA]*ike.ChildSA
-	// peerIKERekey is the IKE SA the peer's rekey of this one created while our own rekey of it was
-	// outstanding (RFC 7296 §2.8.2).
-	peerIKERekey *ikeSA
-}
-
-// queued is an exchange waiting for the request window.
-type queued struct {
-	kind  ike.PendingKind
-	child *ike.ChildConfig
-	old   *ike.ChildSA
-}
-
-// New returns an engine; it starts no goroutines (timers run on the Clock).
+// New returns an engine with its worker goroutines running (none with Config.Manual).
 func New(cfg Config) *Engine {
 	cfg.setDefaults()
-	e := &Engine{cfg: cfg, log: cfg.Logger, net: cfg.NetLogger, enc: cfg.EncLogger, sas: map[uint64]*ikeSA{}, halfOpen: map[initKey]*ikeSA{}}
+	e := &Engine{cfg: cfg, log: cfg.Logger, net: cfg.NetLogger, enc: cfg.EncLogger,
+		runq: newFIFO(), applyq: newFIFO(), stateless: &entry{}, stop: make(chan struct{})}
+	e.table.init()
+	e.idx.init()
 	io.ReadFull(cfg.Rand, e.cookie[:])
+	e.invalid = rateLimit{perSecond: cfg.InvalidSPIRate}
+	e.deps = ike.Deps{Rand: cfg.Rand, Now: cfg.Clock.Now, AllocSPI: cfg.AllocSPI, Nonce: cfg.Nonce, KeyLog: cfg.KeyLog,
+		Unique: e.uniqueness, Illegal: func(err error) { e.log.Error("refused an illegal state change (a bug)", "err", err) }}.WithDefaults()
+	e.sched = &scheduler{clock: cfg.Clock, fire: func(en *entry) { e.post(en, work{kind: workTimer}) }}
+	if !cfg.Manual {
+		for range cfg.Workers {
+			e.workers.Add(1)
+			go e.runq.loop(e.stop, e.drain, &e.workers)
+		}
+		for range cfg.Appliers {
+			e.workers.Add(1)
+			go e.applyq.loop(e.stop, e.applyAll, &e.workers)
+		}
+	}
 	return e
 }
 
-func (e *Engine) deps() ike.Deps {
-	return ike.Deps{Rand: e.cfg.Rand, Now: e.cfg.Clock.Now, AllocSPI: e.cfg.AllocSPI}
+// Poll runs every queued piece of work and effect on the calling goroutine until nothing is left;
+// only for engines made with Config.Manual (tests in virtual time).
+func (e *Engine) Poll() {
+	for {
+		did := false
+		for en := e.runq.tryPop(); en != nil; en = e.runq.tryPop() {
+			e.drain(en)
+			did = true
+		}
+		for en := e.applyq.tryPop(); en != nil; en = e.applyq.tryPop() {
+			e.applyAll(en)
+			did = true
+		}
+		if !did {
+			return
+		}
+	}
+}
+
+// Idle reports whether no work and no effects wait (for tests with real goroutines).
+func (e *Engine) Idle() bool {
+	return e.runq.len() == 0 && e.applyq.len() == 0
 }
 
 func (e *Engine) logSA(s *ikeSA) *slog.Logger {
-	return e.log.With("conn", s.name, "spi_i", fmt.Sprintf("%016x", s.SPIi), "spi_r", fmt.Sprintf("%016x", s.SPIr))
+	return e.log.With("conn", s.connName(), "spi_i", fmt.Sprintf("%016x", s.SPIi), "spi_r", fmt.Sprintf("%016x", s.SPIr))
 }
 
-// Initiate starts an IKE SA for cfg towards remote and negotiates child with it.
-func (e *Engine) Initiate(cfg *ike.PeerConfig, child *ike.ChildConfig, local, remote netip.AddrPort) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	sa, err := ike.NewInitiator(cfg, local, remote, e.deps())
+func (s *ikeSA) connName() string {
+	if s.Config == nil {
+		return ""
+	}
+	return s.Config.Name
+}
+
+// newEntry wraps an SA in an entry with its driver state.
+func (e *Engine) newEntry(sa *ike.SA) (*entry, *ikeSA) {
+	en := &entry{spi: sa.MySPI()}
+	now := e.cfg.Clock.Now()
+	s := &ikeSA{SA: sa, en: en, started: now, lastSeen: now}
+	en.s = s
+	return en, s
+}
+
+// Initiate starts an IKE SA for cfg towards remote; the first of children is negotiated in
+// IKE_AUTH, the others with CREATE_CHILD_SA.
+func (e *Engine) Initiate(cfg *ike.PeerConfig, children []*ike.ChildConfig, local, remote netip.AddrPort) error {
+	if e.closed.Load() {
+		return errors.New("the IKE engine is shutting down")
+	}
+	sa, err := ike.NewInitiator(cfg, children, local, remote, e.deps)
 	if err != nil {
 		return err
 	}
-	s := &ikeSA{SA: sa, name: cfg.Name, started: e.cfg.Clock.Now(), initChild: child, nextMsgID: 0}
-	e.sas[sa.SPIi] = s
-	b, err := sa.InitRequest()
-	if err != nil {
-		delete(e.sas, sa.SPIi)
-		return err
+	en, s := e.newEntry(sa)
+	if !e.table.add(en) {
+		return errors.New("IKE SPI collision, try again")
 	}
+	e.idx.addConn(s, cfg.Name)
 	e.logSA(s).Info("initiating IKE_SA_INIT", "local", local, "remote", remote)
-	e.sendRequest(s, nil, 0, [][]byte{b})
+	e.post(en, work{kind: workFunc, fn: func(*ikeSA) {}})
 	return nil
 }
 
-// Receive handles one IKE message (without non-ESP marker) that arrived from remote at local.
+// Receive handles one IKE message (without non-ESP marker) that arrived from remote at local. It
+// decodes only the header here; the IKE SA's owner does the rest. A new IKE SA's key exchange runs
+// on the calling goroutine, so callers on several goroutines use several cores.
 func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
+	if e.closed.Load() {
+		e.stats.drop(DropClosed)
+		return
+	}
 	e.net.Debug("received packet", "from", remote, "to", local, "bytes", len(b))
 	h, err := wire.DecodeHeader(b)
 	if err != nil {
-		e.mu.Lock()
-		e.stats.InvalidMessages++
-		e.mu.Unlock()
+		e.stats.drop(DropMalformed)
 		e.enc.Debug("dropping invalid IKE message", "from", remote, "err", err)
 		return
 	}
 	if h.Exchange == wire.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0 {
-		if !local.Addr().IsValid() {
-			e.log.Debug("dropping IKE_SA_INIT: the transport did not tell our address", "from", remote)
-			return
-		}
-		// Takes the lock itself: its key exchange runs outside it, so that several new IKE SAs
-		// are computed in parallel.
 		e.receiveInitRequest(b, h, local, remote)
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
 		return
 	}
 	mySPI := h.SPIi
 	if h.IsInitiator() {
 		mySPI = h.SPIr
 	}
-	s := e.sas[mySPI]
-	if s == nil || s.dead {
-		e.stats.InvalidMessages++
+	en := e.table.get(mySPI)
+	if en == nil && h.Exchange == wire.ExchangeIKESAInit && h.IsResponse() {
+		// IKE_SA_INIT responses name our SPI as SPIi (the responder's SPIr is new to us).
+		en = e.table.get(h.SPIi)
+	}
+	if en == nil {
+		e.stats.drop(DropUnknownSPI)
 		e.log.Debug("IKE message for unknown SA", "from", remote, "spi_i", fmt.Sprintf("%016x", h.SPIi), "spi_r", fmt.Sprintf("%016x", h.SPIr), "exchange", h.Exchange.String())
+		e.answerInvalidSPI(b, h, local, remote)
 		return
 	}
-	if h.IsResponse() {
-		e.receiveResponse(s, b, h, local, remote)
-	} else {
-		e.receiveRequest(s, b, h, local, remote)
+	if !e.post(en, work{kind: workDatagram, b: append([]byte(nil), b...), h: h, local: local, remote: remote}) {
+		e.stats.drop(DropOverload)
 	}
 }
 
-// sendRequest sends a request and arms its retransmission.
-func (e *Engine) sendRequest(s *ikeSA, p *ike.Pending, id uint32, msgs [][]byte) {
-	s.pending, s.pendingID, s.pendingMsg, s.retries = p, id, msgs, 0
-	e.transmit(s, msgs)
-	e.armRetransmit(s)
-}
-
-func (e *Engine) transmit(s *ikeSA, msgs [][]byte) {
-	for _, m := range msgs {
-		e.net.Debug("sending packet", "from", s.Local, "to", s.Remote, "bytes", len(m))
-		if err := e.cfg.Transport.Send(m, s.Local, s.Remote); err != nil {
-			e.logSA(s).Warn("sending IKE message failed", "to", s.Remote, "err", err)
-		}
-	}
-}
-
-func (e *Engine) armRetransmit(s *ikeSA) {
-	if s.retransmit != nil {
-		s.retransmit.Stop()
-	}
-	d := float64(e.cfg.RetransmitTimeout) * math.Pow(e.cfg.RetransmitBase, float64(s.retries))
-	if e.cfg.RetransmitLimit > 0 && d > float64(e.cfg.RetransmitLimit) {
-		d = float64(e.cfg.RetransmitLimit)
-	}
-	id := s.pendingID
-	s.retransmit = e.cfg.Clock.AfterFunc(time.Duration(d), func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if s.dead || s.pendingMsg == nil || s.pendingID != id {
-			return
-		}
-		if s.retries >= e.cfg.RetransmitTries {
-			e.fail(s, fmt.Errorf("peer %s did not answer %d retransmissions", s.Remote, s.retries), true)
-			return
-		}
-		s.retries++
-		e.stats.Retransmits++
-		e.logSA(s).Debug("retransmitting request", "msgid", id, "try", s.retries)
-		e.transmit(s, s.pendingMsg)
-		e.armRetransmit(s)
-	})
-}
-
-// fail ends an IKE SA after an error.
-func (e *Engine) fail(s *ikeSA, err error, notifyDown bool) {
-	if s.State != ike.StateEstablished && s.State != ike.StateDeleting {
-		e.stats.HandshakesFailed++
-		if f := e.cfg.Events.Failed; f != nil {
-			f(s.name, err)
-		}
-	}
-	e.logSA(s).Warn("IKE SA failed", "err", err)
-	e.destroy(s, err.Error())
-}
-
-// destroy removes an IKE SA and reports its Child SAs and itself down.
-func (e *Engine) destroy(s *ikeSA, reason string) {
-	if s.dead {
+// answerInvalidSPI tells a peer that sent a request for an IKE SA we do not know (we restarted,
+// most likely) with an unprotected INVALID_IKE_SPI response (RFC 7296 §2.21.4), rate-limited.
+func (e *Engine) answerInvalidSPI(b []byte, h wire.Header, local, remote netip.AddrPort) {
+	if h.IsResponse() || h.Exchange == wire.ExchangeIKESAInit || h.SPIi == 0 || !local.Addr().IsValid() {
 		return
 	}
-	s.dead = true
-	for _, c := range s.Children {
-		if f := e.cfg.Events.ChildDown; f != nil {
-			f(s.SA, c, reason)
-		}
+	if !e.invalid.allow(e.cfg.Clock.Now()) {
+		return
 	}
-	wasUp := s.State == ike.StateEstablished || s.State == ike.StateDeleting
-	if wasUp && !s.replaced {
-		if f := e.cfg.Events.IKEDown; f != nil {
-			f(s.SA, reason)
-		}
+	// Same SPIs and message ID; the response flag set; the initiator flag says whether we are
+	// the original initiator, which we are when the request's sender is not.
+	rh := wire.Header{SPIi: h.SPIi, SPIr: h.SPIr, Exchange: h.Exchange, MessageID: h.MessageID, Flags: wire.FlagResponse}
+	if !h.IsInitiator() {
+		rh.Flags |= wire.FlagInitiator
 	}
-	if s.retransmit != nil {
-		s.retransmit.Stop()
+	m := &wire.Message{Header: rh, Payloads: []wire.Payload{&wire.Notify{NotifyType: wire.InvalidIKESPI}}}
+	out, err := m.Encode()
+	if err != nil {
+		return
 	}
-	for _, t := range s.timers {
-		t.Stop()
-	}
-	for _, ts := range s.childTimers {
-		for _, t := range ts {
-			t.Stop()
-		}
-	}
-	delete(e.sas, s.MySPI())
-	for k, v := range e.halfOpen {
-		if v == s {
-			delete(e.halfOpen, k)
-		}
-	}
-	s.Zero()
+	e.queueEffects(e.stateless, []effect{sendEffect{local: local, remote: remote, msgs: [][]byte{out}}})
 }
 
 // --- responder side of IKE_SA_INIT ---
 
 func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip.AddrPort) {
+	switch {
+	case h.SPIi == 0:
+		// RFC 7296 §3.1: the initiator's SPI MUST NOT be zero.
+		e.stats.drop(DropZeroSPI)
+		return
+	case h.MessageID != 0:
+		// RFC 7296 §2.2: IKE_SA_INIT is message 0.
+		e.stats.drop(DropMessageID)
+		return
+	case !local.Addr().IsValid():
+		e.log.Debug("dropping IKE_SA_INIT: the transport did not tell our address", "from", remote)
+		return
+	}
 	key := initKey{h.SPIi, remote}
-	// Under the lock: is this a retransmission, and must the initiator prove its address?
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+	if v, ok := e.halfOpen.Load(key); ok {
+		// A retransmitted IKE_SA_INIT: its owner answers from the cache.
+		en := v.(*entry)
+		e.post(en, work{kind: workFunc, fn: func(s *ikeSA) {
+			if s.hasResp && s.expectID == 1 {
+				e.resend(s)
+			}
+		}})
 		return
 	}
-	if s := e.halfOpen[key]; s != nil {
-		// A retransmitted IKE_SA_INIT: answer from the cache.
-		if s.hasResp && s.lastRespID == 0 {
-			e.transmit(s, s.lastResp)
-		}
-		e.mu.Unlock()
-		return
-	}
-	needCookie := e.needCookie()
-	e.mu.Unlock()
-
-	// Without the lock: decoding, the cookie check, the key exchange and key derivation.
 	m, err := wire.Decode(b)
 	if err != nil {
-		e.countInvalid()
+		e.stats.drop(DropMalformed)
 		e.enc.Debug("dropping invalid IKE_SA_INIT", "from", remote, "err", err)
 		return
 	}
-	if needCookie {
+	if err := wire.CheckGrammar(m, nil); err != nil {
+		// Duplicate or missing SA, KE or Nonce: RFC 7296 §1.2 and §2.21 — INVALID_SYNTAX.
+		e.stats.drop(DropGrammar)
+		e.enc.Info("IKE_SA_INIT request refused: INVALID_SYNTAX", "from", remote, "err", err)
+		e.refuseInit(h, local, remote, wire.InvalidSyntax, nil)
+		return
+	}
+	if e.needCookie() {
 		want := e.cookieFor(m, remote)
 		got := firstNotify(m.Payloads, wire.Cookie)
 		if got == nil || !hmac.Equal(got.Data, want) {
-			e.mu.Lock()
-			e.stats.CookiesSent++
-			e.mu.Unlock()
-			resp := &wire.Message{Header: wire.Header{SPIi: h.SPIi, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagResponse},
-				Payloads: []wire.Payload{&wire.Notify{NotifyType: wire.Cookie, Data: want}}}
-			if out, err := resp.Encode(); err == nil {
-				e.cfg.Transport.Send(out, local, remote)
-			}
+			e.stats.cookiesSent.Add(1)
+			e.refuseInit(h, local, remote, wire.Cookie, want)
 			return
 		}
 	}
 	candidates := e.cfg.Configs(local.Addr(), remote.Addr())
-	sa, resp, err := ike.RespondInit(m, b, local, remote, candidates, e.deps())
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		if sa != nil {
-			sa.Zero()
-		}
-		return
-	}
-	if s := e.halfOpen[key]; s != nil {
-		// A duplicate of the request was answered meanwhile: keep that answer.
-		if sa != nil {
-			sa.Zero()
-		}
-		return
-	}
-	if resp != nil {
-		e.cfg.Transport.Send(resp, local, remote)
-	}
-	if err != nil {
-		e.stats.HandshakesFailed++
+	sa, resp, err := ike.RespondInit(m, b, local, remote, candidates, e.deps)
+	if err != nil || sa == nil {
 		name := "(unknown)"
 		if len(candidates) > 0 {
 			name = candidates[0].Name
 		}
-		e.log.Warn("IKE_SA_INIT refused", "from", remote, "err", err)
-		if f := e.cfg.Events.Failed; f != nil {
-			f(name, err)
+		var out []effect
+		if resp != nil {
+			out = append(out, sendEffect{local: local, remote: remote, msgs: [][]byte{resp}})
 		}
+		if err != nil {
+			retry := ike.ReasonOf(err) == ike.ReasonNone
+			if !retry {
+				e.stats.handshakesFailed.Add(1)
+			}
+			out = append(out, ike.Failed{Conn: name, Err: err, Retry: retry})
+		}
+		e.queueEffects(e.stateless, out)
 		return
 	}
-	s := &ikeSA{SA: sa, name: sa.Config.Name, started: e.cfg.Clock.Now(), expectID: 1, lastResp: [][]byte{resp}, lastRespID: 0, hasResp: true, lastSeen: e.cfg.Clock.Now()}
-	e.sas[sa.SPIr] = s
-	e.halfOpen[key] = s
-	if f := e.cfg.Events.Keys; f != nil {
-		f(sa)
+	en, s := e.newEntry(sa)
+	s.expectID = 1
+	s.lastResp, s.hasResp, s.respTo = [][]byte{resp}, true, remote
+	s.halfOpenUntil = e.cfg.Clock.Now().Add(e.cfg.HalfOpenTimeout)
+	if _, loaded := e.halfOpen.LoadOrStore(key, en); loaded {
+		// A copy of the request was answered meanwhile: keep that answer.
+		sa.Zero()
+		return
 	}
-	s.timers = append(s.timers, e.cfg.Clock.AfterFunc(e.cfg.HalfOpenTimeout, func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if !s.dead && s.State != ike.StateEstablished {
-			e.fail(s, errors.New("half-open IKE SA timed out waiting for IKE_AUTH"), false)
-		}
-	}))
+	if !e.table.add(en) {
+		e.halfOpen.Delete(key)
+		sa.Zero()
+		return
+	}
+	e.nHalf.Add(1)
+	s.halfOpenKey = &key
+	en.mu.Lock()
+	s.out = append(s.out, e.takeEffects(s)...)
+	s.out = append(s.out, sendEffect{local: local, remote: remote, msgs: s.lastResp})
 	e.logSA(s).Info("IKE_SA_INIT answered", "from", remote, "proposal", sa.Proposal.String(), "nat", sa.NAT())
+	out := e.finish(s)
+	en.mu.Unlock()
+	e.queueEffects(en, out)
 }
 
-func (e *Engine) countInvalid() {
-	e.mu.Lock()
-	e.stats.InvalidMessages++
-	e.mu.Unlock()
+// refuseInit answers an IKE_SA_INIT request with one Notify, keeping no state.
+func (e *Engine) refuseInit(h wire.Header, local, remote netip.AddrPort, n wire.NotifyType, data []byte) {
+	resp := &wire.Message{Header: wire.Header{SPIi: h.SPIi, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagResponse},
+		Payloads: []wire.Payload{&wire.Notify{NotifyType: n, Data: data}}}
+	if out, err := resp.Encode(); err == nil {
+		e.queueEffects(e.stateless, []effect{sendEffect{local: local, remote: remote, msgs: [][]byte{out}}})
+	}
 }
 
 func (e *Engine) needCookie() bool {
 	if e.cfg.CookieThreshold < 0 {
 		return true
 	}
-	return len(e.halfOpen) >= e.cfg.CookieThreshold
+	return e.nHalf.Load() >= int64(e.cfg.CookieThreshold)
 }
 
 // cookieFor computes a stateless cookie: Hash(Ni | IPi | SPIi | secret) (RFC 7296 §2.6).
@@ -516,531 +500,170 @@ func firstNotify(ps []wire.Payload, t wire.NotifyType) *wire.Notify {
 	return nil
 }
 
-// --- responses to our requests ---
+// --- commands ---
 
-func (e *Engine) receiveResponse(s *ikeSA, b []byte, h wire.Header, local, remote netip.AddrPort) {
-	if s.pendingMsg == nil || h.MessageID != s.pendingID {
-		e.log.Debug("unexpected response", "msgid", h.MessageID)
-		return
+// command runs fn as the owner of every live IKE SA of the connection (all when conn is "") that
+// pick accepts, and returns how many it ran on.
+func (e *Engine) command(conn string, pick func(*ikeSA) bool, fn func(*ikeSA)) int {
+	n := 0
+	for _, en := range e.idx.conn(conn) {
+		en.mu.Lock()
+		ok := en.s != nil && en.s.State() != ike.StateDead && pick(en.s)
+		en.mu.Unlock()
+		if ok && e.post(en, work{kind: workFunc, fn: fn}) {
+			n++
+		}
 	}
-	if h.Exchange == wire.ExchangeIKESAInit {
-		m, err := wire.Decode(b)
-		if err != nil {
-			e.stats.InvalidMessages++
+	return n
+}
+
+// Terminate deletes every IKE SA of the named connection (sending Delete), or all when name is "".
+func (e *Engine) Terminate(name string) int {
+	return e.command(name, func(*ikeSA) bool { return true }, func(s *ikeSA) {
+		if !s.State().Authenticated() {
+			e.logSA(s).Info("terminating IKE SA that is not up yet")
+			s.Kill(ike.ReasonDeleted)
 			return
 		}
-		e.stopPending(s)
-		res, err := s.HandleInitResponse(b, m)
-		if err != nil {
-			e.fail(s, err, false)
+		s.QueueDeleteIKE(ike.ReasonDeleted)
+	})
+}
+
+// CreateChild negotiates an additional Child SA on an established IKE SA of the connection; it
+// reports whether one was found.
+func (e *Engine) CreateChild(conn string, child *ike.ChildConfig) bool {
+	return e.command(conn, func(s *ikeSA) bool { return s.State().Up() || s.State() < ike.StateEstablished }, func(s *ikeSA) {
+		if s.State() < ike.StateEstablished {
+			// Still connecting: the Child SA follows IKE_AUTH.
+			s.QueueCreateChild(child)
 			return
 		}
-		if res == ike.InitRetry {
-			out, err := s.InitRequest()
-			if err != nil {
-				e.fail(s, err, false)
-				return
+		s.QueueCreateChild(child)
+	}) > 0
+}
+
+// Connecting reports whether the connection has an IKE SA that is up or on its way up.
+func (e *Engine) Connecting(conn string) bool {
+	for _, en := range e.idx.conn(conn) {
+		en.mu.Lock()
+		ok := en.s != nil && (en.s.State() < ike.StateRekeyed)
+		en.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// RekeyChild rekeys the Child SA with the given inbound SPI; DeleteChild deletes it (sending
+// Delete); RekeyIKE rekeys the connection's IKE SAs.
+func (e *Engine) RekeyChild(spiIn uint32) bool {
+	return e.onChild(spiIn, func(s *ikeSA) { s.QueueRekeyChild(spiIn) })
+}
+
+func (e *Engine) DeleteChild(spiIn uint32) bool {
+	return e.onChild(spiIn, func(s *ikeSA) { s.QueueDeleteChild(spiIn, ike.ReasonLifetime) })
+}
+
+// DeleteChildAs deletes a Child SA giving the reason (install failures, hard limits).
+func (e *Engine) DeleteChildAs(spiIn uint32, reason ike.Reason) bool {
+	return e.onChild(spiIn, func(s *ikeSA) { s.QueueDeleteChild(spiIn, reason) })
+}
+
+// InboundActive passes on the data plane's news that the peer sends on the Child SA with inbound
+// SPI spiIn (make-before-break rekeys). It returns at once.
+func (e *Engine) InboundActive(spiIn uint32) {
+	e.onChild(spiIn, func(s *ikeSA) { s.SA.InboundActive(spiIn) })
+}
+
+func (e *Engine) onChild(spiIn uint32, fn func(*ikeSA)) bool {
+	en := e.idx.child(spiIn)
+	if en == nil {
+		return false
+	}
+	return e.post(en, work{kind: workFunc, fn: func(s *ikeSA) {
+		if s.Child(spiIn) == nil {
+			// The Child SA moved to a rekeyed IKE SA meanwhile: follow it.
+			if other := e.idx.child(spiIn); other != nil && other != s.en {
+				e.post(other, work{kind: workFunc, fn: func(o *ikeSA) {
+					if o.Child(spiIn) != nil {
+						fn(o)
+					}
+				}})
 			}
-			e.sendRequest(s, nil, 0, [][]byte{out})
 			return
 		}
-		if f := e.cfg.Events.Keys; f != nil {
-			f(s.SA)
-		}
-		if s.NAT() {
-			// Float to the NAT-T port (RFC 7296 §2.23).
-			s.Local = netip.AddrPortFrom(s.Local.Addr(), e.cfg.NATTPort)
-			s.Remote = netip.AddrPortFrom(s.Remote.Addr(), 4500)
-		}
-		ps, err := s.AuthRequest(s.initChild)
-		if err != nil {
-			e.fail(s, err, false)
-			return
-		}
-		s.nextMsgID = 2
-		e.sendProtected(s, wire.ExchangeIKEAuth, 1, false, ps, &ike.Pending{Exchange: wire.ExchangeIKEAuth})
+		fn(s)
+	}})
+}
+
+func (e *Engine) RekeyIKE(conn string) bool {
+	return e.command(conn, func(s *ikeSA) bool { return s.State().Up() }, func(s *ikeSA) { s.QueueRekeyIKE() }) > 0
+}
+
+// Close deletes every established IKE SA (sending its Delete without waiting for the answer),
+// applies the resulting effects and stops the engine's goroutines.
+func (e *Engine) Close() {
+	if e.closed.Swap(true) {
 		return
 	}
-	inner, ok := e.open(s, b, h)
-	if !ok {
-		return
-	}
-	s.lastSeen = e.cfg.Clock.Now()
-	p := s.pending
-	e.stopPending(s)
-	if h.Exchange == wire.ExchangeIKEAuth {
-		c, childErr, err := s.HandleAuthResponse(inner)
-		if err != nil {
-			e.fail(s, err, false)
-			return
-		}
-		e.established(s)
-		if childErr != nil {
-			e.childFailed(s, childErr)
-		} else if c != nil {
-			e.childUp(s, c)
-		}
-		e.next(s)
-		return
-	}
-	res, err := s.HandleResponse(p, inner)
-	if err != nil {
-		e.logSA(s).Warn("exchange failed", "exchange", p.Kind.String(), "err", err)
-		if p.Kind == ike.PendingNewChild || p.Kind == ike.PendingRekeyChild {
-			e.childFailed(s, err)
-		}
-		e.next(s)
-		return
-	}
-	e.apply(s, res, true)
-	if res.IKEDeleted {
-		e.destroy(s, "deleted")
-		return
-	}
-	e.next(s)
-}
-
-func (e *Engine) stopPending(s *ikeSA) {
-	if s.retransmit != nil {
-		s.retransmit.Stop()
-	}
-	s.pending, s.pendingMsg = nil, nil
-}
-
-// open authenticates a protected message and returns its inner payloads, reassembling fragments.
-func (e *Engine) open(s *ikeSA, b []byte, h wire.Header) ([]wire.Payload, bool) {
-	opened, err := s.Open(b)
-	if err != nil {
-		e.stats.InvalidMessages++
-		e.enc.Debug("dropping message that does not authenticate", "conn", s.name, "err", err)
-		return nil, false
-	}
-	if opened.Fragment == nil {
-		if e.enc.Enabled(context.Background(), slog.LevelDebug) {
-			e.enc.Debug("parsed", "conn", s.name, "exchange", h.Exchange.String(), "response", h.IsResponse(), "msgid", h.MessageID, "payloads", payloadList(opened.Inner))
-		}
-		if err := wire.CheckGrammar(opened.Message, opened.Inner); err != nil {
-			e.stats.InvalidMessages++
-			e.logSA(s).Warn("dropping malformed message", "exchange", h.Exchange.String(), "err", err)
-			return nil, false
-		}
-		return opened.Inner, true
-	}
-	if s.reasm == nil {
-		s.reasm = wire.NewReassembler(64, 64<<10)
-	}
-	inner, done, err := s.reasm.Add(h.MessageID, *opened.Fragment)
-	if err != nil || !done {
-		return nil, false
-	}
-	return inner, true
-}
-
-// sendProtected encodes, protects and sends a message; requests are remembered for retransmission.
-func (e *Engine) sendProtected(s *ikeSA, ex wire.ExchangeType, id uint32, response bool, ps []wire.Payload, p *ike.Pending) {
-	if e.enc.Enabled(context.Background(), slog.LevelDebug) {
-		e.enc.Debug("generating", "conn", s.name, "exchange", ex.String(), "response", response, "msgid", id, "payloads", payloadList(ps))
-	}
-	msgs, err := s.Seal(s.Header(ex, id, response), ps, e.cfg.MaxDatagram)
-	if err != nil {
-		e.logSA(s).Error("cannot encode message", "exchange", ex.String(), "err", err)
-		return
-	}
-	if response {
-		s.lastResp, s.lastRespID, s.hasResp = msgs, id, true
-		e.transmit(s, msgs)
-		return
-	}
-	e.sendRequest(s, p, id, msgs)
-}
-
-// --- requests from the peer ---
-
-func (e *Engine) receiveRequest(s *ikeSA, b []byte, h wire.Header, local, remote netip.AddrPort) {
-	if s.hasResp && h.MessageID == s.lastRespID && h.MessageID+1 == s.expectID {
-		// A retransmitted request: replay the cached response, never recompute it.
-		e.transmit(s, s.lastResp)
-		return
-	}
-	if h.MessageID != s.expectID {
-		e.log.Debug("request with unexpected message ID", "msgid", h.MessageID, "want", s.expectID)
-		return
-	}
-	inner, ok := e.open(s, b, h)
-	if !ok {
-		return
-	}
-	s.lastSeen = e.cfg.Clock.Now()
-	// The peer may have moved to the NAT-T port or behind a NAT: answer where it came from. A
-	// transport that could not tell our address (invalid) keeps the one the SA has.
-	if local.Addr().IsValid() {
-		s.Local = local
-	} else {
-		s.Local = netip.AddrPortFrom(s.Local.Addr(), local.Port())
-	}
-	s.Remote = remote
-	s.expectID++
-	switch h.Exchange {
-	case wire.ExchangeIKEAuth:
-		resp, c, childErr, err := s.HandleAuthRequest(inner)
-		if err != nil {
-			e.sendProtected(s, wire.ExchangeIKEAuth, h.MessageID, true, resp, nil)
-			e.fail(s, err, false)
-			return
-		}
-		s.name = s.Config.Name
-		delete(e.halfOpen, initKey{s.SPIi, remote})
-		for k, v := range e.halfOpen {
-			if v == s {
-				delete(e.halfOpen, k)
-			}
-		}
-		e.established(s)
-		if childErr != nil {
-			e.childFailed(s, childErr)
-		} else if c != nil {
-			if err := e.installChild(s, c); err != nil {
-				resp = failChildResponse(resp)
-				s.Children = nil
-			}
-		}
-		e.sendProtected(s, wire.ExchangeIKEAuth, h.MessageID, true, resp, nil)
-	case wire.ExchangeCreateChildSA, wire.ExchangeInformational:
-		resp, res, err := s.HandleRequest(h.Exchange, inner)
-		if err != nil {
-			e.logSA(s).Warn("refused peer's request", "exchange", h.Exchange.String(), "err", err)
-		}
-		if res.ChildUp != nil {
-			if err := e.installChild(s, res.ChildUp); err != nil {
-				resp = []wire.Payload{&wire.Notify{NotifyType: wire.NoProposalChosen}}
-				res.ChildUp = nil
-			}
-		}
-		e.sendProtected(s, h.Exchange, h.MessageID, true, resp, nil)
-		e.apply(s, res, false)
-		if res.IKEDeleted {
-			e.destroy(s, "deleted by peer")
-			return
-		}
-		e.next(s)
-	default:
-		e.sendProtected(s, h.Exchange, h.MessageID, true, []wire.Payload{&wire.Notify{NotifyType: wire.InvalidSyntax}}, nil)
-	}
-}
-
-func failChildResponse(resp []wire.Payload) []wire.Payload {
-	out := []wire.Payload{}
-	for _, p := range resp {
-		switch p.(type) {
-		case *wire.IDr, *wire.AUTH:
-			out = append(out, p)
-		}
-	}
-	return append(out, &wire.Notify{NotifyType: wire.TemporaryFailure})
-}
-
-// established marks an IKE SA up and arms its timers.
-func (e *Engine) established(s *ikeSA) {
-	e.stats.HandshakesOK++
-	took := e.cfg.Clock.Now().Sub(s.started)
-	if f := e.cfg.Events.Handshake; f != nil {
-		f(took)
-	}
-	e.stats.HandshakeSeconds = append(e.stats.HandshakeSeconds, took.Seconds())
-	if len(e.stats.HandshakeSeconds) > 10000 {
-		e.stats.HandshakeSeconds = e.stats.HandshakeSeconds[len(e.stats.HandshakeSeconds)-10000:]
-	}
-	e.logSA(s).Info("IKE SA established", "local", s.Local, "remote", s.Remote, "local_id", s.LocalID.String(),
-		"remote_id", s.RemoteID.String(), "proposal", s.Proposal.String(), "nat", s.NAT())
-	if f := e.cfg.Events.IKEUp; f != nil {
-		f(s.SA)
-	}
-	e.armIKETimers(s)
-}
-
-func (e *Engine) armIKETimers(s *ikeSA) {
-	if s.NATLocal && e.cfg.Keepalive != nil {
-		// Behind a NAT: keep its mapping for port 4500 alive (RFC 3948 §2.3).
-		var tick func()
-		tick = func() {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if s.dead || s.replaced {
-				return
-			}
-			e.cfg.Keepalive(s.Local, s.Remote)
-			s.timers = append(s.timers, e.cfg.Clock.AfterFunc(e.cfg.KeepaliveInterval, tick))
-		}
-		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(e.cfg.KeepaliveInterval, tick))
-	}
-	if d := s.Config.RekeyTime; d > 0 {
-		d = jitter(d, e.cfg.Rand)
-		s.rekeyAt = e.cfg.Clock.Now().Add(d)
-		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(d, func() {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if !s.dead {
-				e.enqueue(s, queued{kind: ike.PendingRekeyIKE})
-			}
-		}))
-	}
-	if d := s.Config.DPDDelay; d > 0 {
-		var tick func()
-		tick = func() {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if s.dead {
-				return
-			}
-			if e.cfg.Clock.Now().Sub(s.lastSeen) >= d {
-				e.enqueue(s, queued{kind: ike.PendingLiveness})
-			}
-			s.timers = append(s.timers, e.cfg.Clock.AfterFunc(d, tick))
-		}
-		s.timers = append(s.timers, e.cfg.Clock.AfterFunc(d, tick))
-	}
-}
-
-// jitter shortens d by up to 10% so that both peers do not rekey at the same moment.
-func jitter(d time.Duration, r io.Reader) time.Duration {
-	var b [2]byte
-	io.ReadFull(r, b[:])
-	frac := float64(binary.BigEndian.Uint16(b[:])) / 65535 * 0.1
-	return d - time.Duration(float64(d)*frac)
-}
-
-func (e *Engine) childFailed(s *ikeSA, err error) {
-	e.logSA(s).Warn("Child SA failed", "err", err)
-	if f := e.cfg.Events.Failed; f != nil {
-		f(s.name, err)
-	}
-}
-
-func (e *Engine) installChild(s *ikeSA, c *ike.ChildSA) error {
-	if f := e.cfg.Events.ChildUp; f != nil {
-		if err := f(s.SA, c); err != nil {
-			e.logSA(s).Error("installing Child SA failed", "child", c.Name, "err", err)
-			return err
-		}
-	}
-	e.logSA(s).Info("Child SA established", "child", c.Name, "spi_in", fmt.Sprintf("%08x", c.SPIIn), "spi_out", fmt.Sprintf("%08x", c.SPIOut),
-		"proposal", c.Proposal.String(), "mode", c.Mode.String())
-	e.armChildTimers(s, c)
-	return nil
-}
-
-func (e *Engine) childUp(s *ikeSA, c *ike.ChildSA) {
-	if err := e.installChild(s, c); err != nil {
-		e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: c})
-	}
-}
-
-// armChildTimers starts a Child SA's rekey and lifetime timers. The callbacks look up the IKE SA
-// that carries the Child SA when they fire, because an IKE rekey may have moved it meanwhile.
-func (e *Engine) armChildTimers(s *ikeSA, c *ike.ChildSA) {
-	cc := c.Config
-	if cc == nil {
-		return
-	}
-	if s.childTimers == nil {
-		s.childTimers = map[*ike.ChildSA][]Timer{}
-	}
-	if s.childDeadlines == nil {
-		s.childDeadlines = map[*ike.ChildSA][2]time.Time{}
-	}
-	var deadlines [2]time.Time
-	if cc.LifeTime > 0 {
-		deadlines[1] = e.cfg.Clock.Now().Add(cc.LifeTime)
-	}
-	if cc.RekeyTime > 0 {
-		d := jitter(cc.RekeyTime, e.cfg.Rand)
-		deadlines[0] = e.cfg.Clock.Now().Add(d)
-		s.childTimers[c] = append(s.childTimers[c], e.cfg.Clock.AfterFunc(d, func() {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if owner := e.carrierOf(c); owner != nil {
-				e.enqueue(owner, queued{kind: ike.PendingRekeyChild, child: cc, old: c})
-			}
-		}))
-	}
-	if cc.LifeTime > 0 {
-		s.childTimers[c] = append(s.childTimers[c], e.cfg.Clock.AfterFunc(cc.LifeTime, func() {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			if owner := e.carrierOf(c); owner != nil {
-				e.logSA(owner).Info("Child SA reached its hard lifetime", "child", c.Name)
-				e.enqueue(owner, queued{kind: ike.PendingDeleteChild, old: c})
-			}
-		}))
-	}
-	s.childDeadlines[c] = deadlines
-}
-
-// carrierOf returns the live IKE SA that carries the Child SA, or nil when it is gone.
-func (e *Engine) carrierOf(c *ike.ChildSA) *ikeSA {
-	for _, s := range e.sas {
-		if !s.dead && s.ChildBySPI(c.SPIIn, true) == c {
-			return s
-		}
-	}
-	return nil
-}
-
-// stopChildTimers stops the timers of a Child SA that is gone.
-func (e *Engine) stopChildTimers(s *ikeSA, c *ike.ChildSA) {
-	for _, t := range s.childTimers[c] {
-		t.Stop()
-	}
-	delete(s.childTimers, c)
-	delete(s.childDeadlines, c)
-}
-
-// apply carries out the result of an exchange.
-func (e *Engine) apply(s *ikeSA, res ike.Result, weInitiated bool) {
-	if res.ChildUp != nil && weInitiated {
-		e.childUp(s, res.ChildUp)
-	}
-	if res.Replaced != nil {
-		e.stats.Rekeys++
-		if weInitiated {
-			if peerNew, collided := s.peerRekeys[res.Replaced]; collided && res.ChildUp != nil {
-				// Both sides rekeyed the same Child SA. The Child SA created by the exchange with
-				// the lowest of the four nonces is redundant and its creator deletes it; the
-				// creator of the surviving one deletes the replaced SA (RFC 7296 §2.8.1).
-				delete(s.peerRekeys, res.Replaced)
-				if bytes.Compare(minNonce(res.ChildUp), minNonce(peerNew)) < 0 {
-					e.logSA(s).Info("rekey collision: deleting our redundant Child SA", "child", res.ChildUp.Name, "spi_in", fmt.Sprintf("%08x", res.ChildUp.SPIIn))
-					e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: res.ChildUp})
-				} else {
-					e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: res.Replaced})
+	e.sched.close()
+	for _, en := range e.table.all() {
+		en.mu.Lock()
+		s := en.s
+		var out []effect
+		if s != nil && s.State() != ike.StateDead {
+			if s.State().Authenticated() && s.State() != ike.StateDeleting {
+				h := s.Header(wire.ExchangeInformational, s.nextMsgID, false)
+				if msgs, err := s.Seal(h, []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, e.cfg.MaxDatagram); err == nil {
+					s.out = append(s.out, sendEffect{local: s.Local, remote: s.Remote, msgs: msgs})
 				}
-			} else {
-				// The initiator of a rekey deletes the old Child SA (RFC 7296 §2.8).
-				e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: res.Replaced})
 			}
-		} else if p := s.pending; p != nil && p.Kind == ike.PendingRekeyChild && p.Child == res.Replaced && res.ChildUp != nil {
-			if s.peerRekeys == nil {
-				s.peerRekeys = map[*ike.ChildSA]*ike.ChildSA{}
-			}
-			s.peerRekeys[res.Replaced] = res.ChildUp
+			s.Kill(ike.ReasonShutdown)
+			out = e.finish(s)
 		}
+		en.mu.Unlock()
+		e.queueEffects(en, out)
 	}
-	for _, c := range res.ChildDown {
-		if f := e.cfg.Events.ChildDown; f != nil {
-			f(s.SA, c, "deleted")
-		}
-		e.logSA(s).Info("Child SA deleted", "child", c.Name, "spi_in", fmt.Sprintf("%08x", c.SPIIn))
-		e.stopChildTimers(s, c)
-		c.Zero()
-	}
-	if res.NewIKE != nil {
-		e.stats.Rekeys++
-		next := &ikeSA{SA: res.NewIKE, name: s.name, started: e.cfg.Clock.Now(), lastSeen: e.cfg.Clock.Now()}
-		if !weInitiated {
-			next.expectID = 0
-		}
-		e.sas[next.MySPI()] = next
-		if f := e.cfg.Events.Keys; f != nil {
-			f(next.SA)
-		}
-		if f := e.cfg.Events.IKERekeyed; f != nil {
-			f(s.SA, next.SA)
-		}
-		e.logSA(next).Info("IKE SA rekeyed", "old_spi_i", fmt.Sprintf("%016x", s.SPIi), "old_spi_r", fmt.Sprintf("%016x", s.SPIr))
-		e.armIKETimers(next)
-		// The Child SAs keep their own deadlines: restarting their timers here would postpone
-		// their rekeys with every IKE rekey (forever when the IKE SA rekeys more often).
-		next.childTimers, s.childTimers = s.childTimers, nil
-		next.childDeadlines, s.childDeadlines = s.childDeadlines, nil
-		// Pending work moves to the new SA.
-		next.queue, s.queue = s.queue, nil
-		s.replaced = true
-		switch peerNext := s.peerIKERekey; {
-		case !weInitiated:
-			if p := s.pending; p != nil && p.Kind == ike.PendingRekeyIKE {
-				// The peer rekeys this IKE SA while our own rekey of it is outstanding.
-				s.peerIKERekey = next
-			}
-		case peerNext != nil && !peerNext.dead:
-			// Both sides rekeyed the IKE SA at once (RFC 7296 §2.8.2): the new IKE SA made by the
-			// exchange with the lowest of the four nonces is redundant and its creator deletes it;
-			// the creator of the survivor deletes the old one. The Child SAs live on the survivor.
-			s.peerIKERekey = nil
-			if bytes.Compare(lower(next.Ni, next.Nr), lower(peerNext.Ni, peerNext.Nr)) < 0 {
-				e.logSA(next).Info("IKE rekey collision: deleting our redundant IKE SA")
-				next.replaced = true
-				next.queue = append(next.queue, queued{kind: ike.PendingDeleteIKE})
-				e.next(next)
-			} else {
-				next.Children, peerNext.Children = peerNext.Children, nil
-				next.childTimers, peerNext.childTimers = peerNext.childTimers, nil
-				next.childDeadlines, peerNext.childDeadlines = peerNext.childDeadlines, nil
-				peerNext.replaced = true
-				e.enqueue(s, queued{kind: ike.PendingDeleteIKE})
-			}
-		default:
-			e.enqueue(s, queued{kind: ike.PendingDeleteIKE})
-		}
+	if e.cfg.Manual {
+		e.Poll()
+	} else {
+		e.waitIdle()
+		close(e.stop)
+		e.workers.Wait()
 	}
 }
 
-// lower returns the lower of two nonces.
-func lower(a, b []byte) []byte {
-	if bytes.Compare(a, b) < 0 {
-		return a
-	}
-	return b
-}
-
-// enqueue adds an exchange and starts it when the window is free.
-func (e *Engine) enqueue(s *ikeSA, q queued) {
-	s.queue = append(s.queue, q)
-	e.next(s)
-}
-
-// next starts the first queued exchange if no request is outstanding.
-func (e *Engine) next(s *ikeSA) {
-	for !s.dead && s.pendingMsg == nil && len(s.queue) > 0 && s.State == ike.StateEstablished {
-		q := s.queue[0]
-		s.queue = s.queue[1:]
-		var p *ike.Pending
-		var ps []wire.Payload
-		var err error
-		switch q.kind {
-		case ike.PendingNewChild:
-			p, ps, err = s.CreateChildRequest(q.child, nil)
-		case ike.PendingRekeyChild:
-			if s.ChildBySPI(q.old.SPIIn, true) != q.old {
-				continue
-			}
-			p, ps, err = s.CreateChildRequest(q.child, q.old)
-		case ike.PendingRekeyIKE:
-			p, ps, err = s.RekeyIKERequest()
-		case ike.PendingDeleteChild:
-			if s.ChildBySPI(q.old.SPIIn, true) != q.old {
-				continue
-			}
-			p, ps = s.DeleteChildRequest(q.old)
-		case ike.PendingDeleteIKE:
-			p, ps = s.DeleteIKERequest()
-		case ike.PendingLiveness:
-			p, ps = s.LivenessRequest()
+// waitIdle waits until the queues are empty and no worker is busy (at most a few seconds).
+func (e *Engine) waitIdle() {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if e.Idle() && e.allSettled() {
+			return
 		}
-		if err != nil {
-			e.logSA(s).Warn("cannot start exchange", "exchange", q.kind.String(), "err", err)
-			continue
-		}
-		id := s.nextMsgID
-		s.nextMsgID++
-		e.sendProtected(s, p.Exchange, id, false, ps, p)
-	}
-	// A deleted IKE SA whose Delete was answered is gone.
-	if s.State == ike.StateDeleting && s.pendingMsg == nil && !s.dead {
-		e.destroy(s, "deleted")
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// after an answered Delete of the IKE SA, HandleResponse returns IKEDeleted; destroy handles it.
+// allSettled reports whether no entry has queued or running work.
+func (e *Engine) allSettled() bool {
+	settled := true
+	e.table.each(func(en *entry) {
+		en.qmu.Lock()
+		if en.queued || en.applying {
+			settled = false
+		}
+		en.qmu.Unlock()
+	})
+	e.stateless.qmu.Lock()
+	if e.stateless.applying {
+		settled = false
+	}
+	e.stateless.qmu.Unlock()
+	return settled
+}
+
+// --- status ---
 
 // SAInfo is a snapshot of an IKE SA for status listings, safe to read after the engine moves on.
 type SAInfo struct {
@@ -1067,6 +690,7 @@ type SAInfo struct {
 // ChildInfo is a snapshot of a Child SA.
 type ChildInfo struct {
 	Name              string
+	State             ike.ChildState
 	SPIIn, SPIOut     uint32
 	Mode              ike.Mode
 	Proposal          string
@@ -1082,31 +706,13 @@ type ChildInfo struct {
 
 // SAs lists the IKE SAs, sorted by name.
 func (e *Engine) SAs() []SAInfo {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	var out []SAInfo
-	for _, s := range e.sas {
-		if s.dead {
-			continue
+	for _, en := range e.table.all() {
+		en.mu.Lock()
+		if s := en.s; s != nil && s.State() != ike.StateDead {
+			out = append(out, s.info())
 		}
-		info := SAInfo{Name: s.name, SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State,
-			Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
-			NATLocal: s.NATLocal, NATRemote: s.NATRemote,
-			Established: s.Established, RekeyAt: s.rekeyAt, LastReceived: s.lastSeen, Queued: len(s.queue)}
-		if s.State == ike.StateEstablished || s.State == ike.StateDeleting {
-			info.LocalID, info.RemoteID = s.LocalID.String(), s.RemoteID.String()
-		}
-		for _, c := range s.Children {
-			ci := ChildInfo{Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Mode: c.Mode, Proposal: c.Proposal.String(), Transforms: c.Proposal, ESN: c.ESN,
-				LocalTS: append([]ts.Selector(nil), c.LocalTS...), RemoteTS: append([]ts.Selector(nil), c.RemoteTS...), Created: c.Created}
-			if c.Config != nil {
-				ci.RekeyTime = c.Config.RekeyTime
-			}
-			dl := s.childDeadlines[c]
-			ci.RekeyAt, ci.ExpireAt = dl[0], dl[1]
-			info.Children = append(info.Children, ci)
-		}
-		out = append(out, info)
+		en.mu.Unlock()
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
@@ -1117,124 +723,107 @@ func (e *Engine) SAs() []SAInfo {
 	return out
 }
 
+func (s *ikeSA) info() SAInfo {
+	info := SAInfo{Name: s.connName(), SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State(),
+		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
+		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: s.rekeyAt,
+		LastReceived: s.lastSeen}
+	if s.HasWork() {
+		info.Queued = 1
+	}
+	if s.State().Authenticated() {
+		info.LocalID, info.RemoteID = s.LocalID.String(), s.RemoteID.String()
+	}
+	for _, c := range s.Children {
+		ci := ChildInfo{Name: c.Name, State: c.State(), SPIIn: c.SPIIn, SPIOut: c.SPIOut, Mode: c.Mode, Proposal: c.Proposal.String(),
+			Transforms: c.Proposal, ESN: c.ESN, LocalTS: append([]ts.Selector(nil), c.LocalTS...),
+			RemoteTS: append([]ts.Selector(nil), c.RemoteTS...), Created: c.Created, RekeyAt: c.RekeyAt, ExpireAt: c.ExpireAt}
+		if c.Config != nil {
+			ci.RekeyTime = c.Config.RekeyTime
+		}
+		info.Children = append(info.Children, ci)
+	}
+	return info
+}
+
+// Count returns the number of IKE SAs the engine holds (any state).
+func (e *Engine) Count() int { return e.table.count() }
+
+// Stats are engine-wide counters (for metrics).
+type Stats struct {
+	Retransmits      uint64
+	InvalidMessages  uint64 // every dropped message (the sum of Drops)
+	Drops            DropCounts
+	CookiesSent      uint64
+	HandshakesOK     uint64
+	HandshakesFailed uint64
+	Rekeys           uint64
+	HalfOpen         int64
+	HandshakeSeconds []float64 // latencies of the most recent completed handshakes
+}
+
 // Stats returns a copy of the engine's counters.
 func (e *Engine) Stats() Stats {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	st := e.stats
-	st.HandshakeSeconds = append([]float64(nil), e.stats.HandshakeSeconds...)
+	st := Stats{Retransmits: e.stats.retransmits.Load(), CookiesSent: e.stats.cookiesSent.Load(),
+		HandshakesOK: e.stats.handshakesOK.Load(), HandshakesFailed: e.stats.handshakesFailed.Load(),
+		Rekeys: e.stats.rekeys.Load(), HalfOpen: e.nHalf.Load()}
+	for i := range st.Drops {
+		st.Drops[i] = e.stats.drops[i].Load()
+	}
+	st.InvalidMessages = st.Drops.Total()
+	e.stats.mu.Lock()
+	st.HandshakeSeconds = append([]float64(nil), e.stats.latencies...)
+	e.stats.mu.Unlock()
 	return st
 }
 
-// Terminate deletes every IKE SA of the named connection (sending Delete), or all when name is "".
-func (e *Engine) Terminate(name string) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, s := range e.sas {
-		if s.dead || (name != "" && s.name != name) {
-			continue
-		}
-		n++
-		if s.State != ike.StateEstablished {
-			e.destroy(s, "terminated")
-			continue
-		}
-		// Drop queued work; the Delete goes out next.
-		s.queue = []queued{{kind: ike.PendingDeleteIKE}}
-		e.next(s)
-	}
-	return n
+// counters are the engine's statistics.
+type counters struct {
+	retransmits, cookiesSent, handshakesOK, handshakesFailed, rekeys atomic.Uint64
+	drops                                                            [numDropReasons]atomic.Uint64
+
+	mu        sync.Mutex
+	latencies []float64
 }
 
-// CreateChild negotiates an additional Child SA on an established IKE SA of the connection.
-func (e *Engine) CreateChild(conn string, child *ike.ChildConfig) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, s := range e.sas {
-		if !s.dead && s.name == conn && s.State == ike.StateEstablished {
-			e.enqueue(s, queued{kind: ike.PendingNewChild, child: child})
-			return true
-		}
+func (c *counters) drop(r DropReason) { c.drops[r].Add(1) }
+
+func (c *counters) handshake(took time.Duration) {
+	c.handshakesOK.Add(1)
+	c.mu.Lock()
+	c.latencies = append(c.latencies, took.Seconds())
+	if len(c.latencies) > 10000 {
+		c.latencies = append(c.latencies[:0], c.latencies[len(c.latencies)-5000:]...)
 	}
-	return false
+	c.mu.Unlock()
 }
 
-// RekeyChild rekeys the Child SA with the given inbound SPI; RekeyIKE rekeys an IKE SA. They exist
-// for the control interface and tests.
-func (e *Engine) RekeyChild(spiIn uint32) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, s := range e.sas {
-		if c := s.ChildBySPI(spiIn, true); c != nil && !s.dead {
-			e.enqueue(s, queued{kind: ike.PendingRekeyChild, child: c.Config, old: c})
-			return true
-		}
-	}
-	return false
+// rateLimit is a token bucket refilled perSecond times a second.
+type rateLimit struct {
+	perSecond int
+	mu        sync.Mutex
+	tokens    float64
+	last      time.Time
 }
 
-// DeleteChild deletes the Child SA with the given inbound SPI (sending Delete); its IKE SA stays.
-func (e *Engine) DeleteChild(spiIn uint32) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, s := range e.sas {
-		if c := s.ChildBySPI(spiIn, true); c != nil && !s.dead {
-			e.enqueue(s, queued{kind: ike.PendingDeleteChild, old: c})
-			return true
-		}
+func (r *rateLimit) allow(now time.Time) bool {
+	if r.perSecond < 0 {
+		return false
 	}
-	return false
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.last.IsZero() {
+		r.tokens = min(float64(r.perSecond), r.tokens+now.Sub(r.last).Seconds()*float64(r.perSecond))
+	} else {
+		r.tokens = float64(r.perSecond)
+	}
+	r.last = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
 }
 
-func (e *Engine) RekeyIKE(conn string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, s := range e.sas {
-		if !s.dead && s.name == conn && s.State == ike.StateEstablished {
-			e.enqueue(s, queued{kind: ike.PendingRekeyIKE})
-			return true
-		}
-	}
-	return false
-}
-
-// Close terminates every IKE SA (sending Deletes without waiting) and stops the engine.
-func (e *Engine) Close() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, s := range e.sas {
-		if s.dead {
-			continue
-		}
-		if s.State == ike.StateEstablished {
-			p, ps := s.DeleteIKERequest()
-			id := s.nextMsgID
-			s.nextMsgID++
-			if msgs, err := s.Seal(s.Header(p.Exchange, id, false), ps, e.cfg.MaxDatagram); err == nil {
-				e.transmit(s, msgs)
-			}
-		}
-		e.destroy(s, "shutdown")
-	}
-	e.closed = true
-}
-
-// minNonce is the lower of the two nonces of the exchange that created c.
-func minNonce(c *ike.ChildSA) []byte { return lower(c.Ni, c.Nr) }
-
-// payloadList names payloads the way strongSwan logs them: "IDi AUTH SA TSi TSr N(INIT_CONTACT)".
-func payloadList(ps []wire.Payload) string {
-	var b []byte
-	for i, p := range ps {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		if n, ok := p.(*wire.Notify); ok {
-			b = append(b, "N("+n.NotifyType.String()+")"...)
-			continue
-		}
-		b = append(b, p.Type().String()...)
-	}
-	return string(b)
-}
+// debugEnabled reports whether a logger would write debug records (to skip building them).
+func debugEnabled(l *slog.Logger) bool { return l.Enabled(context.Background(), slog.LevelDebug) }

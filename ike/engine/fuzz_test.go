@@ -1,49 +1,51 @@
-package engine
+package engine_test
 
 import (
 	"net/netip"
 	"testing"
 
 	"github.com/goipsec/goipsec/ike"
+	"github.com/goipsec/goipsec/ike/engine"
+	"github.com/goipsec/goipsec/ike/engine/enginetest"
+	"github.com/goipsec/goipsec/ike/wire"
 )
 
 // FuzzReceive feeds arbitrary datagrams to a responder engine, seeded with a real IKE_SA_INIT
 // request and a real IKE_AUTH request: whatever arrives, the engine must not panic, and anything
 // it answers must be a well-formed IKE message.
 func FuzzReceive(f *testing.F) {
-	p := newPeers(f, nil)
-	if err := p.a.Initiate(p.ca, p.ca.Children[0], p.addrA, p.addrB); err != nil {
-		f.Fatal(err)
+	p := newPair(f, nil)
+	p.initiate(f)
+	p.net.Poll()
+	for _, pk := range p.net.Queued() {
+		f.Add(pk.B)
 	}
-	// Capture the initiator's first two requests as seeds.
-	p.net.mu.Lock()
-	for _, pk := range p.net.queue {
-		f.Add(pk.b)
-	}
-	p.net.mu.Unlock()
-	p.net.deliver()
-	p.net.mu.Lock()
-	for _, pk := range p.net.queue {
-		f.Add(pk.b)
-	}
-	p.net.mu.Unlock()
+	p.net.Deliver()
+	p.run(0)
 	f.Add([]byte{})
 	f.Add(make([]byte, 28))
+	cb := peerConfig(f, "b", "10.2.0.0/24", "10.1.0.0/24")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		net := &fakeNet{engines: map[netip.Addr]*Engine{}}
-		e := New(Config{Transport: fakeTransport{net}, Clock: newManualClock(), CookieThreshold: 1000,
-			Configs: func(netip.Addr, netip.Addr) []*ike.PeerConfig {
-				return []*ike.PeerConfig{peerConfig(t, "b", "10.2.0.0/24", "10.1.0.0/24")}
-			}})
-		e.Receive(data, netip.MustParseAddrPort("192.0.2.2:500"), netip.MustParseAddrPort("192.0.2.1:500"))
+		n := enginetest.NewNet()
+		h := n.AddHost(t, "B", netip.MustParseAddr("192.0.2.2"), enginetest.HostOptions{
+			Configs: func(netip.Addr, netip.Addr) []*ike.PeerConfig { return []*ike.PeerConfig{cb} },
+			Modify:  func(c *engine.Config) { c.CookieThreshold = 1000 },
+			Log:     discard{},
+		})
+		from, to := netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("192.0.2.2:500")
+		h.Engine.Receive(data, to, from)
+		n.Poll()
 		// A second copy exercises the retransmission path.
-		e.Receive(data, netip.MustParseAddrPort("192.0.2.2:500"), netip.MustParseAddrPort("192.0.2.1:500"))
-		net.mu.Lock()
-		defer net.mu.Unlock()
-		for _, pk := range net.queue {
-			if len(pk.b) < 28 {
-				t.Fatalf("engine sent a %d-byte message", len(pk.b))
+		h.Engine.Receive(data, to, from)
+		n.Poll()
+		for _, pk := range n.Queued() {
+			if _, err := wire.DecodeHeader(pk.B); err != nil {
+				t.Fatalf("engine sent a malformed message: %v", err)
 			}
 		}
 	})
 }
+
+type discard struct{}
+
+func (discard) Write(b []byte) (int, error) { return len(b), nil }

@@ -25,19 +25,19 @@ func newPair(t testing.TB) pair {
 		t.Fatal(err)
 	}
 	iAddr, rAddr := netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("192.0.2.2:500")
-	ini, err := ike.NewInitiator(peer, iAddr, rAddr, ike.Deps{})
+	ini, err := ike.NewInitiator(peer, []*ike.ChildConfig{child}, iAddr, rAddr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := ini.InitRequest()
+	req, err := ini.NextRequest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqMsg, err := wire.Decode(req)
+	reqMsg, err := wire.Decode(req.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, initResp, err := ike.RespondInit(reqMsg, req, rAddr, iAddr, []*ike.PeerConfig{responderConfig(t, testProposal)}, ike.Deps{})
+	resp, initResp, err := ike.RespondInit(reqMsg, req.Raw, rAddr, iAddr, []*ike.PeerConfig{responderConfig(t, testProposal)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +49,14 @@ func newPair(t testing.TB) pair {
 	if !ok {
 		t.Fatal("acceptInit refused the IKE_SA_INIT response")
 	}
-	if res, err := ini.HandleInitResponse(initResp, m); err != nil || res != ike.InitDone {
-		t.Fatalf("IKE_SA_INIT: %v, %v", res, err)
+	if next, err := ini.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKESAInit, Payloads: m.Payloads, Raw: initResp}); err != nil || next != nil {
+		t.Fatalf("IKE_SA_INIT: %v, %v", next, err)
 	}
-	ps, err := ini.AuthRequest(child)
+	auth, err := ini.NextRequest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := ini.Seal(ini.Header(wire.ExchangeIKEAuth, msgIDAuth, false), ps, 0)
+	msgs, err := ini.Seal(ini.Header(wire.ExchangeIKEAuth, msgIDAuth, false), auth.Payloads, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +64,11 @@ func newPair(t testing.TB) pair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rps, _, childErr, err := resp.HandleAuthRequest(opened.Inner)
-	if err != nil || childErr != nil {
-		t.Fatalf("responder: %v, child %v", err, childErr)
+	rps := resp.ProcessRequest(&ike.Message{Exchange: wire.ExchangeIKEAuth, Payloads: opened.Inner}).Payloads
+	for _, e := range resp.TakeEffects() {
+		if f, ok := e.(ike.Failed); ok {
+			t.Fatalf("responder: %v", f.Err)
+		}
 	}
 	out, err := resp.Seal(resp.Header(wire.ExchangeIKEAuth, msgIDAuth, true), rps, 0)
 	if err != nil {
@@ -114,9 +116,17 @@ func TestAcceptProtected(t *testing.T) {
 	if !done || err != nil {
 		t.Fatalf("genuine response: done %v, %v", done, err)
 	}
-	child, childErr, err := p.ini.HandleAuthResponse(inner)
-	if err != nil || childErr != nil || child == nil {
-		t.Fatalf("IKE_AUTH response: %v, child %v (%v)", err, childErr, child)
+	if _, err := p.ini.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKEAuth, Payloads: inner}); err != nil {
+		t.Fatalf("IKE_AUTH response: %v", err)
+	}
+	child := false
+	for _, e := range p.ini.TakeEffects() {
+		if _, ok := e.(ike.ChildUp); ok {
+			child = true
+		}
+	}
+	if !child || p.ini.State() != ike.StateEstablished {
+		t.Fatalf("IKE_AUTH response: state %s, child %v", p.ini.State(), child)
 	}
 }
 
@@ -232,14 +242,14 @@ func FuzzInitResponse(f *testing.F) {
 		if !ok {
 			return
 		}
-		sa, err := ike.NewInitiator(peer, netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("192.0.2.2:500"), ike.Deps{})
+		sa, err := ike.NewInitiator(peer, nil, netip.MustParseAddrPort("192.0.2.1:500"), netip.MustParseAddrPort("192.0.2.2:500"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sa.InitRequest(); err != nil {
+		if _, err := sa.NextRequest(); err != nil {
 			t.Fatal(err)
 		}
-		sa.HandleInitResponse(b, m)
+		sa.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKESAInit, Payloads: m.Payloads, Raw: b})
 	})
 }
 

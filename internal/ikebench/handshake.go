@@ -32,7 +32,7 @@ type handshake struct {
 // verified IKE_AUTH response. The error names the exchange that failed.
 func (h *handshake) run(ctx context.Context) (time.Duration, error) {
 	cfg := &h.r.cfg
-	sa, err := ike.NewInitiator(cfg.IKE, h.r.sock.local, cfg.Peer, ike.Deps{Rand: cfg.Rand})
+	sa, err := ike.NewInitiator(cfg.IKE, []*ike.ChildConfig{cfg.Child}, h.r.sock.local, cfg.Peer, h.r.deps)
 	if err != nil {
 		return 0, fmt.Errorf("IKE_SA_INIT: %w", err)
 	}
@@ -82,14 +82,14 @@ func (h *handshake) drain() {
 // init runs IKE_SA_INIT, repeating the request with the COOKIE or key exchange group the peer
 // asks for (ike.SA bounds those round trips).
 func (h *handshake) init(ctx context.Context, sa *ike.SA) error {
+	req, err := sa.NextRequest()
+	if err != nil {
+		return err
+	}
 	for {
-		req, err := sa.InitRequest()
-		if err != nil {
-			return err
-		}
 		var resp *wire.Message
 		var raw []byte
-		err = h.roundTrip(ctx, h.r.sock, req, sa.SPIi, func(b []byte, hd wire.Header) (bool, error) {
+		err = h.roundTrip(ctx, h.r.sock, req.Raw, sa.SPIi, func(b []byte, hd wire.Header) (bool, error) {
 			if m, ok := acceptInit(b, hd); ok {
 				resp, raw = m, b
 				return true, nil
@@ -99,11 +99,11 @@ func (h *handshake) init(ctx context.Context, sa *ike.SA) error {
 		if err != nil {
 			return err
 		}
-		res, err := sa.HandleInitResponse(raw, resp)
+		next, err := sa.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKESAInit, Payloads: resp.Payloads, Raw: raw})
 		if err != nil {
 			return err
 		}
-		if res == ike.InitDone {
+		if next == nil {
 			return nil
 		}
 		if hasNotify(resp.Payloads, wire.Cookie) {
@@ -111,27 +111,44 @@ func (h *handshake) init(ctx context.Context, sa *ike.SA) error {
 		} else {
 			h.t.invalidKE++
 		}
+		req = next
 	}
 }
 
 // auth runs IKE_AUTH with PSK authentication and the configured Child SA.
 func (h *handshake) auth(ctx context.Context, sa *ike.SA, sock *socket) error {
-	ps, err := sa.AuthRequest(h.r.cfg.Child)
+	req, err := sa.NextRequest()
 	if err != nil {
 		return err
+	}
+	if req == nil || req.Exchange != wire.ExchangeIKEAuth {
+		return errors.New("no IKE_AUTH request to send")
 	}
 	var inner []wire.Payload
-	err = h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeIKEAuth, msgIDAuth, ps, func(p []wire.Payload) { inner = p })
+	err = h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeIKEAuth, msgIDAuth, req.Payloads, func(p []wire.Payload) { inner = p })
 	if err != nil {
 		return err
 	}
-	child, childErr, err := sa.HandleAuthResponse(inner)
-	switch {
-	case err != nil:
+	if _, err := sa.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKEAuth, Payloads: inner}); err != nil && sa.State() != ike.StateEstablished {
 		return err
+	}
+	child := false
+	var childErr error
+	for _, e := range sa.TakeEffects() {
+		switch e := e.(type) {
+		case ike.ChildUp:
+			child = true
+			e.Child.Zero()
+		case ike.Failed:
+			if !e.Retry && childErr == nil {
+				childErr = e.Err
+			}
+		}
+	}
+	switch {
 	case childErr != nil:
 		return fmt.Errorf("IKE SA up, Child SA refused: %w", childErr)
-	case child == nil:
+	case !child:
 		return errors.New("IKE SA up without the Child SA")
 	}
 	return nil
@@ -139,7 +156,7 @@ func (h *handshake) auth(ctx context.Context, sa *ike.SA, sock *socket) error {
 
 // delete deletes the IKE SA (RFC 7296 §1.4.1) and waits for the peer's answer.
 func (h *handshake) delete(ctx context.Context, sa *ike.SA, sock *socket) error {
-	_, ps := sa.DeleteIKERequest()
+	ps := []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}
 	return h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeInformational, msgIDDelete, ps, func([]wire.Payload) {})
 }
 

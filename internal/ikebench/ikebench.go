@@ -158,6 +158,7 @@ type runner struct {
 	natt      *socket // to the peer's NAT-T port, behind the non-ESP marker
 	claimed   atomic.Int64
 	unmatched atomic.Int64
+	deps      *ike.Deps // shared by every handshake's SA
 
 	mu       sync.Mutex
 	inflight map[uint64]chan []byte // handshakes by initiator SPI
@@ -176,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	r := &runner{cfg: cfg, inflight: map[uint64]chan []byte{}}
+	r := &runner{cfg: cfg, inflight: map[uint64]chan []byte{}, deps: ike.Deps{Rand: cfg.Rand}.WithDefaults()}
 	var err error
 	if r.sock, err = dial(cfg.Source, cfg.Peer, false); err != nil {
 		return nil, err

@@ -101,9 +101,9 @@ func startResponder(t *testing.T, pc *ike.PeerConfig, mod func(*engine.Config)) 
 		NATTPort:  r.nattAddr.Port(),
 		Configs:   func(netip.Addr, netip.Addr) []*ike.PeerConfig { return []*ike.PeerConfig{pc} },
 		Events: engine.Events{
-			IKEUp:   func(*ike.SA) { r.ikeUp.Add(1) },
-			IKEDown: func(*ike.SA, string) { r.ikeDown.Add(1) },
-			ChildUp: func(*ike.SA, *ike.ChildSA) error { r.childUp.Add(1); return nil },
+			IKEUp:   func(ike.IKEUp) { r.ikeUp.Add(1) },
+			IKEDown: func(ike.IKEDown) { r.ikeDown.Add(1) },
+			ChildUp: func(*ike.ChildInstall) error { r.childUp.Add(1); return nil },
 		},
 	}
 	if mod != nil {
@@ -180,14 +180,15 @@ func TestRunAgainstEngineWithDelete(t *testing.T) {
 	if res.Retransmits != 0 || res.Cookies != 0 || res.NATT != 0 {
 		t.Errorf("retransmits %d, cookies %d, NAT-T %d; want none", res.Retransmits, res.Cookies, res.NATT)
 	}
+	// The engine drops an SA before the answer to its Delete leaves; the events that report it
+	// are applied right after the answer is sent.
+	waitFor(t, func() bool { return r.ikeDown.Load() == n })
 	if got := r.ikeUp.Load(); got != n {
 		t.Errorf("responder established %d IKE SAs, want %d", got, n)
 	}
 	if got := r.childUp.Load(); got != n {
 		t.Errorf("responder installed %d Child SAs, want %d", got, n)
 	}
-	// The engine answers a Delete before it destroys the SA, within one Receive under its lock:
-	// SAs takes that lock, so after it every destroy has happened.
 	if sas := r.e.SAs(); len(sas) != 0 {
 		t.Errorf("responder still holds %d IKE SAs after the Deletes", len(sas))
 	}
@@ -198,6 +199,18 @@ func TestRunAgainstEngineWithDelete(t *testing.T) {
 		t.Errorf("responder counted %d handshakes, %d failed", st.HandshakesOK, st.HandshakesFailed)
 	}
 	checkNoLeak(t, before)
+}
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("condition not met within 5 s")
 }
 
 // checkNoLeak asserts that the goroutines started since before have ended. Run waits for its

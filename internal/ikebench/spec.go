@@ -64,6 +64,9 @@ func (s Spec) Build() (*ike.PeerConfig, *ike.ChildConfig, error) {
 		// One key for every pair of identities: the generator talks to one peer.
 		PSK:      func(_, _ ike.Identity) ([]byte, bool) { return psk, true },
 		Children: []*ike.ChildConfig{child},
+		// The generator plays many clients with one identity: without INITIAL_CONTACT, so that
+		// a responder keeps every IKE SA instead of replacing the older ones (RFC 7296 §2.4).
+		Unique: ike.UniqueNever,
 	}
 	return peer, child, nil
 }

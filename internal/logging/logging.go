@@ -22,6 +22,9 @@ type Options struct {
 	Format string                // "text" (default) or "json"
 	Level  slog.Level            // default level
 	Levels map[string]slog.Level // per subsystem
+	// Handler, when set, receives the records instead of a text or JSON handler on Out (the
+	// journal under systemd). It must let every level through: Hub decides per subsystem.
+	Handler slog.Handler
 }
 
 // Record is a log record as delivered to subscribers.
@@ -62,10 +65,12 @@ func New(opts Options) *Hub {
 	}
 	// The output handler lets everything through; Hub decides per subsystem.
 	hopts := &slog.HandlerOptions{Level: slog.Level(-1 << 20)}
-	var out slog.Handler
-	if opts.Format == "json" {
+	out := opts.Handler
+	switch {
+	case out != nil:
+	case opts.Format == "json":
 		out = slog.NewJSONHandler(opts.Out, hopts)
-	} else {
+	default:
 		out = slog.NewTextHandler(opts.Out, hopts)
 	}
 	h := &Hub{out: out, level: opts.Level, levels: opts.Levels, subs: map[int]subscriber{}}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/goipsec/goipsec/config"
+)
+
+// errCheckFailed makes `goipsec check` exit 1 after it printed its report.
+var errCheckFailed = errors.New("configuration check failed")
+
+func newCheckCommand() *cobra.Command {
+	var path string
+	var offline bool
+	cmd := &cobra.Command{
+		Use:   "check -c FILE",
+		Short: "Validate a configuration file without running it (like nginx -t)",
+		Long: `check reads FILE as "goipsec run" would and reports every problem at once, each as
+FILE:LINE: error|warning: text. Besides syntax and values it checks that each PSK connection has
+a secret that can match its identities, that files the configuration names can be written or
+read, that local_addrs exist on this host and that remote host names resolve (--offline skips
+the last two). It exits 0 when there are no errors (warnings allowed), 1 otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env := checkEnv{resolve: net.DefaultResolver.LookupNetIP, localAddrs: hostAddrs}
+			if offline {
+				env = checkEnv{}
+			}
+			if n := checkConfig(cmd.Context(), cmd.OutOrStdout(), path, env); n > 0 {
+				return errCheckFailed
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&path, "config", "c", "/etc/goipsec/goipsec.conf", "configuration file")
+	cmd.Flags().BoolVar(&offline, "offline", false, "skip the checks that look at this host (addresses) and DNS")
+	return cmd
+}
+
+// checkEnv is what the host-dependent checks look at; nil functions skip them.
+type checkEnv struct {
+	resolve    func(ctx context.Context, network, host string) ([]netip.Addr, error)
+	localAddrs func() ([]netip.Addr, error)
+}
+
+func hostAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
+}
+
+type finding struct {
+	file  string
+	line  int
+	level string // error or warning
+	msg   string
+}
+
+func (f finding) String() string {
+	if f.line > 0 {
+		return fmt.Sprintf("%s:%d: %s: %s", f.file, f.line, f.level, f.msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", f.file, f.level, f.msg)
+}
+
+// checkConfig prints the report and returns the number of errors.
+func checkConfig(ctx context.Context, w io.Writer, path string, env checkEnv) int {
+	var out []finding
+	cfg, err := config.Load(path)
+	if err != nil {
+		var list config.ErrorList
+		var one *config.Error
+		switch {
+		case errors.As(err, &list):
+			for _, e := range list {
+				out = append(out, finding{e.File, e.Line, "error", e.Msg})
+			}
+		case errors.As(err, &one):
+			out = append(out, finding{one.File, one.Line, "error", one.Msg})
+		default:
+			out = append(out, finding{path, 0, "error", err.Error()})
+		}
+	} else {
+		out = append(out, semanticChecks(ctx, cfg, path, env)...)
+	}
+	errs, warns := 0, 0
+	for _, f := range out {
+		fmt.Fprintln(w, f)
+		if f.level == "error" {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	switch {
+	case errs > 0:
+		fmt.Fprintf(w, "%s: test failed: %s, %s\n", path, plural(errs, "error"), plural(warns, "warning"))
+	case warns > 0:
+		fmt.Fprintf(w, "%s: test is successful, with %s\n", path, plural(warns, "warning"))
+	default:
+		fmt.Fprintf(w, "%s: syntax is ok, test is successful (%s, %s)\n", path, plural(len(cfg.Connections), "connection"), plural(len(cfg.Manual), "manual SA"))
+	}
+	return errs
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// semanticChecks look past the file: secrets for the identities, files, this host's addresses.
+func semanticChecks(ctx context.Context, cfg *config.Config, path string, env checkEnv) []finding {
+	var out []finding
+	for _, c := range cfg.Connections {
+		if c.Local.Method == config.AuthPSK || c.Remote.Method == config.AuthPSK {
+			if f, ok := pskFinding(cfg, c); !ok {
+				out = append(out, f)
+			}
+		}
+		starts := false
+		for _, ch := range c.Children {
+			starts = starts || ch.StartAction == config.ActionStart
+		}
+		if starts && c.DPDDelay == 0 {
+			out = append(out, finding{c.File, c.Line, "warning", fmt.Sprintf("connections.%s starts itself but has no dpd_delay: "+
+				"if the peer dies the tunnel stays \"up\" while every packet is lost; set dpd_delay = 30s", c.Name)})
+		}
+		for _, a := range c.LocalAddrs {
+			if a.Kind == config.AddrSingle && env.localAddrs != nil {
+				if mine, err := env.localAddrs(); err == nil && !containsAddr(mine, a.Start) {
+					out = append(out, finding{c.File, c.Line, "warning", fmt.Sprintf("connections.%s.local_addrs: %s is not an address of this host (yet)", c.Name, a.Start)})
+				}
+			}
+		}
+		for _, a := range c.RemoteAddrs {
+			if a.Kind == config.AddrHost && env.resolve != nil {
+				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				_, err := env.resolve(rctx, "ip", a.Host)
+				cancel()
+				if err != nil {
+					out = append(out, finding{c.File, c.Line, "warning", fmt.Sprintf("connections.%s.remote_addrs: %s does not resolve now: %v", c.Name, a.Host, err)})
+				}
+			}
+		}
+	}
+	if kl := cfg.Daemon.Log.KeylogFile; kl != "" {
+		if st, err := os.Stat(filepath.Dir(kl)); err != nil || !st.IsDir() {
+			out = append(out, finding{path, 0, "error", fmt.Sprintf("daemon.log.keylog_file: the directory of %s does not exist", kl)})
+		}
+	}
+	if sock := cfg.Daemon.VICISocket; sock != "" {
+		if err := socketFree(sock); err != nil {
+			out = append(out, finding{path, 0, "warning", err.Error()})
+		}
+	}
+	return out
+}
+
+func containsAddr(list []netip.Addr, a netip.Addr) bool {
+	for _, x := range list {
+		if x == a.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+// pskFinding checks that some secret can serve the connection: one without identities, or one
+// naming our or the peer's identity (the daemon prefers the most specific, see daemon's
+// lookupPSK).
+func pskFinding(cfg *config.Config, c *config.Connection) (finding, bool) {
+	if len(cfg.Secrets.IKE) == 0 {
+		return finding{c.File, c.Line, "error", fmt.Sprintf("connections.%s uses auth = psk but secrets { } has no ike secret: IKE_AUTH will fail", c.Name)}, false
+	}
+	names := []string{idText(c.Local.ID, c.LocalAddrs), idText(c.Remote.ID, c.RemoteAddrs)}
+	for _, s := range cfg.Secrets.IKE {
+		if len(s.IDs) == 0 {
+			return finding{}, true
+		}
+		for _, id := range s.IDs {
+			for _, n := range names {
+				if n != "" && strings.EqualFold(id.Text, n) {
+					return finding{}, true
+				}
+			}
+		}
+	}
+	return finding{c.File, c.Line, "error", fmt.Sprintf("connections.%s: no ike secret names %s or %s in its id-* keys (and none is for any identity): IKE_AUTH will fail",
+		c.Name, orDefault(names[0], "our identity"), orDefault(names[1], "the peer's identity"))}, false
+}
+
+// idText is the identity's text, or the single address it defaults to.
+func idText(id config.Identity, addrs []config.Address) string {
+	if id.Text != "" && !id.IsAny() {
+		return id.Text
+	}
+	if len(addrs) == 1 && addrs[0].Kind == config.AddrSingle {
+		return addrs[0].Start.String()
+	}
+	return ""
+}

@@ -1,0 +1,340 @@
+package ike
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/goipsec/goipsec/ike/wire"
+)
+
+// TaskKind names a kind of exchange work. Each kind is one type in this package: it builds its
+// request, processes the response, answers the peer's request of its kind and owns the collision
+// rules that involve it (RFC 7296 §2.25).
+type TaskKind uint8
+
+const (
+	TaskInit        TaskKind = iota // IKE_SA_INIT
+	TaskAuth                        // IKE_AUTH
+	TaskChildCreate                 // a new Child SA (in IKE_AUTH or CREATE_CHILD_SA)
+	TaskChildRekey                  // CREATE_CHILD_SA with REKEY_SA
+	TaskChildDelete                 // INFORMATIONAL with an ESP/AH Delete
+	TaskIKERekey                    // CREATE_CHILD_SA with an IKE proposal
+	TaskIKEDelete                   // INFORMATIONAL with an IKE Delete
+	TaskLiveness                    // empty INFORMATIONAL (dead peer detection)
+)
+
+var taskNames = [...]string{"IKE_SA_INIT", "IKE_AUTH", "create Child SA", "rekey Child SA", "delete Child SA",
+	"rekey IKE SA", "delete IKE SA", "liveness check"}
+
+func (k TaskKind) String() string {
+	if int(k) < len(taskNames) {
+		return taskNames[k]
+	}
+	return fmt.Sprintf("task-%d", uint8(k))
+}
+
+// Message is an IKE message as tasks see it: its exchange and (decrypted) payloads.
+type Message struct {
+	Exchange wire.ExchangeType
+	Payloads []wire.Payload
+	// Raw is the whole encoded message, for IKE_SA_INIT only (AUTH signs it).
+	Raw []byte
+}
+
+func (m *Message) add(ps ...wire.Payload) { m.Payloads = append(m.Payloads, ps...) }
+
+// initiatorTask is an exchange we start. Several tasks may share one exchange (IKE_AUTH carries
+// the authentication and the first Child SA); they build and process in queue order.
+type initiatorTask interface {
+	Kind() TaskKind
+	Exchange() wire.ExchangeType
+	// build adds the task's payloads to the request.
+	build(sa *SA, req *Message) error
+	// process handles the response. again asks for another request of the same exchange (an
+	// IKE_SA_INIT retry, a further authentication round).
+	process(sa *SA, resp *Message) (again bool, err error)
+	// abort undoes the task's state when the exchange is given up or the IKE SA goes away.
+	abort(sa *SA)
+}
+
+// deferred is a task waiting until a moment (after TEMPORARY_FAILURE, RFC 7296 §2.25).
+type deferred struct {
+	task      initiatorTask
+	notBefore time.Time
+}
+
+// Busy reports whether a request of ours is outstanding.
+func (sa *SA) Busy() bool { return len(sa.active) > 0 }
+
+// HasWork reports whether tasks are waiting to be started.
+func (sa *SA) HasWork() bool { return len(sa.queue) > 0 }
+
+// ActiveKind returns the kind of the first outstanding task (for logs), ok false when none.
+func (sa *SA) ActiveKind() (TaskKind, bool) {
+	if len(sa.active) == 0 {
+		return 0, false
+	}
+	return sa.active[0].Kind(), true
+}
+
+func (sa *SA) enqueue(t initiatorTask) { sa.queue = append(sa.queue, t) }
+
+// NextRequest starts the next queued exchange, when none is outstanding, and returns its request
+// (nil when there is nothing to send). IKE_SA_INIT requests carry Raw; the others are to be
+// protected by the driver.
+func (sa *SA) NextRequest() (*Message, error) {
+	if len(sa.active) > 0 || sa.state == StateDead {
+		return nil, nil
+	}
+	for len(sa.queue) > 0 {
+		first := sa.queue[0]
+		if !sa.canStart(first) {
+			return nil, nil
+		}
+		n := 1
+		for n < len(sa.queue) && sa.queue[n].Exchange() == first.Exchange() && first.Exchange() == wire.ExchangeIKEAuth {
+			n++
+		}
+		sa.active = append(sa.active[:0], sa.queue[:n]...)
+		sa.queue = append(sa.queue[:0], sa.queue[n:]...)
+		req, err := sa.buildRequest()
+		if err == nil {
+			return req, nil
+		}
+		failed := sa.active
+		sa.active = nil
+		for _, t := range failed {
+			t.abort(sa)
+		}
+		if first.Kind() == TaskInit || first.Kind() == TaskAuth {
+			return nil, err
+		}
+		sa.emit(Failed{Conn: sa.name(), Err: fmt.Errorf("cannot start %s: %w", first.Kind(), err)})
+	}
+	return nil, nil
+}
+
+// canStart: only the initial exchanges run before the IKE SA is up, and none after it is deleting.
+func (sa *SA) canStart(t initiatorTask) bool {
+	switch t.Exchange() {
+	case wire.ExchangeIKESAInit:
+		return sa.state == StateInitSent
+	case wire.ExchangeIKEAuth:
+		return sa.state == StateInitDone || sa.state == StateAuthSent
+	}
+	if t.Kind() == TaskIKEDelete {
+		return sa.state.Authenticated() && sa.state != StateDeleting
+	}
+	return sa.state == StateEstablished || (sa.state == StateRekeyed && t.Kind() == TaskChildDelete)
+}
+
+// buildRequest asks every active task for its payloads.
+func (sa *SA) buildRequest() (*Message, error) {
+	req := &Message{Exchange: sa.active[0].Exchange()}
+	for _, t := range sa.active {
+		if err := t.build(sa, req); err != nil {
+			return nil, err
+		}
+	}
+	return req, nil
+}
+
+// ProcessResponse hands the response to the outstanding exchange to its tasks. It returns the
+// next request of the same exchange when a task asks for another round (then the driver sends it
+// with the next message ID), or nil. A non-nil error of the initial exchanges is fatal: the SA is
+// dead when it returns.
+func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
+	tasks := sa.active
+	if len(tasks) == 0 {
+		return nil, nil
+	}
+	again := false
+	var firstErr error
+	for _, t := range tasks {
+		a, err := t.process(sa, resp)
+		if err != nil {
+			if t.Kind() == TaskInit || t.Kind() == TaskAuth {
+				sa.active = nil
+				for _, o := range tasks {
+					if o != t {
+						o.abort(sa)
+					}
+				}
+				sa.fail(err)
+				return nil, err
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		again = again || a
+	}
+	if sa.state == StateEstablished && sa.hs != nil && !again {
+		sa.dropHandshake()
+	}
+	if again && sa.state != StateDead {
+		req, err := sa.buildRequest()
+		if err != nil {
+			sa.active = nil
+			sa.fail(err)
+			return nil, err
+		}
+		return req, nil
+	}
+	sa.active = nil
+	return nil, firstErr
+}
+
+// Abort gives up the outstanding exchange (retransmissions exhausted).
+func (sa *SA) Abort() {
+	tasks := sa.active
+	sa.active = nil
+	for _, t := range tasks {
+		t.abort(sa)
+	}
+}
+
+// fail ends an SA whose initial exchanges failed.
+func (sa *SA) fail(err error) {
+	if sa.state == StateDead {
+		return
+	}
+	sa.emit(Failed{Conn: sa.name(), Err: err})
+	sa.Kill(ReasonOf(err))
+}
+
+func (sa *SA) name() string {
+	if sa.Config == nil {
+		return ""
+	}
+	return sa.Config.Name
+}
+
+// Kill ends the IKE SA at once, without telling the peer: its Child SAs go down, queued and
+// outstanding tasks are dropped, keys are wiped.
+func (sa *SA) Kill(reason Reason) {
+	if sa.state == StateDead {
+		return
+	}
+	tasks := append(sa.active, sa.queue...)
+	sa.active, sa.queue = nil, nil
+	for _, t := range tasks {
+		t.abort(sa)
+	}
+	for _, d := range sa.deferredTasks() {
+		d.abort(sa)
+	}
+	wasUp := sa.state.Authenticated()
+	replaced := sa.replaced
+	for _, c := range sa.Children {
+		if c.state != ChildDeleted {
+			sa.setChildState(c, ChildDeleted)
+			cr := reason
+			if cr == ReasonRekeyed {
+				cr = ReasonParentGone
+			}
+			sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: cr})
+		}
+	}
+	sa.Children = nil
+	sa.emit(IKEDown{IKE: sa.Info(), Reason: reason, Up: wasUp, Replaced: replaced})
+	sa.Zero()
+}
+
+// Deferred tasks (after TEMPORARY_FAILURE) live in a list of their own.
+
+func (sa *SA) deferredTasks() []initiatorTask {
+	var out []initiatorTask
+	for _, d := range sa.deferredList {
+		out = append(out, d.task)
+	}
+	sa.deferredList = nil
+	return out
+}
+
+// deferTask retries t after a delay.
+func (sa *SA) deferTask(t initiatorTask, after time.Duration) {
+	sa.deferredList = append(sa.deferredList, deferred{task: t, notBefore: sa.deps.Now().Add(after)})
+}
+
+// NextDeferred returns when the next deferred task is due (zero: none).
+func (sa *SA) NextDeferred() time.Time {
+	var at time.Time
+	for _, d := range sa.deferredList {
+		if at.IsZero() || d.notBefore.Before(at) {
+			at = d.notBefore
+		}
+	}
+	return at
+}
+
+// RequeueDue moves deferred tasks that are due back into the queue.
+func (sa *SA) RequeueDue(now time.Time) {
+	keep := sa.deferredList[:0]
+	for _, d := range sa.deferredList {
+		if !now.Before(d.notBefore) {
+			sa.enqueue(d.task)
+		} else {
+			keep = append(keep, d)
+		}
+	}
+	sa.deferredList = keep
+}
+
+// ProcessRequest answers a request of the peer (IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL; the
+// driver answers IKE_SA_INIT through RespondInit). The SA may be dead afterwards (an answered IKE
+// Delete, a failed authentication).
+func (sa *SA) ProcessRequest(req *Message) *Message {
+	resp := &Message{Exchange: req.Exchange}
+	switch req.Exchange {
+	case wire.ExchangeIKEAuth:
+		sa.respondAuth(req, resp)
+	case wire.ExchangeCreateChildSA:
+		sa.respondCreateChildSA(req, resp)
+	case wire.ExchangeInformational:
+		sa.respondInformational(req, resp)
+	default:
+		resp.add(&wire.Notify{NotifyType: wire.InvalidSyntax})
+	}
+	return resp
+}
+
+// respondCreateChildSA dispatches a CREATE_CHILD_SA request to the task kind it is for.
+func (sa *SA) respondCreateChildSA(req, resp *Message) {
+	if sa.state != StateEstablished || sa.adopting {
+		// Rekeyed or deleting: new Child SAs belong on the successor, and the peer will retry
+		// (RFC 7296 §2.25).
+		resp.add(&wire.Notify{NotifyType: wire.TemporaryFailure})
+		return
+	}
+	saPayload := find[*wire.SA](req.Payloads)
+	if saPayload == nil || len(saPayload.Proposals) == 0 {
+		resp.add(&wire.Notify{NotifyType: wire.InvalidSyntax})
+		return
+	}
+	if saPayload.Proposals[0].Protocol == wire.ProtoIKE {
+		respondIKERekey(sa, req, resp)
+		return
+	}
+	if findNotify(req.Payloads, wire.RekeySA) != nil {
+		respondChildRekey(sa, req, resp)
+		return
+	}
+	respondChildCreate(sa, req, resp)
+}
+
+// respondInformational handles Delete payloads and, otherwise, answers an empty response (a
+// liveness check, RFC 7296 §1.4).
+func (sa *SA) respondInformational(req, resp *Message) {
+	for _, d := range findAll[*wire.Delete](req.Payloads) {
+		if d.Protocol == wire.ProtoIKE {
+			respondIKEDelete(sa, resp)
+			return
+		}
+	}
+	for _, d := range findAll[*wire.Delete](req.Payloads) {
+		if d.Protocol == wire.ProtoESP || d.Protocol == wire.ProtoAH {
+			respondChildDelete(sa, d, resp)
+		}
+	}
+}

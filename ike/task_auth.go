@@ -1,0 +1,283 @@
+package ike
+
+import (
+	"crypto/hmac"
+	"fmt"
+
+	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/ts"
+)
+
+// keyPad is the constant of the PSK AUTH computation (RFC 7296 §2.15).
+var keyPad = []byte("Key Pad for IKEv2")
+
+// signedOctets builds the data AUTH covers (RFC 7296 §2.15): our IKE_SA_INIT message, the peer's
+// nonce and prf(SK_p, RestOfIDPayload) of the identity of the side that signs.
+func (sa *SA) signedOctets(initiatorSide bool, idRest []byte) []byte {
+	var msg, nonce, skp []byte
+	if initiatorSide {
+		msg, nonce, skp = sa.hs.initReq, sa.hs.Nr, sa.keys.SKpi
+	} else {
+		msg, nonce, skp = sa.hs.initResp, sa.hs.Ni, sa.keys.SKpr
+	}
+	out := make([]byte, 0, len(msg)+len(nonce)+sa.prf.Size())
+	out = append(out, msg...)
+	out = append(out, nonce...)
+	return sa.prf.AppendCompute(out, skp, idRest)
+}
+
+// pskAUTH computes AUTH = prf(prf(PSK, "Key Pad for IKEv2"), SignedOctets).
+func (sa *SA) pskAUTH(psk []byte, initiatorSide bool, idRest []byte) []byte {
+	k := sa.prf.Compute(psk, keyPad)
+	defer clear(k)
+	return sa.prf.Compute(k, sa.signedOctets(initiatorSide, idRest))
+}
+
+func idRest(id Identity) []byte {
+	return append([]byte{byte(id.Type), 0, 0, 0}, id.Data...)
+}
+
+func (sa *SA) localIdentity(cfg *PeerConfig) Identity {
+	if cfg.LocalID.IsAny() {
+		return AddrIdentity(sa.Local.Addr().Unmap())
+	}
+	return cfg.LocalID
+}
+
+// Uniqueness is what the driver knows about other IKE SAs of the same identities (Deps.Unique).
+type Uniqueness struct {
+	// Existing counts the other established IKE SAs of the connection with the same remote
+	// identity; FromOtherAddress is set when one of them runs to another peer address.
+	Existing         int
+	FromOtherAddress bool
+}
+
+// authTask is IKE_AUTH with PSK authentication (RFC 7296 §1.2, §2.15), as initiator; its
+// responder side is respondAuth. The first Child SA rides in the same exchange as a
+// childCreateTask queued behind it.
+type authTask struct{}
+
+func (*authTask) Kind() TaskKind              { return TaskAuth }
+func (*authTask) Exchange() wire.ExchangeType { return wire.ExchangeIKEAuth }
+func (*authTask) abort(*SA)                   {}
+
+func (*authTask) build(sa *SA, req *Message) error {
+	if sa.state != StateInitDone && sa.state != StateAuthSent {
+		return fmt.Errorf("ike: IKE_AUTH request in state %s", sa.state)
+	}
+	sa.LocalID = sa.localIdentity(sa.Config)
+	psk, ok := sa.Config.PSK(sa.LocalID, sa.Config.RemoteID)
+	if !ok {
+		return errorf(0, "connection %s: no preshared key for %s - %s", sa.Config.Name, sa.LocalID, sa.Config.RemoteID)
+	}
+	req.add(&wire.IDi{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
+	if sa.Config.Unique != UniqueNever && sa.uniqueness().Existing == 0 {
+		// RFC 7296 §2.4: this is the only IKE SA between the identities; the peer may drop others.
+		req.add(&wire.Notify{NotifyType: wire.InitialContact})
+	}
+	if !sa.Config.RemoteID.IsAny() {
+		req.add(&wire.IDr{IDType: sa.Config.RemoteID.Type, Data: sa.Config.RemoteID.Data})
+	}
+	req.add(&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, true, idRest(sa.LocalID))})
+	sa.setState(StateAuthSent)
+	return nil
+}
+
+func (sa *SA) uniqueness() Uniqueness {
+	if sa.deps.Unique == nil {
+		return Uniqueness{}
+	}
+	return sa.deps.Unique(sa)
+}
+
+// process verifies the responder's answer. The IKE SA is established when its AUTH verifies.
+func (*authTask) process(sa *SA, resp *Message) (bool, error) {
+	ps := resp.Payloads
+	idr := find[*wire.IDr](ps)
+	auth := find[*wire.AUTH](ps)
+	if idr == nil || auth == nil {
+		if n := firstError(ps); n != nil {
+			switch n.NotifyType {
+			case wire.AuthenticationFailed:
+				return false, errorf(wire.AuthenticationFailed, "peer refused our authentication (AUTHENTICATION_FAILED): we are %s, expecting %s; check the PSK and identities on both sides", sa.LocalID, sa.Config.RemoteID)
+			case wire.InvalidSyntax:
+				return false, errorf(0, "peer refused IKE_AUTH with INVALID_SYNTAX (for a childless IKE SA: its childless setting may forbid it)")
+			}
+			return false, errorf(0, "peer refused IKE_AUTH with %s", n.NotifyType)
+		}
+		if find[*wire.EAP](ps) != nil {
+			return false, errorf(0, "peer %s wants EAP authentication, but connection %s authenticates with a PSK (EAP is not supported yet)", sa.Remote, sa.Config.Name)
+		}
+		return false, errorf(0, "IKE_AUTH response lacks IDr or AUTH")
+	}
+	remote := Identity{Type: idr.IDType, Data: append([]byte(nil), idr.Data...)}
+	if !sa.Config.RemoteID.Matches(remote) {
+		return false, errorf(wire.AuthenticationFailed, "peer identifies as %s, but connection %s expects %s", remote, sa.Config.Name, sa.Config.RemoteID)
+	}
+	if auth.Method != wire.AuthSharedKeyMIC {
+		return false, errorf(wire.AuthenticationFailed, "peer %s authenticated with %s, connection %s expects a PSK", remote, authMethodName(auth.Method), sa.Config.Name)
+	}
+	psk, ok := sa.Config.PSK(sa.LocalID, remote)
+	if !ok {
+		return false, errorf(wire.AuthenticationFailed, "no preshared key for %s - %s", sa.LocalID, remote)
+	}
+	want := sa.pskAUTH(psk, false, idRest(remote))
+	if !hmac.Equal(want, auth.Data) {
+		return false, errorf(wire.AuthenticationFailed, "AUTH of peer %s does not verify: the preshared keys for %s - %s differ", remote, sa.LocalID, remote)
+	}
+	sa.RemoteID = remote
+	if !sa.setState(StateEstablished) {
+		return false, errorf(0, "IKE_AUTH response in state %s", sa.state)
+	}
+	sa.Established = sa.deps.Now()
+	sa.emit(IKEUp{IKE: sa.Info()})
+	return false, nil
+}
+
+func authMethodName(m wire.AuthMethod) string {
+	switch m {
+	case wire.AuthSharedKeyMIC:
+		return "a PSK"
+	case 1:
+		return "an RSA signature"
+	case 9, 10, 11:
+		return "an ECDSA signature"
+	case 14:
+		return "a digital signature (RFC 7427)"
+	}
+	return fmt.Sprintf("authentication method %d", m)
+}
+
+// respondAuth processes the initiator's IKE_AUTH request and fills in the response. A failed
+// authentication answers AUTHENTICATION_FAILED and closes the SA after the response is sent.
+func (sa *SA) respondAuth(req, resp *Message) {
+	ps := req.Payloads
+	refuse := func(n wire.NotifyType, e *Error) {
+		resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: n}}
+		sa.emit(Failed{Conn: sa.name(), Err: e})
+		sa.closeAfterResponse(e.Reason)
+	}
+	if sa.state != StateInitDone || sa.Initiator || sa.hs == nil {
+		refuse(wire.InvalidSyntax, errorf(wire.InvalidSyntax, "unexpected IKE_AUTH request in state %s", sa.state))
+		return
+	}
+	idi := find[*wire.IDi](ps)
+	auth := find[*wire.AUTH](ps)
+	if idi == nil || auth == nil {
+		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "peer %s wants EAP authentication (IKE_AUTH without AUTH), which is not supported yet", sa.Remote))
+		return
+	}
+	remote := Identity{Type: idi.IDType, Data: append([]byte(nil), idi.Data...)}
+	var wantLocal *Identity
+	if idr := find[*wire.IDr](ps); idr != nil {
+		wantLocal = &Identity{Type: idr.IDType, Data: idr.Data}
+	}
+	// Choose the configuration by identity among the candidates whose IKE proposals include the
+	// negotiated one.
+	var cfg *PeerConfig
+	var tried []string
+	for _, c := range sa.hs.candidates {
+		if !includesProposal(c, sa) {
+			continue
+		}
+		local := sa.localIdentity(c)
+		if wantLocal != nil && !c.LocalID.IsAny() && !local.Equal(*wantLocal) {
+			tried = append(tried, fmt.Sprintf("%s (we are %s, peer wants %s)", c.Name, local, *wantLocal))
+			continue
+		}
+		if !c.RemoteID.Matches(remote) {
+			tried = append(tried, fmt.Sprintf("%s (expects %s)", c.Name, c.RemoteID))
+			continue
+		}
+		if cfg == nil {
+			cfg = c
+		}
+		// Several connections may share addresses and identities; prefer the one whose children
+		// accept the requested traffic selectors.
+		if sa.childAcceptsTS(c, ps) {
+			cfg = c
+			break
+		}
+	}
+	if cfg == nil {
+		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "no connection for peer identity %s from %s: tried %s", remote, sa.Remote, joinSemi(tried)))
+		return
+	}
+	sa.Config = cfg
+	sa.LocalID = sa.localIdentity(cfg)
+	if auth.Method != wire.AuthSharedKeyMIC {
+		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "peer %s authenticates with %s, connection %s expects a PSK", remote, authMethodName(auth.Method), cfg.Name))
+		return
+	}
+	psk, ok := cfg.PSK(sa.LocalID, remote)
+	if !ok {
+		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "connection %s: no preshared key for %s - %s", cfg.Name, sa.LocalID, remote))
+		return
+	}
+	want := sa.pskAUTH(psk, true, idRest(remote))
+	if !hmac.Equal(want, auth.Data) {
+		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "AUTH of peer %s does not verify: the preshared keys for %s - %s differ", remote, remote, sa.LocalID))
+		return
+	}
+	hasChild := find[*wire.SA](ps) != nil
+	switch {
+	case !hasChild && cfg.Childless == ChildlessNever:
+		refuse(wire.InvalidSyntax, errorf(wire.InvalidSyntax, "peer %s initiated a childless IKE SA, which connection %s forbids (childless = never)", remote, cfg.Name))
+		return
+	case hasChild && cfg.Childless == ChildlessForce:
+		refuse(wire.InvalidSyntax, errorf(wire.InvalidSyntax, "peer %s created a Child SA in IKE_AUTH, but connection %s accepts only childless IKE SAs (childless = force)", remote, cfg.Name))
+		return
+	}
+	sa.RemoteID = remote
+	if cfg.Unique == UniqueKeep {
+		if u := sa.uniqueness(); u.Existing > 0 && u.FromOtherAddress {
+			refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "connection %s: %s already has an IKE SA from another address, and unique = keep refuses a second one", cfg.Name, remote))
+			return
+		}
+	}
+	sa.PeerInitialContact = findNotify(ps, wire.InitialContact) != nil
+	sa.setState(StateEstablished)
+	sa.Established = sa.deps.Now()
+	sa.emit(IKEUp{IKE: sa.Info(), InitialContact: sa.PeerInitialContact})
+	resp.add(
+		&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data},
+		&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, false, idRest(sa.LocalID))},
+	)
+	if hasChild {
+		respondChildInAuth(sa, req, resp)
+	}
+	sa.dropHandshake()
+}
+
+// closeAfterResponse marks the SA to be killed once the driver has sent the response.
+func (sa *SA) closeAfterResponse(r Reason) { sa.closing = r }
+
+// Closing reports whether the SA is to be killed after the current response, and why.
+func (sa *SA) Closing() (Reason, bool) { return sa.closing, sa.closing != ReasonNone }
+
+func includesProposal(c *PeerConfig, sa *SA) bool {
+	for _, p := range c.Proposals {
+		if m, ok := matchProposal(p, sa.Proposal); ok && len(m.Transforms) == len(sa.Proposal.Transforms) {
+			return true
+		}
+	}
+	return false
+}
+
+// childAcceptsTS reports whether one of cfg's children has traffic selectors overlapping those of
+// a Child SA request (true when the request asks for no Child SA).
+func (sa *SA) childAcceptsTS(cfg *PeerConfig, req []wire.Payload) bool {
+	tsi, tsr := find[*wire.TSi](req), find[*wire.TSr](req)
+	if tsi == nil || tsr == nil {
+		return true
+	}
+	peerLocal, peerRemote := tsFromWire(tsi.Selectors), tsFromWire(tsr.Selectors)
+	for _, cc := range cfg.Children {
+		_, err1 := ts.Narrow(peerLocal, cc.remoteTS(sa.Remote.Addr()))
+		_, err2 := ts.Narrow(peerRemote, cc.localTS(sa.Local.Addr()))
+		if err1 == nil && err2 == nil {
+			return true
+		}
+	}
+	return false
+}

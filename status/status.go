@@ -1,0 +1,229 @@
+// Package status is the schema of goipsec's status snapshot: what `goipsec status --json` prints,
+// what the goipsec-status VICI command returns, and what the metrics collector and `goipsec status
+// --watch` read. It is a stable interface for scripts, documented field by field in
+// docs/status-json.md (a test fails when the two disagree).
+//
+// Conventions, chosen so that scripts never need to know Go's encodings: keys are snake_case;
+// SPIs are lower-case hex strings (16 digits for IKE, 8 for ESP/AH), as swanctl and `ip xfrm`
+// print them; times are RFC 3339 timestamps with a "_at" suffix, absent when unknown; durations
+// are whole seconds with a "_seconds" suffix; enumerations are lower-case words; counters are
+// JSON numbers (uint64). Adding a field is a compatible change; renaming or removing one, or
+// changing its type or meaning, raises SchemaVersion.
+package status
+
+import (
+	"reflect"
+	"slices"
+	"time"
+)
+
+// SchemaVersion is the version of this schema, printed as schema_version.
+const SchemaVersion = 1
+
+// Status is one snapshot of the daemon.
+type Status struct {
+	SchemaVersion int          `json:"schema_version"`
+	Daemon        Daemon       `json:"daemon"`
+	Connections   []Connection `json:"connections"`
+	Manual        []ManualSA   `json:"manual"`
+	DataPlane     DataPlane    `json:"dataplane"`
+	IKE           IKECounters  `json:"ike"`
+}
+
+// Daemon describes the running process.
+type Daemon struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Connection states.
+const (
+	StateUp         = "up"         // an IKE SA is established and every child it should have is installed
+	StateDegraded   = "degraded"   // an IKE SA is established but a Child SA is missing (see state_reason)
+	StateConnecting = "connecting" // an IKE SA is being negotiated
+	StateDown       = "down"       // no IKE SA
+)
+
+// Connection is one configured IKE connection and its SAs.
+type Connection struct {
+	Name        string        `json:"name"`
+	File        string        `json:"file"`
+	Line        int           `json:"line"`
+	State       string        `json:"state"`
+	StateReason string        `json:"state_reason,omitempty"`
+	LocalAddrs  []string      `json:"local_addrs"`
+	RemoteAddrs []string      `json:"remote_addrs"`
+	LocalID     string        `json:"local_id"`
+	RemoteID    string        `json:"remote_id"`
+	Proposals   []string      `json:"proposals"`
+	DPDDelay    int64         `json:"dpd_delay_seconds"`
+	Children    []ChildConfig `json:"children"`
+	IKESAs      []IKESA       `json:"ike_sas"`
+	LastFailure *Failure      `json:"last_failure,omitempty"`
+}
+
+// Failure is a connection's last failed negotiation.
+type Failure struct {
+	At      time.Time `json:"at"`
+	Message string    `json:"message"`
+}
+
+// ChildConfig is a configured child (not an SA).
+type ChildConfig struct {
+	Name         string   `json:"name"`
+	Mode         string   `json:"mode"`
+	StartAction  string   `json:"start_action"`
+	LocalTS      []string `json:"local_ts"`
+	RemoteTS     []string `json:"remote_ts"`
+	ESPProposals []string `json:"esp_proposals"`
+}
+
+// IKESA is one IKE SA.
+type IKESA struct {
+	SPIInitiator   string    `json:"spi_i"`
+	SPIResponder   string    `json:"spi_r"`
+	Initiator      bool      `json:"initiator"`
+	State          string    `json:"state"`
+	Local          string    `json:"local"`
+	Remote         string    `json:"remote"`
+	LocalID        string    `json:"local_id"`
+	RemoteID       string    `json:"remote_id"`
+	Proposal       string    `json:"proposal"`
+	NATLocal       bool      `json:"nat_local"`
+	NATRemote      bool      `json:"nat_remote"`
+	EstablishedAt  time.Time `json:"established_at,omitzero"`
+	RekeyAt        time.Time `json:"rekey_at,omitzero"`
+	LastReceivedAt time.Time `json:"last_received_at,omitzero"`
+	Children       []ChildSA `json:"child_sas"`
+}
+
+// ChildSA is one installed Child SA: a pair of ESP (or AH) SAs.
+type ChildSA struct {
+	Name        string    `json:"name"`
+	SPIIn       string    `json:"spi_in"`
+	SPIOut      string    `json:"spi_out"`
+	Mode        string    `json:"mode"`
+	UDPEncap    bool      `json:"udp_encap"`
+	Proposal    string    `json:"proposal"`
+	LocalTS     []string  `json:"local_ts"`
+	RemoteTS    []string  `json:"remote_ts"`
+	InstalledAt time.Time `json:"installed_at"`
+	RekeyAt     time.Time `json:"rekey_at,omitzero"`
+	ExpireAt    time.Time `json:"expire_at,omitzero"`
+	In          Traffic   `json:"in"`
+	Out         Traffic   `json:"out"`
+}
+
+// Traffic counts one direction of an SA. Drops are counted inbound only (the data plane drops
+// outbound packets before they belong to an SA); Drops is the sum of DropsByReason.
+type Traffic struct {
+	Bytes         uint64            `json:"bytes"`
+	Packets       uint64            `json:"packets"`
+	Drops         uint64            `json:"drops"`
+	DropsByReason map[string]uint64 `json:"drops_by_reason"`
+}
+
+// ManualSA is one manually keyed SA pair (manual { } in the configuration).
+type ManualSA struct {
+	Name     string   `json:"name"`
+	Mode     string   `json:"mode"`
+	Proposal string   `json:"proposal"`
+	Local    string   `json:"local"`
+	Remote   string   `json:"remote"`
+	LocalTS  []string `json:"local_ts"`
+	RemoteTS []string `json:"remote_ts"`
+	SPIIn    string   `json:"spi_in"`
+	SPIOut   string   `json:"spi_out"`
+	In       Traffic  `json:"in"`
+	Out      Traffic  `json:"out"`
+}
+
+// DataPlane holds the data plane's engine-wide counters.
+type DataPlane struct {
+	// Drops counts packets dropped outside any SA, by reason; every reason is present.
+	Drops      map[string]uint64 `json:"drops"`
+	TunPackets uint64            `json:"tun_packets"`
+	NetPackets uint64            `json:"net_packets"`
+	IKEPackets uint64            `json:"ike_packets"`
+	Keepalives uint64            `json:"keepalives"`
+	Dummy      uint64            `json:"dummy_packets"`
+	Bypassed   uint64            `json:"bypassed_packets"`
+}
+
+// IKECounters are the IKE engine's counters since the start.
+type IKECounters struct {
+	HandshakesOK     uint64 `json:"handshakes"`
+	HandshakesFailed uint64 `json:"handshakes_failed"`
+	Rekeys           uint64 `json:"rekeys"`
+	Retransmits      uint64 `json:"retransmits"`
+	InvalidMessages  uint64 `json:"invalid_messages"`
+	CookiesSent      uint64 `json:"cookies_sent"`
+	// Failures counts failed negotiations by reason (the same labels as the metric).
+	Failures map[string]uint64 `json:"failures"`
+}
+
+// Connection returns the named connection, or nil.
+func (s *Status) Connection(name string) *Connection {
+	i := slices.IndexFunc(s.Connections, func(c Connection) bool { return c.Name == name })
+	if i < 0 {
+		return nil
+	}
+	return &s.Connections[i]
+}
+
+// Names lists the configured connections' names.
+func (s *Status) Names() []string {
+	var out []string
+	for _, c := range s.Connections {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// FindChild returns the Child SA with inbound SPI spi (hex), or nil.
+func (s *Status) FindChild(spi string) *ChildSA {
+	for i := range s.Connections {
+		for j := range s.Connections[i].IKESAs {
+			sa := &s.Connections[i].IKESAs[j]
+			for k := range sa.Children {
+				if sa.Children[k].SPIIn == spi {
+					return &sa.Children[k]
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Up reports whether the connection's tunnels carry traffic as configured.
+func (c *Connection) Up() bool { return c.State == StateUp }
+
+// Normalize replaces nil lists and maps with empty ones, everywhere in s, so that the JSON never
+// holds null where the documentation promises a list or an object.
+func (s *Status) Normalize() { normalize(reflect.ValueOf(s).Elem()) }
+
+func normalize(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				normalize(v.Field(i))
+			}
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			normalize(v.Elem())
+		}
+	case reflect.Slice:
+		if v.IsNil() {
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+		}
+		for i := range v.Len() {
+			normalize(v.Index(i))
+		}
+	case reflect.Map:
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+	}
+}
