@@ -20,9 +20,9 @@ import (
 	"github.com/goipsec/goipsec/internal/testnet"
 )
 
-// capturePath is where a test's capture goes.
-func capturePath(t *testing.T) string {
-	return filepath.Join(os.TempDir(), "goipsec-"+strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
+// capturePath is where a test's capture on ifc in ns goes (a test may capture at both ends).
+func capturePath(t *testing.T, ns *netlab.NS, ifc string) string {
+	return filepath.Join(os.TempDir(), "goipsec-"+strings.ReplaceAll(t.Name(), "/", "_")+"-"+ns.Name+"-"+ifc+".pcap")
 }
 
 // startCapture runs tcpdump on ifc in ns (with an optional capture filter) until the returned stop
@@ -32,7 +32,7 @@ func startCapture(t *testing.T, ns *netlab.NS, ifc string, filter ...string) (st
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Fatal("tcpdump is missing: scripts/deps.sh installs it")
 	}
-	path := capturePath(t)
+	path := capturePath(t, ns, ifc)
 	cmd := ns.Command(append([]string{"tcpdump", "-i", ifc, "-n", "-s", "0", "-U", "--immediate-mode", "-Z", "root", "-w", path}, filter...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -147,7 +147,7 @@ func TestTsharkDecryptsESP(t *testing.T) {
 			})
 			// Stop the capture only once tcpdump has written the ESP packet (SPI 0x00001001).
 			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if data, err := os.ReadFile(capturePath(t)); err == nil && bytes.Contains(data, []byte{0, 0, 0x10, 0x01, 0, 0, 0}) {
+				if data, err := os.ReadFile(capturePath(t, a.ns, "veth0")); err == nil && bytes.Contains(data, []byte{0, 0, 0x10, 0x01, 0, 0, 0}) {
 					break
 				}
 			}
