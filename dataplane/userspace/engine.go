@@ -142,6 +142,9 @@ type Engine struct {
 	turnCond    *sync.Cond
 	turnWaiters int
 
+	// txp are the outbound pipelines (their counters tell tests which ones carried traffic).
+	txp []*txPipeline
+
 	closing  chan struct{}
 	wg       sync.WaitGroup
 	closeMu  sync.Once
@@ -769,19 +772,21 @@ func (e *Engine) start() {
 		if e.natt {
 			s4, s6 = e.udp4[i], e.udp6[i]
 		}
+		tx := newTXPipeline(e, q, s4, s6)
+		e.txp = append(e.txp, tx)
 		e.wg.Add(1)
-		go newTXPipeline(e, q, s4, s6).run()
+		go tx.run()
 		for _, s := range []*batchSock{s4, s6} {
 			if s != nil {
 				e.wg.Add(1)
-				go newRXPipeline(e, s, 0, q).run()
+				go newRXPipeline(e, s, 0).run()
 			}
 		}
 	}
 	if e.raw != nil {
-		for i, c := range e.raw.conns {
+		for _, c := range e.raw.conns {
 			e.wg.Add(1)
-			go newRXPipeline(e, c.sock, c.proto, e.tun.queues[i%len(e.tun.queues)]).run()
+			go newRXPipeline(e, c.sock, c.proto).run()
 		}
 	}
 }

@@ -3,6 +3,8 @@ package userspace
 import (
 	"bytes"
 	"encoding/binary"
+
+	"golang.org/x/sys/unix"
 )
 
 // groWriter delivers decrypted packets to the TUN device, coalescing consecutive TCP segments of
@@ -22,11 +24,17 @@ import (
 // limit, DF), the same TCP header apart from sequence number and checksum, sequence numbers that
 // follow on, segments of one size with possibly a shorter last one, PSH only on the last, no
 // flags besides ACK and PSH. Other packets are written one by one.
+//
+// A packet goes to the TUN queue its flow hashes to. The kernel remembers, per flow, the queue a
+// packet of the flow was written to and hands the flow's outbound packets to that queue's reader
+// (tun's automatic flow steering), so spreading the flows here spreads the outbound work over the
+// pipelines; one writer keeps each flow in order.
 type groWriter struct {
-	tun   *tunQueue
-	parts [][]byte // the coalesced packet: virtio-net header, IP header, TCP header and payload, more payloads
-	vhdr  [vnetHdrLen]byte
-	zero  [vnetHdrLen]byte
+	queues []*tunQueue
+	iov    []unix.Iovec
+	parts  [][]byte // the coalesced packet: virtio-net header, IP header, TCP header and payload, more payloads
+	vhdr   [vnetHdrLen]byte
+	zero   [vnetHdrLen]byte
 
 	active  bool
 	is6     bool
@@ -164,7 +172,7 @@ func (g *groWriter) flush() {
 		l4[13] |= tcpPSH
 	}
 	h.encode(g.vhdr[:])
-	if err := g.tun.writev(g.parts); err != nil {
+	if err := g.queue(ip, l4).writev(g.parts, &g.iov); err != nil {
 		g.err = err
 	}
 	clear(g.parts)
@@ -175,9 +183,32 @@ func (g *groWriter) flush() {
 // write writes one packet with the given virtio-net header.
 func (g *groWriter) write(vhdr, ip, l4 []byte) {
 	parts := append(g.parts[:0], vhdr, ip, l4)
-	if err := g.tun.writev(parts); err != nil {
+	if err := g.queue(ip, l4).writev(parts, &g.iov); err != nil {
 		g.err = err
 	}
 	clear(parts)
 	g.parts = parts[:0]
+}
+
+// queue picks the TUN queue of a packet's flow: a hash of its addresses and, for TCP and UDP, its
+// ports (the same for both directions, as the kernel's flow table keys are).
+func (g *groWriter) queue(ip, l4 []byte) *tunQueue {
+	n := len(g.queues)
+	if n == 1 {
+		return g.queues[0]
+	}
+	var h uint64
+	var proto byte
+	if ip[0]>>4 == 4 {
+		h = uint64(binary.BigEndian.Uint32(ip[ipv4Src:])) ^ uint64(binary.BigEndian.Uint32(ip[ipv4Dst:]))
+		proto = ip[ipv4Proto]
+	} else {
+		h = binary.BigEndian.Uint64(ip[ipv6Src+8:]) ^ binary.BigEndian.Uint64(ip[ipv6Dst+8:]) ^
+			binary.BigEndian.Uint64(ip[ipv6Src:]) ^ binary.BigEndian.Uint64(ip[ipv6Dst:])
+		proto = ip[ipv6NextHeader]
+	}
+	if (proto == 6 || proto == 17) && len(l4) >= 4 {
+		h ^= uint64(binary.BigEndian.Uint16(l4) ^ binary.BigEndian.Uint16(l4[2:]))
+	}
+	return g.queues[mix64(h^uint64(proto))%uint64(n)]
 }

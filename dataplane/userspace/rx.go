@@ -42,12 +42,12 @@ const (
 	rxBufSize  = 65535
 )
 
-func newRXPipeline(e *Engine, s *batchSock, raw dataplane.Protocol, q *tunQueue) *rxPipeline {
+func newRXPipeline(e *Engine, s *batchSock, raw dataplane.Protocol) *rxPipeline {
 	slots := udpRxSlots
 	if raw != 0 {
 		slots = rawRxSlots
 	}
-	return &rxPipeline{e: e, sock: s, raw: raw, recv: newBatchReceiver(slots, rxBufSize), gro: groWriter{tun: q},
+	return &rxPipeline{e: e, sock: s, raw: raw, recv: newBatchReceiver(slots, rxBufSize), gro: groWriter{queues: e.tun.queues},
 		hdrs: make([]byte, 32<<10)}
 }
 

@@ -62,12 +62,11 @@ func (h *vnetHdr) encode(b []byte) {
 	binary.NativeEndian.PutUint16(b[8:], h.csumOffset)
 }
 
-// tunQueue is one queue (file descriptor) of the multi-queue TUN device.
+// tunQueue is one queue (file descriptor) of the multi-queue TUN device. One goroutine reads a
+// queue; any may write to it.
 type tunQueue struct {
 	f  *os.File
 	rc syscall.RawConn
-	// iov is scratch for writev, used by the queue's one writer.
-	iov []unix.Iovec
 }
 
 // tunDevice is the engine's TUN device: its queues, each read and written by one pipeline.
@@ -171,21 +170,23 @@ func (q *tunQueue) tryRead(b []byte) (n int, ok bool, err error) {
 	return n, err == nil, err
 }
 
-// writev writes one packet gathered from parts (the virtio-net header first).
-func (q *tunQueue) writev(parts [][]byte) error {
-	q.iov = q.iov[:0]
+// writev writes one packet gathered from parts (the virtio-net header first); iov is the
+// caller's scratch.
+func (q *tunQueue) writev(parts [][]byte, iov *[]unix.Iovec) error {
+	v := (*iov)[:0]
 	for _, p := range parts {
 		if len(p) == 0 {
 			continue
 		}
-		var v unix.Iovec
-		v.Base = &p[0]
-		v.SetLen(len(p))
-		q.iov = append(q.iov, v)
+		var e unix.Iovec
+		e.Base = &p[0]
+		e.SetLen(len(p))
+		v = append(v, e)
 	}
+	*iov = v
 	var err error
 	werr := q.rc.Write(func(fd uintptr) bool {
-		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&q.iov[0])), uintptr(len(q.iov)))
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -195,7 +196,7 @@ func (q *tunQueue) writev(parts [][]byte) error {
 		return true
 	})
 	// The iovecs point into the caller's buffers; drop them so nothing keeps them alive.
-	clear(q.iov)
+	clear(v)
 	if werr != nil {
 		return os.ErrClosed
 	}

@@ -7,7 +7,10 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/goipsec/goipsec/ah"
 	"github.com/goipsec/goipsec/dataplane"
@@ -75,6 +78,9 @@ type txPipeline struct {
 	pkts    [][]byte // raw send scratch
 	scratch []byte   // AH and ICMP building
 	vhdr    [vnetHdrLen]byte
+	iov     []unix.Iovec
+	// sent counts the IPsec packets this pipeline sent.
+	sent atomic.Uint64
 }
 
 func newTXPipeline(e *Engine, q *tunQueue, udp4, udp6 *batchSock) *txPipeline {
@@ -482,6 +488,7 @@ func (p *txPipeline) flush() {
 		if b.sa != nil {
 			if b.count > 0 {
 				p.e.account(b.sa, uint64(b.count), b.bytes)
+				p.sent.Add(uint64(b.count))
 			}
 			b.sa.release()
 		}
@@ -637,7 +644,7 @@ func (p *txPipeline) tooBig(sa *saState, a *saAddr, s *superPkt, f *flow) bool {
 	first := p.scratch[:s.build(p.scratch, 0, true)]
 	if msg := icmpTooBig(p.scratch[len(first):len(first)], first, mtu); msg != nil {
 		clear(p.vhdr[:])
-		if err := p.tun.writev([][]byte{p.vhdr[:], msg}); err != nil {
+		if err := p.tun.writev([][]byte{p.vhdr[:], msg}, &p.iov); err != nil {
 			p.e.log.Debug("ICMP too big", "err", err)
 		}
 	}
