@@ -355,8 +355,8 @@ func (l *loader) manualKey(sec *Section, key string, typ proposal.TransformType,
 
 // describeKeyBytes explains an expected key length, naming the salt where there is one.
 func describeKeyBytes(t proposal.Transform, n int) string {
-	if t.Type == proposal.TypeEncryption && (proposal.IsAEAD(t.ID)) {
-		return fmt.Sprintf("%d bytes (a %d-byte key and a 4-byte salt)", n, n-4)
+	if salt := proposal.SaltBytes(t); salt != 0 {
+		return fmt.Sprintf("%d bytes (a %d-byte key and a %d-byte salt)", n, n-salt, salt)
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

@@ -209,6 +209,17 @@ func TestTunnels(t *testing.T) {
 		{name: "esp-transport-raw-outer6", proto: dataplane.ESP, mode: dataplane.Transport, enc: esp.EncrAESGCM16, encKeyLen: 36, outer6: true},
 		{name: "ah-tunnel-outer6", proto: dataplane.AH, integ: esp.IntegHMACSHA2_384_192, integLen: 48, outer6: true},
 		{name: "ah-transport-outer6", proto: dataplane.AH, mode: dataplane.Transport, integ: esp.IntegHMACSHA2_256_128, integLen: 32, outer6: true},
+		// The transforms of RFC 4309, 4543, 3686, 3566 and 4494, with 192-bit AES.
+		{name: "esp-tunnel-udp-aes128ccm8", proto: dataplane.ESP, encap: true, enc: esp.EncrAESCCM8, encKeyLen: 19},
+		{name: "esp-tunnel-raw-aes192ccm12-esn", proto: dataplane.ESP, enc: esp.EncrAESCCM12, encKeyLen: 27, esn: true},
+		{name: "esp-transport-udp-aes256ccm16", proto: dataplane.ESP, mode: dataplane.Transport, encap: true, enc: esp.EncrAESCCM16, encKeyLen: 35},
+		{name: "esp-tunnel-udp-aes256gmac-esn", proto: dataplane.ESP, encap: true, enc: esp.EncrNullAESGMAC, encKeyLen: 36, esn: true},
+		{name: "esp-tunnel-raw-aes128gmac-outer6", proto: dataplane.ESP, enc: esp.EncrNullAESGMAC, encKeyLen: 20, outer6: true},
+		{name: "esp-tunnel-udp-aes192gcm12", proto: dataplane.ESP, encap: true, enc: esp.EncrAESGCM12, encKeyLen: 28},
+		{name: "esp-tunnel-udp-aes256ctr-xcbc-esn", proto: dataplane.ESP, encap: true, enc: esp.EncrAESCTR, encKeyLen: 36, integ: esp.IntegAESXCBC96, integLen: 16, esn: true},
+		{name: "esp-transport-raw-aes192cbc-cmac", proto: dataplane.ESP, mode: dataplane.Transport, enc: esp.EncrAESCBC, encKeyLen: 24, integ: esp.IntegAESCMAC96, integLen: 16},
+		{name: "ah-tunnel-xcbc", proto: dataplane.AH, integ: esp.IntegAESXCBC96, integLen: 16},
+		{name: "ah-transport-cmac-esn-outer6", proto: dataplane.AH, mode: dataplane.Transport, integ: esp.IntegAESCMAC96, integLen: 16, esn: true, outer6: true},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
