@@ -66,4 +66,3 @@ func TestNATMappingChangesMidTransfer(t *testing.T) {
 		t.Fatalf("ping back after the rebinding failed:\n%s", out)
 	}
 }
-
