@@ -214,6 +214,18 @@ func algorithms(p dataplane.SAParams, st *state) error {
 		// AH authenticates only: no encryption transform.
 	case p.Encryption == esp.EncrAESGCM16:
 		st.aead = &algo{name: "rfc4106(gcm(aes))", key: p.EncKey, icvBits: 128}
+	case p.Encryption == esp.EncrAESGCM12:
+		st.aead = &algo{name: "rfc4106(gcm(aes))", key: p.EncKey, icvBits: 96}
+	case p.Encryption == esp.EncrAESCCM8, p.Encryption == esp.EncrAESCCM12, p.Encryption == esp.EncrAESCCM16:
+		// RFC 4309: the key ends with a 3-byte salt; ICV 8, 12 or 16 bytes.
+		icv := map[esp.Encryption]uint32{esp.EncrAESCCM8: 64, esp.EncrAESCCM12: 96, esp.EncrAESCCM16: 128}[p.Encryption]
+		st.aead = &algo{name: "rfc4309(ccm(aes))", key: p.EncKey, icvBits: icv}
+	case p.Encryption == esp.EncrNullAESGMAC:
+		// RFC 4543: authentication only, the key ends with a 4-byte salt.
+		st.aead = &algo{name: "rfc4543(gcm(aes))", key: p.EncKey, icvBits: 128}
+	case p.Encryption == esp.EncrAESCTR:
+		// RFC 3686: the key ends with the 4-byte nonce.
+		st.crypt = &algo{name: "rfc3686(ctr(aes))", key: p.EncKey}
 	case p.Encryption == esp.EncrChaCha20Poly1305:
 		st.aead = &algo{name: "rfc7539esp(chacha20,poly1305)", key: p.EncKey, icvBits: 128}
 	case p.Encryption == esp.EncrAESCBC:
@@ -228,6 +240,10 @@ func algorithms(p dataplane.SAParams, st *state) error {
 		if st.aead == nil {
 			return fmt.Errorf("an SA without AEAD needs an integrity algorithm: %w", dataplane.ErrUnsupported)
 		}
+	case esp.IntegAESXCBC96:
+		st.auth = &algo{name: "xcbc(aes)", key: p.IntegKey, icvBits: 96}
+	case esp.IntegAESCMAC96:
+		st.auth = &algo{name: "cmac(aes)", key: p.IntegKey, icvBits: 96}
 	case esp.IntegHMACSHA2_256_128:
 		st.auth = &algo{name: "hmac(sha256)", key: p.IntegKey, icvBits: 128}
 	case esp.IntegHMACSHA2_384_192:
