@@ -69,6 +69,11 @@ func TestKernelManualSAs(t *testing.T) {
 		{"esp-cbc-esn-udp-tunnel", manualConf{mode: "tunnel", protocol: "esp", proposal: "aes256-sha256", esn: true, encap: true,
 			encKey: k32, integKey: k32}},
 		{"esp-chacha-transport", manualConf{mode: "transport", protocol: "esp", proposal: "chacha20poly1305", encKey: k32 + "01020304"}},
+		// The transforms added later to package esp, against the kernel's implementations.
+		{"esp-ccm16-tunnel", manualConf{mode: "tunnel", protocol: "esp", proposal: "aes128ccm16", encKey: k32[:32] + "010203"}},
+		{"esp-gmac-transport", manualConf{mode: "transport", protocol: "esp", proposal: "aes128gmac", encKey: k32[:32] + "01020304"}},
+		{"esp-ctr-xcbc-tunnel", manualConf{mode: "tunnel", protocol: "esp", proposal: "aes128ctr-aesxcbc", encKey: k32[:32] + "01020304", integKey: k32[:32]}},
+		{"ah-cmac-transport", manualConf{mode: "transport", protocol: "ah", proposal: "aescmac", integKey: k32[:32]}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l.logConsole(t)
