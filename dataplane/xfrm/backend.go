@@ -12,8 +12,9 @@
 //     mode), because the kernel checks inbound traffic against policies, not against the SA's
 //     selectors;
 //   - the outbound policy's template names its SA by SPI, so SetPolicySA is an XFRM policy update;
-//   - ranges of addresses become prefixes; port ranges that are not a single port or any port,
-//     and TFC padding to "mtu", are refused as dataplane.ErrUnsupported;
+//   - ranges of addresses become prefixes; port ranges that are not a single port or any port are
+//     refused as dataplane.ErrUnsupported;
+//   - TCP MSS clamping (SAParams.ClampMSS) is left to the firewall: the kernel has no such option;
 //   - FirstInbound is found by reading the inbound SA's packet counter every PollInterval (XFRM
 //     reports no first use).
 //
