@@ -257,7 +257,7 @@ type ikeSA struct {
 	// respDropAt is when the cached response is dropped: once no retransmission of its
 	// request can come any more (an idle IKE SA then holds no message bytes).
 	respDropAt time.Time
-	reasm    *wire.Reassembler
+	reasm      *wire.Reassembler
 
 	lastSeen      time.Time // last authenticated message from the peer
 	rekeyAt       time.Time // IKE SA rekey (zero: none)
