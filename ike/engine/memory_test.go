@@ -109,9 +109,9 @@ func BenchmarkHeldSAMemory(b *testing.B) {
 // bookkeeping and the garbage collector's headroom.
 func TestHeldSAMemoryBudget(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds 5,000 IKE SAs; -short skips it")
+		t.Skip("builds 2,000 IKE SAs; -short skips it")
 	}
-	const n = 5000
+	const n = 2000
 	before := heapInUse()
 	e := heldResponder(t, n)
 	per := float64(heapInUse()-before) / n
