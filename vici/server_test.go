@@ -726,6 +726,13 @@ func TestNoGoroutineLeak(t *testing.T) {
 	srv.Close()
 	<-served
 	idle.Close()
+	// govici's reader goroutines end asynchronously after Close: give them a moment.
+	for range 200 {
+		if runtime.NumGoroutine() <= before {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if after := runtime.NumGoroutine(); after > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])
