@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	govici "github.com/strongswan/govici/vici"
 )
