@@ -56,10 +56,12 @@ type IKERekeyed struct{ Old, New IKEInfo }
 // ChildInstall describes a negotiated Child SA for the data plane. The key slices belong to the
 // effect: the Child SA keeps no copy, and whoever applies the effect wipes them after use.
 type ChildInstall struct {
-	IKE               IKEInfo
-	Config            *ChildConfig
-	Name              string
-	Mode              Mode
+	IKE    IKEInfo
+	Config *ChildConfig
+	Name   string
+	Mode   Mode
+	// Proposal is the negotiated proposal; its Protocol says ESP or AH (Protocol). An AH Child
+	// SA has no encryption keys (EncrIn and EncrOut are empty) and is never UDP-encapsulated.
 	Proposal          proposal.Proposal
 	SPIIn, SPIOut     uint32
 	LocalTS, RemoteTS []ts.Selector
@@ -77,6 +79,9 @@ type ChildInstall struct {
 	// Replaces is the inbound SPI of the Child SA this one rekeys (0: none).
 	Replaces uint32
 }
+
+// Protocol returns the Child SA's IPsec protocol: proposal.ProtoESP or proposal.ProtoAH.
+func (c *ChildInstall) Protocol() proposal.Protocol { return c.Proposal.Protocol }
 
 // Zero wipes the key material.
 func (c *ChildInstall) Zero() {
@@ -101,6 +106,7 @@ type ChildActivate struct {
 type ChildDown struct {
 	IKE           IKEInfo
 	Name          string
+	Protocol      proposal.Protocol // ESP or AH
 	SPIIn, SPIOut uint32
 	Reason        Reason
 	Grace         bool
