@@ -111,11 +111,11 @@ type Child struct {
 	ESPProposals []proposal.Proposal // empty when only AH is configured
 	AHProposals  []proposal.Proposal
 	// ahFirst: ah_proposals is written before esp_proposals (see Proposals).
-	ahFirst bool
-	Mode         Mode
-	StartAction  Action
-	CloseAction  Action
-	DPDAction    Action
+	ahFirst     bool
+	Mode        Mode
+	StartAction Action
+	CloseAction Action
+	DPDAction   Action
 
 	RekeyTime    time.Duration
 	LifeTime     time.Duration
