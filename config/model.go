@@ -110,12 +110,10 @@ type Child struct {
 	RemoteTS     []TrafficSelector
 	ESPProposals []proposal.Proposal // empty when only AH is configured
 	AHProposals  []proposal.Proposal
-	// ahFirst: ah_proposals is written before esp_proposals (see Proposals).
-	ahFirst     bool
-	Mode        Mode
-	StartAction Action
-	CloseAction Action
-	DPDAction   Action
+	Mode         Mode
+	StartAction  Action
+	CloseAction  Action
+	DPDAction    Action
 
 	RekeyTime    time.Duration
 	LifeTime     time.Duration
@@ -142,6 +140,9 @@ type Child struct {
 	MarkIn, MarkOut Mark
 	Interface       string
 	PoliciesFwdOut  bool
+
+	// ahFirst: ah_proposals is written before esp_proposals (see Proposals).
+	ahFirst bool
 }
 
 // Mark is an XFRM mark: packets match when (mark & Mask) == Value.
