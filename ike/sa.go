@@ -124,6 +124,12 @@ type SA struct {
 	// spawned are IKE SAs a rekey created, handoff Child SAs for one that runs already.
 	spawned []*SA
 	handoff *Handoff
+	// IKE_FOLLOWUP_KE (RFC 9370 §2.2.4): our exchange's follow-ups, the peer's exchange waiting
+	// for its follow-ups, and the additional secrets of the exchange being completed.
+	fuInit *followupInit
+	fuResp *followupResponder
+	fuThen func(*ChildInstall)
+	addKE  [][]byte
 
 	effects []Effect
 }
@@ -140,6 +146,7 @@ type handshake struct {
 	candidates []*PeerConfig // configurations a responder may still choose at IKE_AUTH
 	secret     []byte        // the DH secret, kept only for the key log
 	skeyseed   []byte        // kept only for the key log
+	inter      *intermediate // IKE_INTERMEDIATE exchanges (RFC 9242), nil when none
 }
 
 // ChildSA is one negotiated Child SA (a pair of ESP SAs). Its keys are handed to the data plane
@@ -216,6 +223,7 @@ func (sa *SA) Zero() {
 		sa.in.Zero()
 	}
 	sa.dropHandshake()
+	sa.dropFollowups()
 	sa.state = StateDead
 }
 
@@ -229,6 +237,9 @@ func (sa *SA) dropHandshake() {
 	}
 	clear(sa.hs.secret)
 	clear(sa.hs.skeyseed)
+	if sa.hs.inter != nil {
+		sa.hs.inter.next.zero()
+	}
 	sa.hs = nil
 }
 
@@ -281,6 +292,8 @@ func (sa *SA) Header(ex wire.ExchangeType, msgID uint32, response bool) wire.Hea
 
 // Seal encodes and protects a message. When the peer supports fragmentation and the message is
 // larger than maxSize (a datagram's IKE payload budget), it is split into SKF fragments (RFC 7383).
+// An IKE_INTERMEDIATE message joins the IntAuth chain as it was sealed (RFC 9242 §3.3.2), and once
+// a responder's IKE_INTERMEDIATE response is sealed the keys its exchange derived take over.
 func (sa *SA) Seal(h wire.Header, payloads []wire.Payload, maxSize int) ([][]byte, error) {
 	if sa.out == nil {
 		return nil, errors.New("ike: no keys yet")
@@ -290,10 +303,14 @@ func (sa *SA) Seal(h wire.Header, payloads []wire.Payload, maxSize int) ([][]byt
 	if err != nil {
 		return nil, err
 	}
+	out := [][]byte{b}
 	if maxSize > 0 && len(b) > maxSize && sa.PeerFragmentation && sa.Config != nil && sa.Config.Fragmentation && h.Exchange != wire.ExchangeIKESAInit {
-		return (&wire.Message{Header: h}).EncodeFragments(payloads, sa.out, maxSize)
+		if out, err = (&wire.Message{Header: h}).EncodeFragments(payloads, sa.out, maxSize); err != nil {
+			return nil, err
+		}
 	}
-	return [][]byte{b}, nil
+	sa.sealed(h, payloads)
+	return out, nil
 }
 
 // Open authenticates and decrypts a protected message of this SA.

@@ -12,7 +12,8 @@ import (
 var keyPad = []byte("Key Pad for IKEv2")
 
 // signedOctets builds the data AUTH covers (RFC 7296 §2.15): our IKE_SA_INIT message, the peer's
-// nonce and prf(SK_p, RestOfIDPayload) of the identity of the side that signs.
+// nonce and prf(SK_p, RestOfIDPayload) of the identity of the side that signs, then IntAuth when
+// IKE_INTERMEDIATE exchanges took place (RFC 9242 §3.3.2).
 func (sa *SA) signedOctets(initiatorSide bool, idRest []byte) []byte {
 	var msg, nonce, skp []byte
 	if initiatorSide {
@@ -23,7 +24,8 @@ func (sa *SA) signedOctets(initiatorSide bool, idRest []byte) []byte {
 	out := make([]byte, 0, len(msg)+len(nonce)+sa.prf.Size())
 	out = append(out, msg...)
 	out = append(out, nonce...)
-	return sa.prf.AppendCompute(out, skp, idRest)
+	out = sa.prf.AppendCompute(out, skp, idRest)
+	return append(out, sa.intAuth()...)
 }
 
 // pskAUTH computes AUTH = prf(prf(PSK, "Key Pad for IKEv2"), SignedOctets).

@@ -79,6 +79,10 @@ func (*initTask) build(sa *SA, req *Message) error {
 	if sa.Config.Fragmentation {
 		req.add(&wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
+	if offersAddKE(sa.Config.Proposals) {
+		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE (RFC 9242 §3.1).
+		req.add(&wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
+	}
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, false), Payloads: req.Payloads}
 	b, err := m.Encode()
 	if err != nil {
@@ -155,7 +159,13 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 	if err := sa.deriveKeys(chosen.Proposal, secret); err != nil {
 		return false, err
 	}
-	if !sa.setState(StateInitDone) {
+	next := StateInitDone
+	if inter, err := sa.planIntermediate(chosen.Proposal, findNotify(ps, wire.IntermediateExchangeSupported) != nil); err != nil {
+		return false, err
+	} else if inter {
+		next = StateIntermediate
+	}
+	if !sa.setState(next) {
 		return false, errorf(0, "IKE_SA_INIT response in state %s", sa.state)
 	}
 	if err := sa.planChildless(); err != nil {
@@ -426,6 +436,15 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	}
 	if cfg.Childless != ChildlessNever {
 		ps = append(ps, &wire.Notify{NotifyType: wire.ChildlessIKEv2Supported})
+	}
+	peerInter := findNotify(req.Payloads, wire.IntermediateExchangeSupported) != nil
+	if peerInter {
+		ps = append(ps, &wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
+	}
+	if inter, err := sa.planIntermediate(chosen.Proposal, peerInter); err != nil {
+		return refuse(wire.NoProposalChosen, nil, err.(*Error))
+	} else if inter {
+		sa.state = StateIntermediate
 	}
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, true), Payloads: ps}
 	resp, err := m.Encode()

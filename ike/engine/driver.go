@@ -47,13 +47,13 @@ func (e *Engine) receiveResponse(s *ikeSA, w work) {
 	if h.Exchange == wire.ExchangeInformational && e.peerLostState(s, w) {
 		return
 	}
-	inner, ok := e.open(s, w)
+	inner, intAuth, ok := e.open(s, w)
 	if !ok {
 		return
 	}
 	e.seen(s, w)
 	e.stopPending(s)
-	next, err := s.ProcessResponse(&ike.Message{Exchange: h.Exchange, Payloads: inner})
+	next, err := s.ProcessResponse(&ike.Message{Exchange: h.Exchange, Payloads: inner, IntAuth: intAuth})
 	if err != nil {
 		e.logSA(s).Debug("exchange failed", "exchange", h.Exchange.String(), "err", err)
 	}
@@ -129,29 +129,40 @@ func (e *Engine) stopPending(s *ikeSA) {
 }
 
 // open authenticates a protected message and returns its inner payloads, reassembling fragments
-// (nil, false until the last fragment arrives).
-func (e *Engine) open(s *ikeSA, w work) ([]wire.Payload, bool) {
+// (nil, false until the last fragment arrives), and for IKE_INTERMEDIATE the data IKE_AUTH
+// authenticates (RFC 9242 §3.3.2).
+func (e *Engine) open(s *ikeSA, w work) ([]wire.Payload, []byte, bool) {
 	opened, err := s.Open(w.b)
 	if err != nil {
 		e.stats.drop(DropAuth)
 		e.enc.Debug("dropping message that does not authenticate", "conn", s.connName(), "err", err)
-		return nil, false
+		return nil, nil, false
 	}
 	if opened.Fragment != nil {
 		if s.reasm == nil {
 			s.reasm = wire.NewReassembler(64, 64<<10)
 		}
-		inner, done, err := s.reasm.Add(w.h.MessageID, *opened.Fragment)
+		first, plain, done, err := s.reasm.AddPlain(w.h.MessageID, *opened.Fragment)
+		if err == nil && done {
+			opened.Inner, err = wire.DecodePayloads(first, plain)
+			opened.Plain = plain
+			if sk, ok := opened.Payloads[len(opened.Payloads)-1].(*wire.EncryptedFragment); ok {
+				sk.First = first
+			}
+		}
 		if err != nil {
 			e.stats.drop(DropFragment)
 			e.enc.Debug("dropping fragment", "conn", s.connName(), "err", err)
-			return nil, false
+			return nil, nil, false
 		}
 		if !done {
-			return nil, false
+			return nil, nil, false
 		}
 		s.reasm = nil
-		opened.Inner = inner
+	}
+	var intAuth []byte
+	if w.h.Exchange == wire.ExchangeIKEIntermediate {
+		intAuth = wire.IntAuthData(w.h, firstInner(opened), opened.Plain)
 	}
 	if debugEnabled(e.enc) {
 		e.enc.Debug("parsed", "conn", s.connName(), "exchange", w.h.Exchange.String(), "response", w.h.IsResponse(), "msgid", w.h.MessageID, "payloads", payloadList(opened.Inner))
@@ -159,9 +170,20 @@ func (e *Engine) open(s *ikeSA, w work) ([]wire.Payload, bool) {
 	if err := wire.CheckGrammar(opened.Message, opened.Inner); err != nil {
 		e.stats.drop(DropGrammar)
 		e.logSA(s).Warn("dropping malformed message", "exchange", w.h.Exchange.String(), "err", err)
-		return nil, false
+		return nil, nil, false
 	}
-	return opened.Inner, true
+	return opened.Inner, intAuth, true
+}
+
+// firstInner is the type of the first inner payload of an opened message.
+func firstInner(o *wire.Opened) wire.PayloadType {
+	switch p := o.Payloads[len(o.Payloads)-1].(type) {
+	case *wire.Encrypted:
+		return p.First
+	case *wire.EncryptedFragment:
+		return p.First
+	}
+	return wire.PayloadNone
 }
 
 // seen records an authenticated message from the peer and follows the peer's address when RFC
@@ -215,13 +237,13 @@ func (e *Engine) receiveRequest(s *ikeSA, w work) {
 		e.logSA(s).Info("dropping request the IKE SA's state does not allow", "exchange", h.Exchange.String(), "state", s.State().String())
 		return
 	}
-	inner, ok := e.open(s, w)
+	inner, intAuth, ok := e.open(s, w)
 	if !ok {
 		return
 	}
 	e.seen(s, w)
 	s.expectID++
-	resp := s.ProcessRequest(&ike.Message{Exchange: h.Exchange, Payloads: inner})
+	resp := s.ProcessRequest(&ike.Message{Exchange: h.Exchange, Payloads: inner, IntAuth: intAuth})
 	// Answer where the request came from (RFC 7296 §2.11).
 	e.sendResponse(s, h, resp, w.remote)
 	if r, closing := s.Closing(); closing {
@@ -234,7 +256,10 @@ func requestAllowed(s *ikeSA, x wire.ExchangeType) bool {
 	switch x {
 	case wire.ExchangeIKEAuth:
 		return !s.Initiator && st == ike.StateInitDone
-	case wire.ExchangeCreateChildSA, wire.ExchangeInformational:
+	case wire.ExchangeIKEIntermediate:
+		// RFC 9242 §3: after IKE_SA_INIT, before IKE_AUTH.
+		return !s.Initiator && (st == ike.StateIntermediate || st == ike.StateInitDone)
+	case wire.ExchangeCreateChildSA, wire.ExchangeInformational, wire.ExchangeIKEFollowupKE:
 		return st.Authenticated()
 	}
 	return false
