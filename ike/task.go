@@ -13,16 +13,16 @@ import (
 type TaskKind uint8
 
 const (
-	TaskInit        TaskKind = iota // IKE_SA_INIT
-	TaskAuth                        // IKE_AUTH
-	TaskChildCreate                 // a new Child SA (in IKE_AUTH or CREATE_CHILD_SA)
-	TaskChildRekey                  // CREATE_CHILD_SA with REKEY_SA
-	TaskChildDelete                 // INFORMATIONAL with an ESP/AH Delete
-	TaskIKERekey                    // CREATE_CHILD_SA with an IKE proposal
-	TaskIKEDelete                   // INFORMATIONAL with an IKE Delete
-	TaskLiveness                    // empty INFORMATIONAL (dead peer detection)
-	TaskIntermediate                // IKE_INTERMEDIATE with an additional key exchange (RFC 9242, RFC 9370)
-	TaskFollowupKE                  // IKE_FOLLOWUP_KE after a CREATE_CHILD_SA (RFC 9370 §2.2.4)
+	TaskInit         TaskKind = iota // IKE_SA_INIT
+	TaskAuth                         // IKE_AUTH
+	TaskChildCreate                  // a new Child SA (in IKE_AUTH or CREATE_CHILD_SA)
+	TaskChildRekey                   // CREATE_CHILD_SA with REKEY_SA
+	TaskChildDelete                  // INFORMATIONAL with an ESP/AH Delete
+	TaskIKERekey                     // CREATE_CHILD_SA with an IKE proposal
+	TaskIKEDelete                    // INFORMATIONAL with an IKE Delete
+	TaskLiveness                     // empty INFORMATIONAL (dead peer detection)
+	TaskIntermediate                 // IKE_INTERMEDIATE with an additional key exchange (RFC 9242, RFC 9370)
+	TaskFollowupKE                   // IKE_FOLLOWUP_KE after a CREATE_CHILD_SA (RFC 9370 §2.2.4)
 )
 
 var taskNames = [...]string{"IKE_SA_INIT", "IKE_AUTH", "create Child SA", "rekey Child SA", "delete Child SA",
