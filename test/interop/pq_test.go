@@ -115,7 +115,7 @@ func TestStrongSwan6AdditionalKEMismatch(t *testing.T) {
 	root := strongswan.Trixie(t)
 	_, left, right := setup(t)
 	c := strongswan.Start(t, right, strongswan.Config{Root: root, SwanctlConf: swanConn{local: rightOuter, remote: leftOuter,
-		ike: "aes256gcm16-prfsha256-x25519-ke1_ecp256",
+		ike:      "aes256gcm16-prfsha256-x25519-ke1_ecp256",
 		children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()})
 	g := startGoipsec(t, left, connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter,
 		ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4}.String())
