@@ -73,6 +73,7 @@ type Daemon struct {
 	stop     chan struct{} // closed by Close: the IKE workers end
 	keylog   *keylogger
 	peers    atomic.Pointer[peerSnapshot]
+	ppks     atomic.Pointer[ppkTable]
 	ctl      atomic.Pointer[control.Service]
 	closing  atomic.Bool
 
@@ -228,6 +229,7 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		errs = append(errs, errors.New("connections are configured but IKE is not running"))
 	}
 	d.cfg = cfg
+	d.ppks.Store(newPPKTable(cfg.Secrets.PPK))
 	d.mu.Unlock()
 	for _, name := range terminate {
 		d.ike.Terminate(name)

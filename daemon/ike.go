@@ -154,6 +154,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		Unique: toUnique(c.Unique), Childless: toChildless(c.Childless),
 	}
 	peer.PSK = func(local, remote ike.Identity) ([]byte, bool) { return d.lookupPSK(local, remote) }
+	d.configurePPK(peer, c)
 	for _, ch := range c.Children {
 		cc := &ike.ChildConfig{Name: ch.Name, Proposals: ch.ESPProposals,
 			RekeyTime: ch.RekeyTime, LifeTime: ch.LifeTime, RekeyBytes: ch.RekeyBytes, LifeBytes: ch.LifeBytes,

@@ -104,6 +104,8 @@ type SA struct {
 	Established       time.Time
 	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
 	PeerInitialContact bool
+	// PPK: a post-quantum preshared key is mixed into the keys (RFC 8784).
+	PPK bool
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
 	queue  []initiatorTask
@@ -147,6 +149,7 @@ type handshake struct {
 	secret     []byte        // the DH secret, kept only for the key log
 	skeyseed   []byte        // kept only for the key log
 	inter      *intermediate // IKE_INTERMEDIATE exchanges (RFC 9242), nil when none
+	ppk        *ppkState     // post-quantum preshared key (RFC 8784), nil when not used
 }
 
 // ChildSA is one negotiated Child SA (a pair of ESP SAs). Its keys are handed to the data plane
@@ -239,6 +242,9 @@ func (sa *SA) dropHandshake() {
 	clear(sa.hs.skeyseed)
 	if sa.hs.inter != nil {
 		sa.hs.inter.next.zero()
+	}
+	if sa.hs.ppk != nil {
+		sa.hs.ppk.zero()
 	}
 	sa.hs = nil
 }

@@ -80,6 +80,11 @@ func (*authTask) build(sa *SA, req *Message) error {
 	if !sa.Config.RemoteID.IsAny() {
 		req.add(&wire.IDr{IDType: sa.Config.RemoteID.Type, Data: sa.Config.RemoteID.Data})
 	}
+	ppk, err := sa.ppkInitiator(func() []byte { return sa.pskAUTH(psk, true, idRest(sa.LocalID)) })
+	if err != nil {
+		return err
+	}
+	req.add(ppk...)
 	req.add(&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, true, idRest(sa.LocalID))})
 	sa.setState(StateAuthSent)
 	return nil
@@ -122,6 +127,9 @@ func (*authTask) process(sa *SA, resp *Message) (bool, error) {
 	psk, ok := sa.Config.PSK(sa.LocalID, remote)
 	if !ok {
 		return false, errorf(wire.AuthenticationFailed, "no preshared key for %s - %s", sa.LocalID, remote)
+	}
+	if err := sa.ppkInitiatorResponse(ps); err != nil {
+		return false, err
 	}
 	want := sa.pskAUTH(psk, false, idRest(remote))
 	if !hmac.Equal(want, auth.Data) {
@@ -216,8 +224,13 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "connection %s: no preshared key for %s - %s", cfg.Name, sa.LocalID, remote))
 		return
 	}
+	authData, ppk, perr := sa.ppkResponder(cfg, ps, auth.Data)
+	if perr != nil {
+		refuse(wire.AuthenticationFailed, perr)
+		return
+	}
 	want := sa.pskAUTH(psk, true, idRest(remote))
-	if !hmac.Equal(want, auth.Data) {
+	if !hmac.Equal(want, authData) {
 		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "AUTH of peer %s does not verify: the preshared keys for %s - %s differ", remote, remote, sa.LocalID))
 		return
 	}
@@ -241,10 +254,9 @@ func (sa *SA) respondAuth(req, resp *Message) {
 	sa.setState(StateEstablished)
 	sa.Established = sa.deps.Now()
 	sa.emit(IKEUp{IKE: sa.Info(), InitialContact: sa.PeerInitialContact})
-	resp.add(
-		&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data},
-		&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, false, idRest(sa.LocalID))},
-	)
+	resp.add(&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
+	resp.add(ppk...)
+	resp.add(&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, false, idRest(sa.LocalID))})
 	if hasChild {
 		respondChildInAuth(sa, req, resp)
 	}

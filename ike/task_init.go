@@ -83,6 +83,9 @@ func (*initTask) build(sa *SA, req *Message) error {
 		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE (RFC 9242 §3.1).
 		req.add(&wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
 	}
+	if sa.Config.wantsPPK() {
+		req.add(&wire.Notify{NotifyType: wire.UsePPK}) // RFC 8784 §3
+	}
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, false), Payloads: req.Payloads}
 	b, err := m.Encode()
 	if err != nil {
@@ -153,6 +156,9 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 	}
 	defer clear(secret)
 	sa.checkNATD(ps, sa.SPIr)
+	if sa.Config.wantsPPK() {
+		sa.ppk().peer = findNotify(ps, wire.UsePPK) != nil
+	}
 	sa.PeerFragmentation = findNotify(ps, wire.FragmentationSupported) != nil
 	sa.PeerChildless = findNotify(ps, wire.ChildlessIKEv2Supported) != nil
 	hs.initResp = append([]byte(nil), resp.Raw...)
@@ -436,6 +442,11 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	}
 	if cfg.Childless != ChildlessNever {
 		ps = append(ps, &wire.Notify{NotifyType: wire.ChildlessIKEv2Supported})
+	}
+	if findNotify(req.Payloads, wire.UsePPK) != nil && cfg.PPK != nil {
+		// RFC 8784 §3: we can look PPKs up; whether one is used is decided in IKE_AUTH.
+		sa.ppk().peer = true
+		ps = append(ps, &wire.Notify{NotifyType: wire.UsePPK})
 	}
 	peerInter := findNotify(req.Payloads, wire.IntermediateExchangeSupported) != nil
 	if peerInter {
