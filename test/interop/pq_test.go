@@ -2,6 +2,7 @@ package interop
 
 import (
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,80 @@ func checkPings(t *testing.T, left, right interface {
 		if ok, out := right.Ping(t, dst, 2); !ok {
 			t.Fatalf("ping %s from strongSwan's side failed:\n%s", dst, out)
 		}
+	}
+}
+
+// TestPPKStrongSwan: post-quantum preshared keys (RFC 8784) with strongSwan 5.9.8 in both roles:
+// the same PPK on both sides is used (strongSwan logs it, the tunnel carries traffic); a different
+// PPK under the same identity fails authentication; a PPK that one side requires and the other
+// lacks fails, and goipsec says why in one line.
+func TestPPKStrongSwan(t *testing.T) {
+	const ppkA, ppkB = "0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "0x1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
+	for _, tc := range []struct {
+		name                   string
+		goKey, swanKey         string // "" : no PPK secret
+		goRequired, swRequired bool
+		goipsecInitiates       bool
+		wantUp                 bool
+		wantLog                string // a goipsec log line part when it fails
+	}{
+		{name: "matching/goipsec-initiator", goKey: ppkA, swanKey: ppkA, goRequired: true, swRequired: true, goipsecInitiates: true, wantUp: true},
+		{name: "matching/goipsec-responder", goKey: ppkA, swanKey: ppkA, goRequired: true, swRequired: true, wantUp: true},
+		{name: "mismatching/goipsec-initiator", goKey: ppkA, swanKey: ppkB, goRequired: true, swRequired: true, goipsecInitiates: true,
+			wantLog: "peer refused our authentication (AUTHENTICATION_FAILED)"},
+		{name: "mismatching/goipsec-responder", goKey: ppkA, swanKey: ppkB, goRequired: true, swRequired: true, wantLog: "does not verify"},
+		{name: "required-missing/goipsec-responder", goKey: "", swanKey: ppkA, goRequired: false, swRequired: true,
+			wantLog: `which we do not have`},
+		{name: "required-missing/goipsec-initiator", goKey: ppkA, swanKey: "", goRequired: true, swRequired: false, goipsecInitiates: true,
+			// strongSwan without the PPK does not even announce USE_PPK.
+			wantLog: `does not support them (no USE_PPK in IKE_SA_INIT`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, left, right := setup(t)
+			swExtra := "    ppk_id = ppk-interop\n"
+			if tc.swRequired {
+				swExtra += "    ppk_required = yes\n"
+			}
+			conf := swanConn{local: rightOuter, remote: leftOuter, ike: "aes256gcm16-prfsha256-x25519", extra: swExtra,
+				children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()
+			if tc.swanKey != "" {
+				conf += "secrets {\n  ppk-1 {\n    id = ppk-interop\n    secret = " + tc.swanKey + "\n  }\n}\n"
+			}
+			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: conf})
+			goExtra := "    ppk_id = ppk-interop\n"
+			if tc.goRequired {
+				goExtra += "    ppk_required = yes\n"
+			}
+			cc := connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter, extra: goExtra,
+				ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4}
+			if tc.goipsecInitiates {
+				cc.startAction = "start"
+			}
+			goConf := cc.String()
+			if tc.goKey != "" {
+				goConf += "secrets {\n  ppk-1 {\n    id = ppk-interop\n    secret = " + tc.goKey + "\n  }\n}\n"
+			}
+			g := startGoipsec(t, left, goConf)
+			if !tc.goipsecInitiates {
+				out, err := c.SwanctlOutput("--initiate", "--child", "net", "--timeout", "10")
+				if (err == nil) != tc.wantUp {
+					t.Fatalf("strongSwan's initiation: %v\n%s", err, out)
+				}
+			}
+			if !tc.wantUp {
+				lines := g.waitLogCount(t, 1, 15*time.Second, "negotiation failed")
+				if !strings.Contains(strings.Join(lines, "\n"), tc.wantLog) {
+					t.Fatalf("goipsec's failure does not say %q:\n%s", tc.wantLog, strings.Join(lines, "\n"))
+				}
+				return
+			}
+			c.WaitEstablished(t, "gt", 30*time.Second)
+			g.waitLog(t, "Child SA established", 10*time.Second)
+			c.WaitLog(t, regexp.MustCompile(`using PPK for PPK_ID 'ppk-interop'`), 5*time.Second)
+			if ok, out := left.Ping(t, rightInner4, 2); !ok {
+				t.Fatalf("ping through the tunnel failed:\n%s", out)
+			}
+		})
 	}
 }
