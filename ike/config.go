@@ -95,6 +95,10 @@ type PeerConfig struct {
 	PPKID       []byte
 	PPKRequired bool
 	PPK         func(id []byte) ([]byte, bool)
+	// ForceTCP starts in TCP (encap = tcp); TCPPort is the peer's TCP port (RFC 9329), used by
+	// ForceTCP and by the fallback when UDP gets no answer (0: no fallback).
+	ForceTCP bool
+	TCPPort  uint16
 }
 
 // Unique is swanctl.conf's connection uniqueness policy.

@@ -87,6 +87,9 @@ type SA struct {
 	// NATRemote: a NAT is in front of the peer. Either means ESP in UDP.
 	NATLocal, NATRemote bool
 	PeerFragmentation   bool
+	// TCP: IKE and the Child SAs' ESP travel in TCP (RFC 9329) between Local and Remote;
+	// TCPOriginator: this side opened the connection and reopens it when it breaks.
+	TCP, TCPOriginator bool
 	// PeerChildless: the peer announced RFC 6023 childless IKE SA support.
 	PeerChildless bool
 

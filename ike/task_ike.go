@@ -97,6 +97,7 @@ func (t *ikeRekeyTask) abort(sa *SA) {
 func (sa *SA) successorOf(initiator bool) *SA {
 	return &SA{Config: sa.Config, deps: sa.deps, Initiator: initiator, Local: sa.Local, Remote: sa.Remote,
 		NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, PeerFragmentation: sa.PeerFragmentation, PeerChildless: sa.PeerChildless,
+		TCP: sa.TCP, TCPOriginator: sa.TCPOriginator,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now()}
 }
 

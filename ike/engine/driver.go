@@ -35,7 +35,7 @@ func (e *Engine) handle(en *entry, w work) []effect {
 
 func (e *Engine) receiveResponse(s *ikeSA, w work) {
 	h := w.h
-	if s.pendingMsg == nil || h.MessageID != s.pendingID {
+	if s.pendingMsg == nil || h.MessageID != s.pendingID || w.tcp != s.TCP {
 		e.stats.drop(DropUnexpectedResponse)
 		e.log.Debug("unexpected response", "msgid", h.MessageID, "exchange", h.Exchange.String())
 		return
@@ -89,8 +89,8 @@ func (e *Engine) receiveInitResponse(s *ikeSA, w work) {
 		e.sendRequest(s, 0, [][]byte{next.Raw})
 		return
 	}
-	if s.NAT() {
-		// Float to the NAT-T port (RFC 7296 §2.23).
+	if s.NAT() && !s.TCP {
+		// Float to the NAT-T port (RFC 7296 §2.23); a TCP connection stays where it is.
 		s.Local = netip.AddrPortFrom(s.Local.Addr(), e.cfg.NATTPort)
 		s.Remote = netip.AddrPortFrom(s.Remote.Addr(), 4500)
 	}
@@ -200,6 +200,11 @@ func (e *Engine) seen(s *ikeSA, w work) {
 		return
 	}
 	switch {
+	case s.TCP:
+		// A new TCP connection (the originator reconnected, RFC 9329 §6.1): answer in it. The
+		// data plane sends the Child SAs' ESP in the peer's newest connection already.
+		s.Remote, s.Local = w.remote, local
+		s.en.remoteHint.Store(&s.Remote)
 	case !s.State().Authenticated():
 		// IKE_AUTH: the peer floated to the NAT-T port, or its NAT mapped it to a new one.
 		s.Remote, s.Local = w.remote, local
@@ -269,7 +274,7 @@ func (e *Engine) sendResponse(s *ikeSA, h wire.Header, resp *ike.Message, to net
 	if debugEnabled(e.enc) {
 		e.enc.Debug("generating", "conn", s.connName(), "exchange", h.Exchange.String(), "response", true, "msgid", h.MessageID, "payloads", payloadList(resp.Payloads))
 	}
-	msgs, err := s.Seal(s.Header(h.Exchange, h.MessageID, true), resp.Payloads, e.cfg.MaxDatagram)
+	msgs, err := s.Seal(s.Header(h.Exchange, h.MessageID, true), resp.Payloads, e.maxDatagram(s))
 	if err != nil {
 		e.logSA(s).Error("cannot encode response", "exchange", h.Exchange.String(), "err", err)
 		return
@@ -312,7 +317,7 @@ func (e *Engine) sendProtected(s *ikeSA, req *ike.Message, id uint32) {
 	if debugEnabled(e.enc) {
 		e.enc.Debug("generating", "conn", s.connName(), "exchange", req.Exchange.String(), "response", false, "msgid", id, "payloads", payloadList(req.Payloads))
 	}
-	msgs, err := s.Seal(s.Header(req.Exchange, id, false), req.Payloads, e.cfg.MaxDatagram)
+	msgs, err := s.Seal(s.Header(req.Exchange, id, false), req.Payloads, e.maxDatagram(s))
 	if err != nil {
 		e.logSA(s).Error("cannot encode request", "exchange", req.Exchange.String(), "err", err)
 		s.Abort()
@@ -335,7 +340,7 @@ func (e *Engine) retransmitDelay(n int) time.Duration {
 // send queues datagrams after the effects recorded so far.
 func (e *Engine) send(s *ikeSA, to netip.AddrPort, msgs [][]byte) {
 	e.flush(s)
-	s.out = append(s.out, sendEffect{local: s.Local, remote: to, msgs: msgs})
+	s.out = append(s.out, sendEffect{local: s.Local, remote: to, msgs: msgs, tcp: s.TCP, dial: s.TCPOriginator})
 }
 
 // --- timers ---
@@ -344,6 +349,9 @@ func (e *Engine) send(s *ikeSA, to netip.AddrPort, msgs [][]byte) {
 func (e *Engine) tick(s *ikeSA) {
 	now := e.cfg.Clock.Now()
 	if s.pendingMsg != nil && !s.retransmitAt.IsZero() && !now.Before(s.retransmitAt) {
+		if e.fallbackToTCP(s) {
+			return
+		}
 		if s.retries >= e.cfg.RetransmitTries {
 			kind, _ := s.ActiveKind()
 			err := fmt.Errorf("peer %s did not answer %d retransmissions of %s", s.Remote, s.retries, kind)
@@ -488,7 +496,7 @@ func (e *Engine) armIKE(s *ikeSA, now time.Time) {
 	if d := s.Config.RekeyTime; d > 0 {
 		s.rekeyAt = now.Add(ike.Jitter(d, e.cfg.Rand))
 	}
-	if s.NATLocal && e.cfg.Keepalive != nil {
+	if s.NATLocal && e.cfg.Keepalive != nil && !s.TCP {
 		// Behind a NAT: keep its mapping for port 4500 alive (RFC 3948 §2.3).
 		s.keepaliveAt = now.Add(e.cfg.KeepaliveInterval)
 	}
@@ -578,6 +586,10 @@ func (e *Engine) apply(x effect) {
 	ev := &e.cfg.Events
 	switch x := x.(type) {
 	case sendEffect:
+		if x.tcp {
+			e.sendStream(x)
+			break
+		}
 		for _, m := range x.msgs {
 			e.net.Debug("sending packet", "from", x.local, "to", x.remote, "bytes", len(m))
 			if err := e.cfg.Transport.Send(m, x.local, x.remote); err != nil {

@@ -57,6 +57,7 @@ type work struct {
 	h             wire.Header
 	local, remote netip.AddrPort
 	fn            func(*ikeSA)
+	tcp           bool // the datagram came in a TCP connection (RFC 9329)
 }
 
 // maxInbox bounds the datagrams waiting for one SA; more are dropped (the peer retransmits).
@@ -65,10 +66,12 @@ const maxInbox = 64
 // effect is what an applier carries out: an ike.Effect or one of the driver's own.
 type effect any
 
-// sendEffect sends IKE datagrams.
+// sendEffect sends IKE datagrams, or with tcp messages in a TCP connection (RFC 9329), which the
+// sender may open when dial is set.
 type sendEffect struct {
 	local, remote netip.AddrPort
 	msgs          [][]byte
+	tcp, dial     bool
 }
 
 // keepaliveEffect sends a NAT-keepalive.
