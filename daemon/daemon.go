@@ -43,6 +43,8 @@ type Options struct {
 	MTU int
 	// NATT enables IKE: nil runs manual keys only.
 	NATT NATT
+	// TCP carries IKE and ESP in TCP (RFC 9329); nil: UDP only.
+	TCP TCPCarrier
 	// IKE settings from the configuration's daemon section.
 	Daemon config.Daemon
 	// Keylog receives IKE and ESP keys in Wireshark's table formats (debugging only); nil: off.
@@ -126,8 +128,12 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.sockets = socks
 	dc := opts.Daemon
+	var transport engine.Transport = socks
+	if opts.TCP != nil {
+		transport = &tcpTransport{ikeSockets: socks, tcp: opts.TCP}
+	}
 	d.ike = engine.New(engine.Config{
-		Transport: socks, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
+		Transport: transport, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
 		NetLogger: opts.Logs.Logger("net"), EncLogger: opts.Logs.Logger("enc"),
 		Configs: d.candidates, AllocSPI: d.AllocSPI, KeyLog: d.keylog != nil,
 		Keepalive: func(local, remote netip.AddrPort) {
@@ -152,6 +158,12 @@ func New(opts Options) (*Daemon, error) {
 		go d.ikeWorker()
 	}
 	socks.serve(d.enqueueIKE)
+	if opts.TCP != nil {
+		if err := d.startTCP(); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -159,6 +171,7 @@ func New(opts Options) (*Daemon, error) {
 type ikeMessage struct {
 	b             []byte
 	local, remote netip.AddrPort
+	tcp           bool // in a TCP connection (RFC 9329)
 }
 
 // ikeQueueLen bounds the IKE messages waiting for a worker; more are dropped (the peer
@@ -178,6 +191,10 @@ func (d *Daemon) ikeWorker() {
 	for {
 		select {
 		case m := <-d.ikeQueue:
+			if m.tcp {
+				d.ike.ReceiveTCP(m.b, m.local, m.remote)
+				continue
+			}
 			d.ike.Receive(m.b, m.local, m.remote)
 		case <-d.stop:
 			return

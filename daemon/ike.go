@@ -155,6 +155,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 	}
 	peer.PSK = func(local, remote ike.Identity) ([]byte, bool) { return d.lookupPSK(local, remote) }
 	d.configurePPK(peer, c)
+	d.configureTCP(peer, c)
 	for _, ch := range c.Children {
 		cc := &ike.ChildConfig{Name: ch.Name, Proposals: ch.ESPProposals,
 			RekeyTime: ch.RekeyTime, LifeTime: ch.LifeTime, RekeyBytes: ch.RekeyBytes, LifeBytes: ch.LifeBytes,
@@ -367,6 +368,7 @@ func (d *Daemon) Initiate(name, child string) error {
 	if err != nil {
 		return err
 	}
+	local, remote = tcpEndpoints(conn.cfg, local, remote)
 	return d.ike.Initiate(conn.peer, children, local, remote)
 }
 
@@ -447,7 +449,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 		lt = dataplane.Lifetime{SoftBytes: cc.RekeyBytes, HardBytes: cc.LifeBytes, SoftPackets: cc.RekeyPackets, HardPackets: cc.LifePackets}
 		replay, tfc = cc.ReplayWindow, cc.TFCPadding
 	}
-	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap,
+	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap && !c.IKE.TCP, TCP: c.IKE.TCP,
 		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(childIntegrity(c)), ESN: c.ESN,
 		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt}
 	local, remote := c.IKE.Local, c.IKE.Remote

@@ -128,6 +128,9 @@ type Engine struct {
 	nextPolicy dataplane.PolicyID
 
 	stats engineStats
+	// tcp carries IKE and ESP in TCP (tcp.go), created on first use.
+	tcp     *tcpCarrier
+	tcpOnce sync.Once
 	// inline: readers seal/open and write their batches themselves (Workers = -1).
 	inline bool
 
@@ -394,7 +397,12 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	default:
 		return fmt.Errorf("SA %s: unknown protocol %d", p.Name, p.Protocol)
 	}
-	if p.Encap {
+	if p.TCP {
+		if p.Protocol != dataplane.ESP {
+			sa.zero()
+			return fmt.Errorf("SA %s (%s): only ESP can be carried in TCP (RFC 9329)", p.Name, key)
+		}
+	} else if p.Encap {
 		if e.bind == nil {
 			return fmt.Errorf("SA %s (%s): ESP in UDP needs the NAT-T port, which is disabled", p.Name, key)
 		}
@@ -413,7 +421,8 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	// Keep the parameters for listing, without key material.
 	p.EncKey, p.IntegKey = nil, nil
 	sa.params = p
-	if p.Direction == dataplane.Out {
+	if p.Direction == dataplane.Out && !p.TCP {
+		// (TCP segments ESP-in-TCP itself: no path MTU applies to the packets.)
 		sa.outerMTU = e.routes.pathMTU(p.Dst, e.cfg.FwMark)
 	}
 

@@ -355,6 +355,9 @@ func (e *Engine) sendBatch(b *batch, bufs [][]byte) [][]byte {
 // transmit sends IPsec packets of one SA.
 func (e *Engine) transmit(sa *saState, pkts [][]byte) error {
 	p := &sa.params
+	if p.TCP {
+		return e.sendTCP(sa, pkts)
+	}
 	if p.Encap {
 		return e.bind.Send(pkts, sa.ep)
 	}

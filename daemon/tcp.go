@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"net/netip"
+
+	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/ike"
+)
+
+// IKE and ESP in TCP (RFC 9329). The data plane owns the TCP connections (one connection carries
+// both); the daemon hands the IKE messages to the engine and tells it when a connection closes,
+// and the engine sends through the data plane.
+
+// TCPCarrier is the data plane's TCP encapsulation.
+type TCPCarrier interface {
+	SetTCPHandlers(ike func(b []byte, local, remote netip.AddrPort), closed func(local, remote netip.AddrPort))
+	ListenTCP(ports []uint16) error
+	SendIKETCP(b []byte, local, remote netip.AddrPort, dial bool) error
+}
+
+// tcpTransport is the engine's transport when TCP is available: UDP through the IKE sockets, TCP
+// through the data plane.
+type tcpTransport struct {
+	*ikeSockets
+	tcp TCPCarrier
+}
+
+// SendStream implements engine.StreamTransport.
+func (t *tcpTransport) SendStream(b []byte, local, remote netip.AddrPort, dial bool) error {
+	return t.tcp.SendIKETCP(b, local, remote, dial)
+}
+
+// startTCP connects the data plane's TCP connections with the IKE engine and opens the listeners.
+func (d *Daemon) startTCP() error {
+	t := d.opts.TCP
+	t.SetTCPHandlers(d.enqueueIKETCP, d.ike.StreamClosed)
+	return t.ListenTCP(d.opts.Daemon.TCPListen)
+}
+
+// enqueueIKETCP queues an IKE message that arrived in TCP for the IKE workers.
+func (d *Daemon) enqueueIKETCP(b []byte, local, remote netip.AddrPort) {
+	m := ikeMessage{b: append([]byte(nil), b...), local: local, remote: remote, tcp: true}
+	select {
+	case d.ikeQueue <- m:
+	default:
+		d.log.Debug("IKE queue full: dropping a message", "from", remote)
+	}
+}
+
+// configureTCP gives a connection its TCP settings: encap = tcp starts in TCP to tcp_port, and
+// without it tcp_port is where the initiator falls back to when UDP gets no answer. Without a
+// data plane that carries TCP, neither.
+func (d *Daemon) configureTCP(peer *ike.PeerConfig, c *config.Connection) {
+	if d.opts.TCP == nil {
+		return
+	}
+	peer.ForceTCP, peer.TCPPort = c.EncapTCP, c.TCPPort
+}
+
+// tcpEndpoints turns the endpoints of an initiator with encap = tcp into TCP ones: the peer's
+// tcp_port, and no local port before the connection exists.
+func tcpEndpoints(c *config.Connection, local, remote netip.AddrPort) (netip.AddrPort, netip.AddrPort) {
+	if !c.EncapTCP {
+		return local, remote
+	}
+	return netip.AddrPortFrom(local.Addr(), 0), netip.AddrPortFrom(remote.Addr(), c.TCPPort)
+}
