@@ -29,7 +29,7 @@ type ppkState struct {
 	peer bool
 	// used: the PPK is mixed into the keys; plain holds the keys before that, in case the
 	// responder answers without PPK and they are needed again.
-	used             bool
+	used                     bool
 	plainD, plainPI, plainPR []byte
 }
 

@@ -28,7 +28,9 @@ const tcpFallbackAfter = 2
 
 // ReceiveTCP handles one IKE message (without the non-ESP marker) that arrived in the TCP
 // connection between remote and local.
-func (e *Engine) ReceiveTCP(b []byte, local, remote netip.AddrPort) { e.receive(b, local, remote, true) }
+func (e *Engine) ReceiveTCP(b []byte, local, remote netip.AddrPort) {
+	e.receive(b, local, remote, true)
+}
 
 // StreamClosed tells the engine that the TCP connection between local and remote broke. IKE SAs
 // whose side opened it reconnect at once, with a liveness check, so that the peer learns the new
