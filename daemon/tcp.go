@@ -3,6 +3,10 @@ package daemon
 import (
 	"net/netip"
 
+	"github.com/goipsec/goipsec/dataplane"
+	"github.com/goipsec/goipsec/ike/engine"
+	"github.com/goipsec/goipsec/status"
+
 	"github.com/goipsec/goipsec/config"
 	"github.com/goipsec/goipsec/ike"
 )
@@ -16,6 +20,7 @@ type TCPCarrier interface {
 	SetTCPHandlers(ike func(b []byte, local, remote netip.AddrPort), closed func(local, remote netip.AddrPort))
 	ListenTCP(ports []uint16) error
 	SendIKETCP(b []byte, local, remote netip.AddrPort, dial bool) error
+	TCPStreams() []dataplane.TCPStream
 }
 
 // tcpTransport is the engine's transport when TCP is available: UDP through the IKE sockets, TCP
@@ -64,4 +69,35 @@ func tcpEndpoints(c *config.Connection, local, remote netip.AddrPort) (netip.Add
 		return local, remote
 	}
 	return netip.AddrPortFrom(local.Addr(), 0), netip.AddrPortFrom(remote.Addr(), c.TCPPort)
+}
+
+// tcpState names an IKE SA's transport for status: "udp" or "tcp".
+func (d *Daemon) tcpState(sa engine.SAInfo) string {
+	if sa.TCP {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// tcpConnection describes the TCP connection of an IKE SA in TCP: the one of its addresses, or the
+// newest between the two hosts (which the data plane uses after a reconnect).
+func (d *Daemon) tcpConnection(sa engine.SAInfo) *status.TCPState {
+	if !sa.TCP || d.opts.TCP == nil {
+		return nil
+	}
+	var best *dataplane.TCPStream
+	for _, s := range d.opts.TCP.TCPStreams() {
+		if s.Local == sa.Local && s.Remote == sa.Remote {
+			best = &s
+			break
+		}
+		if s.Local.Addr() == sa.Local.Addr() && s.Remote.Addr() == sa.Remote.Addr() && (best == nil || s.Since.After(best.Since)) {
+			best = &s
+		}
+	}
+	if best == nil {
+		return &status.TCPState{Local: sa.Local.String(), Remote: sa.Remote.String(), Originator: sa.TCPOriginator}
+	}
+	return &status.TCPState{Local: best.Local.String(), Remote: best.Remote.String(), Originator: best.Originator, Since: best.Since,
+		BytesIn: best.BytesIn, BytesOut: best.BytesOut, ESPIn: best.ESPIn, ESPOut: best.ESPOut, Connected: true}
 }

@@ -66,16 +66,6 @@ type tcpStream struct {
 	dead                                            atomic.Bool
 }
 
-// TCPStream describes one connection for status listings.
-type TCPStream struct {
-	Local, Remote netip.AddrPort
-	// Originator: this side opened it (and reopens it).
-	Originator          bool
-	Since, LastReceived time.Time
-	BytesIn, BytesOut   uint64
-	ESPIn, ESPOut       uint64
-	IKEIn, IKEOut       uint64
-}
 
 // carrier returns the engine's TCP carrier, creating it on first use.
 func (e *Engine) carrier() *tcpCarrier {
@@ -425,12 +415,12 @@ func (e *Engine) sendTCP(sa *saState, pkts [][]byte) error {
 }
 
 // TCPStreams lists the TCP connections.
-func (e *Engine) TCPStreams() []TCPStream {
+func (e *Engine) TCPStreams() []dataplane.TCPStream {
 	t := e.carrier()
 	t.mu.Lock()
-	out := make([]TCPStream, 0, len(t.streams))
+	out := make([]dataplane.TCPStream, 0, len(t.streams))
 	for _, s := range t.streams {
-		out = append(out, TCPStream{Local: s.local, Remote: s.remote, Originator: s.originator, Since: s.since,
+		out = append(out, dataplane.TCPStream{Local: s.local, Remote: s.remote, Originator: s.originator, Since: s.since,
 			LastReceived: time.Unix(0, s.last.Load()), BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
 			ESPIn: s.espIn.Load(), ESPOut: s.espOut.Load(), IKEIn: s.ikeIn.Load(), IKEOut: s.ikeOut.Load()})
 	}

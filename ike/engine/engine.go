@@ -684,7 +684,11 @@ type SAInfo struct {
 	NAT           bool
 	// NATLocal: a NAT is in front of us; NATRemote: in front of the peer.
 	NATLocal, NATRemote bool
-	Established         time.Time
+	// TCP: IKE and ESP travel in TCP (RFC 9329); TCPOriginator: we opened the connection.
+	TCP, TCPOriginator bool
+	// PPK: a post-quantum preshared key is in the keys (RFC 8784).
+	PPK         bool
+	Established time.Time
 	// RekeyAt is when the IKE SA will be rekeyed (zero: never); LastReceived is when the last
 	// authenticated message from the peer arrived.
 	RekeyAt, LastReceived time.Time
@@ -732,6 +736,7 @@ func (s *ikeSA) info() SAInfo {
 	info := SAInfo{Name: s.connName(), SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State(),
 		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
 		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: s.rekeyAt,
+		TCP: s.TCP, TCPOriginator: s.TCPOriginator, PPK: s.PPK,
 		LastReceived: s.lastSeen}
 	if s.HasWork() {
 		info.Queued = 1

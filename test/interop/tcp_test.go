@@ -1,11 +1,14 @@
 package interop
 
 import (
+	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/goipsec/goipsec/internal/testnet"
+	"github.com/goipsec/goipsec/status"
 )
 
 // IKE and ESP in TCP (RFC 9329), goipsec with goipsec, through a firewall that forwards nothing
@@ -70,6 +73,25 @@ func TestTCPThroughFirewall(t *testing.T) {
 	testnet.TCPTransfer(t, left, right, leftInner4+":7004", 2<<20)
 	if len(l.logLines("opened TCP connection for IKE and ESP", tcpRight+":443")) != 1 {
 		t.Fatalf("goipsec opened %d TCP connections, want 1", len(l.logLines("opened TCP connection")))
+	}
+	// goipsec status shows the connection, on both sides.
+	for name, g := range map[string]*goipsecProc{"initiator": l, "responder": r} {
+		out, err := exec.Command(goipsecBinary(t), "status", "--json", "--socket", g.vici).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: goipsec status: %v\n%s", name, err, out)
+		}
+		var st status.Status
+		if err := json.Unmarshal(out, &st); err != nil || len(st.Connections) != 1 || len(st.Connections[0].IKESAs) != 1 {
+			t.Fatalf("%s: status %v\n%s", name, err, out)
+		}
+		sa := st.Connections[0].IKESAs[0]
+		if sa.Transport != "tcp" || sa.TCP == nil || !sa.TCP.Connected || sa.TCP.Originator != (name == "initiator") || sa.TCP.ESPOut == 0 || sa.TCP.ESPIn == 0 {
+			t.Fatalf("%s: IKE SA %+v, TCP %+v", name, sa, sa.TCP)
+		}
+		text, _ := exec.Command(goipsecBinary(t), "status", "--socket", g.vici).CombinedOutput()
+		if !strings.Contains(string(text), "IKE and ESP in TCP") || !strings.Contains(string(text), "ESP in TCP, spis") {
+			t.Fatalf("%s: goipsec status text lacks the TCP lines:\n%s", name, text)
+		}
 	}
 }
 
