@@ -66,7 +66,6 @@ type tcpStream struct {
 	dead                                            atomic.Bool
 }
 
-
 // carrier returns the engine's TCP carrier, creating it on first use.
 func (e *Engine) carrier() *tcpCarrier {
 	e.tcpOnce.Do(func() {
