@@ -715,15 +715,7 @@ func (l *loader) secrets(sec *Section) Secrets {
 			}
 			psk.IDs = append(psk.IDs, id)
 		}
-		if kv := explicit(p, "secret"); kv == nil {
-			l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
-		} else {
-			secret, err := parseSecret(kv.Value)
-			if err != nil {
-				l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
-			}
-			psk.Secret = secret
-		}
+		psk.Secret = l.secret(p)
 		s.IKE = append(s.IKE, psk)
 	}
 	const ppkPattern = "secrets.ppk<suffix>"
@@ -738,16 +730,22 @@ func (l *loader) secrets(sec *Section) Secrets {
 		if len(ppk.IDs) == 0 {
 			l.errorAt(p.File, p.Line, "%s: a PPK needs its identity (id = the ppk_id of the connections that use it)", p.Path)
 		}
-		if kv := explicit(p, "secret"); kv == nil {
-			l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
-		} else {
-			secret, err := parseSecret(kv.Value)
-			if err != nil {
-				l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
-			}
-			ppk.Secret = secret
-		}
+		ppk.Secret = l.secret(p)
 		s.PPK = append(s.PPK, ppk)
 	}
 	return s
+}
+
+// secret reads the required secret of a secrets subsection. Errors never echo the value.
+func (l *loader) secret(p *Section) []byte {
+	kv := explicit(p, "secret")
+	if kv == nil {
+		l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
+		return nil
+	}
+	secret, err := parseSecret(kv.Value)
+	if err != nil {
+		l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
+	}
+	return secret
 }

@@ -222,3 +222,52 @@ func TestPPKStrongSwan(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultProposalsWithClassicStrongSwan: goipsec's default proposals start with the X25519 +
+// ML-KEM-768 hybrid; strongSwan 5.9.8 (no RFC 9370) and strongSwan 6.0.1 (RFC 9370 but no ML-KEM in
+// Debian's build), configured for X25519, choose a classic proposal in the first round trip: no
+// INVALID_KE_PAYLOAD, no IKE_INTERMEDIATE, traffic flows. With goipsec as responder they simply
+// find their proposal among goipsec's defaults.
+func TestDefaultProposalsWithClassicStrongSwan(t *testing.T) {
+	for _, peer := range []string{"strongswan-5.9.8", "strongswan-6.0.1"} {
+		for _, goipsecInitiates := range []bool{true, false} {
+			role := "goipsec-responder"
+			if goipsecInitiates {
+				role = "goipsec-initiator"
+			}
+			t.Run(peer+"/"+role, func(t *testing.T) {
+				root := ""
+				if peer == "strongswan-6.0.1" {
+					root = strongswan.Trixie(t)
+				}
+				t.Parallel()
+				_, left, right := setup(t)
+				c := strongswan.Start(t, right, strongswan.Config{Root: root, SwanctlConf: swanConn{local: rightOuter, remote: leftOuter,
+					ike: "aes256gcm16-prfsha256-x25519", children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()})
+				cc := connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter,
+					ikeProposal: "default", espProposal: "default", localTS: leftNet4, remoteTS: rightNet4}
+				if goipsecInitiates {
+					cc.startAction = "start"
+				}
+				g := startGoipsec(t, left, cc.String())
+				if !goipsecInitiates {
+					c.Initiate(t, "net")
+				}
+				c.WaitEstablished(t, "gt", 30*time.Second)
+				g.waitLog(t, "Child SA established", 10*time.Second)
+				if sas := c.ListSAs(t); !strings.Contains(sas, "AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519") {
+					t.Fatalf("swanctl --list-sas:\n%s", sas)
+				}
+				if l := g.logLines("prefers key exchange group"); len(l) != 0 {
+					t.Fatalf("an INVALID_KE_PAYLOAD round trip: %q", l)
+				}
+				if l := g.logLines("exchange=IKE_INTERMEDIATE"); len(l) != 0 {
+					t.Fatalf("IKE_INTERMEDIATE with a classic peer: %q", l)
+				}
+				if ok, out := left.Ping(t, rightInner4, 2); !ok {
+					t.Fatalf("ping through the tunnel failed:\n%s", out)
+				}
+			})
+		}
+	}
+}
