@@ -336,8 +336,8 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown top-level section", "conections {\n}\n", `swanctl.conf:1: unknown section "conections" in the top level; did you mean "connections"?`},
 		{"top-level key", "x = 1\n", `swanctl.conf:1: unknown key "x" in the top level`},
 		{"not supported section", "pools {\n}\n", `swanctl.conf:1: pools is not supported by goipsec yet`},
-		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      certs = a.pem\n    }\n    remote { auth = psk }\n  }\n}\n",
-			`swanctl.conf:6: connections.home.local.certs is not supported by goipsec yet`},
+		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      eap_id = a\n    }\n    remote { auth = psk }\n  }\n}\n",
+			`swanctl.conf:6: connections.home.local.eap_id is not supported by goipsec yet`},
 		{"not supported child key", minimalConn("    children { net { updown = /bin/true } }\n"), `swanctl.conf:6: connections.home.children.net.updown is not supported by goipsec yet`},
 		{"not supported suffix section", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:6: connections.home.remote-2: a second remote authentication round (RFC 4739) is not supported by goipsec yet`},
 		{"strongSwan 6 icmp", minimalConn("    children { net { icmp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.icmp = yes is not supported by goipsec yet (only no)`},
@@ -374,12 +374,16 @@ func TestLoadErrors(t *testing.T) {
 		{"two settings on one line", minimalConn("    dpd_delay = 30s keyingtries = 3\n"), `swanctl.conf:6: connections.home.dpd_delay: invalid duration "30s keyingtries = 3" (expected a number of seconds, or a number with s, m, h or d); put each setting on its own line`},
 
 		// Authentication.
-		{"no local section", "connections {\n  home {\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:2: connections.home has no local section; add local { auth = psk } (only PSK authentication is supported yet)`},
-		{"default auth pubkey", "connections {\n  home {\n    local { id = a }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local: auth defaults to pubkey, which goipsec does not support yet; set auth = psk`},
+		{"no local section", "connections {\n  home {\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:2: connections.home has no local section; add local { auth = pubkey } (or auth = psk)`},
+		{"auth constraint typo", "connections {\n  home {\n    local { auth = rsa-sha257 }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: auth = rsa-sha257: unknown constraint "sha257" (expected pubkey, rsa, rsa/pss, ecdsa or ed25519, a key size after a key type, sha256, sha384 or sha512)`},
+		{"revocation typo", "connections {\n  home {\n    local { auth = psk }\n    remote {\n      revocation = strikt\n    }\n  }\n}\n", `swanctl.conf:5: connections.home.remote.revocation: invalid value "strikt" (expected strict, ifuri or relaxed)`},
+		{"authority without cacert", "authorities {\n  ca {\n    crl_uris = http://x/crl\n  }\n}\n", `swanctl.conf:2: authorities.ca: cacert is required (the CA certificate in x509ca/)`},
+		{"authority ldap", "authorities {\n  ca {\n    cacert = ca.pem\n    crl_uris = ldap://x/crl\n  }\n}\n", `swanctl.conf:4: authorities.ca.crl_uris: URI "ldap://x/crl": only http:// and https:// are supported`},
+		{"key secret without file", "secrets {\n  private-gw {\n    secret = x\n  }\n}\n", `swanctl.conf:2: secrets.private-gw: file is required (the key file in private/ this passphrase is for)`},
 		{"auth pubkey", minimalConn("    local-x { }\n"), `swanctl.conf:6: connections.home.local-x: a second local authentication round (RFC 4739) is not supported by goipsec yet`},
-		{"auth eap", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-mschapv2 }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: auth = eap-mschapv2 is not supported by goipsec yet (use psk)`},
-		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected psk; pubkey, eap and xauth are not supported yet)`},
-		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN=moon\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: identity "C=CH, O=strongSwan, CN=moon" looks like a distinguished name; these are not supported by goipsec yet`},
+		{"auth eap", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-mschapv2 }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: auth = eap-mschapv2 is not supported by goipsec yet (use pubkey or psk)`},
+		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)`},
+		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: invalid identity "C=CH, O=strongSwan, CN": distinguished name "C=CH, O=strongSwan, CN": "CN" is not TYPE=value`},
 
 		// Children.
 		{"bad selector", minimalConn("    children { net { local_ts = 10.0.0.0/8[tcp/99999] } }\n"), `swanctl.conf:6: connections.home.children.net.local_ts: invalid traffic selector "10.0.0.0/8[tcp/99999]": "99999" is not a port, service name or port range`},
@@ -582,14 +586,14 @@ func TestIdentities(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"ipv6:10.0.0.1":   `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
-		"ipv4:#0a00":      `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
-		"asn1dn:#3000":    `identity "asn1dn:#3000": distinguished names are not supported by goipsec yet`,
-		"{23}:x":          `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
-		"@":               `invalid identity "@" (empty)`,
-		"@#zz":            `invalid identity "@#zz" (expected hex after @#)`,
-		"keyid:#":         `invalid identity "keyid:#" (expected hex after #)`,
-		"CN=moon, O=Test": `identity "CN=moon, O=Test" looks like a distinguished name; these are not supported by goipsec yet`,
+		"ipv6:10.0.0.1":    `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
+		"ipv4:#0a00":       `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
+		"asn1gn:#3000":     `identity "asn1gn:#3000": general names are not supported by goipsec yet`,
+		"{23}:x":           `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
+		"@":                `invalid identity "@" (empty)`,
+		"@#zz":             `invalid identity "@#zz" (expected hex after @#)`,
+		"keyid:#":          `invalid identity "keyid:#" (expected hex after #)`,
+		"CN=moon, XX=Test": `invalid identity "CN=moon, XX=Test": distinguished name "CN=moon, XX=Test": unknown attribute type "XX"`,
 	} {
 		_, err := parseIdentity(in)
 		if err == nil || err.Error() != want {

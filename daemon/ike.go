@@ -797,6 +797,9 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 		}
 		conn := d.buildConnection(c)
 		conn.order = i
+		if err := d.attachAuthenticator(conn, cfg); err != nil { // creds.go
+			errs = append(errs, err)
+		}
 		d.conns[c.Name] = conn
 		list = append(list, conn)
 		if err := d.installTrapsLocked(conn); err != nil {
@@ -838,7 +841,8 @@ func failureReason(msg string) string {
 	case strings.Contains(msg, "ESP proposal"):
 		return "no_esp_proposal"
 	case strings.Contains(msg, "AUTHENTICATION_FAILED"), strings.Contains(msg, "does not verify"), strings.Contains(msg, "preshared key"),
-		strings.Contains(msg, "identifies as"), strings.Contains(msg, "no connection for peer identity"):
+		strings.Contains(msg, "identifies as"), strings.Contains(msg, "no connection for peer identity"),
+		strings.Contains(msg, "certificate"), strings.Contains(msg, "signature"), strings.Contains(msg, "revocation"):
 		return "authentication"
 	case strings.Contains(msg, "selectors"):
 		return "ts_unacceptable"

@@ -185,3 +185,19 @@ func ppkIDString(data []byte) string {
 	}
 	return "(unsupported PPK_ID type)"
 }
+
+// ppkMixed reports whether the PPK is mixed into the keys now.
+func (sa *SA) ppkMixed() bool { return sa.hs != nil && sa.hs.ppk != nil && sa.hs.ppk.used }
+
+// withAuthData returns the peer's payloads with the AUTH payload's data replaced by data (NO_PPK_AUTH's,
+// when the PPK is not used, RFC 8784 §3), so that the authenticator verifies that instead.
+func withAuthData(ps []wire.Payload, data []byte) []wire.Payload {
+	out := make([]wire.Payload, len(ps))
+	for i, p := range ps {
+		if a, ok := p.(*wire.AUTH); ok && !bytes.Equal(a.Data, data) {
+			p = &wire.AUTH{Method: a.Method, Data: data}
+		}
+		out[i] = p
+	}
+	return out
+}

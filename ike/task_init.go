@@ -76,6 +76,7 @@ func (*initTask) build(sa *SA, req *Message) error {
 		&wire.Nonce{Data: hs.Ni},
 	)
 	req.add(sa.natdPayloads()...)
+	req.add(initAuthPayloads(true, sa.Config)...)
 	if sa.Config.Fragmentation {
 		req.add(&wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
@@ -437,6 +438,7 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 		&wire.Nonce{Data: sa.hs.Nr},
 	}
 	ps = append(ps, sa.natdPayloads()...)
+	ps = append(ps, initAuthPayloads(false, candidates...)...)
 	if cfg.Fragmentation && sa.PeerFragmentation {
 		ps = append(ps, &wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
