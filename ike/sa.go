@@ -153,6 +153,9 @@ type handshake struct {
 	skeyseed   []byte        // kept only for the key log
 	inter      *intermediate // IKE_INTERMEDIATE exchanges (RFC 9242), nil when none
 	ppk        *ppkState     // post-quantum preshared key (RFC 8784), nil when not used
+	// keepKE: the next IKE_SA_INIT request reuses ke (RestartInit), so that a responder that
+	// answered the first one and replays its cached answer still agrees on the keys.
+	keepKE bool
 }
 
 // ChildSA is one negotiated Child SA (a pair of ESP SAs). Its keys are handed to the data plane

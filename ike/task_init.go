@@ -54,14 +54,19 @@ func (*initTask) abort(*SA)                   {}
 // After a COOKIE or INVALID_KE_PAYLOAD answer it builds the retried request.
 func (*initTask) build(sa *SA, req *Message) error {
 	hs := sa.hs
-	if hs.ke != nil {
-		hs.ke.Zero()
+	if hs.ke == nil || !hs.keepKE || hs.ke.Group() != hs.group {
+		if hs.ke != nil {
+			hs.ke.Zero()
+		}
+		k, err := suite.NewKeyExchange(hs.group, sa.deps.Rand)
+		if err != nil {
+			return err
+		}
+		hs.ke = k
 	}
-	ke, err := suite.NewKeyExchange(hs.group, sa.deps.Rand)
-	if err != nil {
-		return err
-	}
-	hs.ke = ke
+	hs.keepKE = false
+	ke := hs.ke
+	var err error
 	if hs.Ni == nil {
 		if hs.Ni, err = sa.nonce(); err != nil {
 			return err

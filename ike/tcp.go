@@ -16,10 +16,9 @@ func (sa *SA) RestartInit(local, remote netip.AddrPort, tcp bool) bool {
 	}
 	sa.queue = append(append([]initiatorTask(nil), sa.active...), sa.queue...)
 	sa.active = nil
-	if sa.hs.ke != nil {
-		sa.hs.ke.Zero()
-		sa.hs.ke = nil
-	}
+	// The same key exchange value and nonce: a responder that answered the earlier request (the
+	// answer got lost) replays its cached answer to an identical one, which must still fit.
+	sa.hs.keepKE = true
 	sa.hs.cookie, sa.hs.initTries = nil, 0
 	sa.Local, sa.Remote = local, remote
 	sa.TCP, sa.TCPOriginator = tcp, tcp

@@ -340,7 +340,7 @@ func (e *Engine) retransmitDelay(n int) time.Duration {
 // send queues datagrams after the effects recorded so far.
 func (e *Engine) send(s *ikeSA, to netip.AddrPort, msgs [][]byte) {
 	e.flush(s)
-	s.out = append(s.out, sendEffect{local: s.Local, remote: to, msgs: msgs, tcp: s.TCP, dial: s.TCPOriginator})
+	s.out = append(s.out, sendEffect{local: s.Local, remote: to, msgs: msgs, tcp: s.TCP, dial: s.TCPOriginator, en: s.en})
 }
 
 // --- timers ---

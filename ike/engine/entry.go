@@ -72,6 +72,7 @@ type sendEffect struct {
 	local, remote netip.AddrPort
 	msgs          [][]byte
 	tcp, dial     bool
+	en            *entry // the sender, told when TCP fails (nil: none)
 }
 
 // keepaliveEffect sends a NAT-keepalive.
@@ -265,6 +266,9 @@ type ikeSA struct {
 	halfOpenUntil time.Time // responder: IKE_AUTH must arrive by then
 
 	halfOpenKey *initKey // registered in the half-open table
+	// udpPath is where IKE_SA_INIT went over UDP before the fallback to TCP (tcp.go), to go back
+	// to when the TCP connection cannot be opened; set once the fallback was tried.
+	udpPath *[2]netip.AddrPort
 	identity    *idKey   // registered in the identity index
 	conn        string   // registered in the connection index
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 
@@ -58,7 +59,7 @@ func (e *Engine) StreamClosed(local, remote netip.AddrPort) {
 // fallbackToTCP switches an IKE_SA_INIT that UDP did not deliver to TCP, when the connection has a
 // TCP port for the peer and the transport can carry TCP. It reports whether it did.
 func (e *Engine) fallbackToTCP(s *ikeSA) bool {
-	if s.TCP || s.State() != ike.StateInitSent || s.retries < tcpFallbackAfter || s.Config == nil || s.Config.TCPPort == 0 {
+	if s.TCP || s.udpPath != nil || s.State() != ike.StateInitSent || s.retries < tcpFallbackAfter || s.Config == nil || s.Config.TCPPort == 0 {
 		return false
 	}
 	if _, ok := e.cfg.Transport.(StreamTransport); !ok {
@@ -66,9 +67,11 @@ func (e *Engine) fallbackToTCP(s *ikeSA) bool {
 	}
 	remote := netip.AddrPortFrom(s.Remote.Addr(), s.Config.TCPPort)
 	local := netip.AddrPortFrom(s.Local.Addr(), 0)
+	udp := [2]netip.AddrPort{s.Local, s.Remote}
 	if !s.RestartInit(local, remote, true) {
 		return false
 	}
+	s.udpPath = &udp
 	e.flush(s)
 	s.out = append(s.out, ike.Failed{Conn: s.connName(), Retry: true,
 		Err: fallbackError{udp: s.retries + 1, to: remote}})
@@ -105,7 +108,26 @@ func (e *Engine) sendStream(x sendEffect) {
 		e.net.Debug("sending packet in TCP", "from", x.local, "to", x.remote, "bytes", len(m))
 		if err := st.SendStream(m, x.local, x.remote, x.dial); err != nil {
 			e.log.Warn("sending IKE message in TCP failed", "to", x.remote, "err", err)
+			if x.en != nil {
+				e.post(x.en, work{kind: workFunc, fn: e.backToUDP})
+			}
 			return
 		}
 	}
+}
+
+// backToUDP undoes a fallback to TCP whose connection could not be opened (nothing listens, or a
+// firewall refuses it): IKE_SA_INIT goes on over UDP, where loss alone may have been the trouble,
+// and TCP is not tried again for this IKE SA.
+func (e *Engine) backToUDP(s *ikeSA) {
+	if s.udpPath == nil || !s.TCP || s.State() != ike.StateInitSent {
+		return
+	}
+	if !s.RestartInit(s.udpPath[0], s.udpPath[1], false) {
+		return
+	}
+	e.flush(s)
+	s.out = append(s.out, ike.Failed{Conn: s.connName(), Retry: true, Err: errors.New("no TCP connection to the peer either: IKE_SA_INIT goes on over UDP")})
+	e.stopPending(s)
+	e.logSA(s).Info("TCP connection failed: back to UDP", "remote", s.Remote)
 }
