@@ -268,9 +268,9 @@ type ikeSA struct {
 	halfOpenKey *initKey // registered in the half-open table
 	// udpPath is where IKE_SA_INIT went over UDP before the fallback to TCP (tcp.go), to go back
 	// to when the TCP connection cannot be opened; set once the fallback was tried.
-	udpPath *[2]netip.AddrPort
-	identity    *idKey   // registered in the identity index
-	conn        string   // registered in the connection index
+	udpPath  *[2]netip.AddrPort
+	identity *idKey // registered in the identity index
+	conn     string // registered in the connection index
 
 	out []effect // effects of the work being handled
 }
