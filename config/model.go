@@ -136,6 +136,7 @@ type Child struct {
 	ReplayWindow uint32
 	Inactivity   time.Duration
 	TFCPadding   TFCPadding
+	MSSClamp     MSSClamp
 	CopyDF       bool
 	CopyECN      bool
 	CopyDSCP     string // out, in, yes or no
@@ -637,6 +638,7 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.ReplayWindow = uint32(l.number(sec, child, "replay_window", MaxReplayWindow))
 	ch.Inactivity = l.duration(sec, child, "inactivity")
 	ch.TFCPadding = parsed(l, sec, child, "tfc_padding", parseTFCPadding)
+	ch.MSSClamp = l.mssClamp(sec, ch.Mode)
 	ch.CopyDF = l.boolean(sec, child, "copy_df")
 	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
 	ch.CopyDSCP = l.enum(sec, child, "copy_dscp", "out", "in", "yes", "no")

@@ -399,6 +399,7 @@ func TestLoadErrors(t *testing.T) {
 		{"replay window too big", minimalConn("    children { net { replay_window = 65537 } }\n"), `swanctl.conf:6: connections.home.children.net.replay_window: 65537 is out of range (at most 65536)`},
 		{"bad number", minimalConn("    children { net { rekey_bytes = 1k } }\n"), `swanctl.conf:6: connections.home.children.net.rekey_bytes: invalid number "1k"`},
 		{"bad tfc", minimalConn("    children { net { tfc_padding = big } }\n"), `swanctl.conf:6: connections.home.children.net.tfc_padding: invalid value "big" (expected a number of bytes or mtu)`},
+		{"bad mss_clamp", minimalConn("    children { net { mss_clamp = 40 } }\n"), `swanctl.conf:6: connections.home.children.net.mss_clamp: invalid value "40" (expected auto, no or a number of bytes from 88 to 65535)`},
 
 		// Secrets.
 		{"secret missing", "secrets {\n  ike-a {\n    id = a\n  }\n}\n", `swanctl.conf:2: secrets.ike-a: secret is required`},
@@ -457,8 +458,10 @@ func TestLoadErrors(t *testing.T) {
 			`swanctl.conf:5: manual.m.proposal: a manual SA has no key exchange; remove "modp2048"`},
 		{"manual weak", manual("    proposal = 3des-md5\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
 			`swanctl.conf:5: manual.m.proposal: "3des" is a weak algorithm, not offered`},
-		{"manual aes192", manual("    proposal = aes192gcm16\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
-			`swanctl.conf:5: manual.m.proposal: "aes192gcm16" is not supported by goipsec yet`},
+		{"manual gcm8", manual("    proposal = aes192gcm8\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
+			`swanctl.conf:5: manual.m.proposal: "aes192gcm8" is not supported by goipsec yet`},
+		{"manual CCM key", manual("    proposal = aes128ccm8\n    outbound { spi = 256\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n    inbound { spi = 257\n enc_key = 0x" + strings.Repeat("00", 19) + " }\n"),
+			`swanctl.conf:7: manual.m.outbound.enc_key: aes128ccm8 needs 19 bytes (a 16-byte key and a 3-byte salt), got 20 bytes`},
 		{"manual ESN conflict", manual("    proposal = aes128gcm16-esn\n    esn = no\n    outbound { spi = 256\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n    inbound { spi = 257\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n"),
 			`swanctl.conf:6: manual.m.esn: esn = no contradicts the proposal "aes128gcm16-esn"`},
 		{"manual ESN both", manual("    proposal = aes128gcm16-esn-noesn\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
@@ -760,5 +763,23 @@ func TestLogSubsystemLevels(t *testing.T) {
 	}
 	if _, err := FromTree(tree); err == nil || !strings.Contains(err.Error(), "s.conf:3:") {
 		t.Fatalf("bad level accepted or error without position: %v", err)
+	}
+}
+
+// TestMSSClamp: mss_clamp defaults to auto in tunnel mode and off in transport mode; auto, yes,
+// no and a number of bytes are understood, in children and manual SAs.
+func TestMSSClamp(t *testing.T) {
+	cfg := mustLoad(t, minimalConn("    children {\n tun { }\n tr { mode = transport }\n fixed { mss_clamp = 1300 }\n"+
+		" off { mss_clamp = no }\n trauto { mode = transport\n mss_clamp = yes }\n }\n"))
+	want := map[string]MSSClamp{"tun": {Auto: true}, "tr": {}, "fixed": {Bytes: 1300}, "off": {}, "trauto": {Auto: true}}
+	for _, ch := range cfg.Connections[0].Children {
+		if ch.MSSClamp != want[ch.Name] {
+			t.Errorf("child %s: %+v, want %+v", ch.Name, ch.MSSClamp, want[ch.Name])
+		}
+	}
+	m := mustLoad(t, "manual {\n m {\n local_addrs = 192.0.2.1\n remote_addrs = 192.0.2.2\n proposal = aes256gcm16\n mss_clamp = 1200\n"+
+		" outbound { spi = 0x1001\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n inbound { spi = 0x1002\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n }\n}\n")
+	if got := m.Manual[0].MSSClamp; got != (MSSClamp{Bytes: 1200}) {
+		t.Errorf("manual SA: %+v", got)
 	}
 }

@@ -489,3 +489,41 @@ func parseTFCPadding(s string) (TFCPadding, error) {
 	}
 	return TFCPadding{Bytes: uint16(n)}, nil
 }
+
+// MSSClamp is the mss_clamp setting of a child or manual SA: TCP MSS clamping of SYNs that cross
+// the tunnel. The zero value is off.
+type MSSClamp struct {
+	Auto  bool   // from the path MTU and the IPsec overhead
+	Bytes uint16 // a fixed bound (when not Auto); 0 with Auto false is off
+}
+
+// minClampMSS is the smallest MSS mss_clamp accepts: Linux's TCP_MIN_MSS.
+const minClampMSS = 88
+
+// mssClamp reads mss_clamp; without it, clamping is automatic in tunnel mode and off in transport
+// mode (where the peer is the end host and sees its own path).
+func (l *loader) mssClamp(sec *Section, mode Mode) MSSClamp {
+	kv := explicit(sec, "mss_clamp")
+	if kv == nil {
+		return MSSClamp{Auto: mode != ModeTransport}
+	}
+	c, err := parseMSSClamp(kv.Value)
+	if err != nil {
+		l.valueError(kv, err)
+	}
+	return c
+}
+
+func parseMSSClamp(s string) (MSSClamp, error) {
+	switch s {
+	case "auto", "yes":
+		return MSSClamp{Auto: true}, nil
+	case "no":
+		return MSSClamp{}, nil
+	}
+	n, err := parseUint(s, math.MaxUint16)
+	if err != nil || n < minClampMSS {
+		return MSSClamp{}, fmt.Errorf("invalid value %q (expected auto, no or a number of bytes from %d to 65535)", s, minClampMSS)
+	}
+	return MSSClamp{Bytes: uint16(n)}, nil
+}

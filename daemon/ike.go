@@ -440,6 +440,9 @@ func (d *Daemon) onFailed(x ike.Failed) {
 func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	name := c.IKE.Conn
 	encr, _ := childEncryption(c)
+	d.mu.Lock()
+	clamp := childClampMSS(d.conns[name], c.Name)
+	d.mu.Unlock()
 	mode := dataplane.Tunnel
 	if c.Mode == ike.Transport {
 		mode = dataplane.Transport
@@ -452,7 +455,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	}
 	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap && !c.IKE.TCP, TCP: c.IKE.TCP,
 		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(childIntegrity(c)), ESN: c.ESN,
-		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt}
+		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt, ClampMSS: clamp}
 	local, remote := c.IKE.Local, c.IKE.Remote
 	out, in := base, base
 	out.Direction, out.SPI, out.Src, out.Dst = dataplane.Out, c.SPIOut, local.Addr(), remote.Addr()

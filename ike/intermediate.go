@@ -61,19 +61,16 @@ type intermediate struct {
 	next *keySet
 }
 
-// keySet is one generation of an IKE SA's keys with their protectors.
+// keySet is one generation of an IKE SA's keys (the Protectors are built from them per message).
 type keySet struct {
-	keys    *suite.Keys
-	out, in suite.Protector
+	keys *suite.Keys
 }
 
 func (k *keySet) zero() {
-	if k == nil {
+	if k == nil || k.keys == nil {
 		return
 	}
 	k.keys.Zero()
-	k.out.Zero()
-	k.in.Zero()
 }
 
 func (sa *SA) inter() *intermediate {
@@ -142,21 +139,19 @@ func (sa *SA) deriveAddKE(secret []byte) (*keySet, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, in, err := keys.Protectors(sa.transforms, sa.Initiator, sa.deps.Rand)
-	if err != nil {
+	// Check once that the keys fit the transforms, as installKeys does.
+	if _, err := keys.Protector(sa.transforms, sa.Initiator, true, sa.deps.Rand); err != nil {
 		keys.Zero()
 		return nil, err
 	}
-	return &keySet{keys: keys, out: out, in: in}, nil
+	return &keySet{keys: keys}, nil
 }
 
 // useKeys makes ks the SA's keys and wipes the previous ones.
 func (sa *SA) useKeys(ks *keySet) {
-	old := keySet{keys: sa.keys, out: sa.out, in: sa.in}
-	sa.keys, sa.out, sa.in = ks.keys, ks.out, ks.in
-	if old.keys != nil {
-		old.zero()
-	}
+	old := keySet{keys: sa.keys}
+	sa.keys = ks.keys
+	old.zero()
 	sa.emitKeys(sa.hs.Ni, sa.hs.Nr)
 }
 

@@ -317,12 +317,12 @@ func (sa *SA) installKeys(p proposal.Proposal, t suite.IKETransforms, prf suite.
 	if err != nil {
 		return err
 	}
-	out, in, err := keys.Protectors(t, sa.Initiator, sa.deps.Rand)
-	if err != nil {
+	// Check once that the keys fit the transforms; the Protectors are built per message.
+	if _, err := keys.Protector(t, sa.Initiator, true, sa.deps.Rand); err != nil {
 		keys.Zero()
 		return err
 	}
-	sa.Proposal, sa.transforms, sa.prf, sa.keys, sa.out, sa.in = p, t, prf, keys, out, in
+	sa.Proposal, sa.transforms, sa.prf, sa.keys = p, t, prf, keys
 	return nil
 }
 

@@ -11,6 +11,8 @@
 #   scripts/bench-ike.sh                          # 20000 handshakes per measurement, 3 rounds
 #   COUNT=5000 ROUNDS=1 CONCURRENCY=64 scripts/bench-ike.sh
 #   PLACEMENTS=pinned scripts/bench-ike.sh        # only generator on CPU 0, responder on CPU 1
+#   MODE=held scripts/bench-ike.sh               # responders that keep every SA: handshakes/s while
+#                                                 # holding LEVELS tunnels, and RSS per tunnel
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
@@ -245,16 +247,21 @@ CONF
   STRONGSWAN_CONF="$d/strongswan.conf" timeout 20 swanctl --load-all --file "$d/swanctl/swanctl.conf" >/dev/null
 }
 
-# bench runs the load generator once and keeps its JSON in $tmp/last.json.
+# bench runs the load generator once and keeps its JSON in $tmp/last.json. DELETE=no keeps the SAs
+# at the responder (as gateways do); FILL_TIMEOUT bounds a run (a responder that slows down as it
+# holds more SAs may not reach a level).
+DELETE=${DELETE:-yes}
 bench() { # bench COUNT AUTH
   local certs=()
   if [ "$2" != psk ]; then
     certs=(--cert "$tmp/certs-$2/client.pem" --key "$tmp/certs-$2/client.key" --cacert "$tmp/certs-$2/ca.pem")
   fi
   # The timeout only guards against a responder that stops answering altogether.
-  GOMAXPROCS=$GEN_PROCS timeout 600 ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" "${certs[@]}" \
+  local del=--delete
+  [ "$DELETE" = no ] && del=--delete=false
+  GOMAXPROCS=$GEN_PROCS timeout "${FILL_TIMEOUT:-600}" ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" "${certs[@]}" \
     --count "$1" --concurrency "$CONCURRENCY" --local-ts 10.1.0.0/24 --remote-ts 10.2.0.0/24 \
-    --delete --json > "$tmp/last.json"
+    $del --json > "$tmp/last.json"
 }
 
 field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p" "$tmp/last.json" | head -1; }
@@ -290,6 +297,59 @@ measure() { # measure KEY AUTH
 }
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) printf "%.1f\n", a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# held_run KEY: with a fresh responder running, brings it to each of LEVELS held tunnels and
+# measures MEASURE handshakes there (which it keeps as well), and the RSS per tunnel held.
+declare -A hrate hrss
+held_run() {
+  local key=$1 held=0 base r
+  sleep 1
+  base=$(rss_kb "$resp_pid")
+  for level in $LEVELS; do
+    if [ "$level" -gt "$held" ]; then
+      if ! bench $((level - held)) psk || [ "$(field completed)" != $((level - held)) ]; then
+        echo "  $key: did not reach $level held tunnels within ${FILL_TIMEOUT}s (at about $((held + $(field completed 2>/dev/null || echo 0))))"
+        break
+      fi
+      held=$level
+    fi
+    bench "$MEASURE" psk || { echo "  $key: the measurement at $held held failed"; break; }
+    r=$(field handshakes_per_second)
+    held=$((held + $(field completed)))
+    local rss per
+    rss=$(rss_kb "$resp_pid")
+    per=$(awk -v r="$rss" -v b="$base" -v n="$held" 'BEGIN {printf "%.1f", (r - b) / n * 1024 / 1000}')
+    hrate[$key/$level]=$r
+    hrss[$key/$level]=$per
+    printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per"
+  done
+}
+
+if [ "${MODE:-}" = held ]; then
+  LEVELS=${LEVELS:-0 10000 50000 100000}
+  MEASURE=${MEASURE:-2000}
+  FILL_TIMEOUT=${FILL_TIMEOUT:-600}
+  DELETE=no
+  CONCURRENCY=${CONCURRENCY:-64}
+  echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, responder and generator share both CPUs, $(nproc) CPUs"
+  client_cpu=() resp_cpu=()
+  start_goipsec yes psk; held_run goipsec; stop_responder
+  start_charon psk; held_run strongswan; stop_responder
+  echo
+  printf '%-10s %22s %22s %10s %24s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw"
+  for level in $LEVELS; do
+    g=${hrate[goipsec/$level]:-n/a} s=${hrate[strongswan/$level]:-n/a}
+    ratio=n/a; [ "$g" != n/a ] && [ "$s" != n/a ] && ratio=$(awk -v a="$g" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')
+    printf '%-10s %22s %22s %10s %24s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}"
+  done
+  g0=${hrate[goipsec/${LEVELS%% *}]:-}; glast=${hrate[goipsec/${LEVELS##* }]:-}
+  [ -n "$g0" ] && [ -n "$glast" ] && echo "goipsec: rate with ${LEVELS##* } held is $(awk -v a="$glast" -v b="$g0" 'BEGIN {printf "%.0f%%", a/b*100}') of the rate with ${LEVELS%% *}"
+  echo "end: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 
 # Other work on the machine shows in the figures; the load average says how much there was.
 echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -163,10 +163,13 @@ func (t *tcpCarrier) add(s *tcpStream) bool {
 	return true
 }
 
-// read splits a connection into frames until it closes.
+// read splits a connection into frames until it closes. ESP frames go through an inbound pipeline
+// of their own (decrypted in place in the decoder's buffer, written to the TUN device with GRO).
 func (t *tcpCarrier) read(s *tcpStream) {
 	defer t.drop(s)
 	d := tcpencap.NewDecoder(!s.originator)
+	// An inbound pipeline without a socket: the stream is its source.
+	rx := &rxPipeline{e: t.e, gro: groWriter{queues: t.e.tun.queues}, hdrs: make([]byte, 32<<10)}
 	if !s.originator {
 		s.c.SetReadDeadline(time.Now().Add(tcpPrefixWait))
 	}
@@ -177,7 +180,14 @@ func (t *tcpCarrier) read(s *tcpStream) {
 		if n > 0 {
 			s.bytesIn.Add(uint64(n))
 			d.Feed(buf[:n])
-			if !t.frames(s, d) {
+			ok := t.frames(s, d, rx)
+			rx.gro.flush()
+			rx.account(nil)
+			if rx.gro.err != nil {
+				t.e.log.Debug("TUN write", "err", rx.gro.err)
+				rx.gro.err = nil
+			}
+			if !ok {
 				return
 			}
 			if !s.originator {
@@ -195,33 +205,18 @@ func (t *tcpCarrier) read(s *tcpStream) {
 
 // frames handles every complete frame the decoder holds; false ends the connection (a framing
 // error: RFC 9329 gives no way to resynchronise).
-func (t *tcpCarrier) frames(s *tcpStream, d *tcpencap.Decoder) bool {
+func (t *tcpCarrier) frames(s *tcpStream, d *tcpencap.Decoder, rx *rxPipeline) bool {
 	e := t.e
-	var b *batch
-	sad := e.sad.Load()
-	flush := func() bool {
-		if b == nil {
-			return true
-		}
-		// queue takes the batch over (and returns it to the pool itself).
-		nb := b
-		b = nil
-		if len(nb.elems) == 0 {
-			e.pools.putBatch(nb)
-			return true
-		}
-		return e.queue(nb, e.inWork, e.inOrder)
-	}
+	rx.hoff = 0
 	for {
 		kind, msg, ok, err := d.Next()
 		if err != nil {
 			e.stats.drops[dataplane.DropMalformed].Add(1)
 			e.log.Info("closing TCP connection with a framing error", "local", s.local, "remote", s.remote, "err", err)
-			flush()
 			return false
 		}
 		if !ok {
-			return flush()
+			return true
 		}
 		s.last.Store(e.cfg.Now().UnixNano())
 		if kind == tcpencap.IKE {
@@ -237,24 +232,14 @@ func (t *tcpCarrier) frames(s *tcpStream, d *tcpencap.Decoder) bool {
 		}
 		s.espIn.Add(1)
 		e.stats.netPackets.Add(1)
-		spi := binary.BigEndian.Uint32(msg)
-		sa := sad.lookup(dataplane.ESP, spi, s.local.Addr())
-		if sa == nil || !sa.params.TCP || !sa.hold() {
+		sa := e.sad.lookup(dataplane.ESP, binary.BigEndian.Uint32(msg), s.local.Addr())
+		if sa == nil || !sa.addr.Load().tcp || !sa.hold() {
 			e.stats.drops[dataplane.DropNoSA].Add(1)
 			continue
 		}
-		el := e.pools.getBig()
-		n := copy(el.big[rxHeadroom:], msg)
-		el.sa, el.pkt, el.remote, el.local = sa, el.big[rxHeadroom:rxHeadroom+n], s.remote, s.local.Addr()
-		if b == nil {
-			b = e.pools.getBatch()
-		}
-		b.elems = append(b.elems, el)
-		if len(b.elems) == cap(b.elems) {
-			if !flush() {
-				return false
-			}
-		}
+		// Decrypted in place: the decoder's buffer is not read again before the next Feed, and
+		// the GRO writer is flushed before that.
+		rx.deliver(sa, msg, s.remote)
 	}
 }
 
@@ -389,12 +374,11 @@ func (e *Engine) SendIKETCP(b []byte, local, remote netip.AddrPort, dial bool) e
 }
 
 // sendTCP writes a run of ESP packets of one outbound SA into its connection, as one write.
-func (e *Engine) sendTCP(sa *saState, pkts [][]byte) error {
-	p := &sa.params
-	s := e.carrier().pick(netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort))
+func (e *Engine) sendTCP(sa *saState, a *saAddr, pkts [][]byte) error {
+	s := e.carrier().pick(netip.AddrPortFrom(a.src, a.srcPort), netip.AddrPortFrom(a.dst, a.dstPort))
 	if s == nil {
-		sa.drops[dataplane.DropNoSA].Add(uint64(len(pkts)))
-		return fmt.Errorf("no TCP connection with %s", p.Dst)
+		sa.dropN(dataplane.DropNoSA, len(pkts))
+		return fmt.Errorf("no TCP connection with %s", a.dst)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
