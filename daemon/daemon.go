@@ -10,6 +10,7 @@ package daemon
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -78,6 +79,8 @@ type Daemon struct {
 	ppks     atomic.Pointer[ppkTable]
 	ctl      atomic.Pointer[control.Service]
 	closing  atomic.Bool
+	// softExpired dedupes soft-lifetime rekeys of a Child SA (OnExpire).
+	softExpired softExpiries
 
 	// rand feeds SPI allocation.
 	rand  io.Reader
@@ -162,6 +165,10 @@ func New(opts Options) (*Daemon, error) {
 		go d.ikeWorker()
 	}
 	socks.serve(d.enqueueIKE)
+	if opts.TCP == nil && len(opts.Daemon.TCPListen) > 0 {
+		d.Close()
+		return nil, fmt.Errorf("daemon.tcp_listen: %w", errNoTCP)
+	}
 	if opts.TCP != nil {
 		if err := d.startTCP(); err != nil {
 			d.Close()

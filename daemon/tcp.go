@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/goipsec/goipsec/dataplane"
@@ -35,6 +37,9 @@ func (t *tcpTransport) SendStream(b []byte, local, remote netip.AddrPort, dial b
 	return t.tcp.SendIKETCP(b, local, remote, dial)
 }
 
+// errNoTCP explains configurations that need TCP encapsulation from a data plane without it.
+var errNoTCP = errors.New("IKE and ESP in TCP (RFC 9329) need the userspace data plane (daemon.dataplane = userspace); the kernel one has no ESP in TCP here")
+
 // startTCP connects the data plane's TCP connections with the IKE engine and opens the listeners.
 func (d *Daemon) startTCP() error {
 	t := d.opts.TCP
@@ -64,11 +69,14 @@ func (d *Daemon) configureTCP(peer *ike.PeerConfig, c *config.Connection) {
 
 // tcpEndpoints turns the endpoints of an initiator with encap = tcp into TCP ones: the peer's
 // tcp_port, and no local port before the connection exists.
-func tcpEndpoints(c *config.Connection, local, remote netip.AddrPort) (netip.AddrPort, netip.AddrPort) {
+func (d *Daemon) tcpEndpoints(c *config.Connection, local, remote netip.AddrPort) (netip.AddrPort, netip.AddrPort, error) {
 	if !c.EncapTCP {
-		return local, remote
+		return local, remote, nil
 	}
-	return netip.AddrPortFrom(local.Addr(), 0), netip.AddrPortFrom(remote.Addr(), c.TCPPort)
+	if d.opts.TCP == nil {
+		return local, remote, fmt.Errorf("connection %s: encap = tcp: %w", c.Name, errNoTCP)
+	}
+	return netip.AddrPortFrom(local.Addr(), 0), netip.AddrPortFrom(remote.Addr(), c.TCPPort), nil
 }
 
 // tcpState names an IKE SA's transport for status: "udp" or "tcp".
