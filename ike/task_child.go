@@ -143,7 +143,7 @@ func respondChildCreate(sa *SA, req, resp *Message) {
 	}
 	resp.add(ps[0], &wire.Nonce{Data: nr})
 	resp.add(ps[1:]...)
-	sa.addChild(c, inst, true, nil)
+	sa.whenKeyed(inst, func(inst *ChildInstall) { sa.addChild(c, inst, true, nil) })
 }
 
 // QueueRekeyChild queues a rekey of the Child SA with inbound SPI spiIn (RFC 7296 §1.3.3); it
@@ -318,8 +318,10 @@ func respondChildRekey(sa *SA, req, resp *Message) {
 			}
 		}
 	}
-	old.successor = c
-	sa.addChild(c, inst, false, old)
+	sa.whenKeyed(inst, func(inst *ChildInstall) {
+		old.successor = c
+		sa.addChild(c, inst, false, old)
+	})
 }
 
 // QueueDeleteChild queues the deletion of a Child SA (RFC 7296 §1.4.1).

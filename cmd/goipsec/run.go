@@ -141,7 +141,7 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 		log.Warn("key logging is on: IKE and ESP keys are written to " + path + " (debugging only)")
 	}
 	var collector atomic.Pointer[metrics.Collector]
-	d, err := daemon.New(daemon.Options{Backend: dp.backend, Logs: logs, MTU: cfg.Daemon.MTU, NATT: dp.natt, Daemon: cfg.Daemon, Keylog: keylog,
+	d, err := daemon.New(daemon.Options{Backend: dp.backend, Logs: logs, MTU: cfg.Daemon.MTU, NATT: dp.natt, TCP: dp.tcp, Daemon: cfg.Daemon, Keylog: keylog,
 		OnHandshake: func(took time.Duration) {
 			if c := collector.Load(); c != nil {
 				c.ObserveHandshake(took)
