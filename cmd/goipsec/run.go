@@ -111,6 +111,7 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 	}
 	logs := newLogs(opts.logOut, cfg.Daemon.Log, journalHandler(opts.logOut, cfg.Daemon.Log.Format))
 	log := logs.Logger("cfg")
+	tuneGC(ctx, log)
 	if opts.pprof != "" {
 		if err := servePprof(ctx, opts.pprof); err != nil {
 			return err
