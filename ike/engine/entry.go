@@ -36,6 +36,8 @@ type entry struct {
 
 	// remoteHint is the peer's address as last known, readable without mu (unique = keep).
 	remoteHint atomic.Pointer[netip.AddrPort]
+	// idPos is the entry's position in its identity list of the indexes (guarded by their lock).
+	idPos int
 
 	// Guarded by the scheduler's lock.
 	wakeAt  time.Time
