@@ -85,6 +85,19 @@ func (sa *SA) ActiveKind() (TaskKind, bool) {
 
 func (sa *SA) enqueue(t initiatorTask) { sa.queue = append(sa.queue, t) }
 
+// hasTask reports whether an outstanding or queued task matches: the Queue methods do not start
+// the same work twice.
+func (sa *SA) hasTask(match func(initiatorTask) bool) bool {
+	for _, list := range [][]initiatorTask{sa.active, sa.queue} {
+		for _, t := range list {
+			if match(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // NextRequest starts the next queued exchange, when none is outstanding, and returns its request
 // (nil when there is nothing to send). IKE_SA_INIT requests carry Raw; the others are to be
 // protected by the driver.

@@ -22,10 +22,8 @@ func (sa *SA) QueueCreateChild(cfg *ChildConfig) bool {
 			return false
 		}
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if c, ok := t.(*childCreateTask); ok && c.cfg == cfg {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { c, ok := t.(*childCreateTask); return ok && c.cfg == cfg }) {
+		return false
 	}
 	sa.enqueue(&childCreateTask{cfg: cfg})
 	return true
@@ -153,10 +151,8 @@ func (sa *SA) QueueRekeyChild(spiIn uint32) bool {
 	if c == nil || c.state != ChildInstalled {
 		return false
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if r, ok := t.(*childRekeyTask); ok && r.old == c {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { r, ok := t.(*childRekeyTask); return ok && r.old == c }) {
+		return false
 	}
 	sa.enqueue(&childRekeyTask{old: c})
 	return true
@@ -330,10 +326,8 @@ func (sa *SA) QueueDeleteChild(spiIn uint32, reason Reason) bool {
 	if c == nil || c.state == ChildDeleting || c.state == ChildDeleted {
 		return false
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if d, ok := t.(*childDeleteTask); ok && d.child == c {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { d, ok := t.(*childDeleteTask); return ok && d.child == c }) {
+		return false
 	}
 	sa.enqueue(&childDeleteTask{child: c, reason: reason})
 	return true

@@ -57,10 +57,8 @@ func (sa *SA) QueueRekeyIKE() bool {
 	if sa.state != StateEstablished {
 		return false
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if t.Kind() == TaskIKERekey || t.Kind() == TaskIKEDelete {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { return t.Kind() == TaskIKERekey || t.Kind() == TaskIKEDelete }) {
+		return false
 	}
 	sa.enqueue(&ikeRekeyTask{})
 	return true
