@@ -665,8 +665,11 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.TFCPadding = parsed(l, sec, child, "tfc_padding", parseTFCPadding)
 	if ch.ESPProposals == nil && ch.AHProposals != nil {
 		// UDP encapsulation carries ESP only (RFC 3948), and TFC padding is ESP's (RFC 4303 §2.7).
-		if c.Encap {
+		switch {
+		case c.Encap:
 			l.errorAt(ah.File, ah.Line, "%s: AH cannot be UDP-encapsulated (RFC 3948 covers ESP only), but connections.%s.encap = yes forces encapsulation; add esp_proposals or drop encap", ah.Path, c.Name)
+		case c.EncapTCP:
+			l.errorAt(ah.File, ah.Line, "%s: AH cannot travel in TCP (RFC 9329 carries IKE and ESP only), but connections.%s.encap = tcp asks for it; add esp_proposals or drop encap", ah.Path, c.Name)
 		}
 		if kv := explicit(sec, "tfc_padding"); kv != nil && ch.TFCPadding != (TFCPadding{}) {
 			l.errorAt(kv.File, kv.Line, "%s: TFC padding needs ESP, but this CHILD SA has only ah_proposals", kv.Path)

@@ -364,6 +364,8 @@ func TestLoadErrors(t *testing.T) {
 		{"ah_proposals encryption", minimalConn("    children { net { ah_proposals = aes128-sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals: "aes128" is an encryption algorithm; AH proposals take integrity algorithms only`},
 		{"ah_proposals encap", minimalConn("    encap = yes\n    children { net { ah_proposals = sha256 } }\n"),
 			`swanctl.conf:7: connections.home.children.net.ah_proposals: AH cannot be UDP-encapsulated (RFC 3948 covers ESP only), but connections.home.encap = yes forces encapsulation; add esp_proposals or drop encap`},
+		{"ah_proposals encap tcp", minimalConn("    encap = tcp\n    children { net { ah_proposals = sha256 } }\n"),
+			`swanctl.conf:7: connections.home.children.net.ah_proposals: AH cannot travel in TCP (RFC 9329 carries IKE and ESP only), but connections.home.encap = tcp asks for it; add esp_proposals or drop encap`},
 		{"ah_proposals encap with ESP", minimalConn("    encap = yes\n    children { net {\n ah_proposals = sha256\n esp_proposals = aes128gcm16\n } }\n"), ""},
 		{"ah_proposals tfc", minimalConn("    children { net {\n ah_proposals = sha256\n tfc_padding = mtu\n } }\n"),
 			`swanctl.conf:8: connections.home.children.net.tfc_padding: TFC padding needs ESP, but this CHILD SA has only ah_proposals`},

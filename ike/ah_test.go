@@ -184,7 +184,8 @@ func TestAHOrESP(t *testing.T) {
 }
 
 // TestAHNotThroughNAT: UDP encapsulation carries ESP only (RFC 3948), so an IKE SA whose Child
-// SAs are encapsulated (here encap = yes: both peers then see a NAT) never offers or accepts AH.
+// SAs are encapsulated (here encap = yes: both peers then see a NAT) never offers or accepts AH;
+// nor does one over TCP (RFC 9329).
 func TestAHNotThroughNAT(t *testing.T) {
 	t.Run("AH only", func(t *testing.T) {
 		ci, cr := ahPair(t, "esp:aes256gcm16", "esp:aes256gcm16")
@@ -203,6 +204,25 @@ func TestAHNotThroughNAT(t *testing.T) {
 		}
 		_, err = installs(i)
 		if err == nil || !strings.Contains(err.Error(), "child ah: AH is not possible here: a NAT lies between the peers") || !strings.Contains(err.Error(), "RFC 3948") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("TCP", func(t *testing.T) {
+		// RFC 9329 frames IKE and ESP only: an IKE SA over TCP offers no AH either.
+		ci, cr := ahPair(t, "esp:aes256gcm16", "esp:aes256gcm16")
+		cfgI, _ := ahChild(t, ci, cr, "sha256")
+		i, _, _, _, err := runHandshake(t, ci, cr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i.TCP = true // as the engine marks an IKE SA it runs over TCP
+		if !i.QueueCreateChild(cfgI) {
+			t.Fatal("QueueCreateChild refused")
+		}
+		if req, err := i.NextRequest(); req != nil || err != nil {
+			t.Fatalf("an AH child was requested over TCP: %+v, %v", req, err)
+		}
+		if _, err = installs(i); err == nil || !strings.Contains(err.Error(), "AH is not possible here: the IKE SA runs over TCP, which carries only ESP (RFC 9329)") {
 			t.Fatalf("error %v", err)
 		}
 	})

@@ -104,10 +104,11 @@ func (sa *SA) newChildRequest(cfg *ChildConfig, withKE bool, rekey *ChildSA) (*c
 }
 
 // childProposals returns a child's proposals this IKE SA can negotiate: AH ones only when its
-// Child SAs need no UDP encapsulation, which carries ESP alone (RFC 3948) — AH authenticates the
-// outer IP header, so no NAT may lie between the peers.
+// Child SAs are neither in UDP, which carries ESP alone (RFC 3948) — AH authenticates the outer
+// IP header, so no NAT may lie between the peers — nor in TCP, which frames IKE and ESP only
+// (RFC 9329 §3).
 func (sa *SA) childProposals(cfg *ChildConfig) ([]proposal.Proposal, error) {
-	if !sa.Encap() {
+	if !sa.Encap() && !sa.TCP {
 		return cfg.Proposals, nil
 	}
 	var out []proposal.Proposal
@@ -117,17 +118,20 @@ func (sa *SA) childProposals(cfg *ChildConfig) ([]proposal.Proposal, error) {
 		}
 	}
 	if len(out) == 0 && len(cfg.Proposals) > 0 {
-		return nil, errorf(0, "child %s: AH is not possible here: %s, and UDP encapsulation carries only ESP (RFC 3948); configure esp_proposals", cfg.Name, sa.encapWhy())
+		return nil, errorf(0, "child %s: AH is not possible here: %s; configure esp_proposals", cfg.Name, sa.encapWhy())
 	}
 	return out, nil
 }
 
-// encapWhy explains why Child SAs of this IKE SA are UDP-encapsulated.
+// encapWhy explains why Child SAs of this IKE SA cannot be AH.
 func (sa *SA) encapWhy() string {
-	if sa.NAT() {
-		return "a NAT lies between the peers"
+	if sa.TCP {
+		return "the IKE SA runs over TCP, which carries only ESP (RFC 9329)"
 	}
-	return "encap = yes forces UDP encapsulation"
+	if sa.NAT() {
+		return "a NAT lies between the peers, and UDP encapsulation carries only ESP (RFC 3948)"
+	}
+	return "encap = yes forces UDP encapsulation, which carries only ESP (RFC 3948)"
 }
 
 // childRefusal explains an error Notify the responder answered a Child SA request with.
