@@ -61,13 +61,11 @@ type IKERekeyed struct{ Old, New IKEInfo }
 // ChildInstall describes a negotiated Child SA for the data plane. The key slices belong to the
 // effect: the Child SA keeps no copy, and whoever applies the effect wipes them after use.
 type ChildInstall struct {
-	IKE    IKEInfo
-	Config *ChildConfig
-	Name   string
-	Mode   Mode
-	// Proposal is the negotiated proposal; its Protocol says ESP or AH (Protocol). An AH Child
-	// SA has no encryption keys (EncrIn and EncrOut are empty) and is never UDP-encapsulated.
-	Proposal          proposal.Proposal
+	IKE               IKEInfo
+	Config            *ChildConfig
+	Name              string
+	Mode              Mode
+	Proposal          proposal.Proposal // its Protocol is ESP or AH (see Protocol)
 	SPIIn, SPIOut     uint32
 	LocalTS, RemoteTS []ts.Selector
 	EncrIn, IntegIn   []byte
@@ -86,7 +84,8 @@ type ChildInstall struct {
 	Replaces uint32
 }
 
-// Protocol returns the Child SA's IPsec protocol: proposal.ProtoESP or proposal.ProtoAH.
+// Protocol returns the Child SA's IPsec protocol: proposal.ProtoESP or proposal.ProtoAH. An AH
+// Child SA has no encryption keys (EncrIn and EncrOut are empty) and is never encapsulated.
 func (c *ChildInstall) Protocol() proposal.Protocol { return c.Proposal.Protocol }
 
 // Zero wipes the key material.
