@@ -27,7 +27,8 @@ test)
   want buildah
   ;;
 bench)
-  want iperf3 wireguard-tools procps util-linux
+  want iperf3 wireguard-tools procps util-linux iputils-ping python3
+  if [ "${PROFILE:-0}" = 1 ]; then want linux-perf; fi
   ;;
 demo) ;;
 esac
