@@ -14,7 +14,8 @@
 #
 # Each figure is the median of ROUNDS rounds; the tunnels take turns within a round so that load
 # from elsewhere on the machine hits all of them alike. Ratios are to wireguard-go in the same run.
-# PROFILE=1 adds a `perf record -a` of one goipsec AES-GCM transfer and prints where the time goes.
+# PROFILE=1 adds a `perf record` of both goipsec daemons during one AES-GCM transfer and prints where
+# the time goes.
 # Needs root. Usage:
 #   scripts/bench.sh                                 # 10 s per measurement, 3 rounds
 #   SECONDS_PER_RUN=5 ROUNDS=1 CPUSETS=0-1 scripts/bench.sh
@@ -238,16 +239,6 @@ for round in $(seq "$ROUNDS"); do
   measure_kind plain "${CPUSETS%% *}"
 done
 
-if [ "$PROFILE" = 1 ]; then
-  echo "profiling one goipsec AES-256-GCM transfer (perf record -a) ..."
-  start_tunnel gcm "${CPUSETS%% *}"
-  ( sleep 1; perf record -a -g -o "$tmp/perf.data" -- sleep $((T - 2)) >/dev/null 2>&1 ) &
-  iperf >/dev/null
-  wait
-  stop_tunnel
-  perf report -i "$tmp/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15
-  perf report -i "$tmp/perf.data" --no-children --comm goipsec --sort sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
-fi
 
 med() { echo "${R[$1]:-}" | median; }
 label() {
@@ -285,3 +276,20 @@ for c in $CPUSETS; do
 done
 table "ping RTT through the tunnel, idle: median of 50 (lower is better)" ms rtt_idle plain
 table "ping RTT during the 1-stream transfer: median of $((T * 5 - 5)) (lower is better)" ms rtt_load plain
+
+if [ "$PROFILE" = 1 ]; then
+  echo
+  echo "== where the time goes: perf record of both goipsec daemons during one AES-256-GCM transfer, CPUs ${CPUSETS%% *} =="
+  start_tunnel gcm "${CPUSETS%% *}"
+  ( sleep 1; perf record -g -p "$(IFS=,; echo "${TPIDS[*]}")" -o "$tmp/perf.data" -- sleep $((T - 2)) >/dev/null 2>&1 ) &
+  perfpid=$!
+  iperf >/dev/null
+  wait $perfpid || true
+  stop_tunnel
+  echo "-- user space (goipsec) and kernel"
+  { perf report -i "$tmp/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null || true; } |
+    grep -v '^#' | grep -v '^$' | head -12 || true
+  echo "-- goipsec's hottest symbols"
+  { perf report -i "$tmp/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null || true; } |
+    grep -v '^#' | grep -v '^$' | head -25 || true
+fi
