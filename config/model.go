@@ -14,7 +14,8 @@ import (
 type Config struct {
 	Connections []*Connection // in order of appearance
 	Secrets     Secrets
-	Manual      []*ManualSA // in order of appearance
+	Manual      []*ManualSA  // in order of appearance
+	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
 	// Files lists every file that was read, the main file first.
 	Files []string
@@ -60,16 +61,21 @@ type AuthMethod string
 
 // Authentication methods goipsec supports.
 const (
-	AuthPSK AuthMethod = "psk"
+	AuthPSK    AuthMethod = "psk"
+	AuthPubkey AuthMethod = "pubkey" // signatures: pubkey, rsa, rsa/pss, ecdsa, ed25519 (Auth.Constraints)
 )
 
 // Auth is one authentication round (connections.<conn>.local<suffix> or remote<suffix>).
 type Auth struct {
 	Section string // the section name, e.g. "local" or "remote-psk"
 	Method  AuthMethod
-	// ID is the identity. For the local side IsAny means "use the local IP address", for the
-	// remote side "accept any identity".
+	// Constraints is the auth value of a pubkey round as written (pubkey-sha256, rsa/pss, ...).
+	Constraints string
+	// ID is the identity. For the local side IsAny means "use the certificate's subject or the
+	// local IP address", for the remote side "accept any identity".
 	ID Identity
+	// Certificate settings (creds.go): certs, pubkeys, cacerts, ca_id, cert_policy, revocation.
+	CertSettings
 }
 
 // Mode is an IPsec mode.
@@ -127,11 +133,26 @@ type Child struct {
 	CopyECN      bool
 	CopyDSCP     string // out, in, yes or no
 	HostAccess   bool
+
+	// Policy settings; all but Priority need the kernel data plane (daemon.dataplane = kernel).
+	Priority        uint32 // 0: computed from the selectors
+	IfIDIn, IfIDOut uint32
+	MarkIn, MarkOut Mark
+	Interface       string
+	PoliciesFwdOut  bool
+}
+
+// Mark is an XFRM mark: packets match when (mark & Mask) == Value.
+type Mark struct {
+	Value, Mask uint32
 }
 
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
 	IKE []*PSK // in order of appearance
+	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
+	// pkcs12- sections).
+	Keys []*KeySecret
 }
 
 // PSK is an IKE preshared key (secrets.ike<suffix>).
@@ -193,7 +214,13 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg.Connections = l.connections(root.Section("connections"))
 	cfg.Secrets = l.secrets(root.Section("secrets"))
 	cfg.Manual = l.manual(root.Section("manual"))
+	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
+	if cfg.Daemon.Dataplane != "kernel" {
+		for _, kv := range l.kernelOnly {
+			l.errorAt(kv.File, kv.Line, "%s is not supported by the userspace data plane: it needs daemon { dataplane = kernel }", kv.Path)
+		}
+	}
 	if len(l.errs) == 0 {
 		return cfg, nil
 	}
@@ -204,6 +231,9 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 type loader struct {
 	errs   ErrorList
 	parser *Parser // for cancellation
+	// kernelOnly are settings only the kernel data plane can apply, checked against
+	// daemon.dataplane once the daemon section is read.
+	kernelOnly []*Setting
 }
 
 func (l *loader) errorAt(file string, line int, format string, args ...any) {
@@ -494,7 +524,7 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 		return Auth{}
 	}
 	if len(rounds) == 0 {
-		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = psk } (only PSK authentication is supported yet)", connSec.Path, side, side)
+		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = pubkey } (or auth = psk)", connSec.Path, side, side)
 		return Auth{}
 	}
 	for _, extra := range rounds[1:] {
@@ -503,15 +533,18 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 	sec := rounds[0]
 	l.check(sec, pattern)
 	a := Auth{Section: sec.Name}
-	if kv := explicit(sec, "auth"); kv == nil {
-		l.errorAt(sec.File, sec.Line, "%s: auth defaults to pubkey, which goipsec does not support yet; set auth = psk", sec.Path)
-	} else {
-		m, err := parseAuth(kv.Value)
-		if err != nil {
+	authValue, kv := l.value(sec, pattern, "auth")
+	m, err := parseAuth(authValue)
+	if err != nil {
+		if kv != nil {
 			l.valueError(kv, err)
 		}
-		a.Method = m
 	}
+	a.Method = m
+	if m == AuthPubkey {
+		a.Constraints = authValue
+	}
+	a.CertSettings = l.certSettings(sec, pattern, isLocal)
 	if isLocal {
 		// Empty means "the local IP address", decided when the SA is set up.
 		if kv := explicit(sec, "id"); kv != nil {
@@ -545,12 +578,12 @@ func parseAuth(s string) (AuthMethod, error) {
 	case s == "psk":
 		return AuthPSK, nil
 	case s == "pubkey", strings.HasPrefix(s, "pubkey-"), strings.HasPrefix(s, "rsa"), strings.HasPrefix(s, "ecdsa"),
-		strings.HasPrefix(s, "ed25519"), strings.HasPrefix(s, "ed448"), strings.HasPrefix(s, "ike:"):
-		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use psk)", s)
+		strings.HasPrefix(s, "ed25519"), strings.HasPrefix(s, "ed448"), strings.HasPrefix(s, "ike:"), strings.HasPrefix(s, "bliss"):
+		return AuthPubkey, checkPubkeyConstraints(s)
 	case s == "eap", strings.HasPrefix(s, "eap-"), s == "xauth", strings.HasPrefix(s, "xauth-"):
-		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use psk)", s)
+		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use pubkey or psk)", s)
 	}
-	return "", fmt.Errorf("invalid value %q (expected psk; pubkey, eap and xauth are not supported yet)", s)
+	return "", fmt.Errorf("invalid value %q (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)", s)
 }
 
 func (l *loader) child(sec *Section, c *Connection) *Child {
@@ -599,7 +632,29 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
 	ch.CopyDSCP = l.enum(sec, child, "copy_dscp", "out", "in", "yes", "no")
 	ch.HostAccess = l.boolean(sec, child, "hostaccess")
+	ch.Priority = uint32(l.number(sec, child, "priority", math.MaxUint32))
+	ch.IfIDIn = parsed(l, sec, child, "if_id_in", parseIfID)
+	ch.IfIDOut = parsed(l, sec, child, "if_id_out", parseIfID)
+	ch.MarkIn = parsed(l, sec, child, "mark_in", parseMark)
+	ch.MarkOut = parsed(l, sec, child, "mark_out", parseMark)
+	ch.Interface = parsed(l, sec, child, "interface", parseIfName)
+	ch.PoliciesFwdOut = l.boolean(sec, child, "policies_fwd_out")
+	for _, key := range []string{"if_id_in", "if_id_out", "mark_in", "mark_out", "interface", "policies_fwd_out"} {
+		if kv := explicit(sec, key); kv != nil && !sameAsDefault(kv.Value, keyDefault(child+"."+key)) {
+			l.kernelOnly = append(l.kernelOnly, kv)
+		}
+	}
 	return ch
+}
+
+// keyDefault is the table's default of the key at path.
+func keyDefault(path string) string {
+	for _, k := range keyTable {
+		if k.Path == path {
+			return k.Default
+		}
+	}
+	return ""
 }
 
 func parseMode(s string) (Mode, error) {
@@ -671,6 +726,7 @@ func (l *loader) secrets(sec *Section) Secrets {
 		return s
 	}
 	l.check(sec, "secrets")
+	s.Keys = l.keySecrets(sec)
 	const pattern = "secrets.ike<suffix>"
 	for _, p := range sectionsOf(sec, "secrets", pattern) {
 		l.check(p, pattern)

@@ -256,7 +256,7 @@ func TestLoadFull(t *testing.T) {
 	}
 
 	d := cfg.Daemon
-	want := Daemon{TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
+	want := Daemon{Dataplane: "userspace", TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
 		RetransmitLimit: time.Minute, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"}}
 	if !reflect.DeepEqual(d, want) {
@@ -303,7 +303,7 @@ func TestDefaults(t *testing.T) {
 		ch.TFCPadding != (TFCPadding{}) || ch.CopyDF || ch.CopyECN || ch.CopyDSCP != "no" || ch.HostAccess {
 		t.Errorf("child defaults %+v", ch)
 	}
-	want := Daemon{TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
+	want := Daemon{Dataplane: "userspace", TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
 		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
 		Log: Log{Level: "info", Format: "text"}}
 	if !reflect.DeepEqual(cfg.Daemon, want) {
@@ -336,8 +336,8 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown top-level section", "conections {\n}\n", `swanctl.conf:1: unknown section "conections" in the top level; did you mean "connections"?`},
 		{"top-level key", "x = 1\n", `swanctl.conf:1: unknown key "x" in the top level`},
 		{"not supported section", "pools {\n}\n", `swanctl.conf:1: pools is not supported by goipsec yet`},
-		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      certs = a.pem\n    }\n    remote { auth = psk }\n  }\n}\n",
-			`swanctl.conf:6: connections.home.local.certs is not supported by goipsec yet`},
+		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      eap_id = a\n    }\n    remote { auth = psk }\n  }\n}\n",
+			`swanctl.conf:6: connections.home.local.eap_id is not supported by goipsec yet`},
 		{"not supported child key", minimalConn("    children { net { updown = /bin/true } }\n"), `swanctl.conf:6: connections.home.children.net.updown is not supported by goipsec yet`},
 		{"not supported suffix section", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:6: connections.home.remote-2: a second remote authentication round (RFC 4739) is not supported by goipsec yet`},
 		{"strongSwan 6 icmp", minimalConn("    children { net { icmp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.icmp = yes is not supported by goipsec yet (only no)`},
@@ -374,12 +374,16 @@ func TestLoadErrors(t *testing.T) {
 		{"two settings on one line", minimalConn("    dpd_delay = 30s keyingtries = 3\n"), `swanctl.conf:6: connections.home.dpd_delay: invalid duration "30s keyingtries = 3" (expected a number of seconds, or a number with s, m, h or d); put each setting on its own line`},
 
 		// Authentication.
-		{"no local section", "connections {\n  home {\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:2: connections.home has no local section; add local { auth = psk } (only PSK authentication is supported yet)`},
-		{"default auth pubkey", "connections {\n  home {\n    local { id = a }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local: auth defaults to pubkey, which goipsec does not support yet; set auth = psk`},
+		{"no local section", "connections {\n  home {\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:2: connections.home has no local section; add local { auth = pubkey } (or auth = psk)`},
+		{"auth constraint typo", "connections {\n  home {\n    local { auth = rsa-sha257 }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: auth = rsa-sha257: unknown constraint "sha257" (expected pubkey, rsa, rsa/pss, ecdsa or ed25519, a key size after a key type, sha256, sha384 or sha512)`},
+		{"revocation typo", "connections {\n  home {\n    local { auth = psk }\n    remote {\n      revocation = strikt\n    }\n  }\n}\n", `swanctl.conf:5: connections.home.remote.revocation: invalid value "strikt" (expected strict, ifuri or relaxed)`},
+		{"authority without cacert", "authorities {\n  ca {\n    crl_uris = http://x/crl\n  }\n}\n", `swanctl.conf:2: authorities.ca: cacert is required (the CA certificate in x509ca/)`},
+		{"authority ldap", "authorities {\n  ca {\n    cacert = ca.pem\n    crl_uris = ldap://x/crl\n  }\n}\n", `swanctl.conf:4: authorities.ca.crl_uris: URI "ldap://x/crl": only http:// and https:// are supported`},
+		{"key secret without file", "secrets {\n  private-gw {\n    secret = x\n  }\n}\n", `swanctl.conf:2: secrets.private-gw: file is required (the key file in private/ this passphrase is for)`},
 		{"auth pubkey", minimalConn("    local-x { }\n"), `swanctl.conf:6: connections.home.local-x: a second local authentication round (RFC 4739) is not supported by goipsec yet`},
-		{"auth eap", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-mschapv2 }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: auth = eap-mschapv2 is not supported by goipsec yet (use psk)`},
-		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected psk; pubkey, eap and xauth are not supported yet)`},
-		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN=moon\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: identity "C=CH, O=strongSwan, CN=moon" looks like a distinguished name; these are not supported by goipsec yet`},
+		{"auth eap", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-mschapv2 }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: auth = eap-mschapv2 is not supported by goipsec yet (use pubkey or psk)`},
+		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)`},
+		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: invalid identity "C=CH, O=strongSwan, CN": distinguished name "C=CH, O=strongSwan, CN": "CN" is not TYPE=value`},
 
 		// Children.
 		{"bad selector", minimalConn("    children { net { local_ts = 10.0.0.0/8[tcp/99999] } }\n"), `swanctl.conf:6: connections.home.children.net.local_ts: invalid traffic selector "10.0.0.0/8[tcp/99999]": "99999" is not a port, service name or port range`},
@@ -474,6 +478,7 @@ func TestLoadErrors(t *testing.T) {
 			`swanctl.conf:17: manual.b.inbound.spi: SPI 0x00002001 towards 192.0.2.1 is already used by manual.a.inbound.spi (swanctl.conf:8)`},
 
 		// Daemon.
+		{"daemon dataplane", "daemon {\n  dataplane = xfrm\n}\n", `swanctl.conf:2: daemon.dataplane: invalid value "xfrm" (expected userspace or kernel)`},
 		{"daemon ports equal", "daemon {\n  natt_port = 500\n}\n", `swanctl.conf:2: daemon.natt_port: ike_port and natt_port must differ (both are 500)`},
 		{"daemon tun name", "daemon {\n  tun_name = averyveryverylongname\n}\n", `swanctl.conf:2: daemon.tun_name: invalid interface name "averyveryverylongname" (at most 15 bytes, no '/', ':' or blanks)`},
 		{"daemon mtu", "daemon {\n  mtu = 500\n}\n", `swanctl.conf:2: daemon.mtu: MTU 500 is below 576, the IPv4 minimum`},
@@ -585,14 +590,14 @@ func TestIdentities(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"ipv6:10.0.0.1":   `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
-		"ipv4:#0a00":      `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
-		"asn1dn:#3000":    `identity "asn1dn:#3000": distinguished names are not supported by goipsec yet`,
-		"{23}:x":          `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
-		"@":               `invalid identity "@" (empty)`,
-		"@#zz":            `invalid identity "@#zz" (expected hex after @#)`,
-		"keyid:#":         `invalid identity "keyid:#" (expected hex after #)`,
-		"CN=moon, O=Test": `identity "CN=moon, O=Test" looks like a distinguished name; these are not supported by goipsec yet`,
+		"ipv6:10.0.0.1":    `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
+		"ipv4:#0a00":       `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
+		"asn1gn:#3000":     `identity "asn1gn:#3000": general names are not supported by goipsec yet`,
+		"{23}:x":           `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
+		"@":                `invalid identity "@" (empty)`,
+		"@#zz":             `invalid identity "@#zz" (expected hex after @#)`,
+		"keyid:#":          `invalid identity "keyid:#" (expected hex after #)`,
+		"CN=moon, XX=Test": `invalid identity "CN=moon, XX=Test": distinguished name "CN=moon, XX=Test": unknown attribute type "XX"`,
 	} {
 		_, err := parseIdentity(in)
 		if err == nil || err.Error() != want {
@@ -760,6 +765,39 @@ func TestLogSubsystemLevels(t *testing.T) {
 	if _, err := FromTree(tree); err == nil || !strings.Contains(err.Error(), "s.conf:3:") {
 		t.Fatalf("bad level accepted or error without position: %v", err)
 	}
+}
+
+// The XFRM-only child keys: read with the kernel data plane, refused (naming the key) with the
+// userspace one, %unique refused as not supported.
+func TestKernelPolicyKeys(t *testing.T) {
+	child := "    children { net {\n      if_id_in = 42\n      if_id_out = 0x2b\n      mark_in = 0x10/0xf0\n      mark_out = 7\n" +
+		"      interface = eth1\n      policies_fwd_out = yes\n      priority = 1234\n    } }\n"
+	cfg := mustLoad(t, "daemon {\n  dataplane = kernel\n}\n"+minimalConn(child))
+	ch := cfg.Connections[0].Children[0]
+	if ch.IfIDIn != 42 || ch.IfIDOut != 43 || ch.MarkIn != (Mark{0x10, 0xf0}) || ch.MarkOut != (Mark{7, 0xffffffff}) ||
+		ch.Interface != "eth1" || !ch.PoliciesFwdOut || ch.Priority != 1234 {
+		t.Fatalf("child %+v", ch)
+	}
+	_, err := load(minimalConn(child))
+	if err == nil || !strings.Contains(err.Error(), "swanctl.conf:7: connections.home.children.net.if_id_in is not supported by the userspace data plane: it needs daemon { dataplane = kernel }") ||
+		!strings.Contains(err.Error(), "swanctl.conf:12: connections.home.children.net.policies_fwd_out is not supported") {
+		t.Fatalf("userspace data plane with XFRM keys: %v", err)
+	}
+	if strings.Contains(err.Error(), "priority") {
+		t.Fatalf("priority works with both data planes: %v", err)
+	}
+	for _, bad := range []struct{ line, want string }{
+		{"if_id_in = %unique", "%unique is not supported by goipsec yet"},
+		{"mark_out = 0x11/0x10", "mark 0x11 has bits outside its mask 0x10"},
+		{"interface = a/b", `invalid interface name "a/b"`},
+	} {
+		_, err := load("daemon {\n  dataplane = kernel\n}\n" + minimalConn("    children { net {\n      "+bad.line+"\n    } }\n"))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("%s: %v, want %q", bad.line, err, bad.want)
+		}
+	}
+	// The defaults spelled out load with the userspace data plane too.
+	mustLoad(t, minimalConn("    children { net {\n      mark_in = 0/0x00000000\n      if_id_out = 0\n      policies_fwd_out = no\n    } }\n"))
 }
 
 // TestMSSClamp: mss_clamp defaults to auto in tunnel mode and off in transport mode; auto, yes,

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goipsec/goipsec/credentials/dn"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -327,13 +328,16 @@ func (id Identity) IsAny() bool { return id.Type == IDAny }
 // parseIdentity reads an identity in strongSwan notation:
 //
 //   - "%any" (or empty) matches any identity;
+//
 //   - "type:value" with type ipv4, ipv6, fqdn, dns, rfc822, email, userfqdn or keyid; "type:#hex"
 //     gives the data in hex. Unlike strongSwan, ipv4:/ipv6: values are converted from text;
+//
 //   - "@name" is an FQDN taken as written, "@#hex" a key ID, "@@text" an RFC 822 name as written;
+//
 //   - otherwise an IP address becomes ID_IPV4_ADDR/ID_IPV6_ADDR, text with "@" ID_RFC822_ADDR and
 //     anything else ID_FQDN.
 //
-// Distinguished names (asn1dn:, or text with "=") are not supported yet.
+//   - a distinguished name ("C=CH, O=Example, CN=gw", or asn1dn:...) becomes ID_DER_ASN1_DN.
 func parseIdentity(s string) (Identity, error) {
 	if s == "" || s == "%any" {
 		return Identity{Type: IDAny, Text: "%any"}, nil
@@ -362,8 +366,16 @@ func parseIdentity(s string) (Identity, error) {
 			return typedIdentity(IDRFC822, val, s)
 		case "keyid":
 			return typedIdentity(IDKeyID, val, s)
-		case "asn1dn", "asn1gn":
-			return Identity{}, fmt.Errorf("identity %q: distinguished names are not supported by goipsec yet", s)
+		case "asn1dn":
+			if data, ok, err := hexData(val); ok {
+				if err != nil {
+					return Identity{}, fmt.Errorf("invalid identity %q (expected hex after #)", s)
+				}
+				return Identity{Type: IDASN1DN, Data: data, Text: s}, nil
+			}
+			return dnIdentity(val, s)
+		case "asn1gn":
+			return Identity{}, fmt.Errorf("identity %q: general names are not supported by goipsec yet", s)
 		}
 		if strings.HasPrefix(typ, "{") {
 			return Identity{}, fmt.Errorf("identity %q: numeric identity types are not supported by goipsec yet", s)
@@ -384,12 +396,22 @@ func parseIdentity(s string) (Identity, error) {
 		return nonEmptyIdentity(IDRFC822, s[2:], s)
 	case strings.HasPrefix(s, "@"):
 		return nonEmptyIdentity(IDFQDN, s[1:], s)
-	case strings.Contains(s, "="):
-		return Identity{}, fmt.Errorf("identity %q looks like a distinguished name; these are not supported by goipsec yet", s)
+	case dn.Looks(s):
+		return dnIdentity(s, s)
 	case strings.Contains(s, "@"):
 		return Identity{Type: IDRFC822, Data: []byte(s), Text: s}, nil
 	}
 	return Identity{Type: IDFQDN, Data: []byte(s), Text: s}, nil
+}
+
+// dnIdentity reads a distinguished name ("C=CH, O=Example, CN=gw"; values may be "*" in remote
+// identities) into its DER form.
+func dnIdentity(val, text string) (Identity, error) {
+	der, err := dn.Parse(val)
+	if err != nil {
+		return Identity{}, fmt.Errorf("invalid identity %q: %v", text, err)
+	}
+	return Identity{Type: IDASN1DN, Data: der, Text: text}, nil
 }
 
 func ipIdentity(a netip.Addr, text string) Identity {
@@ -466,6 +488,49 @@ func parseTFCPadding(s string) (TFCPadding, error) {
 		return TFCPadding{}, fmt.Errorf("invalid value %q (expected a number of bytes or mtu)", s)
 	}
 	return TFCPadding{Bytes: uint16(n)}, nil
+}
+
+// parseIfID reads an XFRM interface ID (strongSwan's if_id_in/out): a number; 0 is none.
+func parseIfID(s string) (uint32, error) {
+	if strings.HasPrefix(s, "%unique") {
+		return 0, fmt.Errorf("%s is not supported by goipsec yet (give a number)", s)
+	}
+	v, err := parseUint(s, math.MaxUint32)
+	return uint32(v), err
+}
+
+// parseMark reads strongSwan's mark syntax "value[/mask]" (mask default 0xffffffff); "0" and the
+// table's default "0/0x00000000" are no mark.
+func parseMark(s string) (Mark, error) {
+	if strings.HasPrefix(s, "%unique") || strings.HasPrefix(s, "%same") {
+		return Mark{}, fmt.Errorf("%s is not supported by goipsec yet (give value[/mask])", s)
+	}
+	val, mask, hasMask := strings.Cut(s, "/")
+	v, err := parseUint(val, math.MaxUint32)
+	if err != nil {
+		return Mark{}, err
+	}
+	m := uint64(math.MaxUint32)
+	if hasMask {
+		if m, err = parseUint(mask, math.MaxUint32); err != nil {
+			return Mark{}, err
+		}
+	}
+	if v == 0 && (!hasMask || m == 0) {
+		return Mark{}, nil
+	}
+	if uint32(v)&^uint32(m) != 0 {
+		return Mark{}, fmt.Errorf("mark %#x has bits outside its mask %#x", v, m)
+	}
+	return Mark{Value: uint32(v), Mask: uint32(m)}, nil
+}
+
+// parseIfName checks a network interface name (empty: none).
+func parseIfName(s string) (string, error) {
+	if len(s) > maxIfNameLen || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n") {
+		return "", fmt.Errorf("invalid interface name %q (at most %d bytes, no '/', ':' or blanks)", s, maxIfNameLen)
+	}
+	return s, nil
 }
 
 // MSSClamp is the mss_clamp setting of a child or manual SA: TCP MSS clamping of SYNs that cross
