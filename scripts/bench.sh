@@ -250,8 +250,9 @@ label() {
     plain) echo "plain veth, no tunnel";;
   esac
 }
-# row TITLE KEYSUFFIX: one line per tunnel with the median, the ratio to wireguard-go and all rounds.
-table() { # TITLE UNIT SUFFIX [plain]
+# table TITLE UNIT KEYSUFFIX [plain]: one line per tunnel with the median, the ratio to
+# wireguard-go and all rounds.
+table() {
   local title=$1 unit=$2 suffix=$3 wgm m
   wgm=$(med "wg/$suffix")
   printf '\n%s (median of %s)\n' "$title" "$ROUNDS"
