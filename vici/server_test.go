@@ -387,6 +387,23 @@ func TestRegisterUnknownEvent(t *testing.T) {
 	}
 }
 
+// TestRegisterDeclaredEvent: an event the handler declares (goipsec's own) can be registered; an
+// undeclared one still cannot.
+func TestRegisterDeclaredEvent(t *testing.T) {
+	reg := NewRegistry()
+	reg.Event("goipsec-own")
+	_, path := startServer(t, reg)
+	raw := dialRaw(t, path)
+	raw.send(&Packet{Type: EventRegister, Name: "goipsec-own"})
+	if p := raw.recv(); p.Type != EventConfirm {
+		t.Fatalf("register goipsec-own: %v", p.Type)
+	}
+	raw.send(&Packet{Type: EventRegister, Name: "goipsec-other"})
+	if p := raw.recv(); p.Type != EventUnknown {
+		t.Fatalf("register goipsec-other: %v", p.Type)
+	}
+}
+
 func TestPublish(t *testing.T) {
 	srv, path := startServer(t, NewRegistry())
 	logs, updown, none := dialRaw(t, path), dialRaw(t, path), dialRaw(t, path)

@@ -10,6 +10,7 @@ import (
 
 	govici "github.com/strongswan/govici/vici"
 
+	"github.com/goipsec/goipsec/daemon/control"
 	"github.com/goipsec/goipsec/status"
 )
 
@@ -118,13 +119,16 @@ func (c *client) status(ctx context.Context, name string) (*status.Status, error
 	if name != "" {
 		args["ike"] = name
 	}
-	resp, err := c.call(ctx, "goipsec-status", args)
+	js, err := control.FetchStatus(ctx, c.path, args)
 	if err != nil {
+		var ce *control.CommandError
+		if errors.As(err, &ce) {
+			return nil, &commandError{msg: ce.Msg}
+		}
 		return nil, err
 	}
-	js, _ := resp.Get("json").(string)
 	var st status.Status
-	if err := json.Unmarshal([]byte(js), &st); err != nil {
+	if err := json.Unmarshal(js, &st); err != nil {
 		return nil, fmt.Errorf("malformed status from the daemon: %w", err)
 	}
 	if st.SchemaVersion != status.SchemaVersion {

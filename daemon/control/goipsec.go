@@ -1,9 +1,11 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -18,13 +20,28 @@ import (
 // "goipsec-" so they never collide with strongSwan's.
 func (s *Service) goipsecCommands(r *vici.Registry) {
 	r.Handle("goipsec-status", s.status)
+	r.Event(StatusPartEvent)
 	r.Handle("goipsec-reload", s.reload)
 	r.Handle("goipsec-probe", s.probe)
 }
 
-// status returns the snapshot as JSON in "json" (docs/status-json.md), optionally only the
-// connection named in "ike" (an error when there is none).
-func (s *Service) status(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+// StatusPartEvent carries the status JSON in parts: a VICI value holds at most 65,535 bytes and a
+// message 512 KiB, and a gateway with thousands of tunnels has a larger status. The parts come as
+// events before the response, each a list "json" of pieces, in order.
+const StatusPartEvent = "goipsec-status-part"
+
+// statusPiece and statusPartSize bound one list value and one event (below the VICI limits with
+// room for the framing).
+const (
+	statusPiece    = 60000
+	statusPartSize = 6 * statusPiece
+)
+
+// status returns the snapshot as JSON (docs/status-json.md), optionally only the connection named
+// in "ike" (an error when there is none). A client registered for StatusPartEvent gets the JSON in
+// parts and the response counts them in "parts"; otherwise the response holds it in "json" (which
+// fails once it no longer fits one value).
+func (s *Service) status(_ context.Context, req *vici.Message, stream vici.EventStreamer) (*vici.Message, error) {
 	st := s.d.Status()
 	if name := req.Get("ike"); name != "" {
 		c := st.Connection(name)
@@ -37,7 +54,100 @@ func (s *Service) status(_ context.Context, req *vici.Message, _ vici.EventStrea
 	if err != nil {
 		return nil, err
 	}
-	return vici.NewMessage().Set("json", string(b)), nil
+	if !stream.Registered(StatusPartEvent) {
+		return vici.NewMessage().Set("json", string(b)), nil
+	}
+	parts := 0
+	for len(b) > 0 {
+		part := b[:min(len(b), statusPartSize)]
+		b = b[len(part):]
+		var pieces []string
+		for len(part) > 0 {
+			n := min(len(part), statusPiece)
+			pieces = append(pieces, string(part[:n]))
+			part = part[n:]
+		}
+		if err := stream.Stream(StatusPartEvent, vici.NewMessage().SetList("json", pieces...)); err != nil {
+			return nil, err
+		}
+		parts++
+	}
+	return vici.NewMessage().Set("parts", strconv.Itoa(parts)), nil
+}
+
+// CommandError is a command the daemon answered with success = no; Msg is its errmsg.
+type CommandError struct{ Msg string }
+
+func (e *CommandError) Error() string { return e.Msg }
+
+// FetchStatus is the client side of goipsec-status: it asks the daemon at socketPath for the
+// status JSON, reassembling the parts. It uses goipsec's own packet layer on a connection of its
+// own because govici 0.8.0 picks at random between an event and the response when both are
+// waiting, and would lose parts.
+func FetchStatus(ctx context.Context, socketPath string, args map[string]string) ([]byte, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", socketPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the daemon at %s: %v", socketPath, err)
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	r := bufio.NewReader(nc)
+	lost := func(err error) error {
+		return fmt.Errorf("lost the connection to the daemon at %s during goipsec-status: %v", socketPath, err)
+	}
+	if err := vici.WritePacket(nc, &vici.Packet{Type: vici.EventRegister, Name: StatusPartEvent}); err != nil {
+		return nil, lost(err)
+	}
+	if p, err := vici.ReadPacket(r); err != nil {
+		return nil, lost(err)
+	} else if p.Type != vici.EventConfirm {
+		return nil, fmt.Errorf("the daemon at %s does not stream its status (an older goipsec?)", socketPath)
+	}
+	req := vici.NewMessage()
+	for k, v := range args {
+		req.Set(k, v)
+	}
+	if err := vici.WritePacket(nc, &vici.Packet{Type: vici.CmdRequest, Name: "goipsec-status", Message: req}); err != nil {
+		return nil, lost(err)
+	}
+	var js []byte
+	parts := 0
+	for {
+		p, err := vici.ReadPacket(r)
+		if err != nil {
+			return nil, lost(err)
+		}
+		switch p.Type {
+		case vici.Event:
+			if p.Name != StatusPartEvent {
+				continue
+			}
+			for _, piece := range p.Message.List("json") {
+				js = append(js, piece...)
+			}
+			parts++
+		case vici.CmdResponse:
+			if p.Message.Err() != nil {
+				msg := p.Message.Get("errmsg")
+				if msg == "" {
+					msg = "goipsec-status failed"
+				}
+				return nil, &CommandError{Msg: msg}
+			}
+			if one := p.Message.Get("json"); one != "" {
+				return []byte(one), nil
+			}
+			if want := p.Message.Get("parts"); want != strconv.Itoa(parts) {
+				return nil, fmt.Errorf("the daemon at %s announced %s status parts, %d arrived", socketPath, want, parts)
+			}
+			return js, nil
+		default:
+			return nil, fmt.Errorf("the daemon at %s answered goipsec-status with a %v packet", socketPath, p.Type)
+		}
+	}
 }
 
 func (s *Service) reload(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
