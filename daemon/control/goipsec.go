@@ -1,11 +1,11 @@
 package control
 
 import (
-	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -81,73 +81,35 @@ type CommandError struct{ Msg string }
 func (e *CommandError) Error() string { return e.Msg }
 
 // FetchStatus is the client side of goipsec-status: it asks the daemon at socketPath for the
-// status JSON, reassembling the parts. It uses goipsec's own packet layer on a connection of its
-// own because govici 0.8.0 picks at random between an event and the response when both are
-// waiting, and would lose parts.
+// status JSON, reassembling the parts.
 func FetchStatus(ctx context.Context, socketPath string, args map[string]string) ([]byte, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", socketPath)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the daemon at %s: %v", socketPath, err)
-	}
-	defer nc.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(dl)
-	}
-	r := bufio.NewReader(nc)
-	lost := func(err error) error {
-		return fmt.Errorf("lost the connection to the daemon at %s during goipsec-status: %v", socketPath, err)
-	}
-	if err := vici.WritePacket(nc, &vici.Packet{Type: vici.EventRegister, Name: StatusPartEvent}); err != nil {
-		return nil, lost(err)
-	}
-	if p, err := vici.ReadPacket(r); err != nil {
-		return nil, lost(err)
-	} else if p.Type != vici.EventConfirm {
-		return nil, fmt.Errorf("the daemon at %s does not stream its status (an older goipsec?)", socketPath)
-	}
 	req := vici.NewMessage()
 	for k, v := range args {
 		req.Set(k, v)
 	}
-	if err := vici.WritePacket(nc, &vici.Packet{Type: vici.CmdRequest, Name: "goipsec-status", Message: req}); err != nil {
-		return nil, lost(err)
-	}
 	var js []byte
 	parts := 0
-	for {
-		p, err := vici.ReadPacket(r)
-		if err != nil {
-			return nil, lost(err)
+	resp, err := vici.CallStreaming(ctx, socketPath, "goipsec-status", StatusPartEvent, req, func(m *vici.Message) {
+		for _, piece := range m.List("json") {
+			js = append(js, piece...)
 		}
-		switch p.Type {
-		case vici.Event:
-			if p.Name != StatusPartEvent {
-				continue
-			}
-			for _, piece := range p.Message.List("json") {
-				js = append(js, piece...)
-			}
-			parts++
-		case vici.CmdResponse:
-			if p.Message.Err() != nil {
-				msg := p.Message.Get("errmsg")
-				if msg == "" {
-					msg = "goipsec-status failed"
-				}
-				return nil, &CommandError{Msg: msg}
-			}
-			if one := p.Message.Get("json"); one != "" {
-				return []byte(one), nil
-			}
-			if want := p.Message.Get("parts"); want != strconv.Itoa(parts) {
-				return nil, fmt.Errorf("the daemon at %s announced %s status parts, %d arrived", socketPath, want, parts)
-			}
-			return js, nil
-		default:
-			return nil, fmt.Errorf("the daemon at %s answered goipsec-status with a %v packet", socketPath, p.Type)
-		}
+		parts++
+	})
+	switch {
+	case errors.Is(err, vici.ErrNoSuchEvent), errors.Is(err, vici.ErrNoSuchCommand):
+		return nil, fmt.Errorf("the daemon at %s does not stream its status (an older goipsec?)", socketPath)
+	case err != nil:
+		return nil, fmt.Errorf("goipsec-status from the daemon at %s: %w", socketPath, err)
+	case resp.Err() != nil:
+		return nil, &CommandError{Msg: cmp.Or(resp.Get("errmsg"), "goipsec-status failed")}
 	}
+	if one := resp.Get("json"); one != "" {
+		return []byte(one), nil
+	}
+	if want := resp.Get("parts"); want != strconv.Itoa(parts) {
+		return nil, fmt.Errorf("the daemon at %s announced %s status parts, %d arrived", socketPath, want, parts)
+	}
+	return js, nil
 }
 
 func (s *Service) reload(context.Context, *vici.Message, vici.EventStreamer) (*vici.Message, error) {
