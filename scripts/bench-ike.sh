@@ -13,6 +13,9 @@
 #   PLACEMENTS=pinned scripts/bench-ike.sh        # only generator on CPU 0, responder on CPU 1
 #   MODE=held scripts/bench-ike.sh               # responders that keep every SA: handshakes/s while
 #                                                 # holding LEVELS tunnels, and RSS per tunnel
+#   MODE=held PPROF_DIR=/tmp/p MEASURE=30000 scripts/bench-ike.sh
+#                                                 # plus goipsec's CPU profile during each measurement
+#                                                 # (PPROF_SECONDS, 8) and heap profile after it
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
@@ -141,7 +144,9 @@ daemon {
 }
 CONF
   : > "$tmp/goipsec.log"
-  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" 2>"$tmp/goipsec.log" &
+  local pprof=()
+  [ -n "${PPROF_DIR:-}" ] && pprof=(--debug-pprof 127.0.0.1:6060)
+  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
   resp_pid=$!
   for _ in $(seq 100); do
     ip -n $R link show goipsec0 >/dev/null 2>&1 && ip netns exec $R ss -Hulpn 2>/dev/null | grep -q ':500 ' && return 0
@@ -315,7 +320,17 @@ held_run() {
       fi
       held=$level
     fi
+    local prof=
+    if [ -n "${PPROF_DIR:-}" ] && [ "$key" = goipsec ]; then
+      # A CPU profile of the responder across the measurement (make MEASURE last ~10 s).
+      ip netns exec $R curl -s -o "$PPROF_DIR/cpu-$level.pprof" "http://127.0.0.1:6060/debug/pprof/profile?seconds=${PPROF_SECONDS:-8}" &
+      prof=$!
+    fi
     bench "$MEASURE" psk || { echo "  $key: the measurement at $held held failed"; break; }
+    if [ -n "$prof" ]; then
+      wait "$prof" || true
+      ip netns exec $R curl -s -o "$PPROF_DIR/heap-$level.pprof" "http://127.0.0.1:6060/debug/pprof/heap"
+    fi
     r=$(field handshakes_per_second)
     held=$((held + $(field completed)))
     local rss per
@@ -347,8 +362,13 @@ if [ "${MODE:-}" = held ]; then
   echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, responder and generator share both CPUs, $(nproc) CPUs"
   client_cpu=() resp_cpu=()
   WARMUP_HELD=${WARMUP_HELD:-500}
-  start_goipsec yes psk; bench "$WARMUP_HELD" psk; held_run goipsec; stop_responder
-  start_charon psk; bench "$WARMUP_HELD" psk; held_run strongswan; stop_responder
+  # RESPONDERS="goipsec" skips strongSwan (profiling runs).
+  if [[ " ${RESPONDERS:-goipsec strongswan} " = *" goipsec "* ]]; then
+    start_goipsec yes psk; bench "$WARMUP_HELD" psk; held_run goipsec; stop_responder
+  fi
+  if [[ " ${RESPONDERS:-goipsec strongswan} " = *" strongswan "* ]]; then
+    start_charon psk; bench "$WARMUP_HELD" psk; held_run strongswan; stop_responder
+  fi
   echo
   printf '%-10s %22s %22s %10s %24s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw"
   for level in $LEVELS; do
