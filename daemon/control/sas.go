@@ -237,14 +237,45 @@ func (s *Service) controlLog(stream vici.EventStreamer, conn string, fn func()) 
 		fn()
 		return
 	}
+	// The subscriber runs in the logging IKE SA's owner, which must never wait for a client: it
+	// only queues (dropping what does not fit), and this command's goroutine streams.
+	records := make(chan logging.Record, 256)
 	cancel := s.d.SubscribeLog(slog.LevelInfo, nil, func(r logging.Record) {
 		if r.Subsys != "ike" || !strings.Contains(r.Attrs, "conn="+conn) {
 			return
 		}
-		stream.Stream("control-log", vici.NewMessage().Set("group", "IKE").Set("level", "1").Set("ikesa-name", conn).Set("msg", recordText(r)))
+		select {
+		case records <- r:
+		default:
+		}
 	})
-	defer cancel()
+	send := func(r logging.Record) {
+		stream.Stream("control-log", vici.NewMessage().Set("group", "IKE").Set("level", "1").Set("ikesa-name", conn).Set("msg", recordText(r)))
+	}
+	// records is never closed: a record being published as cancel runs may still arrive.
+	done, streamed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(streamed)
+		for {
+			select {
+			case r := <-records:
+				send(r)
+			case <-done:
+				for {
+					select {
+					case r := <-records:
+						send(r)
+					default:
+						return
+					}
+				}
+			}
+		}
+	}()
 	fn()
+	cancel()
+	close(done)
+	<-streamed
 }
 
 // timeoutOf reads VICI's timeout (milliseconds; negative: do not wait; absent or 0: wait for the
