@@ -432,7 +432,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 			out = append(out, sendEffect{local: local, remote: remote, msgs: [][]byte{resp}, tcp: tcp})
 		}
 		if err != nil {
-			retry := ike.ReasonOf(err) == ike.ReasonNone
+			retry := ike.IsStep(err)
 			if !retry {
 				e.stats.handshakesFailed.Add(1)
 			}
