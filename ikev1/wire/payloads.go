@@ -269,6 +269,13 @@ func UintAttr(t uint16, v uint64) Attr {
 
 const attrFormatBit = 0x8000
 
+// AppendAttrs appends encoded data attributes (the RESPONDER-LIFETIME notify carries them as its
+// data, RFC 2407 §4.6.3.1).
+func AppendAttrs(b []byte, attrs []Attr) []byte { return appendAttrs(b, attrs) }
+
+// DecodeAttrs decodes a sequence of data attributes.
+func DecodeAttrs(b []byte) ([]Attr, error) { return decodeAttrs(b, 0) }
+
 func appendAttrs(b []byte, attrs []Attr) []byte {
 	for _, a := range attrs {
 		if a.Basic {
