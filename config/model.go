@@ -26,9 +26,13 @@ type Connection struct {
 	File string // where the connection section was first opened
 	Line int
 
-	// Version is 2, or 0 for "IKEv2, accepting any version" (strongSwan's default; IKEv1 is not
-	// supported, so both behave the same).
+	// Version is 2 (IKEv2 only), 1 (IKEv1 only) or 0 (strongSwan's default: initiate IKEv2,
+	// accept either).
 	Version     int
+	// Aggressive: IKEv1 Aggressive Mode when initiating.
+	Aggressive bool
+	// WeakAlgorithms: the connection (IKEv1 only) may use 3DES, SHA-1 and MODP1024.
+	WeakAlgorithms bool
 	LocalAddrs  []Address
 	RemoteAddrs []Address
 	LocalPort   uint16
@@ -54,6 +58,9 @@ type Connection struct {
 	Remote   Auth
 	Children []*Child // in order of appearance
 }
+
+// legacy reports whether the connection's proposals may name the legacy algorithms.
+func (c *Connection) legacy() bool { return c.WeakAlgorithms && c.Version == 1 }
 
 // AuthMethod is an authentication method of an authentication round.
 type AuthMethod string
@@ -382,15 +389,24 @@ func (l *loader) connection(sec *Section) *Connection {
 		case "2":
 			return 2, nil
 		case "1":
-			return 1, fmt.Errorf("IKEv1 is not supported yet")
+			return 1, nil
 		}
-		return 0, fmt.Errorf("invalid value %q (expected 2 or 0)", s)
+		return 0, fmt.Errorf("invalid value %q (expected 2, 1 or 0)", s)
 	})
+	c.Aggressive = l.boolean(sec, conn, "aggressive")
+	c.WeakAlgorithms = l.boolean(sec, conn, "weak_algorithms")
+	if kv := explicit(sec, "weak_algorithms"); kv != nil && c.WeakAlgorithms && c.Version != 1 {
+		l.valueError(kv, fmt.Errorf("weak algorithms are for IKEv1 connections only; set version = 1"))
+	}
+	parseIKE := proposal.ParseIKE
+	if c.legacy() {
+		parseIKE = proposal.ParseIKELegacy
+	}
 	c.LocalAddrs = parsed(l, sec, conn, "local_addrs", parseAddresses)
 	c.RemoteAddrs = parsed(l, sec, conn, "remote_addrs", parseAddresses)
 	c.LocalPort = l.port(sec, conn, "local_port")
 	c.RemotePort = l.port(sec, conn, "remote_port")
-	c.Proposals = parsed(l, sec, conn, "proposals", proposal.ParseIKE)
+	c.Proposals = parsed(l, sec, conn, "proposals", parseIKE)
 	c.Encap = l.boolean(sec, conn, "encap")
 	c.MOBIKE = l.boolean(sec, conn, "mobike")
 	c.Fragmentation = parsed(l, sec, conn, "fragmentation", func(s string) (string, error) {
@@ -554,6 +570,9 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 		ch.ESPProposals = parsed(l, sec, child, "esp_proposals", func(s string) ([]proposal.Proposal, error) {
 			if strings.HasPrefix(s, "default ") {
 				s = "default" // the table's default is described in words
+			}
+			if c.legacy() {
+				return proposal.ParseESPLegacy(s)
 			}
 			return proposal.ParseESP(s)
 		})

@@ -351,8 +351,8 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown secret type", "secrets {\n  ikev2 { secret = x }\n  foo { }\n}\n", `swanctl.conf:3: unknown section "foo" in secrets`},
 
 		// Connection values.
-		{"IKEv1", minimalConn("    version = 1\n"), `swanctl.conf:6: connections.home.version: IKEv1 is not supported yet`},
-		{"bad version", minimalConn("    version = 3\n"), `swanctl.conf:6: connections.home.version: invalid value "3" (expected 2 or 0)`},
+		{"weak without IKEv1", minimalConn("    weak_algorithms = yes\n"), `swanctl.conf:6: connections.home.weak_algorithms: weak algorithms are for IKEv1 connections only; set version = 1`},
+		{"bad version", minimalConn("    version = 3\n"), `swanctl.conf:6: connections.home.version: invalid value "3" (expected 2, 1 or 0)`},
 		{"bad address", minimalConn("    local_addrs = 192.0.2.1, 10.0.0.1-10.0.0.0\n"), `swanctl.conf:6: connections.home.local_addrs: invalid range "10.0.0.1-10.0.0.0" (expected low-high of one address family)`},
 		{"bad host", minimalConn("    local_addrs = not_a host!\n"), `swanctl.conf:6: connections.home.local_addrs: invalid address "not_a host!" (expected an IP address, subnet, range a-b, host name or %any)`},
 		{"empty list item", minimalConn("    local_addrs = 192.0.2.1,\n"), `swanctl.conf:6: connections.home.local_addrs: empty item in list "192.0.2.1,"`},
@@ -362,7 +362,7 @@ func TestLoadErrors(t *testing.T) {
 		{"mobike", minimalConn("    mobike = yes\n"), `swanctl.conf:6: connections.home.mobike = yes is not supported by goipsec yet (only no)`},
 		{"ah_proposals", minimalConn("    children { net { ah_proposals = sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals is not supported by goipsec yet`},
 		{"port too big", minimalConn("    remote_port = 65536\n"), `swanctl.conf:6: connections.home.remote_port: 65536 is out of range (at most 65535)`},
-		{"weak proposal", minimalConn("    proposals = aes128-sha1-modp1024\n"), `swanctl.conf:6: connections.home.proposals: "sha1" is a weak algorithm, not offered`},
+		{"weak proposal", minimalConn("    proposals = aes128-sha1-modp1024\n"), `swanctl.conf:6: connections.home.proposals: "sha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{"proposal typo", minimalConn("    proposals = aes256gcm16-prfsha256-x2519\n"), `swanctl.conf:6: connections.home.proposals: unknown algorithm "x2519"; did you mean "x25519"?`},
 		{"bad duration", minimalConn("    dpd_delay = 4x\n"), `swanctl.conf:6: connections.home.dpd_delay: invalid duration "4x" (expected a number of seconds, or a number with s, m, h or d)`},
 		{"negative duration", minimalConn("    rekey_time = -1h\n"), `swanctl.conf:6: connections.home.rekey_time: invalid duration "-1h" (expected a number of seconds, or a number with s, m, h or d)`},
@@ -452,7 +452,7 @@ func TestLoadErrors(t *testing.T) {
 		{"manual DH", manual("    proposal = aes128gcm16-modp2048\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
 			`swanctl.conf:5: manual.m.proposal: a manual SA has no key exchange; remove "modp2048"`},
 		{"manual weak", manual("    proposal = 3des-md5\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
-			`swanctl.conf:5: manual.m.proposal: "3des" is a weak algorithm, not offered`},
+			`swanctl.conf:5: manual.m.proposal: "3des" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{"manual aes192", manual("    proposal = aes192gcm16\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
 			`swanctl.conf:5: manual.m.proposal: "aes192gcm16" is not supported by goipsec yet`},
 		{"manual ESN conflict", manual("    proposal = aes128gcm16-esn\n    esn = no\n    outbound { spi = 256\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n    inbound { spi = 257\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n"),
@@ -756,5 +756,21 @@ func TestLogSubsystemLevels(t *testing.T) {
 	}
 	if _, err := FromTree(tree); err == nil || !strings.Contains(err.Error(), "s.conf:3:") {
 		t.Fatalf("bad level accepted or error without position: %v", err)
+	}
+}
+
+// TestIKEv1WeakOptIn: version = 1 with weak_algorithms = yes admits 3DES, SHA-1 and MODP1024 in
+// both proposal lists; without the opt-in the same proposals are refused.
+func TestIKEv1WeakOptIn(t *testing.T) {
+	src := minimalConn("    version = 1\n    aggressive = yes\n    weak_algorithms = yes\n    proposals = 3des-sha1-modp1024\n" +
+		"    children { l2tp { esp_proposals = 3des-sha1, aes128-sha1\n mode = transport } }\n")
+	c := mustLoad(t, src).Connections[0]
+	if c.Version != 1 || !c.Aggressive || !c.WeakAlgorithms || c.Proposals[0].String() != "3des-sha1-prfsha1-modp1024" ||
+		c.Children[0].ESPProposals[0].String() != "3des-sha1-noesn" {
+		t.Fatalf("loaded %+v / %v / %v", c, c.Proposals, c.Children[0].ESPProposals)
+	}
+	if _, err := load(strings.Replace(src, "weak_algorithms = yes", "weak_algorithms = no", 1)); err == nil ||
+		!strings.Contains(err.Error(), `"3des" is a weak algorithm`) {
+		t.Fatalf("without the opt-in: %v", err)
 	}
 }

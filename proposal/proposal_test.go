@@ -116,7 +116,7 @@ func TestParseValid(t *testing.T) {
 			[]Transform{tr(TypeIntegrity, IntegHMACSHA2384192, 0), tr(TypeESN, ESNNo, 0)},
 			"sha384-noesn"},
 	} {
-		got, err := parseList(tc.proto, tc.in)
+		got, err := parseList(tc.proto, tc.in, false)
 		if err != nil {
 			t.Errorf("%s %q: %v", tc.proto, tc.in, err)
 			continue
@@ -133,7 +133,7 @@ func TestParseValid(t *testing.T) {
 			t.Errorf("%s %q: String() = %q, want %q", tc.proto, tc.in, s, tc.str)
 		}
 		// Round trip: the printed form parses to the same proposal.
-		again, err := parseList(tc.proto, got[0].String())
+		again, err := parseList(tc.proto, got[0].String(), false)
 		if err != nil || len(again) != 1 || !again[0].Equal(got[0]) {
 			t.Errorf("%s %q: round trip of %q gave %v, %v", tc.proto, tc.in, got[0].String(), again, err)
 		}
@@ -210,12 +210,12 @@ func TestParseErrors(t *testing.T) {
 		{ProtoIKE, "aes128-sha265-x25519", `unknown algorithm "sha265"; did you mean "sha256"?`},
 		{ProtoIKE, "aes128-sha256-ke1_mlkem786-x25519", `unknown algorithm "ke1_mlkem786"; did you mean "ke1_mlkem768"?`},
 		{ProtoIKE, "aes128-sha256-bogus", `unknown algorithm "bogus"`},
-		{ProtoIKE, "3des-sha256-modp2048", `"3des" is a weak algorithm, not offered`},
-		{ProtoIKE, "aes128-sha1-modp2048", `"sha1" is a weak algorithm, not offered`},
+		{ProtoIKE, "3des-sha256-modp2048", `"3des" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
+		{ProtoIKE, "aes128-sha1-modp2048", `"sha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{ProtoIKE, "aes128-md5-modp2048", `"md5" is a weak algorithm, not offered`},
-		{ProtoIKE, "aes128-sha256-modp1024", `"modp1024" is a weak algorithm, not offered`},
+		{ProtoIKE, "aes128-sha256-modp1024", `"modp1024" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{ProtoIKE, "aes128-sha256-modp1536", `"modp1536" is a weak algorithm, not offered`},
-		{ProtoIKE, "aes128-sha256-prfsha1-modp2048", `"prfsha1" is a weak algorithm, not offered`},
+		{ProtoIKE, "aes128-sha256-prfsha1-modp2048", `"prfsha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{ProtoESP, "des-sha256", `"des" is a weak algorithm, not offered`},
 		{ProtoIKE, "aes192-sha256-modp2048", `"aes192" is not supported by goipsec yet`},
 		{ProtoIKE, "aes128ctr-sha256-modp2048", `"aes128ctr" is not supported by goipsec yet`},
@@ -245,7 +245,7 @@ func TestParseErrors(t *testing.T) {
 		{ProtoAH, "sha256-prfsha256", `"prfsha256" can only be used in IKE proposals`},
 		{Protocol(7), "sha256", "unknown protocol 7"},
 	} {
-		got, err := parseList(tc.proto, tc.in)
+		got, err := parseList(tc.proto, tc.in, false)
 		if err == nil {
 			t.Errorf("%s %q = %v, want error %q", tc.proto, tc.in, got, tc.want)
 			continue
@@ -395,4 +395,36 @@ func FuzzProposal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLegacyOptIn: 3DES, SHA-1 and MODP1024 parse only through the Legacy functions, and other
+// weak algorithms not even there.
+func TestLegacyOptIn(t *testing.T) {
+	for _, s := range []string{"3des-sha1-modp1024", "aes128-sha1-modp2048", "aes256-sha256-modp1024"} {
+		if _, err := ParseIKE(s); err == nil || !strings.Contains(err.Error(), "weak_algorithms") {
+			t.Errorf("ParseIKE(%q) = %v, want a refusal naming weak_algorithms", s, err)
+		}
+		p, err := ParseIKELegacy(s)
+		if err != nil {
+			t.Errorf("ParseIKELegacy(%q): %v", s, err)
+			continue
+		}
+		legacy := 0
+		for _, tr := range p[0].Transforms {
+			if Legacy(tr) {
+				legacy++
+			}
+		}
+		if legacy == 0 {
+			t.Errorf("%q: no transform reported as legacy", s)
+		}
+	}
+	if p, err := ParseESPLegacy("3des-sha1"); err != nil || p[0].String() != "3des-sha1-noesn" {
+		t.Errorf("ParseESPLegacy(3des-sha1) = %v, %v", p, err)
+	}
+	for _, s := range []string{"des-sha1-modp2048", "aes128-md5-modp2048", "aes128-sha256-modp768", "aes128-sha256-modp1536"} {
+		if _, err := ParseIKELegacy(s); err == nil {
+			t.Errorf("ParseIKELegacy(%q) accepted", s)
+		}
+	}
 }

@@ -161,7 +161,7 @@ func pair(t *testing.T, ikeProp, espProp string, aggressive bool, pskA, pskB str
 		}
 		var mu sync.Mutex
 		e := New(Config{Transport: transport{n, self}, Events: h.events(),
-			Configs: func(netip.Addr, netip.Addr) []*ikev1.Config { return []*ikev1.Config{cfg} },
+			Configs:  func(netip.Addr, netip.Addr) []*ikev1.Config { return []*ikev1.Config{cfg} },
 			AllocSPI: func() (uint32, error) { mu.Lock(); defer mu.Unlock(); spi++; return spi, nil }})
 		n.engines[self] = e
 		t.Cleanup(e.Close)
