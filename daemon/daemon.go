@@ -22,6 +22,7 @@ import (
 	"github.com/goipsec/goipsec/daemon/control"
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/ike/engine"
+	v1engine "github.com/goipsec/goipsec/ikev1/engine"
 	"github.com/goipsec/goipsec/internal/logging"
 	"github.com/goipsec/goipsec/ts"
 )
@@ -68,6 +69,7 @@ type Daemon struct {
 	ikePort  uint16
 	fwmark   uint32
 	ike      *engine.Engine
+	ikev1    *v1engine.Engine
 	sockets  *ikeSockets
 	ikeQueue chan ikeMessage
 	stop     chan struct{} // closed by Close: the IKE workers end
@@ -125,7 +127,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.sockets = socks
 	dc := opts.Daemon
-	d.ike = engine.New(engine.Config{
+	ec := engine.Config{
 		Transport: socks, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
 		NetLogger: opts.Logs.Logger("net"), EncLogger: opts.Logs.Logger("enc"),
 		Configs: d.candidates, AllocSPI: d.AllocSPI, KeyLog: d.keylog != nil,
@@ -141,7 +143,9 @@ func New(opts Options) (*Daemon, error) {
 			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
 			Handshake: opts.OnHandshake,
 		},
-	})
+	}
+	d.ike = engine.New(ec)
+	d.newIKEv1(ec)
 	// IKE messages are handled by a few workers, so that new IKE SAs (whose key exchange runs
 	// outside the engine's lock) use every CPU, and so that the data plane's receive goroutine
 	// only hands NAT-T messages over instead of computing them.
@@ -177,7 +181,7 @@ func (d *Daemon) ikeWorker() {
 	for {
 		select {
 		case m := <-d.ikeQueue:
-			d.ike.Receive(m.b, m.local, m.remote)
+			d.receiveIKE(m.b, m.local, m.remote)
 		case <-d.stop:
 			return
 		}
@@ -231,6 +235,7 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 	d.mu.Unlock()
 	for _, name := range terminate {
 		d.ike.Terminate(name)
+		d.ikev1.Terminate(name)
 	}
 	for _, name := range start {
 		if err := d.Initiate(name, ""); err != nil {
@@ -253,6 +258,7 @@ func (d *Daemon) Close() error {
 	}
 	if d.ike != nil {
 		d.ike.Close()
+		d.ikev1.Close()
 	}
 	if d.sockets != nil {
 		d.sockets.close()

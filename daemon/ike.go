@@ -19,6 +19,7 @@ import (
 	"github.com/goipsec/goipsec/esp"
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/ikev1"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -26,6 +27,7 @@ import (
 type connection struct {
 	cfg      *config.Connection
 	peer     *ike.PeerConfig
+	v1       *ikev1.Config // nil unless the connection speaks IKEv1 (version 1 or 0)
 	children map[string]*childConf
 	// traps are the policies of start_action = trap children, by child name.
 	traps map[string]dataplane.PolicyID
@@ -184,6 +186,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		conn.children[ch.Name] = &childConf{cfg: ch, ike: cc}
 	}
 	conn.peer = peer
+	d.buildV1(conn)
 	return conn
 }
 
@@ -277,7 +280,7 @@ func (d *Daemon) candidates(local, remote netip.Addr) []*ike.PeerConfig {
 	sort.SliceStable(list, func(i, j int) bool { return list[i].order < list[j].order })
 	var out []*ike.PeerConfig
 	for _, c := range list {
-		if addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
+		if c.cfg.Version != 1 && addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
 			out = append(out, c.peer)
 		}
 	}
@@ -355,6 +358,19 @@ func (d *Daemon) Initiate(name, child string) error {
 	if child != "" && len(children) == 0 {
 		return fmt.Errorf("connection %s has no child named %q", name, child)
 	}
+	if ikeVersion(conn.cfg) == 1 {
+		if d.ikev1.Connecting(name) {
+			for _, c := range children {
+				d.ikev1.CreateChild(name, c)
+			}
+			return nil
+		}
+		local, remote, err := d.endpoints(conn.cfg)
+		if err != nil {
+			return err
+		}
+		return d.ikev1.Initiate(conn.v1, children, local, remote)
+	}
 	// An IKE SA that is up (or on its way) takes the children; the engine skips those it has.
 	if d.ike.Connecting(name) {
 		for _, c := range children {
@@ -374,7 +390,7 @@ func (d *Daemon) Terminate(name string) (int, error) {
 	if d.ike == nil {
 		return 0, fmt.Errorf("IKE is not running")
 	}
-	n := d.ike.Terminate(name)
+	n := d.ike.Terminate(name) + d.ikev1.Terminate(name)
 	if n == 0 {
 		return 0, fmt.Errorf("no IKE SA of connection %q is up", name)
 	}
@@ -868,9 +884,13 @@ func (d *Daemon) OnExpire(x dataplane.Expire) {
 	}
 	if x.Hard {
 		d.log.Info("Child SA reached a hard limit: deleting it", "sa", x.SA.String(), "why", x.Why)
-		d.ike.DeleteChildAs(spiIn, ike.ReasonLifetime)
+		if !d.ikev1.DeleteChildAs(spiIn, ike.ReasonLifetime) {
+			d.ike.DeleteChildAs(spiIn, ike.ReasonLifetime)
+		}
 	} else {
 		d.log.Info("Child SA reached a soft limit: rekeying it", "sa", x.SA.String(), "why", x.Why)
-		d.ike.RekeyChild(spiIn)
+		if !d.ikev1.RekeyChild(spiIn) {
+			d.ike.RekeyChild(spiIn)
+		}
 	}
 }

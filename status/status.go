@@ -80,6 +80,8 @@ type ChildConfig struct {
 
 // IKESA is one IKE SA.
 type IKESA struct {
+	// Version is the IKE version: 2, or 1 for an IKEv1 ISAKMP SA (whose SPIs are its cookies).
+	Version        int       `json:"version"`
 	SPIInitiator   string    `json:"spi_i"`
 	SPIResponder   string    `json:"spi_r"`
 	Initiator      bool      `json:"initiator"`

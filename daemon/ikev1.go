@@ -1,0 +1,92 @@
+package daemon
+
+import (
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/ike/engine"
+	"github.com/goipsec/goipsec/ikev1"
+	v1engine "github.com/goipsec/goipsec/ikev1/engine"
+	"github.com/goipsec/goipsec/ikev1/wire"
+)
+
+// IKEv1 glue: connections with version = 1 (and, as responders, version = 0) also get an
+// ikev1.Config; the IKEv1 engine shares the IKEv2 engine's event handlers, so its Child SAs are
+// installed, moved and removed by the same code.
+
+// newIKEv1 starts the IKEv1 engine next to the IKEv2 one.
+func (d *Daemon) newIKEv1(ec engine.Config) {
+	dc := d.opts.Daemon
+	d.ikev1 = v1engine.New(v1engine.Config{Transport: ec.Transport, Clock: ec.Clock, Logger: ec.Logger, Events: ec.Events,
+		Configs: d.candidatesV1, AllocSPI: d.AllocSPI, NATTPort: ec.NATTPort, Keepalive: ec.Keepalive,
+		Timing: ikev1.Timing{Timeout: dc.RetransmitTimeout, Base: dc.RetransmitBase, Tries: dc.RetransmitTries}})
+}
+
+// receiveIKE hands a datagram to the engine of its IKE version (the version byte of the header:
+// 0x10 for ISAKMP/IKEv1, 0x20 for IKEv2).
+func (d *Daemon) receiveIKE(b []byte, local, remote netip.AddrPort) {
+	if d.ikev1 != nil && wire.IsIKEv1(b) {
+		d.ikev1.Receive(b, local, remote)
+		return
+	}
+	d.ike.Receive(b, local, remote)
+}
+
+// buildV1 adds the IKEv1 view of a connection that speaks IKEv1.
+func (d *Daemon) buildV1(conn *connection) {
+	c := conn.cfg
+	if c.Version != 1 && c.Version != 0 {
+		return
+	}
+	lifetime := c.RekeyTime + c.OverTime
+	if lifetime == 0 {
+		lifetime = 3 * time.Hour
+	}
+	conn.v1 = &ikev1.Config{Peer: conn.peer, Aggressive: c.Aggressive, AllowWeak: c.WeakAlgorithms, Lifetime: lifetime, DPDTimeout: c.DPDTimeout}
+	if c.Aggressive {
+		d.log.Warn("IKEv1 Aggressive Mode with a preshared key exposes a hash an eavesdropper can attack offline; prefer Main Mode", "conn", c.Name)
+	}
+	if c.WeakAlgorithms {
+		d.log.Warn("connection allows weak algorithms (3DES, SHA-1, MODP1024): only for clients that offer nothing better", "conn", c.Name)
+	}
+}
+
+// candidatesV1 returns the IKEv1 connections a responder may use for a peer, in configuration
+// order.
+func (d *Daemon) candidatesV1(local, remote netip.Addr) []*ikev1.Config {
+	snap := d.peers.Load()
+	if snap == nil {
+		return nil
+	}
+	list := append(append([]*connection(nil), snap.byRemote[remote.Unmap()]...), snap.others...)
+	sort.SliceStable(list, func(i, j int) bool { return list[i].order < list[j].order })
+	var out []*ikev1.Config
+	for _, c := range list {
+		if c.v1 != nil && addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
+			out = append(out, c.v1)
+		}
+	}
+	return out
+}
+
+// allSAs lists the SAs of both engines.
+func (d *Daemon) allSAs() []engine.SAInfo {
+	var out []engine.SAInfo
+	if d.ike != nil {
+		out = d.ike.SAs()
+	}
+	if d.ikev1 != nil {
+		out = append(out, d.ikev1.SAs()...)
+	}
+	return out
+}
+
+// ikeVersion is the version a connection initiates with.
+func ikeVersion(c *config.Connection) int {
+	if c.Version == 1 {
+		return 1
+	}
+	return 2
+}
