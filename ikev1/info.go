@@ -288,21 +288,37 @@ func (sa *SA) CreateChild(c *ike.ChildConfig) {
 	sa.startQuick(c, nil)
 }
 
-// Adopt takes over the Child SAs of an ISAKMP SA this one replaces (phase 1 rekeying: IKEv1 has
-// no rekey exchange, a new phase 1 takes the old one's place and the IPsec SAs stay, RFC 2409
-// §5.5: they do not depend on the ISAKMP SA that made them).
-func (sa *SA) Adopt(children []*Child) {
-	for _, c := range children {
-		sa.Children = append(sa.Children, c)
+// Phase 1 rekeying. IKEv1 has no rekey exchange: a new Main or Aggressive Mode replaces the
+// ISAKMP SA. Peers tie IPsec SAs to the ISAKMP SA that made them (strongSwan deletes them with
+// it), so the successor negotiates every Child SA again with Quick Mode, each old one is deleted
+// once its replacement is installed, and the old ISAKMP SA goes when it has none left:
+// make-before-break, as for Child SA rekeys.
+
+// Retire marks the SA as replaced by a successor: its end is not the connection's end.
+func (sa *SA) Retire() { sa.replaced = true }
+
+// ChildConfigs returns the configurations of the Child SAs that carry traffic.
+func (sa *SA) ChildConfigs() []*ike.ChildConfig {
+	var out []*ike.ChildConfig
+	for _, c := range sa.Children {
+		if !c.replaced && c.Config != nil {
+			out = append(out, c.Config)
+		}
 	}
+	return out
 }
 
-// Release hands the Child SAs to a successor, leaving none here.
-func (sa *SA) Release() []*Child {
-	sa.replaced = true
-	c := sa.Children
-	sa.Children = nil
-	return c
+// ReplacedElsewhere deletes the Child SAs of a configuration whose successor another ISAKMP SA
+// installed, and, when none is left, the ISAKMP SA itself.
+func (sa *SA) ReplacedElsewhere(name string) {
+	for _, c := range append([]*Child(nil), sa.Children...) {
+		if c.Name == name {
+			sa.deleteChild(c, ike.ReasonRekeyed)
+		}
+	}
+	if len(sa.Children) == 0 && sa.replaced {
+		sa.Delete(ike.ReasonRekeyed)
+	}
 }
 
 // RekeyDue reports whether phase 1 should be replaced now (the driver starts a new one).

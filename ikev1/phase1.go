@@ -335,7 +335,8 @@ func (sa *SA) mm4(b []byte, _ wire.Header) error {
 	}
 	sa.idB = append([]byte(nil), wire.Body(idii)...)
 	ps := []wire.Payload{idii, &wire.Hash{Data: sa.authHash(true, sa.idB)}}
-	if sa.cfg.Peer.Unique != ike.UniqueNever {
+	if sa.cfg.Peer.Unique != ike.UniqueNever && !sa.Successor {
+		// RFC 2407 §4.6.3.3: only when we hold no other SA with the peer.
 		ps = append(ps, sa.initialContactNotify())
 	}
 	out, next, err := sa.sealed(sa.header(wire.ExchangeMain, 0, 0), sa.iv, ps...)
@@ -405,7 +406,7 @@ func (sa *SA) am2(b []byte, h wire.Header) error {
 	if sa.peerNATT {
 		ps = append(ps, sa.natd()...)
 	}
-	if sa.cfg.Peer.Unique != ike.UniqueNever {
+	if sa.cfg.Peer.Unique != ike.UniqueNever && !sa.Successor {
 		ps = append(ps, sa.initialContactNotify())
 	}
 	out, next, err := sa.sealed(sa.header(wire.ExchangeAggressive, 0, 0), sa.iv, ps...)

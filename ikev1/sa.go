@@ -134,6 +134,8 @@ type SA struct {
 
 	Initiator  bool
 	Aggressive bool
+	// Successor: this phase 1 replaces an older one of the connection (no INITIAL-CONTACT).
+	Successor  bool
 	CkyI, CkyR uint64
 	state      Phase1State
 

@@ -99,8 +99,8 @@ type entry struct {
 	timer ikeengine.Timer
 	at    time.Time
 
-	halfOpen *initKey
-	// successor: a phase 1 started to replace this one.
+	halfOpen *initKey // guarded by Engine.mu
+	// replacing is the phase 1 started to replace this one (guarded by Engine.mu).
 	replacing *entry
 	keepalive time.Time
 }
@@ -149,12 +149,13 @@ func (e *Engine) logSA(sa *ikev1.SA) *slog.Logger {
 
 // Initiate starts phase 1 for cfg towards remote.
 func (e *Engine) Initiate(cfg *ikev1.Config, children []*ike.ChildConfig, local, remote netip.AddrPort) error {
-	_, err := e.initiate(cfg, children, local, remote)
+	_, err := e.initiate(cfg, children, local, remote, false)
 	return err
 }
 
-func (e *Engine) initiate(cfg *ikev1.Config, children []*ike.ChildConfig, local, remote netip.AddrPort) (*entry, error) {
+func (e *Engine) initiate(cfg *ikev1.Config, children []*ike.ChildConfig, local, remote netip.AddrPort, successor bool) (*entry, error) {
 	sa := ikev1.New(e.deps, e.cfg.Timing, e.cfg.NATTPort)
+	sa.Successor = successor
 	en := &entry{sa: sa}
 	en.mu.Lock()
 	if err := sa.Initiate(cfg, children, local, remote); err != nil {
@@ -371,15 +372,60 @@ func (e *Engine) finish(en *entry) {
 		e.rekeyPhase1(en, cfg, local, remote)
 	}
 	for _, o := range out {
-		if up, ok := o.Effect.(ike.IKEUp); ok {
-			e.established(en, up)
+		switch x := o.Effect.(type) {
+		case ike.IKEUp:
+			e.established(en, x)
+		case ike.ChildUp:
+			e.childReplaced(en, x.Child.Name)
 		}
 	}
 }
 
-// established hands a predecessor's Child SAs to a new phase 1, and drops stale ISAKMP SAs of the
-// peer when it sent INITIAL-CONTACT.
+// established starts the Quick Modes that replace a predecessor's Child SAs, and drops stale
+// ISAKMP SAs of the peer when it sent INITIAL-CONTACT.
 func (e *Engine) established(en *entry, up ike.IKEUp) {
+	var olds, stale []*entry
+	e.mu.Lock()
+	for _, o := range e.byCookie {
+		if o == en {
+			continue
+		}
+		if o.replacing == en {
+			olds = append(olds, o)
+		} else if up.InitialContact && o.replacing == nil {
+			stale = append(stale, o)
+		}
+	}
+	e.mu.Unlock()
+	for _, o := range stale {
+		e.run(o, func(sa *ikev1.SA) {
+			// RFC 2407 §4.6.3.3: the peer holds no other SA with us; ours of its identity are
+			// stale.
+			if sa.Name() == up.IKE.Conn && sa.RemoteID.Equal(up.IKE.RemoteID) && sa.State() == ikev1.StateEstablished {
+				sa.Kill(ike.ReasonInitialContact)
+			}
+		})
+	}
+	for _, o := range olds {
+		var configs []*ike.ChildConfig
+		e.run(o, func(sa *ikev1.SA) {
+			sa.Retire()
+			configs = sa.ChildConfigs()
+			if len(configs) == 0 {
+				sa.Delete(ike.ReasonRekeyed)
+			}
+		})
+		e.run(en, func(sa *ikev1.SA) {
+			for _, c := range configs {
+				sa.CreateChild(c)
+			}
+		})
+	}
+}
+
+// childReplaced tells the predecessors of en that a Child SA of the configuration name is up on
+// en: they delete theirs.
+func (e *Engine) childReplaced(en *entry, name string) {
 	var olds []*entry
 	e.mu.Lock()
 	for _, o := range e.byCookie {
@@ -387,35 +433,9 @@ func (e *Engine) established(en *entry, up ike.IKEUp) {
 			olds = append(olds, o)
 		}
 	}
-	if up.InitialContact {
-		for _, o := range e.byCookie {
-			if o != en && o.replacing == nil && o.sa.Name() == up.IKE.Conn && o.sa.RemoteID.Equal(up.IKE.RemoteID) {
-				olds = append(olds, o)
-			}
-		}
-	}
 	e.mu.Unlock()
 	for _, o := range olds {
-		o.mu.Lock()
-		var children []*ikev1.Child
-		if o.replacing == en {
-			children = o.sa.Release()
-			o.sa.Delete(ike.ReasonRekeyed)
-		} else {
-			o.sa.Kill(ike.ReasonInitialContact)
-		}
-		o.mu.Unlock()
-		e.finish(o)
-		if len(children) > 0 {
-			en.mu.Lock()
-			en.sa.Adopt(children)
-			en.mu.Unlock()
-			e.mu.Lock()
-			for _, c := range children {
-				e.byChild[c.SPIIn] = en
-			}
-			e.mu.Unlock()
-		}
+		e.run(o, func(sa *ikev1.SA) { sa.ReplacedElsewhere(name) })
 	}
 }
 
@@ -426,14 +446,14 @@ func (e *Engine) rekeyPhase1(en *entry, cfg *ikev1.Config, local, remote netip.A
 		local = netip.AddrPortFrom(local.Addr(), 500)
 		remote = netip.AddrPortFrom(remote.Addr(), 500)
 	}
-	next, err := e.initiate(cfg, nil, local, remote)
+	next, err := e.initiate(cfg, nil, local, remote, true)
 	if err != nil {
 		e.log.Warn("IKEv1 phase 1 rekey failed to start", "conn", cfg.Peer.Name, "err", err)
 		return
 	}
-	en.mu.Lock()
+	e.mu.Lock()
 	en.replacing = next
-	en.mu.Unlock()
+	e.mu.Unlock()
 }
 
 // arm points the SA's timer at its next deadline.
