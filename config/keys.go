@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/goipsec/goipsec/internal/suggest"
 )
@@ -265,11 +266,8 @@ func keyParent(p string) (parent, last string) {
 // parent. An exact name beats a <suffix> prefix, which beats a <placeholder>.
 func lookupKey(parent, name string) (Key, bool) {
 	best, bestRank := Key{}, 0
-	for _, k := range keyTable {
-		kp, last := keyParent(k.Path)
-		if kp != parent {
-			continue
-		}
+	for _, e := range keysByParent()[parent] {
+		k, last := e.key, e.last
 		rank := 0
 		switch {
 		case last == name:
@@ -285,6 +283,22 @@ func lookupKey(parent, name string) (Key, bool) {
 	}
 	return best, bestRank > 0
 }
+
+type keyEntry struct {
+	key  Key
+	last string
+}
+
+// keysByParent groups the key table by parent pattern path: lookups touch only the keys of one
+// section instead of the whole table (a derived, immutable view of keyTable).
+var keysByParent = sync.OnceValue(func() map[string][]keyEntry {
+	m := map[string][]keyEntry{}
+	for _, k := range keyTable {
+		kp, last := keyParent(k.Path)
+		m[kp] = append(m[kp], keyEntry{key: k, last: last})
+	}
+	return m
+})
 
 // childNames returns the names allowed directly under a pattern path, for suggestions:
 // placeholders are skipped and <suffix> names are given without the suffix.

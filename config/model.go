@@ -165,7 +165,10 @@ func (p *Parser) Load(path string) (*Config, error) {
 	if tree == nil {
 		return nil, err
 	}
-	cfg, err2 := FromTree(tree)
+	if cerr := p.cancelled(path); cerr != nil {
+		return nil, cerr
+	}
+	cfg, err2 := fromTree(tree, p)
 	if err == nil {
 		return cfg, err2
 	}
@@ -186,8 +189,10 @@ func (p *Parser) Load(path string) (*Config, error) {
 
 // FromTree checks a parsed tree and builds the typed configuration. It reports every problem it
 // finds: one as an *Error, several as an ErrorList sorted by file and line.
-func FromTree(tree *Tree) (*Config, error) {
-	l := &loader{}
+func FromTree(tree *Tree) (*Config, error) { return fromTree(tree, &Parser{}) }
+
+func fromTree(tree *Tree, p *Parser) (*Config, error) {
+	l := &loader{parser: p}
 	cfg := &Config{Files: tree.Files}
 	root := tree.Root
 	l.check(root, "")
@@ -203,7 +208,8 @@ func FromTree(tree *Tree) (*Config, error) {
 
 // loader collects errors while building the model, so that all of them are reported at once.
 type loader struct {
-	errs ErrorList
+	errs   ErrorList
+	parser *Parser // for cancellation
 }
 
 func (l *loader) errorAt(file string, line int, format string, args ...any) {
@@ -373,7 +379,13 @@ func (l *loader) connections(sec *Section) []*Connection {
 	}
 	l.check(sec, "connections")
 	var out []*Connection
-	for _, c := range sectionsOf(sec, "connections", conn) {
+	for i, c := range sectionsOf(sec, "connections", conn) {
+		if i%cancelEvery == cancelEvery-1 {
+			if err := l.parser.cancelled(c.File); err != nil {
+				l.errs = append(l.errs, err.(*Error))
+				return out
+			}
+		}
 		out = append(out, l.connection(c))
 	}
 	return out

@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,6 +33,11 @@ type Section struct {
 	// Settings and Sections are in the order of their first appearance.
 	Settings []*Setting
 	Sections []*Section
+
+	// Indexes by name, kept by the parser, so that a file with 100,000 connections parses in
+	// linear time (a section opened again, or a key set again, is found without a scan).
+	sectionIdx map[string]*Section
+	settingIdx map[string]*Setting
 }
 
 // Setting is a "key = value" line.
@@ -47,6 +53,9 @@ type Setting struct {
 
 // Section returns the subsection with the given name, or nil.
 func (s *Section) Section(name string) *Section {
+	if s.sectionIdx != nil {
+		return s.sectionIdx[name]
+	}
 	for _, c := range s.Sections {
 		if c.Name == name {
 			return c
@@ -57,6 +66,9 @@ func (s *Section) Section(name string) *Section {
 
 // Setting returns the setting with the given key, or nil.
 func (s *Section) Setting(key string) *Setting {
+	if s.settingIdx != nil {
+		return s.settingIdx[key]
+	}
 	for _, kv := range s.Settings {
 		if kv.Key == key {
 			return kv
@@ -117,6 +129,23 @@ type Parser struct {
 	// use slashes and are relative to the root of FS (a leading "/" is ignored). Tests and fuzzing
 	// use it to inject files.
 	FS fs.FS
+	// Context, when not nil, cancels parsing and loading: a reload that a newer one replaces,
+	// or a daemon that stops, does not wait for a large file to be read to its end.
+	Context context.Context
+}
+
+// cancelEvery is how many statements (or connections) pass between checks of Parser.Context.
+const cancelEvery = 4096
+
+// cancelled returns the context's error as a configuration error, nil while it is live.
+func (p *Parser) cancelled(file string) error {
+	if p.Context == nil {
+		return nil
+	}
+	if err := p.Context.Err(); err != nil {
+		return &Error{File: file, Msg: "reading stopped: " + err.Error(), err: err}
+	}
+	return nil
 }
 
 // ParseFile reads and parses a file from the operating system.
@@ -270,6 +299,8 @@ type parseState struct {
 	// soft are errors after which parsing goes on (section references), so that one run reports
 	// every problem.
 	soft ErrorList
+	// statements counts parsed statements, for the cancellation checks.
+	statements int
 }
 
 // parseFile parses one file's content into sec. Sections must be balanced within each file.
@@ -416,6 +447,11 @@ func (fp *fileParser) parseBody(sec *Section, openLine, depth int) error {
 		if err := fp.parseStatement(sec, depth); err != nil {
 			return err
 		}
+		if fp.st.statements++; fp.st.statements%cancelEvery == 0 {
+			if err := fp.st.parser.cancelled(fp.file); err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -484,7 +520,15 @@ func (fp *fileParser) setSetting(sec *Section, key, value string, line int) {
 		kv.Value, kv.File, kv.Line = value, fp.file, line
 		return
 	}
-	sec.Settings = append(sec.Settings, &Setting{Key: key, Value: value, Path: joinPath(sec.Path, key), File: fp.file, Line: line})
+	kv := &Setting{Key: key, Value: value, Path: joinPath(sec.Path, key), File: fp.file, Line: line}
+	sec.Settings = append(sec.Settings, kv)
+	if sec.settingIdx == nil {
+		sec.settingIdx = make(map[string]*Setting, len(sec.Settings))
+		for _, o := range sec.Settings {
+			sec.settingIdx[o.Key] = o
+		}
+	}
+	sec.settingIdx[key] = kv
 }
 
 func (fp *fileParser) openSection(parent *Section, name string, line, depth int) error {
@@ -495,6 +539,13 @@ func (fp *fileParser) openSection(parent *Section, name string, line, depth int)
 	if child == nil {
 		child = &Section{Name: name, Path: joinPath(parent.Path, name), File: fp.file, Line: line}
 		parent.Sections = append(parent.Sections, child)
+		if parent.sectionIdx == nil {
+			parent.sectionIdx = make(map[string]*Section, len(parent.Sections))
+			for _, o := range parent.Sections {
+				parent.sectionIdx[o.Name] = o
+			}
+		}
+		parent.sectionIdx[name] = child
 	}
 	return fp.parseBody(child, line, depth+1)
 }

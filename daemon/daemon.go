@@ -3,8 +3,8 @@
 // plane through dataplane.Backend, and applies an edited configuration on reload, changing only
 // what changed.
 //
-// Lock order: the IKE engine's lock, then Daemon.mu. The engine calls the daemon's event handlers
-// with its lock held, so the daemon never calls the engine while holding mu.
+// The IKE engine calls the daemon's event handlers from its appliers, with no IKE SA held; they
+// may call the engine. Daemon.mu guards only maps and is never held across a call that may block.
 package daemon
 
 import (
@@ -84,7 +84,8 @@ type Daemon struct {
 	spis  map[uint32]struct{} // inbound Child SA SPIs in use or being negotiated
 
 	// mu guards the maps below; it is held only for map operations, never across a data plane
-	// call that may block. Lock order: a policyState's mu, then mu.
+	// call that may block. Lock order: mu, then a policyState's mu (policy changes that call the
+	// data plane hold only the policyState's mu).
 	mu           sync.Mutex
 	cfg          *config.Config
 	manual       map[string]*manualState

@@ -29,9 +29,10 @@ type connection struct {
 	peer     *ike.PeerConfig
 	v1       *ikev1.Config // nil unless the connection speaks IKEv1 (version 1 or 0)
 	children map[string]*childConf
-	// traps are the policies of start_action = trap children, by child name.
-	traps map[string]dataplane.PolicyID
-	order int // position in the configuration (responders try connections in this order)
+	// traps are the policies of start_action = trap children, by child name, and their keys.
+	traps    map[string]dataplane.PolicyID
+	trapKeys []policyKey
+	order    int // position in the configuration (responders try connections in this order)
 }
 
 type childConf struct {
@@ -740,6 +741,7 @@ func (d *Daemon) installTrapsLocked(conn *connection) error {
 		d.trapByPolicy[id] = conn.cfg.Name
 		pk := policyKey{conn: conn.cfg.Name, child: ch.Name, local: ts.FormatList(lts), remote: ts.FormatList(rts)}
 		d.policies[pk] = &policyState{key: pk, id: id, members: map[uint32]*installed{}, trap: true}
+		conn.trapKeys = append(conn.trapKeys, pk)
 	}
 	return nil
 }
@@ -784,17 +786,15 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 			d.backend.DeletePolicy(id)
 			delete(d.trapByPolicy, id)
 		}
-		for _, ch := range conn.cfg.Children {
-			for k, ps := range d.policies {
-				if k.conn == name && k.child == ch.Name && ps.trap {
-					ps.mu.Lock()
-					ps.trap = false
-					if len(ps.members) == 0 {
-						ps.dead = true
-						delete(d.policies, k)
-					}
-					ps.mu.Unlock()
+		for _, k := range conn.trapKeys {
+			if ps := d.policies[k]; ps != nil {
+				ps.mu.Lock()
+				ps.trap = false
+				if len(ps.members) == 0 {
+					ps.dead = true
+					delete(d.policies, k)
 				}
+				ps.mu.Unlock()
 			}
 		}
 		delete(d.conns, name)

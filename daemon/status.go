@@ -88,7 +88,13 @@ func (d *Daemon) Status() Status {
 		ikeSAs = d.allSAs()
 		s := d.ike.Stats()
 		st.IKE = status.IKECounters{HandshakesOK: s.HandshakesOK, HandshakesFailed: s.HandshakesFailed, Rekeys: s.Rekeys,
-			Retransmits: s.Retransmits, InvalidMessages: s.InvalidMessages, CookiesSent: s.CookiesSent}
+			Retransmits: s.Retransmits, InvalidMessages: s.InvalidMessages, CookiesSent: s.CookiesSent, HalfOpen: s.HalfOpen,
+			Drops: map[string]uint64{}}
+		for i, n := range s.Drops {
+			if n > 0 {
+				st.IKE.Drops[engine.DropReason(i).String()] = n
+			}
+		}
 	}
 	st.IKE.Failures = d.FailureCounts()
 	// Which outbound SAs are UDP-encapsulated, read once (not once per child).

@@ -47,6 +47,7 @@ type Collector struct {
 	childBytes, childPackets, childDrops                  *prometheus.Desc
 	manualBytes, manualPackets                            *prometheus.Desc
 	drops, failures, rekeys, retransmits                  *prometheus.Desc
+	ikeDrops, halfOpen                                    *prometheus.Desc
 	handshakesOK, handshakesFailed, invalid, cookies      *prometheus.Desc
 
 	mu      sync.Mutex
@@ -101,6 +102,8 @@ func New(src Source, build BuildInfo) *Collector {
 		handshakesOK:     d("ike_handshakes_total", "IKE SAs established."),
 		handshakesFailed: d("ike_handshakes_failed_total", "IKE SAs that failed before they were established."),
 		invalid:          d("ike_invalid_messages_total", "IKE messages dropped as invalid or unauthenticated."),
+		ikeDrops:         d("ike_drops_total", "IKE messages dropped, by reason.", "reason"),
+		halfOpen:         d("ike_half_open_sas", "Responder IKE SAs waiting for IKE_AUTH."),
 		cookies:          d("ike_cookies_sent_total", "COOKIE challenges sent (RFC 7296 §2.6)."),
 	}
 }
@@ -111,7 +114,7 @@ func (c *Collector) ObserveHandshake(d time.Duration) { c.handshake.Observe(d.Se
 func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{c.buildInfo, c.connConfigured, c.connsUp, c.connUp, c.connState, c.connChildSAs, c.connLastReceived,
 		c.connEstablished, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops, c.manualBytes, c.manualPackets, c.drops,
-		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.cookies}
+		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies}
 }
 
 // Describe implements prometheus.Collector.
@@ -217,6 +220,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.handshakesOK, st.IKE.HandshakesOK)
 	counter(c.handshakesFailed, st.IKE.HandshakesFailed)
 	counter(c.invalid, st.IKE.InvalidMessages)
+	for reason, n := range st.IKE.Drops {
+		counter(c.ikeDrops, n, reason)
+	}
+	gauge(c.halfOpen, float64(st.IKE.HalfOpen))
 	counter(c.cookies, st.IKE.CookiesSent)
 }
 

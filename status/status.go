@@ -159,7 +159,11 @@ type IKECounters struct {
 	Rekeys           uint64 `json:"rekeys"`
 	Retransmits      uint64 `json:"retransmits"`
 	InvalidMessages  uint64 `json:"invalid_messages"`
-	CookiesSent      uint64 `json:"cookies_sent"`
+	// Drops counts dropped IKE messages by reason (their sum is InvalidMessages).
+	Drops       map[string]uint64 `json:"drops"`
+	CookiesSent uint64            `json:"cookies_sent"`
+	// HalfOpen is the number of responder IKE SAs waiting for IKE_AUTH.
+	HalfOpen int64 `json:"half_open"`
 	// Failures counts failed negotiations by reason (the same labels as the metric).
 	Failures map[string]uint64 `json:"failures"`
 }

@@ -132,9 +132,15 @@ func plural(n int, word string) string {
 // semanticChecks look past the file: secrets for the identities, files, this host's addresses.
 func semanticChecks(ctx context.Context, cfg *config.Config, path string, env checkEnv) []finding {
 	var out []finding
+	secrets := indexSecrets(cfg)
+	var mine []netip.Addr
+	var mineErr error
+	if env.localAddrs != nil {
+		mine, mineErr = env.localAddrs()
+	}
 	for _, c := range cfg.Connections {
 		if c.Local.Method == config.AuthPSK || c.Remote.Method == config.AuthPSK {
-			if f, ok := pskFinding(cfg, c); !ok {
+			if f, ok := pskFinding(secrets, c); !ok {
 				out = append(out, f)
 			}
 		}
@@ -148,7 +154,7 @@ func semanticChecks(ctx context.Context, cfg *config.Config, path string, env ch
 		}
 		for _, a := range c.LocalAddrs {
 			if a.Kind == config.AddrSingle && env.localAddrs != nil {
-				if mine, err := env.localAddrs(); err == nil && !containsAddr(mine, a.Start) {
+				if mineErr == nil && !containsAddr(mine, a.Start) {
 					out = append(out, finding{c.File, c.Line, "warning", fmt.Sprintf("connections.%s.local_addrs: %s is not an address of this host (yet)", c.Name, a.Start)})
 				}
 			}
@@ -186,24 +192,41 @@ func containsAddr(list []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
+// secretIndex is what pskFinding needs of the IKE secrets: whether any exists, whether one serves
+// every identity, and the identities they name (lower case) — built once, so that checking a
+// configuration with many connections and secrets stays linear.
+type secretIndex struct {
+	any, unbound bool
+	ids          map[string]bool
+}
+
+func indexSecrets(cfg *config.Config) secretIndex {
+	x := secretIndex{any: len(cfg.Secrets.IKE) > 0, ids: map[string]bool{}}
+	for _, s := range cfg.Secrets.IKE {
+		if len(s.IDs) == 0 {
+			x.unbound = true
+		}
+		for _, id := range s.IDs {
+			x.ids[strings.ToLower(id.Text)] = true
+		}
+	}
+	return x
+}
+
 // pskFinding checks that some secret can serve the connection: one without identities, or one
 // naming our or the peer's identity (the daemon prefers the most specific, see daemon's
 // lookupPSK).
-func pskFinding(cfg *config.Config, c *config.Connection) (finding, bool) {
-	if len(cfg.Secrets.IKE) == 0 {
+func pskFinding(secrets secretIndex, c *config.Connection) (finding, bool) {
+	if !secrets.any {
 		return finding{c.File, c.Line, "error", fmt.Sprintf("connections.%s uses auth = psk but secrets { } has no ike secret: IKE_AUTH will fail", c.Name)}, false
 	}
 	names := []string{idText(c.Local.ID, c.LocalAddrs), idText(c.Remote.ID, c.RemoteAddrs)}
-	for _, s := range cfg.Secrets.IKE {
-		if len(s.IDs) == 0 {
+	if secrets.unbound {
+		return finding{}, true
+	}
+	for _, n := range names {
+		if n != "" && secrets.ids[strings.ToLower(n)] {
 			return finding{}, true
-		}
-		for _, id := range s.IDs {
-			for _, n := range names {
-				if n != "" && strings.EqualFold(id.Text, n) {
-					return finding{}, true
-				}
-			}
 		}
 	}
 	return finding{c.File, c.Line, "error", fmt.Sprintf("connections.%s: no ike secret names %s or %s in its id-* keys (and none is for any identity): IKE_AUTH will fail",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -165,12 +167,24 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 	}
 	dptr.Store(d)
 	defer d.Close()
-	reload := func() error {
-		next, err := config.Load(path)
+	// A reload parses in the background: SIGTERM, or a newer reload, cancels one that is still
+	// reading a large file; only the newest applies, and applies run one at a time.
+	var reloads reloader
+	reload := func(rctx context.Context) error {
+		next, err := (&config.Parser{Context: rctx}).Load(path)
+		if rctx.Err() != nil {
+			log.Info("reload abandoned: a newer reload or shutdown replaced it", "config", path)
+			return fmt.Errorf("reload of %s abandoned: %w", path, rctx.Err())
+		}
 		if err != nil {
 			// Refuse the whole edit: the running state stays as it was.
 			log.Error("reload refused, keeping the running configuration", "err", err)
 			return err
+		}
+		reloads.applyMu.Lock()
+		defer reloads.applyMu.Unlock()
+		if rctx.Err() != nil {
+			return fmt.Errorf("reload of %s abandoned: %w", path, rctx.Err())
 		}
 		if !reflect.DeepEqual(next.Daemon, cfg.Daemon) {
 			log.Warn("changes to the daemon { } section take effect after a restart")
@@ -182,7 +196,7 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 		log.Info("configuration reloaded", "config", path)
 		return nil
 	}
-	d.SetReload(reload)
+	d.SetReload(func() error { return reloads.run(ctx, reload) })
 	viciState := "none"
 	if sock := cfg.Daemon.VICISocket; sock != "" {
 		if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
@@ -232,11 +246,43 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 			log.Info("goipsec stopping: deleting SAs, removing routes and the TUN device")
 			return nil
 		case <-hup:
-			notify.Reloading()
-			reload()
-			notify.Ready(readyStatus(d.Status()))
+			go func() {
+				notify.Reloading()
+				if err := reloads.run(ctx, reload); err == nil || !errors.Is(err, context.Canceled) {
+					notify.Ready(readyStatus(d.Status()))
+				}
+			}()
 		}
 	}
+}
+
+// reloader runs one reload at a time to its end: a new one cancels the one still parsing.
+type reloader struct {
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	gen     uint64
+	applyMu sync.Mutex // applies run one at a time
+}
+
+func (r *reloader) run(parent context.Context, fn func(context.Context) error) error {
+	r.mu.Lock()
+	if r.cancel != nil {
+		r.cancel()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	r.gen++
+	mine := r.gen
+	r.cancel = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if r.gen == mine {
+			r.cancel = nil
+		}
+		r.mu.Unlock()
+		cancel()
+	}()
+	return fn(ctx)
 }
 
 // socketFree fails when a server answers on the control socket path.
