@@ -10,6 +10,7 @@ import (
 	"github.com/goipsec/goipsec/ikev1"
 	v1engine "github.com/goipsec/goipsec/ikev1/engine"
 	"github.com/goipsec/goipsec/ikev1/wire"
+	"github.com/goipsec/goipsec/status"
 )
 
 // IKEv1 glue: connections with version = 1 (and, as responders, version = 0) also get an
@@ -89,4 +90,22 @@ func ikeVersion(c *config.Connection) int {
 		return 1
 	}
 	return 2
+}
+
+// addIKEv1Counters adds the IKEv1 engine's counters to the IKE ones; its drop reasons carry the
+// prefix "ikev1_" so that both engines' reasons stay apart in the metric's label.
+func (d *Daemon) addIKEv1Counters(c *status.IKECounters) {
+	if d.ikev1 == nil {
+		return
+	}
+	s := d.ikev1.Stats()
+	c.HandshakesOK += s.HandshakesOK
+	c.HandshakesFailed += s.HandshakesFailed
+	c.HalfOpen += int64(s.HalfOpen)
+	for r, n := range s.Drops {
+		if n > 0 {
+			c.Drops["ikev1_"+r] = n
+			c.InvalidMessages += n
+		}
+	}
 }

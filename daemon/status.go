@@ -95,6 +95,7 @@ func (d *Daemon) Status() Status {
 				st.IKE.Drops[engine.DropReason(i).String()] = n
 			}
 		}
+		d.addIKEv1Counters(&st.IKE)
 	}
 	st.IKE.Failures = d.FailureCounts()
 	// Which outbound SAs are UDP-encapsulated, read once (not once per child).
