@@ -916,3 +916,9 @@ func (s *Session) NextDeadline() time.Time {
 	consider(s.echoAt)
 	return next
 }
+
+// Abort ends the session at once, without a Terminate-Request (the call under it is gone).
+func (s *Session) Abort(reason string) { s.die(reason) }
+
+// Printable replaces control characters of peer-supplied text for logs.
+func Printable(b []byte) string { return printable(b) }
