@@ -16,6 +16,8 @@ type Config struct {
 	Secrets     Secrets
 	Manual      []*ManualSA // in order of appearance
 	Daemon      Daemon
+	Pools       []*Pool
+	L2TP        *L2TP // nil without an l2tp section
 	// Files lists every file that was read, the main file first.
 	Files []string
 }
@@ -28,18 +30,18 @@ type Connection struct {
 
 	// Version is 2 (IKEv2 only), 1 (IKEv1 only) or 0 (strongSwan's default: initiate IKEv2,
 	// accept either).
-	Version     int
+	Version int
 	// Aggressive: IKEv1 Aggressive Mode when initiating.
 	Aggressive bool
 	// WeakAlgorithms: the connection (IKEv1 only) may use 3DES, SHA-1 and MODP1024.
 	WeakAlgorithms bool
-	LocalAddrs  []Address
-	RemoteAddrs []Address
-	LocalPort   uint16
-	RemotePort  uint16
-	Proposals   []proposal.Proposal
-	Encap       bool
-	MOBIKE      bool
+	LocalAddrs     []Address
+	RemoteAddrs    []Address
+	LocalPort      uint16
+	RemotePort     uint16
+	Proposals      []proposal.Proposal
+	Encap          bool
+	MOBIKE         bool
 	// Fragmentation is "yes", "accept" (receive fragments, never send them) or "no".
 	Fragmentation string
 	SendCertReq   bool
@@ -138,6 +140,9 @@ type Child struct {
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
 	IKE []*PSK // in order of appearance
+	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>): the
+	// L2TP server's PPP users.
+	Users []*UserSecret
 }
 
 // PSK is an IKE preshared key (secrets.ike<suffix>).
@@ -198,6 +203,9 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	l.check(root, "")
 	cfg.Connections = l.connections(root.Section("connections"))
 	cfg.Secrets = l.secrets(root.Section("secrets"))
+	cfg.Secrets.Users = l.users(root.Section("secrets"))
+	cfg.Pools = l.pools(root.Section("pools"))
+	cfg.L2TP = l.l2tp(root.Section("l2tp"), cfg.Pools)
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
 	if len(l.errs) == 0 {

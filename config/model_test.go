@@ -335,7 +335,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown section", minimalConn("    chidren { }\n"), `swanctl.conf:6: unknown section "chidren" in connections.home; did you mean "children"?`},
 		{"unknown top-level section", "conections {\n}\n", `swanctl.conf:1: unknown section "conections" in the top level; did you mean "connections"?`},
 		{"top-level key", "x = 1\n", `swanctl.conf:1: unknown key "x" in the top level`},
-		{"not supported section", "pools {\n}\n", `swanctl.conf:1: pools is not supported by goipsec yet`},
+		{"not supported section", "authorities {\n}\n", `swanctl.conf:1: authorities is not supported by goipsec yet`},
 		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      certs = a.pem\n    }\n    remote { auth = psk }\n  }\n}\n",
 			`swanctl.conf:6: connections.home.local.certs is not supported by goipsec yet`},
 		{"not supported child key", minimalConn("    children { net { updown = /bin/true } }\n"), `swanctl.conf:6: connections.home.children.net.updown is not supported by goipsec yet`},
@@ -347,7 +347,10 @@ func TestLoadErrors(t *testing.T) {
 		{"default only spelled differently", minimalConn("    aggressive = false\n    pull = 1\n    children { net { reqid = 0x0 } }\n"), ""},
 		{"setting used as section", minimalConn("    proposals { }\n"), `swanctl.conf:6: connections.home.proposals is a setting (proposals = ...), not a section`},
 		{"section used as setting", minimalConn("    children = net\n"), `swanctl.conf:6: connections.home.children is a section (children { ... }), not a setting`},
-		{"secret type not supported", "secrets {\n  eap-carol { secret = x }\n}\n", `swanctl.conf:2: secrets.eap-carol is not supported by goipsec yet`},
+		{"secret type not supported", "secrets {\n  ntlm-carol { secret = x }\n}\n", `swanctl.conf:2: secrets.ntlm-carol is not supported by goipsec yet`},
+		{"user without id", "secrets {\n  eap-carol { secret = x }\n}\n", `swanctl.conf:2: secrets.eap-carol: id is required (the user name)`},
+		{"lns without pool", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = q\n  }\n}\n", `swanctl.conf:6: l2tp.lns.pool: no pool named "q" in the pools section`},
+		{"bad pool", "pools {\n  p { addrs = 10.3.0.9-10.3.0.1 }\n}\n", `swanctl.conf:2: pools.p.addrs: invalid range "10.3.0.9-10.3.0.1" (expected first-last of one family)`},
 		{"unknown secret type", "secrets {\n  ikev2 { secret = x }\n  foo { }\n}\n", `swanctl.conf:3: unknown section "foo" in secrets`},
 
 		// Connection values.
@@ -772,5 +775,36 @@ func TestIKEv1WeakOptIn(t *testing.T) {
 	if _, err := load(strings.Replace(src, "weak_algorithms = yes", "weak_algorithms = no", 1)); err == nil ||
 		!strings.Contains(err.Error(), `"3des" is a weak algorithm`) {
 		t.Fatalf("without the opt-in: %v", err)
+	}
+}
+
+func TestL2TPSection(t *testing.T) {
+	cfg := mustLoad(t, `pools {
+  clients { addrs = 10.3.0.0/24
+            dns = 10.3.0.53, 10.3.0.54 }
+}
+l2tp {
+  lns { pool = clients
+        auth = pap, chap }
+  lac-office { remote = 192.0.2.2
+               user = bob }
+}
+secrets {
+  eap-bob { id = bob
+            secret = pw }
+}
+`)
+	p := cfg.Pools[0]
+	if p.Start.String() != "10.3.0.1" || p.End.String() != "10.3.0.254" || len(p.DNS) != 2 {
+		t.Fatalf("pool %+v", p)
+	}
+	if l := cfg.L2TP.LNS; l.Pool != "clients" || len(l.Auth) != 2 || l.Auth[0] != "pap" || l.MRU != 1400 || l.Port != 1701 {
+		t.Fatalf("lns %+v", l)
+	}
+	if c := cfg.L2TP.LACs[0]; c.Remote.String() != "192.0.2.2:1701" || c.User != "bob" || !c.Auto {
+		t.Fatalf("lac %+v", c)
+	}
+	if u := cfg.Secrets.Users[0]; u.IDs[0] != "bob" || string(u.Secret) != "pw" {
+		t.Fatalf("user %+v", u)
 	}
 }

@@ -70,6 +70,8 @@ type Daemon struct {
 	fwmark   uint32
 	ike      *engine.Engine
 	ikev1    *v1engine.Engine
+	l2tpMu   sync.Mutex
+	l2tp     *l2tpService
 	sockets  *ikeSockets
 	ikeQueue chan ikeMessage
 	stop     chan struct{} // closed by Close: the IKE workers end
@@ -234,6 +236,9 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 	}
 	d.cfg = cfg
 	d.mu.Unlock()
+	if d.ike != nil {
+		errs = append(errs, d.applyL2TP(cfg))
+	}
 	for _, name := range terminate {
 		d.ike.Terminate(name)
 		d.ikev1.Terminate(name)
@@ -257,6 +262,12 @@ func (d *Daemon) Close() error {
 			d.logCancel()
 		}
 	}
+	d.l2tpMu.Lock()
+	if d.l2tp != nil {
+		d.l2tp.close("shutdown")
+		d.l2tp = nil
+	}
+	d.l2tpMu.Unlock()
 	if d.ike != nil {
 		d.ike.Close()
 		d.ikev1.Close()

@@ -165,6 +165,9 @@ func (d *Daemon) Status() Status {
 			Local: m.cfg.Local.String(), Remote: m.cfg.Remote.String(), LocalTS: tsStrings(m.cfg.LocalTS), RemoteTS: tsStrings(m.cfg.RemoteTS),
 			SPIIn: hex8(m.in.SPI), SPIOut: hex8(m.out.SPI), In: traffic(in), Out: traffic(out)})
 	}
+	for _, l := range d.L2TPSessions() {
+		st.L2TP = append(st.L2TP, status.L2TPSession{Role: l.Role, Peer: l.Peer.String(), User: l.User, Address: l.Address.String(), Since: l.Since})
+	}
 	st.Normalize()
 	return st
 }

@@ -137,6 +137,9 @@ const (
 	Protect Action = iota // encrypt with the policy's SA
 	Bypass                // send in the clear
 	Discard               // drop
+	// Deliver hands matching plaintext packets to PolicyParams.Deliver instead of sending them:
+	// how the L2TP/PPP server receives the packets routed to its clients' addresses.
+	Deliver
 )
 
 func (a Action) String() string {
@@ -145,6 +148,8 @@ func (a Action) String() string {
 		return "bypass"
 	case Discard:
 		return "discard"
+	case Deliver:
+		return "deliver"
 	}
 	return "protect"
 }
@@ -163,6 +168,16 @@ type PolicyParams struct {
 	// Mode tells the engine how to reach the SA's peer for route set-up (transport mode routes the
 	// peer's own address, so the engine must keep its outer packets off the tunnel).
 	Mode Mode
+	// Deliver receives the packets of a Deliver policy. It runs on the packet path: it must not
+	// block, and the packet is only valid during the call.
+	Deliver func(pkt []byte)
+}
+
+// Injector is implemented by data planes that can hand a packet to the host as if it had arrived
+// on their device (the L2TP/PPP server's clients' packets). Backends without a device of their
+// own do not implement it.
+type Injector interface {
+	Inject(pkt []byte) error
 }
 
 // PolicyID names an installed policy.

@@ -28,6 +28,21 @@ type Status struct {
 	Manual        []ManualSA   `json:"manual"`
 	DataPlane     DataPlane    `json:"dataplane"`
 	IKE           IKECounters  `json:"ike"`
+	// L2TP lists the PPP sessions of goipsec's L2TP server and clients.
+	L2TP []L2TPSession `json:"l2tp_sessions"`
+}
+
+// L2TPSession is one PPP session carried by L2TP.
+type L2TPSession struct {
+	// Role is "lns" (a client of our server) or "lac:<name>" (our client connection <name>).
+	Role string `json:"role"`
+	// Peer is the L2TP peer's address and port.
+	Peer string `json:"peer"`
+	// User is the PPP user name (empty for our own client sessions).
+	User string `json:"user"`
+	// Address is the PPP client's address (for a LAC: the server's PPP address).
+	Address string    `json:"address"`
+	Since   time.Time `json:"since"`
 }
 
 // Daemon describes the running process.

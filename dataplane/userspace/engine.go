@@ -499,7 +499,7 @@ func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, er
 			pol.sa.Store(sa)
 		}
 	}
-	if p.Route && p.Action == dataplane.Protect {
+	if p.Route && (p.Action == dataplane.Protect || p.Action == dataplane.Deliver) {
 		if err := e.routes.add(pol.id, p); err != nil {
 			return 0, fmt.Errorf("policy %s: %w", p.Name, err)
 		}
@@ -704,3 +704,15 @@ func (e *Engine) expire(sa *saState, hard bool, why string) {
 }
 
 var _ dataplane.Backend = (*Engine)(nil)
+
+// Inject implements dataplane.Injector: the packet is written to the TUN device, so the host
+// receives it as if it had come through a tunnel.
+func (e *Engine) Inject(pkt []byte) error {
+	if e.tun == nil {
+		return errors.New("no TUN device")
+	}
+	buf := make([]byte, tunOffset+len(pkt))
+	copy(buf[tunOffset:], pkt)
+	_, err := e.tun.Write([][]byte{buf}, tunOffset)
+	return err
+}

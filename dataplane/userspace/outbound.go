@@ -164,6 +164,12 @@ func (e *Engine) classifyOutbound(el *elem, spd *spdSnapshot) bool {
 	case dataplane.Discard:
 		e.stats.drops[dataplane.DropDiscard].Add(1)
 		return false
+	case dataplane.Deliver:
+		// Local delivery to a userspace handler (L2TP/PPP clients): not an ESP packet.
+		if fn := pol.params.Deliver; fn != nil {
+			fn(el.pkt)
+		}
+		return false
 	case dataplane.Bypass:
 		// A bypass policy carved out of a protected range: send the packet on in the clear,
 		// re-injected through a raw socket whose fwmark keeps it off the TUN device.
