@@ -262,7 +262,7 @@ var keyTable = [...]Key{
 	{Path: "l2tp.lns.pool", Default: "", Doc: "Name of the pools entry client addresses come from (required)."},
 	{Path: "l2tp.lns.local_ip", Default: "", Doc: "The server's own PPP address (default: the pool's last address, kept out of it)."},
 	{Path: "l2tp.lns.auth", Default: "mschapv2, chap, pap", Doc: "PPP authentication protocols accepted, preferred first: mschapv2, chap, pap. Users come from secrets.eap<suffix>/xauth<suffix>."},
-	{Path: "l2tp.lns.mru", Default: "1400", Doc: "PPP MRU announced to clients."},
+	{Path: "l2tp.lns.mru", Default: "1360", Doc: "PPP MRU announced to clients: the TUN device's MTU (1400) less the UDP, L2TP and PPP headers (40 bytes), so that a client's full-sized packet crosses the tunnel unfragmented."},
 	{Path: "l2tp.lns.port", Default: "1701", Doc: "UDP port of the server."},
 	{Path: "l2tp.lac<suffix>", Section: true, Doc: "An L2TP client (LAC) connection dialling an L2TP server."},
 	{Path: "l2tp.lac<suffix>.remote", Default: "", Doc: "host:port or address of the L2TP server (port 1701 when omitted)."},

@@ -798,7 +798,7 @@ secrets {
 	if p.Start.String() != "10.3.0.1" || p.End.String() != "10.3.0.254" || len(p.DNS) != 2 {
 		t.Fatalf("pool %+v", p)
 	}
-	if l := cfg.L2TP.LNS; l.Pool != "clients" || len(l.Auth) != 2 || l.Auth[0] != "pap" || l.MRU != 1400 || l.Port != 1701 {
+	if l := cfg.L2TP.LNS; l.Pool != "clients" || len(l.Auth) != 2 || l.Auth[0] != "pap" || l.MRU != 1360 || l.Port != 1701 {
 		t.Fatalf("lns %+v", l)
 	}
 	if c := cfg.L2TP.LACs[0]; c.Remote.String() != "192.0.2.2:1701" || c.User != "bob" || !c.Auto {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -32,6 +34,10 @@ type l2tpService struct {
 	d   *Daemon
 	log *slog.Logger
 	tun string
+
+	// users is the configuration whose secrets hold the PPP users; read without mu because the
+	// PPP verifier runs while mu is held.
+	users atomic.Pointer[config.Config]
 
 	mu   sync.Mutex
 	cfg  *config.Config
@@ -69,8 +75,9 @@ func (d *Daemon) applyL2TP(cfg *config.Config) error {
 	old := d.l2tp
 	if old != nil && old.cfg != nil && sameL2TP(old.cfg, cfg) {
 		old.mu.Lock()
-		old.cfg = cfg // secrets may have changed: the verifier reads them live
+		old.cfg = cfg
 		old.mu.Unlock()
+		old.users.Store(cfg) // secrets may have changed: the verifier reads them live
 		return nil
 	}
 	if old != nil {
@@ -82,6 +89,7 @@ func (d *Daemon) applyL2TP(cfg *config.Config) error {
 	}
 	s := &l2tpService{d: d, log: d.opts.Logs.Logger("l2tp"), tun: cfg.Daemon.TunName, cfg: cfg,
 		clients: map[netip.Addr]*l2tpClient{}, lacs: map[string]*lacConn{}}
+	s.users.Store(cfg)
 	if err := s.start(); err != nil {
 		s.close("start failed")
 		return err
@@ -152,9 +160,7 @@ func (s *l2tpService) start() error {
 
 // password looks a PPP user up in the secrets (the seam a RADIUS client will take over).
 func (s *l2tpService) password(user string) (string, bool) {
-	s.mu.Lock()
-	cfg := s.cfg
-	s.mu.Unlock()
+	cfg := s.users.Load()
 	for _, u := range cfg.Secrets.Users {
 		for _, id := range u.IDs {
 			if id == user {
@@ -200,6 +206,9 @@ func (s *l2tpService) read(conn *net.UDPConn, lac *lacConn) {
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		b := buf[:n]
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("L2TP received", "from", from, "what", describe(b))
+		}
 		now := time.Now()
 		s.mu.Lock()
 		var out []l2tp.Output
@@ -248,6 +257,9 @@ func (s *l2tpService) carry(out []l2tp.Output, lac *lacConn) {
 }
 
 func (s *l2tpService) write(b []byte, to netip.AddrPort, lac *lacConn) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("L2TP sending", "to", to, "what", describe(b))
+	}
 	var err error
 	if lac != nil {
 		_, err = lac.conn.Write(b)
@@ -286,7 +298,7 @@ func (s *l2tpService) sessionUp(e l2tp.SessionUp, lac *lacConn) {
 	}
 	c := &l2tpClient{tunnel: e.Tunnel, session: e.Session, user: e.PPP.User, peer: e.Peer, since: time.Now(), lac: lac}
 	id, err := s.d.backend.InstallPolicy(dataplane.PolicyParams{Name: "l2tp/" + addr.String(), Local: []ts.Selector{local},
-		Remote: []ts.Selector{remote}, Action: dataplane.Deliver, Route: true, Priority: -1,
+		Remote: []ts.Selector{remote}, Action: dataplane.Deliver, Route: true, Priority: -1, RouteMTU: s.routeMTU(),
 		Deliver: func(pkt []byte) { s.deliver(addr, pkt) }})
 	if err != nil {
 		s.log.Warn("L2TP session: installing its route failed", "addr", addr, "err", err)
@@ -487,4 +499,35 @@ type L2TPSession struct {
 	User    string
 	Address netip.Addr // the client's PPP address (for a LAC: the server's)
 	Since   time.Time
+}
+
+// describe names a datagram for debug logs: "SCCRQ tunnel 0 session 0 ns 0 nr 0" or
+// "data tunnel 5 session 9 ppp 0xc021".
+func describe(b []byte) string {
+	h, payload, err := l2tp.DecodeHeader(b)
+	if err != nil {
+		return "malformed: " + err.Error()
+	}
+	if !h.Control {
+		proto, _, _ := ppp.DecodeFrame(payload)
+		return fmt.Sprintf("data tunnel %d session %d ppp 0x%04x", h.Tunnel, h.Session, proto)
+	}
+	m, err := l2tp.ParseMessage(payload)
+	name := "ZLB"
+	if err != nil {
+		name = "malformed"
+	} else if m.Type != 0 {
+		name = l2tp.MsgName(m.Type)
+	}
+	return fmt.Sprintf("%s tunnel %d session %d ns %d nr %d", name, h.Tunnel, h.Session, h.Ns, h.Nr)
+}
+
+// routeMTU is the MTU of the routes to PPP peers: the TUN device's less the UDP (28), L2TP (6)
+// and PPP (4) headers and 2 spare bytes.
+func (s *l2tpService) routeMTU() int {
+	mtu := s.d.mtu
+	if mtu == 0 {
+		mtu = 1400
+	}
+	return mtu - 40
 }

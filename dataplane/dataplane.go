@@ -168,6 +168,11 @@ type PolicyParams struct {
 	// Mode tells the engine how to reach the SA's peer for route set-up (transport mode routes the
 	// peer's own address, so the engine must keep its outer packets off the tunnel).
 	Mode Mode
+	// RouteMTU, when set, is the MTU of the policy's routes (smaller than the device's): the
+	// L2TP server's client routes leave room for the UDP, L2TP and PPP headers, so that a
+	// datagram carrying a full-sized packet still fits the device and is never fragmented
+	// before transport-mode ESP (RFC 4303 §3.3.4 applies ESP to whole datagrams only).
+	RouteMTU int
 	// Deliver receives the packets of a Deliver policy. It runs on the packet path: it must not
 	// block, and the packet is only valid during the call.
 	Deliver func(pkt []byte)

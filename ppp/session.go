@@ -71,7 +71,7 @@ type Config struct {
 	User, Password string
 	// Name is the CHAP name we send (default "goipsec").
 	Name string
-	// MRU we announce (default 1400: the L2TP/IPsec overhead inside a 1500-byte path).
+	// MRU we announce (default 1360: goipsec's TUN MTU of 1400 less UDP, L2TP and PPP headers).
 	MRU int
 	// EchoInterval: LCP echo requests when open (0: 20 s; negative: none); after EchoFailures
 	// unanswered ones (0: 3) the link is down.
@@ -175,7 +175,7 @@ func NewSession(cfg Config) *Session {
 		cfg.Auths = []Auth{AuthMSCHAPv2, AuthCHAPMD5, AuthPAP}
 	}
 	if cfg.MRU == 0 {
-		cfg.MRU = 1400
+		cfg.MRU = 1360
 	}
 	if cfg.EchoInterval == 0 {
 		cfg.EchoInterval = 20 * time.Second

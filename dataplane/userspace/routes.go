@@ -75,7 +75,7 @@ func (rt *routeTable) add(id dataplane.PolicyID, p dataplane.PolicyParams) error
 		src := rt.sourceFor(p.Local, sel.Is6())
 		for _, pfx := range sel.Prefixes() {
 			if rt.refs[pfx] == 0 {
-				r := &netlink.Route{LinkIndex: rt.tunIndex, Dst: prefixToIPNet(pfx), Table: rt.table, Scope: netlink.SCOPE_LINK}
+				r := &netlink.Route{LinkIndex: rt.tunIndex, Dst: prefixToIPNet(pfx), Table: rt.table, Scope: netlink.SCOPE_LINK, MTU: p.RouteMTU}
 				if src.IsValid() {
 					r.Src = src.AsSlice()
 				}
