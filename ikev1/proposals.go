@@ -1,7 +1,6 @@
 package ikev1
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
@@ -261,10 +260,6 @@ func (t p2Transform) sameAlgorithms(o p2Transform) bool {
 	return t.encr == o.encr && t.keyBits == o.keyBits && t.authAlg == o.authAlg && t.group == o.group
 }
 
-func (t p2Transform) weak() bool {
-	return t.encr == proposal.Encr3DES || t.authAlg == authAlgSHA1 || t.group == suite.MODP_1024
-}
-
 // proposal converts to the IKEv2 form the data plane and status understand.
 func (t p2Transform) proposal() proposal.Proposal {
 	p := proposal.Proposal{Protocol: proposal.ProtoESP}
@@ -403,6 +398,3 @@ func parseP2Transform(t wire.Transform) (p2Transform, error) {
 	}
 	return x, nil
 }
-
-// equalSPI compares SPIs in constant shape (they are public; bytes.Equal suffices).
-func equalSPI(a, b []byte) bool { return bytes.Equal(a, b) }

@@ -69,10 +69,6 @@ var (
 	vidNATT = []byte{0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45, 0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f}
 	// vidDPD is RFC 3706 §4's vendor ID (the last two bytes are major and minor version 1.0).
 	vidDPD = []byte{0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9, 0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00}
-	// vidXAuth is the XAuth vendor ID (draft-ietf-ipsec-isakmp-xauth-06 §... Cisco's 8 bytes).
-	vidXAuth = []byte{0x09, 0x00, 0x26, 0x89, 0xdf, 0xd6, 0xb7, 0x12}
-	// vidNATTDraft02 is draft-ietf-ipsec-nat-t-ike-02\n, which Windows and macOS still send.
-	vidNATTDraft02 = []byte{0x90, 0xcb, 0x80, 0x91, 0x3e, 0xbb, 0x69, 0x6e, 0x08, 0x63, 0x81, 0xb5, 0xec, 0x42, 0x7b, 0x1f}
 )
 
 // Phase1State is the state of the ISAKMP SA.
@@ -126,11 +122,10 @@ type Datagram struct {
 // SA is one ISAKMP SA (phase 1) with its phase 2 exchanges and the IPsec SAs they made. Like the
 // IKEv2 SA it does no I/O: a driver feeds it datagrams and ticks and carries out its Output.
 type SA struct {
-	cfg        *Config
-	candidates []*Config // responder: connections still possible before the peer's ID is known
-	deps       *ike.Deps
-	timing     Timing
-	nattPort   uint16
+	cfg      *Config
+	deps     *ike.Deps
+	timing   Timing
+	nattPort uint16
 
 	Initiator  bool
 	Aggressive bool
@@ -158,7 +153,6 @@ type SA struct {
 	RemoteID           ike.Identity
 	Established        time.Time
 	started            time.Time
-	initialContact     bool // the peer sent INITIAL-CONTACT
 	PeerInitialContact bool
 
 	quick    map[uint32]*quickMode

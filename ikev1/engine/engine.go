@@ -29,6 +29,7 @@ import (
 	ikeengine "github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/ikev1"
 	"github.com/goipsec/goipsec/ikev1/wire"
+	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -508,6 +509,16 @@ func (e *Engine) queue(en *entry, out []ikev1.Output) {
 	en.qmu.Unlock()
 }
 
+// weak reports whether a negotiated proposal uses a legacy algorithm (3DES, SHA-1, MODP1024).
+func weak(p proposal.Proposal) bool {
+	for _, t := range p.Transforms {
+		if proposal.Legacy(t) {
+			return true
+		}
+	}
+	return false
+}
+
 func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
 func hex8(v uint32) string  { return fmt.Sprintf("%08x", v) }
 
@@ -525,6 +536,9 @@ func (e *Engine) apply(o ikev1.Output) {
 		i := x.IKE
 		e.log.Info("IKE SA established", "conn", i.Conn, "version", 1, "spi_i", hex16(i.SPIi), "spi_r", hex16(i.SPIr), "local", i.Local, "remote", i.Remote,
 			"local_id", i.LocalID.String(), "remote_id", i.RemoteID.String(), "proposal", i.Proposal.String(), "nat", i.NATLocal || i.NATRemote)
+		if weak(i.Proposal) {
+			e.log.Warn("IKE SA uses weak algorithms (weak_algorithms = yes)", "conn", i.Conn, "proposal", i.Proposal.String())
+		}
 		if ev.IKEUp != nil {
 			ev.IKEUp(x)
 		}
@@ -545,6 +559,9 @@ func (e *Engine) apply(o ikev1.Output) {
 			}
 		}
 		c.Zero()
+		if weak(c.Proposal) {
+			e.log.Warn("Child SA uses weak algorithms (weak_algorithms = yes)", "conn", c.IKE.Conn, "child", c.Name, "proposal", c.Proposal.String())
+		}
 		e.log.Info("Child SA established", "conn", c.IKE.Conn, "version", 1, "child", c.Name, "spi_in", hex8(c.SPIIn), "spi_out", hex8(c.SPIOut),
 			"proposal", c.Proposal.String(), "mode", c.Mode.String(), "ts", ts.FormatList(c.LocalTS)+" === "+ts.FormatList(c.RemoteTS))
 	case ike.ChildDown:
