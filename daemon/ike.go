@@ -519,6 +519,9 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	d.bySA[inKey], d.bySA[outKey] = c.SPIIn, c.SPIIn
 	d.mu.Unlock()
 	d.publishChild(c.IKE, c, true)
+	if c.Mode == ike.Transport {
+		go d.kickL2TP(c.IKE.Remote.Addr())
+	}
 	return nil
 }
 

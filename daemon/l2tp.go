@@ -531,3 +531,30 @@ func (s *l2tpService) routeMTU() int {
 	}
 	return mtu - 40
 }
+
+// kick is told that a Child SA towards remote came up: LAC tunnels to that peer resend what the
+// trap policy dropped instead of waiting for their retransmission timer.
+func (d *Daemon) kickL2TP(remote netip.Addr) {
+	d.l2tpMu.Lock()
+	s := d.l2tp
+	d.l2tpMu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	type lacOut struct {
+		l   *lacConn
+		out []l2tp.Output
+	}
+	var lo []lacOut
+	for _, l := range s.lacs {
+		if l.cfg.Remote.Addr() == remote.Unmap() {
+			l.t.RetransmitNow(time.Now())
+			lo = append(lo, lacOut{l, l.t.Take()})
+		}
+	}
+	s.mu.Unlock()
+	for _, x := range lo {
+		s.carry(x.out, x.l)
+	}
+}

@@ -40,6 +40,7 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
@@ -84,6 +85,9 @@ type Integrity uint16
 // Supported integrity transforms.
 const (
 	IntegNone             Integrity = 0  // NONE: only with an AEAD
+	// IntegHMACSHA1_96 is AUTH_HMAC_SHA1_96 (RFC 2404): legacy, only for IKEv1 connections with
+	// weak_algorithms = yes (the L2TP/IPsec clients built into Windows offer nothing else).
+	IntegHMACSHA1_96      Integrity = 2
 	IntegHMACSHA2_256_128 Integrity = 12 // AUTH_HMAC_SHA2_256_128, RFC 4868
 	IntegHMACSHA2_384_192 Integrity = 13 // AUTH_HMAC_SHA2_384_192, RFC 4868
 	IntegHMACSHA2_512_256 Integrity = 14 // AUTH_HMAC_SHA2_512_256, RFC 4868
@@ -93,6 +97,8 @@ func (i Integrity) String() string {
 	switch i {
 	case IntegNone:
 		return "NONE"
+	case IntegHMACSHA1_96:
+		return "AUTH_HMAC_SHA1_96"
 	case IntegHMACSHA2_256_128:
 		return "AUTH_HMAC_SHA2_256_128"
 	case IntegHMACSHA2_384_192:
@@ -254,7 +260,7 @@ func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
 		return fmt.Errorf("%w: encryption %v", ErrAlgorithm, p.Encryption)
 	}
 	switch p.Integrity {
-	case IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256:
+	case IntegHMACSHA1_96, IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256:
 		sa.icvLen = icvLen(p.Integrity)
 	case IntegNone:
 		if !allowUnauthenticated {
@@ -325,6 +331,8 @@ func newKeys(p Params) (*saKeys, error) {
 // icvLen is the truncated HMAC length of RFC 4868 §2.3: half the hash output.
 func icvLen(i Integrity) int {
 	switch i {
+	case IntegHMACSHA1_96:
+		return 12 // RFC 2404 §2: HMAC-SHA-1 truncated to 96 bits
 	case IntegHMACSHA2_256_128:
 		return 16
 	case IntegHMACSHA2_384_192:
@@ -335,8 +343,14 @@ func icvLen(i Integrity) int {
 	return 0
 }
 
-// hmacKeyLen is the key length RFC 4868 §2.1.1 requires: the hash output length.
-func hmacKeyLen(i Integrity) int { return 2 * icvLen(i) }
+// hmacKeyLen is the key length RFC 4868 §2.1.1 requires: the hash output length (20 bytes for
+// HMAC-SHA1-96, RFC 2404 §3).
+func hmacKeyLen(i Integrity) int {
+	if i == IntegHMACSHA1_96 {
+		return sha1.Size
+	}
+	return 2 * icvLen(i)
+}
 
 // newHMAC returns a keyed HMAC template (nil for IntegNone) after checking the key length.
 func newHMAC(i Integrity, key []byte) (hash.Hash, error) {
@@ -357,6 +371,8 @@ func newHMAC(i Integrity, key []byte) (hash.Hash, error) {
 func newHMACAnyKey(i Integrity, key []byte) (hash.Hash, error) {
 	var h func() hash.Hash
 	switch i {
+	case IntegHMACSHA1_96:
+		h = sha1.New
 	case IntegHMACSHA2_256_128:
 		h = sha256.New
 	case IntegHMACSHA2_384_192:

@@ -571,3 +571,12 @@ func (t *Tunnel) NextDeadline() time.Time {
 	}
 	return next
 }
+
+// RetransmitNow resends the unacknowledged control messages at once (the IPsec SA that protects
+// the tunnel just came up: what was sent before it was dropped by its trap policy).
+func (t *Tunnel) RetransmitNow(now time.Time) {
+	for i := range t.unacked {
+		t.unacked[i].next = now
+	}
+	t.Tick(now)
+}

@@ -359,6 +359,8 @@ func KeyMaterialBytes(t Transform) (int, bool) {
 			return 48, true
 		case IntegHMACSHA2512256:
 			return 64, true
+		case IntegHMACSHA196:
+			return 20, true // RFC 2404; legacy, reachable only through weak_algorithms
 		}
 	}
 	return 0, false

@@ -298,7 +298,8 @@ func TestKeyMaterialBytes(t *testing.T) {
 		{tr(TypeIntegrity, IntegHMACSHA2256128, 0), 32, true},
 		{tr(TypeIntegrity, IntegHMACSHA2384192, 0), 48, true},
 		{tr(TypeIntegrity, IntegHMACSHA2512256, 0), 64, true},
-		{tr(TypeIntegrity, IntegHMACSHA196, 0), 0, false},
+		{tr(TypeIntegrity, IntegHMACSHA196, 0), 20, true},
+		{tr(TypeIntegrity, IntegHMACMD596, 0), 0, false},
 		{tr(TypeKeyExchange, KECurve25519, 0), 0, false},
 	} {
 		n, ok := KeyMaterialBytes(tc.t)

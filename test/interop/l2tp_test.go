@@ -1,12 +1,15 @@
 package interop
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goipsec/goipsec/internal/netlab"
 	"github.com/goipsec/goipsec/internal/testnet"
 )
 
@@ -21,13 +24,24 @@ const (
 	lacPPP   = "10.3.0.1"
 )
 
-func lnsConf(auth string) string {
+// Proposals: strong ones, or what Windows' built-in client offers first (weak: SHA-1, MODP1024).
+const (
+	strongIKE, strongESP = "aes256-sha256-modp2048", "aes256gcm16"
+	weakIKE, weakESP     = "aes256-sha1-modp1024", "aes256-sha1"
+)
+
+func lnsConf(auth, ike, esp string) string {
+	weak := "no"
+	if ike == weakIKE {
+		weak = "yes"
+	}
 	return fmt.Sprintf(`connections {
   l2tp {
     version = 1
+    weak_algorithms = %s
     local_addrs = %s
     remote_addrs = %%any
-    proposals = aes256-sha256-modp2048
+    proposals = %s
     local { auth = psk
             id = %s }
     remote { auth = psk }
@@ -35,7 +49,7 @@ func lnsConf(auth string) string {
       l2tp { local_ts = dynamic
              remote_ts = dynamic
              mode = transport
-             esp_proposals = aes256gcm16 }
+             esp_proposals = %s }
     }
   }
 }
@@ -57,16 +71,21 @@ daemon {
     level = debug
   }
 }
-`, lnsOuter, lnsOuter, auth, testPSK)
+`, weak, lnsOuter, ike, lnsOuter, esp, auth, testPSK)
 }
 
-func lacConf() string {
+func lacConf(ike, esp string) string {
+	weak := "no"
+	if ike == weakIKE {
+		weak = "yes"
+	}
 	return fmt.Sprintf(`connections {
   office {
     version = 1
+    weak_algorithms = %s
     local_addrs = %s
     remote_addrs = %s
-    proposals = aes256-sha256-modp2048
+    proposals = %s
     local { auth = psk
             id = %s }
     remote { auth = psk
@@ -75,7 +94,7 @@ func lacConf() string {
       l2tp { local_ts = dynamic
              remote_ts = dynamic
              mode = transport
-             esp_proposals = aes256gcm16
+             esp_proposals = %s
              start_action = trap }
     }
   }
@@ -94,11 +113,16 @@ daemon {
     level = debug
   }
 }
-`, lacOuter, lnsOuter, lacOuter, lnsOuter, lnsOuter, testPSK)
+`, weak, lacOuter, lnsOuter, ike, lacOuter, lnsOuter, esp, lnsOuter, testPSK)
 }
 
 func TestGoipsecL2TPIPsec(t *testing.T) {
-	for _, auth := range []string{"mschapv2", "chap", "pap"} {
+	for _, tc := range []struct{ auth, ike, esp string }{
+		{"mschapv2", strongIKE, strongESP},
+		{"chap", strongIKE, strongESP},
+		{"pap", weakIKE, weakESP}, // with the algorithms Windows' client offers
+	} {
+		auth := tc.auth
 		t.Run(auth, func(t *testing.T) {
 			testnet.Require(t, "ping")
 			n := testnet.New(t)
@@ -106,9 +130,9 @@ func TestGoipsecL2TPIPsec(t *testing.T) {
 			srvIf, _ := n.Link(server, client, []string{lnsOuter + "/24"}, []string{lacOuter + "/24"})
 			// On the wire: L2TP must never appear in the clear, only ESP.
 			wire := server.Capture(t, srvIf, "udp port 1701 or esp")
+			s := startGoipsec(t, server, lnsConf(auth, tc.ike, tc.esp))
 			start := time.Now()
-			s := startGoipsec(t, server, lnsConf(auth))
-			c := startGoipsec(t, client, lacConf())
+			c := startGoipsec(t, client, lacConf(tc.ike, tc.esp))
 			c.waitLog(t, "L2TP session up", 30*time.Second)
 			s.waitLog(t, "L2TP session up", 5*time.Second)
 			setup := time.Since(start)
@@ -117,8 +141,11 @@ func TestGoipsecL2TPIPsec(t *testing.T) {
 				t.Fatalf("server's session: %s", line)
 			}
 			// The L2TP datagrams went through IKEv1 transport-mode ESP, not in the clear.
-			if len(c.logLines("Child SA established", "mode=transport", "version=1")) == 0 {
-				t.Fatal("no IKEv1 transport-mode Child SA on the client")
+			if len(c.logLines("Child SA established", "mode=transport", "version=1", "proposal="+tc.esp)) == 0 {
+				t.Fatal("no IKEv1 transport-mode Child SA with the configured proposal on the client")
+			}
+			if tc.ike == weakIKE && len(s.logLines("uses weak algorithms")) == 0 {
+				t.Fatal("weak algorithms in use but not logged as weak")
 			}
 			if out, err := client.Output("ping", "-4", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", lacPPP, lnsPPP); err != nil {
 				t.Fatalf("ping %s from %s through PPP failed:\n%s", lnsPPP, lacPPP, out)
@@ -155,4 +182,57 @@ func statusJSON(t *testing.T, g *goipsecProc) string {
 		t.Fatalf("goipsec status --json: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// TestMeasureL2TPAgainstIKEv2 measures, in one run and on the same kind of topology, the set-up
+// time and TCP throughput of L2TP/IPsec through goipsec's LNS (IKEv1 Main Mode + Quick Mode in
+// transport mode, L2TP, PPP with MS-CHAPv2, IPCP) and of a plain IKEv2 tunnel between two goipsec
+// daemons. It logs the figures and their ratios; it fails only when traffic does not flow.
+func TestMeasureL2TPAgainstIKEv2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measurement")
+	}
+	const dur = 3 * time.Second
+	n := testnet.New(t)
+
+	// L2TP/IPsec.
+	server, client := n.Namespace("lns"), n.Namespace("lac")
+	n.Link(server, client, []string{lnsOuter + "/24"}, []string{lacOuter + "/24"})
+	startGoipsec(t, server, lnsConf("mschapv2", strongIKE, strongESP))
+	start := time.Now()
+	c := startGoipsec(t, client, lacConf(strongIKE, strongESP))
+	c.waitLog(t, "L2TP session up", 30*time.Second)
+	l2tpSetup := time.Since(start)
+	l2tpTput, err := netlab.Throughput(context.Background(), &netlab.NS{Name: client.Name()}, netip.MustParseAddr(lacPPP),
+		&netlab.NS{Name: server.Name()}, netip.MustParseAddrPort(lnsPPP+":7031"), dur)
+	if err != nil || l2tpTput.Bytes == 0 {
+		t.Fatalf("L2TP/IPsec throughput: %v", err)
+	}
+
+	// IKEv2, tunnel mode, between the same kind of namespaces.
+	left, right := n.Namespace("v2l"), n.Namespace("v2r")
+	n.Link(left, right, []string{leftOuter + "/24"}, []string{rightOuter + "/24"})
+	left.AddAddr("lo", leftInner4+"/24")
+	right.AddAddr("lo", rightInner4+"/24")
+	resp := connConf{local: rightOuter, remote: leftOuter, localID: rightOuter, remoteID: leftOuter, ikeProposal: "aes256gcm16-prfsha256-x25519",
+		espProposal: strongESP, localTS: rightNet4, remoteTS: leftNet4}
+	init := connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter, ikeProposal: "aes256gcm16-prfsha256-x25519",
+		espProposal: strongESP, localTS: leftNet4, remoteTS: rightNet4, startAction: "start"}
+	startGoipsec(t, right, resp.String())
+	start = time.Now()
+	g := startGoipsec(t, left, init.String())
+	g.waitLog(t, "Child SA established", 30*time.Second)
+	v2Setup := time.Since(start)
+	v2Tput, err := netlab.Throughput(context.Background(), &netlab.NS{Name: left.Name()}, netip.MustParseAddr(leftInner4),
+		&netlab.NS{Name: right.Name()}, netip.MustParseAddrPort(rightInner4+":7032"), dur)
+	if err != nil || v2Tput.Bytes == 0 {
+		t.Fatalf("IKEv2 throughput: %v", err)
+	}
+	t.Logf("measurement (same run):\n"+
+		"  %-42s set-up %8v  TCP %6.3f Gbit/s\n"+
+		"  %-42s set-up %8v  TCP %6.3f Gbit/s\n"+
+		"  ratio L2TP/IKEv2: set-up %.2fx, throughput %.2f",
+		"L2TP/IPsec (IKEv1 MM+QM, L2TP, PPP, IPCP)", l2tpSetup.Round(time.Millisecond), l2tpTput.Gbps(),
+		"IKEv2 tunnel (aes256gcm16, x25519)", v2Setup.Round(time.Millisecond), v2Tput.Gbps(),
+		l2tpSetup.Seconds()/v2Setup.Seconds(), l2tpTput.Gbps()/v2Tput.Gbps())
 }
