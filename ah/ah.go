@@ -6,7 +6,8 @@
 // route") counted as zeros (RFC 4302 §3.3.3.1 and Appendix A).
 //
 // Integrity algorithms are the IKEv2 Transform Type 3 IDs for HMAC-SHA-256-128, -384-192 and
-// -512-256 (RFC 4868); weaker ones are not offered. Extended sequence numbers, the anti-replay
+// -512-256 (RFC 4868), AES-XCBC-MAC-96 (RFC 3566) and AES-CMAC-96 (RFC 4494); weaker ones are not
+// offered. Extended sequence numbers, the anti-replay
 // window (package replay) and the no-allocation, many-worker hot path follow package esp.
 //
 // The mutable-field handling and header walking are written by hand: no Go library implements AH.
@@ -22,21 +23,28 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/goipsec/goipsec/internal/aesmac"
 	"github.com/goipsec/goipsec/replay"
 )
 
 // Integrity is an IKEv2 Transform Type 3 (integrity algorithm) ID.
 type Integrity uint16
 
-// Supported integrity transforms (RFC 4868).
+// Supported integrity transforms.
 const (
-	IntegHMACSHA2_256_128 Integrity = 12
+	IntegAESXCBC96        Integrity = 5  // RFC 3566
+	IntegAESCMAC96        Integrity = 8  // RFC 4494
+	IntegHMACSHA2_256_128 Integrity = 12 // RFC 4868
 	IntegHMACSHA2_384_192 Integrity = 13
 	IntegHMACSHA2_512_256 Integrity = 14
 )
 
 func (i Integrity) String() string {
 	switch i {
+	case IntegAESXCBC96:
+		return "AUTH_AES_XCBC_96"
+	case IntegAESCMAC96:
+		return "AUTH_AES_CMAC_96"
 	case IntegHMACSHA2_256_128:
 		return "AUTH_HMAC_SHA2_256_128"
 	case IntegHMACSHA2_384_192:
@@ -47,9 +55,12 @@ func (i Integrity) String() string {
 	return fmt.Sprintf("AUTH(%d)", uint16(i))
 }
 
-// icvLen is the truncated HMAC length of RFC 4868 §2.3; the key is twice as long (§2.1.1).
+// icvLen is the truncated MAC length: half the hash for the HMACs (RFC 4868 §2.3, their key is
+// twice as long, §2.1.1), 96 bits for the AES MACs (RFC 3566 §2.3, RFC 4494 §2.3; 16-byte keys).
 func (i Integrity) icvLen() int {
 	switch i {
+	case IntegAESXCBC96, IntegAESCMAC96:
+		return 12
 	case IntegHMACSHA2_256_128:
 		return 16
 	case IntegHMACSHA2_384_192:
@@ -97,7 +108,7 @@ const (
 type Params struct {
 	SPI       uint32
 	Integrity Integrity
-	IntegKey  []byte // copied; 32, 48 or 64 bytes (RFC 4868 §2.1.1)
+	IntegKey  []byte // copied; 32, 48 or 64 bytes for HMAC-SHA-2 (RFC 4868 §2.1.1), 16 for the AES MACs
 	ESN       bool   // 64-bit extended sequence numbers
 	// ReplayWindow is the inbound window in packets: 0 selects 1024, negative disables the check
 	// (the window is still kept with ESN, which estimates the high bits from it).
@@ -135,6 +146,7 @@ type scratch struct {
 func NewSA(p Params) (*SA, error) {
 	sa := &SA{spi: p.SPI, integ: p.Integrity, icvLen: p.Integrity.icvLen(), esn: p.ESN, checkSeen: p.ReplayWindow >= 0}
 	var h func() hash.Hash
+	want := 2 * sa.icvLen
 	switch p.Integrity {
 	case IntegHMACSHA2_256_128:
 		h = sha256.New
@@ -142,18 +154,28 @@ func NewSA(p Params) (*SA, error) {
 		h = sha512.New384
 	case IntegHMACSHA2_512_256:
 		h = sha512.New
+	case IntegAESXCBC96, IntegAESCMAC96:
+		want = aesmac.KeySize
 	default:
 		return nil, fmt.Errorf("%w: %v", ErrAlgorithm, p.Integrity)
 	}
-	if want := 2 * sa.icvLen; len(p.IntegKey) != want {
+	if len(p.IntegKey) != want {
 		return nil, fmt.Errorf("%w: %v key must be %d bytes, got %d", ErrKeyLength, p.Integrity, want, len(p.IntegKey))
 	}
 	key := append([]byte(nil), p.IntegKey...)
-	mac := hmac.New(h, key)
+	var mac hash.Hash
+	switch p.Integrity {
+	case IntegAESXCBC96:
+		mac, _ = aesmac.NewXCBC(key)
+	case IntegAESCMAC96:
+		mac, _ = aesmac.NewCMAC(key)
+	default:
+		mac = hmac.New(h, key)
+		// The first Reset swaps the key pads for precomputed hash states; from then on the
+		// template is only read, so clones can be made concurrently.
+		mac.Reset()
+	}
 	clear(key)
-	// The first Reset swaps the key pads for precomputed hash states; from then on the template
-	// is only read, so clones can be made concurrently.
-	mac.Reset()
 	if _, ok := mac.(hash.Cloner); !ok {
 		return nil, fmt.Errorf("%w: this crypto backend's HMAC cannot be cloned", ErrAlgorithm)
 	}
@@ -198,6 +220,16 @@ func (sa *SA) Overhead(ipv6 bool) int { return sa.ahLen(ipv6) }
 // and returns ErrSeqExhausted after 2^32-1 (2^64-1 with ESN) has been used.
 func (sa *SA) NextSeq() (uint64, error) {
 	seq, ok := sa.outSeq.Next(sa.esn)
+	if !ok {
+		return 0, ErrSeqExhausted
+	}
+	return seq, nil
+}
+
+// NextSeqs atomically takes n consecutive outbound sequence numbers and returns the first. It
+// fails with ErrSeqExhausted, taking none, when fewer than n are left.
+func (sa *SA) NextSeqs(n int) (uint64, error) {
+	seq, ok := sa.outSeq.NextN(uint64(n), sa.esn)
 	if !ok {
 		return 0, ErrSeqExhausted
 	}

@@ -13,12 +13,22 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/goipsec/goipsec/internal/aesmac"
 )
 
-var algs = []Integrity{IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256}
+var algs = []Integrity{IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256, IntegAESXCBC96, IntegAESCMAC96}
+
+// keyLen is the key length of an integrity algorithm.
+func keyLen(alg Integrity) int {
+	if alg == IntegAESXCBC96 || alg == IntegAESCMAC96 {
+		return 16
+	}
+	return 2 * alg.icvLen()
+}
 
 func params(alg Integrity, esn bool) Params {
-	key := make([]byte, 2*alg.icvLen())
+	key := make([]byte, keyLen(alg))
 	for i := range key {
 		key[i] = byte(0x40 + i)
 	}
@@ -120,16 +130,19 @@ func referenceICV(t *testing.T, alg Integrity, key, pkt []byte, ahOff int, esnHi
 	if esnHi != nil {
 		c = binary.BigEndian.AppendUint32(c, *esnHi)
 	}
-	var h func() hash.Hash
+	var m hash.Hash
 	switch alg {
 	case IntegHMACSHA2_256_128:
-		h = sha256.New
+		m = hmac.New(sha256.New, key)
 	case IntegHMACSHA2_384_192:
-		h = sha512.New384
+		m = hmac.New(sha512.New384, key)
+	case IntegAESXCBC96:
+		m, _ = aesmac.NewXCBC(key)
+	case IntegAESCMAC96:
+		m, _ = aesmac.NewCMAC(key)
 	default:
-		h = sha512.New
+		m = hmac.New(sha512.New, key)
 	}
-	m := hmac.New(h, key)
 	m.Write(c)
 	return m.Sum(nil)[:alg.icvLen()]
 }
@@ -145,6 +158,8 @@ func TestNewSAErrors(t *testing.T) {
 		{Params{Integrity: IntegHMACSHA2_256_128, IntegKey: make([]byte, 16)}, ErrKeyLength, "AUTH_HMAC_SHA2_256_128 key must be 32 bytes, got 16"},
 		{Params{Integrity: IntegHMACSHA2_384_192, IntegKey: make([]byte, 64)}, ErrKeyLength, "must be 48 bytes"},
 		{Params{Integrity: IntegHMACSHA2_512_256, IntegKey: make([]byte, 32)}, ErrKeyLength, "must be 64 bytes"},
+		{Params{Integrity: IntegAESXCBC96, IntegKey: make([]byte, 24)}, ErrKeyLength, "AUTH_AES_XCBC_96 key must be 16 bytes, got 24"},
+		{Params{Integrity: IntegAESCMAC96, IntegKey: make([]byte, 32)}, ErrKeyLength, "AUTH_AES_CMAC_96 key must be 16 bytes, got 32"},
 	} {
 		_, err := NewSA(tc.p)
 		if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantMsg) {
@@ -158,7 +173,8 @@ func TestAHLengths(t *testing.T) {
 	for _, tc := range []struct {
 		alg        Integrity
 		ipv4, ipv6 int
-	}{{IntegHMACSHA2_256_128, 28, 32}, {IntegHMACSHA2_384_192, 36, 40}, {IntegHMACSHA2_512_256, 44, 48}} {
+	}{{IntegHMACSHA2_256_128, 28, 32}, {IntegHMACSHA2_384_192, 36, 40}, {IntegHMACSHA2_512_256, 44, 48},
+		{IntegAESXCBC96, 24, 24}, {IntegAESCMAC96, 24, 24}} {
 		sa := mustSA(t, params(tc.alg, false))
 		if sa.Overhead(false) != tc.ipv4 || sa.Overhead(true) != tc.ipv6 {
 			t.Errorf("%v: AH length %d/%d, want %d/%d", tc.alg, sa.Overhead(false), sa.Overhead(true), tc.ipv4, tc.ipv6)

@@ -35,6 +35,7 @@ type ManualSA struct {
 	ESN          bool
 	ReplayWindow uint32
 	TFCPadding   TFCPadding
+	MSSClamp     MSSClamp
 	Outbound     ManualKeys
 	Inbound      ManualKeys
 }
@@ -136,6 +137,7 @@ func (l *loader) manualSA(sec *Section) *ManualSA {
 	sa.RemoteTS = l.manualSelectors(sec, "remote_ts", sa.Remote, sa.Mode)
 	sa.ReplayWindow = uint32(l.number(sec, man, "replay_window", MaxReplayWindow))
 	sa.TFCPadding = parsed(l, sec, man, "tfc_padding", parseTFCPadding)
+	sa.MSSClamp = l.mssClamp(sec, sa.Mode)
 	if kv := explicit(sec, "tfc_padding"); kv != nil && sa.Protocol == proposal.ProtoAH && sa.TFCPadding != (TFCPadding{}) {
 		l.errorAt(kv.File, kv.Line, "%s: TFC padding needs protocol = esp", kv.Path)
 	}
@@ -353,8 +355,8 @@ func (l *loader) manualKey(sec *Section, key string, typ proposal.TransformType,
 
 // describeKeyBytes explains an expected key length, naming the salt where there is one.
 func describeKeyBytes(t proposal.Transform, n int) string {
-	if t.Type == proposal.TypeEncryption && (proposal.IsAEAD(t.ID)) {
-		return fmt.Sprintf("%d bytes (a %d-byte key and a 4-byte salt)", n, n-4)
+	if salt := proposal.SaltBytes(t); salt != 0 {
+		return fmt.Sprintf("%d bytes (a %d-byte key and a %d-byte salt)", n, n-salt, salt)
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

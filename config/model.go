@@ -14,7 +14,8 @@ import (
 type Config struct {
 	Connections []*Connection // in order of appearance
 	Secrets     Secrets
-	Manual      []*ManualSA // in order of appearance
+	Manual      []*ManualSA  // in order of appearance
+	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
 	Pools       []*Pool
 	L2TP        *L2TP // nil without an l2tp section
@@ -69,16 +70,21 @@ type AuthMethod string
 
 // Authentication methods goipsec supports.
 const (
-	AuthPSK AuthMethod = "psk"
+	AuthPSK    AuthMethod = "psk"
+	AuthPubkey AuthMethod = "pubkey" // signatures: pubkey, rsa, rsa/pss, ecdsa, ed25519 (Auth.Constraints)
 )
 
 // Auth is one authentication round (connections.<conn>.local<suffix> or remote<suffix>).
 type Auth struct {
 	Section string // the section name, e.g. "local" or "remote-psk"
 	Method  AuthMethod
-	// ID is the identity. For the local side IsAny means "use the local IP address", for the
-	// remote side "accept any identity".
+	// Constraints is the auth value of a pubkey round as written (pubkey-sha256, rsa/pss, ...).
+	Constraints string
+	// ID is the identity. For the local side IsAny means "use the certificate's subject or the
+	// local IP address", for the remote side "accept any identity".
 	ID Identity
+	// Certificate settings (creds.go): certs, pubkeys, cacerts, ca_id, cert_policy, revocation.
+	CertSettings
 }
 
 // Mode is an IPsec mode.
@@ -131,6 +137,7 @@ type Child struct {
 	ReplayWindow uint32
 	Inactivity   time.Duration
 	TFCPadding   TFCPadding
+	MSSClamp     MSSClamp
 	CopyDF       bool
 	CopyECN      bool
 	CopyDSCP     string // out, in, yes or no
@@ -143,6 +150,9 @@ type Secrets struct {
 	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>): the
 	// L2TP server's PPP users.
 	Users []*UserSecret
+	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
+	// pkcs12- sections).
+	Keys []*KeySecret
 }
 
 // PSK is an IKE preshared key (secrets.ike<suffix>).
@@ -207,6 +217,7 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg.Pools = l.pools(root.Section("pools"))
 	cfg.L2TP = l.l2tp(root.Section("l2tp"), cfg.Pools)
 	cfg.Manual = l.manual(root.Section("manual"))
+	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
 	if len(l.errs) == 0 {
 		return cfg, nil
@@ -517,7 +528,7 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 		return Auth{}
 	}
 	if len(rounds) == 0 {
-		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = psk } (only PSK authentication is supported yet)", connSec.Path, side, side)
+		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = pubkey } (or auth = psk)", connSec.Path, side, side)
 		return Auth{}
 	}
 	for _, extra := range rounds[1:] {
@@ -526,15 +537,18 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 	sec := rounds[0]
 	l.check(sec, pattern)
 	a := Auth{Section: sec.Name}
-	if kv := explicit(sec, "auth"); kv == nil {
-		l.errorAt(sec.File, sec.Line, "%s: auth defaults to pubkey, which goipsec does not support yet; set auth = psk", sec.Path)
-	} else {
-		m, err := parseAuth(kv.Value)
-		if err != nil {
+	authValue, kv := l.value(sec, pattern, "auth")
+	m, err := parseAuth(authValue)
+	if err != nil {
+		if kv != nil {
 			l.valueError(kv, err)
 		}
-		a.Method = m
 	}
+	a.Method = m
+	if m == AuthPubkey {
+		a.Constraints = authValue
+	}
+	a.CertSettings = l.certSettings(sec, pattern, isLocal)
 	if isLocal {
 		// Empty means "the local IP address", decided when the SA is set up.
 		if kv := explicit(sec, "id"); kv != nil {
@@ -568,12 +582,12 @@ func parseAuth(s string) (AuthMethod, error) {
 	case s == "psk":
 		return AuthPSK, nil
 	case s == "pubkey", strings.HasPrefix(s, "pubkey-"), strings.HasPrefix(s, "rsa"), strings.HasPrefix(s, "ecdsa"),
-		strings.HasPrefix(s, "ed25519"), strings.HasPrefix(s, "ed448"), strings.HasPrefix(s, "ike:"):
-		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use psk)", s)
+		strings.HasPrefix(s, "ed25519"), strings.HasPrefix(s, "ed448"), strings.HasPrefix(s, "ike:"), strings.HasPrefix(s, "bliss"):
+		return AuthPubkey, checkPubkeyConstraints(s)
 	case s == "eap", strings.HasPrefix(s, "eap-"), s == "xauth", strings.HasPrefix(s, "xauth-"):
-		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use psk)", s)
+		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use pubkey or psk)", s)
 	}
-	return "", fmt.Errorf("invalid value %q (expected psk; pubkey, eap and xauth are not supported yet)", s)
+	return "", fmt.Errorf("invalid value %q (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)", s)
 }
 
 func (l *loader) child(sec *Section, c *Connection) *Child {
@@ -620,6 +634,7 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.ReplayWindow = uint32(l.number(sec, child, "replay_window", MaxReplayWindow))
 	ch.Inactivity = l.duration(sec, child, "inactivity")
 	ch.TFCPadding = parsed(l, sec, child, "tfc_padding", parseTFCPadding)
+	ch.MSSClamp = l.mssClamp(sec, ch.Mode)
 	ch.CopyDF = l.boolean(sec, child, "copy_df")
 	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
 	ch.CopyDSCP = l.enum(sec, child, "copy_dscp", "out", "in", "yes", "no")
@@ -696,6 +711,7 @@ func (l *loader) secrets(sec *Section) Secrets {
 		return s
 	}
 	l.check(sec, "secrets")
+	s.Keys = l.keySecrets(sec)
 	const pattern = "secrets.ike<suffix>"
 	for _, p := range sectionsOf(sec, "secrets", pattern) {
 		l.check(p, pattern)

@@ -335,9 +335,9 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown section", minimalConn("    chidren { }\n"), `swanctl.conf:6: unknown section "chidren" in connections.home; did you mean "children"?`},
 		{"unknown top-level section", "conections {\n}\n", `swanctl.conf:1: unknown section "conections" in the top level; did you mean "connections"?`},
 		{"top-level key", "x = 1\n", `swanctl.conf:1: unknown key "x" in the top level`},
-		{"not supported section", "authorities {\n}\n", `swanctl.conf:1: authorities is not supported by goipsec yet`},
-		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      certs = a.pem\n    }\n    remote { auth = psk }\n  }\n}\n",
-			`swanctl.conf:6: connections.home.local.certs is not supported by goipsec yet`},
+		{"not supported section", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local { auth = psk }\n    remote { auth = psk }\n    vips = 0.0.0.0\n  }\n}\n", `swanctl.conf:6: connections.home.vips is not supported by goipsec yet`},
+		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      eap_id = a\n    }\n    remote { auth = psk }\n  }\n}\n",
+			`swanctl.conf:6: connections.home.local.eap_id is not supported by goipsec yet`},
 		{"not supported child key", minimalConn("    children { net { updown = /bin/true } }\n"), `swanctl.conf:6: connections.home.children.net.updown is not supported by goipsec yet`},
 		{"not supported suffix section", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:6: connections.home.remote-2: a second remote authentication round (RFC 4739) is not supported by goipsec yet`},
 		{"strongSwan 6 icmp", minimalConn("    children { net { icmp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.icmp = yes is not supported by goipsec yet (only no)`},
@@ -377,12 +377,16 @@ func TestLoadErrors(t *testing.T) {
 		{"two settings on one line", minimalConn("    dpd_delay = 30s keyingtries = 3\n"), `swanctl.conf:6: connections.home.dpd_delay: invalid duration "30s keyingtries = 3" (expected a number of seconds, or a number with s, m, h or d); put each setting on its own line`},
 
 		// Authentication.
-		{"no local section", "connections {\n  home {\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:2: connections.home has no local section; add local { auth = psk } (only PSK authentication is supported yet)`},
-		{"default auth pubkey", "connections {\n  home {\n    local { id = a }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local: auth defaults to pubkey, which goipsec does not support yet; set auth = psk`},
+		{"no local section", "connections {\n  home {\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:2: connections.home has no local section; add local { auth = pubkey } (or auth = psk)`},
+		{"auth constraint typo", "connections {\n  home {\n    local { auth = rsa-sha257 }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: auth = rsa-sha257: unknown constraint "sha257" (expected pubkey, rsa, rsa/pss, ecdsa or ed25519, a key size after a key type, sha256, sha384 or sha512)`},
+		{"revocation typo", "connections {\n  home {\n    local { auth = psk }\n    remote {\n      revocation = strikt\n    }\n  }\n}\n", `swanctl.conf:5: connections.home.remote.revocation: invalid value "strikt" (expected strict, ifuri or relaxed)`},
+		{"authority without cacert", "authorities {\n  ca {\n    crl_uris = http://x/crl\n  }\n}\n", `swanctl.conf:2: authorities.ca: cacert is required (the CA certificate in x509ca/)`},
+		{"authority ldap", "authorities {\n  ca {\n    cacert = ca.pem\n    crl_uris = ldap://x/crl\n  }\n}\n", `swanctl.conf:4: authorities.ca.crl_uris: URI "ldap://x/crl": only http:// and https:// are supported`},
+		{"key secret without file", "secrets {\n  private-gw {\n    secret = x\n  }\n}\n", `swanctl.conf:2: secrets.private-gw: file is required (the key file in private/ this passphrase is for)`},
 		{"auth pubkey", minimalConn("    local-x { }\n"), `swanctl.conf:6: connections.home.local-x: a second local authentication round (RFC 4739) is not supported by goipsec yet`},
-		{"auth eap", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-mschapv2 }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: auth = eap-mschapv2 is not supported by goipsec yet (use psk)`},
-		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected psk; pubkey, eap and xauth are not supported yet)`},
-		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN=moon\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: identity "C=CH, O=strongSwan, CN=moon" looks like a distinguished name; these are not supported by goipsec yet`},
+		{"auth eap", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-mschapv2 }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: auth = eap-mschapv2 is not supported by goipsec yet (use pubkey or psk)`},
+		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)`},
+		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: invalid identity "C=CH, O=strongSwan, CN": distinguished name "C=CH, O=strongSwan, CN": "CN" is not TYPE=value`},
 
 		// Children.
 		{"bad selector", minimalConn("    children { net { local_ts = 10.0.0.0/8[tcp/99999] } }\n"), `swanctl.conf:6: connections.home.children.net.local_ts: invalid traffic selector "10.0.0.0/8[tcp/99999]": "99999" is not a port, service name or port range`},
@@ -398,6 +402,7 @@ func TestLoadErrors(t *testing.T) {
 		{"replay window too big", minimalConn("    children { net { replay_window = 65537 } }\n"), `swanctl.conf:6: connections.home.children.net.replay_window: 65537 is out of range (at most 65536)`},
 		{"bad number", minimalConn("    children { net { rekey_bytes = 1k } }\n"), `swanctl.conf:6: connections.home.children.net.rekey_bytes: invalid number "1k"`},
 		{"bad tfc", minimalConn("    children { net { tfc_padding = big } }\n"), `swanctl.conf:6: connections.home.children.net.tfc_padding: invalid value "big" (expected a number of bytes or mtu)`},
+		{"bad mss_clamp", minimalConn("    children { net { mss_clamp = 40 } }\n"), `swanctl.conf:6: connections.home.children.net.mss_clamp: invalid value "40" (expected auto, no or a number of bytes from 88 to 65535)`},
 
 		// Secrets.
 		{"secret missing", "secrets {\n  ike-a {\n    id = a\n  }\n}\n", `swanctl.conf:2: secrets.ike-a: secret is required`},
@@ -456,8 +461,10 @@ func TestLoadErrors(t *testing.T) {
 			`swanctl.conf:5: manual.m.proposal: a manual SA has no key exchange; remove "modp2048"`},
 		{"manual weak", manual("    proposal = 3des-md5\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
 			`swanctl.conf:5: manual.m.proposal: "3des" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
-		{"manual aes192", manual("    proposal = aes192gcm16\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
-			`swanctl.conf:5: manual.m.proposal: "aes192gcm16" is not supported by goipsec yet`},
+		{"manual gcm8", manual("    proposal = aes192gcm8\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
+			`swanctl.conf:5: manual.m.proposal: "aes192gcm8" is not supported by goipsec yet`},
+		{"manual CCM key", manual("    proposal = aes128ccm8\n    outbound { spi = 256\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n    inbound { spi = 257\n enc_key = 0x" + strings.Repeat("00", 19) + " }\n"),
+			`swanctl.conf:7: manual.m.outbound.enc_key: aes128ccm8 needs 19 bytes (a 16-byte key and a 3-byte salt), got 20 bytes`},
 		{"manual ESN conflict", manual("    proposal = aes128gcm16-esn\n    esn = no\n    outbound { spi = 256\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n    inbound { spi = 257\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n"),
 			`swanctl.conf:6: manual.m.esn: esn = no contradicts the proposal "aes128gcm16-esn"`},
 		{"manual ESN both", manual("    proposal = aes128gcm16-esn-noesn\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
@@ -585,14 +592,14 @@ func TestIdentities(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"ipv6:10.0.0.1":   `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
-		"ipv4:#0a00":      `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
-		"asn1dn:#3000":    `identity "asn1dn:#3000": distinguished names are not supported by goipsec yet`,
-		"{23}:x":          `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
-		"@":               `invalid identity "@" (empty)`,
-		"@#zz":            `invalid identity "@#zz" (expected hex after @#)`,
-		"keyid:#":         `invalid identity "keyid:#" (expected hex after #)`,
-		"CN=moon, O=Test": `identity "CN=moon, O=Test" looks like a distinguished name; these are not supported by goipsec yet`,
+		"ipv6:10.0.0.1":    `invalid identity "ipv6:10.0.0.1" (expected an IPv6 address)`,
+		"ipv4:#0a00":       `invalid identity "ipv4:#0a00" (expected 4 bytes of hex)`,
+		"asn1gn:#3000":     `identity "asn1gn:#3000": general names are not supported by goipsec yet`,
+		"{23}:x":           `identity "{23}:x": numeric identity types are not supported by goipsec yet`,
+		"@":                `invalid identity "@" (empty)`,
+		"@#zz":             `invalid identity "@#zz" (expected hex after @#)`,
+		"keyid:#":          `invalid identity "keyid:#" (expected hex after #)`,
+		"CN=moon, XX=Test": `invalid identity "CN=moon, XX=Test": distinguished name "CN=moon, XX=Test": unknown attribute type "XX"`,
 	} {
 		_, err := parseIdentity(in)
 		if err == nil || err.Error() != want {
@@ -806,5 +813,23 @@ secrets {
 	}
 	if u := cfg.Secrets.Users[0]; u.IDs[0] != "bob" || string(u.Secret) != "pw" {
 		t.Fatalf("user %+v", u)
+	}
+}
+
+// TestMSSClamp: mss_clamp defaults to auto in tunnel mode and off in transport mode; auto, yes,
+// no and a number of bytes are understood, in children and manual SAs.
+func TestMSSClamp(t *testing.T) {
+	cfg := mustLoad(t, minimalConn("    children {\n tun { }\n tr { mode = transport }\n fixed { mss_clamp = 1300 }\n"+
+		" off { mss_clamp = no }\n trauto { mode = transport\n mss_clamp = yes }\n }\n"))
+	want := map[string]MSSClamp{"tun": {Auto: true}, "tr": {}, "fixed": {Bytes: 1300}, "off": {}, "trauto": {Auto: true}}
+	for _, ch := range cfg.Connections[0].Children {
+		if ch.MSSClamp != want[ch.Name] {
+			t.Errorf("child %s: %+v, want %+v", ch.Name, ch.MSSClamp, want[ch.Name])
+		}
+	}
+	m := mustLoad(t, "manual {\n m {\n local_addrs = 192.0.2.1\n remote_addrs = 192.0.2.2\n proposal = aes256gcm16\n mss_clamp = 1200\n"+
+		" outbound { spi = 0x1001\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n inbound { spi = 0x1002\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n }\n}\n")
+	if got := m.Manual[0].MSSClamp; got != (MSSClamp{Bytes: 1200}) {
+		t.Errorf("manual SA: %+v", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goipsec/goipsec/credentials/dn"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -327,13 +328,16 @@ func (id Identity) IsAny() bool { return id.Type == IDAny }
 // parseIdentity reads an identity in strongSwan notation:
 //
 //   - "%any" (or empty) matches any identity;
+//
 //   - "type:value" with type ipv4, ipv6, fqdn, dns, rfc822, email, userfqdn or keyid; "type:#hex"
 //     gives the data in hex. Unlike strongSwan, ipv4:/ipv6: values are converted from text;
+//
 //   - "@name" is an FQDN taken as written, "@#hex" a key ID, "@@text" an RFC 822 name as written;
+//
 //   - otherwise an IP address becomes ID_IPV4_ADDR/ID_IPV6_ADDR, text with "@" ID_RFC822_ADDR and
 //     anything else ID_FQDN.
 //
-// Distinguished names (asn1dn:, or text with "=") are not supported yet.
+//   - a distinguished name ("C=CH, O=Example, CN=gw", or asn1dn:...) becomes ID_DER_ASN1_DN.
 func parseIdentity(s string) (Identity, error) {
 	if s == "" || s == "%any" {
 		return Identity{Type: IDAny, Text: "%any"}, nil
@@ -362,8 +366,16 @@ func parseIdentity(s string) (Identity, error) {
 			return typedIdentity(IDRFC822, val, s)
 		case "keyid":
 			return typedIdentity(IDKeyID, val, s)
-		case "asn1dn", "asn1gn":
-			return Identity{}, fmt.Errorf("identity %q: distinguished names are not supported by goipsec yet", s)
+		case "asn1dn":
+			if data, ok, err := hexData(val); ok {
+				if err != nil {
+					return Identity{}, fmt.Errorf("invalid identity %q (expected hex after #)", s)
+				}
+				return Identity{Type: IDASN1DN, Data: data, Text: s}, nil
+			}
+			return dnIdentity(val, s)
+		case "asn1gn":
+			return Identity{}, fmt.Errorf("identity %q: general names are not supported by goipsec yet", s)
 		}
 		if strings.HasPrefix(typ, "{") {
 			return Identity{}, fmt.Errorf("identity %q: numeric identity types are not supported by goipsec yet", s)
@@ -384,12 +396,22 @@ func parseIdentity(s string) (Identity, error) {
 		return nonEmptyIdentity(IDRFC822, s[2:], s)
 	case strings.HasPrefix(s, "@"):
 		return nonEmptyIdentity(IDFQDN, s[1:], s)
-	case strings.Contains(s, "="):
-		return Identity{}, fmt.Errorf("identity %q looks like a distinguished name; these are not supported by goipsec yet", s)
+	case dn.Looks(s):
+		return dnIdentity(s, s)
 	case strings.Contains(s, "@"):
 		return Identity{Type: IDRFC822, Data: []byte(s), Text: s}, nil
 	}
 	return Identity{Type: IDFQDN, Data: []byte(s), Text: s}, nil
+}
+
+// dnIdentity reads a distinguished name ("C=CH, O=Example, CN=gw"; values may be "*" in remote
+// identities) into its DER form.
+func dnIdentity(val, text string) (Identity, error) {
+	der, err := dn.Parse(val)
+	if err != nil {
+		return Identity{}, fmt.Errorf("invalid identity %q: %v", text, err)
+	}
+	return Identity{Type: IDASN1DN, Data: der, Text: text}, nil
 }
 
 func ipIdentity(a netip.Addr, text string) Identity {
@@ -466,4 +488,42 @@ func parseTFCPadding(s string) (TFCPadding, error) {
 		return TFCPadding{}, fmt.Errorf("invalid value %q (expected a number of bytes or mtu)", s)
 	}
 	return TFCPadding{Bytes: uint16(n)}, nil
+}
+
+// MSSClamp is the mss_clamp setting of a child or manual SA: TCP MSS clamping of SYNs that cross
+// the tunnel. The zero value is off.
+type MSSClamp struct {
+	Auto  bool   // from the path MTU and the IPsec overhead
+	Bytes uint16 // a fixed bound (when not Auto); 0 with Auto false is off
+}
+
+// minClampMSS is the smallest MSS mss_clamp accepts: Linux's TCP_MIN_MSS.
+const minClampMSS = 88
+
+// mssClamp reads mss_clamp; without it, clamping is automatic in tunnel mode and off in transport
+// mode (where the peer is the end host and sees its own path).
+func (l *loader) mssClamp(sec *Section, mode Mode) MSSClamp {
+	kv := explicit(sec, "mss_clamp")
+	if kv == nil {
+		return MSSClamp{Auto: mode != ModeTransport}
+	}
+	c, err := parseMSSClamp(kv.Value)
+	if err != nil {
+		l.valueError(kv, err)
+	}
+	return c
+}
+
+func parseMSSClamp(s string) (MSSClamp, error) {
+	switch s {
+	case "auto", "yes":
+		return MSSClamp{Auto: true}, nil
+	case "no":
+		return MSSClamp{}, nil
+	}
+	n, err := parseUint(s, math.MaxUint16)
+	if err != nil || n < minClampMSS {
+		return MSSClamp{}, fmt.Errorf("invalid value %q (expected auto, no or a number of bytes from %d to 65535)", s, minClampMSS)
+	}
+	return MSSClamp{Bytes: uint16(n)}, nil
 }

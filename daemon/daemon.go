@@ -100,6 +100,9 @@ type Daemon struct {
 	failures     map[string]uint64 // by reason, for metrics
 	reload       func() error
 	logCancel    func()
+
+	credOnce sync.Once
+	creds    *credState // creds.go
 }
 
 // New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
@@ -208,8 +211,8 @@ func (d *Daemon) IKE() *engine.Engine { return d.ike }
 // are removed (their IKE SAs deleted), new and changed ones installed and started, unchanged ones
 // left as they are. It returns every error it met; what could be applied is applied.
 func (d *Daemon) Apply(cfg *config.Config) error {
+	errs := d.loadCredentials(cfg)
 	d.mu.Lock()
-	var errs []error
 	want := map[string]*config.ManualSA{}
 	for _, m := range cfg.Manual {
 		want[m.Name] = m

@@ -453,6 +453,9 @@ func (d *Daemon) onFailed(x ike.Failed) {
 func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	name := c.IKE.Conn
 	encr, _ := childEncryption(c)
+	d.mu.Lock()
+	clamp := childClampMSS(d.conns[name], c.Name)
+	d.mu.Unlock()
 	mode := dataplane.Tunnel
 	if c.Mode == ike.Transport {
 		mode = dataplane.Transport
@@ -465,7 +468,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	}
 	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap,
 		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(childIntegrity(c)), ESN: c.ESN,
-		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt}
+		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt, ClampMSS: clamp}
 	local, remote := c.IKE.Local, c.IKE.Remote
 	out, in := base, base
 	out.Direction, out.SPI, out.Src, out.Dst = dataplane.Out, c.SPIOut, local.Addr(), remote.Addr()
@@ -813,6 +816,9 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 		}
 		conn := d.buildConnection(c)
 		conn.order = i
+		if err := d.attachAuthenticator(conn, cfg); err != nil { // creds.go
+			errs = append(errs, err)
+		}
 		d.conns[c.Name] = conn
 		list = append(list, conn)
 		if err := d.installTrapsLocked(conn); err != nil {
@@ -854,7 +860,8 @@ func failureReason(msg string) string {
 	case strings.Contains(msg, "ESP proposal"):
 		return "no_esp_proposal"
 	case strings.Contains(msg, "AUTHENTICATION_FAILED"), strings.Contains(msg, "does not verify"), strings.Contains(msg, "preshared key"),
-		strings.Contains(msg, "identifies as"), strings.Contains(msg, "no connection for peer identity"):
+		strings.Contains(msg, "identifies as"), strings.Contains(msg, "no connection for peer identity"),
+		strings.Contains(msg, "certificate"), strings.Contains(msg, "signature"), strings.Contains(msg, "revocation"):
 		return "authentication"
 	case strings.Contains(msg, "selectors"):
 		return "ts_unacceptable"

@@ -69,11 +69,16 @@ func wiresharkESPEncr(p dataplane.SAParams) string {
 	switch p.Encryption {
 	case 20:
 		return "AES-GCM with 16 octet ICV [RFC4106]"
+	case 19:
+		return "AES-GCM with 12 octet ICV [RFC4106]"
 	case 12:
 		return "AES-CBC [RFC3602]"
+	case 13:
+		return "AES-CTR [RFC3686]"
 	case 11:
 		return "NULL"
 	}
+	// Wireshark 4.0 has no AES-CCM, AES-GMAC or ChaCha20-Poly1305 for ESP.
 	return fmt.Sprintf("unsupported-by-wireshark(%d)", p.Encryption)
 }
 
@@ -85,6 +90,9 @@ func wiresharkESPAuth(p dataplane.SAParams) string {
 		return "HMAC-SHA-384-192 [RFC4868]"
 	case 14:
 		return "HMAC-SHA-512-256 [RFC4868]"
+	case 5, 8:
+		// AES-XCBC-MAC-96, AES-CMAC-96: Wireshark decrypts but cannot check them.
+		return "ANY 96 bit authentication [no checking]"
 	}
 	return "NULL"
 }

@@ -21,7 +21,7 @@ type manualState struct {
 // manualParams turns a manual SA from the configuration into data-plane parameters.
 func manualParams(m *config.ManualSA, mtu int) (out, in dataplane.SAParams, pol dataplane.PolicyParams, err error) {
 	base := dataplane.SAParams{Name: m.Name, Mode: dataplane.Tunnel, Encap: m.Encap, ESN: m.ESN,
-		ReplayWindow: int(m.ReplayWindow), Local: m.LocalTS, Remote: m.RemoteTS}
+		ReplayWindow: int(m.ReplayWindow), Local: m.LocalTS, Remote: m.RemoteTS, ClampMSS: clampMSS(m.MSSClamp)}
 	if m.Mode == config.ModeTransport {
 		base.Mode = dataplane.Transport
 	}

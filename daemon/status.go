@@ -80,6 +80,7 @@ func proposalStrings(list []proposal.Proposal) []string {
 func (d *Daemon) Status() Status {
 	st := Status{SchemaVersion: status.SchemaVersion, Daemon: status.Daemon{Version: Version, StartedAt: processStarted},
 		Connections: []status.Connection{}, Manual: []status.ManualSA{}}
+	st.Certificates = d.CertStatuses() // creds.go
 	dp := d.backend.Stats()
 	st.DataPlane = status.DataPlane{Drops: dropMap(dp.Drops, true), TunPackets: dp.TunPackets, NetPackets: dp.NetPackets,
 		IKEPackets: dp.IKEPackets, Keepalives: dp.KeepAlives, Dummy: dp.DummyPackets, Bypassed: dp.Bypassed}

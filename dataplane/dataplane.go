@@ -9,6 +9,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -113,7 +114,17 @@ type SAParams struct {
 	// inbound SA: the sign that the peer sends on it, which a rekey responder waits for before it
 	// moves its own traffic to the new SA (RFC 7296 §2.8, make-before-break).
 	NotifyFirstInbound bool
+
+	// ClampMSS lowers the maximum segment size option of TCP SYNs that this SA carries (outbound:
+	// entering the tunnel; inbound: leaving it) so that the connection's segments fit the path
+	// once encapsulated, without fragments or path MTU discovery. 0 leaves SYNs alone;
+	// ClampMSSAuto derives the MSS from the path MTU towards the peer, the IPsec overhead and
+	// the TUN device's MTU; a positive value is an upper bound in bytes.
+	ClampMSS int
 }
+
+// ClampMSSAuto asks for TCP MSS clamping to what fits the path (SAParams.ClampMSS).
+const ClampMSSAuto = -1
 
 // AddressUpdate gives an SA new outer addresses and UDP ports: a NAT mapping that changed (RFC 7296
 // §2.23) or a MOBIKE address update (RFC 4555).
@@ -161,10 +172,12 @@ func (a Action) String() string {
 type PolicyParams struct {
 	Name          string
 	Local, Remote []ts.Selector
-	Action        Action
 	SA            SAKey // outbound SA for Protect
-	Priority      int   // lower value wins; equal priorities: more specific selectors first
-	Route         bool
+	// Priority orders policies: lower values win; equal priorities: more specific selectors
+	// first. Values beyond ±2^31 count as ±2^31.
+	Priority int
+	Action   Action
+	Route    bool
 	// Mode tells the engine how to reach the SA's peer for route set-up (transport mode routes the
 	// peer's own address, so the engine must keep its outer packets off the tunnel).
 	Mode Mode
@@ -293,6 +306,7 @@ type Stats struct {
 	KeepAlives   uint64 // NAT-keepalives received and ignored
 	DummyPackets uint64 // ESP dummy packets (next header 59) received and dropped
 	Bypassed     uint64 // packets sent in the clear by a bypass policy
+	MSSClamped   uint64 // TCP SYNs whose MSS option was lowered (SAParams.ClampMSS)
 }
 
 // Backend is what the control plane needs from a data plane.
@@ -322,3 +336,54 @@ var (
 	ErrNoPolicy    = errors.New("no such policy")
 	ErrUnsupported = errors.New("not supported by this data plane")
 )
+
+// Specificity ranks a selector list for policy ordering: longer prefixes and restricted
+// protocols or ports rank higher; a list ranks as its most specific selector.
+func Specificity(list []ts.Selector) int {
+	best := 0
+	for _, s := range list {
+		n := 0
+		if p, ok := s.Prefix(); ok {
+			n = p.Bits() * 4
+		}
+		if s.Protocol != 0 {
+			n += 2
+		}
+		if !s.AnyPort() {
+			n++
+		}
+		best = max(best, n)
+	}
+	return best
+}
+
+// PolicyRank is the order in which a data plane tries outbound policies; the first that matches a
+// packet decides. Lower Priority values come first; among equal priorities the more specific
+// remote selectors, then the more specific local selectors, then the policy installed first.
+//
+// A gateway keeps one per policy, hence the small fields.
+type PolicyRank struct {
+	Priority      int32
+	Remote, Local int16 // Specificity of the selector lists (at most 4×128+3)
+	ID            PolicyID
+}
+
+// RankOf computes a policy's rank.
+func RankOf(id PolicyID, p *PolicyParams) PolicyRank {
+	prio := int32(min(max(p.Priority, math.MinInt32), math.MaxInt32))
+	return PolicyRank{Priority: prio, Remote: int16(Specificity(p.Remote)), Local: int16(Specificity(p.Local)), ID: id}
+}
+
+// Before reports whether a policy of rank r is tried before one of rank o.
+func (r PolicyRank) Before(o PolicyRank) bool {
+	if r.Priority != o.Priority {
+		return r.Priority < o.Priority
+	}
+	if r.Remote != o.Remote {
+		return r.Remote > o.Remote
+	}
+	if r.Local != o.Local {
+		return r.Local > o.Local
+	}
+	return r.ID < o.ID
+}

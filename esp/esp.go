@@ -3,11 +3,15 @@
 // one. There is no I/O; the data plane owns sockets, SA lookup by SPI, counters and
 // tunnel/transport framing around the payload.
 //
-// Algorithms are the IKEv2 transform IDs (RFC 7296 §3.3.2, IANA "Transform Type 1/3"):
-// AES-GCM with a 16-byte ICV (RFC 4106), ChaCha20-Poly1305 (RFC 7634), AES-CBC (RFC 3602) and
-// NULL encryption (RFC 2410) with HMAC-SHA-256-128, -384-192 or -512-256 (RFC 4868). Weak
-// algorithms (3DES, HMAC-SHA1-96, ...) are deliberately not offered, and ESP without integrity
-// protection cannot be configured.
+// Algorithms are the IKEv2 transform IDs (RFC 7296 §3.3.2, IANA "Transform Type 1/3"), AES with
+// 128-, 192- or 256-bit keys throughout: the combined modes AES-GCM with a 12- or 16-byte ICV
+// (RFC 4106; the standard library refuses GCM tags shorter than 12 bytes, so ENCR_AES_GCM_8 is
+// not offered), AES-CCM with an 8-, 12- or 16-byte ICV (RFC 4309), ChaCha20-Poly1305 (RFC 7634)
+// and AES-GMAC (ENCR_NULL_AUTH_AES_GMAC, RFC 4543: integrity only, the payload travels in the
+// clear); and AES-CBC (RFC 3602), AES-CTR (RFC 3686) and NULL encryption (RFC 2410) with an
+// integrity algorithm: HMAC-SHA-256-128, -384-192 or -512-256 (RFC 4868), AES-XCBC-MAC-96 (RFC
+// 3566) or AES-CMAC-96 (RFC 4494). Weak algorithms (3DES, HMAC-SHA1-96, ...) are deliberately not
+// offered, and ESP without integrity protection cannot be configured.
 //
 // The ESP framing, padding, extended sequence number handling and trailer checks are written by
 // hand here because no maintained Go library implements ESP; the ciphers themselves come from the
@@ -51,6 +55,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/goipsec/goipsec/internal/aesmac"
+	"github.com/goipsec/goipsec/internal/ccm"
 	"github.com/goipsec/goipsec/replay"
 )
 
@@ -59,24 +65,41 @@ type Encryption uint16
 
 // Supported encryption transforms.
 const (
-	EncrAESCBC           Encryption = 12 // ENCR_AES_CBC, RFC 3602
 	EncrNULL             Encryption = 11 // ENCR_NULL, RFC 2410
+	EncrAESCBC           Encryption = 12 // ENCR_AES_CBC, RFC 3602
+	EncrAESCTR           Encryption = 13 // ENCR_AES_CTR, RFC 3686
+	EncrAESCCM8          Encryption = 14 // ENCR_AES_CCM_8, RFC 4309
+	EncrAESCCM12         Encryption = 15 // ENCR_AES_CCM_12, RFC 4309
+	EncrAESCCM16         Encryption = 16 // ENCR_AES_CCM_16, RFC 4309
+	EncrAESGCM12         Encryption = 19 // ENCR_AES_GCM_12, RFC 4106
 	EncrAESGCM16         Encryption = 20 // ENCR_AES_GCM_16, RFC 4106
+	EncrNullAESGMAC      Encryption = 21 // ENCR_NULL_AUTH_AES_GMAC, RFC 4543
 	EncrChaCha20Poly1305 Encryption = 28 // ENCR_CHACHA20_POLY1305, RFC 7634
 )
 
+var encrNames = map[Encryption]string{
+	EncrNULL: "ENCR_NULL", EncrAESCBC: "ENCR_AES_CBC", EncrAESCTR: "ENCR_AES_CTR",
+	EncrAESCCM8: "ENCR_AES_CCM_8", EncrAESCCM12: "ENCR_AES_CCM_12", EncrAESCCM16: "ENCR_AES_CCM_16",
+	EncrAESGCM12: "ENCR_AES_GCM_12", EncrAESGCM16: "ENCR_AES_GCM_16",
+	EncrNullAESGMAC: "ENCR_NULL_AUTH_AES_GMAC", EncrChaCha20Poly1305: "ENCR_CHACHA20_POLY1305",
+}
+
 func (e Encryption) String() string {
-	switch e {
-	case EncrNULL:
-		return "ENCR_NULL"
-	case EncrAESCBC:
-		return "ENCR_AES_CBC"
-	case EncrAESGCM16:
-		return "ENCR_AES_GCM_16"
-	case EncrChaCha20Poly1305:
-		return "ENCR_CHACHA20_POLY1305"
+	if n, ok := encrNames[e]; ok {
+		return n
 	}
 	return fmt.Sprintf("ENCR(%d)", uint16(e))
+}
+
+// IsAEAD reports whether e is a combined mode that protects integrity itself (and so takes no
+// integrity algorithm).
+func (e Encryption) IsAEAD() bool {
+	switch e {
+	case EncrAESGCM12, EncrAESGCM16, EncrAESCCM8, EncrAESCCM12, EncrAESCCM16, EncrNullAESGMAC,
+		EncrChaCha20Poly1305:
+		return true
+	}
+	return false
 }
 
 // Integrity is an IKEv2 Transform Type 3 (integrity algorithm) ID.
@@ -84,10 +107,12 @@ type Integrity uint16
 
 // Supported integrity transforms.
 const (
-	IntegNone             Integrity = 0  // NONE: only with an AEAD
+	IntegNone Integrity = 0 // NONE: only with an AEAD
 	// IntegHMACSHA1_96 is AUTH_HMAC_SHA1_96 (RFC 2404): legacy, only for IKEv1 connections with
 	// weak_algorithms = yes (the L2TP/IPsec clients built into Windows offer nothing else).
 	IntegHMACSHA1_96      Integrity = 2
+	IntegAESXCBC96        Integrity = 5  // AUTH_AES_XCBC_96, RFC 3566
+	IntegAESCMAC96        Integrity = 8  // AUTH_AES_CMAC_96, RFC 4494
 	IntegHMACSHA2_256_128 Integrity = 12 // AUTH_HMAC_SHA2_256_128, RFC 4868
 	IntegHMACSHA2_384_192 Integrity = 13 // AUTH_HMAC_SHA2_384_192, RFC 4868
 	IntegHMACSHA2_512_256 Integrity = 14 // AUTH_HMAC_SHA2_512_256, RFC 4868
@@ -99,6 +124,10 @@ func (i Integrity) String() string {
 		return "NONE"
 	case IntegHMACSHA1_96:
 		return "AUTH_HMAC_SHA1_96"
+	case IntegAESXCBC96:
+		return "AUTH_AES_XCBC_96"
+	case IntegAESCMAC96:
+		return "AUTH_AES_CMAC_96"
 	case IntegHMACSHA2_256_128:
 		return "AUTH_HMAC_SHA2_256_128"
 	case IntegHMACSHA2_384_192:
@@ -118,6 +147,7 @@ var (
 	ErrSeq          = errors.New("esp: sequence number out of range for this SA")
 	ErrTFCPad       = errors.New("esp: negative TFC padding")
 	ErrZeroed       = errors.New("esp: SA has been zeroed")
+	ErrOutbound     = errors.New("esp: SA is outbound only (Params.Outbound) and opens no packets")
 
 	ErrTooShort    = errors.New("esp: packet too short")
 	ErrMalformed   = errors.New("esp: malformed packet")
@@ -136,9 +166,10 @@ const (
 	offSPI    = 0
 	offSeq    = 4
 	headerLen = 8
-	saltLen   = 4  // RFC 4106 §8.1, RFC 7634 §2
-	aeadIVLen = 8  // RFC 4106 §3.1, RFC 7634 §2
-	aeadICV   = 16 // ENCR_AES_GCM_16 and Poly1305 tag
+	saltLen   = 4  // RFC 4106 §8.1, RFC 7634 §2, RFC 4543 §8.1; RFC 3686 §5.1 calls it the nonce
+	ccmSalt   = 3  // RFC 4309 §7.1
+	aeadIVLen = 8  // RFC 4106 §3.1, RFC 4309 §3.1, RFC 4543 §3.1, RFC 7634 §2, RFC 3686 §3.1
+	aeadICV   = 16 // ENCR_AES_GCM_16, GMAC and Poly1305 tag
 	cbcIVLen  = aes.BlockSize
 	// trailerLen is Pad Length + Next Header.
 	trailerLen = 2
@@ -151,12 +182,15 @@ const (
 type Params struct {
 	SPI        uint32
 	Encryption Encryption
-	// EncKey is copied. AES-GCM: AES key (16 or 32 bytes) followed by the 4-byte salt;
-	// ChaCha20-Poly1305: 32-byte key and 4-byte salt; AES-CBC: 16 or 32 bytes; NULL: empty.
-	// These are the KEYMAT layouts of RFC 4106 §8.1 / RFC 7634 §2 and of `ip xfrm`.
+	// EncKey is copied: the AES key (16, 24 or 32 bytes), followed for AES-GCM, AES-GMAC and
+	// AES-CTR by a 4-byte salt (the CTR nonce) and for AES-CCM by a 3-byte salt; for
+	// ChaCha20-Poly1305 a 32-byte key and a 4-byte salt; for NULL nothing. These are the KEYMAT
+	// layouts of RFC 4106 §8.1, RFC 4309 §7.1, RFC 4543 §8.1, RFC 3686 §5.1 and RFC 7634 §2, and
+	// of `ip xfrm`.
 	EncKey    []byte
 	Integrity Integrity
-	// IntegKey is copied; 32, 48 or 64 bytes for the three SHA-2 transforms (RFC 4868 §2.1.1).
+	// IntegKey is copied; 32, 48 or 64 bytes for the three SHA-2 transforms (RFC 4868 §2.1.1),
+	// 16 for AES-XCBC-MAC-96 and AES-CMAC-96 (RFC 3566 §2.1, RFC 4494 §2.1).
 	IntegKey []byte
 	// ESN selects 64-bit extended sequence numbers (RFC 4303 §2.2.1).
 	ESN bool
@@ -164,19 +198,26 @@ type Params struct {
 	// disables the replay check (RFC 4303 §3.4.3 lets the receiver choose). With ESN the window
 	// is still kept, because the high-order bits are estimated from it.
 	ReplayWindow int
+	// Outbound marks an SA that only seals: it keeps no replay window (which costs about 200
+	// bytes per SA, and a gateway holds an outbound SA per tunnel), and Open refuses packets.
+	Outbound bool
 }
 
 // SA is one direction of an ESP security association. The same type serves outbound (NextSeq,
 // Seal) and inbound (Open).
+//
+// A gateway holds two SAs per tunnel for hundreds of thousands of tunnels, so the SA is kept
+// small: lengths in bytes, AEAD state apart from the state of other transforms.
 type SA struct {
 	spi       uint32
 	enc       Encryption
 	integ     Integrity
+	ivLen     uint8
+	icvLen    uint8
+	align     uint8
 	esn       bool
-	ivLen     int
-	icvLen    int
-	align     int
 	checkSeen bool           // replay protection enabled
+	outbound  bool           // Params.Outbound: Open refuses
 	window    *replay.Window // nil when neither replay check nor ESN needs it
 
 	outSeq replay.Counter // outbound sequence numbers
@@ -186,12 +227,45 @@ type SA struct {
 // saKeys is everything derived from key material. It is immutable after NewSA except that Zero
 // wipes the salt after detaching it from the SA.
 type saKeys struct {
-	aead  cipher.AEAD // AES-GCM or ChaCha20-Poly1305
+	aead  cipher.AEAD // AES-GCM, AES-CCM, ChaCha20-Poly1305; for GMAC the GCM that makes its ICV
 	salt  [saltLen]byte
-	block cipher.Block // AES-CBC cipher
-	ivGen cipher.Block // AES-256 under a random key: CBC IV = E(seq)
-	mac   hash.Hash    // HMAC template, keyed and Reset once; cloned per worker
-	pool  sync.Pool    // *scratch
+	nsalt uint8 // salt bytes in the nonce: 4, or 3 for CCM
+	gmac  bool  // ENCR_NULL_AUTH_AES_GMAC: the payload is authenticated, not encrypted
+	// macKeys holds the state of transforms with a separate integrity algorithm; nil for AEADs.
+	*macKeys
+}
+
+// macKeys is the state of a cipher (or NULL) with a separate integrity algorithm.
+type macKeys struct {
+	block cipher.Block // the AES-CBC or AES-CTR cipher
+	ctr   bool         // block runs in counter mode (RFC 3686), salt holding the nonce
+	// ctrGCM is AES-GCM under the CTR key, used only for its counter-mode key stream (see ctrXOR).
+	ctrGCM cipher.AEAD
+	ivGen  cipher.Block // AES-CBC: AES-256 under a random key, CBC IV = E(seq)
+	mac    hash.Hash    // HMAC or AES MAC template, keyed once; cloned per worker
+	// pool holds scratch with this SA's MAC clone and CBC modes. AEADs' scratch holds no key
+	// material and comes from the shared aeadScratch.
+	pool sync.Pool
+}
+
+// aeadScratch is the scratch of AEAD SAs: a nonce and AAD buffer, the same for every SA, so that
+// a gateway holding many SAs does not keep a pool per SA. It holds no key material and no state
+// between calls.
+var aeadScratch = sync.Pool{New: func() any { return new(scratch) }}
+
+func (k *saKeys) getScratch() *scratch {
+	if k.macKeys != nil {
+		return k.pool.Get().(*scratch)
+	}
+	return aeadScratch.Get().(*scratch)
+}
+
+func (k *saKeys) putScratch(s *scratch) {
+	if k.macKeys != nil {
+		k.pool.Put(s)
+		return
+	}
+	aeadScratch.Put(s)
 }
 
 // scratch is the per-call state of one Seal or Open, pooled so that the hot path allocates
@@ -204,6 +278,11 @@ type scratch struct {
 	mac    hash.Hash
 	cbcEnc ivBlockMode
 	cbcDec ivBlockMode
+	// AES-CTR's counter block, a key stream block, and the last plaintext block (see ctrXOR).
+	ctr, ks, tail [aes.BlockSize]byte
+	// gmacAAD holds the AAD of GMAC with extended sequence numbers, which the packet does not
+	// hold in one piece (RFC 4543 §3.2).
+	gmacAAD []byte
 }
 
 // ivBlockMode is a CBC mode whose IV can be reset, which the standard library's CBC modes offer
@@ -221,7 +300,7 @@ func NewSA(p Params) (*SA, error) {
 // newSA is NewSA with the one exception tests need: RFC 3602's test packets are AES-CBC without
 // integrity, which the public API refuses.
 func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
-	sa := &SA{spi: p.SPI, enc: p.Encryption, integ: p.Integrity, esn: p.ESN}
+	sa := &SA{spi: p.SPI, enc: p.Encryption, integ: p.Integrity, esn: p.ESN, outbound: p.Outbound}
 	if err := sa.checkAlgorithms(p, allowUnauthenticated); err != nil {
 		return nil, err
 	}
@@ -229,7 +308,7 @@ func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.ReplayWindow >= 0 || p.ESN {
+	if !p.Outbound && (p.ReplayWindow >= 0 || p.ESN) {
 		size := p.ReplayWindow
 		if size < 0 {
 			size = 0
@@ -238,30 +317,37 @@ func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
 			return nil, fmt.Errorf("esp: %w", err)
 		}
 	}
-	sa.checkSeen = p.ReplayWindow >= 0
-	k.pool.New = func() any { return k.newScratch() }
+	sa.checkSeen = p.ReplayWindow >= 0 && !p.Outbound
+	if k.macKeys != nil {
+		m := k.macKeys
+		m.pool.New = func() any { return m.newScratch() }
+	}
 	sa.keys.Store(k)
 	return sa, nil
 }
 
 func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
-	switch p.Encryption {
-	case EncrAESGCM16, EncrChaCha20Poly1305:
+	if p.Encryption.IsAEAD() {
 		if p.Integrity != IntegNone {
 			return fmt.Errorf("%w: %v is an AEAD and takes no integrity algorithm, got %v", ErrAlgorithm, p.Encryption, p.Integrity)
 		}
-		sa.ivLen, sa.icvLen, sa.align = aeadIVLen, aeadICV, aeadAlign
+		sa.ivLen, sa.icvLen, sa.align = aeadIVLen, uint8(aeadTagLen(p.Encryption)), aeadAlign
 		return nil
+	}
+	switch p.Encryption {
 	case EncrAESCBC:
 		sa.ivLen, sa.align = cbcIVLen, aes.BlockSize
+	case EncrAESCTR:
+		// RFC 3686 §3.2: counter mode needs no padding; ESP still aligns to 4 bytes.
+		sa.ivLen, sa.align = aeadIVLen, aeadAlign
 	case EncrNULL:
 		sa.ivLen, sa.align = 0, aeadAlign
 	default:
 		return fmt.Errorf("%w: encryption %v", ErrAlgorithm, p.Encryption)
 	}
 	switch p.Integrity {
-	case IntegHMACSHA1_96, IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256:
-		sa.icvLen = icvLen(p.Integrity)
+	case IntegHMACSHA1_96, IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256, IntegAESXCBC96, IntegAESCMAC96:
+		sa.icvLen = uint8(icvLen(p.Integrity))
 	case IntegNone:
 		if !allowUnauthenticated {
 			return fmt.Errorf("%w: %v without integrity protection", ErrAlgorithm, p.Encryption)
@@ -272,40 +358,87 @@ func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
 	return nil
 }
 
+// aeadTagLen is the ICV length of a combined mode: in the name of GCM and CCM (RFC 4106 §6, RFC
+// 4309 §3.2), 16 for GMAC (RFC 4543 §3.3) and ChaCha20-Poly1305 (RFC 7634 §2).
+func aeadTagLen(e Encryption) int {
+	switch e {
+	case EncrAESCCM8:
+		return 8
+	case EncrAESGCM12, EncrAESCCM12:
+		return 12
+	}
+	return aeadICV
+}
+
+// aesKeyWithSalt splits key into an AES key of 16, 24 or 32 bytes and a salt of salt bytes.
+func aesKeyWithSalt(e Encryption, key []byte, salt int) (cipher.Block, []byte, error) {
+	n := len(key) - salt
+	if n != 16 && n != 24 && n != 32 {
+		if salt == 0 {
+			return nil, nil, fmt.Errorf("%w: %v key must be 16, 24 or 32 bytes, got %d", ErrKeyLength, e, len(key))
+		}
+		return nil, nil, fmt.Errorf("%w: %v key must be %d, %d or %d bytes (AES-128/192/256 key + %d-byte salt), got %d",
+			ErrKeyLength, e, 16+salt, 24+salt, 32+salt, salt, len(key))
+	}
+	block, err := aes.NewCipher(key[:n])
+	if err != nil {
+		return nil, nil, fmt.Errorf("esp: %v: %w", e, err)
+	}
+	return block, key[n:], nil
+}
+
 func newKeys(p Params) (*saKeys, error) {
-	k := &saKeys{}
+	k := &saKeys{nsalt: saltLen}
 	key := append([]byte(nil), p.EncKey...)
 	defer clear(key)
 	var err error
-	switch p.Encryption {
-	case EncrAESGCM16:
-		if len(key) != 16+saltLen && len(key) != 32+saltLen {
-			return nil, fmt.Errorf("%w: %v key must be 20 or 36 bytes (AES-128/256 key + 4-byte salt), got %d", ErrKeyLength, p.Encryption, len(key))
-		}
-		n := len(key) - saltLen
-		block, err := aes.NewCipher(key[:n])
+	switch e := p.Encryption; e {
+	case EncrAESGCM12, EncrAESGCM16, EncrNullAESGMAC:
+		block, salt, err := aesKeyWithSalt(e, key, saltLen)
 		if err != nil {
-			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
+			return nil, err
 		}
-		if k.aead, err = cipher.NewGCM(block); err != nil {
-			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
+		if k.aead, err = cipher.NewGCMWithTagSize(block, aeadTagLen(e)); err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", e, err)
 		}
-		copy(k.salt[:], key[n:])
+		copy(k.salt[:], salt)
+		k.gmac = e == EncrNullAESGMAC
+	case EncrAESCCM8, EncrAESCCM12, EncrAESCCM16:
+		block, salt, err := aesKeyWithSalt(e, key, ccmSalt)
+		if err != nil {
+			return nil, err
+		}
+		// RFC 4309 §4: an 11-byte nonce (salt and IV), so a 4-byte length field.
+		if k.aead, err = ccm.New(block, ccmSalt+aeadIVLen, aeadTagLen(e)); err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", e, err)
+		}
+		copy(k.salt[:], salt)
+		k.nsalt = ccmSalt
 	case EncrChaCha20Poly1305:
 		if len(key) != chacha20poly1305.KeySize+saltLen {
-			return nil, fmt.Errorf("%w: %v key must be 36 bytes (32-byte key + 4-byte salt), got %d", ErrKeyLength, p.Encryption, len(key))
+			return nil, fmt.Errorf("%w: %v key must be 36 bytes (32-byte key + 4-byte salt), got %d", ErrKeyLength, e, len(key))
 		}
 		if k.aead, err = chacha20poly1305.New(key[:chacha20poly1305.KeySize]); err != nil {
-			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
+			return nil, fmt.Errorf("esp: %v: %w", e, err)
 		}
 		copy(k.salt[:], key[chacha20poly1305.KeySize:])
+	case EncrAESCTR:
+		block, nonce, err := aesKeyWithSalt(e, key, saltLen)
+		if err != nil {
+			return nil, err
+		}
+		gcm, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", e, err)
+		}
+		k.macKeys = &macKeys{block: block, ctr: true, ctrGCM: gcm}
+		copy(k.salt[:], nonce)
 	case EncrAESCBC:
-		if len(key) != 16 && len(key) != 32 {
-			return nil, fmt.Errorf("%w: %v key must be 16 or 32 bytes, got %d", ErrKeyLength, p.Encryption, len(key))
+		block, _, err := aesKeyWithSalt(e, key, 0)
+		if err != nil {
+			return nil, err
 		}
-		if k.block, err = aes.NewCipher(key); err != nil {
-			return nil, fmt.Errorf("esp: %v: %w", p.Encryption, err)
-		}
+		k.macKeys = &macKeys{block: block}
 		var ivKey [32]byte
 		rand.Read(ivKey[:])
 		k.ivGen, err = aes.NewCipher(ivKey[:])
@@ -319,49 +452,64 @@ func newKeys(p Params) (*saKeys, error) {
 		}
 	case EncrNULL:
 		if len(key) != 0 {
-			return nil, fmt.Errorf("%w: %v takes no key, got %d bytes", ErrKeyLength, p.Encryption, len(key))
+			return nil, fmt.Errorf("%w: %v takes no key, got %d bytes", ErrKeyLength, e, len(key))
 		}
+		k.macKeys = &macKeys{}
 	}
-	if k.mac, err = newHMAC(p.Integrity, p.IntegKey); err != nil {
+	mac, err := newMAC(p.Integrity, p.IntegKey)
+	if err != nil {
 		return nil, err
+	}
+	if k.macKeys != nil {
+		k.mac = mac
 	}
 	return k, nil
 }
 
-// icvLen is the truncated HMAC length of RFC 4868 §2.3: half the hash output.
+// icvLen is the ICV length of an integrity algorithm: half the hash output for the HMACs (RFC
+// 4868 §2.3), 96 bits for the AES MACs (RFC 3566 §2.3, RFC 4494 §2.3).
 func icvLen(i Integrity) int {
 	switch i {
-	case IntegHMACSHA1_96:
-		return 12 // RFC 2404 §2: HMAC-SHA-1 truncated to 96 bits
 	case IntegHMACSHA2_256_128:
 		return 16
 	case IntegHMACSHA2_384_192:
 		return 24
 	case IntegHMACSHA2_512_256:
 		return 32
+	case IntegAESXCBC96, IntegAESCMAC96, IntegHMACSHA1_96:
+		return 12 // RFC 2404 §2: HMAC-SHA-1 truncated to 96 bits
 	}
 	return 0
 }
 
-// hmacKeyLen is the key length RFC 4868 §2.1.1 requires: the hash output length (20 bytes for
-// HMAC-SHA1-96, RFC 2404 §3).
-func hmacKeyLen(i Integrity) int {
-	if i == IntegHMACSHA1_96 {
-		return sha1.Size
+// macKeyLen is the key length an integrity algorithm requires: the hash output length for the
+// HMACs (RFC 4868 §2.1.1), 16 bytes for the AES MACs.
+func macKeyLen(i Integrity) int {
+	switch i {
+	case IntegAESXCBC96, IntegAESCMAC96:
+		return aesmac.KeySize
+	case IntegHMACSHA1_96:
+		return sha1.Size // RFC 2404 §3
 	}
 	return 2 * icvLen(i)
 }
 
-// newHMAC returns a keyed HMAC template (nil for IntegNone) after checking the key length.
-func newHMAC(i Integrity, key []byte) (hash.Hash, error) {
+// newMAC returns a keyed MAC template (nil for IntegNone) after checking the key length.
+func newMAC(i Integrity, key []byte) (hash.Hash, error) {
 	if i == IntegNone {
 		if len(key) != 0 {
 			return nil, fmt.Errorf("%w: integrity NONE takes no key, got %d bytes", ErrKeyLength, len(key))
 		}
 		return nil, nil
 	}
-	if want := hmacKeyLen(i); len(key) != want {
+	if want := macKeyLen(i); len(key) != want {
 		return nil, fmt.Errorf("%w: %v key must be %d bytes, got %d", ErrKeyLength, i, want, len(key))
+	}
+	switch i {
+	case IntegAESXCBC96:
+		return aesmac.NewXCBC(key)
+	case IntegAESCMAC96:
+		return aesmac.NewCMAC(key)
 	}
 	return newHMACAnyKey(i, key)
 }
@@ -392,7 +540,7 @@ func newHMACAnyKey(i Integrity, key []byte) (hash.Hash, error) {
 	return mac, nil
 }
 
-func (k *saKeys) newScratch() *scratch {
+func (k *macKeys) newScratch() *scratch {
 	s := &scratch{}
 	if k.mac != nil {
 		c, err := k.mac.(hash.Cloner).Clone()
@@ -403,7 +551,7 @@ func (k *saKeys) newScratch() *scratch {
 		}
 		s.mac = c
 	}
-	if k.block != nil {
+	if k.block != nil && !k.ctr {
 		var zeroIV [aes.BlockSize]byte
 		s.cbcEnc = cipher.NewCBCEncrypter(k.block, zeroIV[:]).(ivBlockMode)
 		s.cbcDec = cipher.NewCBCDecrypter(k.block, zeroIV[:]).(ivBlockMode)
@@ -417,25 +565,36 @@ func (sa *SA) SPI() uint32 { return sa.spi }
 // ciphertextLen is the length of payload|TFC|padding|Pad Length|Next Header.
 func (sa *SA) ciphertextLen(plainLen int) int {
 	n := plainLen + trailerLen
-	return (n + sa.align - 1) / sa.align * sa.align
+	a := int(sa.align)
+	return (n + a - 1) / a * a
 }
 
 // Overhead returns the exact number of bytes Seal adds to a payload of payloadLen bytes with no
 // TFC padding: header, IV, padding, trailer and ICV. With TFC padding t the packet is
 // Overhead(payloadLen+t) + payloadLen + t bytes long.
 func (sa *SA) Overhead(payloadLen int) int {
-	return headerLen + sa.ivLen + sa.ciphertextLen(payloadLen) - payloadLen + sa.icvLen
+	return headerLen + int(sa.ivLen) + sa.ciphertextLen(payloadLen) - payloadLen + int(sa.icvLen)
 }
 
 // HeaderLen is the number of bytes before the ciphertext: SPI, sequence number and IV. A caller
 // that has the payload at offset p of a buffer can Seal in place into buf[p-HeaderLen():p-HeaderLen()].
-func (sa *SA) HeaderLen() int { return headerLen + sa.ivLen }
+func (sa *SA) HeaderLen() int { return headerLen + int(sa.ivLen) }
 
 // NextSeq atomically takes the next outbound sequence number. Sequence numbers never wrap: after
 // 2^32-1 (or 2^64-1 with ESN) has been handed out it returns ErrSeqExhausted and the SA must be
 // replaced (RFC 4303 §3.3.3).
 func (sa *SA) NextSeq() (uint64, error) {
 	seq, ok := sa.outSeq.Next(sa.esn)
+	if !ok {
+		return 0, ErrSeqExhausted
+	}
+	return seq, nil
+}
+
+// NextSeqs atomically takes n consecutive outbound sequence numbers and returns the first. It
+// fails with ErrSeqExhausted, taking none, when fewer than n are left.
+func (sa *SA) NextSeqs(n int) (uint64, error) {
+	seq, ok := sa.outSeq.NextN(uint64(n), sa.esn)
 	if !ok {
 		return 0, ErrSeqExhausted
 	}
@@ -455,6 +614,9 @@ func (sa *SA) Zero() {
 		return
 	}
 	clear(k.salt[:])
-	k.aead, k.block, k.ivGen, k.mac = nil, nil, nil, nil
-	k.pool.New = nil
+	k.aead = nil
+	if m := k.macKeys; m != nil {
+		m.block, m.ivGen, m.mac = nil, nil, nil
+		m.pool.New = nil
+	}
 }

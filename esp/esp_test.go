@@ -2,6 +2,7 @@ package esp
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -30,6 +31,19 @@ var suites = []suite{
 	{"aes256cbc-sha512", EncrAESCBC, 32, IntegHMACSHA2_512_256},
 	{"null-sha256", EncrNULL, 0, IntegHMACSHA2_256_128},
 	{"null-sha512", EncrNULL, 0, IntegHMACSHA2_512_256},
+	{"aes192gcm16", EncrAESGCM16, 28, IntegNone},
+	{"aes256gcm12", EncrAESGCM12, 36, IntegNone},
+	{"aes128ccm8", EncrAESCCM8, 19, IntegNone},
+	{"aes192ccm12", EncrAESCCM12, 27, IntegNone},
+	{"aes256ccm16", EncrAESCCM16, 35, IntegNone},
+	{"aes128gmac", EncrNullAESGMAC, 20, IntegNone},
+	{"aes256gmac", EncrNullAESGMAC, 36, IntegNone},
+	{"aes128ctr-sha256", EncrAESCTR, 20, IntegHMACSHA2_256_128},
+	{"aes256ctr-sha256", EncrAESCTR, 36, IntegHMACSHA2_256_128},
+	{"aes192ctr-aesxcbc", EncrAESCTR, 28, IntegAESXCBC96},
+	{"aes256ctr-aescmac", EncrAESCTR, 36, IntegAESCMAC96},
+	{"aes192cbc-aescmac", EncrAESCBC, 24, IntegAESCMAC96},
+	{"null-aesxcbc", EncrNULL, 0, IntegAESXCBC96},
 }
 
 func (s suite) params(esn bool) Params {
@@ -37,7 +51,7 @@ func (s suite) params(esn bool) Params {
 	for i := range encKey {
 		encKey[i] = byte(i + 1)
 	}
-	integKey := make([]byte, hmacKeyLen(s.integ))
+	integKey := make([]byte, macKeyLen(s.integ))
 	for i := range integKey {
 		integKey[i] = byte(0x80 + i)
 	}
@@ -154,15 +168,15 @@ func TestRFC4868(t *testing.T) {
 				t.Fatalf("HMAC = %x, want %x", got, full)
 			}
 			if !tc.isAuth {
-				if _, err := newHMAC(tc.alg, tc.key); !errors.Is(err, ErrKeyLength) {
-					t.Fatalf("newHMAC accepted a %d-byte key for %v: %v", len(tc.key), tc.alg, err)
+				if _, err := newMAC(tc.alg, tc.key); !errors.Is(err, ErrKeyLength) {
+					t.Fatalf("newMAC accepted a %d-byte key for %v: %v", len(tc.key), tc.alg, err)
 				}
 				return
 			}
 			sa := mustSA(t, Params{Encryption: EncrNULL, Integrity: tc.alg, IntegKey: tc.key})
 			k := sa.keys.Load()
-			s := k.pool.Get().(*scratch)
-			defer k.pool.Put(s)
+			s := k.getScratch()
+			defer k.putScratch(s)
 			if got, want := sa.icv(s, tc.data, 1), full[:icvLen(tc.alg)]; !bytes.Equal(got, want) {
 				t.Fatalf("truncated ICV = %x, want %x", got, want)
 			}
@@ -184,10 +198,17 @@ func TestNewSAErrors(t *testing.T) {
 		{"null without integrity", Params{Encryption: EncrNULL}, ErrAlgorithm, "without integrity"},
 		{"3des refused", Params{Encryption: 3, EncKey: k(24), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrAlgorithm, "ENCR(3)"},
 		{"hmac-md5-96 refused", Params{Encryption: EncrAESCBC, EncKey: k(16), Integrity: 1, IntegKey: k(16)}, ErrAlgorithm, "AUTH(1)"},
-		{"gcm key 16", Params{Encryption: EncrAESGCM16, EncKey: k(16)}, ErrKeyLength, "ENCR_AES_GCM_16 key must be 20 or 36 bytes"},
-		{"gcm key 28 (AES-192)", Params{Encryption: EncrAESGCM16, EncKey: k(28)}, ErrKeyLength, "got 28"},
+		{"gcm key 16", Params{Encryption: EncrAESGCM16, EncKey: k(16)}, ErrKeyLength, "ENCR_AES_GCM_16 key must be 20, 28 or 36 bytes"},
+		{"gcm key 30", Params{Encryption: EncrAESGCM16, EncKey: k(30)}, ErrKeyLength, "got 30"},
+		{"ccm key 20", Params{Encryption: EncrAESCCM16, EncKey: k(20)}, ErrKeyLength, "ENCR_AES_CCM_16 key must be 19, 27 or 35 bytes (AES-128/192/256 key + 3-byte salt), got 20"},
+		{"ctr key 16", Params{Encryption: EncrAESCTR, EncKey: k(16), Integrity: IntegAESXCBC96, IntegKey: k(16)}, ErrKeyLength, "ENCR_AES_CTR key must be 20, 28 or 36 bytes"},
+		{"ctr without integrity", Params{Encryption: EncrAESCTR, EncKey: k(20)}, ErrAlgorithm, "without integrity"},
+		{"gmac with integrity", Params{Encryption: EncrNullAESGMAC, EncKey: k(20), Integrity: IntegAESCMAC96, IntegKey: k(16)}, ErrAlgorithm, "AEAD"},
+		{"gcm-8 refused", Params{Encryption: 18, EncKey: k(20)}, ErrAlgorithm, "ENCR(18)"},
+		{"xcbc key 32", Params{Encryption: EncrNULL, Integrity: IntegAESXCBC96, IntegKey: k(32)}, ErrKeyLength, "AUTH_AES_XCBC_96 key must be 16 bytes, got 32"},
+		{"cmac key 24", Params{Encryption: EncrNULL, Integrity: IntegAESCMAC96, IntegKey: k(24)}, ErrKeyLength, "AUTH_AES_CMAC_96 key must be 16 bytes, got 24"},
 		{"chacha key 32", Params{Encryption: EncrChaCha20Poly1305, EncKey: k(32)}, ErrKeyLength, "ENCR_CHACHA20_POLY1305 key must be 36 bytes"},
-		{"cbc key 24", Params{Encryption: EncrAESCBC, EncKey: k(24), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrKeyLength, "ENCR_AES_CBC key must be 16 or 32 bytes, got 24"},
+		{"cbc key 20", Params{Encryption: EncrAESCBC, EncKey: k(20), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrKeyLength, "ENCR_AES_CBC key must be 16, 24 or 32 bytes, got 20"},
 		{"null with key", Params{Encryption: EncrNULL, EncKey: k(4), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrKeyLength, "ENCR_NULL takes no key"},
 		{"sha256 key 20", Params{Encryption: EncrNULL, Integrity: IntegHMACSHA2_256_128, IntegKey: k(20)}, ErrKeyLength, "AUTH_HMAC_SHA2_256_128 key must be 32 bytes, got 20"},
 		{"sha384 key 32", Params{Encryption: EncrNULL, Integrity: IntegHMACSHA2_384_192, IntegKey: k(32)}, ErrKeyLength, "AUTH_HMAC_SHA2_384_192 key must be 48 bytes"},
@@ -240,8 +261,8 @@ func TestRoundTrip(t *testing.T) {
 						if tfc != 0 && len(pkt) != n+tfc+out.Overhead(n+tfc) {
 							t.Fatalf("len %d tfc %d: packet %d bytes", n, tfc, len(pkt))
 						}
-						ctLen := len(pkt) - headerLen - out.ivLen - out.icvLen
-						if ctLen%out.align != 0 {
+						ctLen := len(pkt) - headerLen - int(out.ivLen) - int(out.icvLen)
+						if ctLen%int(out.align) != 0 {
 							t.Fatalf("ciphertext %d bytes not aligned to %d", ctLen, out.align)
 						}
 						got, nh, gotSeq, err := in.Open(pkt)
@@ -278,7 +299,7 @@ func TestSealAppendsToDst(t *testing.T) {
 
 	// In-place sealing: the payload already sits where the ciphertext goes.
 	buf = make([]byte, 0, 256)
-	ctOff := headerLen + out.ivLen
+	ctOff := headerLen + int(out.ivLen)
 	inPlace := buf[ctOff : ctOff+len(payload)]
 	copy(inPlace, payload)
 	pkt, err = out.Seal(buf, 2, 4, inPlace, 0)
@@ -487,21 +508,26 @@ func TestNextSeqConcurrent(t *testing.T) {
 func sealRaw(t *testing.T, sa *SA, seq uint64, plain []byte) []byte {
 	t.Helper()
 	k := sa.keys.Load()
-	s := k.pool.Get().(*scratch)
-	defer k.pool.Put(s)
+	s := k.getScratch()
+	defer k.putScratch(s)
 	pkt := binary.BigEndian.AppendUint32(nil, sa.spi)
 	pkt = binary.BigEndian.AppendUint32(pkt, uint32(seq))
-	iv := make([]byte, sa.ivLen)
+	iv := make([]byte, int(sa.ivLen))
 	rand.Read(iv)
 	pkt = append(pkt, iv...)
 	switch {
+	case k.aead != nil && k.gmac:
+		pkt = append(pkt, plain...)
+		pkt = k.aead.Seal(pkt, k.nonce(s, iv), nil, sa.gmacAAD(s, pkt, seq))
 	case k.aead != nil:
-		copy(s.nonce[:], k.salt[:])
-		copy(s.nonce[saltLen:], iv)
-		pkt = k.aead.Seal(pkt, s.nonce[:], plain, sa.aad(s, pkt, seq))
+		pkt = k.aead.Seal(pkt, k.nonce(s, iv), plain, sa.aad(s, pkt, seq))
 	default:
 		ct := append([]byte(nil), plain...)
-		if k.block != nil {
+		switch {
+		case k.block != nil && k.ctr:
+			ctr := append(append(append([]byte(nil), k.salt[:]...), iv...), 0, 0, 0, 1)
+			cipher.NewCTR(k.block, ctr).XORKeyStream(ct, ct)
+		case k.block != nil:
 			s.cbcEnc.SetIV(iv)
 			s.cbcEnc.CryptBlocks(ct, ct)
 		}
@@ -515,7 +541,7 @@ func TestPaddingCheck(t *testing.T) {
 	for _, s := range suites {
 		t.Run(s.name, func(t *testing.T) {
 			sa := mustSA(t, s.params(false))
-			body := payloadOf(sa.align*2 - 2 - 4) // leaves room for 4 pad bytes
+			body := payloadOf(int(sa.align)*2 - 2 - 4) // leaves room for 4 pad bytes
 			seq := uint64(0)
 			for _, tc := range []struct {
 				name    string
@@ -544,7 +570,7 @@ func TestMalformed(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			out, in := pair(t, s, false)
 			pkt, _ := sealNext(t, out, 4, payloadOf(30), 0)
-			min := headerLen + in.ivLen + trailerLen + in.icvLen
+			min := headerLen + int(in.ivLen) + trailerLen + int(in.icvLen)
 			for n := 0; n < min; n++ {
 				if _, _, _, err := in.Open(append([]byte(nil), pkt[:n]...)); !errors.Is(err, ErrTooShort) {
 					t.Fatalf("%d bytes: %v, want ErrTooShort", n, err)
@@ -649,7 +675,8 @@ func FuzzESPOpen(f *testing.F) {
 
 func benchName(s suite, size int) string { return fmt.Sprintf("%s/%d", s.name, size) }
 
-var benchSuites = []string{"aes128gcm", "aes256gcm", "chacha20poly1305", "aes256cbc-sha256", "null-sha256"}
+var benchSuites = []string{"aes128gcm", "aes256gcm", "chacha20poly1305", "aes256cbc-sha256", "null-sha256",
+	"aes256gcm12", "aes256ccm16", "aes256gmac", "aes256ctr-sha256", "aes256ctr-aescmac", "null-aesxcbc"}
 
 func forBenchSuites(b *testing.B, fn func(b *testing.B, s suite, size int)) {
 	for _, name := range benchSuites {
@@ -733,4 +760,27 @@ func BenchmarkIVSource(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestOutboundOnly: an SA made with Params.Outbound seals like any other, keeps no replay window
+// and refuses to open packets.
+func TestOutboundOnly(t *testing.T) {
+	p := suites[0].params(true)
+	p.Outbound = true
+	out := mustSA(t, p)
+	if out.window != nil {
+		t.Fatal("an outbound-only SA keeps a replay window")
+	}
+	pkt, err := out.Seal(nil, 1, 4, payloadOf(100), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Outbound = false
+	in := mustSA(t, p)
+	if _, _, _, err := in.Open(append([]byte(nil), pkt...)); err != nil {
+		t.Fatalf("the peer cannot open what an outbound-only SA sealed: %v", err)
+	}
+	if _, _, _, err := out.Open(pkt); !errors.Is(err, ErrOutbound) {
+		t.Fatalf("Open on an outbound-only SA: %v, want ErrOutbound", err)
+	}
 }

@@ -1,7 +1,10 @@
 package esp
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/subtle"
 	"encoding/binary"
 	"math"
 )
@@ -35,12 +38,16 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 	}
 	plainLen := len(payload) + tfcPad
 	ctLen := sa.ciphertextLen(plainLen)
-	ctOff := headerLen + sa.ivLen
-	total := ctOff + ctLen + sa.icvLen
+	ctOff := headerLen + int(sa.ivLen)
+	total := ctOff + ctLen + int(sa.icvLen)
 	ret, out := sliceForAppend(dst, total)
 
 	ct := out[ctOff : ctOff+ctLen]
-	copy(ct, payload) // first: payload may sit in the spare capacity being overwritten below
+	// First: payload may sit in the spare capacity being overwritten below. A caller that built
+	// the payload in place costs no copy.
+	if len(payload) > 0 && &ct[0] != &payload[0] {
+		copy(ct, payload)
+	}
 	binary.BigEndian.PutUint32(out[offSPI:], sa.spi)
 	binary.BigEndian.PutUint32(out[offSeq:], uint32(seq))
 	clear(ct[len(payload):plainLen])
@@ -52,20 +59,32 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 	ct[ctLen-1] = nextHeader
 
 	ivField := out[headerLen:ctOff]
-	s := k.pool.Get().(*scratch)
-	defer k.pool.Put(s)
+	s := k.getScratch()
+	defer k.putScratch(s)
 	if k.aead != nil {
 		if iv != nil {
 			copy(ivField, iv)
 		} else {
 			binary.BigEndian.PutUint64(ivField, seq)
 		}
-		copy(s.nonce[:saltLen], k.salt[:])
-		copy(s.nonce[saltLen:], ivField)
-		k.aead.Seal(ct[:0], s.nonce[:], ct, sa.aad(s, out, seq))
+		nonce := k.nonce(s, ivField)
+		if k.gmac {
+			// GMAC authenticates header, IV and the payload in the clear (RFC 4543 §3).
+			k.aead.Seal(out[ctOff+ctLen:ctOff+ctLen], nonce, nil, sa.gmacAAD(s, out[:ctOff+ctLen], seq))
+			return ret, nil
+		}
+		k.aead.Seal(ct[:0], nonce, ct, sa.aad(s, out, seq))
 		return ret, nil
 	}
-	if k.block != nil {
+	if k.block != nil && k.ctr {
+		// RFC 3686 §3.1: the IV only has to be unique per key; the sequence number is.
+		if iv != nil {
+			copy(ivField, iv)
+		} else {
+			binary.BigEndian.PutUint64(ivField, seq)
+		}
+		ctrXOR(k.macKeys, s, k.salt[:], ivField, ct)
+	} else if k.block != nil {
 		if iv != nil {
 			copy(ivField, iv)
 		} else {
@@ -81,6 +100,70 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 		copy(out[icvOff:], sa.icv(s, out[:icvOff], seq))
 	}
 	return ret, nil
+}
+
+// nonce returns the AEAD nonce for the IV iv: the salt, then the IV (RFC 4106 §4, RFC 4309 §4,
+// RFC 4543 §3.1, RFC 7634 §2).
+func (k *saKeys) nonce(s *scratch, iv []byte) []byte {
+	n := int(k.nsalt)
+	copy(s.nonce[:n], k.salt[:n])
+	copy(s.nonce[n:], iv)
+	return s.nonce[:n+aeadIVLen]
+}
+
+// gmacAAD returns what GMAC authenticates (RFC 4543 §3.2): SPI, sequence number (the ESN's high
+// half between the two when ESN is in use), IV and the payload with its padding and trailer.
+// covered is the packet up to the ICV.
+func (sa *SA) gmacAAD(s *scratch, covered []byte, seq uint64) []byte {
+	if !sa.esn {
+		return covered
+	}
+	a := append(s.gmacAAD[:0], covered[:offSeq]...)
+	a = binary.BigEndian.AppendUint32(a, uint32(seq>>32))
+	a = append(a, covered[offSeq:]...)
+	s.gmacAAD = a
+	return a
+}
+
+// ctrXOR encrypts or decrypts data in place with AES-CTR as RFC 3686 §4 lays out the counter
+// block: the 4-byte nonce, the 8-byte IV, and a 32-bit block counter starting at 1.
+func ctrXOR(k *macKeys, s *scratch, nonce, iv, data []byte) {
+	copy(s.ctr[:saltLen], nonce)
+	copy(s.ctr[saltLen:saltLen+aeadIVLen], iv)
+	n := len(data)
+	if n < ctrGCMMin {
+		ctrBlocks(k.block, s, data, 0)
+		return
+	}
+	// The standard library offers fast AES counter mode only through cipher.NewCTR, which
+	// allocates per call, and through GCM. GCM encrypts with the counter block nonce‖IV‖2, 3, ...
+	// (NIST SP 800-38D §7.1 with a 12-byte IV: J0 = IV‖1, and counting starts at inc32(J0)); RFC
+	// 3686 numbers the same blocks from 1. So GCM's key stream is RFC 3686's from its second block
+	// on. Seal runs over bytes 16..n-16 in place and appends its 16-byte tag over the last 16
+	// bytes, which are saved first; the first block and those last bytes get their key stream one
+	// block at a time. The tag is overwritten and never leaves this function.
+	copy(s.tail[:], data[n-aes.BlockSize:])
+	mid := data[aes.BlockSize : n-aes.BlockSize]
+	k.ctrGCM.Seal(mid[:0], s.ctr[:saltLen+aeadIVLen], mid, nil)
+	copy(data[n-aes.BlockSize:], s.tail[:])
+	ctrBlocks(k.block, s, data[:aes.BlockSize], 0)
+	ctrBlocks(k.block, s, data[n-aes.BlockSize:], n-aes.BlockSize)
+}
+
+// ctrGCMMin is the payload length from which ctrXOR takes GCM's key stream; below it the three
+// single blocks it still computes are most of the work anyway.
+const ctrGCMMin = 64
+
+// ctrBlocks XORs data, which starts off bytes into the payload, with the RFC 3686 key stream one
+// block at a time. s.ctr holds nonce and IV.
+func ctrBlocks(b cipher.Block, s *scratch, data []byte, off int) {
+	for len(data) > 0 {
+		binary.BigEndian.PutUint32(s.ctr[saltLen+aeadIVLen:], uint32(off/aes.BlockSize+1))
+		b.Encrypt(s.ks[:], s.ctr[:])
+		in := off % aes.BlockSize
+		n := subtle.XORBytes(data, data, s.ks[in:])
+		data, off = data[n:], off+n
+	}
 }
 
 // aad returns the AEAD additional data of RFC 4106 §5 / RFC 7634 §2.1: SPI and the sequence
@@ -105,7 +188,7 @@ func (sa *SA) icv(s *scratch, covered []byte, seq uint64) []byte {
 		binary.BigEndian.PutUint32(s.seqHi[:], uint32(seq>>32))
 		s.mac.Write(s.seqHi[:])
 	}
-	return s.mac.Sum(s.sum[:0])[:sa.icvLen]
+	return s.mac.Sum(s.sum[:0])[:int(sa.icvLen)]
 }
 
 // Open authenticates and decrypts the ESP packet pkt (starting at the SPI) in place. It returns
@@ -125,13 +208,16 @@ func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err
 	if k == nil {
 		return nil, 0, 0, ErrZeroed
 	}
-	ctOff := headerLen + sa.ivLen
-	if len(pkt) < ctOff+trailerLen+sa.icvLen {
+	if sa.outbound {
+		return nil, 0, 0, ErrOutbound
+	}
+	ctOff := headerLen + int(sa.ivLen)
+	if len(pkt) < ctOff+trailerLen+int(sa.icvLen) {
 		return nil, 0, 0, ErrTooShort
 	}
-	ctEnd := len(pkt) - sa.icvLen
+	ctEnd := len(pkt) - int(sa.icvLen)
 	ctLen := ctEnd - ctOff
-	if ctLen%sa.align != 0 {
+	if ctLen%int(sa.align) != 0 {
 		return nil, 0, 0, ErrMalformed
 	}
 	if binary.BigEndian.Uint32(pkt[offSPI:]) != sa.spi {
@@ -149,22 +235,31 @@ func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err
 		return nil, 0, 0, ErrReplay
 	}
 
-	s := k.pool.Get().(*scratch)
-	defer k.pool.Put(s)
+	s := k.getScratch()
+	defer k.putScratch(s)
 	ct := pkt[ctOff:ctEnd]
 	var plain []byte
-	if k.aead != nil {
-		copy(s.nonce[:saltLen], k.salt[:])
-		copy(s.nonce[saltLen:], pkt[headerLen:ctOff])
-		plain, err = k.aead.Open(ct[:0], s.nonce[:], pkt[ctOff:], sa.aad(s, pkt, seq))
+	switch {
+	case k.aead != nil && k.gmac:
+		nonce := k.nonce(s, pkt[headerLen:ctOff])
+		if _, err := k.aead.Open(ct[:0], nonce, pkt[ctEnd:], sa.gmacAAD(s, pkt[:ctEnd], seq)); err != nil {
+			return nil, 0, 0, ErrAuth
+		}
+		plain = ct
+	case k.aead != nil:
+		nonce := k.nonce(s, pkt[headerLen:ctOff])
+		plain, err = k.aead.Open(ct[:0], nonce, pkt[ctOff:], sa.aad(s, pkt, seq))
 		if err != nil {
 			return nil, 0, 0, ErrAuth
 		}
-	} else {
+	default:
 		if s.mac != nil && !hmac.Equal(sa.icv(s, pkt[:ctEnd], seq), pkt[ctEnd:]) {
 			return nil, 0, 0, ErrAuth
 		}
-		if k.block != nil {
+		switch {
+		case k.block != nil && k.ctr:
+			ctrXOR(k.macKeys, s, k.salt[:], pkt[headerLen:ctOff], ct)
+		case k.block != nil:
 			s.cbcDec.SetIV(pkt[headerLen:ctOff])
 			s.cbcDec.CryptBlocks(ct, ct)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/goipsec/goipsec/credentials/dn"
 	"github.com/goipsec/goipsec/ike/wire"
 	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/ts"
@@ -49,6 +50,8 @@ func (id Identity) String() string {
 		return string(id.Data)
 	case wire.IDKeyID:
 		return fmt.Sprintf("keyid:%x", id.Data)
+	case wire.IDDERASN1DN:
+		return dn.String(id.Data)
 	}
 	return fmt.Sprintf("id(%d):%x", id.Type, id.Data)
 }
@@ -76,6 +79,8 @@ type PeerConfig struct {
 	RemoteID  Identity            // zero: accept any identity
 	// PSK returns the preshared key for a pair of identities.
 	PSK func(local, remote Identity) ([]byte, bool)
+	// Authenticator handles certificates, raw keys and signatures (authenticator.go); nil: PSK.
+	Authenticator Authenticator
 	// Fragmentation: announce and use IKEv2 fragmentation (RFC 7383).
 	Fragmentation bool
 	// ForceEncap makes both peers believe there is a NAT (RFC 7296 §2.23: faked NAT_DETECTION

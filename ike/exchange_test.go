@@ -2,6 +2,7 @@ package ike
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"strings"
 	"testing"
@@ -285,5 +286,28 @@ func TestResponderPicksConnectionByTS(t *testing.T) {
 	_, r, _, rc, err := runHandshake(t, ci, first, first, second)
 	if err != nil || rc == nil || r.Config.Name != "second" {
 		t.Fatalf("responder chose %s (child %v, error %v)", r.Config.Name, rc != nil, err)
+	}
+}
+
+// TestSealCountsIVs: an IKE SA builds its cipher for each message; the AEAD IV (a counter, RFC
+// 5282 asks only that it never repeat under a key) goes on from message to message.
+func TestSealCountsIVs(t *testing.T) {
+	ci, cr := defaultPair().build(t)
+	i, _, _, _, err := runHandshake(t, ci, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for n := range 3 {
+		msgs, err := i.Seal(i.Header(wire.ExchangeInformational, uint32(2+n), false), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Header (28 bytes), SK payload header (4), then the 8-byte IV.
+		iv := binary.BigEndian.Uint64(msgs[0][32:40])
+		if n > 0 && iv <= last {
+			t.Fatalf("message %d has IV %d after %d", n, iv, last)
+		}
+		last = iv
 	}
 }

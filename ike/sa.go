@@ -94,7 +94,10 @@ type SA struct {
 	transforms suite.IKETransforms
 	prf        suite.PRF
 	keys       *suite.Keys
-	out, in    suite.Protector
+	// ivOut is the IV counter of our next message (AEAD ciphers). The IKE SA keeps no cipher
+	// objects between messages — they are built from the keys when a message is sealed or
+	// opened, which costs about a microsecond and saves 1.5 KB per held IKE SA.
+	ivOut uint64
 
 	// hs holds what only the initial exchanges need; it is dropped once IKE_AUTH completes.
 	hs *handshake
@@ -208,12 +211,7 @@ func (sa *SA) Encap() bool { return sa.NAT() || (sa.Config != nil && sa.Config.F
 func (sa *SA) Zero() {
 	if sa.keys != nil {
 		sa.keys.Zero()
-	}
-	if sa.out != nil {
-		sa.out.Zero()
-	}
-	if sa.in != nil {
-		sa.in.Zero()
+		sa.keys = nil
 	}
 	sa.dropHandshake()
 	sa.state = StateDead
@@ -282,26 +280,55 @@ func (sa *SA) Header(ex wire.ExchangeType, msgID uint32, response bool) wire.Hea
 // Seal encodes and protects a message. When the peer supports fragmentation and the message is
 // larger than maxSize (a datagram's IKE payload budget), it is split into SKF fragments (RFC 7383).
 func (sa *SA) Seal(h wire.Header, payloads []wire.Payload, maxSize int) ([][]byte, error) {
-	if sa.out == nil {
-		return nil, errors.New("ike: no keys yet")
+	out, err := sa.protector(true)
+	if err != nil {
+		return nil, err
 	}
+	defer out.Zero()
 	m := &wire.Message{Header: h}
-	b, err := m.EncodeEncrypted(payloads, sa.out)
+	b, err := m.EncodeEncrypted(payloads, out)
 	if err != nil {
 		return nil, err
 	}
 	if maxSize > 0 && len(b) > maxSize && sa.PeerFragmentation && sa.Config != nil && sa.Config.Fragmentation && h.Exchange != wire.ExchangeIKESAInit {
-		return (&wire.Message{Header: h}).EncodeFragments(payloads, sa.out, maxSize)
+		msgs, err := (&wire.Message{Header: h}).EncodeFragments(payloads, out, maxSize)
+		sa.keepIV(out)
+		return msgs, err
 	}
+	sa.keepIV(out)
 	return [][]byte{b}, nil
+}
+
+// protector builds the Protector of one direction from the keys.
+func (sa *SA) protector(out bool) (suite.Protector, error) {
+	if sa.keys == nil {
+		return nil, errors.New("ike: no keys yet")
+	}
+	p, err := sa.keys.Protector(sa.transforms, sa.Initiator, out, sa.deps.Rand)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := p.(suite.IVCounter); ok && out {
+		c.SetNextIV(sa.ivOut)
+	}
+	return p, nil
+}
+
+// keepIV remembers where the IV counter of a sealing Protector stopped.
+func (sa *SA) keepIV(p suite.Protector) {
+	if c, ok := p.(suite.IVCounter); ok {
+		sa.ivOut = c.NextIV()
+	}
 }
 
 // Open authenticates and decrypts a protected message of this SA.
 func (sa *SA) Open(b []byte) (*wire.Opened, error) {
-	if sa.in == nil {
-		return nil, errors.New("ike: no keys yet")
+	in, err := sa.protector(false)
+	if err != nil {
+		return nil, err
 	}
-	return wire.Open(b, sa.in)
+	defer in.Zero()
+	return wire.Open(b, in)
 }
 
 // Keys returns the IKE SA's keys (for debugging key logs); nil before IKE_SA_INIT completes.

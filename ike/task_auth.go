@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"crypto/hmac"
 	"fmt"
 
 	"github.com/goipsec/goipsec/ike/wire"
@@ -66,11 +65,12 @@ func (*authTask) build(sa *SA, req *Message) error {
 		return fmt.Errorf("ike: IKE_AUTH request in state %s", sa.state)
 	}
 	sa.LocalID = sa.localIdentity(sa.Config)
-	psk, ok := sa.Config.PSK(sa.LocalID, sa.Config.RemoteID)
-	if !ok {
-		return errorf(0, "connection %s: no preshared key for %s - %s", sa.Config.Name, sa.LocalID, sa.Config.RemoteID)
+	certs, auth, aerr := sa.buildAuth(sa.Config, sa.Config.RemoteID, nil) // authenticator.go
+	if aerr != nil {
+		return aerr
 	}
 	req.add(&wire.IDi{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
+	req.add(certs...)
 	if sa.Config.Unique != UniqueNever && sa.uniqueness().Existing == 0 {
 		// RFC 7296 §2.4: this is the only IKE SA between the identities; the peer may drop others.
 		req.add(&wire.Notify{NotifyType: wire.InitialContact})
@@ -78,7 +78,7 @@ func (*authTask) build(sa *SA, req *Message) error {
 	if !sa.Config.RemoteID.IsAny() {
 		req.add(&wire.IDr{IDType: sa.Config.RemoteID.Type, Data: sa.Config.RemoteID.Data})
 	}
-	req.add(&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, true, idRest(sa.LocalID))})
+	req.add(auth)
 	sa.setState(StateAuthSent)
 	return nil
 }
@@ -111,19 +111,11 @@ func (*authTask) process(sa *SA, resp *Message) (bool, error) {
 		return false, errorf(0, "IKE_AUTH response lacks IDr or AUTH")
 	}
 	remote := Identity{Type: idr.IDType, Data: append([]byte(nil), idr.Data...)}
-	if !sa.Config.RemoteID.Matches(remote) {
+	if !sa.Config.remoteIDMatches(remote) {
 		return false, errorf(wire.AuthenticationFailed, "peer identifies as %s, but connection %s expects %s", remote, sa.Config.Name, sa.Config.RemoteID)
 	}
-	if auth.Method != wire.AuthSharedKeyMIC {
-		return false, errorf(wire.AuthenticationFailed, "peer %s authenticated with %s, connection %s expects a PSK", remote, authMethodName(auth.Method), sa.Config.Name)
-	}
-	psk, ok := sa.Config.PSK(sa.LocalID, remote)
-	if !ok {
-		return false, errorf(wire.AuthenticationFailed, "no preshared key for %s - %s", sa.LocalID, remote)
-	}
-	want := sa.pskAUTH(psk, false, idRest(remote))
-	if !hmac.Equal(want, auth.Data) {
-		return false, errorf(wire.AuthenticationFailed, "AUTH of peer %s does not verify: the preshared keys for %s - %s differ", remote, sa.LocalID, remote)
+	if verr := sa.verifyAuth(sa.Config, remote, ps); verr != nil { // authenticator.go
+		return false, verr
 	}
 	sa.RemoteID = remote
 	if !sa.setState(StateEstablished) {
@@ -181,11 +173,11 @@ func (sa *SA) respondAuth(req, resp *Message) {
 			continue
 		}
 		local := sa.localIdentity(c)
-		if wantLocal != nil && !c.LocalID.IsAny() && !local.Equal(*wantLocal) {
+		if wantLocal != nil && !c.LocalID.IsAny() && !sameIdentity(local, *wantLocal) {
 			tried = append(tried, fmt.Sprintf("%s (we are %s, peer wants %s)", c.Name, local, *wantLocal))
 			continue
 		}
-		if !c.RemoteID.Matches(remote) {
+		if !c.remoteIDMatches(remote) {
 			tried = append(tried, fmt.Sprintf("%s (expects %s)", c.Name, c.RemoteID))
 			continue
 		}
@@ -205,18 +197,13 @@ func (sa *SA) respondAuth(req, resp *Message) {
 	}
 	sa.Config = cfg
 	sa.LocalID = sa.localIdentity(cfg)
-	if auth.Method != wire.AuthSharedKeyMIC {
-		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "peer %s authenticates with %s, connection %s expects a PSK", remote, authMethodName(auth.Method), cfg.Name))
+	if verr := sa.verifyAuth(cfg, remote, ps); verr != nil { // authenticator.go
+		refuse(wire.AuthenticationFailed, verr)
 		return
 	}
-	psk, ok := cfg.PSK(sa.LocalID, remote)
-	if !ok {
-		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "connection %s: no preshared key for %s - %s", cfg.Name, sa.LocalID, remote))
-		return
-	}
-	want := sa.pskAUTH(psk, true, idRest(remote))
-	if !hmac.Equal(want, auth.Data) {
-		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "AUTH of peer %s does not verify: the preshared keys for %s - %s differ", remote, remote, sa.LocalID))
+	certs, ourAuth, aerr := sa.buildAuth(cfg, remote, ps)
+	if aerr != nil {
+		refuse(wire.AuthenticationFailed, aerr)
 		return
 	}
 	hasChild := find[*wire.SA](ps) != nil
@@ -239,10 +226,9 @@ func (sa *SA) respondAuth(req, resp *Message) {
 	sa.setState(StateEstablished)
 	sa.Established = sa.deps.Now()
 	sa.emit(IKEUp{IKE: sa.Info(), InitialContact: sa.PeerInitialContact})
-	resp.add(
-		&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data},
-		&wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(psk, false, idRest(sa.LocalID))},
-	)
+	resp.add(&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
+	resp.add(certs...)
+	resp.add(ourAuth)
 	if hasChild {
 		respondChildInAuth(sa, req, resp)
 	}

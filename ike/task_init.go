@@ -76,6 +76,7 @@ func (*initTask) build(sa *SA, req *Message) error {
 		&wire.Nonce{Data: hs.Ni},
 	)
 	req.add(sa.natdPayloads()...)
+	req.add(initAuthPayloads(true, sa.Config)...)
 	if sa.Config.Fragmentation {
 		req.add(&wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
@@ -295,12 +296,12 @@ func (sa *SA) installKeys(p proposal.Proposal, t suite.IKETransforms, prf suite.
 	if err != nil {
 		return err
 	}
-	out, in, err := keys.Protectors(t, sa.Initiator, sa.deps.Rand)
-	if err != nil {
+	// Check once that the keys fit the transforms; the Protectors are built per message.
+	if _, err := keys.Protector(t, sa.Initiator, true, sa.deps.Rand); err != nil {
 		keys.Zero()
 		return err
 	}
-	sa.Proposal, sa.transforms, sa.prf, sa.keys, sa.out, sa.in = p, t, prf, keys, out, in
+	sa.Proposal, sa.transforms, sa.prf, sa.keys = p, t, prf, keys
 	return nil
 }
 
@@ -421,6 +422,7 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 		&wire.Nonce{Data: sa.hs.Nr},
 	}
 	ps = append(ps, sa.natdPayloads()...)
+	ps = append(ps, initAuthPayloads(false, candidates...)...)
 	if cfg.Fragmentation && sa.PeerFragmentation {
 		ps = append(ps, &wire.Notify{NotifyType: wire.FragmentationSupported})
 	}

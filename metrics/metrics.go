@@ -49,6 +49,7 @@ type Collector struct {
 	drops, failures, rekeys, retransmits                  *prometheus.Desc
 	ikeDrops, halfOpen                                    *prometheus.Desc
 	handshakesOK, handshakesFailed, invalid, cookies      *prometheus.Desc
+	certExpiry                                            *prometheus.Desc
 
 	mu      sync.Mutex
 	traffic map[trafficKey]*carried // guarded by mu
@@ -105,6 +106,7 @@ func New(src Source, build BuildInfo) *Collector {
 		ikeDrops:         d("ike_drops_total", "IKE messages dropped, by reason.", "reason"),
 		halfOpen:         d("ike_half_open_sas", "Responder IKE SAs waiting for IKE_AUTH."),
 		cookies:          d("ike_cookies_sent_total", "COOKIE challenges sent (RFC 7296 §2.6)."),
+		certExpiry:       d("certificate_expiry_days", "Days until a certificate expires (negative: expired): loaded ones and those peers authenticated with.", "subject", "serial", "kind"),
 	}
 }
 
@@ -114,7 +116,7 @@ func (c *Collector) ObserveHandshake(d time.Duration) { c.handshake.Observe(d.Se
 func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{c.buildInfo, c.connConfigured, c.connsUp, c.connUp, c.connState, c.connChildSAs, c.connLastReceived,
 		c.connEstablished, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops, c.manualBytes, c.manualPackets, c.drops,
-		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies}
+		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry}
 }
 
 // Describe implements prometheus.Collector.
@@ -225,6 +227,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.halfOpen, float64(st.IKE.HalfOpen))
 	counter(c.cookies, st.IKE.CookiesSent)
+	for _, cert := range st.Certificates {
+		gauge(c.certExpiry, float64(cert.ExpiresInSeconds)/86400, cert.Subject, cert.Serial, cert.Kind)
+	}
 }
 
 // carry folds this scrape's per-SA values into the remembered series and returns each series'

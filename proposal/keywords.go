@@ -9,6 +9,9 @@ const (
 	offered     status = iota // goipsec implements and offers it
 	weak                      // cryptographically weak: refused, named in errors and String
 	unsupported               // a sound algorithm goipsec does not implement (yet)
+	// childOnly: the data plane implements it for ESP and AH, the IKE SA's own protection does
+	// not; IKE proposals refuse it.
+	childOnly
 )
 
 // keyword is one strongSwan algorithm keyword. The first entry for a transform is its canonical
@@ -23,17 +26,17 @@ type keyword struct {
 
 // keywords is the keyword table, after strongSwan's "IKEv2 Cipher Suites" page
 // (docs.strongswan.org/docs/latest/config/IKEv2CipherSuites.html) and the IANA IKEv2 registry.
-// Only AES-128 and AES-256 are implemented, so the 192-bit variants are unsupported.
+// ENCR_AES_GCM_8 is not implemented: Go's GCM refuses tags shorter than 12 bytes.
 var keywords = [...]keyword{
 	// Classic encryption.
 	{"aes128", TypeEncryption, EncrAESCBC, 128, offered},
 	{"aes256", TypeEncryption, EncrAESCBC, 256, offered},
-	{"aes192", TypeEncryption, EncrAESCBC, 192, unsupported},
+	{"aes192", TypeEncryption, EncrAESCBC, 192, offered},
 	{"aes", TypeEncryption, EncrAESCBC, 128, offered},
 	{"null", TypeEncryption, EncrNull, 0, offered},
-	{"aes128ctr", TypeEncryption, EncrAESCTR, 128, unsupported},
-	{"aes192ctr", TypeEncryption, EncrAESCTR, 192, unsupported},
-	{"aes256ctr", TypeEncryption, EncrAESCTR, 256, unsupported},
+	{"aes128ctr", TypeEncryption, EncrAESCTR, 128, childOnly},
+	{"aes192ctr", TypeEncryption, EncrAESCTR, 192, childOnly},
+	{"aes256ctr", TypeEncryption, EncrAESCTR, 256, childOnly},
 	{"camellia128", TypeEncryption, EncrCamelliaCBC, 128, unsupported},
 	{"camellia192", TypeEncryption, EncrCamelliaCBC, 192, unsupported},
 	{"camellia256", TypeEncryption, EncrCamelliaCBC, 256, unsupported},
@@ -50,43 +53,56 @@ var keywords = [...]keyword{
 	{"blowfish", TypeEncryption, EncrBlowfish, 128, weak},
 
 	// Combined-mode (AEAD) encryption. The ICV length is in the name, in bytes (gcm16) or, as
-	// strongSwan also accepts, in bits (gcm128).
+	// strongSwan also accepts, in bits (gcm128); without it, 16 bytes.
 	{"aes128gcm16", TypeEncryption, EncrAESGCM16, 128, offered},
-	{"aes256gcm16", TypeEncryption, EncrAESGCM16, 256, offered},
-	{"aes128gcm12", TypeEncryption, EncrAESGCM12, 128, offered},
-	{"aes256gcm12", TypeEncryption, EncrAESGCM12, 256, offered},
-	{"aes128gcm8", TypeEncryption, EncrAESGCM8, 128, offered},
-	{"aes256gcm8", TypeEncryption, EncrAESGCM8, 256, offered},
 	{"aes128gcm128", TypeEncryption, EncrAESGCM16, 128, offered},
-	{"aes256gcm128", TypeEncryption, EncrAESGCM16, 256, offered},
-	{"aes128gcm96", TypeEncryption, EncrAESGCM12, 128, offered},
-	{"aes256gcm96", TypeEncryption, EncrAESGCM12, 256, offered},
-	{"aes128gcm64", TypeEncryption, EncrAESGCM8, 128, offered},
-	{"aes256gcm64", TypeEncryption, EncrAESGCM8, 256, offered},
 	{"aes128gcm", TypeEncryption, EncrAESGCM16, 128, offered},
+	{"aes192gcm16", TypeEncryption, EncrAESGCM16, 192, offered},
+	{"aes192gcm128", TypeEncryption, EncrAESGCM16, 192, offered},
+	{"aes192gcm", TypeEncryption, EncrAESGCM16, 192, offered},
+	{"aes256gcm16", TypeEncryption, EncrAESGCM16, 256, offered},
+	{"aes256gcm128", TypeEncryption, EncrAESGCM16, 256, offered},
 	{"aes256gcm", TypeEncryption, EncrAESGCM16, 256, offered},
-	{"aes192gcm16", TypeEncryption, EncrAESGCM16, 192, unsupported},
-	{"aes192gcm12", TypeEncryption, EncrAESGCM12, 192, unsupported},
+	{"aes128gcm12", TypeEncryption, EncrAESGCM12, 128, childOnly},
+	{"aes128gcm96", TypeEncryption, EncrAESGCM12, 128, childOnly},
+	{"aes192gcm12", TypeEncryption, EncrAESGCM12, 192, childOnly},
+	{"aes192gcm96", TypeEncryption, EncrAESGCM12, 192, childOnly},
+	{"aes256gcm12", TypeEncryption, EncrAESGCM12, 256, childOnly},
+	{"aes256gcm96", TypeEncryption, EncrAESGCM12, 256, childOnly},
+	{"aes128gcm8", TypeEncryption, EncrAESGCM8, 128, unsupported},
+	{"aes128gcm64", TypeEncryption, EncrAESGCM8, 128, unsupported},
 	{"aes192gcm8", TypeEncryption, EncrAESGCM8, 192, unsupported},
-	{"aes192gcm128", TypeEncryption, EncrAESGCM16, 192, unsupported},
-	{"aes192gcm96", TypeEncryption, EncrAESGCM12, 192, unsupported},
 	{"aes192gcm64", TypeEncryption, EncrAESGCM8, 192, unsupported},
-	{"aes192gcm", TypeEncryption, EncrAESGCM16, 192, unsupported},
+	{"aes256gcm8", TypeEncryption, EncrAESGCM8, 256, unsupported},
+	{"aes256gcm64", TypeEncryption, EncrAESGCM8, 256, unsupported},
 	// strongSwan's pre-RFC 7634 variant with a key length attribute; only for old peers.
 	{"chacha20poly1305compat", TypeEncryption, EncrChaCha20Poly1305, 256, unsupported},
 	{"chacha20poly1305", TypeEncryption, EncrChaCha20Poly1305, 0, offered},
-	{"aes128ccm16", TypeEncryption, EncrAESCCM16, 128, unsupported},
-	{"aes256ccm16", TypeEncryption, EncrAESCCM16, 256, unsupported},
-	{"aes128ccm12", TypeEncryption, EncrAESCCM12, 128, unsupported},
-	{"aes256ccm12", TypeEncryption, EncrAESCCM12, 256, unsupported},
-	{"aes128ccm8", TypeEncryption, EncrAESCCM8, 128, unsupported},
-	{"aes256ccm8", TypeEncryption, EncrAESCCM8, 256, unsupported},
-	{"aes192ccm16", TypeEncryption, EncrAESCCM16, 192, unsupported},
-	{"aes128ccm", TypeEncryption, EncrAESCCM16, 128, unsupported},
-	{"aes256ccm", TypeEncryption, EncrAESCCM16, 256, unsupported},
-	{"aes128gmac", TypeEncryption, EncrNullAESGMAC, 128, unsupported},
-	{"aes192gmac", TypeEncryption, EncrNullAESGMAC, 192, unsupported},
-	{"aes256gmac", TypeEncryption, EncrNullAESGMAC, 256, unsupported},
+	{"aes128ccm16", TypeEncryption, EncrAESCCM16, 128, childOnly},
+	{"aes128ccm128", TypeEncryption, EncrAESCCM16, 128, childOnly},
+	{"aes128ccm", TypeEncryption, EncrAESCCM16, 128, childOnly},
+	{"aes192ccm16", TypeEncryption, EncrAESCCM16, 192, childOnly},
+	{"aes192ccm128", TypeEncryption, EncrAESCCM16, 192, childOnly},
+	{"aes192ccm", TypeEncryption, EncrAESCCM16, 192, childOnly},
+	{"aes256ccm16", TypeEncryption, EncrAESCCM16, 256, childOnly},
+	{"aes256ccm128", TypeEncryption, EncrAESCCM16, 256, childOnly},
+	{"aes256ccm", TypeEncryption, EncrAESCCM16, 256, childOnly},
+	{"aes128ccm12", TypeEncryption, EncrAESCCM12, 128, childOnly},
+	{"aes128ccm96", TypeEncryption, EncrAESCCM12, 128, childOnly},
+	{"aes192ccm12", TypeEncryption, EncrAESCCM12, 192, childOnly},
+	{"aes192ccm96", TypeEncryption, EncrAESCCM12, 192, childOnly},
+	{"aes256ccm12", TypeEncryption, EncrAESCCM12, 256, childOnly},
+	{"aes256ccm96", TypeEncryption, EncrAESCCM12, 256, childOnly},
+	{"aes128ccm8", TypeEncryption, EncrAESCCM8, 128, childOnly},
+	{"aes128ccm64", TypeEncryption, EncrAESCCM8, 128, childOnly},
+	{"aes192ccm8", TypeEncryption, EncrAESCCM8, 192, childOnly},
+	{"aes192ccm64", TypeEncryption, EncrAESCCM8, 192, childOnly},
+	{"aes256ccm8", TypeEncryption, EncrAESCCM8, 256, childOnly},
+	{"aes256ccm64", TypeEncryption, EncrAESCCM8, 256, childOnly},
+	// AES-GMAC (RFC 4543): integrity only, the payload is not encrypted.
+	{"aes128gmac", TypeEncryption, EncrNullAESGMAC, 128, childOnly},
+	{"aes192gmac", TypeEncryption, EncrNullAESGMAC, 192, childOnly},
+	{"aes256gmac", TypeEncryption, EncrNullAESGMAC, 256, childOnly},
 
 	// Integrity.
 	{"sha256", TypeIntegrity, IntegHMACSHA2256128, 0, offered},
@@ -95,8 +111,8 @@ var keywords = [...]keyword{
 	{"sha2_256", TypeIntegrity, IntegHMACSHA2256128, 0, offered},
 	{"sha2_384", TypeIntegrity, IntegHMACSHA2384192, 0, offered},
 	{"sha2_512", TypeIntegrity, IntegHMACSHA2512256, 0, offered},
-	{"aesxcbc", TypeIntegrity, IntegAESXCBC96, 0, unsupported},
-	{"aescmac", TypeIntegrity, IntegAESCMAC96, 0, unsupported},
+	{"aesxcbc", TypeIntegrity, IntegAESXCBC96, 0, childOnly},
+	{"aescmac", TypeIntegrity, IntegAESCMAC96, 0, childOnly},
 	// HMAC-SHA-256 truncated to 96 bits is a pre-RFC 4868 Linux quirk without an IANA number;
 	// strongSwan uses a private ID for it, so does this table, and it is never sent.
 	{"sha256_96", TypeIntegrity, 1026, 0, unsupported},
@@ -163,6 +179,16 @@ func lookupKeyword(name string) (keyword, bool) {
 	return keyword{}, false
 }
 
+// childOnlyTransform reports whether t is implemented for ESP and AH but not for IKE SAs.
+func childOnlyTransform(t Transform) bool {
+	for _, k := range keywords {
+		if k.typ == t.Type && k.id == t.ID && k.keyLength == t.KeyLength {
+			return k.status == childOnly
+		}
+	}
+	return false
+}
+
 // integrityPRF maps an integrity algorithm to the PRF strongSwan derives from it when an IKE
 // proposal names no PRF.
 func integrityPRF(integID uint16) (uint16, bool) {
@@ -183,7 +209,7 @@ func integrityPRF(integID uint16) (uint16, bool) {
 func suggest(name string) string {
 	var offeredNames []string
 	for _, k := range keywords {
-		if k.status == offered {
+		if k.status == offered || k.status == childOnly {
 			offeredNames = append(offeredNames, k.name)
 		}
 	}

@@ -238,6 +238,9 @@ func checkIKE(p Proposal, names []string, s string) (Proposal, error) {
 	if n := nameOf(p, names, func(t Transform) bool { return t.Type == TypeKeyExchange && t.ID == KENone }); n != "" {
 		return Proposal{}, fmt.Errorf("%q is not allowed in IKE proposals, which need a key exchange", n)
 	}
+	if n := nameOf(p, names, childOnlyTransform); n != "" {
+		return Proposal{}, fmt.Errorf("%q is supported for ESP and AH (Child SAs) but not for the IKE SA", n)
+	}
 	aead, err := checkEncryption(p, s)
 	if err != nil {
 		return Proposal{}, err
@@ -329,26 +332,24 @@ func without(ts []Transform, typ TransformType) []Transform {
 
 // KeyMaterialBytes returns how many bytes of keying material an ESP or AH SA needs for an
 // encryption or integrity transform, and false for transforms goipsec does not implement:
-// AES-CBC its key (RFC 3602); AES-GCM its key plus a 4-byte salt (RFC 4106 §8.1);
-// ChaCha20-Poly1305 a 32-byte key plus a 4-byte salt (RFC 7634 §2); NULL nothing; HMAC-SHA2 a key
-// as long as the hash output (RFC 4868 §2.1.1).
+// AES-CBC its key (RFC 3602); AES-GCM, AES-GMAC and AES-CTR the key plus a 4-byte salt or nonce
+// (RFC 4106 §8.1, RFC 4543 §8.1, RFC 3686 §5.1); AES-CCM the key plus a 3-byte salt (RFC 4309
+// §7.1); ChaCha20-Poly1305 a 32-byte key plus a 4-byte salt (RFC 7634 §2); NULL nothing;
+// HMAC-SHA2 a key as long as the hash output (RFC 4868 §2.1.1); AES-XCBC-MAC-96 and AES-CMAC-96
+// a 16-byte key (RFC 3566 §2.1, RFC 4494 §2.1). AES keys are 128, 192 or 256 bits.
 func KeyMaterialBytes(t Transform) (int, bool) {
 	switch t.Type {
 	case TypeEncryption:
 		switch t.ID {
 		case EncrNull:
 			return 0, true
-		case EncrAESCBC:
-			if t.KeyLength == 128 || t.KeyLength == 256 {
-				return int(t.KeyLength / 8), true
-			}
-		case EncrAESGCM8, EncrAESGCM12, EncrAESGCM16:
-			if t.KeyLength == 128 || t.KeyLength == 256 {
-				return int(t.KeyLength/8) + 4, true
-			}
 		case EncrChaCha20Poly1305:
 			if t.KeyLength == 0 {
 				return 32 + 4, true
+			}
+		case EncrAESCBC, EncrAESCTR, EncrAESCCM8, EncrAESCCM12, EncrAESCCM16, EncrAESGCM12, EncrAESGCM16, EncrNullAESGMAC:
+			if t.KeyLength == 128 || t.KeyLength == 192 || t.KeyLength == 256 {
+				return int(t.KeyLength/8) + SaltBytes(t), true
 			}
 		}
 	case TypeIntegrity:
@@ -361,7 +362,25 @@ func KeyMaterialBytes(t Transform) (int, bool) {
 			return 64, true
 		case IntegHMACSHA196:
 			return 20, true // RFC 2404; legacy, reachable only through weak_algorithms
+		case IntegAESXCBC96, IntegAESCMAC96:
+			return 16, true
 		}
 	}
 	return 0, false
+}
+
+// SaltBytes returns how many bytes at the end of an encryption transform's keying material are a
+// salt (or, for AES-CTR, the nonce) rather than the key: 4 for AES-GCM, AES-GMAC, AES-CTR and
+// ChaCha20-Poly1305, 3 for AES-CCM, 0 otherwise.
+func SaltBytes(t Transform) int {
+	if t.Type != TypeEncryption {
+		return 0
+	}
+	switch t.ID {
+	case EncrAESCCM8, EncrAESCCM12, EncrAESCCM16:
+		return 3
+	case EncrAESGCM8, EncrAESGCM12, EncrAESGCM16, EncrNullAESGMAC, EncrAESCTR, EncrChaCha20Poly1305:
+		return 4
+	}
+	return 0
 }

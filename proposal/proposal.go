@@ -270,11 +270,13 @@ func FormatList(list []Proposal) string {
 	return strings.Join(parts, ", ")
 }
 
-// IsAEAD reports whether an encryption transform ID is a combined-mode (AEAD) algorithm.
+// IsAEAD reports whether an encryption transform ID is a combined-mode (AEAD) algorithm, which
+// takes no integrity algorithm. AES-GMAC counts: it is a combined mode that only authenticates
+// (RFC 4543 §3).
 func IsAEAD(encrID uint16) bool {
 	switch encrID {
 	case EncrAESCCM8, EncrAESCCM12, EncrAESCCM16, EncrAESGCM8, EncrAESGCM12, EncrAESGCM16,
-		EncrChaCha20Poly1305:
+		EncrNullAESGMAC, EncrChaCha20Poly1305:
 		return true
 	}
 	return false

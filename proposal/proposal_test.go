@@ -104,10 +104,28 @@ func TestParseValid(t *testing.T) {
 		{ProtoESP, "null-sha512",
 			[]Transform{tr(TypeEncryption, EncrNull, 0), tr(TypeIntegrity, IntegHMACSHA2512256, 0), tr(TypeESN, ESNNo, 0)},
 			"null-sha512-noesn"},
-		{ProtoESP, "aes128gcm12-aes256gcm8-ecp256-modpnone",
-			[]Transform{tr(TypeEncryption, EncrAESGCM12, 128), tr(TypeEncryption, EncrAESGCM8, 256),
+		{ProtoESP, "aes128gcm12-aes192gcm96-ecp256-modpnone",
+			[]Transform{tr(TypeEncryption, EncrAESGCM12, 128), tr(TypeEncryption, EncrAESGCM12, 192),
 				tr(TypeKeyExchange, KEECP256, 0), tr(TypeKeyExchange, KENone, 0), tr(TypeESN, ESNNo, 0)},
-			"aes128gcm12-aes256gcm8-ecp256-modpnone-noesn"},
+			"aes128gcm12-aes192gcm12-ecp256-modpnone-noesn"},
+		{ProtoESP, "aes128ccm8-aes256ccm96-aes192ccm",
+			[]Transform{tr(TypeEncryption, EncrAESCCM8, 128), tr(TypeEncryption, EncrAESCCM12, 256),
+				tr(TypeEncryption, EncrAESCCM16, 192), tr(TypeESN, ESNNo, 0)},
+			"aes128ccm8-aes256ccm12-aes192ccm16-noesn"},
+		{ProtoESP, "aes256gmac-esn",
+			[]Transform{tr(TypeEncryption, EncrNullAESGMAC, 256), tr(TypeESN, ESNYes, 0)},
+			"aes256gmac-esn"},
+		{ProtoESP, "aes192ctr-aes256-aescmac-aesxcbc",
+			[]Transform{tr(TypeEncryption, EncrAESCTR, 192), tr(TypeEncryption, EncrAESCBC, 256),
+				tr(TypeIntegrity, IntegAESCMAC96, 0), tr(TypeIntegrity, IntegAESXCBC96, 0), tr(TypeESN, ESNNo, 0)},
+			"aes192ctr-aes256-aescmac-aesxcbc-noesn"},
+		{ProtoIKE, "aes192-sha384-ecp384",
+			[]Transform{tr(TypeEncryption, EncrAESCBC, 192), tr(TypeIntegrity, IntegHMACSHA2384192, 0),
+				tr(TypePRF, PRFHMACSHA2384, 0), tr(TypeKeyExchange, KEECP384, 0)},
+			"aes192-sha384-prfsha384-ecp384"},
+		{ProtoAH, "aesxcbc-aescmac",
+			[]Transform{tr(TypeIntegrity, IntegAESXCBC96, 0), tr(TypeIntegrity, IntegAESCMAC96, 0), tr(TypeESN, ESNNo, 0)},
+			"aesxcbc-aescmac-noesn"},
 		{ProtoAH, "sha256-sha512-esn",
 			[]Transform{tr(TypeIntegrity, IntegHMACSHA2256128, 0), tr(TypeIntegrity, IntegHMACSHA2512256, 0), tr(TypeESN, ESNYes, 0)},
 			"sha256-sha512-esn"},
@@ -217,9 +235,14 @@ func TestParseErrors(t *testing.T) {
 		{ProtoIKE, "aes128-sha256-modp1536", `"modp1536" is a weak algorithm, not offered`},
 		{ProtoIKE, "aes128-sha256-prfsha1-modp2048", `"prfsha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{ProtoESP, "des-sha256", `"des" is a weak algorithm, not offered`},
-		{ProtoIKE, "aes192-sha256-modp2048", `"aes192" is not supported by goipsec yet`},
-		{ProtoIKE, "aes128ctr-sha256-modp2048", `"aes128ctr" is not supported by goipsec yet`},
-		{ProtoESP, "aes128ccm16", `"aes128ccm16" is not supported by goipsec yet`},
+		{ProtoESP, "aes256gcm8", `"aes256gcm8" is not supported by goipsec yet`},
+		{ProtoESP, "aes128gcm64", `"aes128gcm64" is not supported by goipsec yet`},
+		{ProtoIKE, "camellia128-sha256-modp2048", `"camellia128" is not supported by goipsec yet`},
+		{ProtoIKE, "aes128ctr-sha256-modp2048", `"aes128ctr" is supported for ESP and AH (Child SAs) but not for the IKE SA`},
+		{ProtoIKE, "aes128ccm16-prfsha256-modp2048", `"aes128ccm16" is supported for ESP and AH (Child SAs) but not for the IKE SA`},
+		{ProtoIKE, "aes128gcm12-prfsha256-modp2048", `"aes128gcm12" is supported for ESP and AH (Child SAs) but not for the IKE SA`},
+		{ProtoIKE, "aes128-aesxcbc-prfsha256-modp2048", `"aesxcbc" is supported for ESP and AH (Child SAs) but not for the IKE SA`},
+		{ProtoIKE, "aes128gmac-prfsha256-modp2048", `"aes128gmac" is supported for ESP and AH (Child SAs) but not for the IKE SA`},
 		{ProtoIKE, "aes128-sha256-x448", `"x448" is not supported by goipsec yet`},
 		{ProtoIKE, "aes128-sha256-ke9_mlkem768-x25519", `"ke9_mlkem768": additional key exchanges are numbered ke1_ to ke7_`},
 		{ProtoIKE, "aes128-sha256-ke01_mlkem768-x25519", `"ke01_mlkem768": additional key exchanges are numbered ke1_ to ke7_`},
@@ -263,7 +286,7 @@ func TestTransformString(t *testing.T) {
 	}{
 		{tr(TypeEncryption, Encr3DES, 0), "3des"},                         // weak, but still named for error messages
 		{tr(TypeKeyExchange, KEMODP1024, 0), "modp1024"},                  // likewise
-		{tr(TypeEncryption, EncrAESCBC, 192), "aes192"},                   // unsupported, named
+		{tr(TypeEncryption, EncrAESGCM8, 192), "aes192gcm8"},              // unsupported, named
 		{tr(TypeEncryption, 99, 0), "encr(99)"},                           // unknown ID
 		{tr(TypeEncryption, EncrAESCBC, 512), "encr(12,512)"},             // known ID, unknown key length
 		{tr(TypeAdditionalKE1+2, KEMLKEM512, 0), "ke3_mlkem512"},          // additional key exchange
@@ -289,8 +312,18 @@ func TestKeyMaterialBytes(t *testing.T) {
 	}{
 		{tr(TypeEncryption, EncrAESGCM16, 128), 20, true},
 		{tr(TypeEncryption, EncrAESGCM16, 256), 36, true},
-		{tr(TypeEncryption, EncrAESGCM8, 128), 20, true},
-		{tr(TypeEncryption, EncrAESGCM16, 192), 0, false},
+		{tr(TypeEncryption, EncrAESGCM8, 128), 0, false},
+		{tr(TypeEncryption, EncrAESGCM16, 192), 28, true},
+		{tr(TypeEncryption, EncrAESGCM12, 128), 20, true},
+		{tr(TypeEncryption, EncrAESGCM16, 512), 0, false},
+		{tr(TypeEncryption, EncrAESCCM8, 128), 19, true},
+		{tr(TypeEncryption, EncrAESCCM16, 256), 35, true},
+		{tr(TypeEncryption, EncrAESCTR, 192), 28, true},
+		{tr(TypeEncryption, EncrNullAESGMAC, 256), 36, true},
+		{tr(TypeEncryption, EncrAESCBC, 192), 24, true},
+		{tr(TypeEncryption, EncrCamelliaCBC, 128), 0, false},
+		{tr(TypeIntegrity, IntegAESXCBC96, 0), 16, true},
+		{tr(TypeIntegrity, IntegAESCMAC96, 0), 16, true},
 		{tr(TypeEncryption, EncrChaCha20Poly1305, 0), 36, true},
 		{tr(TypeEncryption, EncrAESCBC, 128), 16, true},
 		{tr(TypeEncryption, EncrAESCBC, 256), 32, true},
@@ -340,6 +373,23 @@ func TestHelpers(t *testing.T) {
 // Every offered keyword must parse in at least one protocol, so that the table has no dead rows.
 func TestEveryOfferedKeywordParses(t *testing.T) {
 	for _, k := range keywords {
+		if k.status == childOnly {
+			in, parse := k.name, ParseAH
+			if k.typ == TypeEncryption {
+				in, parse = k.name, ParseESP
+				if !IsAEAD(k.id) {
+					in += "-sha256"
+				}
+			}
+			if _, err := parse(in); err != nil {
+				t.Errorf("keyword %q: %v", k.name, err)
+			}
+			n, ok := KeyMaterialBytes(Transform{Type: k.typ, ID: k.id, KeyLength: k.keyLength})
+			if !ok || n == 0 {
+				t.Errorf("keyword %q: no key material size", k.name)
+			}
+			continue
+		}
 		if k.status != offered {
 			continue
 		}

@@ -29,5 +29,27 @@ func (c *Counter) Next(esn bool) (seq uint64, ok bool) {
 	}
 }
 
+// NextN takes n consecutive numbers and returns the first; ok is false, and nothing is taken,
+// when fewer than n are left. A sender that seals a batch of packets in parallel with others
+// takes the batch's numbers at once, so that they are consecutive.
+func (c *Counter) NextN(n uint64, esn bool) (first uint64, ok bool) {
+	limit := uint64(math.MaxUint32)
+	if esn {
+		limit = math.MaxUint64
+	}
+	if n == 0 {
+		return 0, false
+	}
+	for {
+		cur := c.last.Load()
+		if cur >= limit || limit-cur < n {
+			return 0, false
+		}
+		if c.last.CompareAndSwap(cur, cur+n) {
+			return cur + 1, true
+		}
+	}
+}
+
 // Set makes last the last number handed out (tests of exhaustion).
 func (c *Counter) Set(last uint64) { c.last.Store(last) }

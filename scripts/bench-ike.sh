@@ -11,6 +11,10 @@
 #   scripts/bench-ike.sh                          # 20000 handshakes per measurement, 3 rounds
 #   COUNT=5000 ROUNDS=1 CONCURRENCY=64 scripts/bench-ike.sh
 #   PLACEMENTS=pinned scripts/bench-ike.sh        # only generator on CPU 0, responder on CPU 1
+#   MODE=held scripts/bench-ike.sh               # responders that keep every SA: handshakes/s while
+#                                                 # holding LEVELS tunnels, and RSS per tunnel
+#   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
+#                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -27,6 +31,8 @@ PLACEMENTS=${PLACEMENTS:-pinned shared}
 # The generator runs on one P in both placements: it sustains about 4,500 handshakes/s so, and with
 # two Ps on two shared CPUs its threads cost more CPU per handshake through cross-CPU wakeups.
 GEN_PROCS=${GEN_PROCS:-1}
+# psk, or certificate authentication both ways with ecdsa (P-256) or ed25519 keys.
+AUTHS=${AUTHS:-psk}
 PSK=goipsec-bench-psk-not-secret
 C=gbike-c R=gbike-r
 CLIENT=192.0.2.1 RESP=192.0.2.2
@@ -67,23 +73,51 @@ stop_responder() {
   fi
 }
 
+# make_certs AUTH: a CA, the responder's certificate (identity $RESP) and the generator's, made by
+# goipsec pki into $tmp/certs-AUTH.
+make_certs() {
+  local c=$tmp/certs-$1 g=$tmp/goipsec
+  [ -d "$c" ] && return 0
+  mkdir -p "$c"
+  local kt=ecdsa; [ "$1" = ed25519 ] && kt=ed25519
+  $g pki key --type ecdsa --out "$c/ca.key"
+  $g pki ca --key "$c/ca.key" --dn "O=bench, CN=bench CA" --out "$c/ca.pem"
+  for who in server client; do
+    $g pki key --type $kt --out "$c/$who.key"
+  done
+  $g pki issue --cacert "$c/ca.pem" --cakey "$c/ca.key" --key "$c/server.key" --san $RESP --out "$c/server.pem"
+  $g pki issue --cacert "$c/ca.pem" --cakey "$c/ca.key" --key "$c/client.key" --san client.bench --flag clientAuth --out "$c/client.pem"
+}
+
+# auth_sections AUTH: the local and remote sections of a responder connection.
+auth_sections() {
+  if [ "$1" = psk ]; then
+    printf '        local {\n            auth = psk\n            id = %s\n        }\n        remote {\n            auth = psk\n            id = %%any\n        }\n' $RESP
+  else
+    printf '        local {\n            auth = pubkey\n            certs = server.pem\n            id = %s\n        }\n        remote {\n            auth = pubkey\n            id = %%any\n        }\n' $RESP
+  fi
+}
+
+# creds_into DIR AUTH: the responder's credentials in swanctl's folders under DIR.
+creds_into() {
+  [ "$2" = psk ] && return 0
+  local c=$tmp/certs-$2
+  mkdir -p "$1/x509ca" "$1/x509" "$1/private"
+  cp "$c/ca.pem" "$1/x509ca/"; cp "$c/server.pem" "$1/x509/"; cp "$c/server.key" "$1/private/"
+}
+
 # --- goipsec responder: the same swanctl.conf syntax goipsec always reads ---
-start_goipsec() { # start_goipsec ENCAP(yes|no)
-  cat > "$tmp/goipsec.conf" <<CONF
+start_goipsec() { # start_goipsec ENCAP(yes|no) AUTH
+  local gd=$tmp/g-$2
+  rm -rf "$gd"; mkdir -p "$gd"; creds_into "$gd" "$2"
+  cat > "$gd/goipsec.conf" <<CONF
 connections {
     bench {
         local_addrs = $RESP
         remote_addrs = %any
         proposals = aes256gcm16-prfsha256-x25519
         encap = $1
-        local {
-            auth = psk
-            id = $RESP
-        }
-        remote {
-            auth = psk
-            id = %any
-        }
+$(auth_sections "$2")
         children {
             net {
                 local_ts = 10.2.0.0/24
@@ -107,7 +141,7 @@ daemon {
 }
 CONF
   : > "$tmp/goipsec.log"
-  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$tmp/goipsec.conf" 2>"$tmp/goipsec.log" &
+  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" 2>"$tmp/goipsec.log" &
   resp_pid=$!
   for _ in $(seq 100); do
     ip -n $R link show goipsec0 >/dev/null 2>&1 && ip netns exec $R ss -Hulpn 2>/dev/null | grep -q ':500 ' && return 0
@@ -117,7 +151,7 @@ CONF
 }
 
 # --- charon 5.9.8 responder, run the way internal/testnet/strongswan runs it ---
-start_charon() {
+start_charon() { # start_charon AUTH
   local d=$tmp/sw
   rm -rf "$d"; mkdir -p "$d/run" "$d/swanctl"
   for sub in x509 x509ca x509ocsp x509aa x509ac x509crl pubkey private rsa ecdsa bliss pkcs8 pkcs12; do
@@ -136,6 +170,13 @@ charon {
         nonce { load = 1 }
         openssl { load = 1 }
         kdf { load = 1 }
+        # Certificates and keys in PEM (for AUTHS other than psk).
+        pem { load = 1 }
+        pkcs1 { load = 1 }
+        pkcs8 { load = 1 }
+        x509 { load = 1 }
+        pubkey { load = 1 }
+        constraints { load = 1 }
         socket-default { load = 1 }
         vici {
             load = 1
@@ -178,14 +219,7 @@ connections {
         # charon would delete every other IKE SA of that identity at each new one.
         unique = never
         mobike = no
-        local {
-            auth = psk
-            id = $RESP
-        }
-        remote {
-            auth = psk
-            id = %any
-        }
+$(auth_sections "$1")
         children {
             net {
                 local_ts = 10.2.0.0/24
@@ -201,6 +235,7 @@ secrets {
     }
 }
 CONF
+  creds_into "$d/swanctl" "$1"
   ip netns exec $R env STRONGSWAN_CONF="$d/strongswan.conf" "${resp_cpu[@]}" \
     sh -c 'mount --bind "$1" /run && exec "$2"' sh "$d/run" /usr/lib/ipsec/charon >"$tmp/charon.out" 2>&1 &
   resp_pid=$!
@@ -212,12 +247,21 @@ CONF
   STRONGSWAN_CONF="$d/strongswan.conf" timeout 20 swanctl --load-all --file "$d/swanctl/swanctl.conf" >/dev/null
 }
 
-# bench runs the load generator once and keeps its JSON in $tmp/last.json.
-bench() { # bench COUNT
+# bench runs the load generator once and keeps its JSON in $tmp/last.json. DELETE=no keeps the SAs
+# at the responder (as gateways do); FILL_TIMEOUT bounds a run (a responder that slows down as it
+# holds more SAs may not reach a level).
+DELETE=${DELETE:-yes}
+bench() { # bench COUNT AUTH
+  local certs=()
+  if [ "$2" != psk ]; then
+    certs=(--cert "$tmp/certs-$2/client.pem" --key "$tmp/certs-$2/client.key" --cacert "$tmp/certs-$2/ca.pem")
+  fi
   # The timeout only guards against a responder that stops answering altogether.
-  GOMAXPROCS=$GEN_PROCS timeout 600 ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" \
+  local del=--delete
+  [ "$DELETE" = no ] && del=--delete=false
+  GOMAXPROCS=$GEN_PROCS timeout "${FILL_TIMEOUT:-600}" ip netns exec $C "${client_cpu[@]}" "$tmp/goipsec" bench ike --peer $RESP --psk "$PSK" "${certs[@]}" \
     --count "$1" --concurrency "$CONCURRENCY" --local-ts 10.1.0.0/24 --remote-ts 10.2.0.0/24 \
-    --delete --json > "$tmp/last.json"
+    $del --json > "$tmp/last.json"
 }
 
 field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p" "$tmp/last.json" | head -1; }
@@ -229,11 +273,11 @@ HZ=$(getconf CLK_TCK)
 # measure runs a warm-up, then the measurement, and records the rate, failures, retransmissions,
 # latencies and the CPU time per handshake of the responder and of the generator under KEY.
 declare -A rate failed retr p50 p99 rcpu gcpu
-measure() { # measure KEY
-  bench "$WARMUP"
+measure() { # measure KEY AUTH
+  bench "$WARMUP" "$2"
   local t0 t1 r
   t0=$(cpu_ticks "$resp_pid")
-  bench "$COUNT"
+  bench "$COUNT" "$2"
   t1=$(cpu_ticks "$resp_pid")
   r=$(field handshakes_per_second)
   rate[$1]+="$r "
@@ -254,31 +298,88 @@ measure() { # measure KEY
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {if (NR%2) printf "%.1f\n", a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# held_run KEY: with a fresh responder running, brings it to each of LEVELS held tunnels and
+# measures MEASURE handshakes there (which it keeps as well), and the RSS per tunnel held.
+declare -A hrate hrss
+held_run() {
+  local key=$1 held=0 base r
+  sleep 1
+  base=$(rss_kb "$resp_pid")
+  for level in $LEVELS; do
+    if [ "$level" -gt "$held" ]; then
+      if ! bench $((level - held)) psk || [ "$(field completed)" != $((level - held)) ]; then
+        echo "  $key: did not reach $level held tunnels within ${FILL_TIMEOUT}s (at about $((held + $(field completed 2>/dev/null || echo 0))))"
+        break
+      fi
+      held=$level
+    fi
+    bench "$MEASURE" psk || { echo "  $key: the measurement at $held held failed"; break; }
+    r=$(field handshakes_per_second)
+    held=$((held + $(field completed)))
+    local rss per
+    rss=$(rss_kb "$resp_pid")
+    per=$(awk -v r="$rss" -v b="$base" -v n="$held" 'BEGIN {printf "%.1f", (r - b) / n * 1024 / 1000}')
+    hrate[$key/$level]=$r
+    hrss[$key/$level]=$per
+    printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per"
+  done
+}
+
+if [ "${MODE:-}" = held ]; then
+  LEVELS=${LEVELS:-0 10000 50000 100000}
+  MEASURE=${MEASURE:-2000}
+  FILL_TIMEOUT=${FILL_TIMEOUT:-600}
+  DELETE=no
+  CONCURRENCY=${CONCURRENCY:-64}
+  echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, responder and generator share both CPUs, $(nproc) CPUs"
+  client_cpu=() resp_cpu=()
+  start_goipsec yes psk; held_run goipsec; stop_responder
+  start_charon psk; held_run strongswan; stop_responder
+  echo
+  printf '%-10s %22s %22s %10s %24s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw"
+  for level in $LEVELS; do
+    g=${hrate[goipsec/$level]:-n/a} s=${hrate[strongswan/$level]:-n/a}
+    ratio=n/a; [ "$g" != n/a ] && [ "$s" != n/a ] && ratio=$(awk -v a="$g" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')
+    printf '%-10s %22s %22s %10s %24s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}"
+  done
+  g0=${hrate[goipsec/${LEVELS%% *}]:-}; glast=${hrate[goipsec/${LEVELS##* }]:-}
+  [ -n "$g0" ] && [ -n "$glast" ] && echo "goipsec: rate with ${LEVELS##* } held is $(awk -v a="$glast" -v b="$g0" 'BEGIN {printf "%.0f%%", a/b*100}') of the rate with ${LEVELS%% *}"
+  echo "end: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
+
 # Other work on the machine shows in the figures; the load average says how much there was.
 echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "COUNT=$COUNT CONCURRENCY=$CONCURRENCY ROUNDS=$ROUNDS THREADS=$THREADS GEN_PROCS=$GEN_PROCS PLACEMENTS=\"$PLACEMENTS\", $(nproc) CPUs"
+echo "COUNT=$COUNT CONCURRENCY=$CONCURRENCY ROUNDS=$ROUNDS THREADS=$THREADS GEN_PROCS=$GEN_PROCS PLACEMENTS=\"$PLACEMENTS\" AUTHS=\"$AUTHS\", $(nproc) CPUs"
+for auth in $AUTHS; do [ "$auth" = psk ] || make_certs "$auth"; done
 for round in $(seq "$ROUNDS"); do
   for placement in $PLACEMENTS; do
     client_cpu=() resp_cpu=()
     if [ "$placement" = pinned ]; then
       client_cpu=(taskset -c 0) resp_cpu=(taskset -c 1)
     fi
-    echo "round $round/$ROUNDS, $placement"
-    start_goipsec yes; measure "$placement/goipsec_natt"; stop_responder
-    start_goipsec no; measure "$placement/goipsec_500"; stop_responder
-    start_charon; measure "$placement/strongswan"; stop_responder
+    for auth in $AUTHS; do
+      echo "round $round/$ROUNDS, $placement, auth $auth"
+      start_goipsec yes "$auth"; measure "$placement/$auth/goipsec_natt" "$auth"; stop_responder
+      start_goipsec no "$auth"; measure "$placement/$auth/goipsec_500" "$auth"; stop_responder
+      start_charon "$auth"; measure "$placement/$auth/strongswan" "$auth"; stop_responder
+    done
   done
 done
 
 for placement in $PLACEMENTS; do
+ for auth in $AUTHS; do
   case $placement in
-    pinned) echo; echo "pinned: generator on CPU 0, responder on CPU 1 (median of $ROUNDS)";;
-    shared) echo; echo "shared: generator and responder on both CPUs (median of $ROUNDS)";;
+    pinned) echo; echo "pinned, auth $auth: generator on CPU 0, responder on CPU 1 (median of $ROUNDS)";;
+    shared) echo; echo "shared, auth $auth: generator and responder on both CPUs (median of $ROUNDS)";;
   esac
-  sw=$(echo "${rate[$placement/strongswan]}" | median)
+  sw=$(echo "${rate[$placement/$auth/strongswan]}" | median)
   printf '%-46s %12s %7s %7s %7s %9s %9s   %s\n' "responder" "handshakes/s" "vs sw" "p50 ms" "p99 ms" "resp µs" "gen µs" "all rounds"
   for k in goipsec_natt goipsec_500 strongswan; do
-    key=$placement/$k
+    key=$placement/$auth/$k
     m=$(echo "${rate[$key]}" | median)
     case $k in
       goipsec_natt) label="goipsec run, encap = yes (NAT-T, like charon)";;
@@ -289,6 +390,7 @@ for placement in $PLACEMENTS; do
       "$(echo "${p50[$key]}" | median)" "$(echo "${p99[$key]}" | median)" \
       "$(echo "${rcpu[$key]}" | median)" "$(echo "${gcpu[$key]}" | median)" "${rate[$key]}"
   done
+ done
 done
 total_failed=$(echo "${failed[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')
 total_retr=$(echo "${retr[*]}" | tr ' ' '\n' | awk '{s+=$1} END {print s+0}')

@@ -24,9 +24,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "building goipsec and wireguard-go (the module version goipsec's go.mod pins) ..."
+WIREGUARD_VERSION=${WIREGUARD_VERSION:-v0.0.0-20260522210424-ecfc5a8d5446}
+echo "building goipsec and wireguard-go $WIREGUARD_VERSION (from the Go module proxy) ..."
 go build -o "$tmp/goipsec" ./cmd/goipsec
-go build -o "$tmp/wireguard-go" golang.zx2c4.com/wireguard
+GOBIN="$tmp" go install "golang.zx2c4.com/wireguard@$WIREGUARD_VERSION"
+mv "$tmp/wireguard" "$tmp/wireguard-go"
 
 ip netns del $A 2>/dev/null || true; ip netns del $B 2>/dev/null || true
 ip netns add $A; ip netns add $B

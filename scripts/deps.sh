@@ -16,11 +16,13 @@ want() {
 want iproute2 nftables
 case "$what" in
 test)
-  want tshark tcpdump iperf3 iputils-ping procps
+  want tshark tcpdump iperf3 iputils-ping procps conntrack
   # strongSwan 5.9.8 as the reference peer: charon, swanctl, kernel-libipsec (libcharon-extra-plugins),
   # the openssl plugin (libstrongswan-standard-plugins: X25519/ECP/MODP, AES-GCM, SHA-2) and
   # curve25519/chapoly (libstrongswan-extra-plugins).
   want strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
+  # strongSwan's pki tool makes certificates for the certificate interop tests.
+  want strongswan-pki
   # man(1) renders the generated manual pages in a test (cmd/goipsec TestManPagesRender).
   want man-db groff-base
   # buildah builds packaging/Containerfile (FROM scratch) in scripts/image-test.sh.

@@ -28,8 +28,34 @@ type Status struct {
 	Manual        []ManualSA   `json:"manual"`
 	DataPlane     DataPlane    `json:"dataplane"`
 	IKE           IKECounters  `json:"ike"`
+	// Certificates are the loaded certificates and those peers authenticated with.
+	Certificates []Certificate `json:"certificates"`
 	// L2TP lists the PPP sessions of goipsec's L2TP server and clients.
 	L2TP []L2TPSession `json:"l2tp_sessions"`
+}
+
+// Certificate kinds.
+const (
+	CertEndEntity  = "end_entity"  // x509/: ours, intermediates to send, pinned peer certificates
+	CertCA         = "ca"          // x509ca/, authorities: trust anchors
+	CertAA         = "aa"          // x509aa/: attribute authorities
+	CertOCSPSigner = "ocsp_signer" // x509ocsp/
+	CertPeer       = "peer"        // a certificate a peer authenticated with, not loaded locally
+)
+
+// Certificate is one certificate.
+type Certificate struct {
+	Subject          string    `json:"subject"`
+	Issuer           string    `json:"issuer"`
+	Serial           string    `json:"serial"`
+	Kind             string    `json:"kind"`
+	Source           string    `json:"source"`
+	NotBefore        time.Time `json:"not_before_at"`
+	NotAfter         time.Time `json:"not_after_at"`
+	ExpiresInSeconds int64     `json:"expires_in_seconds"`
+	HasPrivateKey    bool      `json:"has_private_key"`
+	AltNames         []string  `json:"alt_names"`
+	UsedBy           []string  `json:"used_by"`
 }
 
 // L2TPSession is one PPP session carried by L2TP.

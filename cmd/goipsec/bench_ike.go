@@ -42,6 +42,7 @@ type benchIKEFlags struct {
 	retries     int
 	json        bool
 	cpuProfile  string
+	certs       benchCertFlags // certs.go
 }
 
 func newBenchIKECommand() *cobra.Command {
@@ -85,6 +86,9 @@ followed to its NAT-T port. See docs/performance.md, "IKE handshakes per second"
 	fl.IntVar(&f.retries, "retries", ikebench.DefaultRetries, "retransmissions before a handshake fails")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator to this file (go tool pprof)")
+	fl.StringVar(&f.certs.cert, "cert", "", "authenticate with this certificate (and --key) instead of the PSK")
+	fl.StringVar(&f.certs.key, "key", "", "private key of --cert")
+	fl.StringVar(&f.certs.cacert, "cacert", "", "CA certificate the responder's certificate must chain to (with --cert)")
 	cmd.MarkFlagRequired("peer")
 	cmd.MarkFlagRequired("psk")
 	return cmd
@@ -106,6 +110,9 @@ func runBenchIKE(ctx context.Context, f benchIKEFlags, out io.Writer) error {
 	}
 	ikeCfg, child, err := f.spec.Build()
 	if err != nil {
+		return err
+	}
+	if err := f.certs.apply(ikeCfg); err != nil {
 		return err
 	}
 	cfg := ikebench.Config{Peer: peer, PeerNATTPort: f.nattPort, Source: source, IKE: ikeCfg, Child: child,

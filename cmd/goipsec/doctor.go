@@ -58,6 +58,7 @@ func doctorReport(w io.Writer, st *status.Status, name string, probes []probeLin
 		fmt.Fprintf(w, "  child %s: %s <=> %s, %s mode, ESP %s, start_action %s\n", ch.Name, strings.Join(ch.LocalTS, ","),
 			strings.Join(ch.RemoteTS, ","), ch.Mode, orDefault(strings.Join(ch.ESPProposals, ", "), "default"), ch.StartAction)
 	}
+	doctorCertificates(w, st, c.Name, now) // certs.go
 	if f := c.LastFailure; f != nil {
 		fmt.Fprintf(w, "  last failure (%s ago): %s\n", since(now, f.At), f.Message)
 		if hint := failureHint(f.Message); hint != "" {
@@ -84,6 +85,9 @@ func orAddr(id string) string {
 
 // failureHint turns common failure texts into advice.
 func failureHint(msg string) string {
+	if h := certFailureHint(msg); h != "" { // certs.go
+		return h
+	}
 	switch {
 	case strings.Contains(msg, "IKE proposal"):
 		return "make proposals overlap: add one of the peer's proposals to `proposals`, or ask the peer to accept one of ours"

@@ -34,6 +34,7 @@ control socket; check validates a configuration file without running it.`,
 	daemon.Version = version
 	root.AddCommand(newVersionCommand(), newDemoCommand(), a.runCommand(), newCheckCommand())
 	root.AddCommand(newBenchCommand(), newManCommand(root))
+	root.AddCommand(newPKICommand())
 	root.AddCommand(a.controlCommands()...)
 	return root
 }

@@ -34,6 +34,7 @@ func printStatus(w io.Writer, st *status.Status, now time.Time) {
 		line(w, "proposal", m.Proposal)
 		line(w, "traffic", trafficText(m.In, m.Out))
 	}
+	printCertificates(w, st.Certificates, now) // certs.go
 }
 
 func line(w io.Writer, label, text string) {

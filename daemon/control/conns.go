@@ -116,6 +116,9 @@ func (s *Service) edit(fn func(c *config.Config) error) error {
 }
 
 func (s *Service) loadConn(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
+	if err := s.inlineCreds(req); err != nil { // certs.go
+		return nil, err
+	}
 	var b strings.Builder
 	b.WriteString("connections {\n")
 	if err := sectionToText(&b, req, "    "); err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/credentials"
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/internal/ikeprobe"
 	"github.com/goipsec/goipsec/internal/logging"
@@ -63,6 +64,8 @@ type Daemon interface {
 	// Probe sends an IKE probe offering proposals to dst from the daemon's network namespace and
 	// with its routing mark, as the daemon's IKE messages would travel (package ikeprobe).
 	Probe(ctx context.Context, dst netip.AddrPort, proposals []proposal.Proposal) ikeprobe.Result
+	// Credentials is the credential store (certificates, keys, authorities; certs.go).
+	Credentials() *credentials.Store
 }
 
 // Options configure a Service.
@@ -110,6 +113,7 @@ func (s *Service) Registry() *vici.Registry {
 		s.connCommands,    // conns.go
 		s.saCommands,      // sas.go
 		s.credCommands,    // creds.go
+		s.certCommands,    // certs.go
 		s.goipsecCommands, // goipsec.go
 	} {
 		group(r)

@@ -17,6 +17,7 @@ import (
 	govici "github.com/strongswan/govici/vici"
 
 	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/credentials"
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/internal/ikeprobe"
@@ -29,6 +30,9 @@ import (
 // fakeDaemon is a Daemon whose IKE SAs are a list the test edits: Initiate brings the connection
 // up after a delay (or fails it), Terminate removes its SAs.
 type fakeDaemon struct {
+	credOnce sync.Once
+	creds    *credentials.Store
+
 	mu       sync.Mutex
 	cfg      *config.Config
 	sas      []engine.SAInfo
@@ -98,6 +102,11 @@ func (f *fakeDaemon) SAs() []engine.SAInfo {
 }
 
 func (f *fakeDaemon) IKERunning() bool { return true }
+
+func (f *fakeDaemon) Credentials() *credentials.Store {
+	f.credOnce.Do(func() { f.creds = credentials.New(credentials.Options{}) })
+	return f.creds
+}
 
 func (f *fakeDaemon) Config() *config.Config {
 	f.mu.Lock()

@@ -33,6 +33,14 @@ func swanNames(p proposal.Proposal) (encr, keysize, integ, prf, dh string) {
 			switch t.ID {
 			case proposal.EncrAESGCM16:
 				encr = "AES_GCM_16"
+			case proposal.EncrAESGCM12:
+				encr = "AES_GCM_12"
+			case proposal.EncrAESCCM8, proposal.EncrAESCCM12, proposal.EncrAESCCM16:
+				encr = fmt.Sprintf("AES_CCM_%d", map[uint16]int{proposal.EncrAESCCM8: 8, proposal.EncrAESCCM12: 12, proposal.EncrAESCCM16: 16}[t.ID])
+			case proposal.EncrNullAESGMAC:
+				encr = "NULL_AES_GMAC"
+			case proposal.EncrAESCTR:
+				encr = "AES_CTR"
 			case proposal.EncrAESCBC:
 				encr = "AES_CBC"
 			case proposal.EncrChaCha20Poly1305:
@@ -49,7 +57,7 @@ func swanNames(p proposal.Proposal) (encr, keysize, integ, prf, dh string) {
 			}
 		case proposal.TypeIntegrity:
 			integ = map[uint16]string{proposal.IntegHMACSHA2256128: "HMAC_SHA2_256_128", proposal.IntegHMACSHA2384192: "HMAC_SHA2_384_192",
-				proposal.IntegHMACSHA2512256: "HMAC_SHA2_512_256"}[t.ID]
+				proposal.IntegHMACSHA2512256: "HMAC_SHA2_512_256", proposal.IntegAESXCBC96: "AES_XCBC_96", proposal.IntegAESCMAC96: "AES_CMAC_96"}[t.ID]
 		case proposal.TypePRF:
 			prf = map[uint16]string{proposal.PRFHMACSHA2256: "PRF_HMAC_SHA2_256", proposal.PRFHMACSHA2384: "PRF_HMAC_SHA2_384",
 				proposal.PRFHMACSHA2512: "PRF_HMAC_SHA2_512"}[t.ID]

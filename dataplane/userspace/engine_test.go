@@ -18,7 +18,7 @@ import (
 
 // requireNetTests fails (never skips, except in -short mode) when the namespace tests cannot run:
 // CI installs everything they need, so a missing piece there is an error.
-func requireNetTests(t *testing.T) {
+func requireNetTests(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("short mode: this namespace test runs without -short")
@@ -43,13 +43,13 @@ type side struct {
 
 // newPair makes two namespaces joined by a veth with IPv4 and IPv6 outer addresses, an inner IPv4
 // and IPv6 subnet on each side's loopback, and an engine in each.
-func newPair(t *testing.T) (a, b *side) {
+func newPair(t testing.TB) (a, b *side) {
 	t.Helper()
 	return newPairWith(t, Config{})
 }
 
 // newPairWith is newPair with an engine configuration (the TUN name and ports stay the defaults).
-func newPairWith(t *testing.T, cfg Config) (a, b *side) {
+func newPairWith(t testing.TB, cfg Config) (a, b *side) {
 	t.Helper()
 	requireNetTests(t)
 	var id [3]byte
@@ -101,6 +101,7 @@ type scenario struct {
 	outer6     bool // IPv6 outer addresses
 	inner6     bool // IPv6 inner traffic (tunnel mode)
 	tfcPadding int
+	clampMSS   int
 }
 
 func randKey(n int) []byte {
@@ -117,7 +118,7 @@ type installed struct {
 }
 
 // install sets up both directions between a and b for sc (SPI 0x1001 from a to b, 0x2001 back).
-func install(t *testing.T, sc scenario, a, b *side) installed {
+func install(t testing.TB, sc scenario, a, b *side) installed {
 	t.Helper()
 	outerA, outerB := a.outer, b.outer
 	if sc.outer6 {
@@ -140,7 +141,7 @@ func install(t *testing.T, sc scenario, a, b *side) installed {
 		}
 		base := dataplane.SAParams{Name: sc.name, Protocol: sc.proto, Mode: sc.mode, Encap: sc.encap,
 			SrcPort: 4500, DstPort: 4500, Encryption: sc.enc, Integrity: sc.integ, ESN: sc.esn,
-			TFCPadding: sc.tfcPadding, Local: lts, Remote: rts}
+			TFCPadding: sc.tfcPadding, Local: lts, Remote: rts, ClampMSS: sc.clampMSS}
 		out, in := base, base
 		out.Direction, out.SPI, out.Src, out.Dst = dataplane.Out, outSPI, lOuter, rOuter
 		out.EncKey, out.IntegKey = keys[outSPI][0], keys[outSPI][1]
@@ -172,15 +173,15 @@ func install(t *testing.T, sc scenario, a, b *side) installed {
 	return res
 }
 
-// TestPipelinedWorkers runs traffic through engines that hand batches to crypto workers (the
-// default on more than two CPUs), which the other tests on a two-CPU machine do not use.
-func TestPipelinedWorkers(t *testing.T) {
+// TestMultiQueue runs traffic through engines with three pipelines (TUN queues and NAT-T sockets),
+// more than the default on a two-CPU machine.
+func TestMultiQueue(t *testing.T) {
 	for _, sc := range []scenario{
 		{name: "esp-tunnel-udp-aes256gcm", proto: dataplane.ESP, encap: true, enc: esp.EncrAESGCM16, encKeyLen: 36},
 		{name: "ah-transport-sha256", proto: dataplane.AH, mode: dataplane.Transport, integ: esp.IntegHMACSHA2_256_128, integLen: 32},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			a, b := newPairWith(t, Config{Workers: 3})
+			a, b := newPairWith(t, Config{Queues: 3})
 			inst := install(t, sc, a, b)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -208,6 +209,17 @@ func TestTunnels(t *testing.T) {
 		{name: "esp-transport-raw-outer6", proto: dataplane.ESP, mode: dataplane.Transport, enc: esp.EncrAESGCM16, encKeyLen: 36, outer6: true},
 		{name: "ah-tunnel-outer6", proto: dataplane.AH, integ: esp.IntegHMACSHA2_384_192, integLen: 48, outer6: true},
 		{name: "ah-transport-outer6", proto: dataplane.AH, mode: dataplane.Transport, integ: esp.IntegHMACSHA2_256_128, integLen: 32, outer6: true},
+		// The transforms of RFC 4309, 4543, 3686, 3566 and 4494, with 192-bit AES.
+		{name: "esp-tunnel-udp-aes128ccm8", proto: dataplane.ESP, encap: true, enc: esp.EncrAESCCM8, encKeyLen: 19},
+		{name: "esp-tunnel-raw-aes192ccm12-esn", proto: dataplane.ESP, enc: esp.EncrAESCCM12, encKeyLen: 27, esn: true},
+		{name: "esp-transport-udp-aes256ccm16", proto: dataplane.ESP, mode: dataplane.Transport, encap: true, enc: esp.EncrAESCCM16, encKeyLen: 35},
+		{name: "esp-tunnel-udp-aes256gmac-esn", proto: dataplane.ESP, encap: true, enc: esp.EncrNullAESGMAC, encKeyLen: 36, esn: true},
+		{name: "esp-tunnel-raw-aes128gmac-outer6", proto: dataplane.ESP, enc: esp.EncrNullAESGMAC, encKeyLen: 20, outer6: true},
+		{name: "esp-tunnel-udp-aes192gcm12", proto: dataplane.ESP, encap: true, enc: esp.EncrAESGCM12, encKeyLen: 28},
+		{name: "esp-tunnel-udp-aes256ctr-xcbc-esn", proto: dataplane.ESP, encap: true, enc: esp.EncrAESCTR, encKeyLen: 36, integ: esp.IntegAESXCBC96, integLen: 16, esn: true},
+		{name: "esp-transport-raw-aes192cbc-cmac", proto: dataplane.ESP, mode: dataplane.Transport, enc: esp.EncrAESCBC, encKeyLen: 24, integ: esp.IntegAESCMAC96, integLen: 16},
+		{name: "ah-tunnel-xcbc", proto: dataplane.AH, integ: esp.IntegAESXCBC96, integLen: 16},
+		{name: "ah-transport-cmac-esn-outer6", proto: dataplane.AH, mode: dataplane.Transport, integ: esp.IntegAESCMAC96, integLen: 16, esn: true, outer6: true},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {

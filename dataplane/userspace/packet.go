@@ -174,11 +174,16 @@ func writeIPHeader(hdr []byte, src, dst netip.Addr, proto uint8, payloadLen int)
 	copy(hdr[ipv6Dst:], d[:])
 }
 
-// fixTransportChecksum recomputes the TCP or UDP checksum of pkt (IP header of hl bytes, then the
-// segment) for the pseudo-header of src and dst. Other protocols, and IPv4 UDP without checksum,
-// are left alone.
+// fixTransportChecksum recomputes the TCP, UDP or ICMPv6 checksum of pkt (IP header of hl bytes,
+// then the segment) for the pseudo-header of src and dst.
 func fixTransportChecksum(pkt []byte, hl int, proto uint8, src, dst netip.Addr) {
-	seg := pkt[hl:]
+	fixL4Checksum(pkt[hl:], proto, src, dst)
+}
+
+// fixL4Checksum recomputes the checksum of an upper-layer segment (TCP, UDP, ICMPv6: the protocols
+// whose checksum covers a pseudo-header) for the pseudo-header of src and dst. Other protocols,
+// and IPv4 UDP without checksum, are left alone.
+func fixL4Checksum(seg []byte, proto uint8, src, dst netip.Addr) {
 	var off int
 	switch proto {
 	case 58: // ICMPv6 (RFC 4443 §2.3: with a pseudo-header, like TCP and UDP)
@@ -197,23 +202,7 @@ func fixTransportChecksum(pkt []byte, hl int, proto uint8, src, dst netip.Addr) 
 		return
 	}
 	seg[off], seg[off+1] = 0, 0
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src.AsSlice())
-	add(dst.AsSlice())
-	sum += uint32(proto) + uint32(len(seg))
-	add(seg)
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	c := ^uint16(sum)
+	c := ^csumFold(csumAdd(pseudoSum(src.AsSlice(), dst.AsSlice(), proto, len(seg)), seg))
 	if c == 0 && proto == 17 {
 		c = 0xffff // a computed zero is sent as all ones (RFC 768)
 	}

@@ -6,11 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -23,11 +23,18 @@ type routeTable struct {
 	tunIndex int
 	table    int
 
-	mu       sync.Mutex
-	rules    []*netlink.Rule
-	byPolicy map[dataplane.PolicyID][]netip.Prefix
-	refs     map[netip.Prefix]int
+	now func() time.Time
+
+	mu    sync.Mutex
+	rules []*netlink.Rule
+	refs  map[netip.Prefix]int
+	// addrs caches the local addresses (for sourceFor) for addrTTL: listing them is a netlink
+	// dump, which cost more than the rest of a policy install when every install asked.
+	addrs   []netip.Addr
+	addrsAt time.Time
 }
+
+const addrTTL = time.Second
 
 func newRouteTable(cfg Config, tunName string) (*routeTable, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
@@ -39,12 +46,16 @@ func newRouteTable(cfg Config, tunName string) (*routeTable, error) {
 		h.Close()
 		return nil, fmt.Errorf("find TUN device %q: %w", tunName, err)
 	}
+	if err := h.LinkSetMTU(link, cfg.MTU); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("set MTU %d on %q: %w", cfg.MTU, tunName, err)
+	}
 	if err := h.LinkSetUp(link); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("bring up %q: %w", tunName, err)
 	}
-	rt := &routeTable{h: h, tunIndex: link.Attrs().Index, table: cfg.RouteTable,
-		byPolicy: map[dataplane.PolicyID][]netip.Prefix{}, refs: map[netip.Prefix]int{}}
+	rt := &routeTable{h: h, tunIndex: link.Attrs().Index, table: cfg.RouteTable, now: cfg.Now,
+		refs: map[netip.Prefix]int{}}
 	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
 		r := netlink.NewRule()
 		r.Family = family
@@ -66,52 +77,50 @@ func newRouteTable(cfg Config, tunName string) (*routeTable, error) {
 	return rt, nil
 }
 
-// add routes the remote selectors of a policy to the TUN device.
-func (rt *routeTable) add(id dataplane.PolicyID, p dataplane.PolicyParams) error {
+// add routes prefixes (a policy's remote selectors) to the TUN device, with a preferred source
+// inside the local selectors and, when mtu is set, a route MTU below the device's. Routes are
+// counted: policies may share a prefix.
+func (rt *routeTable) add(local []ts.Selector, prefixes []netip.Prefix, mtu int) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	var added []netip.Prefix
-	for _, sel := range p.Remote {
-		src := rt.sourceFor(p.Local, sel.Is6())
-		for _, pfx := range sel.Prefixes() {
-			if rt.refs[pfx] == 0 {
-				r := &netlink.Route{LinkIndex: rt.tunIndex, Dst: prefixToIPNet(pfx), Table: rt.table, Scope: netlink.SCOPE_LINK, MTU: p.RouteMTU}
-				if src.IsValid() {
-					r.Src = src.AsSlice()
-				}
-				if err := rt.h.RouteReplace(r); err != nil {
-					for _, a := range added {
-						rt.unrefLocked(a)
-					}
-					return fmt.Errorf("route %v to %s: %w", pfx, "TUN", err)
-				}
+	for i, pfx := range prefixes {
+		if rt.refs[pfx] == 0 {
+			r := &netlink.Route{LinkIndex: rt.tunIndex, Dst: prefixToIPNet(pfx), Table: rt.table, Scope: netlink.SCOPE_LINK, MTU: mtu}
+			if src := rt.sourceFor(local, pfx.Addr().Is6()); src.IsValid() {
+				r.Src = src.AsSlice()
 			}
-			rt.refs[pfx]++
-			added = append(added, pfx)
+			if err := rt.h.RouteReplace(r); err != nil {
+				for _, a := range prefixes[:i] {
+					rt.unrefLocked(a)
+				}
+				return fmt.Errorf("route %v to %s: %w", pfx, "TUN", err)
+			}
 		}
+		rt.refs[pfx]++
 	}
-	rt.byPolicy[id] = added
 	return nil
 }
 
 // sourceFor picks a local address inside the local selectors as the routes' preferred source, so
 // that traffic this host originates matches the policy (strongSwan does the same).
 func (rt *routeTable) sourceFor(local []ts.Selector, is6 bool) netip.Addr {
-	family := unix.AF_INET
-	if is6 {
-		family = unix.AF_INET6
-	}
-	addrs, err := rt.h.AddrList(nil, family)
-	if err != nil {
-		return netip.Addr{}
-	}
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
+	if now := rt.now(); rt.addrs == nil || now.Sub(rt.addrsAt) >= addrTTL || now.Before(rt.addrsAt) {
+		rt.addrs = rt.addrs[:0]
+		for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
+			list, err := rt.h.AddrList(nil, family)
+			if err != nil {
+				continue
+			}
+			for _, a := range list {
+				if ip, ok := netip.AddrFromSlice(a.IP); ok && !ip.Unmap().IsLinkLocalUnicast() {
+					rt.addrs = append(rt.addrs, ip.Unmap())
+				}
+			}
 		}
-		ip = ip.Unmap()
-		if ip.IsLinkLocalUnicast() {
+		rt.addrsAt = now
+	}
+	for _, ip := range rt.addrs {
+		if ip.Is6() != is6 {
 			continue
 		}
 		for _, sel := range local {
@@ -123,14 +132,14 @@ func (rt *routeTable) sourceFor(local []ts.Selector, is6 bool) netip.Addr {
 	return netip.Addr{}
 }
 
-func (rt *routeTable) remove(id dataplane.PolicyID) error {
+// remove drops what add added for prefixes.
+func (rt *routeTable) remove(prefixes []netip.Prefix) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	var errs []error
-	for _, pfx := range rt.byPolicy[id] {
+	for _, pfx := range prefixes {
 		errs = append(errs, rt.unrefLocked(pfx))
 	}
-	delete(rt.byPolicy, id)
 	return errors.Join(errs...)
 }
 

@@ -250,6 +250,7 @@ func (e *Engine) sendResponse(s *ikeSA, h wire.Header, resp *ike.Message, to net
 		return
 	}
 	s.lastResp, s.hasResp, s.respTo = msgs, true, to
+	s.respDropAt = e.cfg.Clock.Now().Add(e.cfg.HalfOpenTimeout)
 	e.send(s, to, msgs)
 }
 
@@ -318,6 +319,9 @@ func (e *Engine) send(s *ikeSA, to netip.AddrPort, msgs [][]byte) {
 // tick does what is due at the current time.
 func (e *Engine) tick(s *ikeSA) {
 	now := e.cfg.Clock.Now()
+	if s.hasResp && !s.respDropAt.IsZero() && !now.Before(s.respDropAt) {
+		s.lastResp, s.hasResp, s.respDropAt = nil, false, time.Time{}
+	}
 	if s.pendingMsg != nil && !s.retransmitAt.IsZero() && !now.Before(s.retransmitAt) {
 		if s.retries >= e.cfg.RetransmitTries {
 			kind, _ := s.ActiveKind()
@@ -377,6 +381,9 @@ func (e *Engine) deadline(s *ikeSA) time.Time {
 	}
 	if s.pendingMsg != nil {
 		consider(s.retransmitAt)
+	}
+	if s.hasResp {
+		consider(s.respDropAt)
 	}
 	if !s.State().Authenticated() {
 		consider(s.halfOpenUntil)
@@ -438,12 +445,19 @@ func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 	s.en.remoteHint.Store(&s.Remote)
 	e.armIKE(s, now)
 	cfg := s.Config
+	// The index finds others by a hash of the identities; each compares them for itself.
+	conn, local, remote := s.connName(), s.LocalID, s.RemoteID
+	same := func(o *ikeSA) bool {
+		return o.connName() == conn && o.LocalID.Equal(local) && o.RemoteID.Equal(remote)
+	}
 	switch {
 	case cfg.Unique == ike.UniqueReplace:
 		for _, en := range e.idx.others(s) {
 			e.post(en, work{kind: workFunc, fn: func(o *ikeSA) {
-				e.logSA(o).Info("unique = replace: a new IKE SA of the same identity replaces this one")
-				o.QueueDeleteIKE(ike.ReasonUniqueReplaced)
+				if same(o) {
+					e.logSA(o).Info("unique = replace: a new IKE SA of the same identity replaces this one")
+					o.QueueDeleteIKE(ike.ReasonUniqueReplaced)
+				}
 			}})
 		}
 	case up.InitialContact && cfg.Unique != ike.UniqueNever:
@@ -451,8 +465,10 @@ func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 		// Delete, which would only go to a peer that has forgotten them.
 		for _, en := range e.idx.others(s) {
 			e.post(en, work{kind: workFunc, fn: func(o *ikeSA) {
-				e.logSA(o).Info("peer sent INITIAL_CONTACT on a new IKE SA: dropping this stale one")
-				o.Kill(ike.ReasonInitialContact)
+				if same(o) {
+					e.logSA(o).Info("peer sent INITIAL_CONTACT on a new IKE SA: dropping this stale one")
+					o.Kill(ike.ReasonInitialContact)
+				}
 			}})
 		}
 	}

@@ -254,7 +254,10 @@ type ikeSA struct {
 	lastResp [][]byte
 	hasResp  bool
 	respTo   netip.AddrPort // where the cached response went
-	reasm    *wire.Reassembler
+	// respDropAt is when the cached response is dropped: once no retransmission of its
+	// request can come any more (an idle IKE SA then holds no message bytes).
+	respDropAt time.Time
+	reasm      *wire.Reassembler
 
 	lastSeen      time.Time // last authenticated message from the peer
 	rekeyAt       time.Time // IKE SA rekey (zero: none)
@@ -262,7 +265,7 @@ type ikeSA struct {
 	halfOpenUntil time.Time // responder: IKE_AUTH must arrive by then
 
 	halfOpenKey *initKey // registered in the half-open table
-	identity    *idKey   // registered in the identity index
+	identity    uint64   // hash of the identities registered in the identity index (0: none)
 	conn        string   // registered in the connection index
 
 	out []effect // effects of the work being handled

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"hash/fnv"
 	"sync"
 
 	"github.com/goipsec/goipsec/ike"
@@ -84,11 +85,20 @@ func (t *saTable) count() int {
 	return n
 }
 
-// idKey identifies the authenticated identities of an IKE SA, for INITIAL_CONTACT and the
-// uniqueness policy.
-type idKey struct {
-	conn          string
-	local, remote string
+// identityHash identifies the authenticated identities of an IKE SA (with its connection), for
+// INITIAL_CONTACT and the uniqueness policy: a 64-bit hash, so that the index costs a few bytes
+// per IKE SA instead of three strings. Whoever acts on a match compares the identities themselves.
+func identityHash(conn string, local, remote ike.Identity) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(conn))
+	for _, id := range []ike.Identity{local, remote} {
+		h.Write([]byte{0, byte(id.Type), byte(len(id.Data) >> 8), byte(len(id.Data))})
+		h.Write(id.Data)
+	}
+	if v := h.Sum64(); v != 0 {
+		return v
+	}
+	return 1
 }
 
 // indexes find IKE SAs by connection, by the inbound SPI of their Child SAs, and by identities.
@@ -97,13 +107,14 @@ type indexes struct {
 	mu       sync.Mutex
 	conns    map[string]map[*entry]struct{}
 	children map[uint32]*entry
-	ids      map[idKey]map[*entry]struct{}
+	// ids holds, by identity hash, the entries with those identities (usually one).
+	ids map[uint64][]*entry
 }
 
 func (x *indexes) init() {
 	x.conns = map[string]map[*entry]struct{}{}
 	x.children = map[uint32]*entry{}
-	x.ids = map[idKey]map[*entry]struct{}{}
+	x.ids = map[uint64][]*entry{}
 }
 
 func (x *indexes) addConn(s *ikeSA, name string) {
@@ -174,44 +185,45 @@ func (x *indexes) child(spi uint32) *entry {
 	return x.children[spi]
 }
 
-func identityOf(s *ikeSA) idKey {
-	return idKey{conn: s.connName(), local: s.LocalID.String(), remote: s.RemoteID.String()}
-}
+func identityOf(s *ikeSA) uint64 { return identityHash(s.connName(), s.LocalID, s.RemoteID) }
 
 func (x *indexes) addIdentity(s *ikeSA) {
 	k := identityOf(s)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.removeIdentityLocked(s)
-	set := x.ids[k]
-	if set == nil {
-		set = map[*entry]struct{}{}
-		x.ids[k] = set
-	}
-	set[s.en] = struct{}{}
-	s.identity = &k
+	x.ids[k] = append(x.ids[k], s.en)
+	s.identity = k
 }
 
 func (x *indexes) removeIdentityLocked(s *ikeSA) {
-	if s.identity == nil {
+	if s.identity == 0 {
 		return
 	}
-	if set := x.ids[*s.identity]; set != nil {
-		delete(set, s.en)
-		if len(set) == 0 {
-			delete(x.ids, *s.identity)
+	list := x.ids[s.identity]
+	for i, en := range list {
+		if en == s.en {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			break
 		}
 	}
-	s.identity = nil
+	if len(list) == 0 {
+		delete(x.ids, s.identity)
+	} else {
+		x.ids[s.identity] = list
+	}
+	s.identity = 0
 }
 
-// others returns the other entries with the same identities as s.
+// others returns the other entries whose identities hash like those of s.
 func (x *indexes) others(s *ikeSA) []*entry {
 	k := identityOf(s)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var out []*entry
-	for en := range x.ids[k] {
+	for _, en := range x.ids[k] {
 		if en != s.en {
 			out = append(out, en)
 		}
@@ -236,16 +248,9 @@ func (x *indexes) remove(s *ikeSA, children []uint32) {
 // caller owns sa; the others are looked at under their own locks only through the index.
 func (e *Engine) uniqueness(sa *ike.SA) ike.Uniqueness {
 	var u ike.Uniqueness
-	k := idKey{conn: sa.Config.Name, local: sa.LocalID.String(), remote: sa.RemoteID.String()}
-	if sa.Initiator && sa.RemoteID.IsAny() {
-		k.remote = ike.Identity{}.String()
-	}
+	k := identityHash(sa.Config.Name, sa.LocalID, sa.RemoteID)
 	e.idx.mu.Lock()
-	set := e.idx.ids[k]
-	ens := make([]*entry, 0, len(set))
-	for en := range set {
-		ens = append(ens, en)
-	}
+	ens := append([]*entry(nil), e.idx.ids[k]...)
 	e.idx.mu.Unlock()
 	for _, en := range ens {
 		if en.s == nil || en.s.SA == sa {

@@ -256,7 +256,7 @@ func DeriveChildKeys(p PRF, t ChildTransforms, skd, ni, nr []byte, secrets ...[]
 	if p.newHash == nil {
 		return nil, fmt.Errorf("%w: zero PRF", ErrUnsupportedTransform)
 	}
-	encrLen, integLen, err := cipherKeyLens(t.Encr, t.EncrKeyBits, t.Integ)
+	encrLen, integLen, err := childKeyLens(t.Encr, t.EncrKeyBits, t.Integ)
 	if err != nil {
 		return nil, err
 	}

@@ -235,6 +235,13 @@ func TestDeriveChildKeys(t *testing.T) {
 		{ChildTransforms{Encr: ENCR_AES_GCM_16, EncrKeyBits: 256}, 36, 0},
 		{ChildTransforms{Encr: ENCR_CHACHA20_POLY1305}, 36, 0},
 		{ChildTransforms{Encr: ENCR_AES_CBC, EncrKeyBits: 128, Integ: AUTH_HMAC_SHA2_512_256}, 16, 64},
+		{ChildTransforms{Encr: ENCR_AES_CBC, EncrKeyBits: 192, Integ: AUTH_AES_XCBC_96}, 24, 16},
+		{ChildTransforms{Encr: ENCR_AES_CTR, EncrKeyBits: 256, Integ: AUTH_AES_CMAC_96}, 36, 16},
+		{ChildTransforms{Encr: ENCR_NULL, Integ: AUTH_HMAC_SHA2_256_128}, 0, 32},
+		{ChildTransforms{Encr: ENCR_AES_CCM_8, EncrKeyBits: 128}, 19, 0},
+		{ChildTransforms{Encr: ENCR_AES_CCM_16, EncrKeyBits: 192}, 27, 0},
+		{ChildTransforms{Encr: ENCR_AES_GCM_12, EncrKeyBits: 192}, 28, 0},
+		{ChildTransforms{Encr: ENCR_NULL_AUTH_AES_GMAC, EncrKeyBits: 256}, 36, 0},
 	}
 	for _, c := range cases {
 		for _, secrets := range [][][]byte{nil, {gir}, {gir, seq(1, 32)}} {
@@ -269,6 +276,12 @@ func TestDeriveChildKeys(t *testing.T) {
 	}
 	if _, err := DeriveChildKeys(PRF{}, cases[0].tr, skd, ni, nr); !errors.Is(err, ErrUnsupportedTransform) {
 		t.Errorf("zero PRF: error = %v", err)
+	}
+	for _, tr := range []ChildTransforms{{Encr: ENCR_AES_CCM_8, EncrKeyBits: 128, Integ: AUTH_AES_XCBC_96},
+		{Encr: ENCR_AES_CTR, EncrKeyBits: 128}, {Encr: ENCR_AES_CTR, EncrKeyBits: 64, Integ: AUTH_AES_CMAC_96}, {Encr: 18, EncrKeyBits: 128}} {
+		if _, err := DeriveChildKeys(p, tr, skd, ni, nr); !errors.Is(err, ErrUnsupportedTransform) {
+			t.Errorf("%+v: error = %v", tr, err)
+		}
 	}
 	if _, err := DeriveChildKeys(p, cases[0].tr, skd, seq(0, 8), nr); !errors.Is(err, ErrInvalidInput) {
 		t.Errorf("short nonce: error = %v", err)

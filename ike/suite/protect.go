@@ -56,6 +56,23 @@ func NewProtector(encr uint16, encrKeyBits int, integ uint16, encrKey, integKey 
 	return NewCBCHMAC(integ, encrKey, integKey, rand)
 }
 
+// IVCounter is implemented by Protectors whose IVs are a counter (the AEAD ones): an IKE SA that
+// builds a Protector per message carries the counter from one to the next.
+type IVCounter interface {
+	SetNextIV(uint64)
+	NextIV() uint64
+}
+
+// Protector returns one direction's Protector of an IKE SA: out for the messages this side sends
+// (initiator true: we are the original initiator), in for those it receives.
+func (k *Keys) Protector(t IKETransforms, initiator, out bool, rand io.Reader) (Protector, error) {
+	e, a := k.SKei, k.SKai
+	if initiator != out {
+		e, a = k.SKer, k.SKar
+	}
+	return NewProtector(t.Encr, t.EncrKeyBits, t.Integ, e, a, rand)
+}
+
 // Protectors returns the Protectors of an IKE SA: out for the messages this
 // side sends, in for those it receives.
 func (k *Keys) Protectors(t IKETransforms, initiator bool, rand io.Reader) (out, in Protector, err error) {

@@ -65,6 +65,21 @@ func NewAEADSealer(encr uint16, key []byte) (Protector, error) {
 	return p, nil
 }
 
+// SetNextIV sets the counter the next Seal uses as IV. A caller that builds a Protector for each
+// message (to keep no cipher state between messages) carries the counter across them.
+func (p *aeadProtector) SetNextIV(iv uint64) {
+	p.mu.Lock()
+	p.nextIV = iv
+	p.mu.Unlock()
+}
+
+// NextIV returns the IV the next Seal will use.
+func (p *aeadProtector) NextIV() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextIV
+}
+
 func (p *aeadProtector) IVSize() int         { return aeadIVSize }
 func (p *aeadProtector) BlockSize() int      { return 1 }
 func (p *aeadProtector) ICVSize() int        { return aeadTagSize }

@@ -25,12 +25,15 @@ const (
 	TsharkIKEIntegSHA384     = "HMAC_SHA2_384_192 [RFC4868]"
 	TsharkIKEIntegSHA512     = "HMAC_SHA2_512_256 [RFC4868]"
 	TsharkESPEncrAESGCM16    = "AES-GCM with 16 octet ICV [RFC4106]"
+	TsharkESPEncrAESGCM12    = "AES-GCM with 12 octet ICV [RFC4106]"
 	TsharkESPEncrAESCBC      = "AES-CBC [RFC3602]"
+	TsharkESPEncrAESCTR      = "AES-CTR [RFC3686]"
 	TsharkESPAuthNull        = "NULL"
 	TsharkESPAuthSHA1        = "HMAC-SHA-1-96 [RFC2404]"
 	TsharkESPAuthSHA256      = "HMAC-SHA-256-128 [RFC4868]"
 	TsharkESPAuthSHA384      = "HMAC-SHA-384-192 [RFC4868]"
 	TsharkESPAuthSHA512      = "HMAC-SHA-512-256 [RFC4868]"
+	TsharkESPAuthAny96       = "ANY 96 bit authentication [no checking]" // AES-XCBC-MAC-96, AES-CMAC-96
 	tsharkICVCorrectMarker   = "[correct]"
 	tsharkICVIncorrectMarker = "[incorrect"
 )

@@ -56,6 +56,13 @@ type goipsecProc struct {
 // per host, and the tests run several daemons at once.
 func startGoipsec(t *testing.T, ns *testnet.NS, conf string) *goipsecProc {
 	t.Helper()
+	return startGoipsecIn(t, ns, t.TempDir(), conf)
+}
+
+// startGoipsecIn is startGoipsec with the configuration file written into dir, beside the
+// credential folders (x509/, private/, ...) a test put there.
+func startGoipsecIn(t *testing.T, ns *testnet.NS, dir, conf string) *goipsecProc {
+	t.Helper()
 	// Not t.TempDir(): a socket path must fit in sun_path (108 bytes), and test names are long.
 	sockDir, err := os.MkdirTemp("", "gtvici-")
 	if err != nil {
@@ -69,7 +76,7 @@ func startGoipsec(t *testing.T, ns *testnet.NS, conf string) *goipsecProc {
 		}
 		conf = strings.Replace(conf, "\ndaemon {\n", "\ndaemon {\n  vici_socket = "+vici+"\n", 1)
 	}
-	path := filepath.Join(t.TempDir(), "goipsec.conf")
+	path := filepath.Join(dir, "goipsec.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

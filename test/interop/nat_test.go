@@ -31,9 +31,16 @@ const (
 // same ports), so the peers must follow a port that is neither 500 nor 4500.
 func natSetup(t *testing.T, remap bool, privateInner, publicInner []string) (private, public *testnet.NS) {
 	t.Helper()
+	private, _, public = natSetup3(t, remap, privateInner, publicInner)
+	return private, public
+}
+
+// natSetup3 is natSetup that also returns the NAT's namespace.
+func natSetup3(t *testing.T, remap bool, privateInner, publicInner []string) (private, nat, public *testnet.NS) {
+	t.Helper()
 	testnet.Require(t, strongswan.CharonPath, strongswan.SwanctlPath, "ping", "nft")
 	n := testnet.New(t)
-	private, nat, public := n.Namespace("priv"), n.Namespace("nat"), n.Namespace("pub")
+	private, nat, public = n.Namespace("priv"), n.Namespace("nat"), n.Namespace("pub")
 	n.Link(private, nat, []string{privateHost + "/24"}, []string{natInside + "/24"})
 	natOutIf, _ := n.Link(nat, public, []string{natOutside + "/24"}, []string{publicHost + "/24"})
 	nat.Masquerade(t, natOutIf)
@@ -47,7 +54,7 @@ func natSetup(t *testing.T, remap bool, privateInner, publicInner []string) (pri
 	for _, a := range publicInner {
 		public.AddAddr("lo", a)
 	}
-	return private, public
+	return private, nat, public
 }
 
 // natPortRange is where remapPorts puts the UDP source ports.
@@ -64,7 +71,7 @@ func remapPorts(t *testing.T, nat *testnet.NS, outIf string) {
 	script := fmt.Sprintf(`table ip goipsec_interop_remap {
 	chain postrouting {
 		type nat hook postrouting priority srcnat - 10; policy accept;
-		oifname %q meta l4proto udp masquerade to :%d-%d
+		oifname %q meta l4proto udp masquerade to :%d-%d random
 	}
 }
 `, outIf, natPortLow, natPortHigh)

@@ -52,6 +52,9 @@ func verifyGolden(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	listed := map[string]bool{"keys.json": true}
+	for _, f := range g.Credentials {
+		listed[f] = true
+	}
 	for _, m := range g.Messages {
 		listed[m.File] = true
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goipsec/goipsec/credentials/pki"
 	"github.com/goipsec/goipsec/internal/testnet"
 )
 
@@ -34,6 +35,10 @@ type pairConfig struct {
 	charonConf  string // extra strongswan.conf text for both instances
 	// extraLeftTS/extraRightTS are added to the traffic selectors, to make IKE_AUTH big.
 	extraLeftTS, extraRightTS []string
+	// certKey, when set, makes both sides authenticate with certificates of this key type from
+	// one CA (pair_certs_test.go), with auth as the auth value on both sides.
+	certKey pki.KeyType
+	auth    string
 }
 
 type pair struct {
@@ -42,6 +47,8 @@ type pair struct {
 	leftIf, rightIf string
 	l, r            *Charon
 	capture         *testnet.Capture
+	// credentials are the PEM files of a certificate scenario, by file name.
+	credentials map[string][]byte
 }
 
 // newPair builds the namespaces, starts a UDP capture on right's veth end, and starts both charons
@@ -65,14 +72,15 @@ func newPair(t *testing.T, cfg pairConfig) *pair {
 	p.capture = p.right.Capture(t, p.rightIf, "udp")
 	leftTS := append([]string{leftNet}, cfg.extraLeftTS...)
 	rightTS := append([]string{rightNet}, cfg.extraRightTS...)
-	p.l = Start(t, p.left, Config{
-		SwanctlConf: swanctlConf(leftOuter, rightOuter, leftTS, rightTS, cfg.ikeProposal, cfg.espProposal, cfg.dpdDelay),
-		CharonConf:  cfg.charonConf,
-	})
-	p.r = Start(t, p.right, Config{
-		SwanctlConf: swanctlConf(rightOuter, leftOuter, rightTS, leftTS, cfg.ikeProposal, cfg.espProposal, ""),
-		CharonConf:  cfg.charonConf,
-	})
+	lconf := swanctlConf(leftOuter, rightOuter, leftTS, rightTS, cfg.ikeProposal, cfg.espProposal, cfg.dpdDelay)
+	rconf := swanctlConf(rightOuter, leftOuter, rightTS, leftTS, cfg.ikeProposal, cfg.espProposal, "")
+	var lfiles, rfiles map[string][]byte
+	if cfg.certKey != "" {
+		lconf, rconf = certConf(lconf, cfg.auth, leftOuter, rightOuter), certConf(rconf, cfg.auth, rightOuter, leftOuter)
+		p.credentials, lfiles, rfiles = pairCredentials(t, cfg.certKey)
+	}
+	p.l = Start(t, p.left, Config{SwanctlConf: lconf, CharonConf: cfg.charonConf, Files: lfiles})
+	p.r = Start(t, p.right, Config{SwanctlConf: rconf, CharonConf: cfg.charonConf, Files: rfiles})
 	return p
 }
 

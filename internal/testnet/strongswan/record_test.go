@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/goipsec/goipsec/credentials/pki"
 	"github.com/goipsec/goipsec/internal/testnet"
 )
 
@@ -79,6 +81,12 @@ func scenarios() []scenario {
 		{"aes128gcm16-prfsha256-ecp256", pairConfig{ikeProposal: "aes128gcm16-prfsha256-ecp256", espProposal: "aes128gcm16", dpdDelay: dpdDelay}},
 		{"chacha20poly1305-prfsha256-x25519", pairConfig{ikeProposal: "chacha20poly1305-prfsha256-x25519", espProposal: "chacha20poly1305", dpdDelay: dpdDelay}},
 		{"aes256-sha256-modp2048", pairConfig{ikeProposal: "aes256-sha256-modp2048", espProposal: "aes256-sha256", dpdDelay: dpdDelay}},
+		// Certificate authentication (credentials written next to keys.json): the AUTH payloads
+		// of strongSwan's signatures, for ike/auth's known-answer tests.
+		{"cert-ed25519", pairConfig{ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", dpdDelay: dpdDelay, certKey: pki.Ed25519, auth: "pubkey"}},
+		{"cert-rsa-pkcs1", pairConfig{ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", dpdDelay: dpdDelay, certKey: pki.RSA2048, auth: "pubkey"}},
+		{"cert-rsa-pss", pairConfig{ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", dpdDelay: dpdDelay, certKey: pki.RSA2048, auth: "rsa/pss-sha256"}},
+		{"cert-ecdsa-p256", pairConfig{ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", dpdDelay: dpdDelay, certKey: pki.ECDSA256, auth: "pubkey"}},
 		{"fragmented-aes256gcm16-prfsha256-x25519", pairConfig{
 			ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", dpdDelay: dpdDelay,
 			charonConf:  fmt.Sprintf("fragment_size = %d", fragmentSize),
@@ -178,6 +186,17 @@ func record(t *testing.T, sc scenario, dir string) {
 		g.ChildSAs = append(g.ChildSAs, toGoldenChildSA(k))
 	}
 
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range p.credentials {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g.Credentials = append(g.Credentials, name)
+	}
+	sort.Strings(g.Credentials)
+	g.Auth = sc.cfg.auth
 	pkts, err := testnet.ReadPcap(pcap)
 	if err != nil {
 		t.Fatal(err)
@@ -276,15 +295,19 @@ func describeMessage(msg []byte, sas []goldenIKESA) (goldenMessage, error) {
 
 // golden is keys.json.
 type golden struct {
-	Recording   string          `json:"recording"`
-	Software    string          `json:"software"`
-	Description string          `json:"description"`
-	IKEConfig   string          `json:"ike_proposal_config"`
-	ESPConfig   string          `json:"esp_proposal_config"`
-	CharonConf  string          `json:"charon_conf,omitempty"`
-	Initiator   string          `json:"initiator_address"`
-	Responder   string          `json:"responder_address"`
-	PSK         string          `json:"psk"`
+	Recording   string `json:"recording"`
+	Software    string `json:"software"`
+	Description string `json:"description"`
+	IKEConfig   string `json:"ike_proposal_config"`
+	ESPConfig   string `json:"esp_proposal_config"`
+	CharonConf  string `json:"charon_conf,omitempty"`
+	Initiator   string `json:"initiator_address"`
+	Responder   string `json:"responder_address"`
+	PSK         string `json:"psk"`
+	// Auth and Credentials: certificate scenarios name the auth value both sides used and the
+	// PEM files (CA, certificates, private keys of left and right) next to keys.json.
+	Auth        string          `json:"auth,omitempty"`
+	Credentials []string        `json:"credentials,omitempty"`
 	IKESAs      []goldenIKESA   `json:"ike_sas"`
 	ChildSAs    []goldenChildSA `json:"child_sas"`
 	Messages    []goldenMessage `json:"messages"`

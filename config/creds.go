@@ -1,0 +1,206 @@
+package config
+
+import (
+	"encoding/asn1"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// CertSettings are the certificate settings of an authentication round.
+type CertSettings struct {
+	// Certs: local.certs (ours, the first is used) or remote.certs (pinned peer certificates),
+	// as written: relative to x509/ or absolute.
+	Certs []string
+	// PubKeys: raw public keys, relative to pubkey/ or absolute.
+	PubKeys []string
+	// CACerts (remote): the peer's chain must lead to one of these (relative to x509ca/).
+	CACerts []string
+	// CAID (remote): a CA in the peer's chain must have this identity.
+	CAID Identity
+	// CertPolicy (remote): policy OIDs the peer's certificate must carry.
+	CertPolicy []asn1.ObjectIdentifier
+	// Revocation (remote): strict, ifuri or relaxed.
+	Revocation string
+}
+
+// KeySecret is the passphrase of an encrypted private key (secrets.private-<name>, rsa-, ecdsa-,
+// pkcs8-, pkcs12-).
+type KeySecret struct {
+	Name   string
+	File   string // the file as written
+	Line   int
+	Type   string // private, rsa, ecdsa, pkcs8 or pkcs12: the folder the file is relative to
+	Path   string // the key file, relative to the folder or absolute
+	Secret []byte
+}
+
+// Authority is an authorities.<name> section.
+type Authority struct {
+	Name        string
+	File        string
+	Line        int
+	CACert      string // relative to x509ca/ or absolute
+	CRLURIs     []string
+	OCSPURIs    []string
+	CertURIBase string
+}
+
+// keyFolders are the secrets types that hold key passphrases (and the folders of swanctl.conf's
+// directory they refer to).
+var keyFolders = []string{"private", "rsa", "ecdsa", "pkcs8", "pkcs12"}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (l *loader) certSettings(sec *Section, pattern string, isLocal bool) CertSettings {
+	var c CertSettings
+	list := func(key string) []string {
+		if kv := explicit(sec, key); kv != nil {
+			return splitComma(kv.Value)
+		}
+		return nil
+	}
+	c.Certs = list("certs")
+	c.PubKeys = list("pubkeys")
+	if isLocal {
+		return c
+	}
+	c.CACerts = list("cacerts")
+	if kv := explicit(sec, "ca_id"); kv != nil {
+		c.CAID = parsed(l, sec, pattern, "ca_id", parseIdentity)
+	}
+	for _, f := range list("cert_policy") {
+		oid, err := parseOID(f)
+		if err != nil {
+			l.valueError(sec.Setting("cert_policy"), fmt.Errorf("invalid OID %q", f))
+			continue
+		}
+		c.CertPolicy = append(c.CertPolicy, oid)
+	}
+	c.Revocation = l.enum(sec, pattern, "revocation", "strict", "ifuri", "relaxed")
+	return c
+}
+
+func parseOID(s string) (asn1.ObjectIdentifier, error) {
+	var oid asn1.ObjectIdentifier
+	for _, f := range strings.Split(s, ".") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("invalid OID %q", s)
+		}
+		oid = append(oid, n)
+	}
+	if len(oid) < 2 {
+		return nil, fmt.Errorf("invalid OID %q", s)
+	}
+	return oid, nil
+}
+
+// checkPubkeyConstraints checks the words of a pubkey auth value (the full parse, with its
+// meaning, is ike/auth.ParseConstraints): key types, key sizes after a key type, hashes, and an
+// ike: part.
+func checkPubkeyConstraints(s string) error {
+	for _, part := range strings.Split(s, "ike:") {
+		part = strings.Trim(part, "-")
+		if part == "" {
+			continue
+		}
+		afterType := false
+		for _, tok := range strings.Split(part, "-") {
+			switch tok {
+			case "pubkey", "rsa", "rsa/pss", "ecdsa", "ed25519":
+				afterType = true
+			case "sha1", "sha256", "sha384", "sha512", "sha2_256", "sha2_384", "sha2_512":
+			case "ed448", "bliss":
+				return fmt.Errorf("auth = %s: %s keys are not supported by goipsec", s, tok)
+			default:
+				if n, err := strconv.Atoi(tok); err != nil || n <= 0 || !afterType {
+					return fmt.Errorf("auth = %s: unknown constraint %q (expected pubkey, rsa, rsa/pss, ecdsa or ed25519, a key size after a key type, sha256, sha384 or sha512)", s, tok)
+				}
+				afterType = false
+			}
+		}
+	}
+	return nil
+}
+
+func (l *loader) keySecrets(sec *Section) []*KeySecret {
+	var out []*KeySecret
+	for _, typ := range keyFolders {
+		pattern := "secrets." + typ + "<suffix>"
+		for _, p := range sectionsOf(sec, "secrets", pattern) {
+			l.check(p, pattern)
+			ks := &KeySecret{Name: p.Name, File: p.File, Line: p.Line, Type: typ}
+			if kv := explicit(p, "file"); kv == nil {
+				l.errorAt(p.File, p.Line, "%s: file is required (the key file in %s/ this passphrase is for)", p.Path, typ)
+			} else {
+				ks.Path = kv.Value
+			}
+			if kv := explicit(p, "secret"); kv == nil {
+				l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
+			} else {
+				secret, err := parseSecret(kv.Value)
+				if err != nil {
+					l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // never echo a secret
+				}
+				ks.Secret = secret
+			}
+			out = append(out, ks)
+		}
+	}
+	return out
+}
+
+func (l *loader) authorities(sec *Section) []*Authority {
+	if sec == nil {
+		return nil
+	}
+	l.check(sec, "authorities")
+	const pattern = "authorities.<name>"
+	var out []*Authority
+	for _, p := range sectionsOf(sec, "authorities", pattern) {
+		l.check(p, pattern)
+		a := &Authority{Name: p.Name, File: p.File, Line: p.Line}
+		cacert, file := explicit(p, "cacert"), explicit(p, "file")
+		switch {
+		case cacert != nil && file != nil:
+			l.errorAt(file.File, file.Line, "%s: give cacert or file, not both", p.Path)
+		case cacert != nil:
+			a.CACert = cacert.Value
+		case file != nil:
+			a.CACert = file.Value
+		default:
+			l.errorAt(p.File, p.Line, "%s: cacert is required (the CA certificate in x509ca/)", p.Path)
+		}
+		for _, key := range []string{"crl_uris", "ocsp_uris"} {
+			kv := explicit(p, key)
+			if kv == nil {
+				continue
+			}
+			uris := splitComma(kv.Value)
+			for _, u := range uris {
+				if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+					l.valueError(kv, fmt.Errorf("URI %q: only http:// and https:// are supported", u))
+				}
+			}
+			if key == "crl_uris" {
+				a.CRLURIs = uris
+			} else {
+				a.OCSPURIs = uris
+			}
+		}
+		if kv := explicit(p, "cert_uri_base"); kv != nil {
+			a.CertURIBase = kv.Value
+		}
+		out = append(out, a)
+	}
+	return out
+}
