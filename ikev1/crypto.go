@@ -63,6 +63,13 @@ func newEncAlg(id uint16, keyBits int) (encAlg, error) {
 // skeyidPSK is SKEYID for preshared keys: prf(pre-shared-key, Ni_b | Nr_b) (RFC 2409 §5).
 func skeyidPSK(p suite.PRF, psk, ni, nr []byte) []byte { return p.Compute(psk, ni, nr) }
 
+// skeyidSig is SKEYID for signatures: prf(Ni_b | Nr_b, g^xy) (RFC 2409 §5).
+func skeyidSig(p suite.PRF, ni, nr, gxy []byte) []byte {
+	key := append(append([]byte(nil), ni...), nr...)
+	defer clear(key)
+	return p.Compute(key, gxy)
+}
+
 // deriveKeys computes SKEYID_d, SKEYID_a, SKEYID_e and the encryption key from SKEYID (RFC 2409
 // §5):
 //

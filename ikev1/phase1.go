@@ -33,7 +33,7 @@ func (sa *SA) Initiate(cfg *Config, children []*ike.ChildConfig, local, remote n
 	if sa.CkyI, err = sa.cookie(); err != nil {
 		return err
 	}
-	transforms := phase1Transforms(cfg.Peer.Proposals, authPSK, cfg.lifetime())
+	transforms := phase1Transforms(cfg.Peer.Proposals, sa.authMethod(), cfg.lifetime())
 	if len(transforms) == 0 {
 		return fmt.Errorf("connection %s: no IKE proposal has an IKEv1 form (AES-CBC or 3DES with a SHA PRF and a DH group)", cfg.name())
 	}
@@ -200,11 +200,16 @@ func (sa *SA) computeKeys(gxr []byte) error {
 	if err != nil {
 		return errorf(wire.NoProposalChosen, "%v", err)
 	}
-	psk, err := sa.psk()
-	if err != nil {
-		return err
+	var skeyid []byte
+	if sa.sigAuth() != nil {
+		skeyid = skeyidSig(prf, sa.ni, sa.nr, sa.gxy)
+	} else {
+		psk, err := sa.psk()
+		if err != nil {
+			return err
+		}
+		skeyid = skeyidPSK(prf, psk, sa.ni, sa.nr)
 	}
-	skeyid := skeyidPSK(prf, psk, sa.ni, sa.nr)
 	sa.keys = deriveKeys(prf, enc, skeyid, sa.gxy, sa.CkyI, sa.CkyR)
 	sa.iv = phase1IV(prf, enc, sa.gxi, sa.gxr)
 	return nil
@@ -274,6 +279,9 @@ func (sa *SA) mm2(b []byte, h wire.Header) error {
 	}
 	sa.gxi = sa.ke.PublicValue()
 	ps := []wire.Payload{&wire.KE{Data: sa.gxi}, &wire.Nonce{Data: sa.ni}}
+	if sa.sigAuth() != nil {
+		ps = append(ps, &wire.CertReq{Encoding: wire.CertX509Sig})
+	}
 	if sa.peerNATT {
 		prf, err := t.prf()
 		if err != nil {
@@ -301,7 +309,7 @@ func (sa *SA) acceptedTransform(saP *wire.SA) (p1Transform, error) {
 	if err != nil {
 		return t, errorf(wire.NoProposalChosen, "responder's transform: %v", err)
 	}
-	for _, o := range phase1Transforms(sa.cfg.Peer.Proposals, authPSK, sa.cfg.lifetime()) {
+	for _, o := range phase1Transforms(sa.cfg.Peer.Proposals, sa.authMethod(), sa.cfg.lifetime()) {
 		if o.sameAlgorithms(t) {
 			if t.lifetime == 0 || t.lifetime > sa.cfg.lifetime() {
 				t.lifetime = sa.cfg.lifetime()
@@ -334,7 +342,11 @@ func (sa *SA) mm4(b []byte, _ wire.Header) error {
 		return err
 	}
 	sa.idB = append([]byte(nil), wire.Body(idii)...)
-	ps := []wire.Payload{idii, &wire.Hash{Data: sa.authHash(true, sa.idB)}}
+	auth, err := sa.authPayloads(true, sa.idB)
+	if err != nil {
+		return err
+	}
+	ps := append([]wire.Payload{idii}, auth...)
 	if sa.cfg.Peer.Unique != ike.UniqueNever && !sa.Successor {
 		// RFC 2407 §4.6.3.3: only when we hold no other SA with the peer.
 		ps = append(ps, sa.initialContactNotify())
@@ -361,12 +373,12 @@ func (sa *SA) mm6(b []byte, h wire.Header) error {
 		// differ, which with a PSK means different keys on both sides.
 		return errorf(wire.AuthenticationFailed, "the responder's last Main Mode message does not decrypt (different preshared keys?)")
 	}
-	id, hash := find[*wire.ID](ps), find[*wire.Hash](ps)
-	if id == nil || hash == nil {
-		return errorf(wire.PayloadMalformed, "Main Mode response without ID or HASH")
+	id := find[*wire.ID](ps)
+	if id == nil {
+		return errorf(wire.PayloadMalformed, "Main Mode response without ID")
 	}
-	if !hmac.Equal(hash.Data, sa.authHash(false, wire.Body(id))) {
-		return errorf(wire.AuthenticationFailed, "the responder's HASH_R does not verify (wrong preshared key?)")
+	if err := sa.verifyAuth(false, toIdentity(id), wire.Body(id), ps); err != nil {
+		return err
 	}
 	sa.iv = next
 	return sa.established(toIdentity(id), ps)
@@ -378,9 +390,9 @@ func (sa *SA) am2(b []byte, h wire.Header) error {
 		return errorf(wire.PayloadMalformed, "Aggressive Mode response: %v", err)
 	}
 	saP, ke, no := find[*wire.SA](m.Payloads), find[*wire.KE](m.Payloads), find[*wire.Nonce](m.Payloads)
-	id, hash := find[*wire.ID](m.Payloads), find[*wire.Hash](m.Payloads)
-	if saP == nil || ke == nil || no == nil || id == nil || hash == nil {
-		return errorf(wire.PayloadMalformed, "Aggressive Mode response lacks SA, KE, Nonce, ID or HASH")
+	id := find[*wire.ID](m.Payloads)
+	if saP == nil || ke == nil || no == nil || id == nil {
+		return errorf(wire.PayloadMalformed, "Aggressive Mode response lacks SA, KE, Nonce or ID")
 	}
 	t, err := sa.acceptedTransform(saP)
 	if err != nil {
@@ -397,12 +409,15 @@ func (sa *SA) am2(b []byte, h wire.Header) error {
 	if err := sa.computeKeys(append([]byte(nil), ke.Data...)); err != nil {
 		return err
 	}
-	if !hmac.Equal(hash.Data, sa.authHash(false, wire.Body(id))) {
-		return errorf(wire.AuthenticationFailed, "the responder's HASH_R does not verify (wrong preshared key?)")
+	if err := sa.verifyAuth(false, sa.RemoteID, wire.Body(id), m.Payloads); err != nil {
+		return err
 	}
 	sa.detectNAT(m.Payloads)
 	sa.float()
-	ps := []wire.Payload{&wire.Hash{Data: sa.authHash(true, sa.idB)}}
+	ps, err := sa.authPayloads(true, sa.idB)
+	if err != nil {
+		return err
+	}
 	if sa.peerNATT {
 		ps = append(ps, sa.natd()...)
 	}
@@ -455,7 +470,7 @@ func (sa *SA) RespondFirst(b []byte, candidates []*Config, local, remote netip.A
 	// remote identity fit.
 	var offered []string
 	for _, c := range candidates {
-		if sa.Aggressive && !c.Peer.RemoteID.Matches(sa.RemoteID) {
+		if sa.Aggressive && !remoteMatches(c, sa.RemoteID) {
 			continue
 		}
 		sa.cfg = c
@@ -503,7 +518,7 @@ func describeOffer(saP *wire.SA) string {
 
 // choose picks the peer's first transform (in its order) that matches one of ours.
 func (sa *SA) choose(saP *wire.SA) (wire.Proposal, p1Transform, bool) {
-	ours := phase1Transforms(sa.cfg.Peer.Proposals, authPSK, sa.cfg.lifetime())
+	ours := phase1Transforms(sa.cfg.Peer.Proposals, sa.authMethod(), sa.cfg.lifetime())
 	for _, p := range saP.Proposals {
 		if p.Protocol != wire.ProtoISAKMP {
 			continue
@@ -550,8 +565,12 @@ func (sa *SA) am1(b []byte, m *wire.Message, reply *wire.SA) error {
 		return err
 	}
 	sa.idB = append([]byte(nil), wire.Body(idir)...)
-	ps := []wire.Payload{reply, &wire.KE{Data: sa.gxr}, &wire.Nonce{Data: sa.nr}, idir, &wire.Hash{Data: sa.authHash(false, sa.idB)},
-		&wire.VendorID{Data: vidNATT}, &wire.VendorID{Data: vidDPD}}
+	auth, err := sa.authPayloads(false, sa.idB)
+	if err != nil {
+		return err
+	}
+	ps := append([]wire.Payload{reply, &wire.KE{Data: sa.gxr}, &wire.Nonce{Data: sa.nr}, idir}, auth...)
+	ps = append(ps, &wire.VendorID{Data: vidNATT}, &wire.VendorID{Data: vidDPD})
 	if sa.peerNATT {
 		ps = append(ps, sa.natd()...)
 	}
@@ -604,6 +623,9 @@ func (sa *SA) mm3(b []byte) error {
 		return err
 	}
 	ps := []wire.Payload{&wire.KE{Data: sa.gxr}, &wire.Nonce{Data: sa.nr}}
+	if sa.sigAuth() != nil {
+		ps = append(ps, &wire.CertReq{Encoding: wire.CertX509Sig})
+	}
 	if sa.peerNATT && len(findAll[*wire.NATD](m.Payloads)) > 0 {
 		sa.detectNAT(m.Payloads)
 		ps = append(ps, sa.natd()...)
@@ -623,15 +645,15 @@ func (sa *SA) mm5(b []byte, h wire.Header) error {
 	if err != nil {
 		return errorf(wire.AuthenticationFailed, "the initiator's Main Mode message 5 does not decrypt (different preshared keys?)")
 	}
-	id, hash := find[*wire.ID](ps), find[*wire.Hash](ps)
-	if id == nil || hash == nil {
-		return errorf(wire.PayloadMalformed, "Main Mode request without ID or HASH")
-	}
-	if !hmac.Equal(hash.Data, sa.authHash(true, wire.Body(id))) {
-		return errorf(wire.AuthenticationFailed, "the initiator's HASH_I does not verify (wrong preshared key?)")
+	id := find[*wire.ID](ps)
+	if id == nil {
+		return errorf(wire.PayloadMalformed, "Main Mode request without ID")
 	}
 	peer := toIdentity(id)
-	if !sa.cfg.Peer.RemoteID.Matches(peer) {
+	if err := sa.verifyAuth(true, peer, wire.Body(id), ps); err != nil {
+		return err
+	}
+	if !remoteMatches(sa.cfg, peer) {
 		return errorf(wire.InvalidIDInformation, "peer identifies as %s, connection %s expects %s", peer, sa.Name(), sa.cfg.Peer.RemoteID)
 	}
 	sa.iv = next
@@ -640,7 +662,11 @@ func (sa *SA) mm5(b []byte, h wire.Header) error {
 	if _, err := wire.EncodePayloads([]wire.Payload{idir}); err != nil {
 		return err
 	}
-	out, next, err := sa.sealed(sa.header(wire.ExchangeMain, 0, 0), sa.iv, idir, &wire.Hash{Data: sa.authHash(false, wire.Body(idir))})
+	auth, err := sa.authPayloads(false, wire.Body(idir))
+	if err != nil {
+		return err
+	}
+	out, next, err := sa.sealed(sa.header(wire.ExchangeMain, 0, 0), sa.iv, append([]wire.Payload{idir}, auth...)...)
 	if err != nil {
 		return err
 	}
@@ -665,12 +691,8 @@ func (sa *SA) am3(b []byte, h wire.Header) error {
 		}
 		ps = m.Payloads
 	}
-	hash := find[*wire.Hash](ps)
-	if hash == nil {
-		return errorf(wire.PayloadMalformed, "Aggressive Mode request without HASH")
-	}
-	if !hmac.Equal(hash.Data, sa.authHash(true, sa.idBPeer())) {
-		return errorf(wire.AuthenticationFailed, "the initiator's HASH_I does not verify (wrong preshared key?)")
+	if err := sa.verifyAuth(true, sa.RemoteID, sa.idBPeer(), ps); err != nil {
+		return err
 	}
 	delete(sa.out, 0)
 	sa.iv = next
@@ -685,7 +707,7 @@ func (sa *SA) idBPeer() []byte { return sa.peerIDB }
 
 // established completes phase 1.
 func (sa *SA) established(peer ike.Identity, ps []wire.Payload) error {
-	if !sa.cfg.Peer.RemoteID.Matches(peer) {
+	if !remoteMatches(sa.cfg, peer) {
 		return errorf(wire.InvalidIDInformation, "peer identifies as %s, connection %s expects %s", peer, sa.Name(), sa.cfg.Peer.RemoteID)
 	}
 	sa.RemoteID = peer
@@ -711,5 +733,94 @@ func (sa *SA) established(peer ike.Identity, ps []wire.Payload) error {
 		sa.startQuick(c, nil)
 	}
 	sa.pending = nil
+	return nil
+}
+
+// SignatureAuth is what IKEv1 needs for authentication with signatures (RFC 2409 §5.1); the
+// certificate Authenticator of ike/auth implements it.
+type SignatureAuth interface {
+	UsesSignatures() bool
+	SignV1(local ike.Identity, hash []byte) (certs [][]byte, sig []byte, err error)
+	VerifyV1(remote ike.Identity, certs [][]byte, hash, sig []byte) error
+	RemoteMatches(id ike.Identity) bool
+}
+
+// sigAuth returns the connection's signature authenticator, nil for a PSK connection.
+func (sa *SA) sigAuth() SignatureAuth {
+	if sa.cfg == nil || sa.cfg.Peer == nil {
+		return nil
+	}
+	if a, ok := sa.cfg.Peer.Authenticator.(SignatureAuth); ok && a.UsesSignatures() {
+		return a
+	}
+	return nil
+}
+
+// authMethod is the phase 1 authentication method the connection proposes and accepts.
+func (sa *SA) authMethod() uint16 {
+	if sa.sigAuth() != nil {
+		return authRSASig
+	}
+	return authPSK
+}
+
+// remoteMatches reports whether a peer's identity may use the connection: remote.id's patterns
+// with certificates, equality (or %any) otherwise.
+func remoteMatches(c *Config, id ike.Identity) bool {
+	if a, ok := c.Peer.Authenticator.(SignatureAuth); ok && a.UsesSignatures() {
+		return a.RemoteMatches(id)
+	}
+	return c.Peer.RemoteID.Matches(id)
+}
+
+// authPayloads are our HASH (PSK) or CERT and SIG payloads (signatures) for HASH_I or HASH_R.
+func (sa *SA) authPayloads(ofInitiator bool, idB []byte) ([]wire.Payload, error) {
+	h := sa.authHash(ofInitiator, idB)
+	a := sa.sigAuth()
+	if a == nil {
+		return []wire.Payload{&wire.Hash{Data: h}}, nil
+	}
+	certs, sig, err := a.SignV1(sa.LocalID, h)
+	if err != nil {
+		return nil, errorf(wire.AuthenticationFailed, "cannot sign: %v", err)
+	}
+	var ps []wire.Payload
+	for _, c := range certs {
+		ps = append(ps, &wire.Cert{Encoding: wire.CertX509Sig, Data: c})
+	}
+	return append(ps, &wire.Sig{Data: sig}), nil
+}
+
+// verifyAuth checks the peer's HASH (PSK) or certificate and SIG (signatures).
+func (sa *SA) verifyAuth(ofInitiator bool, peer ike.Identity, idB []byte, ps []wire.Payload) error {
+	h := sa.authHash(ofInitiator, idB)
+	side := "responder's HASH_R"
+	if ofInitiator {
+		side = "initiator's HASH_I"
+	}
+	a := sa.sigAuth()
+	if a == nil {
+		hash := find[*wire.Hash](ps)
+		if hash == nil {
+			return errorf(wire.PayloadMalformed, "no HASH payload from the peer")
+		}
+		if !hmac.Equal(hash.Data, h) {
+			return errorf(wire.AuthenticationFailed, "the %s does not verify (wrong preshared key?)", side)
+		}
+		return nil
+	}
+	sig := find[*wire.Sig](ps)
+	if sig == nil {
+		return errorf(wire.PayloadMalformed, "no SIG payload from the peer")
+	}
+	var certs [][]byte
+	for _, c := range findAll[*wire.Cert](ps) {
+		if c.Encoding == wire.CertX509Sig {
+			certs = append(certs, c.Data)
+		}
+	}
+	if err := a.VerifyV1(peer, certs, h, sig.Data); err != nil {
+		return errorf(wire.AuthenticationFailed, "the %s signature: %v", side, err)
+	}
 	return nil
 }

@@ -2,6 +2,10 @@ package engine
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
 	"net/netip"
 	"sync"
 	"testing"
@@ -9,6 +13,7 @@ import (
 
 	"github.com/goipsec/goipsec/ike"
 	ikeengine "github.com/goipsec/goipsec/ike/engine"
+	ikewire "github.com/goipsec/goipsec/ike/wire"
 	"github.com/goipsec/goipsec/ikev1"
 	"github.com/goipsec/goipsec/ikev1/wire"
 	"github.com/goipsec/goipsec/proposal"
@@ -381,4 +386,55 @@ func TestDPD(t *testing.T) {
 		t.Fatalf("downs %v", a.h.downs)
 	}
 	_ = b
+}
+
+// rsaAuth is a SignatureAuth with a fixed RSA key per identity (the certificate checks are
+// ike/auth's, tested there and against strongSwan).
+type rsaAuth struct {
+	own  *rsa.PrivateKey
+	peer *rsa.PublicKey
+	id   ike.Identity // the peer's
+}
+
+func (a *rsaAuth) UsesSignatures() bool                { return true }
+func (a *rsaAuth) RemoteMatches(id ike.Identity) bool  { return a.id.Matches(id) }
+func (a *rsaAuth) InitPayloads(bool) []ikewire.Payload { return nil }
+func (a *rsaAuth) Build(*ike.AuthInput) ([]ikewire.Payload, *ikewire.AUTH, error) {
+	return nil, nil, errors.New("IKEv2 not used here")
+}
+func (a *rsaAuth) Verify(*ike.AuthInput, []ikewire.Payload) error {
+	return errors.New("IKEv2 not used here")
+}
+func (a *rsaAuth) SignV1(_ ike.Identity, hash []byte) ([][]byte, []byte, error) {
+	sig, err := rsa.SignPKCS1v15(rand.Reader, a.own, crypto.Hash(0), hash)
+	return [][]byte{[]byte("certificate")}, sig, err
+}
+func (a *rsaAuth) VerifyV1(remote ike.Identity, certs [][]byte, hash, sig []byte) error {
+	if len(certs) != 1 || !a.id.Matches(remote) {
+		return errors.New("no certificate or wrong identity")
+	}
+	return rsa.VerifyPKCS1v15(a.peer, crypto.Hash(0), hash, sig)
+}
+
+func TestSignatures(t *testing.T) {
+	ka, _ := rsa.GenerateKey(rand.Reader, 2048)
+	kb, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, aggressive := range []bool{false, true} {
+		n, a, b := pair(t, "aes256-sha256-modp2048", "aes256gcm16", aggressive, "", "")
+		a.cfg.Peer.Authenticator = &rsaAuth{own: ka, peer: &kb.PublicKey, id: ike.AddrIdentity(addrB)}
+		b.cfg.Peer.Authenticator = &rsaAuth{own: kb, peer: &ka.PublicKey, id: ike.AddrIdentity(addrA)}
+		a.cfg.Peer.PSK, b.cfg.Peer.PSK = nil, nil
+		a.initiate(t, addrB)
+		n.pump(t)
+		checkKeys(t, a, b, 1)
+		// A signature by the wrong key is refused.
+		n, a, b = pair(t, "aes256-sha256-modp2048", "aes256gcm16", aggressive, "", "")
+		a.cfg.Peer.Authenticator = &rsaAuth{own: ka, peer: &kb.PublicKey, id: ike.AddrIdentity(addrB)}
+		b.cfg.Peer.Authenticator = &rsaAuth{own: kb, peer: &kb.PublicKey, id: ike.AddrIdentity(addrA)}
+		a.initiate(t, addrB)
+		n.pump(t)
+		if len(b.h.children) != 0 || len(b.h.failed) == 0 {
+			t.Fatalf("aggressive=%v: a wrong signature was accepted", aggressive)
+		}
+	}
 }

@@ -166,3 +166,36 @@ func startCharonV1(t *testing.T, ns *testnet.NS, conn swanConn) *strongswan.Char
 	return strongswan.Start(t, ns, strongswan.Config{SwanctlConf: conn.String(), Debug: os.Getenv("GOIPSEC_DEBUG_CHARON") != "",
 		CharonConf: "\ti_dont_care_about_security_and_use_aggressive_mode_psk = yes"})
 }
+
+// TestStrongSwanIKEv1Certificates: Main Mode authenticated with RSA signatures and X.509
+// certificates (each side's CA trusted by the other), both roles.
+func TestStrongSwanIKEv1Certificates(t *testing.T) {
+	v1 := func(conf string) string {
+		return strings.Replace(conf, "    proposals = aes256gcm16-prfsha256-x25519\n", "    version = 1\n    proposals = aes256-sha256-modp2048\n", 1)
+	}
+	for _, goipsecInitiates := range []bool{true, false} {
+		role := "goipsec-responder"
+		if goipsecInitiates {
+			role = "goipsec-initiator"
+		}
+		t.Run(role, func(t *testing.T) {
+			cs := newCertSetup(t, "rsa", "rsa 3072")
+			_, left, right := setup(t)
+			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: v1(certSwanConf("pubkey", "pubkey", moonID)), Files: cs.swanFiles})
+			g := startGoipsecIn(t, left, cs.gdir, v1(certGoipsecConf("pubkey", "pubkey", sunID, "", goipsecInitiates)))
+			if !goipsecInitiates {
+				c.Initiate(t, "net")
+			}
+			c.WaitEstablished(t, "gt", 30*time.Second)
+			g.waitLog(t, "Child SA established", 10*time.Second)
+			sas := c.ListSAs(t)
+			if !reIKEv1.MatchString(sas) {
+				t.Fatalf("not an IKEv1 SA:\n%s", sas)
+			}
+			if !strings.Contains(c.Log(), "authentication of '"+moonID+"' with RSA_EMSA_PKCS1_NULL successful") {
+				t.Fatalf("charon did not authenticate goipsec's RSA signature:\n%s", testnet.Tail(c.Log(), 40))
+			}
+			checkTraffic4(t, left, right)
+		})
+	}
+}
