@@ -100,7 +100,7 @@ var keyTable = [...]Key{
 	{Path: conn + ".dscp", Default: "000000", Support: DefaultOnly, Doc: "DSCP for IKE packets."},
 	{Path: conn + ".childless", Default: "allow", Doc: "Childless IKE SAs (RFC 6023): allow (accept them; initiate one only without children), prefer (also initiate childless when the peer supports it), force (only childless, both roles), never (refuse them)."},
 	{Path: conn + ".vips", Support: NotSupported, Doc: "Virtual IPs to request."},
-	{Path: conn + ".pools", Support: NotSupported, Doc: "Address pools to assign from."},
+	{Path: conn + ".pools", Default: "", Doc: "IKEv1 (version = 1): pools to assign clients' virtual IPs from with Mode Config, comma separated names of the pools section."},
 	{Path: conn + ".if_id_in", Support: NotSupported, Doc: "XFRM interface ID (goipsec uses its own TUN device)."},
 	{Path: conn + ".if_id_out", Support: NotSupported, Doc: "XFRM interface ID (goipsec uses its own TUN device)."},
 	{Path: conn + ".mediation", Support: NotSupported, Doc: "IKEv2 mediation extension."},

@@ -34,6 +34,8 @@ type Connection struct {
 	Version int
 	// Aggressive: IKEv1 Aggressive Mode when initiating.
 	Aggressive bool
+	// Pools name the pools Mode Config assigns virtual IPs from (IKEv1).
+	Pools []string
 	// WeakAlgorithms: the connection (IKEv1 only) may use 3DES, SHA-1 and MODP1024.
 	WeakAlgorithms bool
 	LocalAddrs     []Address
@@ -85,6 +87,9 @@ type Auth struct {
 	ID Identity
 	// Certificate settings (creds.go): certs, pubkeys, cacerts, ca_id, cert_policy, revocation.
 	CertSettings
+	// XAuth: a second remote round with auth = xauth (IKEv1 only): after phase 1 the client
+	// authenticates with a user name and password (secrets.xauth<suffix>/eap<suffix>).
+	XAuth bool
 }
 
 // Mode is an IPsec mode.
@@ -211,11 +216,17 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg := &Config{Files: tree.Files}
 	root := tree.Root
 	l.check(root, "")
+	// Pools first: connections name them.
+	cfg.Pools = l.pools(root.Section("pools"))
+	l.poolNames = map[string]bool{}
+	for _, p := range cfg.Pools {
+		l.poolNames[p.Name] = true
+	}
 	cfg.Connections = l.connections(root.Section("connections"))
 	cfg.Secrets = l.secrets(root.Section("secrets"))
 	cfg.Secrets.Users = l.users(root.Section("secrets"))
-	cfg.Pools = l.pools(root.Section("pools"))
 	cfg.L2TP = l.l2tp(root.Section("l2tp"), cfg.Pools)
+
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
@@ -227,8 +238,9 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 
 // loader collects errors while building the model, so that all of them are reported at once.
 type loader struct {
-	errs   ErrorList
-	parser *Parser // for cancellation
+	errs      ErrorList
+	parser    *Parser         // for cancellation
+	poolNames map[string]bool // the pools section's names
 }
 
 func (l *loader) errorAt(file string, line int, format string, args ...any) {
@@ -488,6 +500,22 @@ func (l *loader) connection(sec *Section) *Connection {
 
 	c.Local = l.authRound(sec, true)
 	c.Remote = l.authRound(sec, false)
+	if c.Remote.XAuth && c.Version != 1 {
+		l.errorAt(sec.File, sec.Line, "%s: a remote round with auth = xauth needs version = 1 (XAuth is IKEv1)", sec.Path)
+	}
+	if kv := explicit(sec, "pools"); kv != nil {
+		if c.Version != 1 {
+			l.valueError(kv, fmt.Errorf("virtual IPs from pools are supported for IKEv1 connections (Mode Config) only yet; set version = 1"))
+		}
+		for _, name := range strings.Split(kv.Value, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				c.Pools = append(c.Pools, name)
+				if !l.poolNames[name] {
+					l.valueError(kv, fmt.Errorf("no pool named %q in the pools section", name))
+				}
+			}
+		}
+	}
 
 	if children := sec.Section("children"); children != nil {
 		l.check(children, conn+".children")
@@ -531,12 +559,18 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = pubkey } (or auth = psk)", connSec.Path, side, side)
 		return Auth{}
 	}
-	for _, extra := range rounds[1:] {
+	xauth := false
+	for i, extra := range rounds[1:] {
+		if v := extra.Setting("auth"); i == 0 && !isLocal && v != nil && (v.Value == "xauth" || v.Value == "xauth-generic") {
+			// IKEv1's XAuth after phase 1 (checked against the connection's version later).
+			xauth = true
+			continue
+		}
 		l.errorAt(extra.File, extra.Line, "%s: a second %s authentication round (RFC 4739) is not supported by goipsec yet", extra.Path, side)
 	}
 	sec := rounds[0]
 	l.check(sec, pattern)
-	a := Auth{Section: sec.Name}
+	a := Auth{Section: sec.Name, XAuth: xauth}
 	authValue, kv := l.value(sec, pattern, "auth")
 	m, err := parseAuth(authValue)
 	if err != nil {

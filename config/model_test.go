@@ -833,3 +833,18 @@ func TestMSSClamp(t *testing.T) {
 		t.Errorf("manual SA: %+v", got)
 	}
 }
+
+func TestXAuthAndPools(t *testing.T) {
+	src := "pools {\n  vpn { addrs = 10.5.0.0/24 }\n}\n" + strings.Replace(minimalConn("    version = 1\n    pools = vpn\n"),
+		"    remote { auth = psk }\n", "    remote { auth = psk }\n    remote-xauth { auth = xauth }\n", 1)
+	c := mustLoad(t, src).Connections[0]
+	if !c.Remote.XAuth || len(c.Pools) != 1 || c.Pools[0] != "vpn" {
+		t.Fatalf("connection %+v", c)
+	}
+	if _, err := load(strings.Replace(src, "version = 1", "version = 2", 1)); err == nil || !strings.Contains(err.Error(), "xauth needs version = 1") {
+		t.Fatalf("XAuth with IKEv2: %v", err)
+	}
+	if _, err := load(strings.Replace(src, "pools = vpn", "pools = nope", 1)); err == nil || !strings.Contains(err.Error(), `no pool named "nope"`) {
+		t.Fatalf("unknown pool: %v", err)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/goipsec/goipsec/ike/engine"
 	v1engine "github.com/goipsec/goipsec/ikev1/engine"
 	"github.com/goipsec/goipsec/internal/logging"
+	"github.com/goipsec/goipsec/pool"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -72,6 +73,7 @@ type Daemon struct {
 	ikev1    *v1engine.Engine
 	l2tpMu   sync.Mutex
 	l2tp     *l2tpService
+	pools    map[string]*pool.Pool // Mode Config pools by name (guarded by mu)
 	sockets  *ikeSockets
 	ikeQueue chan ikeMessage
 	stop     chan struct{} // closed by Close: the IKE workers end

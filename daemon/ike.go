@@ -53,6 +53,8 @@ type peerSnapshot struct {
 	pskByID  map[string][]*config.PSK
 	pskBound []*config.PSK
 	pskAny   []*config.PSK
+	// users are the XAuth users by name (secrets.xauth<suffix>, eap<suffix>).
+	users map[string][]byte
 }
 
 func idIndexKey(id ike.Identity) string { return string(rune(id.Type)) + string(id.Data) }
@@ -780,6 +782,7 @@ func (d *Daemon) OnAcquire(a dataplane.Acquire) {
 // terminated and their traps removed; new ones are started or trapped. It returns the connections
 // to initiate (after the lock is released).
 func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, terminate []string, errs []error) {
+	d.applyPools(cfg) // before the connections, which take their Mode Config pools
 	want := make(map[string]*config.Connection, len(cfg.Connections))
 	for _, c := range cfg.Connections {
 		want[c.Name] = c
@@ -831,7 +834,9 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 			}
 		}
 	}
-	d.peers.Store(newPeerSnapshot(list, cfg.Secrets.IKE))
+	snap := newPeerSnapshot(list, cfg.Secrets.IKE)
+	snap.users = userIndex(cfg.Secrets.Users)
+	d.peers.Store(snap)
 	return start, terminate, errs
 }
 

@@ -67,6 +67,8 @@ func (sa *SA) Receive(b []byte, h wire.Header, local, remote netip.AddrPort) {
 		}
 	case h.Exchange == wire.ExchangeQuick:
 		err = sa.handleQuick(b, h)
+	case h.Exchange == wire.ExchangeTransaction:
+		err = sa.handleTransaction(b, h)
 	}
 	if err != nil {
 		sa.fail(err)

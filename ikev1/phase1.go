@@ -528,9 +528,6 @@ func (sa *SA) choose(saP *wire.SA) (wire.Proposal, p1Transform, bool) {
 			if err != nil {
 				continue
 			}
-			if t.auth == authXAuthInitPSK {
-				continue // XAuth needs the server side of the remote-access work
-			}
 			for _, o := range ours {
 				if o.sameAlgorithms(t) {
 					if t.lifetime == 0 || t.lifetime > sa.cfg.lifetime() {
@@ -728,12 +725,22 @@ func (sa *SA) established(peer ike.Identity, ps []wire.Payload) error {
 		sa.ke.Zero()
 		sa.ke = nil
 	}
+	if sa.xauthPending() {
+		// The client is authenticated by its password first; only then is the SA up.
+		sa.startXAuth()
+		return nil
+	}
+	sa.up()
+	return nil
+}
+
+// up reports the SA authenticated and starts the Quick Modes that wait for it.
+func (sa *SA) up() {
 	sa.emit(ike.IKEUp{IKE: sa.Info(), InitialContact: sa.PeerInitialContact})
 	for _, c := range sa.pending {
 		sa.startQuick(c, nil)
 	}
 	sa.pending = nil
-	return nil
 }
 
 // SignatureAuth is what IKEv1 needs for authentication with signatures (RFC 2409 §5.1); the
@@ -758,8 +765,13 @@ func (sa *SA) sigAuth() SignatureAuth {
 
 // authMethod is the phase 1 authentication method the connection proposes and accepts.
 func (sa *SA) authMethod() uint16 {
-	if sa.sigAuth() != nil {
+	switch {
+	case sa.sigAuth() != nil:
 		return authRSASig
+	case sa.cfg != nil && sa.cfg.XAuth && !sa.Initiator:
+		// The client proposes XAUTHInitPreShared: PSK for phase 1, then XAuth (which only
+		// the responder side implements).
+		return authXAuthInitPSK
 	}
 	return authPSK
 }

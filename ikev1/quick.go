@@ -123,6 +123,15 @@ func (sa *SA) selectorsFor(c *ike.ChildConfig) (local, remote ts.Selector, err e
 
 func (sa *SA) localAddr() netip.Addr { return sa.Local.Addr().Unmap() }
 
+// peerAddr is what "dynamic" means for the peer's selectors: its virtual IP when Mode Config
+// gave it one, its address otherwise.
+func (sa *SA) peerAddr() netip.Addr {
+	if sa.vip.IsValid() {
+		return sa.vip
+	}
+	return sa.Remote.Addr().Unmap()
+}
+
 func resolve(list []ts.Selector, dynamic bool, a netip.Addr) []ts.Selector {
 	out := append([]ts.Selector(nil), list...)
 	if dynamic {
@@ -302,7 +311,7 @@ func (sa *SA) newKE(group uint16) (suite.KeyExchange, error) {
 
 // handleQuick processes a Quick Mode message.
 func (sa *SA) handleQuick(b []byte, h wire.Header) error {
-	if sa.state != StateEstablished {
+	if sa.state != StateEstablished || sa.xauthPending() {
 		return nil
 	}
 	q := sa.quick[h.MessageID]
@@ -459,7 +468,7 @@ func (sa *SA) respondQuick(b []byte, h wire.Header, ps []wire.Payload, next []by
 	// The child whose selectors contain the peer's, in configuration order.
 	for _, c := range sa.cfg.Peer.Children {
 		ls := resolve(c.LocalTS, c.LocalDynamic, sa.localAddr())
-		rs := resolve(c.RemoteTS, c.RemoteDynamic, sa.Remote.Addr().Unmap())
+		rs := resolve(c.RemoteTS, c.RemoteDynamic, sa.peerAddr())
 		if !containsAny(ls, q.local) || !containsAny(rs, q.remote) {
 			continue
 		}

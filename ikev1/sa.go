@@ -32,6 +32,13 @@ type Config struct {
 	// DPDTimeout: a peer that answers no R-U-THERE for this long is dead (0: 150 s, RFC 3706
 	// leaves it to the implementation; strongSwan's default).
 	DPDTimeout time.Duration
+	// XAuth: as responder, require XAuth (XAUTHInitPreShared) and check the user's password
+	// with Users (the seam for RADIUS).
+	XAuth bool
+	Users func(user string) (password string, ok bool)
+	// Pool and DNS answer Mode Config requests (virtual IPs).
+	Pool Addresses
+	DNS  []netip.Addr
 }
 
 func (c *Config) name() string {
@@ -155,9 +162,15 @@ type SA struct {
 	started            time.Time
 	PeerInitialContact bool
 
-	quick    map[uint32]*quickMode
-	Children []*Child
-	pending  []*ike.ChildConfig // children to negotiate once phase 1 is up
+	quick map[uint32]*quickMode
+	txns  map[uint32]*txn
+	// XAuth and Mode Config (responder).
+	xauthUser          string
+	xauthOK, xauthDone bool
+	vip                netip.Addr
+	vipLease           string
+	Children           []*Child
+	pending            []*ike.ChildConfig // children to negotiate once phase 1 is up
 
 	// Retransmission of our last message of each exchange, by message ID (phase 1: 0).
 	out map[uint32]*outstanding
@@ -393,6 +406,7 @@ func (sa *SA) Kill(reason ike.Reason) {
 	}
 	sa.quick = nil
 	sa.emit(ike.IKEDown{IKE: sa.Info(), Reason: reason, Up: wasUp, Replaced: sa.replaced})
+	sa.releaseVIP()
 	sa.zero()
 	sa.state = StateDead
 	sa.reason = reason
@@ -420,7 +434,7 @@ func (sa *SA) Reason() ike.Reason { return sa.reason }
 
 // New returns an SA bound to its dependencies; the driver calls Initiate or RespondFirst next.
 func New(deps *ike.Deps, timing Timing, nattPort uint16) *SA {
-	return &SA{deps: deps, timing: timing, nattPort: nattPort, quick: map[uint32]*quickMode{},
+	return &SA{deps: deps, timing: timing, nattPort: nattPort, quick: map[uint32]*quickMode{}, txns: map[uint32]*txn{},
 		out: map[uint32]*outstanding{}, lastIn: map[uint32]*received{}}
 }
 

@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -196,6 +197,102 @@ func TestStrongSwanIKEv1Certificates(t *testing.T) {
 				t.Fatalf("charon did not authenticate goipsec's RSA signature:\n%s", testnet.Tail(c.Log(), 40))
 			}
 			checkTraffic4(t, left, right)
+		})
+	}
+}
+
+// TestStrongSwanIKEv1XAuthModeConfig: charon as a Cisco-style remote-access client (XAuth with a
+// user name and password after Main Mode, a virtual IP by Mode Config) against goipsec's server;
+// traffic from the virtual IP reaches goipsec's inner network. A wrong password is refused.
+func TestStrongSwanIKEv1XAuthModeConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{{"right-password", "bobs password", true}, {"wrong-password", "guess", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, left, right := setup(t)
+			goipsecConf := fmt.Sprintf(`connections {
+  gt {
+    version = 1
+    local_addrs = %s
+    remote_addrs = %%any
+    proposals = aes256-sha256-modp2048
+    pools = vpn
+    local { auth = psk
+            id = %s }
+    remote { auth = psk }
+    remote-xauth { auth = xauth }
+    children {
+      net { local_ts = %s
+            remote_ts = dynamic
+            esp_proposals = aes256-sha256 }
+    }
+  }
+}
+pools {
+  vpn { addrs = 10.5.0.0/24
+        dns = 10.5.0.53 }
+}
+secrets {
+  ike-gt { secret = "%s" }
+  xauth-bob { id = bob
+              secret = "bobs password" }
+}
+daemon {
+  log {
+    level = debug
+  }
+}
+`, leftOuter, leftOuter, leftNet4, testPSK)
+			swanConf := fmt.Sprintf(`connections {
+  gt {
+    version = 1
+    local_addrs = %s
+    remote_addrs = %s
+    proposals = aes256-sha256-modp2048
+    vips = 0.0.0.0
+    local { auth = psk
+            id = %s }
+    local-xauth { auth = xauth
+                  xauth_id = bob }
+    remote { auth = psk
+             id = %s }
+    children {
+      net { local_ts = dynamic
+            remote_ts = %s
+            esp_proposals = aes256-sha256 }
+    }
+  }
+}
+secrets {
+  ike-gt { secret = "%s" }
+  xauth-bob { id = bob
+              secret = "%s" }
+}
+`, rightOuter, leftOuter, rightOuter, leftOuter, leftNet4, testPSK, tc.password)
+			g := startGoipsec(t, left, goipsecConf)
+			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: swanConf, Plugins: []string{"xauth-generic"},
+				Debug: os.Getenv("GOIPSEC_DEBUG_CHARON") != ""})
+			out, err := c.SwanctlOutput("--initiate", "--child", "net", "--timeout", "20")
+			if !tc.ok {
+				if err == nil {
+					t.Fatalf("charon got in with a wrong password:\n%s", out)
+				}
+				g.waitLog(t, `XAuth: user \"bob\"`, 10*time.Second)
+				return
+			}
+			if err != nil {
+				t.Fatalf("swanctl --initiate: %v\n%s", err, out)
+			}
+			g.waitLog(t, "Child SA established", 10*time.Second)
+			sas := c.ListSAs(t)
+			if !strings.Contains(sas, "10.5.0.1") {
+				t.Fatalf("charon has no virtual IP from the pool:\n%s", sas)
+			}
+			if out, err := right.Output("ping", "-4", "-n", "-c", "3", "-i", "0.2", "-W", "2", leftInner4); err != nil {
+				t.Fatalf("ping %s from the virtual IP:\n%s", leftInner4, out)
+			}
+			testnet.TCPTransfer(t, left, right, leftInner4+":7051", 128<<10)
 		})
 	}
 }
