@@ -168,3 +168,78 @@ func TestL2TPIPsecLinuxClient(t *testing.T) {
 		})
 	}
 }
+
+// TestGoipsecLACToXl2tpd: goipsec's L2TP client (host) dials xl2tpd + pppd as the server (guest),
+// over IKEv1 transport mode with strongSwan and the kernel's ESP in the guest; pppd demands
+// MS-CHAPv2 and assigns the address.
+func TestGoipsecLACToXl2tpd(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	l.logConsole(t)
+	l.logXfrmOnFailure(t)
+	const lnsLocal, lacRange = "10.6.0.1", "10.6.0.10-10.6.0.20"
+	// The guest's strongSwan answers: the same transport-mode connection as for the client test.
+	l.startCharon(t, l2tpSwanConf())
+	l.writeShare(t, "xl2tpd-lns.conf", fmt.Sprintf(`[global]
+port = 1701
+[lns default]
+ip range = %s
+local ip = %s
+require authentication = yes
+name = lns
+pppoptfile = /mnt/host/options.lns
+length bit = yes
+`, lacRange, lnsLocal))
+	l.writeShare(t, "options.lns", "require-mschap-v2\nrefuse-pap\nrefuse-chap\nms-dns 10.6.0.53\nnoccp\nauth\nmtu 1360\nmru 1360\ndebug\n")
+	l.guest(t, fmt.Sprintf(`mkdir -p /var/run/xl2tpd && printf '%%s * "%%s" *\n' %s '%s' > /etc/ppp/chap-secrets`, l2tpUser, l2tpPass))
+	x := l.startGuest(t, "xl2tpd-lns", "exec xl2tpd -D -c /mnt/host/xl2tpd-lns.conf -p /run/xl2tpd-lns.pid -C /var/run/xl2tpd/lns-control")
+	t.Cleanup(func() { l.guestTry(t, "pkill pppd; sleep 0.5") })
+	start := time.Now()
+	h := l.startHostGoipsec(t, fmt.Sprintf(`daemon {
+  dataplane = userspace
+}
+connections {
+  office {
+    version = 1
+    local_addrs = %s
+    remote_addrs = %s
+    proposals = aes256-sha256-modp2048
+    local { auth = psk
+            id = %s }
+    remote { auth = psk
+             id = %s }
+    children {
+      l2tp { local_ts = dynamic
+             remote_ts = dynamic
+             mode = transport
+             esp_proposals = aes256-sha256
+             start_action = trap }
+    }
+  }
+}
+l2tp {
+  lac-office { remote = %s
+               user = %s }
+}
+secrets {
+  ike-any { secret = "%s" }
+  eap-bob { id = %s
+            secret = "%s" }
+}
+`, hostOuter, guestOuter, hostOuter, guestOuter, guestOuter, l2tpUser, testPSK, l2tpUser, l2tpPass))
+	h.waitLog(t, "L2TP session up", 40*time.Second)
+	setup := time.Since(start)
+	var line string
+	for _, x := range strings.Split(h.out.String(), "\n") {
+		if strings.Contains(x, "L2TP session up") {
+			line = x
+		}
+	}
+	i := strings.Index(line, "ppp_local=")
+	if i < 0 || !strings.Contains(line, "ppp_peer="+lnsLocal) {
+		t.Fatalf("session: %s\nxl2tpd:\n%s", line, x.output(t))
+	}
+	local := strings.Fields(line[i+len("ppp_local="):])[0]
+	l.pingFromHost(t, local, lnsLocal)
+	l.tcpTransfer(t, local, lnsLocal, 256<<10)
+	t.Logf("goipsec LAC to xl2tpd + pppd (MS-CHAPv2) up in %v, PPP address %s", setup.Round(time.Millisecond), local)
+}
