@@ -466,7 +466,12 @@ func (sa *SA) respondQuick(b []byte, h wire.Header, ps []wire.Payload, next []by
 		return sa.refuseQuick(h.MessageID, wire.InvalidIDInformation, fmt.Sprintf("Quick Mode request with %d ID payloads", len(ids)))
 	}
 	// The child whose selectors contain the peer's, in configuration order.
+	idLocal, idRemote := q.local, q.remote
 	for _, c := range sa.cfg.Peer.Children {
+		q.local, q.remote = idLocal, idRemote
+		if c.Mode == ike.Transport {
+			q.local, q.remote = sa.natTransportTS(q.local, q.remote)
+		}
 		ls := resolve(c.LocalTS, c.LocalDynamic, sa.localAddr())
 		rs := resolve(c.RemoteTS, c.RemoteDynamic, sa.peerAddr())
 		if !containsAny(ls, q.local) || !containsAny(rs, q.remote) {
@@ -485,6 +490,26 @@ func (sa *SA) respondQuick(b []byte, h wire.Header, ps []wire.Payload, next []by
 		wantTS = append(wantTS, c.Name+" "+ts.FormatList(c.LocalTS)+" === "+ts.FormatList(c.RemoteTS))
 	}
 	return sa.refuseQuick(h.MessageID, wire.NoProposalChosen, fmt.Sprintf("no child accepts %s === %s with the offered ESP proposals (configured: %v)", q.local, q.remote, wantTS))
+}
+
+// natTransportTS puts the addresses the SA really uses into a transport-mode Quick Mode's
+// selectors when a NAT is in the way: a client behind one names its private address (RFC 3947
+// §5.2 sends it as NAT-OA), which is not the address its packets come from (Windows and macOS
+// L2TP/IPsec clients behind home routers do this).
+func (sa *SA) natTransportTS(local, remote ts.Selector) (ts.Selector, ts.Selector) {
+	host := func(s ts.Selector, a netip.Addr) ts.Selector {
+		if s.Start == s.End && s.Start != a && s.Is6() == a.Is6() {
+			s.Start, s.End = a, a
+		}
+		return s
+	}
+	if sa.NATRemote {
+		remote = host(remote, sa.Remote.Addr().Unmap())
+	}
+	if sa.NATLocal {
+		local = host(local, sa.localAddr())
+	}
+	return local, remote
 }
 
 func containsAny(list []ts.Selector, s ts.Selector) bool {

@@ -438,3 +438,37 @@ func TestSignatures(t *testing.T) {
 		}
 	}
 }
+
+// TestNATTransportMode: a client behind a NAT names its private address in a transport-mode
+// Quick Mode (as L2TP/IPsec clients do); the responder accepts it as the address its packets come
+// from (RFC 3947 §5.2).
+func TestNATTransportMode(t *testing.T) {
+	n, a, b := pair(t, "aes256-sha256-modp2048", "aes256gcm16", false, "secret", "secret")
+	n.nat[addrA] = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 40000)
+	for _, s := range []*side{a, b} {
+		c := s.cfg.Peer.Children[0]
+		c.Mode = ike.Transport
+		c.LocalTS, c.RemoteTS = nil, nil
+		c.LocalDynamic, c.RemoteDynamic = true, true
+	}
+	b.cfg.Peer.RemoteID = ike.AddrIdentity(addrA)
+	a.initiate(t, addrB)
+	n.pump(t)
+	if len(a.h.children) != 1 {
+		t.Fatalf("initiator installed %d Child SAs (failures %v)", len(a.h.children), a.h.failed)
+	}
+	for _, ca := range a.h.children {
+		cb := b.h.children[ca.SPIOut]
+		if cb == nil || !bytes.Equal(ca.EncrOut, cb.EncrIn) {
+			t.Fatal("Child SAs do not pair")
+		}
+	}
+	for _, c := range b.h.children {
+		if c.RemoteTS[0] != ts.Host(netip.MustParseAddr("198.51.100.7")) || !c.Encap || c.Mode != ike.Transport {
+			t.Fatalf("responder's Child SA %+v", c)
+		}
+	}
+	if len(b.h.children) != 1 {
+		t.Fatalf("responder installed %d Child SAs (failures %v)", len(b.h.children), b.h.failed)
+	}
+}
