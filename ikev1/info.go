@@ -358,6 +358,10 @@ func (sa *SA) Tick(now time.Time) {
 		sa.output = append(sa.output, Output{Send: &Datagram{Local: sa.Local, Remote: sa.Remote, B: o.b}})
 	}
 	if sa.state != StateEstablished {
+		if !sa.halfOpenUntil.IsZero() && !now.Before(sa.halfOpenUntil) {
+			sa.emit(ike.Failed{Conn: sa.Name(), Err: fmt.Errorf("half-open IKEv1 SA from %s timed out in phase 1", sa.Remote)})
+			sa.Kill(ike.ReasonHalfOpenTimeout)
+		}
 		return
 	}
 	// Dead peer detection (RFC 3706 §5.3): when the peer has been quiet for dpd_delay, ask; a
@@ -418,6 +422,7 @@ func (sa *SA) NextDeadline() time.Time {
 		consider(o.next)
 	}
 	if sa.state != StateEstablished {
+		consider(sa.halfOpenUntil)
 		return next
 	}
 	if d := sa.cfg.Peer.DPDDelay; d > 0 && sa.peerDPD {

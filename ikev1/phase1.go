@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/suite"
@@ -443,6 +444,12 @@ func (sa *SA) am2(b []byte, h wire.Header) error {
 // SA should not be kept.
 func (sa *SA) RespondFirst(b []byte, candidates []*Config, local, remote netip.AddrPort) error {
 	sa.Local, sa.Remote, sa.started = local, remote, sa.now()
+	// As long as an initiator with our retransmission settings keeps trying, and a little more.
+	budget := 10 * time.Second
+	for n := 0; n <= sa.timing.Tries; n++ {
+		budget += sa.timing.delay(n)
+	}
+	sa.halfOpenUntil = sa.started.Add(budget)
 	m, err := wire.Decode(b)
 	if err != nil {
 		return fmt.Errorf("first phase 1 message: %w", err)

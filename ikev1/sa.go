@@ -176,7 +176,10 @@ type SA struct {
 	out map[uint32]*outstanding
 	// The last message received of each exchange and our answer, to answer a retransmission
 	// from cache (never recomputed).
-	lastIn map[uint32]*received
+	lastIn      map[uint32]*received
+	lastInOrder []uint32
+	// halfOpenUntil: a responder whose phase 1 is not complete by then gives up.
+	halfOpenUntil time.Time
 
 	lastSeen    time.Time
 	dpdSeq      uint32
@@ -327,8 +330,23 @@ func (sa *SA) send(b []byte, msgID uint32, retransmit bool, onGiveUp func()) {
 
 // answered records our reply to a received message (for retransmitted copies of it).
 func (sa *SA) answered(in []byte, msgID uint32, reply []byte) {
+	if _, ok := sa.lastIn[msgID]; !ok {
+		sa.lastInOrder = append(sa.lastInOrder, msgID)
+		// Only the most recent exchanges can still be retransmitted: a long-lived SA with
+		// frequent DPD and rekeys must not keep all of them.
+		for len(sa.lastInOrder) > maxRemembered {
+			old := sa.lastInOrder[0]
+			sa.lastInOrder = sa.lastInOrder[1:]
+			if old != 0 {
+				delete(sa.lastIn, old)
+			}
+		}
+	}
 	sa.lastIn[msgID] = &received{sum: sha256.Sum256(in), reply: reply}
 }
+
+// maxRemembered bounds the exchanges whose last message and answer are kept for retransmissions.
+const maxRemembered = 32
 
 // duplicate answers a retransmitted message from the cache; it reports whether b was one.
 func (sa *SA) duplicate(b []byte, msgID uint32) bool {

@@ -472,3 +472,24 @@ func TestNATTransportMode(t *testing.T) {
 		t.Fatalf("responder installed %d Child SAs (failures %v)", len(b.h.children), b.h.failed)
 	}
 }
+
+// TestHalfOpenTimeout: a responder SA whose initiator goes away after the first message is
+// dropped once an initiator's retransmissions would be over.
+func TestHalfOpenTimeout(t *testing.T) {
+	n, a, b := pair(t, "aes256-sha256-modp2048", "aes256gcm16", false, "secret", "secret")
+	delivered := 0
+	n.drop = func(packet) bool { delivered++; return delivered > 1 }
+	a.initiate(t, addrB)
+	n.pump(t)
+	if st := b.e.Stats(); st.HalfOpen != 1 || len(b.e.SAs()) != 1 {
+		t.Fatalf("half-open %d, SAs %d", st.HalfOpen, len(b.e.SAs()))
+	}
+	en := b.e.entries("gt")[0]
+	en.mu.Lock()
+	en.sa.Tick(time.Now().Add(10 * time.Minute))
+	en.mu.Unlock()
+	b.e.finish(en)
+	if st := b.e.Stats(); st.HalfOpen != 0 || len(b.e.SAs()) != 0 || len(b.h.failed) != 1 {
+		t.Fatalf("after the timeout: half-open %d, SAs %d, failures %v", st.HalfOpen, len(b.e.SAs()), b.h.failed)
+	}
+}
