@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,14 @@ type Connection struct {
 	RemotePort     uint16
 	Proposals      []proposal.Proposal
 	Encap          bool
-	MOBIKE         bool
+	// EncapTCP: encap = tcp, IKE and ESP in TCP (RFC 9329) to TCPPort from the start.
+	EncapTCP bool
+	TCPPort  uint16
+	// PPKID names the post-quantum preshared key (RFC 8784) to use; PPKRequired refuses IKE SAs
+	// without one.
+	PPKID       string
+	PPKRequired bool
+	MOBIKE      bool
 	// Fragmentation is "yes", "accept" (receive fragments, never send them) or "no".
 	Fragmentation string
 	SendCertReq   bool
@@ -167,9 +175,19 @@ type Secrets struct {
 	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>): the
 	// L2TP server's PPP users.
 	Users []*UserSecret
+	PPK   []*PPK // post-quantum preshared keys, in order of appearance
 	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
 	// pkcs12- sections).
 	Keys []*KeySecret
+}
+
+// PPK is a post-quantum preshared key (secrets.ppk<suffix>, RFC 8784).
+type PPK struct {
+	Name   string
+	File   string
+	Line   int
+	IDs    []string // PPK identities (ppk_id)
+	Secret []byte
 }
 
 // PSK is an IKE preshared key (secrets.ike<suffix>).
@@ -470,7 +488,20 @@ func (l *loader) connection(sec *Section) *Connection {
 	c.LocalPort = l.port(sec, conn, "local_port")
 	c.RemotePort = l.port(sec, conn, "remote_port")
 	c.Proposals = parsed(l, sec, conn, "proposals", parseIKE)
-	c.Encap = l.boolean(sec, conn, "encap")
+	encap := parsed(l, sec, conn, "encap", func(s string) (string, error) {
+		if s == "tcp" {
+			return s, nil
+		}
+		b, err := parseBool(s)
+		if err != nil {
+			return "", fmt.Errorf("invalid value %q (expected yes, no or tcp)", s)
+		}
+		return strconv.FormatBool(b), nil
+	})
+	c.Encap, c.EncapTCP = encap == "true", encap == "tcp"
+	c.TCPPort = l.port(sec, conn, "tcp_port")
+	c.PPKID = parsed(l, sec, conn, "ppk_id", func(s string) (string, error) { return s, nil })
+	c.PPKRequired = l.boolean(sec, conn, "ppk_required")
 	c.MOBIKE = l.boolean(sec, conn, "mobike")
 	c.Fragmentation = parsed(l, sec, conn, "fragmentation", func(s string) (string, error) {
 		switch s {
@@ -520,6 +551,9 @@ func (l *loader) connection(sec *Section) *Connection {
 
 	c.Local = l.authRound(sec, true)
 	c.Remote = l.authRound(sec, false)
+	if c.Version == 1 && (c.EncapTCP || c.PPKID != "" || c.PPKRequired) {
+		l.errorAt(sec.File, sec.Line, "%s: encap = tcp and ppk_id are IKEv2 features, not available with version = 1", sec.Path)
+	}
 	if c.Remote.XAuth && c.Version != 1 {
 		l.errorAt(sec.File, sec.Line, "%s: a remote round with auth = xauth needs version = 1 (XAuth is IKEv1)", sec.Path)
 	}
@@ -803,16 +837,37 @@ func (l *loader) secrets(sec *Section) Secrets {
 			}
 			psk.IDs = append(psk.IDs, id)
 		}
-		if kv := explicit(p, "secret"); kv == nil {
-			l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
-		} else {
-			secret, err := parseSecret(kv.Value)
-			if err != nil {
-				l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
-			}
-			psk.Secret = secret
-		}
+		psk.Secret = l.secret(p)
 		s.IKE = append(s.IKE, psk)
 	}
+	const ppkPattern = "secrets.ppk<suffix>"
+	for _, p := range sectionsOf(sec, "secrets", ppkPattern) {
+		l.check(p, ppkPattern)
+		ppk := &PPK{Name: p.Name, File: p.File, Line: p.Line}
+		for _, kv := range p.Settings {
+			if k, ok := lookupKey(ppkPattern, kv.Key); ok && k.Path == ppkPattern+".id<suffix>" && kv.Value != "" {
+				ppk.IDs = append(ppk.IDs, kv.Value)
+			}
+		}
+		if len(ppk.IDs) == 0 {
+			l.errorAt(p.File, p.Line, "%s: a PPK needs its identity (id = the ppk_id of the connections that use it)", p.Path)
+		}
+		ppk.Secret = l.secret(p)
+		s.PPK = append(s.PPK, ppk)
+	}
 	return s
+}
+
+// secret reads the required secret of a secrets subsection. Errors never echo the value.
+func (l *loader) secret(p *Section) []byte {
+	kv := explicit(p, "secret")
+	if kv == nil {
+		l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
+		return nil
+	}
+	secret, err := parseSecret(kv.Value)
+	if err != nil {
+		l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
+	}
+	return secret
 }

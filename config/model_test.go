@@ -370,7 +370,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad duration", minimalConn("    dpd_delay = 4x\n"), `swanctl.conf:6: connections.home.dpd_delay: invalid duration "4x" (expected a number of seconds, or a number with s, m, h or d)`},
 		{"negative duration", minimalConn("    rekey_time = -1h\n"), `swanctl.conf:6: connections.home.rekey_time: invalid duration "-1h" (expected a number of seconds, or a number with s, m, h or d)`},
 		{"huge duration", minimalConn("    rekey_time = 999999999999d\n"), `swanctl.conf:6: connections.home.rekey_time: duration "999999999999d" is too long`},
-		{"bad bool", minimalConn("    encap = maybe\n"), `swanctl.conf:6: connections.home.encap: invalid value "maybe" (expected yes or no)`},
+		{"bad bool", minimalConn("    ppk_required = maybe\n"), `swanctl.conf:6: connections.home.ppk_required: invalid value "maybe" (expected yes or no)`},
 		{"fragmentation force", minimalConn("    fragmentation = force\n"), `swanctl.conf:6: connections.home.fragmentation: force is IKEv1 only (use yes)`},
 		{"bad enum", minimalConn("    fragmentation = always\n"), `swanctl.conf:6: connections.home.fragmentation: invalid value "always" (expected yes, accept or no)`},
 		{"rand_time", minimalConn("    rand_time = 1h\n"), `swanctl.conf:6: connections.home.rand_time is not supported by goipsec yet`},
@@ -877,6 +877,9 @@ func TestXAuthAndPools(t *testing.T) {
 	}
 	if _, err := load(strings.Replace(src, "version = 1", "version = 2", 1)); err == nil || !strings.Contains(err.Error(), "xauth needs version = 1") {
 		t.Fatalf("XAuth with IKEv2: %v", err)
+	}
+	if _, err := load(strings.Replace(src, "pools = vpn", "pools = vpn\n    encap = tcp", 1)); err == nil || !strings.Contains(err.Error(), "not available with version = 1") {
+		t.Fatalf("IKEv1 in TCP: %v", err)
 	}
 	if _, err := load(strings.Replace(src, "pools = vpn", "pools = nope", 1)); err == nil || !strings.Contains(err.Error(), `no pool named "nope"`) {
 		t.Fatalf("unknown pool: %v", err)

@@ -159,6 +159,8 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		Unique: toUnique(c.Unique), Childless: toChildless(c.Childless),
 	}
 	peer.PSK = func(local, remote ike.Identity) ([]byte, bool) { return d.lookupPSK(local, remote) }
+	d.configurePPK(peer, c)
+	d.configureTCP(peer, c)
 	for _, ch := range c.Children {
 		cc := &ike.ChildConfig{Name: ch.Name, Proposals: ch.ESPProposals,
 			RekeyTime: ch.RekeyTime, LifeTime: ch.LifeTime, RekeyBytes: ch.RekeyBytes, LifeBytes: ch.LifeBytes,
@@ -385,6 +387,9 @@ func (d *Daemon) Initiate(name, child string) error {
 	if err != nil {
 		return err
 	}
+	if local, remote, err = d.tcpEndpoints(conn.cfg, local, remote); err != nil {
+		return err
+	}
 	return d.ike.Initiate(conn.peer, children, local, remote)
 }
 
@@ -468,7 +473,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 		lt = dataplane.Lifetime{SoftBytes: cc.RekeyBytes, HardBytes: cc.LifeBytes, SoftPackets: cc.RekeyPackets, HardPackets: cc.LifePackets}
 		replay, tfc = cc.ReplayWindow, cc.TFCPadding
 	}
-	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap,
+	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap && !c.IKE.TCP, TCP: c.IKE.TCP,
 		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(childIntegrity(c)), ESN: c.ESN,
 		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt, ClampMSS: clamp}
 	local, remote := c.IKE.Local, c.IKE.Remote

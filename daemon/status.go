@@ -135,6 +135,7 @@ func (d *Daemon) Status() Status {
 				State: lowerState(sa.State.String()), Local: sa.Local.String(), Remote: sa.Remote.String(), LocalID: sa.LocalID,
 				RemoteID: sa.RemoteID, Proposal: sa.Proposal, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote,
 				EstablishedAt: sa.Established, RekeyAt: sa.RekeyAt, LastReceivedAt: sa.LastReceived, Children: []status.ChildSA{}}
+			is.Transport, is.TCP, is.PPK = d.tcpState(sa), d.tcpConnection(sa), sa.PPK
 			for _, ch := range sa.Children {
 				chs := status.ChildSA{Name: ch.Name, SPIIn: hex8(ch.SPIIn), SPIOut: hex8(ch.SPIOut), Mode: ch.Mode.String(),
 					UDPEncap: encap[ch.SPIOut], Proposal: ch.Proposal, LocalTS: tsStrings(ch.LocalTS), RemoteTS: tsStrings(ch.RemoteTS),

@@ -203,6 +203,8 @@ func (sa *SA) childKeys(c *ChildSA, ni, nr, secret []byte) (*ChildInstall, error
 	if secret != nil {
 		secrets = append(secrets, secret)
 	}
+	// SK(0) | Ni | Nr | SK(1) | ... | SK(n) with additional key exchanges (RFC 9370 §2.2.4).
+	secrets = append(secrets, sa.addKE...)
 	keys, err := suite.DeriveChildKeys(sa.prf, t, sa.keys.SKd, ni, nr, secrets...)
 	if err != nil {
 		return nil, fmt.Errorf("child %s: key derivation: %w", c.Name, err)
@@ -293,8 +295,14 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 		}
 		c := &ChildSA{Config: cc, Name: cc.Name, Mode: mode, Proposal: chosen.Proposal, SPIIn: spi, SPIOut: peerSPI,
 			LocalTS: narrowedR, RemoteTS: narrowedI, Created: sa.deps.Now(), nonceMin: lowerNonce(ni, nr)}
-		inst, err := sa.childKeys(c, ni, nr, secret)
-		if err != nil {
+		var inst *ChildInstall
+		var link *wire.Notify
+		if groups := addKEGroups(chosen.Proposal); len(groups) > 0 && allowKE {
+			// The keys wait for the IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4); inst stays nil.
+			if link, err = sa.deferChildKeys(c, ni, nr, secret, groups); err != nil {
+				return fail(errorf(wire.TemporaryFailure, "%v", err))
+			}
+		} else if inst, err = sa.childKeys(c, ni, nr, secret); err != nil {
 			return fail(errorf(wire.NoProposalChosen, "%v", err))
 		}
 		wp := toWire([]proposal.Proposal{chosen.Proposal}, spiBytes(spi))
@@ -306,6 +314,9 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 		out = append(out, &wire.TSi{Selectors: tsToWire(narrowedI)}, &wire.TSr{Selectors: tsToWire(narrowedR)})
 		if mode == Transport {
 			out = append(out, &wire.Notify{NotifyType: wire.UseTransportMode})
+		}
+		if link != nil {
+			out = append(out, link)
 		}
 		return out, c, inst, nil
 	}

@@ -95,6 +95,15 @@ type PeerConfig struct {
 	Unique Unique
 	// Childless decides about IKE SAs without a Child SA in IKE_AUTH (RFC 6023).
 	Childless Childless
+	// PPKID names our post-quantum preshared key (RFC 8784); PPKRequired refuses IKE SAs without
+	// one; PPK looks a PPK up by its identity (nil: none).
+	PPKID       []byte
+	PPKRequired bool
+	PPK         func(id []byte) ([]byte, bool)
+	// ForceTCP starts in TCP (encap = tcp); TCPPort is the peer's TCP port (RFC 9329), used by
+	// ForceTCP and by the fallback when UDP gets no answer (0: no fallback).
+	ForceTCP bool
+	TCPPort  uint16
 }
 
 // Unique is swanctl.conf's connection uniqueness policy.

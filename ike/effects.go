@@ -23,6 +23,10 @@ type IKEInfo struct {
 	LocalID, RemoteID   Identity
 	NATLocal, NATRemote bool
 	Proposal            proposal.Proposal
+	// TCP: IKE and ESP in TCP (RFC 9329).
+	TCP bool
+	// PPK: a post-quantum preshared key is in the keys (RFC 8784).
+	PPK bool
 }
 
 // Info returns the IKE SA's identification for effects and logs.
@@ -32,7 +36,8 @@ func (sa *SA) Info() IKEInfo {
 		name = sa.Config.Name
 	}
 	return IKEInfo{Conn: name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, Local: sa.Local, Remote: sa.Remote,
-		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal}
+		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal,
+		TCP: sa.TCP, PPK: sa.PPK}
 }
 
 // IKEUp reports an authenticated IKE SA. InitialContact is set when the peer sent INITIAL_CONTACT.
@@ -66,7 +71,8 @@ type ChildInstall struct {
 	EncrIn, IntegIn   []byte
 	EncrOut, IntegOut []byte
 	ESN               bool
-	// Encap: ESP in UDP between IKE.Local and IKE.Remote.
+	// Encap: ESP in UDP between IKE.Local and IKE.Remote; with IKE.TCP, ESP in the IKE SA's TCP
+	// connection instead (RFC 9329).
 	Encap bool
 	// Activate points the outbound policy at this Child SA now. Without it the Child SA only
 	// receives until a ChildActivate follows (the successor of a rekey the peer started).

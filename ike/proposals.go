@@ -131,6 +131,14 @@ func matchProposal(ours, theirs proposal.Proposal) (proposal.Proposal, bool) {
 			if typ == proposal.TypeIntegrity && acceptsNone(ours, theirs, typ, proposal.IntegNone) {
 				continue
 			}
+			// An additional key exchange that one side leaves out or makes optional with NONE is
+			// NONE (RFC 9370 §2.2.1); the answer names it when the peer offered the type.
+			if typ >= proposal.TypeAdditionalKE1 && typ <= proposal.TypeAdditionalKE7 && acceptsNone(ours, theirs, typ, proposal.KENone) {
+				if theirs.Has(typ) {
+					out.Transforms = append(out.Transforms, proposal.Transform{Type: typ, ID: proposal.KENone})
+				}
+				continue
+			}
 			return proposal.Proposal{}, false
 		}
 	}

@@ -87,6 +87,9 @@ type SA struct {
 	// NATRemote: a NAT is in front of the peer. Either means ESP in UDP.
 	NATLocal, NATRemote bool
 	PeerFragmentation   bool
+	// TCP: IKE and the Child SAs' ESP travel in TCP (RFC 9329) between Local and Remote;
+	// TCPOriginator: this side opened the connection and reopens it when it breaks.
+	TCP, TCPOriginator bool
 	// PeerChildless: the peer announced RFC 6023 childless IKE SA support.
 	PeerChildless bool
 
@@ -107,6 +110,8 @@ type SA struct {
 	Established       time.Time
 	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
 	PeerInitialContact bool
+	// PPK: a post-quantum preshared key is mixed into the keys (RFC 8784).
+	PPK bool
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
 	queue  []initiatorTask
@@ -127,6 +132,12 @@ type SA struct {
 	// spawned are IKE SAs a rekey created, handoff Child SAs for one that runs already.
 	spawned []*SA
 	handoff *Handoff
+	// IKE_FOLLOWUP_KE (RFC 9370 §2.2.4): our exchange's follow-ups, the peer's exchange waiting
+	// for its follow-ups, and the additional secrets of the exchange being completed.
+	fuInit *followupInit
+	fuResp *followupResponder
+	fuThen func(*ChildInstall)
+	addKE  [][]byte
 
 	effects []Effect
 }
@@ -143,6 +154,11 @@ type handshake struct {
 	candidates []*PeerConfig // configurations a responder may still choose at IKE_AUTH
 	secret     []byte        // the DH secret, kept only for the key log
 	skeyseed   []byte        // kept only for the key log
+	inter      *intermediate // IKE_INTERMEDIATE exchanges (RFC 9242), nil when none
+	ppk        *ppkState     // post-quantum preshared key (RFC 8784), nil when not used
+	// keepKE: the next IKE_SA_INIT request reuses ke (RestartInit), so that a responder that
+	// answered the first one and replays its cached answer still agrees on the keys.
+	keepKE bool
 }
 
 // ChildSA is one negotiated Child SA (a pair of ESP SAs). Its keys are handed to the data plane
@@ -214,6 +230,7 @@ func (sa *SA) Zero() {
 		sa.keys = nil
 	}
 	sa.dropHandshake()
+	sa.dropFollowups()
 	sa.state = StateDead
 }
 
@@ -227,6 +244,12 @@ func (sa *SA) dropHandshake() {
 	}
 	clear(sa.hs.secret)
 	clear(sa.hs.skeyseed)
+	if sa.hs.inter != nil {
+		sa.hs.inter.next.zero()
+	}
+	if sa.hs.ppk != nil {
+		sa.hs.ppk.zero()
+	}
 	sa.hs = nil
 }
 
@@ -279,6 +302,8 @@ func (sa *SA) Header(ex wire.ExchangeType, msgID uint32, response bool) wire.Hea
 
 // Seal encodes and protects a message. When the peer supports fragmentation and the message is
 // larger than maxSize (a datagram's IKE payload budget), it is split into SKF fragments (RFC 7383).
+// An IKE_INTERMEDIATE message joins the IntAuth chain as it was sealed (RFC 9242 §3.3.2), and once
+// a responder's IKE_INTERMEDIATE response is sealed the keys its exchange derived take over.
 func (sa *SA) Seal(h wire.Header, payloads []wire.Payload, maxSize int) ([][]byte, error) {
 	out, err := sa.protector(true)
 	if err != nil {
@@ -293,9 +318,13 @@ func (sa *SA) Seal(h wire.Header, payloads []wire.Payload, maxSize int) ([][]byt
 	if maxSize > 0 && len(b) > maxSize && sa.PeerFragmentation && sa.Config != nil && sa.Config.Fragmentation && h.Exchange != wire.ExchangeIKESAInit {
 		msgs, err := (&wire.Message{Header: h}).EncodeFragments(payloads, out, maxSize)
 		sa.keepIV(out)
+		if err == nil {
+			sa.sealed(h, payloads)
+		}
 		return msgs, err
 	}
 	sa.keepIV(out)
+	sa.sealed(h, payloads)
 	return [][]byte{b}, nil
 }
 

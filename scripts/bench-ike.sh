@@ -325,19 +325,30 @@ held_run() {
     hrss[$key/$level]=$per
     printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per"
   done
+  # Settled: what a gateway holds once the handshakes are over (goipsec drops each IKE SA's
+  # cached IKE_AUTH response when no retransmission can come any more, ~3 minutes on).
+  if [ "${SETTLE:-0}" -gt 0 ] && [ "$held" -gt 0 ]; then
+    sleep "$SETTLE"
+    rss=$(rss_kb "$resp_pid")
+    per=$(awk -v r="$rss" -v b="$base" -v n="$held" 'BEGIN {printf "%.1f", (r - b) / n * 1024 / 1000}')
+    hrss[$key/settled]=$per
+    printf '  %-12s %7d held, %ss later: RSS %7d kB  %s kB/tunnel\n' "$key" "$held" "$SETTLE" "$rss" "$per"
+  fi
 }
 
 if [ "${MODE:-}" = held ]; then
   LEVELS=${LEVELS:-0 10000 50000 100000}
   MEASURE=${MEASURE:-2000}
   FILL_TIMEOUT=${FILL_TIMEOUT:-600}
+  SETTLE=${SETTLE:-200}
   DELETE=no
   CONCURRENCY=${CONCURRENCY:-64}
   echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, responder and generator share both CPUs, $(nproc) CPUs"
   client_cpu=() resp_cpu=()
-  start_goipsec yes psk; held_run goipsec; stop_responder
-  start_charon psk; held_run strongswan; stop_responder
+  WARMUP_HELD=${WARMUP_HELD:-500}
+  start_goipsec yes psk; bench "$WARMUP_HELD" psk; held_run goipsec; stop_responder
+  start_charon psk; bench "$WARMUP_HELD" psk; held_run strongswan; stop_responder
   echo
   printf '%-10s %22s %22s %10s %24s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw"
   for level in $LEVELS; do
@@ -345,6 +356,7 @@ if [ "${MODE:-}" = held ]; then
     ratio=n/a; [ "$g" != n/a ] && [ "$s" != n/a ] && ratio=$(awk -v a="$g" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')
     printf '%-10s %22s %22s %10s %24s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}"
   done
+  echo "RSS per tunnel ${SETTLE}s after the last level: goipsec ${hrss[goipsec/settled]:-n/a} kB, strongSwan ${hrss[strongswan/settled]:-n/a} kB"
   g0=${hrate[goipsec/${LEVELS%% *}]:-}; glast=${hrate[goipsec/${LEVELS##* }]:-}
   [ -n "$g0" ] && [ -n "$glast" ] && echo "goipsec: rate with ${LEVELS##* } held is $(awk -v a="$glast" -v b="$g0" 'BEGIN {printf "%.0f%%", a/b*100}') of the rate with ${LEVELS%% *}"
   echo "end: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -21,6 +21,9 @@ test)
   # the openssl plugin (libstrongswan-standard-plugins: X25519/ECP/MODP, AES-GCM, SHA-2) and
   # curve25519/chapoly (libstrongswan-extra-plugins).
   want strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
+  # strongSwan 6.0.1 (RFC 9242/9370) runs from a Debian 13 root that the tests build with mmdebstrap
+  # and cache in /var/cache/goipsec-strongswan6 (internal/testnet/strongswan.Trixie).
+  want mmdebstrap
   # strongSwan's pki tool makes certificates for the certificate interop tests.
   want strongswan-pki
   # l2tpns (a userspace L2TP server) is the independent peer of goipsec's L2TP client.
