@@ -19,7 +19,7 @@ import (
 
 // Receive processes a datagram for this SA that arrived from remote at local. After an
 // authenticated message from another address or port — the peer floated to the NAT-T port, or
-// its NAT mapping moved (RFC 3947 §4, RFC 3948 §... keepalives keep it) — the SA follows it, but
+// its NAT mapping moved (RFC 3947 §4; RFC 3948 §2.3 keepalives keep it) — the SA follows it, but
 // never on unauthenticated input and, once established, only when the peer is behind a NAT.
 func (sa *SA) Receive(b []byte, h wire.Header, local, remote netip.AddrPort) {
 	if sa.state == StateDead {

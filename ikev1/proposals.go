@@ -29,7 +29,7 @@ const (
 	authXAuthInitRSASig = 65005
 )
 
-// Phase 1 hash values (RFC 2409 Appendix A; SHA2: RFC 4868 §... IANA "IPSEC Hash Algorithm").
+// Phase 1 hash values (RFC 2409 Appendix A; the SHA-2 values are IANA's "IPSEC Hash Algorithm" registry).
 const (
 	hashSHA1   = 2
 	hashSHA256 = 4
@@ -62,7 +62,7 @@ const (
 	encapUDPTransDraft  = 61444
 )
 
-// Phase 2 authentication algorithms (RFC 2407 §4.5, RFC 4868 §... for SHA2).
+// Phase 2 authentication algorithms (RFC 2407 §4.5; SHA-2: RFC 4868 §2, IANA "IPSEC Authentication Algorithm").
 const (
 	authAlgSHA1   = 2
 	authAlgSHA256 = 5
@@ -218,7 +218,9 @@ func parseP1Transform(t wire.Transform) (p1Transform, error) {
 		}
 	}
 	if x.encr == p1EncAES && x.keyBits == 0 {
-		x.keyBits = 128 // RFC 3602 §5.3: AES without a key length attribute is AES-128... in IKEv1 it must be sent; be lenient
+		// RFC 3602 §5.3 requires the Key Length attribute with AES; a peer that leaves it out gets
+		// AES-128, the only length that could then be meant.
+		x.keyBits = 128
 	}
 	return x, nil
 }
