@@ -645,8 +645,13 @@ func (sa *SA) installQuick(q *quickMode) error {
 	}
 	if r := q.cfg.RekeyTime; r > 0 && (q.lifetime == 0 || r < q.lifetime) {
 		if !q.initiator {
-			// The peer rekeys what it started; we step in only if it did not, a little later.
-			r += (q.lifetime - r) / 2
+			// The peer rekeys what it started; we step in only if it did not: half way to the
+			// hard lifetime, or 10% later without one.
+			if q.lifetime > r {
+				r += (q.lifetime - r) / 2
+			} else {
+				r += r / 10
+			}
 		}
 		c.RekeyAt = now.Add(ike.Jitter(r, sa.deps.Rand))
 	}
