@@ -117,14 +117,19 @@ func (s *l2tpService) start() error {
 			return fmt.Errorf("l2tp: no pool %q", lns.Pool)
 		}
 		local := lns.LocalIP
-		end := pc.End
 		if !local.IsValid() {
-			// The pool's last address is the server's own, kept out of the pool.
-			local, end = pc.End, pc.End.Prev()
+			// The pool's last address is the server's own.
+			local = pc.End
 		}
-		p, err := pool.New(pc.Name, pc.Start, end, pc.DNS)
-		if err != nil {
-			return err
+		// The pool object is the daemon's, shared with Mode Config: one lease table per pool.
+		s.d.mu.Lock()
+		p := s.d.pools[pc.Name]
+		s.d.mu.Unlock()
+		if p == nil {
+			return fmt.Errorf("l2tp: pool %q is not set up", pc.Name)
+		}
+		if err := p.Reserve("l2tp-server", local); err != nil {
+			return fmt.Errorf("l2tp: own address %s in pool %s: %w", local, pc.Name, err)
 		}
 		s.pool = p
 		if err := s.addAddr(local); err != nil {

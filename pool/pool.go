@@ -105,6 +105,27 @@ func (p *Pool) take(id string, a netip.Addr) {
 	}
 }
 
+// ErrTaken means a specific address is leased to someone else.
+var ErrTaken = errors.New("pool: address is leased to another client")
+
+// Reserve leases the specific address a to id (the L2TP server's own PPP address, say).
+func (p *Pool) Reserve(id string, a netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.Contains(a) {
+		return nil // outside the range: nothing to keep out of it
+	}
+	if p.held[a] && p.owner[a] != id {
+		return ErrTaken
+	}
+	if old, ok := p.byID[id]; ok && old != a {
+		delete(p.held, old)
+		p.offline = append(p.offline, old)
+	}
+	p.take(id, a)
+	return nil
+}
+
 // Release ends id's lease; the address stays reserved for id until the pool runs out.
 func (p *Pool) Release(id string) {
 	p.mu.Lock()

@@ -77,3 +77,20 @@ func TestInvalid(t *testing.T) {
 		t.Fatal("mixed families accepted")
 	}
 }
+
+func TestReserve(t *testing.T) {
+	p, _ := FromPrefix("r", netip.MustParsePrefix("10.7.0.0/30"), nil) // .1 and .2
+	if err := p.Reserve("server", netip.MustParseAddr("10.7.0.2")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := p.Acquire("client")
+	if a.String() != "10.7.0.1" {
+		t.Fatalf("client got %s", a)
+	}
+	if _, err := p.Acquire("another"); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("the reserved address was handed out: %v", err)
+	}
+	if err := p.Reserve("x", netip.MustParseAddr("10.7.0.1")); !errors.Is(err, ErrTaken) {
+		t.Fatalf("reserving a leased address: %v", err)
+	}
+}
