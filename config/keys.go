@@ -142,7 +142,7 @@ var keyTable = [...]Key{
 	{Path: child + ".local_ts", Default: "dynamic", Doc: "Local traffic selectors, comma separated: CIDR, address, range a-b or dynamic, each optionally with [proto/port] such as [tcp/80] or [udp/1000-2000]."},
 	{Path: child + ".remote_ts", Default: "dynamic", Doc: "Remote traffic selectors, same forms."},
 	{Path: child + ".esp_proposals", Default: "default (unless ah_proposals is set)", Doc: "ESP proposals, comma separated strongSwan keywords; a key exchange method asks for PFS."},
-	{Path: child + ".ah_proposals", Support: NotSupported, Doc: "AH negotiated by IKE is not supported yet (manual AH SAs are: see manual)."},
+	{Path: child + ".ah_proposals", Default: "", Doc: "AH proposals (integrity only, RFC 4302): with them the CHILD SA negotiates AH instead of ESP; with esp_proposals too, both are offered as alternatives in the order written (IKEv2 has no AH+ESP bundles). AH cannot cross a NAT (UDP encapsulation, RFC 3948, carries ESP only) nor travel in TCP (RFC 9329)."},
 	{Path: child + ".mode", Default: "tunnel", Doc: "IPsec mode: tunnel or transport. transport_proxy, beet, iptfs (strongSwan 6), pass and drop are not supported yet."},
 	{Path: child + ".start_action", Default: "none", Doc: "After loading: none, trap (negotiate on first packet) or start."},
 	{Path: child + ".close_action", Default: "none", Doc: "When the peer closes the CHILD SA: none, trap or start."},

@@ -162,6 +162,9 @@ type Child struct {
 	MarkIn, MarkOut Mark
 	Interface       string
 	PoliciesFwdOut  bool
+
+	// ahFirst: ah_proposals is written before esp_proposals (see Proposals).
+	ahFirst bool
 }
 
 // Mark is an XFRM mark: packets match when (mark & Mask) == Value.
@@ -685,10 +688,12 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.RemoteTS = parsed(l, sec, child, "remote_ts", parseSelectors)
 
 	// As in strongSwan, ESP with the default proposals is offered unless only AH is configured.
-	if ah := explicit(sec, "ah_proposals"); ah != nil {
+	ah, esp := explicit(sec, "ah_proposals"), explicit(sec, "esp_proposals")
+	if ah != nil {
 		ch.AHProposals = parsed(l, sec, child, "ah_proposals", proposal.ParseAH)
+		ch.ahFirst = esp == nil || settingIndex(sec, ah) < settingIndex(sec, esp)
 	}
-	if explicit(sec, "esp_proposals") != nil || ch.AHProposals == nil {
+	if esp != nil || ch.AHProposals == nil {
 		ch.ESPProposals = parsed(l, sec, child, "esp_proposals", func(s string) ([]proposal.Proposal, error) {
 			if strings.HasPrefix(s, "default ") {
 				s = "default" // the table's default is described in words
@@ -722,6 +727,18 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.ReplayWindow = uint32(l.number(sec, child, "replay_window", MaxReplayWindow))
 	ch.Inactivity = l.duration(sec, child, "inactivity")
 	ch.TFCPadding = parsed(l, sec, child, "tfc_padding", parseTFCPadding)
+	if ch.ESPProposals == nil && ch.AHProposals != nil {
+		// UDP encapsulation carries ESP only (RFC 3948), and TFC padding is ESP's (RFC 4303 §2.7).
+		switch {
+		case c.Encap:
+			l.errorAt(ah.File, ah.Line, "%s: AH cannot be UDP-encapsulated (RFC 3948 covers ESP only), but connections.%s.encap = yes forces encapsulation; add esp_proposals or drop encap", ah.Path, c.Name)
+		case c.EncapTCP:
+			l.errorAt(ah.File, ah.Line, "%s: AH cannot travel in TCP (RFC 9329 carries IKE and ESP only), but connections.%s.encap = tcp asks for it; add esp_proposals or drop encap", ah.Path, c.Name)
+		}
+		if kv := explicit(sec, "tfc_padding"); kv != nil && ch.TFCPadding != (TFCPadding{}) {
+			l.errorAt(kv.File, kv.Line, "%s: TFC padding needs ESP, but this CHILD SA has only ah_proposals", kv.Path)
+		}
+	}
 	ch.MSSClamp = l.mssClamp(sec, ch.Mode)
 	ch.CopyDF = l.boolean(sec, child, "copy_df")
 	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
@@ -740,6 +757,28 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 		}
 	}
 	return ch
+}
+
+// Proposals returns the CHILD SA's proposals as IKE offers them: ESP and AH proposals are
+// alternatives in one SA payload (IKEv2 has no AH+ESP bundles: RFC 7296 §2.7, one protocol per
+// proposal), in the order the two keys are written — strongSwan's vici plugin appends both lists
+// to one in the order swanctl sends them, which is the file's order.
+func (c *Child) Proposals() []proposal.Proposal {
+	first, second := c.ESPProposals, c.AHProposals
+	if c.ahFirst {
+		first, second = second, first
+	}
+	return append(append([]proposal.Proposal(nil), first...), second...)
+}
+
+// settingIndex returns the position of a setting in its section (order of first appearance).
+func settingIndex(sec *Section, kv *Setting) int {
+	for i, s := range sec.Settings {
+		if s == kv {
+			return i
+		}
+	}
+	return -1
 }
 
 // keyDefault is the table's default of the key at path.

@@ -363,7 +363,15 @@ func TestLoadErrors(t *testing.T) {
 		{"port 0", minimalConn("    remote_port = 0\n"), `swanctl.conf:6: connections.home.remote_port: port 0 is not allowed`},
 		{"reauthentication", minimalConn("    reauth_time = 10h\n"), `swanctl.conf:6: connections.home.reauth_time = 10h is not supported by goipsec yet (only 0s)`},
 		{"mobike", minimalConn("    mobike = yes\n"), `swanctl.conf:6: connections.home.mobike = yes is not supported by goipsec yet (only no)`},
-		{"ah_proposals", minimalConn("    children { net { ah_proposals = sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals is not supported by goipsec yet`},
+		{"ah_proposals weak", minimalConn("    children { net { ah_proposals = md5 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals: "md5" is a weak algorithm, not offered`},
+		{"ah_proposals encryption", minimalConn("    children { net { ah_proposals = aes128-sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals: "aes128" is an encryption algorithm; AH proposals take integrity algorithms only`},
+		{"ah_proposals encap", minimalConn("    encap = yes\n    children { net { ah_proposals = sha256 } }\n"),
+			`swanctl.conf:7: connections.home.children.net.ah_proposals: AH cannot be UDP-encapsulated (RFC 3948 covers ESP only), but connections.home.encap = yes forces encapsulation; add esp_proposals or drop encap`},
+		{"ah_proposals encap tcp", minimalConn("    encap = tcp\n    children { net { ah_proposals = sha256 } }\n"),
+			`swanctl.conf:7: connections.home.children.net.ah_proposals: AH cannot travel in TCP (RFC 9329 carries IKE and ESP only), but connections.home.encap = tcp asks for it; add esp_proposals or drop encap`},
+		{"ah_proposals encap with ESP", minimalConn("    encap = yes\n    children { net {\n ah_proposals = sha256\n esp_proposals = aes128gcm16\n } }\n"), ""},
+		{"ah_proposals tfc", minimalConn("    children { net {\n ah_proposals = sha256\n tfc_padding = mtu\n } }\n"),
+			`swanctl.conf:8: connections.home.children.net.tfc_padding: TFC padding needs ESP, but this CHILD SA has only ah_proposals`},
 		{"port too big", minimalConn("    remote_port = 65536\n"), `swanctl.conf:6: connections.home.remote_port: 65536 is out of range (at most 65535)`},
 		{"weak proposal", minimalConn("    proposals = aes128-sha1-modp1024\n"), `swanctl.conf:6: connections.home.proposals: "sha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{"proposal typo", minimalConn("    proposals = aes256gcm16-prfsha256-x2519\n"), `swanctl.conf:6: connections.home.proposals: unknown algorithm "x2519"; did you mean "x25519"?`},
@@ -883,5 +891,26 @@ func TestXAuthAndPools(t *testing.T) {
 	}
 	if _, err := load(strings.Replace(src, "pools = vpn", "pools = nope", 1)); err == nil || !strings.Contains(err.Error(), `no pool named "nope"`) {
 		t.Fatalf("unknown pool: %v", err)
+	}
+}
+
+// TestChildProposalsOrder: ah_proposals alone replace the default ESP proposals; with both keys
+// the child offers both lists as alternatives in the order the keys are written, as strongSwan
+// does (its vici plugin keeps one list in the order swanctl sends the keys: the file's order).
+func TestChildProposalsOrder(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"ah_proposals = sha256-sha512", "AH:sha256-sha512-noesn"},
+		{"ah_proposals = sha384-esn\n esp_proposals = aes128gcm16", "AH:sha384-esn, ESP:aes128gcm16-noesn"},
+		{"esp_proposals = aes128gcm16\n ah_proposals = sha384-x25519", "ESP:aes128gcm16-noesn, AH:sha384-x25519-noesn"},
+		{"mode = transport", "ESP:" + strings.ReplaceAll(proposal.DefaultESPString, ", ", "-noesn, ESP:") + "-noesn"},
+	} {
+		cfg := mustLoad(t, minimalConn("    children { net {\n "+tc.body+"\n } }\n"))
+		var got []string
+		for _, p := range cfg.Connections[0].Children[0].Proposals() {
+			got = append(got, p.Protocol.String()+":"+p.String())
+		}
+		if strings.Join(got, ", ") != tc.want {
+			t.Errorf("%q: proposals %s, want %s", tc.body, strings.Join(got, ", "), tc.want)
+		}
 	}
 }

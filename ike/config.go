@@ -161,7 +161,7 @@ type ChildConfig struct {
 	// "dynamic"), resolved when the SA is negotiated.
 	LocalTS, RemoteTS           []ts.Selector
 	LocalDynamic, RemoteDynamic bool
-	Proposals                   []proposal.Proposal // ESP, in order of preference
+	Proposals                   []proposal.Proposal // ESP and/or AH (alternatives), in order of preference
 	Mode                        Mode
 	RekeyTime, LifeTime         time.Duration
 	RekeyBytes, LifeBytes       uint64

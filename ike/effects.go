@@ -65,7 +65,7 @@ type ChildInstall struct {
 	Config            *ChildConfig
 	Name              string
 	Mode              Mode
-	Proposal          proposal.Proposal
+	Proposal          proposal.Proposal // its Protocol is ESP or AH (see Protocol)
 	SPIIn, SPIOut     uint32
 	LocalTS, RemoteTS []ts.Selector
 	EncrIn, IntegIn   []byte
@@ -83,6 +83,10 @@ type ChildInstall struct {
 	// Replaces is the inbound SPI of the Child SA this one rekeys (0: none).
 	Replaces uint32
 }
+
+// Protocol returns the Child SA's IPsec protocol: proposal.ProtoESP or proposal.ProtoAH. An AH
+// Child SA has no encryption keys (EncrIn and EncrOut are empty) and is never encapsulated.
+func (c *ChildInstall) Protocol() proposal.Protocol { return c.Proposal.Protocol }
 
 // Zero wipes the key material.
 func (c *ChildInstall) Zero() {
@@ -107,6 +111,7 @@ type ChildActivate struct {
 type ChildDown struct {
 	IKE           IKEInfo
 	Name          string
+	Protocol      proposal.Protocol // ESP or AH
 	SPIIn, SPIOut uint32
 	Reason        Reason
 	Grace         bool

@@ -161,7 +161,7 @@ type handshake struct {
 	keepKE bool
 }
 
-// ChildSA is one negotiated Child SA (a pair of ESP SAs). Its keys are handed to the data plane
+// ChildSA is one negotiated Child SA (a pair of ESP or AH SAs). Its keys are handed to the data plane
 // in a ChildUp effect and not kept here.
 type ChildSA struct {
 	Config   *ChildConfig
@@ -189,6 +189,12 @@ type ChildSA struct {
 
 // State returns the Child SA's state.
 func (c *ChildSA) State() ChildState { return c.state }
+
+// Protocol returns the Child SA's IPsec protocol, ESP or AH (from its negotiated proposal).
+func (c *ChildSA) Protocol() proposal.Protocol { return c.Proposal.Protocol }
+
+// wireProtocol is the Protocol ID that names the Child SA in REKEY_SA and Delete payloads.
+func (c *ChildSA) wireProtocol() wire.ProtocolID { return wire.ProtocolID(c.Proposal.Protocol) }
 
 // Encryption and Integrity return the negotiated transform IDs and key length (bits).
 func (c *ChildSA) Encryption() (id uint16, bits uint16) {
@@ -376,10 +382,12 @@ func (sa *SA) Child(spiIn uint32) *ChildSA {
 	return nil
 }
 
-// childByOutbound finds a Child SA by the peer's SPI (which the peer names in REKEY_SA and Delete).
-func (sa *SA) childByOutbound(spi uint32) *ChildSA {
+// childByOutbound finds a Child SA by the protocol and the peer's SPI, which the peer names in
+// REKEY_SA and Delete together with the protocol (RFC 7296 §3.10, §3.11): a REKEY_SA or Delete
+// for AH must not find an ESP Child SA that happens to have that SPI, nor the other way round.
+func (sa *SA) childByOutbound(proto wire.ProtocolID, spi uint32) *ChildSA {
 	for _, c := range sa.Children {
-		if c.SPIOut == spi {
+		if c.SPIOut == spi && c.wireProtocol() == proto {
 			return c
 		}
 	}

@@ -261,7 +261,7 @@ func (sa *SA) Kill(reason Reason) {
 			if cr == ReasonRekeyed {
 				cr = ReasonParentGone
 			}
-			sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: cr})
+			sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, Protocol: c.Protocol(), SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: cr})
 		}
 	}
 	sa.Children = nil

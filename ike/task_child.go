@@ -195,7 +195,7 @@ func (t *childRekeyTask) build(sa *SA, req *Message) error {
 	}
 	t.req, t.ni = r, ni
 	sa.setChildState(old, ChildRekeying)
-	req.add(&wire.Notify{Protocol: wire.ProtoESP, SPI: spiBytes(old.SPIIn), NotifyType: wire.RekeySA}, ps[0], &wire.Nonce{Data: ni})
+	req.add(&wire.Notify{Protocol: old.wireProtocol(), SPI: spiBytes(old.SPIIn), NotifyType: wire.RekeySA}, ps[0], &wire.Nonce{Data: ni})
 	req.add(ps[1:]...)
 	return nil
 }
@@ -276,7 +276,7 @@ func respondChildRekey(sa *SA, req, resp *Message) {
 	spi, ok := spiFromBytes(n.SPI)
 	var old *ChildSA
 	if ok {
-		old = sa.childByOutbound(spi)
+		old = sa.childByOutbound(n.Protocol, spi)
 	}
 	if old == nil {
 		resp.add(&wire.Notify{Protocol: n.Protocol, SPI: n.SPI, NotifyType: wire.ChildSANotFound})
@@ -349,7 +349,7 @@ func (t *childDeleteTask) build(sa *SA, req *Message) error {
 		return errorf(0, "child %s (%08x) is gone already", c.Name, c.SPIIn)
 	}
 	sa.setChildState(c, ChildDeleting)
-	req.add(&wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{spiBytes(c.SPIIn)}})
+	req.add(&wire.Delete{Protocol: c.wireProtocol(), SPIs: [][]byte{spiBytes(c.SPIIn)}})
 	return nil
 }
 
@@ -366,7 +366,7 @@ func respondChildDelete(sa *SA, d *wire.Delete, resp *Message) {
 		if !ok {
 			continue
 		}
-		c := sa.childByOutbound(spi)
+		c := sa.childByOutbound(d.Protocol, spi)
 		if c == nil {
 			continue
 		}

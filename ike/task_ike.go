@@ -40,7 +40,7 @@ func (sa *SA) Adopt(h *Handoff) {
 	sa.adopting = false
 	if sa.state == StateDead {
 		for _, c := range h.Children {
-			sa.emit(ChildDown{IKE: h.From, Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: ReasonParentGone})
+			sa.emit(ChildDown{IKE: h.From, Name: c.Name, Protocol: c.Protocol(), SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: ReasonParentGone})
 		}
 		return
 	}

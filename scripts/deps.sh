@@ -37,7 +37,8 @@ test)
   want qemu-system-x86 mmdebstrap e2fsprogs
   ;;
 bench)
-  want iperf3 wireguard-tools procps util-linux
+  want iperf3 wireguard-tools procps util-linux iputils-ping python3
+  if [ "${PROFILE:-0}" = 1 ]; then want linux-perf; fi
   ;;
 demo) ;;
 esac

@@ -117,6 +117,7 @@ type ChildConfig struct {
 	LocalTS      []string `json:"local_ts"`
 	RemoteTS     []string `json:"remote_ts"`
 	ESPProposals []string `json:"esp_proposals"`
+	AHProposals  []string `json:"ah_proposals"`
 }
 
 // IKESA is one IKE SA.
@@ -166,6 +167,7 @@ type ChildSA struct {
 	SPIIn       string    `json:"spi_in"`
 	SPIOut      string    `json:"spi_out"`
 	Mode        string    `json:"mode"`
+	Protocol    string    `json:"protocol"` // esp or ah
 	UDPEncap    bool      `json:"udp_encap"`
 	Proposal    string    `json:"proposal"`
 	LocalTS     []string  `json:"local_ts"`

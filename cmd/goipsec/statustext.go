@@ -94,6 +94,9 @@ func printConnection(w io.Writer, c *status.Connection, now time.Time) {
 		}
 		for _, ch := range sa.Children {
 			carriage := "ESP"
+			if ch.Protocol == "ah" {
+				carriage = "AH"
+			}
 			if ch.UDPEncap {
 				carriage = "ESP in UDP"
 			}

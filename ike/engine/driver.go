@@ -647,7 +647,7 @@ func (e *Engine) apply(x effect) {
 			}
 		}
 		c.Zero()
-		e.log.Info("Child SA established", "conn", c.IKE.Conn, "child", c.Name, "spi_in", hex8(c.SPIIn), "spi_out", hex8(c.SPIOut),
+		e.log.Info("Child SA established", "conn", c.IKE.Conn, "child", c.Name, "protocol", c.Protocol().String(), "spi_in", hex8(c.SPIIn), "spi_out", hex8(c.SPIOut),
 			"proposal", c.Proposal.String(), "mode", c.Mode.String(), "active", c.Activate)
 	case ike.ChildActivate:
 		e.log.Debug("Child SA carries our traffic now", "conn", x.IKE.Conn, "child", x.Name, "spi_in", hex8(x.SPIIn))
@@ -655,7 +655,7 @@ func (e *Engine) apply(x effect) {
 			ev.ChildActivate(x)
 		}
 	case ike.ChildDown:
-		e.log.Info("Child SA deleted", "conn", x.IKE.Conn, "child", x.Name, "spi_in", hex8(x.SPIIn), "why", x.Reason.String())
+		e.log.Info("Child SA deleted", "conn", x.IKE.Conn, "child", x.Name, "protocol", x.Protocol.String(), "spi_in", hex8(x.SPIIn), "why", x.Reason.String())
 		if ev.ChildDown != nil {
 			ev.ChildDown(x)
 		}

@@ -18,6 +18,7 @@ const (
 	DropOverload                             // the SA's queue is full
 	DropFragment                             // a fragment that does not fit its message
 	DropClosed                               // the engine is shutting down
+	DropNoLocalAddr                          // a new IKE SA's request, but the transport did not tell our address
 	numDropReasons
 )
 
@@ -26,6 +27,7 @@ var dropNames = [...]string{
 	DropMessageID: "bad_message_id", DropUnexpectedResponse: "unexpected_response",
 	DropUnexpectedExchange: "unexpected_exchange", DropZeroSPI: "zero_spi", DropCookie: "no_cookie",
 	DropOverload: "overload", DropFragment: "bad_fragment", DropClosed: "shutting_down",
+	DropNoLocalAddr: "no_local_address",
 }
 
 func (r DropReason) String() string {

@@ -382,7 +382,9 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 		e.stats.drop(DropMessageID)
 		return
 	case !local.Addr().IsValid():
-		e.log.Debug("dropping IKE_SA_INIT: the transport did not tell our address", "from", remote)
+		// Without our address we could not answer from it, and the NAT detection hash would be
+		// wrong.
+		e.stats.drop(DropNoLocalAddr)
 		return
 	}
 	key := initKey{h.SPIi, remote}
