@@ -538,7 +538,10 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	d.mu.Unlock()
 	d.publishChild(c.IKE, c, true)
 	if c.Mode == ike.Transport {
-		go d.kickL2TP(c.IKE.Remote.Addr())
+		// An initiator installs before its last Quick Mode message leaves: give the responder a
+		// round trip to install its side before L2TP resends what the trap held back.
+		remote := c.IKE.Remote.Addr()
+		time.AfterFunc(l2tpKickDelay, func() { d.kickL2TP(remote) })
 	}
 	return nil
 }
@@ -657,6 +660,9 @@ func (d *Daemon) onChildDown(x ike.ChildDown) {
 		d.releaseSPI(spi)
 	})
 }
+
+// l2tpKickDelay is how long after a transport-mode Child SA comes up L2TP clients resend.
+const l2tpKickDelay = 100 * time.Millisecond
 
 // inboundGrace is how long a rekeyed Child SA's inbound SA keeps accepting packets in flight.
 const inboundGrace = 2 * time.Second

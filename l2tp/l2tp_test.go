@@ -261,3 +261,19 @@ func FuzzServerInput(f *testing.F) {
 		}
 	})
 }
+
+// TestRetransmitNow: a LAC whose first SCCRQ was held back by a trap policy resends it at once
+// when the SA comes up, without counting a retransmission.
+func TestRetransmitNow(t *testing.T) {
+	lac := Dial(Config{}, lnsAdr, t0)
+	first := lac.Take()
+	if len(first) != 1 {
+		t.Fatalf("%d outputs after Dial", len(first))
+	}
+	lac.RetransmitNow(t0.Add(100 * time.Millisecond))
+	again := lac.Take()
+	if len(again) != 1 || !bytes.Equal(again[0].B, first[0].B) || lac.unacked[0].tries != 0 ||
+		!lac.NextDeadline().Equal(t0.Add(1100*time.Millisecond)) {
+		t.Fatalf("resent %d, tries %d, next %v", len(again), lac.unacked[0].tries, lac.NextDeadline())
+	}
+}

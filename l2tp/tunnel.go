@@ -573,10 +573,17 @@ func (t *Tunnel) NextDeadline() time.Time {
 }
 
 // RetransmitNow resends the unacknowledged control messages at once (the IPsec SA that protects
-// the tunnel just came up: what was sent before it was dropped by its trap policy).
+// the tunnel just came up: what was sent before it was dropped by its trap policy). It does not
+// count as a retransmission: the back-off starts over at one second.
 func (t *Tunnel) RetransmitNow(now time.Time) {
-	for i := range t.unacked {
-		t.unacked[i].next = now
+	t.now = now
+	if t.state == tunnelClosed {
+		return
 	}
-	t.Tick(now)
+	for i := range t.unacked {
+		p := &t.unacked[i]
+		binary.BigEndian.PutUint16(p.b[10:], t.nr)
+		p.next = now.Add(time.Second)
+		t.out = append(t.out, Output{To: t.Peer, B: p.b})
+	}
 }
