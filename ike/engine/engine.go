@@ -672,7 +672,9 @@ func (e *Engine) allSettled() bool {
 
 // SAInfo is a snapshot of an IKE SA for status listings, safe to read after the engine moves on.
 type SAInfo struct {
-	Name          string
+	Name string
+	// Version is the IKE version: 0 or 2 for IKEv2, 1 for an ISAKMP SA of the IKEv1 engine.
+	Version       int
 	SPIi, SPIr    uint64
 	Initiator     bool
 	State         ike.State
