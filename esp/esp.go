@@ -42,6 +42,7 @@ package esp
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/des"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
@@ -65,6 +66,10 @@ type Encryption uint16
 
 // Supported encryption transforms.
 const (
+	// Encr3DES is legacy (64-bit blocks: at most a few GB per key before block collisions,
+	// RFC 8221 §5 "MUST NOT"); it exists for IKEv1 peers such as L2TP/IPsec clients, behind an
+	// explicit opt-in (weak_algorithms) in the configuration.
+	Encr3DES             Encryption = 3  // ENCR_3DES, RFC 2451
 	EncrNULL             Encryption = 11 // ENCR_NULL, RFC 2410
 	EncrAESCBC           Encryption = 12 // ENCR_AES_CBC, RFC 3602
 	EncrAESCTR           Encryption = 13 // ENCR_AES_CTR, RFC 3686
@@ -78,7 +83,7 @@ const (
 )
 
 var encrNames = map[Encryption]string{
-	EncrNULL: "ENCR_NULL", EncrAESCBC: "ENCR_AES_CBC", EncrAESCTR: "ENCR_AES_CTR",
+	Encr3DES: "ENCR_3DES", EncrNULL: "ENCR_NULL", EncrAESCBC: "ENCR_AES_CBC", EncrAESCTR: "ENCR_AES_CTR",
 	EncrAESCCM8: "ENCR_AES_CCM_8", EncrAESCCM12: "ENCR_AES_CCM_12", EncrAESCCM16: "ENCR_AES_CCM_16",
 	EncrAESGCM12: "ENCR_AES_GCM_12", EncrAESGCM16: "ENCR_AES_GCM_16",
 	EncrNullAESGMAC: "ENCR_NULL_AUTH_AES_GMAC", EncrChaCha20Poly1305: "ENCR_CHACHA20_POLY1305",
@@ -337,6 +342,9 @@ func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
 	switch p.Encryption {
 	case EncrAESCBC:
 		sa.ivLen, sa.align = cbcIVLen, aes.BlockSize
+	case Encr3DES:
+		// RFC 2451 §3: the IV is one 8-byte block; the payload aligns to the block.
+		sa.ivLen, sa.align = des.BlockSize, des.BlockSize
 	case EncrAESCTR:
 		// RFC 3686 §3.2: counter mode needs no padding; ESP still aligns to 4 bytes.
 		sa.ivLen, sa.align = aeadIVLen, aeadAlign
@@ -450,6 +458,29 @@ func newKeys(p Params) (*saKeys, error) {
 		if _, ok := probe.(ivBlockMode); !ok {
 			return nil, fmt.Errorf("%w: this crypto backend's CBC mode cannot reset its IV", ErrAlgorithm)
 		}
+	case Encr3DES:
+		// RFC 2451 §2.3: three DES keys, 24 bytes (parity bits ignored).
+		if len(key) != 24 {
+			return nil, fmt.Errorf("%w: %v key must be 24 bytes, got %d", ErrKeyLength, e, len(key))
+		}
+		block, err := des.NewTripleDESCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", e, err)
+		}
+		k.macKeys = &macKeys{block: block}
+		// IVs are the sequence number encrypted under a random key of their own, as for AES-CBC:
+		// unpredictable (RFC 2451 §3 wants random IVs) and never repeated within the SA.
+		var ivKey [24]byte
+		rand.Read(ivKey[:])
+		k.ivGen, err = des.NewTripleDESCipher(ivKey[:])
+		clear(ivKey[:])
+		if err != nil {
+			return nil, fmt.Errorf("esp: IV generator: %w", err)
+		}
+		probe := cipher.NewCBCEncrypter(k.block, make([]byte, des.BlockSize))
+		if _, ok := probe.(ivBlockMode); !ok {
+			return nil, fmt.Errorf("%w: this crypto backend's CBC mode cannot reset its IV", ErrAlgorithm)
+		}
 	case EncrNULL:
 		if len(key) != 0 {
 			return nil, fmt.Errorf("%w: %v takes no key, got %d bytes", ErrKeyLength, e, len(key))
@@ -552,9 +583,9 @@ func (k *macKeys) newScratch() *scratch {
 		s.mac = c
 	}
 	if k.block != nil && !k.ctr {
-		var zeroIV [aes.BlockSize]byte
-		s.cbcEnc = cipher.NewCBCEncrypter(k.block, zeroIV[:]).(ivBlockMode)
-		s.cbcDec = cipher.NewCBCDecrypter(k.block, zeroIV[:]).(ivBlockMode)
+		zeroIV := make([]byte, k.block.BlockSize())
+		s.cbcEnc = cipher.NewCBCEncrypter(k.block, zeroIV).(ivBlockMode)
+		s.cbcDec = cipher.NewCBCDecrypter(k.block, zeroIV).(ivBlockMode)
 	}
 	return s
 }

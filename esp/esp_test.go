@@ -44,6 +44,7 @@ var suites = []suite{
 	{"aes256ctr-aescmac", EncrAESCTR, 36, IntegAESCMAC96},
 	{"aes192cbc-aescmac", EncrAESCBC, 24, IntegAESCMAC96},
 	{"null-aesxcbc", EncrNULL, 0, IntegAESXCBC96},
+	{"3des-sha1", Encr3DES, 24, IntegHMACSHA1_96},
 }
 
 func (s suite) params(esn bool) Params {
@@ -196,7 +197,8 @@ func TestNewSAErrors(t *testing.T) {
 		{"chacha with integrity", Params{Encryption: EncrChaCha20Poly1305, EncKey: k(36), Integrity: IntegHMACSHA2_512_256, IntegKey: k(64)}, ErrAlgorithm, "AEAD"},
 		{"cbc without integrity", Params{Encryption: EncrAESCBC, EncKey: k(16)}, ErrAlgorithm, "without integrity"},
 		{"null without integrity", Params{Encryption: EncrNULL}, ErrAlgorithm, "without integrity"},
-		{"3des refused", Params{Encryption: 3, EncKey: k(24), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrAlgorithm, "ENCR(3)"},
+		{"des refused", Params{Encryption: 2, EncKey: k(8), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrAlgorithm, "ENCR(2)"},
+		{"3des key 16", Params{Encryption: Encr3DES, EncKey: k(16), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrKeyLength, "ENCR_3DES key must be 24 bytes"},
 		{"hmac-md5-96 refused", Params{Encryption: EncrAESCBC, EncKey: k(16), Integrity: 1, IntegKey: k(16)}, ErrAlgorithm, "AUTH(1)"},
 		{"gcm key 16", Params{Encryption: EncrAESGCM16, EncKey: k(16)}, ErrKeyLength, "ENCR_AES_GCM_16 key must be 20, 28 or 36 bytes"},
 		{"gcm key 30", Params{Encryption: EncrAESGCM16, EncKey: k(30)}, ErrKeyLength, "got 30"},

@@ -43,6 +43,8 @@ func swanNames(p proposal.Proposal) (encr, keysize, integ, prf, dh string) {
 				encr = "AES_CTR"
 			case proposal.EncrAESCBC:
 				encr = "AES_CBC"
+			case proposal.Encr3DES:
+				encr = "3DES_CBC"
 			case proposal.EncrChaCha20Poly1305:
 				encr = "CHACHA20_POLY1305"
 			case proposal.EncrNull:
@@ -57,7 +59,8 @@ func swanNames(p proposal.Proposal) (encr, keysize, integ, prf, dh string) {
 			}
 		case proposal.TypeIntegrity:
 			integ = map[uint16]string{proposal.IntegHMACSHA2256128: "HMAC_SHA2_256_128", proposal.IntegHMACSHA2384192: "HMAC_SHA2_384_192",
-				proposal.IntegHMACSHA2512256: "HMAC_SHA2_512_256", proposal.IntegAESXCBC96: "AES_XCBC_96", proposal.IntegAESCMAC96: "AES_CMAC_96"}[t.ID]
+				proposal.IntegHMACSHA2512256: "HMAC_SHA2_512_256", proposal.IntegAESXCBC96: "AES_XCBC_96", proposal.IntegAESCMAC96: "AES_CMAC_96",
+				proposal.IntegHMACSHA196: "HMAC_SHA1_96"}[t.ID]
 		case proposal.TypePRF:
 			prf = map[uint16]string{proposal.PRFHMACSHA2256: "PRF_HMAC_SHA2_256", proposal.PRFHMACSHA2384: "PRF_HMAC_SHA2_384",
 				proposal.PRFHMACSHA2512: "PRF_HMAC_SHA2_512"}[t.ID]

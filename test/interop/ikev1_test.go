@@ -22,12 +22,16 @@ type v1Case struct {
 	ike, esp   string
 	wantIKE    string // charon's --list-sas names
 	wantESP    string
+	// weak: the legacy algorithms Windows' L2TP/IPsec client offers, which goipsec accepts only
+	// with weak_algorithms = yes.
+	weak bool
 }
 
 var v1Cases = []v1Case{
-	{"main", false, "aes256-sha256-modp2048", "aes256-sha256", "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048", "AES_CBC-256/HMAC_SHA2_256_128"},
-	{"main-pfs-gcm", false, "aes128-sha384-ecp256", "aes256gcm16-ecp256", "AES_CBC-128/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_256", "AES_GCM_16-256/ECP_256"},
-	{"aggressive", true, "aes256-sha256-modp2048", "aes128-sha256", "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048", "AES_CBC-128/HMAC_SHA2_256_128"},
+	{"main", false, "aes256-sha256-modp2048", "aes256-sha256", "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048", "AES_CBC-256/HMAC_SHA2_256_128", false},
+	{"main-pfs-gcm", false, "aes128-sha384-ecp256", "aes256gcm16-ecp256", "AES_CBC-128/HMAC_SHA2_384_192/PRF_HMAC_SHA2_384/ECP_256", "AES_GCM_16-256/ECP_256", false},
+	{"aggressive", true, "aes256-sha256-modp2048", "aes128-sha256", "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048", "AES_CBC-128/HMAC_SHA2_256_128", false},
+	{"main-3des", false, "3des-sha1-modp1024", "3des-sha1", "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "3DES_CBC/HMAC_SHA1_96", true},
 }
 
 func v1Swan(c v1Case, extra, childExtra string) swanConn {
@@ -41,6 +45,9 @@ func v1Swan(c v1Case, extra, childExtra string) swanConn {
 
 func v1Goipsec(c v1Case, initiate bool, extra, childExtra string) connConf {
 	x := "    version = 1\n" + extra
+	if c.weak {
+		x += "    weak_algorithms = yes\n"
+	}
 	if c.aggressive {
 		x += "    aggressive = yes\n"
 	}
