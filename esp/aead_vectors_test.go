@@ -12,7 +12,7 @@ import (
 // Published AEAD known answers whose additional data is not an ESP header (NIST CAVP, Wycheproof,
 // the GCM specification), so they cannot be whole ESP packets. Each still runs through the SA's
 // own state: the key material of Params.EncKey split into AES key and salt, the nonce built as
-// salt|IV by saKeys.nonce (RFC 4106 §4, RFC 4309 §4, RFC 4543 §3.1) and the AEAD with the tag
+// salt|IV by saKeys.nonce (RFC 4106 §4, RFC 4309 §4, RFC 4543 §3) and the AEAD with the tag
 // length of the transform. A vector fits when its nonce has the transform's length: 12 bytes for
 // GCM and GMAC (4-byte salt, 8-byte IV), 11 for CCM (3-byte salt, 8-byte IV).
 
@@ -58,10 +58,10 @@ func runSAAEAD(t *testing.T, enc Encryption, v aeadVector) {
 	}
 }
 
-// TestCCM16CAVP: ENCR_AES_CCM_16 with 128-, 192- and 256-bit keys against the only published
-// AES-CCM answers with RFC 4309's 11-byte nonce that we know of: NIST CAVP's CCM "Variable Nonce
-// Test" files VNT128.rsp, VNT192.rsp and VNT256.rsp (CAVS 11.0, ccmtestvectors.zip), section
-// [Nlen = 11] (Alen 32, Plen 24, Tlen 16), Counts 40 and 41; and Wycheproof's
+// TestCCM16CAVP: ENCR_AES_CCM_16 with 128-, 192- and 256-bit keys against published AES-CCM
+// answers with RFC 4309's 11-byte nonce (all with 16-byte tags): NIST CAVP's CCM "Variable
+// Nonce Test" files VNT128.rsp, VNT192.rsp and VNT256.rsp (CAVS 11.0, ccmtestvectors.zip),
+// section [Nlen = 11] (Alen 32, Plen 24, Tlen 16), Counts 40 and 41; and Wycheproof's
 // testvectors_v1/aes_ccm_test.json groups with ivSize 88 and tagSize 128, the cases whose
 // additional data has ESP's 8 bytes (tcId 260, 262, 264, 296, 298, 300, 332, 334, 336; out is
 // their ct|tag).
@@ -245,7 +245,7 @@ func TestGCM12CAVP(t *testing.T) {
 }
 
 // TestGMACCAVP: ENCR_NULL_AUTH_AES_GMAC is GCM with no plaintext, all it authenticates being AAD
-// (RFC 4543 §3.2; NIST SP 800-38D §3 calls this GMAC). NIST CAVP's GCM vectors without plaintext
+// (RFC 4543 §3; NIST SP 800-38D calls this GMAC). NIST CAVP's GCM vectors without plaintext
 // are therefore GMAC answers, here for all three key sizes: gcmEncryptExtIV{128,192,256}.rsp
 // (CAVS 14.0), sections [IVlen = 96] [PTlen = 0] [AADlen = 160] [Taglen = 128], Counts 0 and 1.
 func TestGMACCAVP(t *testing.T) {
