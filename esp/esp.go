@@ -44,6 +44,7 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
@@ -106,7 +107,10 @@ type Integrity uint16
 
 // Supported integrity transforms.
 const (
-	IntegNone             Integrity = 0  // NONE: only with an AEAD
+	IntegNone Integrity = 0 // NONE: only with an AEAD
+	// IntegHMACSHA1_96 is AUTH_HMAC_SHA1_96 (RFC 2404): legacy, only for IKEv1 connections with
+	// weak_algorithms = yes (the L2TP/IPsec clients built into Windows offer nothing else).
+	IntegHMACSHA1_96      Integrity = 2
 	IntegAESXCBC96        Integrity = 5  // AUTH_AES_XCBC_96, RFC 3566
 	IntegAESCMAC96        Integrity = 8  // AUTH_AES_CMAC_96, RFC 4494
 	IntegHMACSHA2_256_128 Integrity = 12 // AUTH_HMAC_SHA2_256_128, RFC 4868
@@ -118,6 +122,8 @@ func (i Integrity) String() string {
 	switch i {
 	case IntegNone:
 		return "NONE"
+	case IntegHMACSHA1_96:
+		return "AUTH_HMAC_SHA1_96"
 	case IntegAESXCBC96:
 		return "AUTH_AES_XCBC_96"
 	case IntegAESCMAC96:
@@ -340,7 +346,7 @@ func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
 		return fmt.Errorf("%w: encryption %v", ErrAlgorithm, p.Encryption)
 	}
 	switch p.Integrity {
-	case IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256, IntegAESXCBC96, IntegAESCMAC96:
+	case IntegHMACSHA1_96, IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256, IntegAESXCBC96, IntegAESCMAC96:
 		sa.icvLen = uint8(icvLen(p.Integrity))
 	case IntegNone:
 		if !allowUnauthenticated {
@@ -470,8 +476,8 @@ func icvLen(i Integrity) int {
 		return 24
 	case IntegHMACSHA2_512_256:
 		return 32
-	case IntegAESXCBC96, IntegAESCMAC96:
-		return 12
+	case IntegAESXCBC96, IntegAESCMAC96, IntegHMACSHA1_96:
+		return 12 // RFC 2404 §2: HMAC-SHA-1 truncated to 96 bits
 	}
 	return 0
 }
@@ -482,6 +488,8 @@ func macKeyLen(i Integrity) int {
 	switch i {
 	case IntegAESXCBC96, IntegAESCMAC96:
 		return aesmac.KeySize
+	case IntegHMACSHA1_96:
+		return sha1.Size // RFC 2404 §3
 	}
 	return 2 * icvLen(i)
 }
@@ -511,6 +519,8 @@ func newMAC(i Integrity, key []byte) (hash.Hash, error) {
 func newHMACAnyKey(i Integrity, key []byte) (hash.Hash, error) {
 	var h func() hash.Hash
 	switch i {
+	case IntegHMACSHA1_96:
+		h = sha1.New
 	case IntegHMACSHA2_256_128:
 		h = sha256.New
 	case IntegHMACSHA2_384_192:

@@ -82,7 +82,7 @@ func tsStrings(list []ts.Selector) []string {
 
 // ikeSAMessage fills a list-sa style section for one IKE SA (without child-sas).
 func ikeSAMessage(m *vici.Message, sa engine.SAInfo, uniqueID int) {
-	m.Set("uniqueid", strconv.Itoa(uniqueID)).Set("version", "2").Set("state", sa.State.String())
+	m.Set("uniqueid", strconv.Itoa(uniqueID)).Set("version", ikeVersion(sa.Version)).Set("state", sa.State.String())
 	m.Set("local-host", sa.Local.Addr().String()).Set("local-port", strconv.Itoa(int(sa.Local.Port()))).Set("local-id", sa.LocalID)
 	m.Set("remote-host", sa.Remote.Addr().String()).Set("remote-port", strconv.Itoa(int(sa.Remote.Port()))).Set("remote-id", sa.RemoteID)
 	if sa.Initiator {
@@ -472,4 +472,12 @@ func (s *Service) rekey(_ context.Context, req *vici.Message, _ vici.EventStream
 		return vici.NewMessage().Set("success", "yes").Set("matches", strconv.Itoa(n)), nil
 	}
 	return nil, errors.New("rekey needs ike or child")
+}
+
+// ikeVersion is the "version" of list-sas: "1" for an IKEv1 SA, "2" otherwise.
+func ikeVersion(v int) string {
+	if v == 1 {
+		return "1"
+	}
+	return "2"
 }

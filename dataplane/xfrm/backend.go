@@ -245,6 +245,9 @@ func algorithms(p dataplane.SAParams, st *state) error {
 		st.auth = &algo{name: "xcbc(aes)", key: p.IntegKey, icvBits: 96}
 	case esp.IntegAESCMAC96:
 		st.auth = &algo{name: "cmac(aes)", key: p.IntegKey, icvBits: 96}
+	case esp.IntegHMACSHA1_96:
+		// Legacy (RFC 2404), only from IKEv1 connections with weak_algorithms = yes.
+		st.auth = &algo{name: "hmac(sha1)", key: p.IntegKey, icvBits: 96}
 	case esp.IntegHMACSHA2_256_128:
 		st.auth = &algo{name: "hmac(sha256)", key: p.IntegKey, icvBits: 128}
 	case esp.IntegHMACSHA2_384_192:
