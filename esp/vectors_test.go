@@ -225,9 +225,8 @@ var gcmCases = []gcmCase{
 // TestDraftMcGrewGCM seals and opens every AES-GCM-ESP packet of draft-mcgrew-gcm-test-01 as
 // ENCR_AES_GCM_16, and again as ENCR_AES_GCM_12 with the ICV cut to its first 12 bytes: NIST SP
 // 800-38D §7.1 (step 6, T = MSB_t(...)) defines a t-bit GCM tag as the leading t bits of the
-// full one, and RFC 4106 §6 names the 12-byte ICV variant by that tag length, so the truncated
-// packets are ENCR_AES_GCM_12 known answers (the same holds for the 96-bit tags of NIST's CAVP
-// files in TestGCM12CAVP).
+// full one, and RFC 4106 §6 makes a 12-octet ICV the GCM tag of that length, so the truncated
+// packets are ENCR_AES_GCM_12 known answers. TestGCM12CAVP adds NIST's published 96-bit tags.
 func TestDraftMcGrewGCM(t *testing.T) {
 	for _, c := range gcmCases {
 		for _, enc := range []Encryption{EncrAESGCM16, EncrAESGCM12} {
