@@ -122,6 +122,18 @@ func TestVerifyChainThroughIntermediate(t *testing.T) {
 	if _, err := s2.VerifyPeer(context.Background(), fqdn("moon.example.org"), [][]byte{p.leaf.Raw, p.inter.Raw}, Policy{}); reasonOf(err) != ReasonNoTrustedPath {
 		t.Fatalf("after removing the CA: %v", err)
 	}
+	// flush-certs type X509 empties the chain cache; a CRL or OCSP flush leaves it.
+	if len(s.chains.entries) == 0 {
+		t.Fatal("no chain cached")
+	}
+	s.FlushCaches(CachedCRLs | CachedOCSP)
+	if len(s.chains.entries) == 0 {
+		t.Fatal("a CRL and OCSP flush emptied the chain cache")
+	}
+	s.FlushCaches(CachedChains)
+	if len(s.chains.entries) != 0 {
+		t.Fatalf("%d chains cached after FlushCaches(CachedChains)", len(s.chains.entries))
+	}
 	// Our ChainFor sends the intermediate after the leaf, not the root.
 	if ch := s.ChainFor(p.leaf); len(ch) != 1 || !ch[0].Equal(p.inter) {
 		t.Fatalf("ChainFor: %d certs", len(ch))
