@@ -308,21 +308,6 @@ func (s *Store) Clear() {
 	s.FlushCaches(AllCaches)
 }
 
-// FlushCerts removes the certificates of one role (all with kind < 0) and the cached CRLs and
-// OCSP responses.
-func (s *Store) FlushCerts(kind int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.gen++
-	for fp, c := range s.certs {
-		if kind < 0 || CertKind(kind) == c.Kind {
-			delete(s.certs, fp)
-		}
-	}
-	s.crlCache.flush()
-	s.ocspCache.flush()
-}
-
 // Certs lists the stored certificates, CAs last, each group by subject.
 func (s *Store) Certs() []*Cert {
 	s.mu.RLock()
