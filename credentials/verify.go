@@ -301,7 +301,7 @@ func casBetween(leaf, ca *x509.Certificate, pool []*x509.Certificate) (int, bool
 		if isIssuerOf(ca, cur) {
 			return n, true
 		}
-		i := slices.IndexFunc(pool, func(p *x509.Certificate) bool { return p != cur && !p.Equal(cur) && isIssuerOf(p, cur) })
+		i := slices.IndexFunc(pool, func(p *x509.Certificate) bool { return !p.Equal(cur) && isIssuerOf(p, cur) })
 		if i < 0 {
 			return 0, false
 		}
