@@ -3,6 +3,7 @@ package interop
 import (
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -302,5 +303,58 @@ func TestDefaultProposalsWithClassicStrongSwan(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStrongSwan6IntermediateFragmented: an IKE_INTERMEDIATE larger than the fragment size leaves
+// in IKEv2 fragments (RFC 7383) both ways, with goipsec in both roles: strongSwan reassembles
+// goipsec's and goipsec strongSwan's, IntAuth covers the reassembled messages (RFC 9242 §3.3.1),
+// so AUTH verifies and traffic flows. Debian's strongSwan 6.0.1 has no ML-KEM, so the large key
+// share is MODP-4096's 512 bytes with both fragment sizes lowered to 400 (strongSwan counts the IP
+// and UDP headers in its charon.fragment_size, goipsec's daemon.fragment_size does not).
+func TestStrongSwan6IntermediateFragmented(t *testing.T) {
+	root := strongswan.Trixie(t)
+	const ikeP = "aes256gcm16-prfsha256-x25519-ke1_modp4096"
+	for _, goipsecInitiates := range []bool{true, false} {
+		role := "goipsec-responder"
+		if goipsecInitiates {
+			role = "goipsec-initiator"
+		}
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			_, left, right := setup(t)
+			c := strongswan.Start(t, right, strongswan.Config{Root: root, CharonConf: "  fragment_size = 400\n",
+				SwanctlConf: swanConn{local: rightOuter, remote: leftOuter, ike: ikeP,
+					children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()})
+			cc := connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter,
+				ikeProposal: ikeP, espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4, daemonExtra: "  fragment_size = 400\n"}
+			if goipsecInitiates {
+				cc.startAction = "start"
+			}
+			g := startGoipsec(t, left, cc.String())
+			if !goipsecInitiates {
+				c.Initiate(t, "net")
+			}
+			c.WaitEstablished(t, "gt", 30*time.Second)
+			g.waitLog(t, "Child SA established", 10*time.Second)
+			log := c.Log()
+			// charon reassembled goipsec's IKE_INTERMEDIATE and split its own.
+			reassembled := regexp.MustCompile(`reassembled fragmented IKE message \(\d+ bytes\)\n.*parsed IKE_INTERMEDIATE (request|response) 1 \[ KE \]`)
+			split := regexp.MustCompile(`generating IKE_INTERMEDIATE (request|response) 1 \[ KE \]\n.*splitting IKE message \(\d+ bytes\) into \d+ fragments`)
+			if !reassembled.MatchString(log) || !split.MatchString(log) {
+				t.Fatalf("charon's log does not show IKE_INTERMEDIATE fragmented both ways:\n%s", grepLines(log, "IKE"))
+			}
+			// bytes= is the IKE message, without the non-ESP marker on port 4500.
+			for _, line := range g.logLines("sending packet") {
+				if m := regexp.MustCompile(`bytes=(\d+)`).FindStringSubmatch(line); m != nil {
+					if n, _ := strconv.Atoi(m[1]); n > 400 {
+						t.Fatalf("goipsec sent a datagram over its fragment size: %s", line)
+					}
+				}
+			}
+			if ok, out := left.Ping(t, rightInner4, 2); !ok {
+				t.Fatalf("ping through the tunnel failed:\n%s", out)
+			}
+		})
 	}
 }
