@@ -109,3 +109,35 @@ func TestMLKEMACVPEncapsulation(t *testing.T) {
 		t.Fatalf("known answers: %d for ML-KEM-768, %d for ML-KEM-1024; want at least two each", count[ML_KEM_768], count[ML_KEM_1024])
 	}
 }
+
+// TestMLKEMACVPKeyGen: our initiator's ML-KEM key exchange, given NIST's ACVP keyGen seed d || z
+// as its randomness (FIPS 203 §7.1 draws exactly these 64 bytes), sends NIST's encapsulation key
+// as its public value: two vectors for ML-KEM-768, two for ML-KEM-1024.
+func TestMLKEMACVPKeyGen(t *testing.T) {
+	vs := readACVP(t, "testdata/acvp-mlkem-keygen.txt")
+	count := map[uint16]int{}
+	for _, v := range vs {
+		t.Run(v.name, func(t *testing.T) {
+			group := uint16(ML_KEM_768)
+			switch {
+			case strings.HasPrefix(v.name, "keyGen ML-KEM-768 "):
+			case strings.HasPrefix(v.name, "keyGen ML-KEM-1024 "):
+				group = ML_KEM_1024
+			default:
+				t.Fatalf("unknown vector %q", v.name)
+			}
+			seed := append(append([]byte(nil), v.fields["d"]...), v.fields["z"]...)
+			ke, err := NewKeyExchange(group, bytes.NewReader(seed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ke.PublicValue(), v.fields["ek"]) {
+				t.Fatal("the encapsulation key differs from NIST's answer")
+			}
+			count[group]++
+		})
+	}
+	if count[ML_KEM_768] < 2 || count[ML_KEM_1024] < 2 {
+		t.Fatalf("known answers: %d for ML-KEM-768, %d for ML-KEM-1024; want at least two each", count[ML_KEM_768], count[ML_KEM_1024])
+	}
+}
