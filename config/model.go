@@ -18,6 +18,8 @@ type Config struct {
 	Manual      []*ManualSA  // in order of appearance
 	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
+	Pools       []*Pool
+	L2TP        *L2TP // nil without an l2tp section
 	// Files lists every file that was read, the main file first.
 	Files []string
 }
@@ -28,15 +30,21 @@ type Connection struct {
 	File string // where the connection section was first opened
 	Line int
 
-	// Version is 2, or 0 for "IKEv2, accepting any version" (strongSwan's default; IKEv1 is not
-	// supported, so both behave the same).
-	Version     int
-	LocalAddrs  []Address
-	RemoteAddrs []Address
-	LocalPort   uint16
-	RemotePort  uint16
-	Proposals   []proposal.Proposal
-	Encap       bool
+	// Version is 2 (IKEv2 only), 1 (IKEv1 only) or 0 (strongSwan's default: initiate IKEv2,
+	// accept either).
+	Version int
+	// Aggressive: IKEv1 Aggressive Mode when initiating.
+	Aggressive bool
+	// Pools name the pools Mode Config assigns virtual IPs from (IKEv1).
+	Pools []string
+	// WeakAlgorithms: the connection (IKEv1 only) may use 3DES, SHA-1 and MODP1024.
+	WeakAlgorithms bool
+	LocalAddrs     []Address
+	RemoteAddrs    []Address
+	LocalPort      uint16
+	RemotePort     uint16
+	Proposals      []proposal.Proposal
+	Encap          bool
 	// EncapTCP: encap = tcp, IKE and ESP in TCP (RFC 9329) to TCPPort from the start.
 	EncapTCP bool
 	TCPPort  uint16
@@ -64,6 +72,9 @@ type Connection struct {
 	Children []*Child // in order of appearance
 }
 
+// legacy reports whether the connection's proposals may name the legacy algorithms.
+func (c *Connection) legacy() bool { return c.WeakAlgorithms && c.Version == 1 }
+
 // AuthMethod is an authentication method of an authentication round.
 type AuthMethod string
 
@@ -84,6 +95,9 @@ type Auth struct {
 	ID Identity
 	// Certificate settings (creds.go): certs, pubkeys, cacerts, ca_id, cert_policy, revocation.
 	CertSettings
+	// XAuth: a second remote round with auth = xauth (IKEv1 only): after phase 1 the client
+	// authenticates with a user name and password (secrets.xauth<suffix>/eap<suffix>).
+	XAuth bool
 }
 
 // Mode is an IPsec mode.
@@ -161,7 +175,10 @@ type Mark struct {
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
 	IKE []*PSK // in order of appearance
-	PPK []*PPK // post-quantum preshared keys, in order of appearance
+	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>): the
+	// L2TP server's PPP users.
+	Users []*UserSecret
+	PPK   []*PPK // post-quantum preshared keys, in order of appearance
 	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
 	// pkcs12- sections).
 	Keys []*KeySecret
@@ -232,8 +249,17 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg := &Config{Files: tree.Files}
 	root := tree.Root
 	l.check(root, "")
+	// Pools first: connections name them.
+	cfg.Pools = l.pools(root.Section("pools"))
+	l.poolNames = map[string]bool{}
+	for _, p := range cfg.Pools {
+		l.poolNames[p.Name] = true
+	}
 	cfg.Connections = l.connections(root.Section("connections"))
 	cfg.Secrets = l.secrets(root.Section("secrets"))
+	cfg.Secrets.Users = l.users(root.Section("secrets"))
+	cfg.L2TP = l.l2tp(root.Section("l2tp"), cfg.Pools)
+
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
@@ -250,8 +276,9 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 
 // loader collects errors while building the model, so that all of them are reported at once.
 type loader struct {
-	errs   ErrorList
-	parser *Parser // for cancellation
+	errs      ErrorList
+	parser    *Parser         // for cancellation
+	poolNames map[string]bool // the pools section's names
 	// kernelOnly are settings only the kernel data plane can apply, checked against
 	// daemon.dataplane once the daemon section is read.
 	kernelOnly []*Setting
@@ -446,15 +473,24 @@ func (l *loader) connection(sec *Section) *Connection {
 		case "2":
 			return 2, nil
 		case "1":
-			return 1, fmt.Errorf("IKEv1 is not supported yet")
+			return 1, nil
 		}
-		return 0, fmt.Errorf("invalid value %q (expected 2 or 0)", s)
+		return 0, fmt.Errorf("invalid value %q (expected 2, 1 or 0)", s)
 	})
+	c.Aggressive = l.boolean(sec, conn, "aggressive")
+	c.WeakAlgorithms = l.boolean(sec, conn, "weak_algorithms")
+	if kv := explicit(sec, "weak_algorithms"); kv != nil && c.WeakAlgorithms && c.Version != 1 {
+		l.valueError(kv, fmt.Errorf("weak algorithms are for IKEv1 connections only; set version = 1"))
+	}
+	parseIKE := proposal.ParseIKE
+	if c.legacy() {
+		parseIKE = proposal.ParseIKELegacy
+	}
 	c.LocalAddrs = parsed(l, sec, conn, "local_addrs", parseAddresses)
 	c.RemoteAddrs = parsed(l, sec, conn, "remote_addrs", parseAddresses)
 	c.LocalPort = l.port(sec, conn, "local_port")
 	c.RemotePort = l.port(sec, conn, "remote_port")
-	c.Proposals = parsed(l, sec, conn, "proposals", proposal.ParseIKE)
+	c.Proposals = parsed(l, sec, conn, "proposals", parseIKE)
 	encap := parsed(l, sec, conn, "encap", func(s string) (string, error) {
 		if s == "tcp" {
 			return s, nil
@@ -518,6 +554,25 @@ func (l *loader) connection(sec *Section) *Connection {
 
 	c.Local = l.authRound(sec, true)
 	c.Remote = l.authRound(sec, false)
+	if c.Version == 1 && (c.EncapTCP || c.PPKID != "" || c.PPKRequired) {
+		l.errorAt(sec.File, sec.Line, "%s: encap = tcp and ppk_id are IKEv2 features, not available with version = 1", sec.Path)
+	}
+	if c.Remote.XAuth && c.Version != 1 {
+		l.errorAt(sec.File, sec.Line, "%s: a remote round with auth = xauth needs version = 1 (XAuth is IKEv1)", sec.Path)
+	}
+	if kv := explicit(sec, "pools"); kv != nil {
+		if c.Version != 1 {
+			l.valueError(kv, fmt.Errorf("virtual IPs from pools are supported for IKEv1 connections (Mode Config) only yet; set version = 1"))
+		}
+		for _, name := range strings.Split(kv.Value, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				c.Pools = append(c.Pools, name)
+				if !l.poolNames[name] {
+					l.valueError(kv, fmt.Errorf("no pool named %q in the pools section", name))
+				}
+			}
+		}
+	}
 
 	if children := sec.Section("children"); children != nil {
 		l.check(children, conn+".children")
@@ -561,12 +616,18 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = pubkey } (or auth = psk)", connSec.Path, side, side)
 		return Auth{}
 	}
-	for _, extra := range rounds[1:] {
+	xauth := false
+	for i, extra := range rounds[1:] {
+		if v := extra.Setting("auth"); i == 0 && !isLocal && v != nil && (v.Value == "xauth" || v.Value == "xauth-generic") {
+			// IKEv1's XAuth after phase 1 (checked against the connection's version later).
+			xauth = true
+			continue
+		}
 		l.errorAt(extra.File, extra.Line, "%s: a second %s authentication round (RFC 4739) is not supported by goipsec yet", extra.Path, side)
 	}
 	sec := rounds[0]
 	l.check(sec, pattern)
-	a := Auth{Section: sec.Name}
+	a := Auth{Section: sec.Name, XAuth: xauth}
 	authValue, kv := l.value(sec, pattern, "auth")
 	m, err := parseAuth(authValue)
 	if err != nil {
@@ -636,6 +697,9 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 		ch.ESPProposals = parsed(l, sec, child, "esp_proposals", func(s string) ([]proposal.Proposal, error) {
 			if strings.HasPrefix(s, "default ") {
 				s = "default" // the table's default is described in words
+			}
+			if c.legacy() {
+				return proposal.ParseESPLegacy(s)
 			}
 			return proposal.ParseESP(s)
 		})

@@ -50,6 +50,7 @@ type Collector struct {
 	ikeDrops, halfOpen                                    *prometheus.Desc
 	handshakesOK, handshakesFailed, invalid, cookies      *prometheus.Desc
 	certExpiry                                            *prometheus.Desc
+	l2tpSessions                                          *prometheus.Desc
 
 	mu      sync.Mutex
 	traffic map[trafficKey]*carried // guarded by mu
@@ -106,6 +107,7 @@ func New(src Source, build BuildInfo) *Collector {
 		ikeDrops:         d("ike_drops_total", "IKE messages dropped, by reason.", "reason"),
 		halfOpen:         d("ike_half_open_sas", "Responder IKE SAs waiting for IKE_AUTH."),
 		cookies:          d("ike_cookies_sent_total", "COOKIE challenges sent (RFC 7296 §2.6)."),
+		l2tpSessions:     d("l2tp_sessions", "PPP sessions over L2TP: role lns (clients of goipsec's L2TP server) or lac (goipsec's own client connections).", "role"),
 		certExpiry:       d("certificate_expiry_days", "Days until a certificate expires (negative: expired): loaded ones and those peers authenticated with.", "subject", "serial", "kind"),
 	}
 }
@@ -116,7 +118,7 @@ func (c *Collector) ObserveHandshake(d time.Duration) { c.handshake.Observe(d.Se
 func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{c.buildInfo, c.connConfigured, c.connsUp, c.connUp, c.connState, c.connChildSAs, c.connLastReceived,
 		c.connEstablished, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops, c.manualBytes, c.manualPackets, c.drops,
-		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry}
+		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry, c.l2tpSessions}
 }
 
 // Describe implements prometheus.Collector.
@@ -227,6 +229,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.halfOpen, float64(st.IKE.HalfOpen))
 	counter(c.cookies, st.IKE.CookiesSent)
+	l2tp := map[string]int{"lns": 0, "lac": 0}
+	for _, l := range st.L2TP {
+		if l.Role == "lns" {
+			l2tp["lns"]++
+		} else {
+			l2tp["lac"]++
+		}
+	}
+	for role, n := range l2tp {
+		gauge(c.l2tpSessions, float64(n), role)
+	}
 	for _, cert := range st.Certificates {
 		gauge(c.certExpiry, float64(cert.ExpiresInSeconds)/86400, cert.Subject, cert.Serial, cert.Kind)
 	}

@@ -26,6 +26,8 @@ test)
   want mmdebstrap
   # strongSwan's pki tool makes certificates for the certificate interop tests.
   want strongswan-pki
+  # l2tpns (a userspace L2TP server) is the independent peer of goipsec's L2TP client.
+  want l2tpns
   # man(1) renders the generated manual pages in a test (cmd/goipsec TestManPagesRender).
   want man-db groff-base
   # buildah builds packaging/Containerfile (FROM scratch) in scripts/image-test.sh.

@@ -30,6 +30,8 @@ type Status struct {
 	IKE           IKECounters  `json:"ike"`
 	// Certificates are the loaded certificates and those peers authenticated with.
 	Certificates []Certificate `json:"certificates"`
+	// L2TP lists the PPP sessions of goipsec's L2TP server and clients.
+	L2TP []L2TPSession `json:"l2tp_sessions"`
 }
 
 // Certificate kinds.
@@ -54,6 +56,19 @@ type Certificate struct {
 	HasPrivateKey    bool      `json:"has_private_key"`
 	AltNames         []string  `json:"alt_names"`
 	UsedBy           []string  `json:"used_by"`
+}
+
+// L2TPSession is one PPP session carried by L2TP.
+type L2TPSession struct {
+	// Role is "lns" (a client of our server) or "lac:<name>" (our client connection <name>).
+	Role string `json:"role"`
+	// Peer is the L2TP peer's address and port.
+	Peer string `json:"peer"`
+	// User is the PPP user name (empty for our own client sessions).
+	User string `json:"user"`
+	// Address is the PPP client's address (for a LAC: the server's PPP address).
+	Address string    `json:"address"`
+	Since   time.Time `json:"since"`
 }
 
 // Daemon describes the running process.
@@ -107,6 +122,8 @@ type ChildConfig struct {
 
 // IKESA is one IKE SA.
 type IKESA struct {
+	// Version is the IKE version: 2, or 1 for an IKEv1 ISAKMP SA (whose SPIs are its cookies).
+	Version      int    `json:"version"`
 	SPIInitiator string `json:"spi_i"`
 	SPIResponder string `json:"spi_r"`
 	Initiator    bool   `json:"initiator"`

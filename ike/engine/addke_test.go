@@ -340,3 +340,25 @@ func TestSevenAdditionalKeyExchanges(t *testing.T) {
 	}
 	noLoss(t, p)
 }
+
+// TestInvalidKEIsAStep: a responder that wants another group answers INVALID_KE_PAYLOAD and the
+// initiator retries with it. That is how IKEv2 negotiates groups, not a failure: neither side
+// reports a failed negotiation (the daemon logs such steps at INFO, failures at WARN).
+func TestInvalidKEIsAStep(t *testing.T) {
+	p, l := pqPair(t, "aes256gcm16-prfsha256-x25519-ecp256", "aes256gcm16-prfsha256-ecp256", "aes256gcm16", "aes256gcm16", nil)
+	p.up(t)
+	if n := l.count(wire.ExchangeIKESAInit, false); n != 2 {
+		t.Errorf("%d IKE_SA_INIT requests, want 2 (one INVALID_KE_PAYLOAD round trip)", n)
+	}
+	if got := proposalOf(t, p.a); got != "aes256gcm16-prfsha256-ecp256" {
+		t.Errorf("negotiated %s", got)
+	}
+	for _, h := range []*enginetest.Host{p.a, p.b} {
+		if f := h.Failures(false); len(f) != 0 {
+			t.Errorf("%s reports failures for a normal INVALID_KE_PAYLOAD retry: %q", h.Name, f)
+		}
+		if f := h.Failures(true); len(f) != 1 || !strings.Contains(f[0], "group") {
+			t.Errorf("%s reports steps %q, want the one group change", h.Name, f)
+		}
+	}
+}
