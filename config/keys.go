@@ -253,6 +253,7 @@ var keyTable = [...]Key{
 	{Path: "daemon.retransmit_timeout", Default: "4s", Doc: "First retransmission timeout of an IKE request."},
 	{Path: "daemon.retransmit_base", Default: "1.8", Doc: "Each retransmission waits retransmit_base times longer than the one before (at least 1)."},
 	{Path: "daemon.retransmit_tries", Default: "5", Doc: "Retransmissions before giving up."},
+	{Path: "daemon.fragment_size", Default: "1280", Doc: "Largest IKE message (the UDP payload, without IP and UDP headers) sent whole when IKE fragmentation (RFC 7383) is on at both ends; larger ones, such as IKE_INTERMEDIATE with an ML-KEM-1024 key, leave in fragments of at most this size. 256 to 65535. Unlike strongSwan's charon.fragment_size it does not count the IP and UDP headers. Not used in TCP."},
 	{Path: "daemon.retransmit_limit", Default: "0s", Doc: "Upper limit of a single retransmission timeout; 0 means no limit."},
 	{Path: "daemon.fwmark", Default: "0x4500", Doc: "Mark on goipsec's own packets (IKE, ESP, bypassed), which keeps them out of the route table below; change it if 0x4500 is used otherwise."},
 	{Path: "daemon.route_table", Default: "4500", Doc: "Routing table that points the remote traffic selectors at the TUN device."},

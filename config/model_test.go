@@ -136,6 +136,7 @@ daemon {
     metrics_listen = 127.0.0.1:9100
     retransmit_base = 2
     retransmit_limit = 1m
+    fragment_size = 576
     log {
         level = debug
         format = json
@@ -258,7 +259,7 @@ func TestLoadFull(t *testing.T) {
 	d := cfg.Daemon
 	want := Daemon{Dataplane: "userspace", TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
-		RetransmitLimit: time.Minute, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"}}
+		RetransmitLimit: time.Minute, FragmentSize: 576, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"}}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("daemon\n got %+v\nwant %+v", d, want)
 	}
@@ -304,7 +305,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("child defaults %+v", ch)
 	}
 	want := Daemon{Dataplane: "userspace", TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
-		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
+		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FragmentSize: 1280, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
 		Log: Log{Level: "info", Format: "text"}}
 	if !reflect.DeepEqual(cfg.Daemon, want) {
 		t.Errorf("daemon defaults\n got %+v\nwant %+v", cfg.Daemon, want)
@@ -493,6 +494,7 @@ func TestLoadErrors(t *testing.T) {
 		{"daemon ports equal", "daemon {\n  natt_port = 500\n}\n", `swanctl.conf:2: daemon.natt_port: ike_port and natt_port must differ (both are 500)`},
 		{"daemon tun name", "daemon {\n  tun_name = averyveryverylongname\n}\n", `swanctl.conf:2: daemon.tun_name: invalid interface name "averyveryverylongname" (at most 15 bytes, no '/', ':' or blanks)`},
 		{"daemon mtu", "daemon {\n  mtu = 500\n}\n", `swanctl.conf:2: daemon.mtu: MTU 500 is below 576, the IPv4 minimum`},
+		{"daemon fragment_size", "daemon {\n  fragment_size = 100\n}\n", `swanctl.conf:2: daemon.fragment_size: fragment size 100 is below 256`},
 		{"daemon socket", "daemon {\n  vici_socket = run/x.sock\n}\n", `swanctl.conf:2: daemon.vici_socket: "run/x.sock" is not an absolute path`},
 		{"daemon metrics", "daemon {\n  metrics_listen = 9100\n}\n", `swanctl.conf:2: daemon.metrics_listen: invalid listen address "9100" (expected host:port, e.g. 127.0.0.1:9100)`},
 		{"daemon metrics port", "daemon {\n  metrics_listen = :http\n}\n", `swanctl.conf:2: daemon.metrics_listen: invalid port in listen address ":http"`},

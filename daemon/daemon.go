@@ -155,7 +155,7 @@ func New(opts Options) (*Daemon, error) {
 			}
 		},
 		RetransmitTimeout: dc.RetransmitTimeout, RetransmitBase: dc.RetransmitBase,
-		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit,
+		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit, MaxDatagram: dc.FragmentSize,
 		Events: engine.Events{
 			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildActivate: d.onChildActivate,
 			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
