@@ -88,6 +88,17 @@ func (sa *SA) initiatorPPKKey() []byte {
 	return key
 }
 
+// parsePPKIdentityKey splits PPK_IDENTITY_KEY's data (RFC 9867) into the PPK_ID's identity and
+// the PPK Confirmation: PPK_ID type (1 octet, only PPK_ID_FIXED is known), the identity (at least
+// one octet) and the confirmation (the last 8 octets). The results alias data.
+func parsePPKIdentityKey(data []byte) (id, conf []byte, ok bool) {
+	if len(data) < 2+suite.PPKConfirmationSize || data[0] != ppkIDFixed {
+		return nil, nil, false
+	}
+	n := len(data) - suite.PPKConfirmationSize
+	return data[1:n], data[n:], true
+}
+
 // ppkIdentityKey builds the initiator's PPK_IDENTITY_KEY notification for key.
 func (sa *SA) ppkIdentityKey(key []byte) (*wire.Notify, error) {
 	conf, err := suite.PPKConfirmation(sa.prf, key, sa.hs.Ni, sa.hs.Nr, ikeSPIBytes(sa.SPIi), ikeSPIBytes(sa.SPIr))
@@ -155,11 +166,10 @@ func (sa *SA) responderPPKIntermediate(ns []*wire.Notify, last bool) ([]wire.Pay
 	}
 	var offered, wrongKey []string
 	for _, n := range ns {
-		d := n.Data
-		if len(d) < 2+suite.PPKConfirmationSize || d[0] != ppkIDFixed {
-			return nil, errorf(wire.InvalidSyntax, "peer %s sent a malformed PPK_IDENTITY_KEY (%d bytes; want PPK_ID_FIXED, an id and an %d-byte confirmation, RFC 9867)", sa.Remote, len(d), suite.PPKConfirmationSize)
+		id, conf, ok := parsePPKIdentityKey(n.Data)
+		if !ok {
+			return nil, errorf(wire.InvalidSyntax, "peer %s sent a malformed PPK_IDENTITY_KEY (%d bytes; want PPK_ID_FIXED, an id and an %d-byte confirmation, RFC 9867)", sa.Remote, len(n.Data), suite.PPKConfirmationSize)
 		}
-		id, conf := d[1:len(d)-suite.PPKConfirmationSize], d[len(d)-suite.PPKConfirmationSize:]
 		offered = append(offered, string(id))
 		if cfg.PPK == nil {
 			continue

@@ -162,3 +162,27 @@ func TestPPKMixesKeys(t *testing.T) {
 		t.Error("unmix did not restore the keys")
 	}
 }
+
+// FuzzPPKIdentityKey: the PPK_IDENTITY_KEY data of any peer (RFC 9867) is split without a panic
+// into an identity of at least one octet and an 8-octet confirmation that rebuild it exactly, or
+// refused.
+func FuzzPPKIdentityKey(f *testing.F) {
+	f.Add(append([]byte{ppkIDFixed, 's', 'i', 't', 'e'}, make([]byte, suite.PPKConfirmationSize)...))
+	f.Add([]byte{ppkIDFixed})
+	f.Add(append([]byte{1, 'x'}, make([]byte, suite.PPKConfirmationSize)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		id, conf, ok := parsePPKIdentityKey(data)
+		if !ok {
+			if len(data) >= 2+suite.PPKConfirmationSize && data[0] == ppkIDFixed {
+				t.Fatalf("refused %x", data)
+			}
+			return
+		}
+		if len(id) == 0 || len(conf) != suite.PPKConfirmationSize {
+			t.Fatalf("id %d bytes, confirmation %d bytes", len(id), len(conf))
+		}
+		if again := append(append([]byte{ppkIDFixed}, id...), conf...); !bytes.Equal(again, data) {
+			t.Fatalf("%x does not rebuild %x", again, data)
+		}
+	})
+}
