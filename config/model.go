@@ -53,7 +53,7 @@ type Connection struct {
 	PPKID           string
 	PPKRequired     bool
 	PPKIntermediate bool
-	MOBIKE      bool
+	MOBIKE          bool
 	// Fragmentation is "yes", "accept" (receive fragments, never send them) or "no".
 	Fragmentation string
 	SendCertReq   bool
