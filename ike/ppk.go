@@ -29,9 +29,8 @@ type ppkState struct {
 	peer bool
 	// intermediate: RFC 9867 is in use (USE_PPK_INT both ways, with IKE_INTERMEDIATE support):
 	// the PPK is settled in the last IKE_INTERMEDIATE exchange and IKE_AUTH carries no PPK
-	// payloads. id is the PPK_ID the initiator offered (initiator) or the one chosen.
+	// payloads.
 	intermediate bool
-	id           []byte
 	// used: the PPK is mixed into the keys; plain holds the keys before that, in case the
 	// responder answers without PPK and they are needed again.
 	used                     bool

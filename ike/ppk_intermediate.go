@@ -36,9 +36,10 @@ import (
 // plain: the IntAuth chain of RFC 9242 already covers PPK_IDENTITY_KEY and PPK_IDENTITY, and
 // AUTH is computed with the keys that contain the PPK.
 //
-// The message flow, the notify numbers and PPK_IDENTITY_KEY's layout follow RFC 9867 as
-// implemented by Libreswan (draft-ietf-ipsecme-ikev2-qr-alt), the only other implementation; the
-// RFC text itself could not be consulted here (see docs/post-quantum-and-tcp.md).
+// The message flow, the notify numbers and PPK_IDENTITY_KEY's layout follow Libreswan's
+// implementation of draft-ietf-ipsecme-ikev2-qr-alt-04, the draft that became RFC 9867 (the only
+// other implementation known here); the RFC text itself could not be consulted (see
+// docs/post-quantum-and-tcp.md).
 
 // offersPPKIntermediate reports whether the configuration announces RFC 9867.
 func (c *PeerConfig) offersPPKIntermediate() bool { return c.wantsPPK() && !c.PPKNoIntermediate }
@@ -107,7 +108,6 @@ func (sa *SA) ppkIdentityKey(key []byte) (*wire.Notify, error) {
 	}
 	data := make([]byte, 0, 1+len(sa.Config.PPKID)+len(conf))
 	data = append(append(append(data, ppkIDFixed), sa.Config.PPKID...), conf...)
-	sa.hs.ppk.id = sa.Config.PPKID
 	return &wire.Notify{NotifyType: wire.PPKIdentityKey, Data: data}, nil
 }
 
@@ -200,7 +200,6 @@ func (sa *SA) responderPPKIntermediate(ns []*wire.Notify, last bool) ([]wire.Pay
 		// is sealed.
 		in.next.zero()
 		in.next = ks
-		st.id = append([]byte(nil), id...)
 		sa.PPK = true
 		return []wire.Payload{&wire.Notify{NotifyType: wire.PPKIdentity, Data: append([]byte{ppkIDFixed}, id...)}}, nil
 	}
