@@ -57,7 +57,8 @@ func (sa *SA) initiatorPPKMode(ps []wire.Payload) {
 
 // responderPPKNotify decides what the responder answers in IKE_SA_INIT about PPKs: USE_PPK_INT
 // when the initiator announced it with IKE_INTERMEDIATE support, USE_PPK when it announced only
-// RFC 8784, never both (RFC 9867 §3.1); nothing when cfg cannot look PPKs up.
+// RFC 8784, never both (as Libreswan does, and as public notes quote RFC 9867 §3.1 to require);
+// nothing when cfg cannot look PPKs up.
 func (sa *SA) responderPPKNotify(cfg *PeerConfig, req []wire.Payload) wire.Payload {
 	if cfg.PPK == nil {
 		return nil

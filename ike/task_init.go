@@ -91,7 +91,7 @@ func (*initTask) build(sa *SA, req *Message) error {
 		req.add(&wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
 	}
 	if sa.Config.offersPPKIntermediate() {
-		req.add(&wire.Notify{NotifyType: wire.UsePPKInt}) // RFC 9867 §3.1
+		req.add(&wire.Notify{NotifyType: wire.UsePPKInt}) // RFC 9867
 	}
 	if sa.Config.wantsPPK() {
 		// RFC 8784 §3, for a peer without RFC 9867.

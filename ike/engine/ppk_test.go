@@ -105,7 +105,7 @@ func TestPPKIntermediate(t *testing.T) {
 				t.Error("IKE_SA_INIT request lacks USE_PPK_INT, USE_PPK or INTERMEDIATE_EXCHANGE_SUPPORTED")
 			}
 			if !w.has(true, wire.UsePPKInt) || w.has(true, wire.UsePPK) {
-				t.Error("the responder must answer USE_PPK_INT and not USE_PPK (RFC 9867 §3.1)")
+				t.Error("the responder must answer USE_PPK_INT and not USE_PPK (RFC 9867)")
 			}
 			if n, m := l.count(wire.ExchangeIKEIntermediate, false), l.count(wire.ExchangeIKEIntermediate, true); n != tc.intermediates || m != tc.intermediates {
 				t.Fatalf("%d IKE_INTERMEDIATE requests and %d responses, want %d", n, m, tc.intermediates)
