@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"net/netip"
+	"sort"
 	"fmt"
 	"math"
 	"strings"
@@ -14,6 +16,7 @@ import (
 type Config struct {
 	Connections []*Connection // in order of appearance
 	Secrets     Secrets
+	Pools       []*Pool
 	Manual      []*ManualSA  // in order of appearance
 	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
@@ -53,6 +56,13 @@ type Connection struct {
 
 	Local    Auth
 	Remote   Auth
+	// LocalRounds and RemoteRounds are every authentication round in order (RFC 4739); the first
+	// of each is Local and Remote.
+	LocalRounds, RemoteRounds []Auth
+	// VIPs are the virtual IPs to request (0.0.0.0 and :: for any); Pools the pools a responder
+	// assigns them from.
+	VIPs     []netip.Addr
+	Pools    []string
 	Children []*Child // in order of appearance
 }
 
@@ -63,6 +73,7 @@ type AuthMethod string
 const (
 	AuthPSK    AuthMethod = "psk"
 	AuthPubkey AuthMethod = "pubkey" // signatures: pubkey, rsa, rsa/pss, ecdsa, ed25519 (Auth.Constraints)
+	AuthEAP    AuthMethod = "eap"    // EAP (Auth.EAP names the method)
 )
 
 // Auth is one authentication round (connections.<conn>.local<suffix> or remote<suffix>).
@@ -76,6 +87,14 @@ type Auth struct {
 	ID Identity
 	// Certificate settings (creds.go): certs, pubkeys, cacerts, ca_id, cert_policy, revocation.
 	CertSettings
+	// EAP is the method of an eap round: "" (any, client side), md5, mschapv2, tls, ttls,
+	// dynamic or radius.
+	EAP string
+	// EAPID is eap_id (IsAny: the IKE identity, or for a server "ask with EAP-Identity" when
+	// set to %any); AAAID is aaa_id.
+	EAPID, AAAID Identity
+	EAPIDSet     bool
+	Round        int
 }
 
 // Mode is an IPsec mode.
@@ -133,6 +152,8 @@ type Child struct {
 	CopyECN      bool
 	CopyDSCP     string // out, in, yes or no
 	HostAccess   bool
+	// Updown is the updown script (empty: none).
+	Updown string
 }
 
 // Secrets holds the credentials of the secrets section.
@@ -141,6 +162,8 @@ type Secrets struct {
 	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
 	// pkcs12- sections).
 	Keys []*KeySecret
+	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>).
+	Users []*UserSecret
 }
 
 // PSK is an IKE preshared key (secrets.ike<suffix>).
@@ -201,6 +224,9 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	l.check(root, "")
 	cfg.Connections = l.connections(root.Section("connections"))
 	cfg.Secrets = l.secrets(root.Section("secrets"))
+	cfg.Secrets.Users = l.users(root.Section("secrets"))
+	cfg.Pools = l.pools(root.Section("pools"))
+	l.checkPoolRefs(cfg)
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
@@ -462,8 +488,16 @@ func (l *loader) connection(sec *Section) *Connection {
 		}
 	}
 
-	c.Local = l.authRound(sec, true)
-	c.Remote = l.authRound(sec, false)
+	c.LocalRounds = l.authRounds(sec, true)
+	c.RemoteRounds = l.authRounds(sec, false)
+	if len(c.LocalRounds) > 0 {
+		c.Local = c.LocalRounds[0]
+	}
+	if len(c.RemoteRounds) > 0 {
+		c.Remote = c.RemoteRounds[0]
+	}
+	c.VIPs = parsed(l, sec, conn, "vips", parseAddrList)
+	c.Pools = parsed(l, sec, conn, "pools", parseNameList)
 
 	if children := sec.Section("children"); children != nil {
 		l.check(children, conn+".children")
@@ -490,9 +524,9 @@ func (l *loader) explicitNumber(kv *Setting) uint64 {
 	return n
 }
 
-// authRound loads the local or remote authentication round. goipsec supports one round per side
-// (RFC 4739 multiple authentication is not supported yet).
-func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
+// authRounds loads the local or remote authentication rounds (RFC 4739), ordered by round and
+// then by name.
+func (l *loader) authRounds(connSec *Section, isLocal bool) []Auth {
 	pattern, side := remot, "remote"
 	if isLocal {
 		pattern, side = local, "local"
@@ -501,16 +535,36 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 	if len(rounds) == 0 && shuntsOnly(connSec) {
 		// A pass/drop shunt negotiates nothing and needs no authentication; its mode is reported
 		// as not supported, which is the real problem.
-		return Auth{}
+		return nil
 	}
 	if len(rounds) == 0 {
 		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = pubkey } (or auth = psk)", connSec.Path, side, side)
-		return Auth{}
+		return nil
 	}
-	for _, extra := range rounds[1:] {
-		l.errorAt(extra.File, extra.Line, "%s: a second %s authentication round (RFC 4739) is not supported by goipsec yet", extra.Path, side)
+	var out []Auth
+	for _, sec := range rounds {
+		out = append(out, l.authRound(sec, pattern, isLocal))
 	}
-	sec := rounds[0]
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Round != out[j].Round {
+			return out[i].Round < out[j].Round
+		}
+		return out[i].Section < out[j].Section
+	})
+	for i, a := range out {
+		if i > 0 && a.Method != AuthEAP && !isLocal {
+			// A second round is EAP in practice (RFC 4739 §2: certificate, then EAP); a second
+			// signature or PSK round is refused rather than silently misunderstood.
+			l.errorAt(connSec.File, connSec.Line, "%s: round %d (%s) must be EAP: only the first round may use %s", connSec.Path, i+1, a.Section, a.Method)
+		}
+	}
+	if len(out) > 2 {
+		l.errorAt(connSec.File, connSec.Line, "%s: at most two %s authentication rounds are supported", connSec.Path, side)
+	}
+	return out
+}
+
+func (l *loader) authRound(sec *Section, pattern string, isLocal bool) Auth {
 	l.check(sec, pattern)
 	a := Auth{Section: sec.Name}
 	authValue, kv := l.value(sec, pattern, "auth")
@@ -524,6 +578,21 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 	if m == AuthPubkey {
 		a.Constraints = authValue
 	}
+	if m == AuthEAP {
+		a.EAP = strings.TrimPrefix(strings.TrimPrefix(authValue, "eap"), "-")
+		if isLocal && (a.EAP == "radius" || a.EAP == "dynamic") && kv != nil {
+			l.valueError(kv, fmt.Errorf("auth = %s is for the server side (remote section)", authValue))
+		}
+		if kv := explicit(sec, "eap_id"); kv != nil {
+			a.EAPID, a.EAPIDSet = parsed(l, sec, pattern, "eap_id", parseIdentity), true
+		}
+		if isLocal {
+			if kv := explicit(sec, "aaa_id"); kv != nil {
+				a.AAAID = parsed(l, sec, pattern, "aaa_id", parseIdentity)
+			}
+		}
+	}
+	a.Round = int(l.number(sec, pattern, "round", 1<<16))
 	a.CertSettings = l.certSettings(sec, pattern, isLocal)
 	if isLocal {
 		// Empty means "the local IP address", decided when the SA is set up.
@@ -560,10 +629,14 @@ func parseAuth(s string) (AuthMethod, error) {
 	case s == "pubkey", strings.HasPrefix(s, "pubkey-"), strings.HasPrefix(s, "rsa"), strings.HasPrefix(s, "ecdsa"),
 		strings.HasPrefix(s, "ed25519"), strings.HasPrefix(s, "ed448"), strings.HasPrefix(s, "ike:"), strings.HasPrefix(s, "bliss"):
 		return AuthPubkey, checkPubkeyConstraints(s)
-	case s == "eap", strings.HasPrefix(s, "eap-"), s == "xauth", strings.HasPrefix(s, "xauth-"):
-		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use pubkey or psk)", s)
+	case s == "eap", s == "eap-md5", s == "eap-mschapv2", s == "eap-tls", s == "eap-ttls", s == "eap-dynamic", s == "eap-radius":
+		return AuthEAP, nil
+	case strings.HasPrefix(s, "eap-"):
+		return "", fmt.Errorf("EAP method %s is not supported by goipsec (use eap-md5, eap-mschapv2, eap-tls, eap-ttls, eap-dynamic or eap-radius)", s)
+	case s == "xauth", strings.HasPrefix(s, "xauth-"):
+		return "", fmt.Errorf("auth = %s is IKEv1 only (IKEv2 uses EAP: eap-mschapv2, eap-md5, ...)", s)
 	}
-	return "", fmt.Errorf("invalid value %q (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)", s)
+	return "", fmt.Errorf("invalid value %q (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints), psk, or eap-md5, eap-mschapv2, eap-tls, eap-ttls, eap-dynamic, eap-radius)", s)
 }
 
 func (l *loader) child(sec *Section, c *Connection) *Child {
@@ -612,6 +685,9 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
 	ch.CopyDSCP = l.enum(sec, child, "copy_dscp", "out", "in", "yes", "no")
 	ch.HostAccess = l.boolean(sec, child, "hostaccess")
+	if kv := explicit(sec, "updown"); kv != nil {
+		ch.Updown = kv.Value
+	}
 	return ch
 }
 
