@@ -2,10 +2,10 @@ package config
 
 import (
 	"errors"
-	"net/netip"
-	"sort"
 	"fmt"
 	"math"
+	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -54,8 +54,8 @@ type Connection struct {
 	OverTime      time.Duration
 	RandTime      time.Duration
 
-	Local    Auth
-	Remote   Auth
+	Local  Auth
+	Remote Auth
 	// LocalRounds and RemoteRounds are every authentication round in order (RFC 4739); the first
 	// of each is Local and Remote.
 	LocalRounds, RemoteRounds []Auth
