@@ -95,6 +95,10 @@ type PeerConfig struct {
 	Unique Unique
 	// Childless decides about IKE SAs without a Child SA in IKE_AUTH (RFC 6023).
 	Childless Childless
+	// VIPs are the virtual IPs a client asks for (unspecified: any of the family); AssignVIPs
+	// gives a gateway's clients theirs (nil: none). task_cp.go.
+	VIPs       []netip.Addr
+	AssignVIPs func(VIPRequest) (VIPAssignment, error)
 }
 
 // Unique is swanctl.conf's connection uniqueness policy.

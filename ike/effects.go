@@ -23,6 +23,10 @@ type IKEInfo struct {
 	LocalID, RemoteID   Identity
 	NATLocal, NATRemote bool
 	Proposal            proposal.Proposal
+	// LocalVIPs are virtual IPs we received; RemoteVIPs those we leased to the peer under
+	// VIPID (released when the IKE SA goes unless Replaced).
+	LocalVIPs, RemoteVIPs []netip.Addr
+	VIPID                 string
 }
 
 // Info returns the IKE SA's identification for effects and logs.
@@ -32,7 +36,8 @@ func (sa *SA) Info() IKEInfo {
 		name = sa.Config.Name
 	}
 	return IKEInfo{Conn: name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, Local: sa.Local, Remote: sa.Remote,
-		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal}
+		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal,
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, VIPID: sa.vipID}
 }
 
 // IKEUp reports an authenticated IKE SA. InitialContact is set when the peer sent INITIAL_CONTACT.

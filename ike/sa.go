@@ -107,6 +107,10 @@ type SA struct {
 	Established       time.Time
 	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
 	PeerInitialContact bool
+	// LocalVIPs are the virtual IPs we received, RemoteVIPs those we assigned to the peer, and
+	// vipID the identity their leases are held under (task_cp.go).
+	LocalVIPs, RemoteVIPs []netip.Addr
+	vipID                 string
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
 	queue  []initiatorTask

@@ -21,10 +21,11 @@ const (
 	TaskIKERekey                    // CREATE_CHILD_SA with an IKE proposal
 	TaskIKEDelete                   // INFORMATIONAL with an IKE Delete
 	TaskLiveness                    // empty INFORMATIONAL (dead peer detection)
+	TaskConfig                      // configuration payload in IKE_AUTH (task_cp.go)
 )
 
 var taskNames = [...]string{"IKE_SA_INIT", "IKE_AUTH", "create Child SA", "rekey Child SA", "delete Child SA",
-	"rekey IKE SA", "delete IKE SA", "liveness check"}
+	"rekey IKE SA", "delete IKE SA", "liveness check", "configuration request"}
 
 func (k TaskKind) String() string {
 	if int(k) < len(taskNames) {

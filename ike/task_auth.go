@@ -223,12 +223,16 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		}
 	}
 	sa.PeerInitialContact = findNotify(ps, wire.InitialContact) != nil
+	cp := sa.respondCP(cfg, ps, VIPRequest{}) // task_cp.go
 	sa.setState(StateEstablished)
 	sa.Established = sa.deps.Now()
 	sa.emit(IKEUp{IKE: sa.Info(), InitialContact: sa.PeerInitialContact})
 	resp.add(&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
 	resp.add(certs...)
 	resp.add(ourAuth)
+	if cp != nil {
+		resp.add(cp)
+	}
 	if hasChild {
 		respondChildInAuth(sa, req, resp)
 	}
@@ -259,8 +263,8 @@ func (sa *SA) childAcceptsTS(cfg *PeerConfig, req []wire.Payload) bool {
 	}
 	peerLocal, peerRemote := tsFromWire(tsi.Selectors), tsFromWire(tsr.Selectors)
 	for _, cc := range cfg.Children {
-		_, err1 := ts.Narrow(peerLocal, cc.remoteTS(sa.Remote.Addr()))
-		_, err2 := ts.Narrow(peerRemote, cc.localTS(sa.Local.Addr()))
+		_, err1 := ts.Narrow(peerLocal, sa.childRemoteTS(cc))
+		_, err2 := ts.Narrow(peerRemote, sa.childLocalTS(cc))
 		if err1 == nil && err2 == nil {
 			return true
 		}

@@ -37,6 +37,9 @@ func NewInitiator(cfg *PeerConfig, children []*ChildConfig, local, remote netip.
 	sa.hs.group = kes[0].ID
 	sa.enqueue(&initTask{})
 	sa.enqueue(&authTask{})
+	if len(cfg.VIPs) > 0 {
+		sa.enqueue(&cpTask{}) // task_cp.go
+	}
 	for _, c := range children {
 		sa.enqueue(&childCreateTask{cfg: c, inAuth: true})
 	}

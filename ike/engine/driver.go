@@ -639,6 +639,11 @@ func (e *Engine) apply(x effect) {
 		if ev.Keys != nil {
 			ev.Keys(x)
 		}
+	case ike.VirtualIPs:
+		e.log.Info("virtual IPs received", "conn", x.IKE.Conn, "addrs", fmt.Sprint(x.Addrs), "dns", fmt.Sprint(x.DNS))
+		if ev.VirtualIPs != nil {
+			ev.VirtualIPs(x)
+		}
 	}
 }
 

@@ -57,6 +57,8 @@ type Events struct {
 	Keys func(ike.KeysDerived)
 	// Handshake reports how long an IKE SA took from its first message to being established.
 	Handshake func(took time.Duration)
+	// VirtualIPs reports the addresses a client received (before its Child SAs are installed).
+	VirtualIPs func(ike.VirtualIPs)
 }
 
 // Config configures an Engine.

@@ -29,6 +29,7 @@ type Host struct {
 	childUp  []*ike.ChildInstall
 	failed   []ike.Failed
 	moved    []ike.ChildMoved
+	vips     []ike.VirtualIPs
 	installs map[uint32]*ike.ChildInstall // live Child SAs by inbound SPI
 }
 
@@ -114,7 +115,8 @@ func (h *Host) events() engine.Events {
 			h.mu.Unlock()
 			h.Plane.move(x)
 		},
-		Failed: func(x ike.Failed) { h.mu.Lock(); h.failed = append(h.failed, x); h.mu.Unlock() },
+		Failed:     func(x ike.Failed) { h.mu.Lock(); h.failed = append(h.failed, x); h.mu.Unlock() },
+		VirtualIPs: func(x ike.VirtualIPs) { h.mu.Lock(); h.vips = append(h.vips, x); h.mu.Unlock() },
 	}
 }
 
@@ -154,6 +156,13 @@ func (h *Host) Failures(all bool) []string {
 		}
 	}
 	return out
+}
+
+// VirtualIPs returns the virtual IPs the host's engine reported receiving.
+func (h *Host) VirtualIPs() []ike.VirtualIPs {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ike.VirtualIPs(nil), h.vips...)
 }
 
 func (h *Host) Moves() []ike.ChildMoved {
