@@ -99,6 +99,7 @@ type Daemon struct {
 
 	credOnce sync.Once
 	creds    *credState // creds.go
+	vips     *vipState  // vips.go
 }
 
 // New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
@@ -114,6 +115,7 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Keylog != nil {
 		d.keylog = &keylogger{w: opts.Keylog}
 	}
+	d.vipsInit()
 	if opts.NATT == nil {
 		return d, nil
 	}
@@ -143,7 +145,7 @@ func New(opts Options) (*Daemon, error) {
 		Events: engine.Events{
 			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildActivate: d.onChildActivate,
 			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
-			Handshake: opts.OnHandshake,
+			Handshake: opts.OnHandshake, VirtualIPs: d.onVirtualIPs, IKERekeyed: d.onRekeyedVIPs,
 		},
 	})
 	// IKE messages are handled by a few workers, so that new IKE SAs (whose key exchange runs
@@ -206,6 +208,9 @@ func (d *Daemon) IKE() *engine.Engine { return d.ike }
 // left as they are. It returns every error it met; what could be applied is applied.
 func (d *Daemon) Apply(cfg *config.Config) error {
 	errs := d.loadCredentials(cfg)
+	if err := d.applyPools(cfg); err != nil {
+		errs = append(errs, err)
+	}
 	d.mu.Lock()
 	want := map[string]*config.ManualSA{}
 	for _, m := range cfg.Manual {
@@ -264,6 +269,7 @@ func (d *Daemon) Close() error {
 	if d.stop != nil {
 		close(d.stop)
 	}
+	d.closeVIPs()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error

@@ -153,6 +153,10 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		Fragmentation: c.Fragmentation == "yes", ForceEncap: c.Encap,
 		RekeyTime: c.RekeyTime, DPDDelay: c.DPDDelay,
 		Unique: toUnique(c.Unique), Childless: toChildless(c.Childless),
+		VIPs: c.VIPs,
+	}
+	if len(c.Pools) > 0 {
+		peer.AssignVIPs = d.assignVIPs(c.Pools) // vips.go
 	}
 	peer.PSK = func(local, remote ike.Identity) ([]byte, bool) { return d.lookupPSK(local, remote) }
 	for _, ch := range c.Children {
@@ -390,6 +394,8 @@ func (d *Daemon) onIKEUp(x ike.IKEUp) {
 
 func (d *Daemon) onIKEDown(x ike.IKEDown) {
 	d.publishIKE(x.IKE, false)
+	d.releaseVIPs(x) // vips.go
+	d.removeVIPs(x)
 	if x.Replaced || d.closing.Load() {
 		return
 	}
