@@ -1,0 +1,228 @@
+package interop
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goipsec/goipsec/internal/testnet/strongswan"
+)
+
+// Remote access: a road warrior gets a virtual IP from its gateway's pool in a configuration
+// payload (RFC 7296 §2.19), and the tunnel carries traffic from that address. Both roles against
+// strongSwan 5.9.8 (whose kernel-libipsec puts a received virtual IP on its TUN device).
+
+const (
+	poolNet   = "10.3.0.0/24"
+	firstVIP  = "10.3.0.1"
+	poolDNS   = "10.1.0.53"
+	swanVIPRe = `10\.3\.0\.1/32`
+)
+
+// raSwanClient is charon as road warrior: it asks for any IPv4 address.
+func raSwanClient(localAuth, extraLocal string) string {
+	return fmt.Sprintf(`connections {
+  rw {
+    local_addrs = %s
+    remote_addrs = %s
+    proposals = aes256gcm16-prfsha256-x25519
+    mobike = no
+    vips = 0.0.0.0
+    local {
+      auth = %s
+      id = carol@example.org
+%s    }
+    remote {
+      auth = psk
+      id = %s
+    }
+    children {
+      net {
+        remote_ts = %s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+secrets {
+  ike-rw {
+    id = carol@example.org
+    secret = "%s"
+  }
+}
+`, rightOuter, leftOuter, localAuth, extraLocal, leftOuter, leftNet4, testPSK)
+}
+
+// raGoipsecGateway is goipsec as gateway with a pool; remoteAuth is how clients authenticate.
+func raGoipsecGateway(remoteAuth, extra string) string {
+	return fmt.Sprintf(`connections {
+  rw {
+    local_addrs = %s
+    proposals = aes256gcm16-prfsha256-x25519
+    pools = rw
+    local {
+      auth = psk
+      id = %s
+    }
+    remote {
+      auth = %s
+    }
+    children {
+      net {
+        local_ts = %s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+pools {
+  rw {
+    addrs = %s
+    dns = %s
+  }
+}
+secrets {
+  ike-rw {
+    secret = "%s"
+  }
+%s}
+`, leftOuter, leftOuter, remoteAuth, leftNet4, poolNet, poolDNS, testPSK, extra)
+}
+
+// raDaemon is the daemon section of a test: its own state directory and resolv.conf.
+func raDaemon(t *testing.T) (string, string) {
+	dir := t.TempDir()
+	resolv := filepath.Join(dir, "resolv.conf")
+	os.WriteFile(resolv, []byte("nameserver 192.0.2.53\n"), 0o644)
+	return fmt.Sprintf("daemon {\n  state_dir = %s\n  resolv_conf = %s\n}\n", dir, resolv), resolv
+}
+
+func TestRemoteAccessStrongSwanClientPool(t *testing.T) {
+	_, left, right := setup(t)
+	daemon, _ := raDaemon(t)
+	g := startGoipsec(t, left, raGoipsecGateway("psk", "")+daemon)
+	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: raSwanClient("psk", "")})
+	c.Initiate(t, "net")
+	c.WaitEstablished(t, "rw", 30*time.Second)
+	if sas := c.ListSAs(t); !regexp.MustCompile(`local\s+`+swanVIPRe).MatchString(sas) {
+		t.Fatalf("charon's Child SA does not use the virtual IP %s:\n%s", firstVIP, sas)
+	}
+	// charon has no resolve plugin loaded: it reads the attribute and cannot install it.
+	c.WaitLog(t, regexp.MustCompile(`processing INTERNAL_IP4_DNS attribute`), 5*time.Second)
+	g.waitLog(t, "virtual IP leased", 5*time.Second)
+	if ok, out := right.Ping(t, leftInner4, 3); !ok {
+		t.Fatalf("ping from the virtual IP through the tunnel:\n%s", out)
+	}
+	if ok, out := left.Ping(t, firstVIP, 3); !ok {
+		t.Fatalf("ping to the virtual IP through the tunnel:\n%s", out)
+	}
+}
+
+// raSwanGateway is charon as gateway with a pool and, for clients, psk or EAP.
+func raSwanGateway(remoteAuth, extraSecrets string) string {
+	return fmt.Sprintf(`connections {
+  rw {
+    local_addrs = %s
+    proposals = aes256gcm16-prfsha256-x25519
+    mobike = no
+    pools = rw
+    local {
+      auth = psk
+      id = %s
+    }
+    remote {
+      auth = %s
+    }
+    children {
+      net {
+        local_ts = %s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+pools {
+  rw {
+    addrs = %s
+    dns = %s
+  }
+}
+secrets {
+  ike-rw {
+    secret = "%s"
+  }
+%s}
+`, rightOuter, rightOuter, remoteAuth, rightNet4, poolNet, poolDNS, testPSK, extraSecrets)
+}
+
+// raGoipsecClient is goipsec as road warrior asking for an IPv4 address.
+func raGoipsecClient(localAuth, localExtra, extra string) string {
+	return fmt.Sprintf(`connections {
+  rw {
+    local_addrs = %s
+    remote_addrs = %s
+    proposals = aes256gcm16-prfsha256-x25519
+    vips = 0.0.0.0
+    local {
+      auth = %s
+      id = carol@example.org
+%s    }
+    remote {
+      auth = psk
+      id = %s
+    }
+    children {
+      net {
+        remote_ts = %s
+        esp_proposals = aes256gcm16
+        start_action = start
+      }
+    }
+  }
+}
+secrets {
+  ike-rw {
+    secret = "%s"
+  }
+%s}
+`, leftOuter, rightOuter, localAuth, localExtra, rightOuter, rightNet4, testPSK, extra)
+}
+
+func TestRemoteAccessGoipsecClientPool(t *testing.T) {
+	_, left, right := setup(t)
+	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: raSwanGateway("psk", "")})
+	daemon, resolv := raDaemon(t)
+	g := startGoipsec(t, left, raGoipsecClient("psk", "", "")+daemon)
+	g.waitLog(t, "Child SA established", 30*time.Second)
+	g.waitLog(t, "virtual IPs installed", time.Second)
+	b, _ := os.ReadFile(resolv)
+	if !strings.HasPrefix(string(b), "# written by goipsec") || !strings.Contains(string(b), "nameserver "+poolDNS) {
+		t.Fatalf("resolv.conf with the gateway's DNS server:\n%s", b)
+	}
+	if out, _ := left.Output("ip", "-4", "addr", "show", "dev", "goipsec0"); !strings.Contains(out, firstVIP+"/32") {
+		t.Fatalf("virtual IP not on the TUN device:\n%s", out)
+	}
+	// The tunnel carries traffic from the virtual IP: the route's source is it.
+	if ok, out := left.Ping(t, rightInner4, 3); !ok {
+		t.Fatalf("ping through the tunnel:\n%s", out)
+	}
+	if ok, out := right.Ping(t, firstVIP, 3); !ok {
+		t.Fatalf("ping to the virtual IP:\n%s", out)
+	}
+	if sas := c.ListSAs(t); !regexp.MustCompile(`remote\s+`+swanVIPRe).MatchString(sas) {
+		t.Fatalf("charon's Child SA does not use the virtual IP:\n%s", sas)
+	}
+	// Closing the tunnel gives back resolv.conf and takes the address away.
+	c.Swanctl(t, "--terminate", "--ike", "rw")
+	g.waitLog(t, "DNS servers restored", 10*time.Second)
+	if b, _ := os.ReadFile(resolv); string(b) != "nameserver 192.0.2.53\n" {
+		t.Fatalf("resolv.conf not restored:\n%s", b)
+	}
+	if out, _ := left.Output("ip", "-4", "addr", "show", "dev", "goipsec0"); strings.Contains(out, firstVIP) {
+		t.Fatalf("virtual IP still on the TUN device:\n%s", out)
+	}
+}
