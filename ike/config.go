@@ -99,6 +99,9 @@ type PeerConfig struct {
 	// gives a gateway's clients theirs (nil: none). task_cp.go.
 	VIPs       []netip.Addr
 	AssignVIPs func(VIPRequest) (VIPAssignment, error)
+	// LocalEAP: we authenticate with EAP; RemoteEAP: the peer does (task_eap.go).
+	LocalEAP  *EAPClientSpec
+	RemoteEAP *EAPServerSpec
 }
 
 // Unique is swanctl.conf's connection uniqueness policy.

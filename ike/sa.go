@@ -111,6 +111,10 @@ type SA struct {
 	// vipID the identity their leases are held under (task_cp.go).
 	LocalVIPs, RemoteVIPs []netip.Addr
 	vipID                 string
+	// eapID is the EAP identity authenticated in this IKE SA (either role); authResp a
+	// responder's state between IKE_AUTH requests (task_eap.go).
+	eapID    string
+	authResp *authResponder
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
 	queue  []initiatorTask

@@ -151,7 +151,7 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 	}
 	again := false
 	var firstErr error
-	for _, t := range tasks {
+	for i, t := range tasks {
 		a, err := t.process(sa, resp)
 		if err != nil {
 			if t.Kind() == TaskInit || t.Kind() == TaskAuth {
@@ -167,6 +167,17 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 			if firstErr == nil {
 				firstErr = err
 			}
+		}
+		if a && i == 0 && t.Kind() == TaskAuth && len(tasks) > 1 {
+			// A further IKE_AUTH round (EAP, RFC 4739): the tasks sharing the exchange wait for
+			// the last response, and the next request carries only the authentication's payloads.
+			req := &Message{Exchange: t.Exchange()}
+			if err := t.build(sa, req); err != nil {
+				sa.active = nil
+				sa.fail(err)
+				return nil, err
+			}
+			return req, nil
 		}
 		again = again || a
 	}

@@ -83,6 +83,9 @@ func (*initTask) build(sa *SA, req *Message) error {
 	if sa.Config.Fragmentation {
 		req.add(&wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
+	if sa.Config.LocalEAP != nil && sa.Config.LocalEAP.Second {
+		req.add(&wire.Notify{NotifyType: wire.MultipleAuthSupported}) // RFC 4739 §3
+	}
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, false), Payloads: req.Payloads}
 	b, err := m.Encode()
 	if err != nil {
@@ -429,6 +432,8 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	if cfg.Fragmentation && sa.PeerFragmentation {
 		ps = append(ps, &wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
+	// RFC 4739 §3: a peer announces a second authentication round only to one that supports them.
+	ps = append(ps, &wire.Notify{NotifyType: wire.MultipleAuthSupported})
 	if cfg.Childless != ChildlessNever {
 		ps = append(ps, &wire.Notify{NotifyType: wire.ChildlessIKEv2Supported})
 	}
