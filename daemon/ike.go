@@ -51,6 +51,8 @@ type peerSnapshot struct {
 	pskByID  map[string][]*config.PSK
 	pskBound []*config.PSK
 	pskAny   []*config.PSK
+	// secrets has the EAP users (secrets.eap, secrets.xauth).
+	secrets *config.Secrets
 }
 
 func idIndexKey(id ike.Identity) string { return string(rune(id.Type)) + string(id.Data) }
@@ -806,6 +808,9 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 		if err := d.attachAuthenticator(conn, cfg); err != nil { // creds.go
 			errs = append(errs, err)
 		}
+		if err := d.attachEAP(conn); err != nil { // eap.go
+			errs = append(errs, err)
+		}
 		d.conns[c.Name] = conn
 		list = append(list, conn)
 		if err := d.installTrapsLocked(conn); err != nil {
@@ -818,7 +823,9 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 			}
 		}
 	}
-	d.peers.Store(newPeerSnapshot(list, cfg.Secrets.IKE))
+	snap := newPeerSnapshot(list, cfg.Secrets.IKE)
+	snap.secrets = &cfg.Secrets
+	d.peers.Store(snap)
 	return start, terminate, errs
 }
 

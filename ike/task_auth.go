@@ -120,7 +120,9 @@ func (t *authTask) process(sa *SA, resp *Message) (bool, error) {
 		if n := firstError(ps); n != nil {
 			switch n.NotifyType {
 			case wire.AuthenticationFailed:
-				return false, errorf(wire.AuthenticationFailed, "peer refused our authentication (AUTHENTICATION_FAILED): we are %s, expecting %s; check the PSK and identities on both sides", sa.LocalID, sa.Config.RemoteID)
+				// The peer says no more than that; a gateway that wants EAP answers the same way
+				// (strongSwan: "non-matching authentication done").
+				return false, errorf(wire.AuthenticationFailed, "peer refused our authentication (AUTHENTICATION_FAILED): we are %s authenticating with %s, expecting %s; check the credentials and identities on both sides, and whether the peer wants EAP from us (then set local auth = eap-...)", sa.LocalID, sa.localAuthName(), sa.Config.RemoteID)
 			case wire.InvalidSyntax:
 				return false, errorf(0, "peer refused IKE_AUTH with INVALID_SYNTAX (for a childless IKE SA: its childless setting may forbid it)")
 			}

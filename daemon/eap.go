@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"fmt"
+
+	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/ike"
+	"github.com/goipsec/goipsec/ike/eap"
+)
+
+// dynamicMethods are what remote.auth = eap-dynamic offers, preferred first (the client may Nak
+// to another): the methods with mutual authentication and a key before EAP-MD5.
+var dynamicMethods = []eap.Type{eap.TypeMSCHAPv2, eap.TypeMD5}
+
+// userPassword finds an EAP user's password in the secrets of the running configuration.
+func (d *Daemon) userPassword(user string) ([]byte, bool) {
+	snap := d.peers.Load()
+	if snap == nil || snap.secrets == nil {
+		return nil, false
+	}
+	return snap.secrets.UserPassword(user)
+}
+
+// attachEAP gives a connection its EAP client (local rounds) and server (remote rounds).
+func (d *Daemon) attachEAP(conn *connection) error {
+	c := conn.cfg
+	where := fmt.Sprintf("%s:%d: connection %s", c.File, c.Line, c.Name)
+	for i, r := range c.LocalRounds {
+		if r.Method != config.AuthEAP {
+			continue
+		}
+		var methods []eap.Type
+		if r.EAP != "" {
+			t, ok := eap.ParseType(r.EAP)
+			if !ok || (t != eap.TypeMD5 && t != eap.TypeMSCHAPv2) {
+				return fmt.Errorf("%s: %s.auth = eap-%s is not supported as EAP client yet (eap, eap-mschapv2, eap-md5)", where, r.Section, r.EAP)
+			}
+			methods = []eap.Type{t}
+		}
+		id := r.EAPID
+		if !r.EAPIDSet || id.IsAny() {
+			id = r.ID
+		}
+		identity := id.Text
+		if id.IsAny() {
+			identity = ""
+		}
+		name := c.Name
+		spec := &ike.EAPClientSpec{Second: i > 0, EAPOnly: len(c.RemoteRounds) > 0 && c.RemoteRounds[0].Method == config.AuthEAP}
+		if i > 0 {
+			spec.ID = toIKEID(id)
+		}
+		spec.New = func() *eap.Client {
+			user := identity
+			if user == "" {
+				user = conn.peer.LocalID.String()
+			}
+			return eap.NewClient(eap.ClientConfig{Identity: user, Methods: methods, Password: func() ([]byte, bool) {
+				pw, ok := d.userPassword(user)
+				if !ok {
+					d.log.Warn("no EAP password for our identity (secrets.eap)", "conn", name, "eap_id", user)
+				}
+				return pw, ok
+			}})
+		}
+		conn.peer.LocalEAP = spec
+	}
+	for i, r := range c.RemoteRounds {
+		if r.Method != config.AuthEAP {
+			continue
+		}
+		var methods []eap.Type
+		switch r.EAP {
+		case "dynamic", "":
+			methods = dynamicMethods
+		case "radius":
+			return fmt.Errorf("%s: %s.auth = eap-radius is not supported yet", where, r.Section)
+		default:
+			t, ok := eap.ParseType(r.EAP)
+			if !ok || (t != eap.TypeMD5 && t != eap.TypeMSCHAPv2) {
+				return fmt.Errorf("%s: %s.auth = eap-%s is not supported as EAP server yet (eap-mschapv2, eap-md5, eap-dynamic)", where, r.Section, r.EAP)
+			}
+			methods = []eap.Type{t}
+		}
+		ask := r.EAPIDSet && r.EAPID.IsAny()
+		fixed := ""
+		if r.EAPIDSet && !r.EAPID.IsAny() {
+			fixed = r.EAPID.Text
+		}
+		server := conn.peer.LocalID.String()
+		conn.peer.RemoteEAP = &ike.EAPServerSpec{Second: i > 0, EAPOnly: len(c.LocalRounds) > 0 && c.LocalRounds[0].Method == config.AuthEAP,
+			New: func(peerID ike.Identity) (ike.EAPServer, error) {
+				identity := fixed
+				if identity == "" && !ask {
+					identity = peerID.String()
+				}
+				return eap.NewServer(eap.ServerConfig{Methods: methods, AskIdentity: ask, Identity: identity, Password: d.userPassword, ServerName: server})
+			}}
+	}
+	return nil
+}
