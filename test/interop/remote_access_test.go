@@ -108,7 +108,7 @@ func TestRemoteAccessStrongSwanClientPool(t *testing.T) {
 	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: raSwanClient("psk", "")})
 	c.Initiate(t, "net")
 	c.WaitEstablished(t, "rw", 30*time.Second)
-	if sas := c.ListSAs(t); !regexp.MustCompile(`local\s+`+swanVIPRe).MatchString(sas) {
+	if sas := c.ListSAs(t); !regexp.MustCompile(`local\s+` + swanVIPRe).MatchString(sas) {
 		t.Fatalf("charon's Child SA does not use the virtual IP %s:\n%s", firstVIP, sas)
 	}
 	// charon has no resolve plugin loaded: it reads the attribute and cannot install it.
@@ -213,7 +213,7 @@ func TestRemoteAccessGoipsecClientPool(t *testing.T) {
 	if ok, out := right.Ping(t, firstVIP, 3); !ok {
 		t.Fatalf("ping to the virtual IP:\n%s", out)
 	}
-	if sas := c.ListSAs(t); !regexp.MustCompile(`remote\s+`+swanVIPRe).MatchString(sas) {
+	if sas := c.ListSAs(t); !regexp.MustCompile(`remote\s+` + swanVIPRe).MatchString(sas) {
 		t.Fatalf("charon's Child SA does not use the virtual IP:\n%s", sas)
 	}
 	// Closing the tunnel gives back resolv.conf and takes the address away.
@@ -254,7 +254,7 @@ func TestRemoteAccessStrongSwanClientEAP(t *testing.T) {
 			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: swan, Plugins: eapPlugins})
 			c.Initiate(t, "net")
 			c.WaitEstablished(t, "rw", 30*time.Second)
-			if sas := c.ListSAs(t); !regexp.MustCompile(`local\s+`+swanVIPRe).MatchString(sas) {
+			if sas := c.ListSAs(t); !regexp.MustCompile(`local\s+` + swanVIPRe).MatchString(sas) {
 				t.Fatalf("charon's Child SA does not use the virtual IP:\n%s", sas)
 			}
 			method := strings.ToUpper(strings.TrimPrefix(tc.method, "eap-"))
@@ -282,7 +282,7 @@ func TestRemoteAccessGoipsecClientEAP(t *testing.T) {
 	if ok, out := left.Ping(t, rightInner4, 3); !ok {
 		t.Fatalf("ping through the tunnel:\n%s", out)
 	}
-	if sas := c.ListSAs(t); !regexp.MustCompile(`remote\s+`+swanVIPRe).MatchString(sas) {
+	if sas := c.ListSAs(t); !regexp.MustCompile(`remote\s+` + swanVIPRe).MatchString(sas) {
 		t.Fatalf("charon's Child SA does not use the virtual IP:\n%s", sas)
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 // Lengths of the protocol's values (RFC 2759 §4, §8).
 const (
-	ChallengeLen = 16
+	ChallengeLen  = 16
 	NTResponseLen = 24
 	// ResponseLen is the Response field of a Response packet: Peer-Challenge, 8 reserved octets,
 	// NT-Response and Flags.
