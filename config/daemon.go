@@ -12,6 +12,8 @@ import (
 
 // Daemon holds the settings of the goipsec process (daemon { }).
 type Daemon struct {
+	// Dataplane is "userspace" (TUN + UDP, goipsec's own ESP/AH) or "kernel" (Linux XFRM).
+	Dataplane     string
 	TunName       string
 	MTU           int
 	VICISocket    string // empty: no control socket
@@ -60,6 +62,7 @@ func (l *loader) daemon(sec *Section) Daemon {
 		l.check(sec, pattern)
 	}
 	var d Daemon
+	d.Dataplane = l.enum(sec, pattern, "dataplane", "userspace", "kernel")
 	d.TunName = parsed(l, sec, pattern, "tun_name", func(s string) (string, error) {
 		if len(s) > maxIfNameLen || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n") {
 			return "", fmt.Errorf("invalid interface name %q (at most %d bytes, no '/', ':' or blanks)", s, maxIfNameLen)

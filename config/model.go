@@ -152,8 +152,20 @@ type Child struct {
 	CopyECN      bool
 	CopyDSCP     string // out, in, yes or no
 	HostAccess   bool
+
+	// Policy settings; all but Priority need the kernel data plane (daemon.dataplane = kernel).
+	Priority        uint32 // 0: computed from the selectors
+	IfIDIn, IfIDOut uint32
+	MarkIn, MarkOut Mark
+	Interface       string
+	PoliciesFwdOut  bool
 	// Updown is the updown script (empty: none).
 	Updown string
+}
+
+// Mark is an XFRM mark: packets match when (mark & Mask) == Value.
+type Mark struct {
+	Value, Mask uint32
 }
 
 // Secrets holds the credentials of the secrets section.
@@ -230,6 +242,11 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
+	if cfg.Daemon.Dataplane != "kernel" {
+		for _, kv := range l.kernelOnly {
+			l.errorAt(kv.File, kv.Line, "%s is not supported by the userspace data plane: it needs daemon { dataplane = kernel }", kv.Path)
+		}
+	}
 	if len(l.errs) == 0 {
 		return cfg, nil
 	}
@@ -240,6 +257,9 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 type loader struct {
 	errs   ErrorList
 	parser *Parser // for cancellation
+	// kernelOnly are settings only the kernel data plane can apply, checked against
+	// daemon.dataplane once the daemon section is read.
+	kernelOnly []*Setting
 }
 
 func (l *loader) errorAt(file string, line int, format string, args ...any) {
@@ -688,7 +708,29 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	if kv := explicit(sec, "updown"); kv != nil {
 		ch.Updown = kv.Value
 	}
+	ch.Priority = uint32(l.number(sec, child, "priority", math.MaxUint32))
+	ch.IfIDIn = parsed(l, sec, child, "if_id_in", parseIfID)
+	ch.IfIDOut = parsed(l, sec, child, "if_id_out", parseIfID)
+	ch.MarkIn = parsed(l, sec, child, "mark_in", parseMark)
+	ch.MarkOut = parsed(l, sec, child, "mark_out", parseMark)
+	ch.Interface = parsed(l, sec, child, "interface", parseIfName)
+	ch.PoliciesFwdOut = l.boolean(sec, child, "policies_fwd_out")
+	for _, key := range []string{"if_id_in", "if_id_out", "mark_in", "mark_out", "interface", "policies_fwd_out"} {
+		if kv := explicit(sec, key); kv != nil && !sameAsDefault(kv.Value, keyDefault(child+"."+key)) {
+			l.kernelOnly = append(l.kernelOnly, kv)
+		}
+	}
 	return ch
+}
+
+// keyDefault is the table's default of the key at path.
+func keyDefault(path string) string {
+	for _, k := range keyTable {
+		if k.Path == path {
+			return k.Default
+		}
+	}
+	return ""
 }
 
 func parseMode(s string) (Mode, error) {

@@ -256,7 +256,7 @@ func TestLoadFull(t *testing.T) {
 	}
 
 	d := cfg.Daemon
-	want := Daemon{TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
+	want := Daemon{Dataplane: "userspace", TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
 		RetransmitLimit: time.Minute, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"},
 		StateDir: "/var/lib/goipsec", ResolvConf: "/etc/resolv.conf", UpdownTimeout: 10 * time.Second}
@@ -304,7 +304,7 @@ func TestDefaults(t *testing.T) {
 		ch.TFCPadding != (TFCPadding{}) || ch.CopyDF || ch.CopyECN || ch.CopyDSCP != "no" || ch.HostAccess {
 		t.Errorf("child defaults %+v", ch)
 	}
-	want := Daemon{TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
+	want := Daemon{Dataplane: "userspace", TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
 		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
 		Log: Log{Level: "info", Format: "text"}, StateDir: "/var/lib/goipsec", ResolvConf: "/etc/resolv.conf", UpdownTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(cfg.Daemon, want) {
@@ -341,7 +341,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown pool", minimalConn("    pools = nope\n"), `swanctl.conf:2: connections.home.pools: no pool named "nope" in the pools section`},
 		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      xauth_id = a\n    }\n    remote { auth = psk }\n  }\n}\n",
 			`swanctl.conf:6: connections.home.local.xauth_id is not supported by goipsec yet`},
-		{"not supported child key", minimalConn("    children { net { mark_in = 1 } }\n"), `swanctl.conf:6: connections.home.children.net.mark_in is not supported by goipsec yet`},
+		{"not supported child key", minimalConn("    children { net { set_mark_in = 1 } }\n"), `swanctl.conf:6: connections.home.children.net.set_mark_in is not supported by goipsec yet`},
 		{"second round not EAP", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:2: connections.home: round 2 (remote-2) must be EAP: only the first round may use psk`},
 		{"strongSwan 6 icmp", minimalConn("    children { net { icmp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.icmp = yes is not supported by goipsec yet (only no)`},
 		{"strongSwan 6 iptfs", minimalConn("    children { net { mode = iptfs } }\n"), `swanctl.conf:6: connections.home.children.net.mode: mode iptfs is not supported by goipsec yet (use tunnel or transport)`},
@@ -481,6 +481,7 @@ func TestLoadErrors(t *testing.T) {
 			`swanctl.conf:17: manual.b.inbound.spi: SPI 0x00002001 towards 192.0.2.1 is already used by manual.a.inbound.spi (swanctl.conf:8)`},
 
 		// Daemon.
+		{"daemon dataplane", "daemon {\n  dataplane = xfrm\n}\n", `swanctl.conf:2: daemon.dataplane: invalid value "xfrm" (expected userspace or kernel)`},
 		{"daemon ports equal", "daemon {\n  natt_port = 500\n}\n", `swanctl.conf:2: daemon.natt_port: ike_port and natt_port must differ (both are 500)`},
 		{"daemon tun name", "daemon {\n  tun_name = averyveryverylongname\n}\n", `swanctl.conf:2: daemon.tun_name: invalid interface name "averyveryverylongname" (at most 15 bytes, no '/', ':' or blanks)`},
 		{"daemon mtu", "daemon {\n  mtu = 500\n}\n", `swanctl.conf:2: daemon.mtu: MTU 500 is below 576, the IPv4 minimum`},
@@ -767,6 +768,39 @@ func TestLogSubsystemLevels(t *testing.T) {
 	if _, err := FromTree(tree); err == nil || !strings.Contains(err.Error(), "s.conf:3:") {
 		t.Fatalf("bad level accepted or error without position: %v", err)
 	}
+}
+
+// The XFRM-only child keys: read with the kernel data plane, refused (naming the key) with the
+// userspace one, %unique refused as not supported.
+func TestKernelPolicyKeys(t *testing.T) {
+	child := "    children { net {\n      if_id_in = 42\n      if_id_out = 0x2b\n      mark_in = 0x10/0xf0\n      mark_out = 7\n" +
+		"      interface = eth1\n      policies_fwd_out = yes\n      priority = 1234\n    } }\n"
+	cfg := mustLoad(t, "daemon {\n  dataplane = kernel\n}\n"+minimalConn(child))
+	ch := cfg.Connections[0].Children[0]
+	if ch.IfIDIn != 42 || ch.IfIDOut != 43 || ch.MarkIn != (Mark{0x10, 0xf0}) || ch.MarkOut != (Mark{7, 0xffffffff}) ||
+		ch.Interface != "eth1" || !ch.PoliciesFwdOut || ch.Priority != 1234 {
+		t.Fatalf("child %+v", ch)
+	}
+	_, err := load(minimalConn(child))
+	if err == nil || !strings.Contains(err.Error(), "swanctl.conf:7: connections.home.children.net.if_id_in is not supported by the userspace data plane: it needs daemon { dataplane = kernel }") ||
+		!strings.Contains(err.Error(), "swanctl.conf:12: connections.home.children.net.policies_fwd_out is not supported") {
+		t.Fatalf("userspace data plane with XFRM keys: %v", err)
+	}
+	if strings.Contains(err.Error(), "priority") {
+		t.Fatalf("priority works with both data planes: %v", err)
+	}
+	for _, bad := range []struct{ line, want string }{
+		{"if_id_in = %unique", "%unique is not supported by goipsec yet"},
+		{"mark_out = 0x11/0x10", "mark 0x11 has bits outside its mask 0x10"},
+		{"interface = a/b", `invalid interface name "a/b"`},
+	} {
+		_, err := load("daemon {\n  dataplane = kernel\n}\n" + minimalConn("    children { net {\n      "+bad.line+"\n    } }\n"))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Fatalf("%s: %v, want %q", bad.line, err, bad.want)
+		}
+	}
+	// The defaults spelled out load with the userspace data plane too.
+	mustLoad(t, minimalConn("    children { net {\n      mark_in = 0/0x00000000\n      if_id_out = 0\n      policies_fwd_out = no\n    } }\n"))
 }
 
 // TestMSSClamp: mss_clamp defaults to auto in tunnel mode and off in transport mode; auto, yes,

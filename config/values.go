@@ -490,6 +490,49 @@ func parseTFCPadding(s string) (TFCPadding, error) {
 	return TFCPadding{Bytes: uint16(n)}, nil
 }
 
+// parseIfID reads an XFRM interface ID (strongSwan's if_id_in/out): a number; 0 is none.
+func parseIfID(s string) (uint32, error) {
+	if strings.HasPrefix(s, "%unique") {
+		return 0, fmt.Errorf("%s is not supported by goipsec yet (give a number)", s)
+	}
+	v, err := parseUint(s, math.MaxUint32)
+	return uint32(v), err
+}
+
+// parseMark reads strongSwan's mark syntax "value[/mask]" (mask default 0xffffffff); "0" and the
+// table's default "0/0x00000000" are no mark.
+func parseMark(s string) (Mark, error) {
+	if strings.HasPrefix(s, "%unique") || strings.HasPrefix(s, "%same") {
+		return Mark{}, fmt.Errorf("%s is not supported by goipsec yet (give value[/mask])", s)
+	}
+	val, mask, hasMask := strings.Cut(s, "/")
+	v, err := parseUint(val, math.MaxUint32)
+	if err != nil {
+		return Mark{}, err
+	}
+	m := uint64(math.MaxUint32)
+	if hasMask {
+		if m, err = parseUint(mask, math.MaxUint32); err != nil {
+			return Mark{}, err
+		}
+	}
+	if v == 0 && (!hasMask || m == 0) {
+		return Mark{}, nil
+	}
+	if uint32(v)&^uint32(m) != 0 {
+		return Mark{}, fmt.Errorf("mark %#x has bits outside its mask %#x", v, m)
+	}
+	return Mark{Value: uint32(v), Mask: uint32(m)}, nil
+}
+
+// parseIfName checks a network interface name (empty: none).
+func parseIfName(s string) (string, error) {
+	if len(s) > maxIfNameLen || s == "." || s == ".." || strings.ContainsAny(s, "/: \t\n") {
+		return "", fmt.Errorf("invalid interface name %q (at most %d bytes, no '/', ':' or blanks)", s, maxIfNameLen)
+	}
+	return s, nil
+}
+
 // MSSClamp is the mss_clamp setting of a child or manual SA: TCP MSS clamping of SYNs that cross
 // the tunnel. The zero value is off.
 type MSSClamp struct {

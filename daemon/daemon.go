@@ -75,6 +75,8 @@ type Daemon struct {
 	peers    atomic.Pointer[peerSnapshot]
 	ctl      atomic.Pointer[control.Service]
 	closing  atomic.Bool
+	// softExpired dedupes soft-lifetime rekeys of a Child SA (OnExpire).
+	softExpired softExpiries
 
 	// rand feeds SPI allocation.
 	rand  io.Reader

@@ -468,6 +468,9 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	in.Direction, in.SPI, in.Src, in.Dst = dataplane.In, c.SPIIn, remote.Addr(), local.Addr()
 	in.SrcPort, in.DstPort, in.EncKey, in.IntegKey = remote.Port(), local.Port(), c.EncrIn, c.IntegIn
 	in.NotifyFirstInbound = c.NotifyFirstInbound
+	cp := d.childPolicyOf(name, c.Name)
+	in.IfID, in.Mark = cp.kernel.IfIDIn, cp.kernel.MarkIn
+	out.IfID, out.Mark = cp.kernel.IfIDOut, cp.kernel.MarkOut
 	if err := d.backend.InstallSA(in); err != nil {
 		return err
 	}
@@ -493,7 +496,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 		switch {
 		case ps.id == 0:
 			ps.id, err = d.backend.InstallPolicy(dataplane.PolicyParams{Name: base.Name, Local: c.LocalTS, Remote: c.RemoteTS,
-				Action: dataplane.Protect, SA: outKey, Route: true, Mode: mode})
+				Action: dataplane.Protect, SA: outKey, Route: true, Mode: mode, Priority: cp.priority, Kernel: cp.kernel})
 			ps.sa = outKey
 		case c.Activate || ps.sa == (dataplane.SAKey{}):
 			err = d.backend.SetPolicySA(ps.id, outKey)
@@ -728,7 +731,8 @@ func (d *Daemon) installTrapsLocked(conn *connection) error {
 			mode = dataplane.Transport
 		}
 		id, err := d.backend.InstallPolicy(dataplane.PolicyParams{Name: conn.cfg.Name + "/" + ch.Name, Local: lts, Remote: rts,
-			Action: dataplane.Protect, Route: true, Mode: mode})
+			Action: dataplane.Protect, Route: true, Mode: mode, LocalAddr: local.Addr(), PeerAddr: remote.Addr(),
+			Priority: childPolicyFrom(ch).priority, Kernel: childPolicyFrom(ch).kernel})
 		if err != nil {
 			return fmt.Errorf("trap policy for %s/%s: %w", conn.cfg.Name, ch.Name, err)
 		}
@@ -884,6 +888,11 @@ func (d *Daemon) OnExpire(x dataplane.Expire) {
 	spiIn := d.bySA[x.SA]
 	d.mu.Unlock()
 	if spiIn == 0 || d.ike == nil {
+		return
+	}
+	// A kernel data plane reports the soft limit of the inbound and of the outbound SA of one
+	// Child SA separately: rekey once.
+	if !x.Hard && !d.softExpired.add(spiIn) {
 		return
 	}
 	if x.Hard {

@@ -110,6 +110,11 @@ type SAParams struct {
 
 	Lifetime Lifetime
 
+	// IfID and Mark tie the SA to an XFRM interface and to marked packets (strongSwan's
+	// if_id_in/out and mark_in/out); only the kernel data plane supports them (zero: none).
+	IfID uint32
+	Mark Mark
+
 	// NotifyFirstInbound asks for Events.FirstInbound when the first packet authenticates on this
 	// inbound SA: the sign that the peer sends on it, which a rekey responder waits for before it
 	// moves its own traffic to the new SA (RFC 7296 §2.8, make-before-break).
@@ -122,6 +127,26 @@ type SAParams struct {
 	// the TUN device's MTU; a positive value is an upper bound in bytes.
 	ClampMSS int
 }
+
+// Mark is a packet mark and the mask it is compared under (XFRM marks); the zero Mark is none.
+type Mark struct {
+	Value, Mask uint32
+}
+
+// KernelPolicyOptions are policy settings only a kernel (XFRM) data plane has: strongSwan's
+// if_id_in/out, mark_in/out, interface and policies_fwd_out. The in options apply to the inbound
+// and forward policies, the out options to the outbound one.
+type KernelPolicyOptions struct {
+	IfIDIn, IfIDOut uint32
+	MarkIn, MarkOut Mark
+	// Interface restricts the policies to traffic through this network interface.
+	Interface string
+	// FwdOut also installs a forward policy for the outbound direction.
+	FwdOut bool
+}
+
+// IsZero reports whether no option is set.
+func (o KernelPolicyOptions) IsZero() bool { return o == KernelPolicyOptions{} }
 
 // ClampMSSAuto asks for TCP MSS clamping to what fits the path (SAParams.ClampMSS).
 const ClampMSSAuto = -1
@@ -176,6 +201,13 @@ type PolicyParams struct {
 	// Mode tells the engine how to reach the SA's peer for route set-up (transport mode routes the
 	// peer's own address, so the engine must keep its outer packets off the tunnel).
 	Mode Mode
+	// LocalAddr and PeerAddr are the outer addresses of the tunnel-mode SAs the policy is for. A
+	// kernel backend needs them for a trap policy (no SA yet): its template tells the kernel
+	// where the acquire is for. Optional; ignored by the userspace engine.
+	LocalAddr, PeerAddr netip.Addr
+	// Kernel holds XFRM-only settings; a data plane without them refuses a policy that sets any
+	// (dataplane.ErrUnsupported).
+	Kernel KernelPolicyOptions
 }
 
 // PolicyID names an installed policy.

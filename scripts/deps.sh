@@ -27,6 +27,9 @@ test)
   want man-db groff-base
   # buildah builds packaging/Containerfile (FROM scratch) in scripts/image-test.sh.
   want buildah
+  # The kernel lab (internal/labvm, test/kernel): QEMU runs Debian's kernel (TCG), mmdebstrap builds
+  # its root trees, mkfs.ext4 (e2fsprogs) turns them into images.
+  want qemu-system-x86 mmdebstrap e2fsprogs
   ;;
 bench)
   want iperf3 wireguard-tools procps util-linux

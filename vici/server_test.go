@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	govici "github.com/strongswan/govici/vici"
 )
@@ -726,6 +727,13 @@ func TestNoGoroutineLeak(t *testing.T) {
 	srv.Close()
 	<-served
 	idle.Close()
+	// govici's reader goroutines end asynchronously after Close: give them a moment.
+	for range 200 {
+		if runtime.NumGoroutine() <= before {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if after := runtime.NumGoroutine(); after > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,8 +21,6 @@ import (
 
 	"github.com/goipsec/goipsec/config"
 	"github.com/goipsec/goipsec/daemon"
-	"github.com/goipsec/goipsec/dataplane"
-	"github.com/goipsec/goipsec/dataplane/userspace"
 	"github.com/goipsec/goipsec/internal/logging"
 	"github.com/goipsec/goipsec/internal/systemd"
 	"github.com/goipsec/goipsec/metrics"
@@ -117,34 +114,11 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 	// The data plane and the daemon point at each other (IKE on the NAT-T port, acquires); the
 	// data plane is created first and reaches the daemon through this pointer.
 	var dptr atomic.Pointer[daemon.Daemon]
-	engine, err := userspace.New(userspace.Config{
-		TunName:   cfg.Daemon.TunName,
-		MTU:       cfg.Daemon.MTU,
-		NATTPort:  int(cfg.Daemon.NATTPort),
-		Logger:    logs.Logger("dataplane"),
-		ESPLogger: logs.Logger("esp"),
-		IKE: func(pkt []byte, local netip.Addr, remote netip.AddrPort) {
-			if d := dptr.Load(); d != nil {
-				d.ReceiveNATT(pkt, local, remote)
-			}
-		},
-		Events: dataplane.Events{
-			Acquire: func(a dataplane.Acquire) {
-				if d := dptr.Load(); d != nil {
-					d.OnAcquire(a)
-				}
-			},
-			Expire: func(x dataplane.Expire) {
-				if d := dptr.Load(); d != nil {
-					d.OnExpire(x)
-				}
-			},
-		},
-	})
+	dp, err := newDataPlane(cfg, logs, &dptr)
 	if err != nil {
 		return err
 	}
-	defer engine.Close()
+	defer dp.close()
 	var keylog io.Writer
 	if path := cfg.Daemon.Log.KeylogFile; path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -156,7 +130,7 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 		log.Warn("key logging is on: IKE and ESP keys are written to " + path + " (debugging only)")
 	}
 	var collector atomic.Pointer[metrics.Collector]
-	d, err := daemon.New(daemon.Options{Backend: engine, Logs: logs, MTU: cfg.Daemon.MTU, NATT: engine, Daemon: cfg.Daemon, Keylog: keylog,
+	d, err := daemon.New(daemon.Options{Backend: dp.backend, Logs: logs, MTU: cfg.Daemon.MTU, NATT: dp.natt, Daemon: cfg.Daemon, Keylog: keylog,
 		OnHandshake: func(took time.Duration) {
 			if c := collector.Load(); c != nil {
 				c.ObserveHandshake(took)
@@ -225,7 +199,7 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 	if err := d.Apply(cfg); err != nil {
 		log.Error("configuration applied with errors", "err", err)
 	}
-	log.Info("goipsec running", "config", path, "tun", engine.Name(), "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", viciState)
+	log.Info("goipsec running", "config", path, "dataplane", dp.desc, "manual_sas", len(cfg.Manual), "connections", len(cfg.Connections), "vici", viciState)
 	if notify != nil {
 		waitStarted(ctx, d, applied, opts.readyTimeout)
 		notify.Ready(readyStatus(d.Status()))

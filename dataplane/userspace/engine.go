@@ -447,6 +447,9 @@ func (s *saState) zero() {
 
 // InstallSA implements dataplane.Backend.
 func (e *Engine) InstallSA(p dataplane.SAParams) error {
+	if p.IfID != 0 || p.Mark != (dataplane.Mark{}) {
+		return fmt.Errorf("SA %s: XFRM interface IDs and marks: %w", p.Name, dataplane.ErrUnsupported)
+	}
 	if !p.Src.IsValid() || !p.Dst.IsValid() || p.Src.Is4() != p.Dst.Is4() {
 		return fmt.Errorf("SA %s: outer addresses %v and %v must be two addresses of one family", p.Name, p.Src, p.Dst)
 	}
@@ -628,6 +631,9 @@ func (e *Engine) UpdateSAAddresses(key dataplane.SAKey, u dataplane.AddressUpdat
 
 // InstallPolicy implements dataplane.Backend.
 func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, error) {
+	if !p.Kernel.IsZero() {
+		return 0, fmt.Errorf("policy %s: XFRM interface IDs, marks, interfaces and forward policies: %w", p.Name, dataplane.ErrUnsupported)
+	}
 	if len(p.Local) == 0 || len(p.Remote) == 0 {
 		return 0, fmt.Errorf("policy %s: needs local and remote traffic selectors", p.Name)
 	}

@@ -504,16 +504,18 @@ func firstNotify(ps []wire.Payload, t wire.NotifyType) *wire.Notify {
 
 // --- commands ---
 
-// command runs fn as the owner of every live IKE SA of the connection (all when conn is "") that
-// pick accepts, and returns how many it ran on.
-func (e *Engine) command(conn string, pick func(*ikeSA) bool, fn func(*ikeSA)) int {
+// command runs fn as the owner of the live IKE SAs of the connection (all when conn is "") that
+// pick accepts, at most limit of them (0: all), and returns how many it ran on.
+func (e *Engine) command(conn string, limit int, pick func(*ikeSA) bool, fn func(*ikeSA)) int {
 	n := 0
 	for _, en := range e.idx.conn(conn) {
 		en.mu.Lock()
 		ok := en.s != nil && en.s.State() != ike.StateDead && pick(en.s)
 		en.mu.Unlock()
 		if ok && e.post(en, work{kind: workFunc, fn: fn}) {
-			n++
+			if n++; n == limit {
+				break
+			}
 		}
 	}
 	return n
@@ -521,7 +523,7 @@ func (e *Engine) command(conn string, pick func(*ikeSA) bool, fn func(*ikeSA)) i
 
 // Terminate deletes every IKE SA of the named connection (sending Delete), or all when name is "".
 func (e *Engine) Terminate(name string) int {
-	return e.command(name, func(*ikeSA) bool { return true }, func(s *ikeSA) {
+	return e.command(name, 0, func(*ikeSA) bool { return true }, func(s *ikeSA) {
 		if !s.State().Authenticated() {
 			e.logSA(s).Info("terminating IKE SA that is not up yet")
 			s.Kill(ike.ReasonDeleted)
@@ -534,14 +536,10 @@ func (e *Engine) Terminate(name string) int {
 // CreateChild negotiates an additional Child SA on an established IKE SA of the connection; it
 // reports whether one was found.
 func (e *Engine) CreateChild(conn string, child *ike.ChildConfig) bool {
-	return e.command(conn, func(s *ikeSA) bool { return s.State().Up() || s.State() < ike.StateEstablished }, func(s *ikeSA) {
-		if s.State() < ike.StateEstablished {
-			// Still connecting: the Child SA follows IKE_AUTH.
-			s.QueueCreateChild(child)
-			return
-		}
-		s.QueueCreateChild(child)
-	}) > 0
+	// One IKE SA takes it (a responder's connection may have many); one still connecting
+	// negotiates it after IKE_AUTH.
+	return e.command(conn, 1, func(s *ikeSA) bool { return s.State().Up() || s.State() < ike.StateEstablished },
+		func(s *ikeSA) { s.QueueCreateChild(child) }) > 0
 }
 
 // Connecting reports whether the connection has an IKE SA that is up or on its way up.
@@ -600,7 +598,7 @@ func (e *Engine) onChild(spiIn uint32, fn func(*ikeSA)) bool {
 }
 
 func (e *Engine) RekeyIKE(conn string) bool {
-	return e.command(conn, func(s *ikeSA) bool { return s.State().Up() }, func(s *ikeSA) { s.QueueRekeyIKE() }) > 0
+	return e.command(conn, 0, func(s *ikeSA) bool { return s.State().Up() }, func(s *ikeSA) { s.QueueRekeyIKE() }) > 0
 }
 
 // Close deletes every established IKE SA (sending its Delete without waiting for the answer),

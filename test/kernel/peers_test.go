@@ -1,0 +1,222 @@
+package kernel
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goipsec/goipsec/internal/labvm"
+)
+
+// swanctlConf is strongSwan's configuration for the guest end of pair().
+func swanctlConf(c goipsecConf, proto, proposal string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "connections {\n  gt {\n    local_addrs = %s\n    remote_addrs = %s\n    proposals = aes256gcm16-prfsha256-x25519\n", c.local, c.remote)
+	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n    remote {\n      auth = psk\n      id = %s\n    }\n", c.localID, c.remoteID)
+	fmt.Fprintf(&b, "    children {\n      net {\n        local_ts = %s\n        remote_ts = %s\n        mode = %s\n        %s_proposals = %s\n      }\n    }\n  }\n}\n",
+		c.localTS, c.remoteTS, c.mode, proto, proposal)
+	fmt.Fprintf(&b, "secrets {\n  ike-gt {\n    id-1 = %s\n    id-2 = %s\n    secret = \"%s\"\n  }\n}\n", c.localID, c.remoteID, testPSK)
+	return b.String()
+}
+
+// startCharon runs strongSwan 5.9.8's charon in the guest with its kernel-netlink backend (the
+// kernel's ESP) and loads conf.
+func (l *lab) startCharon(t *testing.T, conf string) *guestDaemon {
+	t.Helper()
+	l.writeShare(t, "swanctl.conf", conf)
+	l.guest(t, "cp /mnt/host/swanctl.conf /etc/swanctl/swanctl.conf && rm -f /run/charon.*")
+	g := l.startGuest(t, "charon", "exec /usr/lib/ipsec/charon")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, code := l.guestTry(t, "swanctl --load-all")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("swanctl --load-all: %s", out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Cleanup(func() { l.guestTry(t, "ip xfrm state flush; ip xfrm policy flush; ip route flush table 220") })
+	return g
+}
+
+// TestStrongSwanKernel: goipsec (userspace data plane, host side) against strongSwan 5.9.8 with
+// the kernel's ESP (guest), tunnel and transport mode, each side initiating.
+func TestStrongSwanKernel(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	for _, tc := range []struct{ mode, initiator string }{
+		{"tunnel", "goipsec"}, {"tunnel", "strongswan"}, {"transport", "goipsec"}, {"transport", "strongswan"},
+	} {
+		t.Run(tc.mode+"/"+tc.initiator+"-initiates", func(t *testing.T) {
+			l.logConsole(t)
+			guest, host := pair(tc.mode, "aes256gcm16")
+			host.dataplane = "userspace"
+			if tc.initiator == "goipsec" {
+				host.startAction = "start"
+			}
+			l.startCharon(t, swanctlConf(guest, "esp", "aes256gcm16"))
+			h := l.startHostGoipsec(t, host.String())
+			if tc.initiator == "strongswan" {
+				l.guest(t, "swanctl --initiate --child net --timeout 30")
+			}
+			h.waitLog(t, "Child SA established", 30*time.Second)
+			l.trafficCheck(t, tc.mode)
+		})
+	}
+}
+
+// TestGoipsecKernelVsStrongSwanKernel: goipsec's kernel data plane against strongSwan's, both in the
+// guest, each in its own network namespace joined by a veth pair.
+func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
+	l := needLab(t, labvm.StrongSwan())
+	l.logConsole(t)
+	// Namespace "gw" holds strongSwan; goipsec runs in the guest's initial namespace.
+	l.guest(t, strings.Join([]string{
+		"ip netns add gw", "ip link add vgw0 type veth peer name vgw1 netns gw",
+		"ip addr add 192.0.2.65/26 dev vgw0", "ip link set vgw0 up",
+		"ip -n gw addr add 192.0.2.66/26 dev vgw1", "ip -n gw link set vgw1 up", "ip -n gw link set lo up",
+		"ip -n gw addr add 203.0.113.66/32 dev lo",
+	}, " && "))
+	t.Cleanup(func() {
+		l.guestTry(t, "ip netns pids gw | xargs -r kill; sleep 0.5; ip netns del gw; ip link del vgw0")
+	})
+	for _, mode := range []string{"tunnel", "transport"} {
+		t.Run(mode, func(t *testing.T) {
+			g := goipsecConf{dataplane: "kernel", local: "192.0.2.65", remote: "192.0.2.66", localID: "goipsec.lab", remoteID: "swan.lab",
+				mode: mode, esp: "aes256gcm16", startAction: "start"}
+			s := goipsecConf{local: "192.0.2.66", remote: "192.0.2.65", localID: "swan.lab", remoteID: "goipsec.lab", mode: mode}
+			src, dst := guestInner, "203.0.113.66"
+			if mode == "transport" {
+				g.localTS, g.remoteTS = "192.0.2.65/32", "192.0.2.66/32"
+				src, dst = "192.0.2.65", "192.0.2.66"
+			} else {
+				g.localTS, g.remoteTS = guestInner+"/32", "203.0.113.66/32"
+			}
+			s.localTS, s.remoteTS = g.remoteTS, g.localTS
+			l.writeShare(t, "swanctl-gw.conf", swanctlConf(s, "esp", "aes256gcm16"))
+			// charon 5.9.8 has fixed paths for its pid file and VICI socket: a private /run
+			// and /etc/swanctl in the namespace's own mount namespace.
+			l.guest(t, "mkdir -p /tmp/gwrun /tmp/gwswan && cp -r /etc/swanctl/. /tmp/gwswan/ && cp /mnt/host/swanctl-gw.conf /tmp/gwswan/swanctl.conf && rm -rf /tmp/gwrun/*")
+			sw := l.startGuest(t, "charon-gw", "exec ip netns exec gw unshare -m sh -c 'mount --bind /tmp/gwrun /run && mount --bind /tmp/gwswan /etc/swanctl && exec /usr/lib/ipsec/charon'")
+			_ = sw
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				out, code := l.guestTry(t, "ip netns exec gw unshare -m sh -c 'mount --bind /tmp/gwrun /run && mount --bind /tmp/gwswan /etc/swanctl && swanctl --load-all'")
+				if code == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("swanctl --load-all in gw: %s", out)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			gp := l.startGuestGoipsec(t, "goipsec", g)
+			gp.waitOutput(t, "Child SA established", 60*time.Second)
+			l.pingFromGuest(t, src, dst)
+			for _, cmd := range []string{"ip -s xfrm state", "ip netns exec gw ip -s xfrm state"} {
+				out := l.guest(t, cmd)
+				c := parseXfrmCounters(out)
+				if len(c) != 2 {
+					t.Fatalf("%s: expected an inbound and an outbound state:\n%s", cmd, out)
+				}
+				for spi, n := range c {
+					if n == 0 {
+						t.Fatalf("%s: state %s counted no packets:\n%s", cmd, spi, out)
+					}
+				}
+			}
+			gp.stop(t)
+			if st := strings.TrimSpace(l.guest(t, "ip xfrm state; ip xfrm policy")); st != "" {
+				t.Fatalf("goipsec left XFRM state behind:\n%s", st)
+			}
+			sw.stop(t)
+			l.guestTry(t, "ip netns exec gw ip xfrm state flush; ip netns exec gw ip xfrm policy flush")
+		})
+	}
+}
+
+// libreswanConf is Libreswan's ipsec.conf for the guest end of pair(). Libreswan's default
+// proposals are left alone (they include AES-GCM-256 with SHA2-256 and ECP-256 for IKE and
+// AES-GCM-256 for ESP, which goipsec is configured to offer).
+func libreswanConf(c goipsecConf) string {
+	return fmt.Sprintf(`config setup
+	logfile=/tmp/pluto.log
+	logappend=no
+	plutodebug=none
+	virtual-private=
+conn gt
+	ikev2=yes
+	authby=secret
+	left=%s
+	leftid=@%s
+	leftsubnet=%s
+	right=%s
+	rightid=@%s
+	rightsubnet=%s
+	type=%s
+	auto=add
+`, c.local, c.localID, c.localTS, c.remote, c.remoteID, c.remoteTS, c.mode)
+}
+
+// startPluto runs Libreswan 4.10's pluto in the guest (kernel XFRM) with conf.
+func (l *lab) startPluto(t *testing.T, c goipsecConf) *guestDaemon {
+	t.Helper()
+	l.writeShare(t, "ipsec.conf", libreswanConf(c))
+	l.writeShare(t, "ipsec.secrets", fmt.Sprintf("@%s @%s : PSK \"%s\"\n", c.localID, c.remoteID, testPSK))
+	l.guest(t, "cp /mnt/host/ipsec.conf /etc/ipsec.conf && cp /mnt/host/ipsec.secrets /etc/ipsec.secrets && chmod 600 /etc/ipsec.secrets && mkdir -p /run/pluto && rm -f /run/pluto/*")
+	g := l.startGuest(t, "pluto", "exec ipsec pluto --nofork --config /etc/ipsec.conf --nssdir /var/lib/ipsec/nss")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, code := l.guestTry(t, "ipsec auto --add gt")
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ipsec auto --add gt: %s\npluto log:\n%s", out, l.guest(t, "cat /tmp/pluto.log || true"))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := l.guestTry(t, "tail -n 60 /tmp/pluto.log")
+			t.Logf("pluto log:\n%s", out)
+		}
+		g.stop(t)
+		l.guestTry(t, "ip xfrm state flush; ip xfrm policy flush")
+	})
+	return g
+}
+
+// TestLibreswanKernel: goipsec (userspace data plane, host side) against Libreswan 4.10 with the
+// kernel's ESP (guest), tunnel and transport mode, each side initiating.
+func TestLibreswanKernel(t *testing.T) {
+	l := needLab(t, labvm.Libreswan())
+	for _, tc := range []struct{ mode, initiator string }{
+		{"tunnel", "goipsec"}, {"tunnel", "libreswan"}, {"transport", "goipsec"}, {"transport", "libreswan"},
+	} {
+		t.Run(tc.mode+"/"+tc.initiator+"-initiates", func(t *testing.T) {
+			l.logConsole(t)
+			guest, host := pair(tc.mode, "aes256gcm16")
+			host.dataplane = "userspace"
+			host.ikeProposal = "aes256gcm16-prfsha256-ecp256"
+			if tc.initiator == "goipsec" {
+				host.startAction = "start"
+			}
+			l.startPluto(t, guest)
+			h := l.startHostGoipsec(t, host.String())
+			if tc.initiator == "libreswan" {
+				l.guest(t, "timeout 40 ipsec auto --up gt")
+			}
+			h.waitLog(t, "Child SA established", 30*time.Second)
+			if tc.mode == "tunnel" {
+				// Libreswan installs no route for the remote subnet with a source inside the
+				// local one: the lab adds it.
+				l.guest(t, "ip route replace "+hostInner+"/32 via "+hostOuter+" src "+guestInner)
+				defer l.guestTry(t, "ip route del "+hostInner+"/32")
+			}
+			l.trafficCheck(t, tc.mode)
+		})
+	}
+}
