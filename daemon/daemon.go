@@ -102,6 +102,9 @@ type Daemon struct {
 	credOnce sync.Once
 	creds    *credState // creds.go
 	vips     *vipState  // vips.go
+
+	updownOnce sync.Once
+	updown     *updownState // updown.go
 }
 
 // New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
@@ -264,6 +267,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.ike != nil {
 		d.ike.Close()
+	}
+	if d.updown != nil {
+		d.updown.runner.Wait() // the "down" calls of the Child SAs just closed
 	}
 	if d.sockets != nil {
 		d.sockets.close()

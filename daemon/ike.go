@@ -398,6 +398,7 @@ func (d *Daemon) onIKEDown(x ike.IKEDown) {
 	d.publishIKE(x.IKE, false)
 	d.releaseVIPs(x) // vips.go
 	d.removeVIPs(x)
+	d.updownIKEDown(x)
 	if x.Replaced || d.closing.Load() {
 		return
 	}
@@ -517,6 +518,13 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	d.bySA[inKey], d.bySA[outKey] = c.SPIIn, c.SPIIn
 	d.mu.Unlock()
 	d.publishChild(c.IKE, c, true)
+	var chCfg *config.Child
+	d.mu.Lock()
+	if conn := d.conns[name]; conn != nil && conn.children[c.Name] != nil {
+		chCfg = conn.children[c.Name].cfg
+	}
+	d.mu.Unlock()
+	d.updownChildUp(c, chCfg, pk) // updown.go
 	return nil
 }
 
@@ -585,6 +593,7 @@ func (d *Daemon) onChildDown(x ike.ChildDown) {
 		return
 	}
 	d.publishChild(x.IKE, &ike.ChildInstall{IKE: x.IKE, Name: x.Name, SPIIn: x.SPIIn, SPIOut: x.SPIOut}, false)
+	d.updownChildDown(x) // updown.go
 	if ps := inst.policy; ps != nil {
 		ps.mu.Lock()
 		delete(ps.members, x.SPIIn)

@@ -104,7 +104,13 @@ func raDaemon(t *testing.T) (string, string) {
 func TestRemoteAccessStrongSwanClientPool(t *testing.T) {
 	_, left, right := setup(t)
 	daemon, _ := raDaemon(t)
-	g := startGoipsec(t, left, raGoipsecGateway("psk", "")+daemon)
+	// The gateway's child runs an updown script that records every call.
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	script := filepath.Join(dir, "updown.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\nenv | grep '^PLUTO_' | sort | tr '\\n' ' ' >> "+calls+"\necho >> "+calls+"\n"), 0o755)
+	gw := strings.Replace(raGoipsecGateway("psk", ""), "        esp_proposals = aes256gcm16\n", "        esp_proposals = aes256gcm16\n        updown = "+script+"\n        hostaccess = yes\n", 1)
+	g := startGoipsec(t, left, gw+daemon)
 	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: raSwanClient("psk", "")})
 	c.Initiate(t, "net")
 	c.WaitEstablished(t, "rw", 30*time.Second)
@@ -119,6 +125,33 @@ func TestRemoteAccessStrongSwanClientPool(t *testing.T) {
 	}
 	if ok, out := left.Ping(t, firstVIP, 3); !ok {
 		t.Fatalf("ping to the virtual IP through the tunnel:\n%s", out)
+	}
+	// A Child SA rekey is invisible to the script; the end of the tunnel is a down-client call.
+	c.Swanctl(t, "--rekey", "--child", "net")
+	g.waitLogCount(t, 2, 10*time.Second, "Child SA established")
+	g.waitLogCount(t, 1, 10*time.Second, "Child SA deleted")
+	c.Swanctl(t, "--terminate", "--ike", "rw")
+	deadline := time.Now().Add(10 * time.Second)
+	var lines []string
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(calls)
+		if lines = strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) >= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("updown calls, want up then down:\n%s", strings.Join(lines, "\n"))
+	}
+	for i, verb := range []string{"up-client", "down-client"} {
+		for _, want := range []string{"PLUTO_VERB=" + verb + " ", "PLUTO_CONNECTION=net ", "PLUTO_ME=" + leftOuter + " ", "PLUTO_PEER=" + rightOuter + " ",
+			"PLUTO_MY_CLIENT=" + leftNet4 + " ", "PLUTO_PEER_CLIENT=" + firstVIP + "/32 ", "PLUTO_PEER_SOURCEIP=" + firstVIP + " ",
+			"PLUTO_PEER_ID=carol@example.org ", "PLUTO_MY_ID=" + leftOuter + " ", "PLUTO_INTERFACE=goipsec0 ", "PLUTO_HOST_ACCESS=1 ",
+			"PLUTO_UDP_ENC=4500 ", "PLUTO_UNIQUEID=", "PLUTO_REQID="} {
+			if !strings.Contains(lines[i], want) {
+				t.Errorf("call %d lacks %q:\n%s", i+1, want, lines[i])
+			}
+		}
 	}
 }
 
