@@ -16,8 +16,8 @@ import (
 type updownState struct {
 	runner updown.Runner
 
-	mu sync.Mutex
-	up map[uint32]*upEvent // by inbound SPI, for the "down" call
+	mu     sync.Mutex
+	up     map[uint32]*upEvent // by inbound SPI, for the "down" call
 	reqids map[policyKey]uint32
 	ikeIDs map[[2]uint64]uint32
 	next   uint32
