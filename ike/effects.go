@@ -27,8 +27,10 @@ type IKEInfo struct {
 	// VIPID (released when the IKE SA goes unless Replaced).
 	LocalVIPs, RemoteVIPs []netip.Addr
 	VIPID                 string
-	// EAPID is the EAP identity authenticated in the IKE SA ("" without EAP).
-	EAPID string
+	// EAPID is the EAP identity authenticated in the IKE SA ("" without EAP); AAAClass the
+	// RADIUS Class values of that authentication.
+	EAPID    string
+	AAAClass [][]byte
 }
 
 // Info returns the IKE SA's identification for effects and logs.
@@ -39,7 +41,7 @@ func (sa *SA) Info() IKEInfo {
 	}
 	return IKEInfo{Conn: name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, Local: sa.Local, Remote: sa.Remote,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal,
-		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, VIPID: sa.vipID, EAPID: sa.eapID}
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, VIPID: sa.vipID, EAPID: sa.eapID, AAAClass: sa.aaaClass}
 }
 
 // IKEUp reports an authenticated IKE SA. InitialContact is set when the peer sent INITIAL_CONTACT.

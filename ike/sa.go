@@ -115,6 +115,11 @@ type SA struct {
 	// responder's state between IKE_AUTH requests (task_eap.go).
 	eapID    string
 	authResp *authResponder
+	// held is a request of the peer waiting for blocking work (async.go).
+	held *heldRequest
+	// aaaClass are the RADIUS Class values of the client's authentication (echoed in
+	// accounting).
+	aaaClass [][]byte
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
 	queue  []initiatorTask

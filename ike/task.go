@@ -308,6 +308,9 @@ func (sa *SA) ProcessRequest(req *Message) *Message {
 	default:
 		resp.add(&wire.Notify{NotifyType: wire.InvalidSyntax})
 	}
+	if sa.held != nil {
+		return nil // answered by Resume (async.go)
+	}
 	return resp
 }
 

@@ -44,6 +44,9 @@ type EAPServerSpec struct {
 	// EAPOnly: we authenticate ourselves only through EAP when the client allows it (RFC 5998,
 	// local.auth = eap... on the gateway); the method must be mutual and derive a key.
 	EAPOnly bool
+	// Blocking: the server's steps block (a relay to RADIUS); they run outside the SA
+	// (async.go) while the request waits.
+	Blocking bool
 }
 
 // authPhase is where an initiator's IKE_AUTH stands.
@@ -261,6 +264,8 @@ type authResponder struct {
 	// the last response.
 	first   []wire.Payload
 	eapOnly bool
+	// aaa is what the EAP server (RADIUS) said about the client's virtual IP.
+	aaa VIPRequest
 }
 
 // wantsEAPRound reports whether cfg authenticates the peer with EAP in its first round.
@@ -281,27 +286,47 @@ func (sa *SA) respondEAPStart(cfg *PeerConfig, remote Identity, ps []wire.Payloa
 		head = append(head, certs...)
 		head = append(head, ourAuth)
 	}
-	first, err := r.start(sa)
-	if err != nil {
-		return err
-	}
-	resp.add(head...)
-	resp.add(first)
 	sa.authResp = r
-	return nil
+	return r.start(sa, head, resp)
 }
 
-func (r *authResponder) start(sa *SA) (*wire.EAP, *Error) {
+// eapStep is the result of a server step, passed through Async when the server blocks.
+type eapStep struct {
+	out []byte
+	res *eap.Result
+	err error
+}
+
+// start creates the EAP server and answers with its first request after head (our IDr and AUTH
+// in the first round). A blocking server's first step runs outside the SA.
+func (r *authResponder) start(sa *SA, head []wire.Payload, resp *Message) *Error {
 	srv, err := r.cfg.RemoteEAP.New(r.idi)
 	if err != nil {
-		return nil, errorf(wire.AuthenticationFailed, "connection %s: cannot start EAP for %s: %v", r.cfg.Name, r.idi, err)
-	}
-	out, err := srv.Start()
-	if err != nil {
-		return nil, errorf(wire.AuthenticationFailed, "connection %s: EAP for %s: %v", r.cfg.Name, r.idi, err)
+		return errorf(wire.AuthenticationFailed, "connection %s: cannot start EAP for %s: %v", r.cfg.Name, r.idi, err)
 	}
 	r.server, r.phase = srv, respEAP
-	return toWireEAP(out), nil
+	finish := func(sa *SA, v any, resp *Message) {
+		st := v.(eapStep)
+		if st.err != nil {
+			e := errorf(wire.AuthenticationFailed, "connection %s: EAP for %s: %v", r.cfg.Name, r.idi, st.err)
+			resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: wire.AuthenticationFailed}}
+			sa.emit(Failed{Conn: sa.name(), Err: e})
+			sa.closeAfterResponse(e.Reason)
+			return
+		}
+		resp.add(head...)
+		resp.add(toWireEAP(st.out))
+	}
+	run := func() any {
+		out, err := srv.Start()
+		return eapStep{out: out, err: err}
+	}
+	if r.cfg.RemoteEAP.Blocking {
+		sa.holdRequest(wire.ExchangeIKEAuth, run, finish)
+		return nil
+	}
+	finish(sa, run(), resp)
+	return nil
 }
 
 func toWireEAP(b []byte) *wire.EAP {
@@ -326,43 +351,26 @@ func (sa *SA) respondAuthRound(req, resp *Message) {
 			return
 		}
 		r.idi = Identity{Type: idi.IDType, Data: append([]byte(nil), idi.Data...)}
-		first, err := r.start(sa)
-		if err != nil {
+		if err := r.start(sa, nil, resp); err != nil {
 			refuse(wire.AuthenticationFailed, err)
 			return
 		}
-		resp.add(first)
 	case respEAP:
 		p := find[*wire.EAP](ps)
 		if p == nil {
 			refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "peer %s sent no EAP response during EAP", sa.RemoteID))
 			return
 		}
-		out, res, err := r.server.Process(eapPacket(p))
-		if err != nil {
-			refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "EAP with %s: %v", r.idi, err))
+		pkt := eapPacket(p)
+		run := func() any {
+			out, res, err := r.server.Process(pkt)
+			return eapStep{out: out, res: res, err: err}
+		}
+		if cfg.RemoteEAP.Blocking {
+			sa.holdRequest(wire.ExchangeIKEAuth, run, r.eapStepDone)
 			return
 		}
-		resp.add(toWireEAP(out))
-		if res == nil {
-			return
-		}
-		if !res.Success {
-			e := errorf(wire.AuthenticationFailed, "EAP-%s authentication of %s failed: %v", res.Method, orID(res.Identity, r.idi), res.Err)
-			sa.emit(Failed{Conn: sa.name(), Err: e})
-			sa.closeAfterResponse(e.Reason)
-			return
-		}
-		if r.eapOnly && len(res.MSK) == 0 {
-			// RFC 5998 §4: EAP-only needs a method that authenticates us and derives a key.
-			resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: wire.AuthenticationFailed}}
-			e := errorf(wire.AuthenticationFailed, "EAP-only authentication with EAP-%s would leave us unauthenticated (no key): refused", res.Method)
-			sa.emit(Failed{Conn: sa.name(), Err: e})
-			sa.closeAfterResponse(e.Reason)
-			return
-		}
-		r.msk, r.hasMSK, r.phase = res.MSK, len(res.MSK) > 0, respAUTH
-		sa.eapID = res.Identity
+		r.eapStepDone(sa, run(), resp)
 	case respAUTH:
 		auth := find[*wire.AUTH](ps)
 		if auth == nil {
@@ -379,8 +387,42 @@ func (sa *SA) respondAuthRound(req, resp *Message) {
 		}
 		sa.authResp = nil
 		ourAuth := &wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(ourKey, false, idRest(sa.LocalID))}
-		sa.establishResponder(cfg, sa.RemoteID, r.first, resp, []wire.Payload{ourAuth}, VIPRequest{ID: sa.eapID})
+		sa.establishResponder(cfg, sa.RemoteID, r.first, resp, []wire.Payload{ourAuth}, r.aaa)
 	}
+}
+
+// eapStepDone answers an EAP response with the server's next packet, and keeps the outcome.
+func (r *authResponder) eapStepDone(sa *SA, v any, resp *Message) {
+	st := v.(eapStep)
+	fail := func(e *Error) {
+		resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: wire.AuthenticationFailed}}
+		sa.emit(Failed{Conn: sa.name(), Err: e})
+		sa.closeAfterResponse(e.Reason)
+	}
+	if st.err != nil {
+		fail(errorf(wire.AuthenticationFailed, "EAP with %s: %v", r.idi, st.err))
+		return
+	}
+	resp.add(toWireEAP(st.out))
+	res := st.res
+	if res == nil {
+		return
+	}
+	if !res.Success {
+		e := errorf(wire.AuthenticationFailed, "EAP-%s authentication of %s failed: %v", res.Method, orID(res.Identity, r.idi), res.Err)
+		sa.emit(Failed{Conn: sa.name(), Err: e})
+		sa.closeAfterResponse(e.Reason)
+		return
+	}
+	if r.eapOnly && len(res.MSK) == 0 {
+		// RFC 5998 §4: EAP-only needs a method that authenticates us and derives a key.
+		fail(errorf(wire.AuthenticationFailed, "EAP-only authentication with EAP-%s would leave us unauthenticated (no key): refused", res.Method))
+		return
+	}
+	r.msk, r.hasMSK, r.phase = res.MSK, len(res.MSK) > 0, respAUTH
+	r.aaa = VIPRequest{ID: res.Identity, AAA: res.FramedIPs, AAAPool: res.FramedPool}
+	sa.eapID = res.Identity
+	sa.aaaClass = res.Class
 }
 
 func orID(s string, id Identity) string {

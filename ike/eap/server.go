@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 )
 
 // ServerConfig configures a server conversation.
@@ -36,6 +37,12 @@ type Result struct {
 	MSK []byte
 	// Err explains a failure in one line (never the password).
 	Err error
+	// What an AAA server (RADIUS) decided with the Access-Accept: the client's virtual IPs
+	// (Framed-IP-Address, Framed-IPv6-Address), a pool to take one from (Framed-Pool), and the
+	// Class values to echo in accounting.
+	FramedIPs  []netip.Addr
+	FramedPool string
+	Class      [][]byte
 }
 
 // methodServer is one method's server side.

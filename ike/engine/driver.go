@@ -199,6 +199,12 @@ func (e *Engine) seen(s *ikeSA, w work) {
 
 func (e *Engine) receiveRequest(s *ikeSA, w work) {
 	h := w.h
+	if s.Held() {
+		// The last request waits for blocking work (a RADIUS round trip): nothing to replay yet,
+		// and the peer sends nothing else before it has its response (window 1).
+		e.stats.drop(DropHeld)
+		return
+	}
 	if s.hasResp && h.MessageID+1 == s.expectID {
 		// A retransmitted request: replay the cached response, never recompute it.
 		e.resend(s)
@@ -222,6 +228,12 @@ func (e *Engine) receiveRequest(s *ikeSA, w work) {
 	e.seen(s, w)
 	s.expectID++
 	resp := s.ProcessRequest(&ike.Message{Exchange: h.Exchange, Payloads: inner})
+	if resp == nil && s.Held() {
+		// Answered by resume once the blocking work is done.
+		s.heldHdr, s.heldFrom = h, w.remote
+		s.lastResp, s.hasResp = nil, false
+		return
+	}
 	// Answer where the request came from (RFC 7296 §2.11).
 	e.sendResponse(s, h, resp, w.remote)
 	if r, closing := s.Closing(); closing {
@@ -427,6 +439,9 @@ func (e *Engine) takeEffects(s *ikeSA) []effect {
 			if !x.Up && x.Reason != ike.ReasonShutdown && x.Reason != ike.ReasonDeleted {
 				e.stats.handshakesFailed.Add(1)
 			}
+		case ike.Async:
+			out = append(out, asyncEffect{en: s.en, run: x.Run})
+			continue
 		}
 		out = append(out, x)
 	}
@@ -639,6 +654,8 @@ func (e *Engine) apply(x effect) {
 		if ev.Keys != nil {
 			ev.Keys(x)
 		}
+	case asyncEffect:
+		e.runAsync(x)
 	case ike.VirtualIPs:
 		e.log.Info("virtual IPs received", "conn", x.IKE.Conn, "addrs", fmt.Sprint(x.Addrs), "dns", fmt.Sprint(x.DNS))
 		if ev.VirtualIPs != nil {

@@ -18,6 +18,7 @@ const (
 	DropOverload                             // the SA's queue is full
 	DropFragment                             // a fragment that does not fit its message
 	DropClosed                               // the engine is shutting down
+	DropHeld                                 // a retransmitted request whose answer waits for blocking work (RADIUS)
 	numDropReasons
 )
 
@@ -25,7 +26,7 @@ var dropNames = [...]string{
 	DropMalformed: "malformed", DropGrammar: "bad_payloads", DropUnknownSPI: "unknown_spi", DropAuth: "auth_failed",
 	DropMessageID: "bad_message_id", DropUnexpectedResponse: "unexpected_response",
 	DropUnexpectedExchange: "unexpected_exchange", DropZeroSPI: "zero_spi", DropCookie: "no_cookie",
-	DropOverload: "overload", DropFragment: "bad_fragment", DropClosed: "shutting_down",
+	DropOverload: "overload", DropFragment: "bad_fragment", DropClosed: "shutting_down", DropHeld: "awaiting_aaa",
 }
 
 func (r DropReason) String() string {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/eap"
+	"github.com/goipsec/goipsec/ike/engine"
+	"github.com/goipsec/goipsec/ike/engine/enginetest"
 )
 
 // eapSetup makes A authenticate with EAP (method cm on its side, sm on B's) towards B, which
@@ -87,4 +89,61 @@ func TestEAPMismatchNamed(t *testing.T) {
 	if f := strings.Join(q.b.Failures(false), "\n"); !strings.Contains(f, "authenticated with a PSK, but connection b wants EAP from it") {
 		t.Fatalf("gateway's failure %q", f)
 	}
+}
+
+// blockingServer wraps an EAP server as a RADIUS relay would be: every step "blocks" (runs off the
+// SA through ike.Async) and counts how often it ran.
+type blockingServer struct {
+	inner ike.EAPServer
+	steps *int
+}
+
+func (b blockingServer) Start() ([]byte, error) {
+	*b.steps++
+	return b.inner.Start()
+}
+
+func (b blockingServer) Process(p []byte) ([]byte, *eap.Result, error) {
+	*b.steps++
+	return b.inner.Process(p)
+}
+
+// With a blocking EAP server (RADIUS) the responder holds each IKE_AUTH request while the step
+// runs outside the SA; retransmissions meanwhile are dropped (awaiting_aaa), not answered with a
+// stale response, and the exchange goes on once the step is done.
+func TestEAPBlockingServer(t *testing.T) {
+	p := newPair(t, &pairOptions{b: enginetest.HostOptions{Modify: func(c *engine.Config) { c.HoldAsync = true }}})
+	ms := []eap.Type{eap.TypeMSCHAPv2}
+	eapSetup(t, p, ms, ms, "carol-pw", false, false)
+	steps := 0
+	inner := p.cb.RemoteEAP.New
+	p.cb.RemoteEAP.Blocking = true
+	p.cb.RemoteEAP.New = func(id ike.Identity) (ike.EAPServer, error) {
+		srv, err := inner(id)
+		return blockingServer{inner: srv, steps: &steps}, err
+	}
+	p.initiate(t)
+	rounds := 0
+	for range 10 {
+		// The step takes longer than the initiator's retransmission timeout.
+		p.run(1500 * time.Millisecond)
+		if p.b.Engine.RunHeldAsync() > 0 {
+			rounds++
+		}
+		if len(p.b.IKEUp()) == 1 {
+			break
+		}
+	}
+	p.run(time.Second)
+	if len(p.a.IKEUp()) != 1 || len(p.b.IKEUp()) != 1 || len(p.b.Children()) != 1 {
+		t.Fatalf("not up: A %v, B %v", p.a.Failures(false), p.b.Failures(false))
+	}
+	// Start, then the identity, the challenge response and the success response.
+	if steps != 4 || rounds != 4 {
+		t.Fatalf("%d blocking steps in %d rounds, want 4", steps, rounds)
+	}
+	if held := p.b.Engine.Stats().Drops[engine.DropHeld]; held == 0 {
+		t.Fatal("no retransmission was dropped while a step was pending")
+	}
+	checkPaired(t, p)
 }

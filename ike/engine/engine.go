@@ -105,6 +105,9 @@ type Config struct {
 	// the owner of the Engine calls Poll (tests in virtual time).
 	Workers, Appliers int
 	Manual            bool
+	// HoldAsync (manual mode only) keeps SAs' blocking work (ike.Async) until RunHeldAsync: tests
+	// see a RADIUS round trip that takes a while.
+	HoldAsync bool
 	// KeyLog reports IKE keys through Events.Keys (debugging only).
 	KeyLog bool
 	// InvalidSPIRate bounds INVALID_IKE_SPI answers to requests for unknown SAs per second
@@ -206,6 +209,9 @@ type Engine struct {
 
 	stop    chan struct{}
 	workers sync.WaitGroup
+	asyncs  sync.WaitGroup // blocking work of SAs (ike.Async)
+	heldMu  sync.Mutex
+	held    []func() // HoldAsync: blocking work waiting for RunHeldAsync
 	closed  atomic.Bool
 
 	stats counters

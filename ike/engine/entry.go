@@ -269,4 +269,60 @@ type ikeSA struct {
 	conn        string   // registered in the connection index
 
 	out []effect // effects of the work being handled
+
+	// heldHdr and heldFrom are the peer's request that waits for blocking work (ike.Async).
+	heldHdr  wire.Header
+	heldFrom netip.AddrPort
+}
+
+// asyncEffect runs an SA's blocking work (ike.Async) off the SA and hands the result back to
+// its owner.
+type asyncEffect struct {
+	en  *entry
+	run func() any
+}
+
+// RunHeldAsync completes the blocking work held by Config.HoldAsync and reports how much.
+func (e *Engine) RunHeldAsync() int {
+	e.heldMu.Lock()
+	list := e.held
+	e.held = nil
+	e.heldMu.Unlock()
+	for _, fn := range list {
+		fn()
+	}
+	return len(list)
+}
+
+// runAsync runs blocking work on a goroutine of its own (appliers must stay available for every
+// SA's effects; a RADIUS round trip with failover can take seconds) and resumes the held request
+// as the SA's owner. In manual mode (tests in virtual time) it runs inline.
+func (e *Engine) runAsync(x asyncEffect) {
+	done := func(v any) {
+		e.post(x.en, work{kind: workFunc, fn: func(s *ikeSA) {
+			resp := s.Resume(v)
+			if resp == nil {
+				return
+			}
+			e.sendResponse(s, s.heldHdr, resp, s.heldFrom)
+			if r, closing := s.Closing(); closing {
+				s.Kill(r)
+			}
+		}})
+	}
+	if e.cfg.Manual {
+		if e.cfg.HoldAsync {
+			e.heldMu.Lock()
+			e.held = append(e.held, func() { done(x.run()) })
+			e.heldMu.Unlock()
+			return
+		}
+		done(x.run())
+		return
+	}
+	e.asyncs.Add(1)
+	go func() {
+		defer e.asyncs.Done()
+		done(x.run())
+	}()
 }
