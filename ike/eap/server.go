@@ -247,3 +247,12 @@ func md5Value(id uint8, secret, challenge []byte) []byte {
 	h.Write(challenge)
 	return h.Sum(nil)
 }
+
+// LastID is the identifier of the outstanding request (a relay opening the conversation on the
+// server's behalf answers it).
+func (s *Server) LastID() uint8 {
+	if s.last == nil {
+		return 0
+	}
+	return s.last.Identifier
+}
