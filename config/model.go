@@ -17,6 +17,7 @@ type Config struct {
 	Connections []*Connection // in order of appearance
 	Secrets     Secrets
 	Pools       []*Pool
+	Radius      *Radius // nil without a radius section
 	Manual      []*ManualSA  // in order of appearance
 	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
@@ -242,6 +243,7 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
+	cfg.Radius = l.radius(root.Section("radius"))
 	if cfg.Daemon.Dataplane != "kernel" {
 		for _, kv := range l.kernelOnly {
 			l.errorAt(kv.File, kv.Line, "%s is not supported by the userspace data plane: it needs daemon { dataplane = kernel }", kv.Path)

@@ -105,6 +105,8 @@ type Daemon struct {
 
 	updownOnce sync.Once
 	updown     *updownState // updown.go
+	radiusOnce sync.Once
+	rad        *radiusState // radius.go
 }
 
 // New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
@@ -150,7 +152,7 @@ func New(opts Options) (*Daemon, error) {
 		Events: engine.Events{
 			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildActivate: d.onChildActivate,
 			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
-			Handshake: opts.OnHandshake, VirtualIPs: d.onVirtualIPs, IKERekeyed: d.onRekeyedVIPs,
+			Handshake: opts.OnHandshake, VirtualIPs: d.onVirtualIPs, IKERekeyed: d.onIKERekeyed,
 		},
 	})
 	// IKE messages are handled by a few workers, so that new IKE SAs (whose key exchange runs
@@ -216,6 +218,9 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 	if err := d.applyPools(cfg); err != nil {
 		errs = append(errs, err)
 	}
+	if err := d.applyRadius(cfg); err != nil {
+		errs = append(errs, err)
+	}
 	d.mu.Lock()
 	want := map[string]*config.ManualSA{}
 	for _, m := range cfg.Manual {
@@ -278,6 +283,7 @@ func (d *Daemon) Close() error {
 		close(d.stop)
 	}
 	d.closeVIPs()
+	d.closeRadius()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error

@@ -74,7 +74,13 @@ func (d *Daemon) attachEAP(conn *connection) error {
 		case "dynamic", "":
 			methods = dynamicMethods
 		case "radius":
-			return fmt.Errorf("%s: %s.auth = eap-radius is not supported yet", where, r.Section)
+			ask := r.EAPIDSet && r.EAPID.IsAny()
+			fixed := ""
+			if r.EAPIDSet && !r.EAPID.IsAny() {
+				fixed = r.EAPID.Text
+			}
+			conn.peer.RemoteEAP = &ike.EAPServerSpec{Second: i > 0, Blocking: true, New: d.radiusEAP(ask, fixed)}
+			continue
 		default:
 			t, ok := eap.ParseType(r.EAP)
 			if !ok || (t != eap.TypeMD5 && t != eap.TypeMSCHAPv2) {
@@ -89,10 +95,10 @@ func (d *Daemon) attachEAP(conn *connection) error {
 		}
 		server := conn.peer.LocalID.String()
 		conn.peer.RemoteEAP = &ike.EAPServerSpec{Second: i > 0, EAPOnly: len(c.LocalRounds) > 0 && c.LocalRounds[0].Method == config.AuthEAP,
-			New: func(peerID ike.Identity) (ike.EAPServer, error) {
+			New: func(peer ike.EAPPeer) (ike.EAPServer, error) {
 				identity := fixed
 				if identity == "" && !ask {
-					identity = peerID.String()
+					identity = peer.ID.String()
 				}
 				return eap.NewServer(eap.ServerConfig{Methods: methods, AskIdentity: ask, Identity: identity, Password: d.userPassword, ServerName: server})
 			}}

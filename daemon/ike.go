@@ -392,10 +392,12 @@ func (d *Daemon) Terminate(name string) (int, error) {
 
 func (d *Daemon) onIKEUp(x ike.IKEUp) {
 	d.publishIKE(x.IKE, true)
+	d.acctStart(x) // radius.go
 }
 
 func (d *Daemon) onIKEDown(x ike.IKEDown) {
 	d.publishIKE(x.IKE, false)
+	d.acctStop(x)    // radius.go
 	d.releaseVIPs(x) // vips.go
 	d.removeVIPs(x)
 	d.updownIKEDown(x)
@@ -525,6 +527,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	}
 	d.mu.Unlock()
 	d.updownChildUp(c, chCfg, pk) // updown.go
+	d.acctChildUp(c, inKey, outKey)
 	return nil
 }
 
@@ -594,6 +597,7 @@ func (d *Daemon) onChildDown(x ike.ChildDown) {
 	}
 	d.publishChild(x.IKE, &ike.ChildInstall{IKE: x.IKE, Name: x.Name, SPIIn: x.SPIIn, SPIOut: x.SPIOut}, false)
 	d.updownChildDown(x) // updown.go
+	d.acctChildDown(x, inst.in, inst.out)
 	if ps := inst.policy; ps != nil {
 		ps.mu.Lock()
 		delete(ps.members, x.SPIIn)

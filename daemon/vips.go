@@ -386,3 +386,9 @@ func (d *Daemon) closeVIPs() {
 		d.log.Warn("pool leases not saved", "err", err)
 	}
 }
+
+// onIKERekeyed moves what the daemon keeps per IKE SA to the one that replaced it.
+func (d *Daemon) onIKERekeyed(x ike.IKERekeyed) {
+	d.onRekeyedVIPs(x)
+	d.acctRekeyed(x) // radius.go
+}

@@ -3,6 +3,7 @@ package ike
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/goipsec/goipsec/ike/eap"
 	"github.com/goipsec/goipsec/ike/wire"
@@ -30,6 +31,14 @@ type EAPClientSpec struct {
 	EAPOnly bool
 }
 
+// EAPPeer describes the client an EAP server is started for.
+type EAPPeer struct {
+	// ID is its IKE identity (the round's IDi).
+	ID            Identity
+	Local, Remote netip.AddrPort
+	SPIi, SPIr    uint64
+}
+
 // EAPServer is the gateway's side of one conversation: an eap.Server, or a relay to RADIUS.
 type EAPServer interface {
 	Start() ([]byte, error)
@@ -39,8 +48,8 @@ type EAPServer interface {
 // EAPServerSpec is what we require of a client that authenticates with EAP (remote.auth = eap-...).
 type EAPServerSpec struct {
 	Second bool
-	// New starts a conversation for a client: ikeID is its IKE identity (the round's IDi).
-	New func(ikeID Identity) (EAPServer, error)
+	// New starts a conversation for a client.
+	New func(peer EAPPeer) (EAPServer, error)
 	// EAPOnly: we authenticate ourselves only through EAP when the client allows it (RFC 5998,
 	// local.auth = eap... on the gateway); the method must be mutual and derive a key.
 	EAPOnly bool
@@ -300,7 +309,7 @@ type eapStep struct {
 // start creates the EAP server and answers with its first request after head (our IDr and AUTH
 // in the first round). A blocking server's first step runs outside the SA.
 func (r *authResponder) start(sa *SA, head []wire.Payload, resp *Message) *Error {
-	srv, err := r.cfg.RemoteEAP.New(r.idi)
+	srv, err := r.cfg.RemoteEAP.New(EAPPeer{ID: r.idi, Local: sa.Local, Remote: sa.Remote, SPIi: sa.SPIi, SPIr: sa.SPIr})
 	if err != nil {
 		return errorf(wire.AuthenticationFailed, "connection %s: cannot start EAP for %s: %v", r.cfg.Name, r.idi, err)
 	}

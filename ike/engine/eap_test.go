@@ -17,7 +17,7 @@ func eapSetup(t *testing.T, p *pair, cm, sm []eap.Type, password string, second,
 	p.ca.LocalEAP = &ike.EAPClientSpec{Second: second, EAPOnly: eapOnly, New: func() *eap.Client {
 		return eap.NewClient(eap.ClientConfig{Identity: "carol", Methods: cm, Password: func() ([]byte, bool) { return []byte(password), true }})
 	}}
-	p.cb.RemoteEAP = &ike.EAPServerSpec{Second: second, EAPOnly: eapOnly, New: func(id ike.Identity) (ike.EAPServer, error) {
+	p.cb.RemoteEAP = &ike.EAPServerSpec{Second: second, EAPOnly: eapOnly, New: func(ike.EAPPeer) (ike.EAPServer, error) {
 		return eap.NewServer(eap.ServerConfig{Methods: sm, AskIdentity: true, Password: func(u string) ([]byte, bool) {
 			return []byte("carol-pw"), u == "carol"
 		}})
@@ -118,8 +118,8 @@ func TestEAPBlockingServer(t *testing.T) {
 	steps := 0
 	inner := p.cb.RemoteEAP.New
 	p.cb.RemoteEAP.Blocking = true
-	p.cb.RemoteEAP.New = func(id ike.Identity) (ike.EAPServer, error) {
-		srv, err := inner(id)
+	p.cb.RemoteEAP.New = func(peer ike.EAPPeer) (ike.EAPServer, error) {
+		srv, err := inner(peer)
 		return blockingServer{inner: srv, steps: &steps}, err
 	}
 	p.initiate(t)

@@ -539,6 +539,30 @@ func (e *Engine) Terminate(name string) int {
 	})
 }
 
+// TerminateSA deletes one IKE SA (sending Delete), found by its SPIs; it reports whether it exists
+// (RADIUS Disconnect-Request, redirects).
+func (e *Engine) TerminateSA(spii, spir uint64) bool {
+	for _, spi := range []uint64{spii, spir} {
+		en := e.table.get(spi)
+		if en == nil {
+			continue
+		}
+		en.mu.Lock()
+		ok := en.s != nil && en.s.SPIi == spii && en.s.SPIr == spir && en.s.State() != ike.StateDead
+		en.mu.Unlock()
+		if ok {
+			return e.post(en, work{kind: workFunc, fn: func(s *ikeSA) {
+				if !s.State().Authenticated() {
+					s.Kill(ike.ReasonDeleted)
+					return
+				}
+				s.QueueDeleteIKE(ike.ReasonDeleted)
+			}})
+		}
+	}
+	return false
+}
+
 // CreateChild negotiates an additional Child SA on an established IKE SA of the connection; it
 // reports whether one was found.
 func (e *Engine) CreateChild(conn string, child *ike.ChildConfig) bool {
