@@ -17,7 +17,7 @@ type Config struct {
 	Connections []*Connection // in order of appearance
 	Secrets     Secrets
 	Pools       []*Pool
-	Radius      *Radius // nil without a radius section
+	Radius      *Radius      // nil without a radius section
 	Manual      []*ManualSA  // in order of appearance
 	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
