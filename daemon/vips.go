@@ -18,6 +18,7 @@ import (
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/wire"
 	"github.com/goipsec/goipsec/pool"
+	"github.com/goipsec/goipsec/status"
 )
 
 // vipState is the daemon's remote-access state: the pools a gateway leases virtual IPs from, and
@@ -391,4 +392,28 @@ func (d *Daemon) closeVIPs() {
 func (d *Daemon) onIKERekeyed(x ike.IKERekeyed) {
 	d.onRekeyedVIPs(x)
 	d.acctRekeyed(x) // radius.go
+}
+
+// poolStatus lists the pools and their leases for the status snapshot.
+func (d *Daemon) poolStatus() []status.Pool {
+	out := []status.Pool{}
+	if d.vips == nil {
+		return out
+	}
+	for _, p := range d.vips.store.All() {
+		first, last := p.Range()
+		sp := status.Pool{Name: p.Name, First: first.String(), Last: last.String(), Size: p.Size(), Leases: []status.Lease{}}
+		for _, l := range p.AllLeases() {
+			sl := status.Lease{Address: l.Addr.String(), Identity: l.ID, Online: l.Online}
+			if l.Online {
+				sp.Online++
+			} else {
+				sp.Offline++
+				sl.ReleasedAt = l.Released
+			}
+			sp.Leases = append(sp.Leases, sl)
+		}
+		out = append(out, sp)
+	}
+	return out
 }

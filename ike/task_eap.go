@@ -80,6 +80,9 @@ type eapInitiator struct {
 	gotFirst bool     // the first response was processed
 }
 
+// EAPID is the EAP identity authenticated in the IKE SA ("" without EAP).
+func (sa *SA) EAPID() string { return sa.eapID }
+
 // usesEAP reports whether the initiator authenticates with EAP in this IKE SA.
 func (sa *SA) usesEAP() bool { return sa.Config.LocalEAP != nil }
 

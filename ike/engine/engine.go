@@ -715,6 +715,9 @@ type SAInfo struct {
 	RekeyAt, LastReceived time.Time
 	Children              []ChildInfo
 	Queued                int // exchanges waiting to be started
+	// LocalVIPs and RemoteVIPs are the virtual IPs we got and gave; EAPID the EAP identity.
+	LocalVIPs, RemoteVIPs []netip.Addr
+	EAPID                 string
 }
 
 // ChildInfo is a snapshot of a Child SA.
@@ -757,7 +760,7 @@ func (s *ikeSA) info() SAInfo {
 	info := SAInfo{Name: s.connName(), SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State(),
 		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
 		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: s.rekeyAt,
-		LastReceived: s.lastSeen}
+		LastReceived: s.lastSeen, LocalVIPs: s.LocalVIPs, RemoteVIPs: s.RemoteVIPs, EAPID: s.EAPID()}
 	if s.HasWork() {
 		info.Queued = 1
 	}
