@@ -114,6 +114,7 @@ func (s *Service) Registry() *vici.Registry {
 		s.saCommands,      // sas.go
 		s.credCommands,    // creds.go
 		s.certCommands,    // certs.go
+		s.poolCommands,    // pools.go
 		s.goipsecCommands, // goipsec.go
 	} {
 		group(r)

@@ -126,6 +126,17 @@ func TestRemoteAccessStrongSwanClientPool(t *testing.T) {
 	if ok, out := left.Ping(t, firstVIP, 3); !ok {
 		t.Fatalf("ping to the virtual IP through the tunnel:\n%s", out)
 	}
+	// swanctl lists the pool and the lease, loads a second pool and unloads it.
+	if out := swanctlAt(t, g.vici, "--list-pools", "--leases"); !regexp.MustCompile(`rw\s+10\.3\.0\.1\s+1 / 0 / 254`).MatchString(out) ||
+		!regexp.MustCompile(`10\.3\.0\.1\s+online\s+'carol@example.org'`).MatchString(out) {
+		t.Fatalf("swanctl --list-pools --leases:\n%s", out)
+	}
+	poolFile := filepath.Join(dir, "pools.conf")
+	os.WriteFile(poolFile, []byte("pools {\n  extra {\n    addrs = 10.9.0.0/30\n  }\n}\n"), 0o600)
+	swanctlAt(t, g.vici, "--load-pools", "--file", poolFile)
+	if out := swanctlAt(t, g.vici, "--list-pools"); !strings.Contains(out, "extra") || !strings.Contains(out, "10.9.0.1") {
+		t.Fatalf("loaded pool not listed:\n%s", out)
+	}
 	// A Child SA rekey is invisible to the script; the end of the tunnel is a down-client call.
 	c.Swanctl(t, "--rekey", "--child", "net")
 	g.waitLogCount(t, 2, 10*time.Second, "Child SA established")
