@@ -244,3 +244,7 @@ func (s *Secrets) UserPassword(user string) ([]byte, bool) {
 	}
 	return unbound, unbound != nil
 }
+
+// ParseIdentity reads an identity as swanctl.conf writes it (id = ...): an EAP identity received
+// on the wire is matched against certificates in this form.
+func ParseIdentity(s string) (Identity, error) { return parseIdentity(s) }

@@ -32,8 +32,8 @@ func (d *Daemon) attachEAP(conn *connection) error {
 		var methods []eap.Type
 		if r.EAP != "" {
 			t, ok := eap.ParseType(r.EAP)
-			if !ok || (t != eap.TypeMD5 && t != eap.TypeMSCHAPv2) {
-				return fmt.Errorf("%s: %s.auth = eap-%s is not supported as EAP client yet (eap, eap-mschapv2, eap-md5)", where, r.Section, r.EAP)
+			if !ok {
+				return fmt.Errorf("%s: %s.auth = eap-%s is not supported as EAP client (eap, eap-mschapv2, eap-md5, eap-tls, eap-ttls)", where, r.Section, r.EAP)
 			}
 			methods = []eap.Type{t}
 		}
@@ -50,18 +50,28 @@ func (d *Daemon) attachEAP(conn *connection) error {
 		if i > 0 {
 			spec.ID = toIKEID(id)
 		}
+		aaa := r.AAAID
 		spec.New = func() *eap.Client {
 			user := identity
 			if user == "" {
 				user = conn.peer.LocalID.String()
 			}
-			return eap.NewClient(eap.ClientConfig{Identity: user, Methods: methods, Password: func() ([]byte, bool) {
+			cc := eap.ClientConfig{Identity: user, Methods: methods, Password: func() ([]byte, bool) {
 				pw, ok := d.userPassword(user)
 				if !ok {
 					d.log.Warn("no EAP password for our identity (secrets.eap)", "conn", name, "eap_id", user)
 				}
 				return pw, ok
-			}})
+			}}
+			if len(methods) == 0 || methods[0] == eap.TypeTLS || methods[0] == eap.TypeTTLS {
+				withCert := len(methods) == 0 || methods[0] == eap.TypeTLS
+				tc, err := d.clientTLS(conn, user, aaa, withCert) // eaptls.go
+				if err != nil && len(methods) > 0 {
+					d.log.Warn("EAP-TLS/TTLS credentials missing", "conn", name, "err", err)
+				}
+				cc.TLS = tc
+			}
+			return eap.NewClient(cc)
 		}
 		conn.peer.LocalEAP = spec
 	}
@@ -83,24 +93,32 @@ func (d *Daemon) attachEAP(conn *connection) error {
 			continue
 		default:
 			t, ok := eap.ParseType(r.EAP)
-			if !ok || (t != eap.TypeMD5 && t != eap.TypeMSCHAPv2) {
-				return fmt.Errorf("%s: %s.auth = eap-%s is not supported as EAP server yet (eap-mschapv2, eap-md5, eap-dynamic)", where, r.Section, r.EAP)
+			if !ok {
+				return fmt.Errorf("%s: %s.auth = eap-%s is not supported as EAP server (eap-mschapv2, eap-md5, eap-tls, eap-ttls, eap-dynamic, eap-radius)", where, r.Section, r.EAP)
 			}
 			methods = []eap.Type{t}
 		}
+		usesTLS := methods[0] == eap.TypeTLS || methods[0] == eap.TypeTTLS
 		ask := r.EAPIDSet && r.EAPID.IsAny()
 		fixed := ""
 		if r.EAPIDSet && !r.EAPID.IsAny() {
 			fixed = r.EAPID.Text
 		}
 		server := conn.peer.LocalID.String()
+		// TLS-based methods verify certificates (maybe fetching CRLs) and compute a handshake: their
+		// steps run off the IKE SA, like a RADIUS round trip.
 		conn.peer.RemoteEAP = &ike.EAPServerSpec{Second: i > 0, EAPOnly: len(c.LocalRounds) > 0 && c.LocalRounds[0].Method == config.AuthEAP,
+			Blocking: usesTLS,
 			New: func(peer ike.EAPPeer) (ike.EAPServer, error) {
 				identity := fixed
 				if identity == "" && !ask {
 					identity = peer.ID.String()
 				}
-				return eap.NewServer(eap.ServerConfig{Methods: methods, AskIdentity: ask, Identity: identity, Password: d.userPassword, ServerName: server})
+				sc := eap.ServerConfig{Methods: methods, AskIdentity: ask, Identity: identity, Password: d.userPassword, ServerName: server}
+				if usesTLS {
+					sc.TLSFor = func(user string) (*eap.TLSConfig, error) { return d.serverTLS(conn, user) } // eaptls.go
+				}
+				return eap.NewServer(sc)
 			}}
 	}
 	return nil

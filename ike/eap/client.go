@@ -16,6 +16,10 @@ type ClientConfig struct {
 	// Password returns our password (secrets.eap for Identity).
 	Password func() ([]byte, bool)
 	Rand     io.Reader
+	// TLS holds our certificate (EAP-TLS) and how to check the server's (EAP-TLS and -TTLS).
+	TLS *TLSConfig
+	// TTLSInner is "pap" or "mschapv2" (default) inside EAP-TTLS.
+	TTLSInner string
 }
 
 type methodClient interface {

@@ -23,6 +23,10 @@ type ServerConfig struct {
 	Password func(user string) ([]byte, bool)
 	// ServerName is the MS-CHAPv2 authenticator name.
 	ServerName string
+	// TLS is the gateway's certificate and the check of the client's (EAP-TLS, EAP-TTLS); TLSFor,
+	// when set, makes it for the EAP identity once it is known.
+	TLS    *TLSConfig
+	TLSFor func(identity string) (*TLSConfig, error)
 	Rand       io.Reader
 }
 

@@ -347,3 +347,95 @@ func TestRemoteAccessEAPMismatchMessage(t *testing.T) {
 		t.Fatalf("failure does not name the side that wants EAP:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// raCertGateway is goipsec as gateway authenticating with its certificate (moon); rounds are the
+// remote sections.
+func raCertGateway(rounds string) string {
+	return fmt.Sprintf(`connections {
+  rw {
+    local_addrs = %s
+    proposals = aes256gcm16-prfsha256-x25519
+    pools = rw
+    local {
+      auth = pubkey
+      certs = moon.pem
+      id = %s
+    }
+%s    children {
+      net {
+        local_ts = %s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+pools {
+  rw {
+    addrs = %s
+  }
+}
+secrets {
+%s}
+`, leftOuter, moonID, rounds, leftNet4, poolNet, eapUserSecret("carol"))
+}
+
+// raCertSwanClient is charon (sun) as road warrior authenticating with rounds.
+func raCertSwanClient(rounds string) string {
+	return fmt.Sprintf(`connections {
+  rw {
+    local_addrs = %s
+    remote_addrs = %s
+    proposals = aes256gcm16-prfsha256-x25519
+    mobike = no
+    vips = 0.0.0.0
+%s    remote {
+      auth = pubkey
+      id = %s
+    }
+    children {
+      net {
+        remote_ts = %s
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+secrets {
+%s}
+`, rightOuter, leftOuter, rounds, moonID, leftNet4, eapUserSecret("carol"))
+}
+
+// EAP-TLS: the strongSwan client proves itself with its certificate inside EAP (the goipsec
+// gateway checks the chain for the EAP identity), and checks the gateway's certificate against
+// aaa_id; certificate then EAP-MSCHAPv2 in two rounds (RFC 4739).
+func TestRemoteAccessCertificatesAndEAP(t *testing.T) {
+	for _, tc := range []struct{ name, gw, swan, wantLog string }{
+		{"eap-tls",
+			"    remote {\n      auth = eap-tls\n      eap_id = %any\n    }\n",
+			"    local {\n      auth = eap-tls\n      certs = sun.pem\n      id = " + sunID + "\n      aaa_id = " + moonID + "\n    }\n",
+			"EAP method EAP_TLS succeeded, MSK established"},
+		{"pubkey-then-eap-mschapv2",
+			"    remote-1 {\n      auth = pubkey\n      id = " + sunID + "\n    }\n    remote-2 {\n      auth = eap-mschapv2\n      eap_id = %any\n    }\n",
+			"    local-1 {\n      auth = pubkey\n      certs = sun.pem\n      id = " + sunID + "\n    }\n    local-2 {\n      auth = eap-mschapv2\n      eap_id = carol\n    }\n",
+			"EAP method EAP_MSCHAPV2 succeeded, MSK established"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newCertSetup(t, "ecdsa", "ecdsa 256")
+			_, left, right := setup(t)
+			daemon, _ := raDaemon(t)
+			g := startGoipsecIn(t, left, cs.gdir, raCertGateway(tc.gw)+daemon)
+			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: raCertSwanClient(tc.swan), Files: cs.swanFiles,
+				Plugins: append([]string{"eap-tls"}, eapPlugins...)})
+			c.Initiate(t, "net")
+			c.WaitEstablished(t, "rw", 30*time.Second)
+			c.WaitLog(t, regexp.MustCompile(regexp.QuoteMeta(tc.wantLog)), 5*time.Second)
+			g.waitLog(t, "virtual IP leased", 5*time.Second)
+			if ok, out := right.Ping(t, leftInner4, 3); !ok {
+				t.Fatalf("ping from the virtual IP:\n%s", out)
+			}
+			if ok, out := left.Ping(t, firstVIP, 3); !ok {
+				t.Fatalf("ping to the virtual IP:\n%s", out)
+			}
+		})
+	}
+}
