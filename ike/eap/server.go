@@ -27,7 +27,7 @@ type ServerConfig struct {
 	// when set, makes it for the EAP identity once it is known.
 	TLS    *TLSConfig
 	TLSFor func(identity string) (*TLSConfig, error)
-	Rand       io.Reader
+	Rand   io.Reader
 }
 
 // Result is how a conversation ended.
