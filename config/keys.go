@@ -82,7 +82,7 @@ var keyTable = [...]Key{
 	{Path: conn + ".remote_port", Default: "500", Doc: "Remote UDP port for IKE."},
 	{Path: conn + ".proposals", Default: "default", Doc: "IKE proposals, comma separated strongSwan keywords (see below)."},
 	{Path: conn + ".encap", Default: "no", Doc: "Force UDP encapsulation of ESP (RFC 3948) by faking NAT detection."},
-	{Path: conn + ".mobike", Default: "no", Support: DefaultOnly, Doc: "MOBIKE (RFC 4555) is not supported yet; strongSwan's default is yes, so configurations copied from it must say no."},
+	{Path: conn + ".mobike", Default: "no", Doc: "MOBIKE (RFC 4555): announce it in IKE_AUTH and, when the peer does too, let the initiator move the IKE SA and its Child SAs to a new address (another interface or network, a new NAT mapping) with UPDATE_SA_ADDRESSES; ESP follows at once. IKE moves to port 4500 after IKE_SA_INIT. strongSwan's default is yes; goipsec's is no, so that site-to-site tunnels keep port 500."},
 	{Path: conn + ".fragmentation", Default: "yes", Doc: "IKE fragmentation (RFC 7383): yes, accept (receive only) or no. force is IKEv1 only."},
 	{Path: conn + ".dpd_delay", Default: "0s", Doc: "Interval of liveness checks when nothing was received; 0 disables them."},
 	{Path: conn + ".dpd_timeout", Default: "0s", Support: NoEffect, Doc: "IKEv1 only; IKEv2 uses the retransmission timeout."},

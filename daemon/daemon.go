@@ -164,6 +164,7 @@ func New(opts Options) (*Daemon, error) {
 		go d.ikeWorker()
 	}
 	socks.serve(d.enqueueIKE)
+	d.watchAddresses() // mobike.go
 	return d, nil
 }
 

@@ -99,6 +99,8 @@ type PeerConfig struct {
 	// gives a gateway's clients theirs (nil: none). task_cp.go.
 	VIPs       []netip.Addr
 	AssignVIPs func(VIPRequest) (VIPAssignment, error)
+	// MOBIKE: announce and use RFC 4555 (task_mobike.go).
+	MOBIKE bool
 	// LocalEAP: we authenticate with EAP; RemoteEAP: the peer does (task_eap.go).
 	LocalEAP  *EAPClientSpec
 	RemoteEAP *EAPServerSpec

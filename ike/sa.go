@@ -117,6 +117,10 @@ type SA struct {
 	authResp *authResponder
 	// held is a request of the peer waiting for blocking work (async.go).
 	held *heldRequest
+	// mobike: MOBIKE was negotiated (task_mobike.go); reqLocal and reqRemote are the addresses
+	// of the request being processed, movedFrom where the peer moved from with it.
+	mobike                         bool
+	reqLocal, reqRemote, movedFrom netip.AddrPort
 	// aaaClass are the RADIUS Class values of the client's authentication (echoed in
 	// accounting).
 	aaaClass [][]byte

@@ -22,10 +22,11 @@ const (
 	TaskIKEDelete                   // INFORMATIONAL with an IKE Delete
 	TaskLiveness                    // empty INFORMATIONAL (dead peer detection)
 	TaskConfig                      // configuration payload in IKE_AUTH (task_cp.go)
+	TaskMOBIKE                      // INFORMATIONAL with UPDATE_SA_ADDRESSES (task_mobike.go)
 )
 
 var taskNames = [...]string{"IKE_SA_INIT", "IKE_AUTH", "create Child SA", "rekey Child SA", "delete Child SA",
-	"rekey IKE SA", "delete IKE SA", "liveness check", "configuration request"}
+	"rekey IKE SA", "delete IKE SA", "liveness check", "configuration request", "MOBIKE address update"}
 
 func (k TaskKind) String() string {
 	if int(k) < len(taskNames) {
@@ -341,6 +342,9 @@ func (sa *SA) respondCreateChildSA(req, resp *Message) {
 // respondInformational handles Delete payloads and, otherwise, answers an empty response (a
 // liveness check, RFC 7296 §1.4).
 func (sa *SA) respondInformational(req, resp *Message) {
+	if sa.respondMOBIKE(req, resp) { // task_mobike.go
+		return
+	}
 	for _, d := range findAll[*wire.Delete](req.Payloads) {
 		if d.Protocol == wire.ProtoIKE {
 			respondIKEDelete(sa, resp)

@@ -89,6 +89,7 @@ func (t *authTask) build(sa *SA, req *Message) error {
 		req.add(&wire.IDr{IDType: sa.Config.RemoteID.Type, Data: sa.Config.RemoteID.Data})
 	}
 	req.add(auth)
+	sa.mobikeAuthRequest(req) // task_mobike.go
 	if sa.usesEAP() {
 		// RFC 4739: EAP follows our certificate or PSK.
 		req.add(&wire.Notify{NotifyType: wire.MultipleAuthSupported}, &wire.Notify{NotifyType: wire.AnotherAuthFollows})
@@ -147,7 +148,7 @@ func (t *authTask) process(sa *SA, resp *Message) (bool, error) {
 		t.eap.phase = phaseSecondID
 		return true, nil
 	}
-	return false, sa.initiatorEstablished()
+	return false, sa.initiatorEstablished(ps)
 }
 
 // localAuthName names how we authenticate, for failure messages.
@@ -304,6 +305,7 @@ func (sa *SA) establishResponder(cfg *PeerConfig, remote Identity, ps []wire.Pay
 	sa.Established = sa.deps.Now()
 	sa.emit(IKEUp{IKE: sa.Info(), InitialContact: sa.PeerInitialContact})
 	resp.add(head...)
+	resp.add(sa.mobikeRespond(cfg, ps)...) // task_mobike.go
 	if cp != nil {
 		resp.add(cp)
 	}

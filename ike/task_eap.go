@@ -102,6 +102,7 @@ func (t *authTask) eapFirstRequest(sa *SA, req *Message) {
 	if spec.EAPOnly {
 		req.add(&wire.Notify{NotifyType: wire.EAPOnlyAuthentication})
 	}
+	sa.mobikeAuthRequest(req) // task_mobike.go
 	t.eap.phase = phaseEAP
 	sa.setState(StateAuthSent)
 }
@@ -179,7 +180,7 @@ func (t *authTask) processRound(sa *SA, resp *Message) (bool, error) {
 		if !e.verified && !(t.eap.client.Mutual() && e.hasMSK) {
 			return false, errorf(wire.AuthenticationFailed, "EAP-only authentication with EAP-%s does not authenticate the gateway (RFC 5998 needs a mutual method with a key)", t.eap.client.Method())
 		}
-		return false, sa.initiatorEstablished()
+		return false, sa.initiatorEstablished(ps)
 	}
 	p := find[*wire.EAP](ps)
 	if p == nil {
@@ -243,8 +244,9 @@ func (t *authTask) checkResponder(sa *SA, idr *wire.IDr, ps []wire.Payload) erro
 	return nil
 }
 
-// initiatorEstablished completes IKE_AUTH for an initiator.
-func (sa *SA) initiatorEstablished() error {
+// initiatorEstablished completes IKE_AUTH for an initiator; ps is the last response.
+func (sa *SA) initiatorEstablished(ps []wire.Payload) error {
+	sa.mobikeAuthResponse(ps) // task_mobike.go
 	if !sa.setState(StateEstablished) {
 		return errorf(0, "IKE_AUTH response in state %s", sa.state)
 	}

@@ -89,8 +89,9 @@ func (e *Engine) receiveInitResponse(s *ikeSA, w work) {
 		e.sendRequest(s, 0, [][]byte{next.Raw})
 		return
 	}
-	if s.NAT() {
-		// Float to the NAT-T port (RFC 7296 §2.23).
+	if s.NAT() || s.Config.MOBIKE {
+		// Float to the NAT-T port (RFC 7296 §2.23; with MOBIKE always, RFC 4555 §3.3, so that
+		// a NAT appearing after a move finds IKE there already).
 		s.Local = netip.AddrPortFrom(s.Local.Addr(), e.cfg.NATTPort)
 		s.Remote = netip.AddrPortFrom(s.Remote.Addr(), 4500)
 	}
@@ -227,7 +228,13 @@ func (e *Engine) receiveRequest(s *ikeSA, w work) {
 	}
 	e.seen(s, w)
 	s.expectID++
+	s.SetRequestAddresses(w.local, w.remote)
 	resp := s.ProcessRequest(&ike.Message{Exchange: h.Exchange, Payloads: inner})
+	if from := s.TakeMove(); from.IsValid() {
+		// MOBIKE: the peer moved the IKE SA to the request's addresses (RFC 4555 §3.5).
+		s.en.remoteHint.Store(&s.Remote)
+		e.logSA(s).Info("peer moved the IKE SA (MOBIKE)", "from", from, "to", s.Remote)
+	}
 	if resp == nil && s.Held() {
 		// Answered by resume once the blocking work is done.
 		s.heldHdr, s.heldFrom = h, w.remote

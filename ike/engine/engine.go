@@ -563,6 +563,39 @@ func (e *Engine) TerminateSA(spii, spir uint64) bool {
 	return false
 }
 
+// Roam moves IKE SAs to new local addresses (MOBIKE, RFC 4555): pick gets each MOBIKE
+// initiator's current local and remote address and returns the local address to use (invalid or
+// the same: stay). It returns how many IKE SAs it asked to move.
+func (e *Engine) Roam(pick func(local, remote netip.AddrPort) netip.Addr) int {
+	type cand struct {
+		en            *entry
+		local, remote netip.AddrPort
+	}
+	var list []cand
+	for _, en := range e.table.all() {
+		en.mu.Lock()
+		if s := en.s; s != nil && s.MOBIKE() && s.Initiator && s.State().Up() {
+			list = append(list, cand{en, s.Local, s.Remote})
+		}
+		en.mu.Unlock()
+	}
+	n := 0
+	for _, c := range list {
+		to := pick(c.local, c.remote) // may ask the kernel for a route: outside every SA
+		if !to.IsValid() || to == c.local.Addr() {
+			continue
+		}
+		if e.post(c.en, work{kind: workFunc, fn: func(s *ikeSA) {
+			if s.Roam(to) {
+				e.logSA(s).Info("our address changed: moving the IKE SA (MOBIKE)", "from", c.local, "to", s.Local)
+			}
+		}}) {
+			n++
+		}
+	}
+	return n
+}
+
 // CreateChild negotiates an additional Child SA on an established IKE SA of the connection; it
 // reports whether one was found.
 func (e *Engine) CreateChild(conn string, child *ike.ChildConfig) bool {

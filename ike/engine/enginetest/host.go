@@ -54,7 +54,7 @@ func (n *Net) AddHost(t testing.TB, name string, addr netip.Addr, opts HostOptio
 		w = testWriter{t, name}
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := engine.Config{Transport: transport{n, addr}, Clock: n.Clock, Logger: log, Manual: true,
+	cfg := engine.Config{Transport: transport{n, h}, Clock: n.Clock, Logger: log, Manual: true,
 		RetransmitTimeout: time.Second, RetransmitTries: 3, Configs: opts.Configs, Events: h.events()}
 	if opts.Nonces != nil {
 		cfg.Nonce = opts.Nonces.Next
