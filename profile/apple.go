@@ -20,14 +20,14 @@ var apple = &platform{
 	encr: map[[2]uint16]string{
 		{proposal.EncrAESGCM16, 256}: "AES-256-GCM", {proposal.EncrAESGCM16, 128}: "AES-128-GCM",
 		{proposal.EncrChaCha20Poly1305, 0}: "ChaCha20Poly1305",
-		{proposal.EncrAESCBC, 256}: "AES-256", {proposal.EncrAESCBC, 128}: "AES-128",
+		{proposal.EncrAESCBC, 256}:         "AES-256", {proposal.EncrAESCBC, 128}: "AES-128",
 	},
 	integ: map[uint16]string{proposal.PRFHMACSHA2256: "SHA2-256", proposal.PRFHMACSHA2384: "SHA2-384", proposal.PRFHMACSHA2512: "SHA2-512"},
 	group: map[uint16]string{31: "31", 19: "19", 20: "20", 21: "21", 14: "14", 15: "15", 16: "16"},
 	espEncr: map[[2]uint16]string{
 		{proposal.EncrAESGCM16, 256}: "AES-256-GCM", {proposal.EncrAESGCM16, 128}: "AES-128-GCM",
 		{proposal.EncrChaCha20Poly1305, 0}: "ChaCha20Poly1305",
-		{proposal.EncrAESCBC, 256}: "AES-256", {proposal.EncrAESCBC, 128}: "AES-128",
+		{proposal.EncrAESCBC, 256}:         "AES-256", {proposal.EncrAESCBC, 128}: "AES-128",
 	},
 	espInteg: map[uint16]string{proposal.IntegHMACSHA2256128: "SHA2-256", proposal.IntegHMACSHA2384192: "SHA2-384", proposal.IntegHMACSHA2512256: "SHA2-512"},
 	aeadInteg: map[[2]uint16]string{

@@ -153,10 +153,10 @@ func gw(t *testing.T, ike, esp string, auth ClientAuth) *Gateway {
 
 func TestApple(t *testing.T) {
 	for _, tc := range []struct {
-		ike, esp                   string
+		ike, esp                    string
 		wantEncr, wantInteg, wantDH string
-		wantESP, wantESPInteg      string
-		wantPFS                    bool
+		wantESP, wantESPInteg       string
+		wantPFS                     bool
 	}{
 		{"aes256gcm16-prfsha256-x25519", "aes256gcm16", "AES-256-GCM", "SHA2-256", "31", "AES-256-GCM", "SHA2-256", false},
 		// The gateway's order of preference, within its first proposal the platform can express.
