@@ -64,7 +64,9 @@ type Connection struct {
 	// assigns them from.
 	VIPs     []netip.Addr
 	Pools    []string
-	Children []*Child // in order of appearance
+	// RedirectTo sends every new client to another gateway (RFC 5685), an address or a name.
+	RedirectTo string
+	Children   []*Child // in order of appearance
 }
 
 // AuthMethod is an authentication method of an authentication round.
@@ -520,6 +522,9 @@ func (l *loader) connection(sec *Section) *Connection {
 	}
 	c.VIPs = parsed(l, sec, conn, "vips", parseAddrList)
 	c.Pools = parsed(l, sec, conn, "pools", parseNameList)
+	if kv := explicit(sec, "redirect_to"); kv != nil {
+		c.RedirectTo = kv.Value
+	}
 
 	if children := sec.Section("children"); children != nil {
 		l.check(children, conn+".children")

@@ -95,6 +95,7 @@ type Daemon struct {
 	bySA         map[dataplane.SAKey]uint32 // inbound SPI of the Child SA an SA belongs to
 	trapByPolicy map[dataplane.PolicyID]string
 	lastFailure  map[string]failure
+	redirects    map[string][]time.Time // recent redirects followed, by connection (redirect.go)
 	failures     map[string]uint64 // by reason, for metrics
 	reload       func() error
 	logCancel    func()
@@ -118,7 +119,8 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{backend: opts.Backend, log: opts.Logs.Logger("cfg"), mtu: opts.MTU, opts: opts,
 		manual: map[string]*manualState{}, conns: map[string]*connection{}, policies: map[policyKey]*policyState{},
 		children: map[uint32]*installed{}, bySA: map[dataplane.SAKey]uint32{}, trapByPolicy: map[dataplane.PolicyID]string{},
-		lastFailure: map[string]failure{}, failures: map[string]uint64{}, rand: rand.Reader, spis: map[uint32]struct{}{}}
+		lastFailure: map[string]failure{}, failures: map[string]uint64{}, rand: rand.Reader, spis: map[uint32]struct{}{},
+		redirects: map[string][]time.Time{}}
 	if opts.Keylog != nil {
 		d.keylog = &keylogger{w: opts.Keylog}
 	}
@@ -153,6 +155,7 @@ func New(opts Options) (*Daemon, error) {
 			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildActivate: d.onChildActivate,
 			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
 			Handshake: opts.OnHandshake, VirtualIPs: d.onVirtualIPs, IKERekeyed: d.onIKERekeyed,
+			Redirected: d.onRedirected,
 		},
 	})
 	// IKE messages are handled by a few workers, so that new IKE SAs (whose key exchange runs

@@ -155,7 +155,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		Fragmentation: c.Fragmentation == "yes", ForceEncap: c.Encap,
 		RekeyTime: c.RekeyTime, DPDDelay: c.DPDDelay,
 		Unique: toUnique(c.Unique), Childless: toChildless(c.Childless),
-		VIPs: c.VIPs, MOBIKE: c.MOBIKE,
+		VIPs: c.VIPs, MOBIKE: c.MOBIKE, RedirectTo: c.RedirectTo,
 	}
 	if len(c.Pools) > 0 {
 		peer.AssignVIPs = d.assignVIPs(c.Pools) // vips.go

@@ -242,7 +242,25 @@ func (d *Daemon) removeVIPs(x ike.IKEDown) {
 		d.vips.mu.Unlock()
 		return
 	}
+	// A successor (re-authentication, a followed redirect) may hold the same addresses already:
+	// they stay, and so does the DNS configuration, which it takes over.
+	d.vips.mu.Lock()
+	inUse := map[netip.Addr]bool{}
+	var heir [2]uint64
+	for k, list := range d.vips.installed {
+		for _, a := range list {
+			inUse[a] = true
+			heir = k
+		}
+	}
+	if d.vips.dnsOwner == key && heir != ([2]uint64{}) {
+		d.vips.dnsOwner = heir
+	}
+	d.vips.mu.Unlock()
 	for _, a := range addrs {
+		if inUse[a] {
+			continue
+		}
 		if err := d.tunAddr(a, false); err != nil {
 			d.log.Warn("cannot remove the virtual IP from the TUN device", "addr", a, "err", err)
 		}

@@ -101,6 +101,10 @@ type PeerConfig struct {
 	AssignVIPs func(VIPRequest) (VIPAssignment, error)
 	// MOBIKE: announce and use RFC 4555 (task_mobike.go).
 	MOBIKE bool
+	// RedirectTo sends every client that supports it to another gateway in IKE_SA_INIT;
+	// RedirectedFrom is the gateway that redirected us (task_redirect.go).
+	RedirectTo     string
+	RedirectedFrom netip.Addr
 	// LocalEAP: we authenticate with EAP; RemoteEAP: the peer does (task_eap.go).
 	LocalEAP  *EAPClientSpec
 	RemoteEAP *EAPServerSpec

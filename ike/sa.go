@@ -117,6 +117,8 @@ type SA struct {
 	authResp *authResponder
 	// held is a request of the peer waiting for blocking work (async.go).
 	held *heldRequest
+	// peerRedirect: the client announced REDIRECT_SUPPORTED (task_redirect.go).
+	peerRedirect bool
 	// mobike: MOBIKE was negotiated (task_mobike.go); reqLocal and reqRemote are the addresses
 	// of the request being processed, movedFrom where the peer moved from with it.
 	mobike                         bool

@@ -23,10 +23,11 @@ const (
 	TaskLiveness                    // empty INFORMATIONAL (dead peer detection)
 	TaskConfig                      // configuration payload in IKE_AUTH (task_cp.go)
 	TaskMOBIKE                      // INFORMATIONAL with UPDATE_SA_ADDRESSES (task_mobike.go)
+	TaskRedirect                    // INFORMATIONAL with REDIRECT (task_redirect.go)
 )
 
 var taskNames = [...]string{"IKE_SA_INIT", "IKE_AUTH", "create Child SA", "rekey Child SA", "delete Child SA",
-	"rekey IKE SA", "delete IKE SA", "liveness check", "configuration request", "MOBIKE address update"}
+	"rekey IKE SA", "delete IKE SA", "liveness check", "configuration request", "MOBIKE address update", "redirect"}
 
 func (k TaskKind) String() string {
 	if int(k) < len(taskNames) {
@@ -343,6 +344,9 @@ func (sa *SA) respondCreateChildSA(req, resp *Message) {
 // liveness check, RFC 7296 §1.4).
 func (sa *SA) respondInformational(req, resp *Message) {
 	if sa.respondMOBIKE(req, resp) { // task_mobike.go
+		return
+	}
+	if sa.respondRedirect(req) { // task_redirect.go
 		return
 	}
 	for _, d := range findAll[*wire.Delete](req.Payloads) {

@@ -247,6 +247,7 @@ func (t *authTask) checkResponder(sa *SA, idr *wire.IDr, ps []wire.Payload) erro
 // initiatorEstablished completes IKE_AUTH for an initiator; ps is the last response.
 func (sa *SA) initiatorEstablished(ps []wire.Payload) error {
 	sa.mobikeAuthResponse(ps) // task_mobike.go
+	defer sa.redirectAfterAuth(ps)
 	if !sa.setState(StateEstablished) {
 		return errorf(0, "IKE_AUTH response in state %s", sa.state)
 	}

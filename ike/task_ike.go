@@ -98,7 +98,7 @@ func (sa *SA) successorOf(initiator bool) *SA {
 	return &SA{Config: sa.Config, deps: sa.deps, Initiator: initiator, Local: sa.Local, Remote: sa.Remote,
 		NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, PeerFragmentation: sa.PeerFragmentation, PeerChildless: sa.PeerChildless,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now(),
-		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, vipID: sa.vipID, eapID: sa.eapID, aaaClass: sa.aaaClass, mobike: sa.mobike}
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, vipID: sa.vipID, eapID: sa.eapID, aaaClass: sa.aaaClass, mobike: sa.mobike, peerRedirect: sa.peerRedirect}
 }
 
 func (t *ikeRekeyTask) build(sa *SA, req *Message) error {

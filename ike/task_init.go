@@ -86,6 +86,7 @@ func (*initTask) build(sa *SA, req *Message) error {
 	if sa.Config.LocalEAP != nil && sa.Config.LocalEAP.Second {
 		req.add(&wire.Notify{NotifyType: wire.MultipleAuthSupported}) // RFC 4739 §3
 	}
+	req.add(sa.redirectInitPayload()) // task_redirect.go
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, false), Payloads: req.Payloads}
 	b, err := m.Encode()
 	if err != nil {
@@ -108,6 +109,9 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 		hs.cookie = append([]byte(nil), c.Data...)
 		sa.emit(Failed{Conn: sa.name(), Err: fmt.Errorf("responder %s asks for a COOKIE (it is under load): retrying with it", sa.Remote), Retry: true})
 		return true, nil
+	}
+	if redirected, err := sa.redirectInInit(ps); redirected { // task_redirect.go
+		return false, err
 	}
 	if n := findNotify(ps, wire.InvalidKEPayload); n != nil {
 		hs.initTries++
@@ -391,6 +395,9 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 		return refuse(wire.NoProposalChosen, nil, errorf(wire.NoProposalChosen,
 			"no IKE proposal chosen for %s: peer offered %s; we accept %s", remote, describeWire(saPayload.Proposals), joinSemi(ours)))
 	}
+	if e, data, ok := redirectRefusal(cfg, req.Payloads, nonce.Data, remote); ok { // task_redirect.go
+		return refuse(wire.Redirect, data, e)
+	}
 	g, _ := chosen.get(proposal.TypeKeyExchange)
 	if kePayload.Group != g.ID {
 		e := errorf(0, "IKE_SA_INIT from %s: peer sent a key exchange for group %d, asking for group %d instead", remote, kePayload.Group, g.ID)
@@ -420,6 +427,7 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	sa.checkNATD(req.Payloads, 0)
 	sa.PeerFragmentation = findNotify(req.Payloads, wire.FragmentationSupported) != nil
 	sa.PeerChildless = findNotify(req.Payloads, wire.ChildlessIKEv2Supported) != nil
+	sa.peerRedirect = findNotify(req.Payloads, wire.RedirectSupported) != nil || findNotify(req.Payloads, wire.RedirectedFrom) != nil
 	chosenWire := toWire([]proposal.Proposal{chosen.Proposal}, nil)
 	chosenWire[0].Number = chosen.number
 	ps := []wire.Payload{

@@ -663,6 +663,11 @@ func (e *Engine) apply(x effect) {
 		}
 	case asyncEffect:
 		e.runAsync(x)
+	case ike.Redirected:
+		e.log.Info("gateway redirects us", "conn", x.IKE.Conn, "from", x.From, "to", x.To)
+		if ev.Redirected != nil {
+			ev.Redirected(x)
+		}
 	case ike.VirtualIPs:
 		e.log.Info("virtual IPs received", "conn", x.IKE.Conn, "addrs", fmt.Sprint(x.Addrs), "dns", fmt.Sprint(x.DNS))
 		if ev.VirtualIPs != nil {

@@ -59,6 +59,8 @@ type Events struct {
 	Handshake func(took time.Duration)
 	// VirtualIPs reports the addresses a client received (before its Child SAs are installed).
 	VirtualIPs func(ike.VirtualIPs)
+	// Redirected reports that a gateway sent a client elsewhere (RFC 5685).
+	Redirected func(ike.Redirected)
 }
 
 // Config configures an Engine.
@@ -588,6 +590,25 @@ func (e *Engine) Roam(pick func(local, remote netip.AddrPort) netip.Addr) int {
 		if e.post(c.en, work{kind: workFunc, fn: func(s *ikeSA) {
 			if s.Roam(to) {
 				e.logSA(s).Info("our address changed: moving the IKE SA (MOBIKE)", "from", c.local, "to", s.Local)
+			}
+		}}) {
+			n++
+		}
+	}
+	return n
+}
+
+// Redirect sends the clients of the established IKE SAs pick selects to another gateway (RFC 5685
+// §5); it returns how many it asked.
+func (e *Engine) Redirect(pick func(SAInfo) bool, gw string) int {
+	n := 0
+	for _, en := range e.table.all() {
+		en.mu.Lock()
+		ok := en.s != nil && en.s.State().Up() && !en.s.Initiator && pick(en.s.info())
+		en.mu.Unlock()
+		if ok && e.post(en, work{kind: workFunc, fn: func(s *ikeSA) {
+			if s.QueueRedirect(gw) {
+				e.logSA(s).Info("redirecting the client", "to", gw)
 			}
 		}}) {
 			n++

@@ -30,6 +30,7 @@ type Host struct {
 	failed   []ike.Failed
 	moved    []ike.ChildMoved
 	vips     []ike.VirtualIPs
+	redirs   []ike.Redirected
 	installs map[uint32]*ike.ChildInstall // live Child SAs by inbound SPI
 }
 
@@ -117,6 +118,7 @@ func (h *Host) events() engine.Events {
 		},
 		Failed:     func(x ike.Failed) { h.mu.Lock(); h.failed = append(h.failed, x); h.mu.Unlock() },
 		VirtualIPs: func(x ike.VirtualIPs) { h.mu.Lock(); h.vips = append(h.vips, x); h.mu.Unlock() },
+		Redirected: func(x ike.Redirected) { h.mu.Lock(); h.redirs = append(h.redirs, x); h.mu.Unlock() },
 	}
 }
 
@@ -156,6 +158,13 @@ func (h *Host) Failures(all bool) []string {
 		}
 	}
 	return out
+}
+
+// Redirects returns the redirects the host's engine reported.
+func (h *Host) Redirects() []ike.Redirected {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ike.Redirected(nil), h.redirs...)
 }
 
 // VirtualIPs returns the virtual IPs the host's engine reported receiving.
