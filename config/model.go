@@ -62,8 +62,8 @@ type Connection struct {
 	LocalRounds, RemoteRounds []Auth
 	// VIPs are the virtual IPs to request (0.0.0.0 and :: for any); Pools the pools a responder
 	// assigns them from.
-	VIPs     []netip.Addr
-	Pools    []string
+	VIPs  []netip.Addr
+	Pools []string
 	// RedirectTo sends every new client to another gateway (RFC 5685), an address or a name.
 	RedirectTo string
 	Children   []*Child // in order of appearance

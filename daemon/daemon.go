@@ -96,7 +96,7 @@ type Daemon struct {
 	trapByPolicy map[dataplane.PolicyID]string
 	lastFailure  map[string]failure
 	redirects    map[string][]time.Time // recent redirects followed, by connection (redirect.go)
-	failures     map[string]uint64 // by reason, for metrics
+	failures     map[string]uint64      // by reason, for metrics
 	reload       func() error
 	logCancel    func()
 
