@@ -89,7 +89,7 @@ var keyTable = [...]Key{
 	{Path: conn + ".keyingtries", Default: "1", Support: DefaultOnly, Doc: "Retransmission sequences when initiating; only 1 (dpd_action/close_action = restart re-initiate)."},
 	{Path: conn + ".unique", Default: "no", Doc: "Uniqueness policy per remote identity: never (keep every IKE SA, send no INITIAL_CONTACT), no (a new IKE SA with INITIAL_CONTACT replaces older ones of the same identities), keep (refuse a second IKE SA of the remote identity from another address), replace (a new IKE SA replaces older ones of the remote identity)."},
 	{Path: conn + ".rekey_time", Default: "4h (0 if reauth_time is set)", Doc: "Time to rekey the IKE SA."},
-	{Path: conn + ".reauth_time", Default: "0s", Support: DefaultOnly, Doc: "Reauthentication is not supported yet; the IKE SA is rekeyed (rekey_time) instead."},
+	{Path: conn + ".reauth_time", Default: "0s", Doc: "Re-authentication of the initiator with a new IKE SA (fresh IKE_SA_INIT and IKE_AUTH with the same Child SAs and virtual IPs), make-before-break: the old IKE SA is deleted once the new one is up; 0 disables. Setting it makes rekey_time default to 0."},
 	{Path: conn + ".over_time", Support: NotSupported, Doc: "Hard IKE SA lifetime after a failed rekey; an IKE SA whose rekey fails is closed by the retransmission limit."},
 	{Path: conn + ".rand_time", Support: NotSupported, Doc: "goipsec subtracts a random 0-10% of rekey_time against collisions; not configurable yet."},
 	{Path: conn + ".send_certreq", Default: "yes", Doc: "Send certificate requests (CERTREQ with the SHA-1 hashes of the trusted CAs' keys) when the peer authenticates with a public key."},

@@ -361,7 +361,6 @@ func TestLoadErrors(t *testing.T) {
 		{"empty list item", minimalConn("    local_addrs = 192.0.2.1,\n"), `swanctl.conf:6: connections.home.local_addrs: empty item in list "192.0.2.1,"`},
 		{"bad subnet", minimalConn("    local_addrs = 10.0.0.0/33\n"), `swanctl.conf:6: connections.home.local_addrs: invalid subnet "10.0.0.0/33"`},
 		{"port 0", minimalConn("    remote_port = 0\n"), `swanctl.conf:6: connections.home.remote_port: port 0 is not allowed`},
-		{"reauthentication", minimalConn("    reauth_time = 10h\n"), `swanctl.conf:6: connections.home.reauth_time = 10h is not supported by goipsec yet (only 0s)`},
 		{"ah_proposals", minimalConn("    children { net { ah_proposals = sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals is not supported by goipsec yet`},
 		{"port too big", minimalConn("    remote_port = 65536\n"), `swanctl.conf:6: connections.home.remote_port: 65536 is out of range (at most 65535)`},
 		{"weak proposal", minimalConn("    proposals = aes128-sha1-modp1024\n"), `swanctl.conf:6: connections.home.proposals: "sha1" is a weak algorithm, not offered`},

@@ -153,7 +153,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		Name: name, Proposals: c.Proposals,
 		LocalID: toIKEID(c.Local.ID), RemoteID: toIKEID(c.Remote.ID),
 		Fragmentation: c.Fragmentation == "yes", ForceEncap: c.Encap,
-		RekeyTime: c.RekeyTime, DPDDelay: c.DPDDelay,
+		RekeyTime: c.RekeyTime, DPDDelay: c.DPDDelay, ReauthTime: c.ReauthTime,
 		Unique: toUnique(c.Unique), Childless: toChildless(c.Childless),
 		VIPs: c.VIPs, MOBIKE: c.MOBIKE, RedirectTo: c.RedirectTo,
 	}

@@ -91,6 +91,9 @@ type PeerConfig struct {
 	// the driver; zero disables.
 	RekeyTime time.Duration
 	DPDDelay  time.Duration
+	// ReauthTime: the initiator re-authenticates with a new IKE SA (make-before-break) this
+	// often; zero disables.
+	ReauthTime time.Duration
 	// Unique is the policy for several IKE SAs of one remote identity.
 	Unique Unique
 	// Childless decides about IKE SAs without a Child SA in IKE_AUTH (RFC 6023).

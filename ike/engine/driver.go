@@ -378,6 +378,9 @@ func (e *Engine) tick(s *ikeSA) {
 		if d := s.Config.DPDDelay; d > 0 && !s.Busy() && now.Sub(s.lastSeen) >= d {
 			s.QueueLiveness()
 		}
+		if !s.reauthAt.IsZero() && !now.Before(s.reauthAt) {
+			e.reauthenticate(s, now) // reauth.go
+		}
 	}
 	if !s.keepaliveAt.IsZero() && !now.Before(s.keepaliveAt) {
 		e.flush(s)
@@ -410,6 +413,7 @@ func (e *Engine) deadline(s *ikeSA) time.Time {
 	}
 	if s.State().Up() {
 		consider(s.rekeyAt)
+		consider(s.reauthAt)
 		if d := s.Config.DPDDelay; d > 0 && !s.Busy() {
 			consider(s.lastSeen.Add(d))
 		}
@@ -466,6 +470,7 @@ func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 	e.idx.addIdentity(s)
 	s.en.remoteHint.Store(&s.Remote)
 	e.armIKE(s, now)
+	e.reauthDone(s) // reauth.go
 	cfg := s.Config
 	// The index finds others by a hash of the identities; each compares them for itself.
 	conn, local, remote := s.connName(), s.LocalID, s.RemoteID
@@ -500,6 +505,9 @@ func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 func (e *Engine) armIKE(s *ikeSA, now time.Time) {
 	if d := s.Config.RekeyTime; d > 0 {
 		s.rekeyAt = now.Add(ike.Jitter(d, e.cfg.Rand))
+	}
+	if d := s.Config.ReauthTime; d > 0 && s.Initiator {
+		s.reauthAt = now.Add(ike.Jitter(d, e.cfg.Rand))
 	}
 	if s.NATLocal && e.cfg.Keepalive != nil {
 		// Behind a NAT: keep its mapping for port 4500 alive (RFC 3948 §2.3).
@@ -540,6 +548,9 @@ func (e *Engine) finish(s *ikeSA) []effect {
 		e.remove(s)
 	} else {
 		e.sched.set(s.en, e.deadline(s))
+	}
+	if x := e.reauthHandover(s); x != nil { // reauth.go
+		s.out = append(s.out, x)
 	}
 	out := s.out
 	s.out = nil
@@ -663,6 +674,8 @@ func (e *Engine) apply(x effect) {
 		}
 	case asyncEffect:
 		e.runAsync(x)
+	case postEffect:
+		e.post(x.en, work{kind: workFunc, fn: x.fn})
 	case ike.Redirected:
 		e.log.Info("gateway redirects us", "conn", x.IKE.Conn, "from", x.From, "to", x.To)
 		if ev.Redirected != nil {

@@ -261,6 +261,9 @@ type ikeSA struct {
 
 	lastSeen      time.Time // last authenticated message from the peer
 	rekeyAt       time.Time // IKE SA rekey (zero: none)
+	reauthAt      time.Time // re-authentication by a new IKE SA (zero: none; reauth.go)
+	reauthOf      *entry    // the IKE SA this one re-authenticates, deleted once this one is up
+	reauthUp      bool      // established: reauthOf goes once the Child SAs are installed
 	keepaliveAt   time.Time
 	halfOpenUntil time.Time // responder: IKE_AUTH must arrive by then
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -439,3 +440,36 @@ func TestRemoteAccessCertificatesAndEAP(t *testing.T) {
 		})
 	}
 }
+
+// reauth_time: the goipsec road warrior re-authenticates with a new IKE SA every 4 s, keeping its
+// virtual IP; pings every 50 ms meanwhile lose at most a few.
+func TestRemoteAccessGoipsecClientReauth(t *testing.T) {
+	_, left, right := setup(t)
+	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: raSwanGateway("psk", "")})
+	daemon, _ := raDaemon(t)
+	conf := strings.Replace(raGoipsecClient("psk", "", ""), "    vips = 0.0.0.0\n", "    vips = 0.0.0.0\n    reauth_time = 4s\n", 1)
+	g := startGoipsec(t, left, conf+daemon)
+	g.waitLog(t, "Child SA established", 30*time.Second)
+	out, _ := left.Output("ping", "-4", "-n", "-q", "-i", "0.05", "-c", "200", "-W", "1", rightInner4)
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("ping:\n%s", out)
+	}
+	g.waitLogCount(t, 2, time.Second, "re-authenticated by a new IKE SA: deleting this one")
+	// A third re-authentication may be under way: wait for one IKE SA.
+	var sas string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if sas = c.ListSAs(t); strings.Count(sas, "ESTABLISHED") == 1 {
+			break
+		}
+	}
+	if strings.Count(sas, "ESTABLISHED") != 1 || !regexp.MustCompile(`remote\s+`+swanVIPRe).MatchString(sas) {
+		t.Fatalf("charon after re-authentication:\n%s", sas)
+	}
+	t.Logf("re-authentication twice during 200 pings: %s of %s answered", m[2], m[1])
+	if sent, _ := strconv.Atoi(m[1]); sent-atoi(m[2]) > 2 {
+		t.Fatalf("%s of %s pings lost across re-authentications", m[1], m[2])
+	}
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
