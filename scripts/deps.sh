@@ -23,6 +23,9 @@ test)
   want strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
   # strongSwan's pki tool makes certificates for the certificate interop tests.
   want strongswan-pki
+  # Remote access: strongSwan's EAP-MSCHAPv2 (libcharon-extauth-plugins; EAP-MD5, -TLS, -TTLS,
+  # -identity and -dynamic are in libcharon-extra-plugins) and FreeRADIUS 3.2 with radclient.
+  want libcharon-extauth-plugins freeradius freeradius-utils
   # man(1) renders the generated manual pages in a test (cmd/goipsec TestManPagesRender).
   want man-db groff-base
   # buildah builds packaging/Containerfile (FROM scratch) in scripts/image-test.sh.
