@@ -20,6 +20,8 @@ type Daemon struct {
 	MetricsListen string // host:port, empty: no metrics endpoint
 	IKEPort       uint16
 	NATTPort      uint16
+	// TCPListen are the TCP ports accepting IKE and ESP in TCP (RFC 9329).
+	TCPListen []uint16
 	// Retransmission of IKE requests: the n-th retransmission (from 0) waits
 	// RetransmitTimeout * RetransmitBase^n, at most RetransmitLimit when that is not 0, and the
 	// request fails after RetransmitTries retransmissions.
@@ -105,6 +107,7 @@ func (l *loader) daemon(sec *Section) Daemon {
 		return s, nil
 	})
 	d.IKEPort = l.port(sec, pattern, "ike_port")
+	d.TCPListen = parsed(l, sec, pattern, "tcp_listen", parsePortList)
 	d.NATTPort = l.port(sec, pattern, "natt_port")
 	if d.IKEPort == d.NATTPort {
 		kv := explicit(sec, "natt_port")
@@ -156,4 +159,26 @@ func (l *loader) daemon(sec *Section) Daemon {
 		}
 	}
 	return d
+}
+
+// parsePortList reads a comma separated list of ports ("4500, 443"); empty is no port.
+func parsePortList(s string) ([]uint16, error) {
+	var out []uint16
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := parseUint(f, math.MaxUint16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("invalid port %q in %q (expected ports 1-65535, comma separated)", f, s)
+		}
+		for _, p := range out {
+			if p == uint16(n) {
+				return nil, fmt.Errorf("port %d is listed twice", n)
+			}
+		}
+		out = append(out, uint16(n))
+	}
+	return out, nil
 }

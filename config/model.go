@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,13 @@ type Connection struct {
 	RemotePort  uint16
 	Proposals   []proposal.Proposal
 	Encap       bool
+	// EncapTCP: encap = tcp, IKE and ESP in TCP (RFC 9329) to TCPPort from the start.
+	EncapTCP bool
+	TCPPort  uint16
+	// PPKID names the post-quantum preshared key (RFC 8784) to use; PPKRequired refuses IKE SAs
+	// without one.
+	PPKID       string
+	PPKRequired bool
 	MOBIKE      bool
 	// Fragmentation is "yes", "accept" (receive fragments, never send them) or "no".
 	Fragmentation string
@@ -162,6 +170,9 @@ type Child struct {
 	MarkIn, MarkOut Mark
 	Interface       string
 	PoliciesFwdOut  bool
+
+	// ahFirst: ah_proposals is written before esp_proposals (see Proposals).
+	ahFirst bool
 	// Updown is the updown script (empty: none).
 	Updown string
 }
@@ -174,11 +185,21 @@ type Mark struct {
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
 	IKE []*PSK // in order of appearance
+	PPK []*PPK // post-quantum preshared keys, in order of appearance
 	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
 	// pkcs12- sections).
 	Keys []*KeySecret
 	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>).
 	Users []*UserSecret
+}
+
+// PPK is a post-quantum preshared key (secrets.ppk<suffix>, RFC 8784).
+type PPK struct {
+	Name   string
+	File   string
+	Line   int
+	IDs    []string // PPK identities (ppk_id)
+	Secret []byte
 }
 
 // PSK is an IKE preshared key (secrets.ike<suffix>).
@@ -464,7 +485,20 @@ func (l *loader) connection(sec *Section) *Connection {
 	c.LocalPort = l.port(sec, conn, "local_port")
 	c.RemotePort = l.port(sec, conn, "remote_port")
 	c.Proposals = parsed(l, sec, conn, "proposals", proposal.ParseIKE)
-	c.Encap = l.boolean(sec, conn, "encap")
+	encap := parsed(l, sec, conn, "encap", func(s string) (string, error) {
+		if s == "tcp" {
+			return s, nil
+		}
+		b, err := parseBool(s)
+		if err != nil {
+			return "", fmt.Errorf("invalid value %q (expected yes, no or tcp)", s)
+		}
+		return strconv.FormatBool(b), nil
+	})
+	c.Encap, c.EncapTCP = encap == "true", encap == "tcp"
+	c.TCPPort = l.port(sec, conn, "tcp_port")
+	c.PPKID = parsed(l, sec, conn, "ppk_id", func(s string) (string, error) { return s, nil })
+	c.PPKRequired = l.boolean(sec, conn, "ppk_required")
 	c.MOBIKE = l.boolean(sec, conn, "mobike")
 	c.Fragmentation = parsed(l, sec, conn, "fragmentation", func(s string) (string, error) {
 		switch s {
@@ -673,10 +707,12 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.RemoteTS = parsed(l, sec, child, "remote_ts", parseSelectors)
 
 	// As in strongSwan, ESP with the default proposals is offered unless only AH is configured.
-	if ah := explicit(sec, "ah_proposals"); ah != nil {
+	ah, esp := explicit(sec, "ah_proposals"), explicit(sec, "esp_proposals")
+	if ah != nil {
 		ch.AHProposals = parsed(l, sec, child, "ah_proposals", proposal.ParseAH)
+		ch.ahFirst = esp == nil || settingIndex(sec, ah) < settingIndex(sec, esp)
 	}
-	if explicit(sec, "esp_proposals") != nil || ch.AHProposals == nil {
+	if esp != nil || ch.AHProposals == nil {
 		ch.ESPProposals = parsed(l, sec, child, "esp_proposals", func(s string) ([]proposal.Proposal, error) {
 			if strings.HasPrefix(s, "default ") {
 				s = "default" // the table's default is described in words
@@ -707,6 +743,18 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.ReplayWindow = uint32(l.number(sec, child, "replay_window", MaxReplayWindow))
 	ch.Inactivity = l.duration(sec, child, "inactivity")
 	ch.TFCPadding = parsed(l, sec, child, "tfc_padding", parseTFCPadding)
+	if ch.ESPProposals == nil && ch.AHProposals != nil {
+		// UDP encapsulation carries ESP only (RFC 3948), and TFC padding is ESP's (RFC 4303 §2.7).
+		switch {
+		case c.Encap:
+			l.errorAt(ah.File, ah.Line, "%s: AH cannot be UDP-encapsulated (RFC 3948 covers ESP only), but connections.%s.encap = yes forces encapsulation; add esp_proposals or drop encap", ah.Path, c.Name)
+		case c.EncapTCP:
+			l.errorAt(ah.File, ah.Line, "%s: AH cannot travel in TCP (RFC 9329 carries IKE and ESP only), but connections.%s.encap = tcp asks for it; add esp_proposals or drop encap", ah.Path, c.Name)
+		}
+		if kv := explicit(sec, "tfc_padding"); kv != nil && ch.TFCPadding != (TFCPadding{}) {
+			l.errorAt(kv.File, kv.Line, "%s: TFC padding needs ESP, but this CHILD SA has only ah_proposals", kv.Path)
+		}
+	}
 	ch.MSSClamp = l.mssClamp(sec, ch.Mode)
 	ch.CopyDF = l.boolean(sec, child, "copy_df")
 	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
@@ -728,6 +776,28 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 		}
 	}
 	return ch
+}
+
+// Proposals returns the CHILD SA's proposals as IKE offers them: ESP and AH proposals are
+// alternatives in one SA payload (IKEv2 has no AH+ESP bundles: RFC 7296 §2.7, one protocol per
+// proposal), in the order the two keys are written — strongSwan's vici plugin appends both lists
+// to one in the order swanctl sends them, which is the file's order.
+func (c *Child) Proposals() []proposal.Proposal {
+	first, second := c.ESPProposals, c.AHProposals
+	if c.ahFirst {
+		first, second = second, first
+	}
+	return append(append([]proposal.Proposal(nil), first...), second...)
+}
+
+// settingIndex returns the position of a setting in its section (order of first appearance).
+func settingIndex(sec *Section, kv *Setting) int {
+	for i, s := range sec.Settings {
+		if s == kv {
+			return i
+		}
+	}
+	return -1
 }
 
 // keyDefault is the table's default of the key at path.
@@ -825,16 +895,37 @@ func (l *loader) secrets(sec *Section) Secrets {
 			}
 			psk.IDs = append(psk.IDs, id)
 		}
-		if kv := explicit(p, "secret"); kv == nil {
-			l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
-		} else {
-			secret, err := parseSecret(kv.Value)
-			if err != nil {
-				l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
-			}
-			psk.Secret = secret
-		}
+		psk.Secret = l.secret(p)
 		s.IKE = append(s.IKE, psk)
 	}
+	const ppkPattern = "secrets.ppk<suffix>"
+	for _, p := range sectionsOf(sec, "secrets", ppkPattern) {
+		l.check(p, ppkPattern)
+		ppk := &PPK{Name: p.Name, File: p.File, Line: p.Line}
+		for _, kv := range p.Settings {
+			if k, ok := lookupKey(ppkPattern, kv.Key); ok && k.Path == ppkPattern+".id<suffix>" && kv.Value != "" {
+				ppk.IDs = append(ppk.IDs, kv.Value)
+			}
+		}
+		if len(ppk.IDs) == 0 {
+			l.errorAt(p.File, p.Line, "%s: a PPK needs its identity (id = the ppk_id of the connections that use it)", p.Path)
+		}
+		ppk.Secret = l.secret(p)
+		s.PPK = append(s.PPK, ppk)
+	}
 	return s
+}
+
+// secret reads the required secret of a secrets subsection. Errors never echo the value.
+func (l *loader) secret(p *Section) []byte {
+	kv := explicit(p, "secret")
+	if kv == nil {
+		l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
+		return nil
+	}
+	secret, err := parseSecret(kv.Value)
+	if err != nil {
+		l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // no valueError: never echo a secret
+	}
+	return secret
 }

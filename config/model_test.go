@@ -361,14 +361,22 @@ func TestLoadErrors(t *testing.T) {
 		{"empty list item", minimalConn("    local_addrs = 192.0.2.1,\n"), `swanctl.conf:6: connections.home.local_addrs: empty item in list "192.0.2.1,"`},
 		{"bad subnet", minimalConn("    local_addrs = 10.0.0.0/33\n"), `swanctl.conf:6: connections.home.local_addrs: invalid subnet "10.0.0.0/33"`},
 		{"port 0", minimalConn("    remote_port = 0\n"), `swanctl.conf:6: connections.home.remote_port: port 0 is not allowed`},
-		{"ah_proposals", minimalConn("    children { net { ah_proposals = sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals is not supported by goipsec yet`},
+		{"ah_proposals weak", minimalConn("    children { net { ah_proposals = md5 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals: "md5" is a weak algorithm, not offered`},
+		{"ah_proposals encryption", minimalConn("    children { net { ah_proposals = aes128-sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals: "aes128" is an encryption algorithm; AH proposals take integrity algorithms only`},
+		{"ah_proposals encap", minimalConn("    encap = yes\n    children { net { ah_proposals = sha256 } }\n"),
+			`swanctl.conf:7: connections.home.children.net.ah_proposals: AH cannot be UDP-encapsulated (RFC 3948 covers ESP only), but connections.home.encap = yes forces encapsulation; add esp_proposals or drop encap`},
+		{"ah_proposals encap tcp", minimalConn("    encap = tcp\n    children { net { ah_proposals = sha256 } }\n"),
+			`swanctl.conf:7: connections.home.children.net.ah_proposals: AH cannot travel in TCP (RFC 9329 carries IKE and ESP only), but connections.home.encap = tcp asks for it; add esp_proposals or drop encap`},
+		{"ah_proposals encap with ESP", minimalConn("    encap = yes\n    children { net {\n ah_proposals = sha256\n esp_proposals = aes128gcm16\n } }\n"), ""},
+		{"ah_proposals tfc", minimalConn("    children { net {\n ah_proposals = sha256\n tfc_padding = mtu\n } }\n"),
+			`swanctl.conf:8: connections.home.children.net.tfc_padding: TFC padding needs ESP, but this CHILD SA has only ah_proposals`},
 		{"port too big", minimalConn("    remote_port = 65536\n"), `swanctl.conf:6: connections.home.remote_port: 65536 is out of range (at most 65535)`},
 		{"weak proposal", minimalConn("    proposals = aes128-sha1-modp1024\n"), `swanctl.conf:6: connections.home.proposals: "sha1" is a weak algorithm, not offered`},
 		{"proposal typo", minimalConn("    proposals = aes256gcm16-prfsha256-x2519\n"), `swanctl.conf:6: connections.home.proposals: unknown algorithm "x2519"; did you mean "x25519"?`},
 		{"bad duration", minimalConn("    dpd_delay = 4x\n"), `swanctl.conf:6: connections.home.dpd_delay: invalid duration "4x" (expected a number of seconds, or a number with s, m, h or d)`},
 		{"negative duration", minimalConn("    rekey_time = -1h\n"), `swanctl.conf:6: connections.home.rekey_time: invalid duration "-1h" (expected a number of seconds, or a number with s, m, h or d)`},
 		{"huge duration", minimalConn("    rekey_time = 999999999999d\n"), `swanctl.conf:6: connections.home.rekey_time: duration "999999999999d" is too long`},
-		{"bad bool", minimalConn("    encap = maybe\n"), `swanctl.conf:6: connections.home.encap: invalid value "maybe" (expected yes or no)`},
+		{"bad bool", minimalConn("    ppk_required = maybe\n"), `swanctl.conf:6: connections.home.ppk_required: invalid value "maybe" (expected yes or no)`},
 		{"fragmentation force", minimalConn("    fragmentation = force\n"), `swanctl.conf:6: connections.home.fragmentation: force is IKEv1 only (use yes)`},
 		{"bad enum", minimalConn("    fragmentation = always\n"), `swanctl.conf:6: connections.home.fragmentation: invalid value "always" (expected yes, accept or no)`},
 		{"rand_time", minimalConn("    rand_time = 1h\n"), `swanctl.conf:6: connections.home.rand_time is not supported by goipsec yet`},
@@ -816,5 +824,26 @@ func TestMSSClamp(t *testing.T) {
 		" outbound { spi = 0x1001\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n inbound { spi = 0x1002\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n }\n}\n")
 	if got := m.Manual[0].MSSClamp; got != (MSSClamp{Bytes: 1200}) {
 		t.Errorf("manual SA: %+v", got)
+	}
+}
+
+// TestChildProposalsOrder: ah_proposals alone replace the default ESP proposals; with both keys
+// the child offers both lists as alternatives in the order the keys are written, as strongSwan
+// does (its vici plugin keeps one list in the order swanctl sends the keys: the file's order).
+func TestChildProposalsOrder(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"ah_proposals = sha256-sha512", "AH:sha256-sha512-noesn"},
+		{"ah_proposals = sha384-esn\n esp_proposals = aes128gcm16", "AH:sha384-esn, ESP:aes128gcm16-noesn"},
+		{"esp_proposals = aes128gcm16\n ah_proposals = sha384-x25519", "ESP:aes128gcm16-noesn, AH:sha384-x25519-noesn"},
+		{"mode = transport", "ESP:" + strings.ReplaceAll(proposal.DefaultESPString, ", ", "-noesn, ESP:") + "-noesn"},
+	} {
+		cfg := mustLoad(t, minimalConn("    children { net {\n "+tc.body+"\n } }\n"))
+		var got []string
+		for _, p := range cfg.Connections[0].Children[0].Proposals() {
+			got = append(got, p.Protocol.String()+":"+p.String())
+		}
+		if strings.Join(got, ", ") != tc.want {
+			t.Errorf("%q: proposals %s, want %s", tc.body, strings.Join(got, ", "), tc.want)
+		}
 	}
 }

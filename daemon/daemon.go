@@ -10,6 +10,7 @@ package daemon
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -43,6 +44,8 @@ type Options struct {
 	MTU int
 	// NATT enables IKE: nil runs manual keys only.
 	NATT NATT
+	// TCP carries IKE and ESP in TCP (RFC 9329); nil: UDP only.
+	TCP TCPCarrier
 	// IKE settings from the configuration's daemon section.
 	Daemon config.Daemon
 	// Keylog receives IKE and ESP keys in Wireshark's table formats (debugging only); nil: off.
@@ -73,6 +76,7 @@ type Daemon struct {
 	stop     chan struct{} // closed by Close: the IKE workers end
 	keylog   *keylogger
 	peers    atomic.Pointer[peerSnapshot]
+	ppks     atomic.Pointer[ppkTable]
 	ctl      atomic.Pointer[control.Service]
 	closing  atomic.Bool
 	// softExpired dedupes soft-lifetime rekeys of a Child SA (OnExpire).
@@ -140,8 +144,12 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.sockets = socks
 	dc := opts.Daemon
+	var transport engine.Transport = socks
+	if opts.TCP != nil {
+		transport = &tcpTransport{ikeSockets: socks, tcp: opts.TCP}
+	}
 	d.ike = engine.New(engine.Config{
-		Transport: socks, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
+		Transport: transport, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
 		NetLogger: opts.Logs.Logger("net"), EncLogger: opts.Logs.Logger("enc"),
 		Configs: d.candidates, AllocSPI: d.AllocSPI, KeyLog: d.keylog != nil,
 		Keepalive: func(local, remote netip.AddrPort) {
@@ -167,6 +175,16 @@ func New(opts Options) (*Daemon, error) {
 		go d.ikeWorker()
 	}
 	socks.serve(d.enqueueIKE)
+	if opts.TCP == nil && len(opts.Daemon.TCPListen) > 0 {
+		d.Close()
+		return nil, fmt.Errorf("daemon.tcp_listen: %w", errNoTCP)
+	}
+	if opts.TCP != nil {
+		if err := d.startTCP(); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	d.watchAddresses() // mobike.go
 	return d, nil
 }
@@ -175,6 +193,7 @@ func New(opts Options) (*Daemon, error) {
 type ikeMessage struct {
 	b             []byte
 	local, remote netip.AddrPort
+	tcp           bool // in a TCP connection (RFC 9329)
 }
 
 // ikeQueueLen bounds the IKE messages waiting for a worker; more are dropped (the peer
@@ -194,6 +213,10 @@ func (d *Daemon) ikeWorker() {
 	for {
 		select {
 		case m := <-d.ikeQueue:
+			if m.tcp {
+				d.ike.ReceiveTCP(m.b, m.local, m.remote)
+				continue
+			}
 			d.ike.Receive(m.b, m.local, m.remote)
 		case <-d.stop:
 			return
@@ -251,6 +274,7 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 		errs = append(errs, errors.New("connections are configured but IKE is not running"))
 	}
 	d.cfg = cfg
+	d.ppks.Store(newPPKTable(cfg.Secrets.PPK))
 	d.mu.Unlock()
 	for _, name := range terminate {
 		d.ike.Terminate(name)

@@ -19,6 +19,7 @@ import (
 	"github.com/goipsec/goipsec/esp"
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -161,8 +162,10 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		peer.AssignVIPs = d.assignVIPs(c.Pools) // vips.go
 	}
 	peer.PSK = func(local, remote ike.Identity) ([]byte, bool) { return d.lookupPSK(local, remote) }
+	d.configurePPK(peer, c)
+	d.configureTCP(peer, c)
 	for _, ch := range c.Children {
-		cc := &ike.ChildConfig{Name: ch.Name, Proposals: ch.ESPProposals,
+		cc := &ike.ChildConfig{Name: ch.Name, Proposals: ch.Proposals(),
 			RekeyTime: ch.RekeyTime, LifeTime: ch.LifeTime, RekeyBytes: ch.RekeyBytes, LifeBytes: ch.LifeBytes,
 			RekeyPackets: ch.RekeyPackets, LifePackets: ch.LifePackets, ReplayWindow: int(ch.ReplayWindow)}
 		if ch.TFCPadding.MTU {
@@ -373,6 +376,9 @@ func (d *Daemon) Initiate(name, child string) error {
 	if err != nil {
 		return err
 	}
+	if local, remote, err = d.tcpEndpoints(conn.cfg, local, remote); err != nil {
+		return err
+	}
 	return d.ike.Initiate(conn.peer, children, local, remote)
 }
 
@@ -461,7 +467,11 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 		lt = dataplane.Lifetime{SoftBytes: cc.RekeyBytes, HardBytes: cc.LifeBytes, SoftPackets: cc.RekeyPackets, HardPackets: cc.LifePackets}
 		replay, tfc = cc.ReplayWindow, cc.TFCPadding
 	}
-	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: dataplane.ESP, Mode: mode, Encap: c.Encap,
+	proto := dataplane.ESP
+	if c.Protocol() == proposal.ProtoAH {
+		proto = dataplane.AH // integrity only: childEncryption is 0, EncrIn/Out are empty
+	}
+	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: proto, Mode: mode, Encap: c.Encap && !c.IKE.TCP, TCP: c.IKE.TCP,
 		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(childIntegrity(c)), ESN: c.ESN,
 		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt, ClampMSS: clamp}
 	local, remote := c.IKE.Local, c.IKE.Remote
@@ -477,12 +487,12 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	if err := d.backend.InstallSA(in); err != nil {
 		return err
 	}
-	inKey := dataplane.SAKey{Protocol: dataplane.ESP, SPI: in.SPI, Dst: in.Dst.Unmap()}
+	inKey := dataplane.SAKey{Protocol: proto, SPI: in.SPI, Dst: in.Dst.Unmap()}
 	if err := d.backend.InstallSA(out); err != nil {
 		d.backend.DeleteSA(inKey)
 		return err
 	}
-	outKey := dataplane.SAKey{Protocol: dataplane.ESP, SPI: out.SPI, Dst: out.Dst.Unmap()}
+	outKey := dataplane.SAKey{Protocol: proto, SPI: out.SPI, Dst: out.Dst.Unmap()}
 	d.keylogChild(in, out)
 	pk := policyKey{conn: name, child: c.Name, local: ts.FormatList(c.LocalTS), remote: ts.FormatList(c.RemoteTS)}
 	inst := &installed{conn: name, child: c.Name, out: outKey, in: inKey}
@@ -595,7 +605,8 @@ func (d *Daemon) onChildDown(x ike.ChildDown) {
 		d.releaseSPI(x.SPIIn)
 		return
 	}
-	d.publishChild(x.IKE, &ike.ChildInstall{IKE: x.IKE, Name: x.Name, SPIIn: x.SPIIn, SPIOut: x.SPIOut}, false)
+	d.publishChild(x.IKE, &ike.ChildInstall{IKE: x.IKE, Name: x.Name, SPIIn: x.SPIIn, SPIOut: x.SPIOut,
+		Proposal: proposal.Proposal{Protocol: x.Protocol}}, false)
 	d.updownChildDown(x) // updown.go
 	d.acctChildDown(x, inst.in, inst.out)
 	if ps := inst.policy; ps != nil {

@@ -97,9 +97,10 @@ func wiresharkESPAuth(p dataplane.SAParams) string {
 	return "NULL"
 }
 
-// keylogChild writes both ESP SAs of a Child SA.
+// keylogChild writes both ESP SAs of a Child SA. AH SAs need no line: AH does not encrypt, and
+// Wireshark shows what AH carries without keys.
 func (d *Daemon) keylogChild(in, out dataplane.SAParams) {
-	if d.keylog == nil {
+	if d.keylog == nil || out.Protocol != dataplane.ESP {
 		return
 	}
 	for _, p := range []dataplane.SAParams{out, in} {

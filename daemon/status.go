@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/goipsec/goipsec/config"
@@ -124,7 +125,8 @@ func (d *Daemon) Status() Status {
 			DPDDelay: int64(c.DPDDelay / time.Second), Children: []status.ChildConfig{}, IKESAs: []status.IKESA{}}
 		for _, ch := range c.Children {
 			cs.Children = append(cs.Children, status.ChildConfig{Name: ch.Name, Mode: string(ch.Mode), StartAction: string(ch.StartAction),
-				LocalTS: tsConfList(ch.LocalTS), RemoteTS: tsConfList(ch.RemoteTS), ESPProposals: proposalStrings(ch.ESPProposals)})
+				LocalTS: tsConfList(ch.LocalTS), RemoteTS: tsConfList(ch.RemoteTS), ESPProposals: proposalStrings(ch.ESPProposals),
+				AHProposals: proposalStrings(ch.AHProposals)})
 		}
 		if f, ok := d.lastFailure[name]; ok {
 			cs.LastFailure = &status.Failure{At: f.when, Message: f.err}
@@ -134,8 +136,10 @@ func (d *Daemon) Status() Status {
 				State: lowerState(sa.State.String()), Local: sa.Local.String(), Remote: sa.Remote.String(), LocalID: sa.LocalID,
 				RemoteID: sa.RemoteID, Proposal: sa.Proposal, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote,
 				EstablishedAt: sa.Established, RekeyAt: sa.RekeyAt, LastReceivedAt: sa.LastReceived, Children: []status.ChildSA{}}
+			is.Transport, is.TCP, is.PPK = d.tcpState(sa), d.tcpConnection(sa), sa.PPK
 			for _, ch := range sa.Children {
 				chs := status.ChildSA{Name: ch.Name, SPIIn: hex8(ch.SPIIn), SPIOut: hex8(ch.SPIOut), Mode: ch.Mode.String(),
+					Protocol: strings.ToLower(ch.Transforms.Protocol.String()),
 					UDPEncap: encap[ch.SPIOut], Proposal: ch.Proposal, LocalTS: tsStrings(ch.LocalTS), RemoteTS: tsStrings(ch.RemoteTS),
 					InstalledAt: ch.Created, RekeyAt: ch.RekeyAt, ExpireAt: ch.ExpireAt,
 					In: status.Traffic{DropsByReason: map[string]uint64{}}, Out: status.Traffic{DropsByReason: map[string]uint64{}}}

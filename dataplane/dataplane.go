@@ -90,6 +90,10 @@ type SAParams struct {
 	// Encap selects ESP in UDP (RFC 3948). SrcPort/DstPort are the UDP ports (usually 4500).
 	Encap            bool
 	SrcPort, DstPort uint16
+	// TCP selects ESP in TCP (RFC 9329) instead, in the connection between Src:SrcPort and
+	// Dst:DstPort that carries the IKE SA (or the newest one between the two hosts after a
+	// reconnect). Backends without TCP encapsulation refuse such SAs.
+	TCP bool
 
 	// Transforms. IDs are IKEv2 transform IDs; key formats are those of package esp.
 	Encryption esp.Encryption
@@ -157,6 +161,8 @@ type AddressUpdate struct {
 	Src, Dst         netip.Addr
 	Encap            bool
 	SrcPort, DstPort uint16
+	// TCP: ESP in TCP (RFC 9329) between the addresses and ports, as SAParams.TCP.
+	TCP bool
 }
 
 // Lifetime limits an SA; zero fields are unlimited. Soft limits raise an Expire event with Hard false

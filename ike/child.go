@@ -77,7 +77,10 @@ func (sa *SA) newChildRequest(cfg *ChildConfig, withKE bool, rekey *ChildSA) (*c
 		return nil, nil, err
 	}
 	req.spi = spi
-	props := cfg.Proposals
+	props, err := sa.childProposals(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	if !withKE {
 		props = withoutKE(props)
 	}
@@ -100,11 +103,42 @@ func (sa *SA) newChildRequest(cfg *ChildConfig, withKE bool, rekey *ChildSA) (*c
 	return req, ps, nil
 }
 
+// childProposals returns a child's proposals this IKE SA can negotiate: AH ones only when its
+// Child SAs are neither in UDP, which carries ESP alone (RFC 3948) — AH authenticates the outer
+// IP header, so no NAT may lie between the peers — nor in TCP, which frames IKE and ESP only
+// (RFC 9329 §3).
+func (sa *SA) childProposals(cfg *ChildConfig) ([]proposal.Proposal, error) {
+	if !sa.Encap() && !sa.TCP {
+		return cfg.Proposals, nil
+	}
+	var out []proposal.Proposal
+	for _, p := range cfg.Proposals {
+		if p.Protocol != proposal.ProtoAH {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 && len(cfg.Proposals) > 0 {
+		return nil, errorf(0, "child %s: AH is not possible here: %s; configure esp_proposals", cfg.Name, sa.encapWhy())
+	}
+	return out, nil
+}
+
+// encapWhy explains why Child SAs of this IKE SA cannot be AH.
+func (sa *SA) encapWhy() string {
+	if sa.TCP {
+		return "the IKE SA runs over TCP, which carries only ESP (RFC 9329)"
+	}
+	if sa.NAT() {
+		return "a NAT lies between the peers, and UDP encapsulation carries only ESP (RFC 3948)"
+	}
+	return "encap = yes forces UDP encapsulation, which carries only ESP (RFC 3948)"
+}
+
 // childRefusal explains an error Notify the responder answered a Child SA request with.
 func childRefusal(req *childRequest, n *wire.Notify) *Error {
 	switch n.NotifyType {
 	case wire.NoProposalChosen:
-		return errorf(0, "child %s: peer accepted none of our ESP proposals: we offered %s", req.cfg.Name, proposal.FormatList(req.proposals))
+		return errorf(0, "child %s: peer accepted none of our %s proposals: we offered %s", req.cfg.Name, protocolNames(req.proposals), formatChildList(req.proposals))
 	case wire.TSUnacceptable:
 		return errorf(0, "child %s: peer refused our traffic selectors: we proposed local %s, remote %s", req.cfg.Name, ts.FormatList(req.localTS), ts.FormatList(req.remoteTS))
 	case wire.SinglePairRequired:
@@ -126,7 +160,7 @@ func (sa *SA) completeChild(req *childRequest, resp []wire.Payload, ni, nr []byt
 	if saPayload == nil || tsi == nil || tsr == nil {
 		return nil, nil, errorf(0, "child %s: response lacks SA, TSi or TSr", req.cfg.Name)
 	}
-	chosen, err := checkChosen(req.proposals, saPayload, proposal.ProtoESP)
+	chosen, err := checkChosenChild(req.proposals, saPayload)
 	if err != nil {
 		return nil, nil, errorf(0, "child %s: %v", req.cfg.Name, err)
 	}
@@ -189,6 +223,7 @@ func allInside(got, offered []ts.Selector) bool {
 // sends with the first keys. The keys go into the returned install description only.
 func (sa *SA) childKeys(c *ChildSA, ni, nr, secret []byte) (*ChildInstall, error) {
 	var t suite.ChildTransforms
+	t.AH = c.Proposal.Protocol == proposal.ProtoAH
 	for _, tr := range c.Proposal.Transforms {
 		switch tr.Type {
 		case proposal.TypeEncryption:
@@ -203,6 +238,8 @@ func (sa *SA) childKeys(c *ChildSA, ni, nr, secret []byte) (*ChildInstall, error
 	if secret != nil {
 		secrets = append(secrets, secret)
 	}
+	// SK(0) | Ni | Nr | SK(1) | ... | SK(n) with additional key exchanges (RFC 9370 §2.2.4).
+	secrets = append(secrets, sa.addKE...)
 	keys, err := suite.DeriveChildKeys(sa.prf, t, sa.keys.SKd, ni, nr, secrets...)
 	if err != nil {
 		return nil, fmt.Errorf("child %s: key derivation: %w", c.Name, err)
@@ -243,13 +280,17 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 			tsMatched = append(tsMatched, fmt.Sprintf("%s: local %s, remote %s", cc.Name, ts.FormatList(ourLocal), ts.FormatList(ourRemote)))
 			continue
 		}
-		props := cc.Proposals
+		props, err := sa.childProposals(cc)
+		if err != nil {
+			propTried = append(propTried, cc.Name+": AH only, but "+sa.encapWhy())
+			continue
+		}
 		if !allowKE {
 			props = withoutKE(props)
 		}
-		chosen, ok := selectProposal(props, saPayload.Proposals, proposal.ProtoESP)
+		chosen, ok := selectChildProposal(props, saPayload.Proposals)
 		if !ok {
-			propTried = append(propTried, cc.Name+": "+proposal.FormatList(props))
+			propTried = append(propTried, cc.Name+": "+formatChildList(props))
 			continue
 		}
 		if !wantTransport && cc.Mode == Transport {
@@ -293,8 +334,14 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 		}
 		c := &ChildSA{Config: cc, Name: cc.Name, Mode: mode, Proposal: chosen.Proposal, SPIIn: spi, SPIOut: peerSPI,
 			LocalTS: narrowedR, RemoteTS: narrowedI, Created: sa.deps.Now(), nonceMin: lowerNonce(ni, nr)}
-		inst, err := sa.childKeys(c, ni, nr, secret)
-		if err != nil {
+		var inst *ChildInstall
+		var link *wire.Notify
+		if groups := addKEGroups(chosen.Proposal); len(groups) > 0 && allowKE {
+			// The keys wait for the IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4); inst stays nil.
+			if link, err = sa.deferChildKeys(c, ni, nr, secret, groups); err != nil {
+				return fail(errorf(wire.TemporaryFailure, "%v", err))
+			}
+		} else if inst, err = sa.childKeys(c, ni, nr, secret); err != nil {
 			return fail(errorf(wire.NoProposalChosen, "%v", err))
 		}
 		wp := toWire([]proposal.Proposal{chosen.Proposal}, spiBytes(spi))
@@ -307,14 +354,17 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 		if mode == Transport {
 			out = append(out, &wire.Notify{NotifyType: wire.UseTransportMode})
 		}
+		if link != nil {
+			out = append(out, link)
+		}
 		return out, c, inst, nil
 	}
 	if len(propTried) == 0 {
 		return fail(errorf(wire.TSUnacceptable, "traffic selectors unacceptable: peer proposed local %s, remote %s; we accept %s",
 			ts.FormatList(peerLocal), ts.FormatList(peerRemote), joinSemi(tsMatched)))
 	}
-	return fail(errorf(wire.NoProposalChosen, "no ESP proposal chosen: peer offered %s; we accept %s",
-		describeWire(saPayload.Proposals), joinSemi(propTried)))
+	return fail(errorf(wire.NoProposalChosen, "no %s proposal chosen: peer offered %s; we accept %s",
+		wireProtocolNames(saPayload.Proposals), describeChildWire(saPayload.Proposals), joinSemi(propTried)))
 }
 
 // lowerNonce returns a copy of the lower of two nonces.
@@ -402,7 +452,7 @@ func (sa *SA) childGone(c *ChildSA, reason Reason) {
 	grace := c.successor != nil
 	sa.setChildState(c, ChildDeleted)
 	sa.removeChild(c)
-	sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: reason, Grace: grace})
+	sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, Protocol: c.Protocol(), SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: reason, Grace: grace})
 }
 
 // Tick runs the SA's protocol timers that are due at now: Child SA rekeys and hard lifetimes,

@@ -111,6 +111,15 @@ type PeerConfig struct {
 	// LocalEAP: we authenticate with EAP; RemoteEAP: the peer does (task_eap.go).
 	LocalEAP  *EAPClientSpec
 	RemoteEAP *EAPServerSpec
+	// PPKID names our post-quantum preshared key (RFC 8784); PPKRequired refuses IKE SAs without
+	// one; PPK looks a PPK up by its identity (nil: none).
+	PPKID       []byte
+	PPKRequired bool
+	PPK         func(id []byte) ([]byte, bool)
+	// ForceTCP starts in TCP (encap = tcp); TCPPort is the peer's TCP port (RFC 9329), used by
+	// ForceTCP and by the fallback when UDP gets no answer (0: no fallback).
+	ForceTCP bool
+	TCPPort  uint16
 }
 
 // Unique is swanctl.conf's connection uniqueness policy.
@@ -168,7 +177,7 @@ type ChildConfig struct {
 	// "dynamic"), resolved when the SA is negotiated.
 	LocalTS, RemoteTS           []ts.Selector
 	LocalDynamic, RemoteDynamic bool
-	Proposals                   []proposal.Proposal // ESP, in order of preference
+	Proposals                   []proposal.Proposal // ESP and/or AH (alternatives), in order of preference
 	Mode                        Mode
 	RekeyTime, LifeTime         time.Duration
 	RekeyBytes, LifeBytes       uint64

@@ -31,6 +31,10 @@ type IKEInfo struct {
 	// RADIUS Class values of that authentication.
 	EAPID    string
 	AAAClass [][]byte
+	// TCP: IKE and ESP in TCP (RFC 9329).
+	TCP bool
+	// PPK: a post-quantum preshared key is in the keys (RFC 8784).
+	PPK bool
 }
 
 // Info returns the IKE SA's identification for effects and logs.
@@ -41,7 +45,8 @@ func (sa *SA) Info() IKEInfo {
 	}
 	return IKEInfo{Conn: name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, Local: sa.Local, Remote: sa.Remote,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal,
-		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, VIPID: sa.vipID, EAPID: sa.eapID, AAAClass: sa.aaaClass}
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, VIPID: sa.vipID, EAPID: sa.eapID, AAAClass: sa.aaaClass,
+		TCP: sa.TCP, PPK: sa.PPK}
 }
 
 // IKEUp reports an authenticated IKE SA. InitialContact is set when the peer sent INITIAL_CONTACT.
@@ -69,13 +74,14 @@ type ChildInstall struct {
 	Config            *ChildConfig
 	Name              string
 	Mode              Mode
-	Proposal          proposal.Proposal
+	Proposal          proposal.Proposal // its Protocol is ESP or AH (see Protocol)
 	SPIIn, SPIOut     uint32
 	LocalTS, RemoteTS []ts.Selector
 	EncrIn, IntegIn   []byte
 	EncrOut, IntegOut []byte
 	ESN               bool
-	// Encap: ESP in UDP between IKE.Local and IKE.Remote.
+	// Encap: ESP in UDP between IKE.Local and IKE.Remote; with IKE.TCP, ESP in the IKE SA's TCP
+	// connection instead (RFC 9329).
 	Encap bool
 	// Activate points the outbound policy at this Child SA now. Without it the Child SA only
 	// receives until a ChildActivate follows (the successor of a rekey the peer started).
@@ -86,6 +92,10 @@ type ChildInstall struct {
 	// Replaces is the inbound SPI of the Child SA this one rekeys (0: none).
 	Replaces uint32
 }
+
+// Protocol returns the Child SA's IPsec protocol: proposal.ProtoESP or proposal.ProtoAH. An AH
+// Child SA has no encryption keys (EncrIn and EncrOut are empty) and is never encapsulated.
+func (c *ChildInstall) Protocol() proposal.Protocol { return c.Proposal.Protocol }
 
 // Zero wipes the key material.
 func (c *ChildInstall) Zero() {
@@ -110,6 +120,7 @@ type ChildActivate struct {
 type ChildDown struct {
 	IKE           IKEInfo
 	Name          string
+	Protocol      proposal.Protocol // ESP or AH
 	SPIIn, SPIOut uint32
 	Reason        Reason
 	Grace         bool

@@ -131,6 +131,14 @@ func matchProposal(ours, theirs proposal.Proposal) (proposal.Proposal, bool) {
 			if typ == proposal.TypeIntegrity && acceptsNone(ours, theirs, typ, proposal.IntegNone) {
 				continue
 			}
+			// An additional key exchange that one side leaves out or makes optional with NONE is
+			// NONE (RFC 9370 §2.2.1); the answer names it when the peer offered the type.
+			if typ >= proposal.TypeAdditionalKE1 && typ <= proposal.TypeAdditionalKE7 && acceptsNone(ours, theirs, typ, proposal.KENone) {
+				if theirs.Has(typ) {
+					out.Transforms = append(out.Transforms, proposal.Transform{Type: typ, ID: proposal.KENone})
+				}
+				continue
+			}
 			return proposal.Proposal{}, false
 		}
 	}
@@ -156,6 +164,99 @@ func acceptsNone(a, b proposal.Proposal, typ proposal.TransformType, none uint16
 var transformOrder = []proposal.TransformType{
 	proposal.TypeEncryption, proposal.TypeIntegrity, proposal.TypePRF, proposal.TypeKeyExchange,
 	6, 7, 8, 9, 10, 11, 12, proposal.TypeESN,
+}
+
+// selectChildProposal is selectProposal for Child SA proposals, which may mix ESP and AH: RFC
+// 7296 §2.7 ("Each proposal contains one protocol. If a proposal is accepted, the SA response MUST
+// contain the same protocol"), so AH and ESP proposals are alternatives, never a bundle. Our
+// order of preference decides across protocols too.
+func selectChildProposal(ours []proposal.Proposal, theirs []wire.Proposal) (selected, bool) {
+	for _, o := range ours {
+		if s, ok := selectProposal([]proposal.Proposal{o}, theirs, o.Protocol); ok {
+			return s, true
+		}
+	}
+	return selected{}, false
+}
+
+// checkChosenChild is checkChosen for Child SA proposals: the responder's choice must be one of
+// our proposals of its protocol.
+func checkChosenChild(ours []proposal.Proposal, sa *wire.SA) (selected, error) {
+	if sa == nil || len(sa.Proposals) != 1 {
+		return selected{}, fmt.Errorf("response must carry exactly one proposal")
+	}
+	proto := proposal.Protocol(sa.Proposals[0].Protocol)
+	same := ofProtocol(ours, proto)
+	if len(same) == 0 {
+		return selected{}, fmt.Errorf("chosen proposal is for %s, we offered only %s", proto, protocolNames(ours))
+	}
+	return checkChosen(same, sa, proto)
+}
+
+// ofProtocol returns the proposals of one protocol.
+func ofProtocol(list []proposal.Proposal, proto proposal.Protocol) []proposal.Proposal {
+	var out []proposal.Proposal
+	for _, p := range list {
+		if p.Protocol == proto {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// protocolNames names the protocols of a list of proposals for messages: "ESP", "AH" or
+// "ESP or AH", in order of first appearance.
+func protocolNames(list []proposal.Proposal) string {
+	var names []string
+	seen := map[proposal.Protocol]bool{}
+	for _, p := range list {
+		if !seen[p.Protocol] {
+			seen[p.Protocol] = true
+			names = append(names, p.Protocol.String())
+		}
+	}
+	if len(names) == 0 {
+		return "no"
+	}
+	return strings.Join(names, " or ")
+}
+
+// formatChildList formats Child SA proposals in strongSwan keyword form, AH ones marked "AH:" so
+// that "sha256-noesn" is not read as ESP.
+func formatChildList(list []proposal.Proposal) string {
+	parts := make([]string, len(list))
+	for i, p := range list {
+		parts[i] = childString(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func childString(p proposal.Proposal) string {
+	if p.Protocol == proposal.ProtoAH {
+		return "AH:" + p.String()
+	}
+	return p.String()
+}
+
+// wireProtocolNames names the protocols of received proposals, as protocolNames does.
+func wireProtocolNames(list []wire.Proposal) string {
+	ps := make([]proposal.Proposal, len(list))
+	for i, wp := range list {
+		ps[i] = proposal.Proposal{Protocol: proposal.Protocol(wp.Protocol)}
+	}
+	return protocolNames(ps)
+}
+
+// describeChildWire formats a peer's Child SA proposals for error messages, AH ones marked.
+func describeChildWire(list []wire.Proposal) string {
+	if len(list) == 0 {
+		return "(none)"
+	}
+	ps := make([]proposal.Proposal, len(list))
+	for i, wp := range list {
+		ps[i] = fromWire(wp)
+	}
+	return formatChildList(ps)
 }
 
 // checkChosen verifies that the proposal a responder chose is one of ours and has exactly one

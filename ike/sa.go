@@ -87,6 +87,9 @@ type SA struct {
 	// NATRemote: a NAT is in front of the peer. Either means ESP in UDP.
 	NATLocal, NATRemote bool
 	PeerFragmentation   bool
+	// TCP: IKE and the Child SAs' ESP travel in TCP (RFC 9329) between Local and Remote;
+	// TCPOriginator: this side opened the connection and reopens it when it breaks.
+	TCP, TCPOriginator bool
 	// PeerChildless: the peer announced RFC 6023 childless IKE SA support.
 	PeerChildless bool
 
@@ -126,6 +129,8 @@ type SA struct {
 	// aaaClass are the RADIUS Class values of the client's authentication (echoed in
 	// accounting).
 	aaaClass [][]byte
+	// PPK: a post-quantum preshared key is mixed into the keys (RFC 8784).
+	PPK bool
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
 	queue  []initiatorTask
@@ -146,6 +151,12 @@ type SA struct {
 	// spawned are IKE SAs a rekey created, handoff Child SAs for one that runs already.
 	spawned []*SA
 	handoff *Handoff
+	// IKE_FOLLOWUP_KE (RFC 9370 §2.2.4): our exchange's follow-ups, the peer's exchange waiting
+	// for its follow-ups, and the additional secrets of the exchange being completed.
+	fuInit *followupInit
+	fuResp *followupResponder
+	fuThen func(*ChildInstall)
+	addKE  [][]byte
 
 	effects []Effect
 }
@@ -162,9 +173,14 @@ type handshake struct {
 	candidates []*PeerConfig // configurations a responder may still choose at IKE_AUTH
 	secret     []byte        // the DH secret, kept only for the key log
 	skeyseed   []byte        // kept only for the key log
+	inter      *intermediate // IKE_INTERMEDIATE exchanges (RFC 9242), nil when none
+	ppk        *ppkState     // post-quantum preshared key (RFC 8784), nil when not used
+	// keepKE: the next IKE_SA_INIT request reuses ke (RestartInit), so that a responder that
+	// answered the first one and replays its cached answer still agrees on the keys.
+	keepKE bool
 }
 
-// ChildSA is one negotiated Child SA (a pair of ESP SAs). Its keys are handed to the data plane
+// ChildSA is one negotiated Child SA (a pair of ESP or AH SAs). Its keys are handed to the data plane
 // in a ChildUp effect and not kept here.
 type ChildSA struct {
 	Config   *ChildConfig
@@ -192,6 +208,12 @@ type ChildSA struct {
 
 // State returns the Child SA's state.
 func (c *ChildSA) State() ChildState { return c.state }
+
+// Protocol returns the Child SA's IPsec protocol, ESP or AH (from its negotiated proposal).
+func (c *ChildSA) Protocol() proposal.Protocol { return c.Proposal.Protocol }
+
+// wireProtocol is the Protocol ID that names the Child SA in REKEY_SA and Delete payloads.
+func (c *ChildSA) wireProtocol() wire.ProtocolID { return wire.ProtocolID(c.Proposal.Protocol) }
 
 // Encryption and Integrity return the negotiated transform IDs and key length (bits).
 func (c *ChildSA) Encryption() (id uint16, bits uint16) {
@@ -233,6 +255,7 @@ func (sa *SA) Zero() {
 		sa.keys = nil
 	}
 	sa.dropHandshake()
+	sa.dropFollowups()
 	sa.state = StateDead
 }
 
@@ -246,6 +269,12 @@ func (sa *SA) dropHandshake() {
 	}
 	clear(sa.hs.secret)
 	clear(sa.hs.skeyseed)
+	if sa.hs.inter != nil {
+		sa.hs.inter.next.zero()
+	}
+	if sa.hs.ppk != nil {
+		sa.hs.ppk.zero()
+	}
 	sa.hs = nil
 }
 
@@ -298,6 +327,8 @@ func (sa *SA) Header(ex wire.ExchangeType, msgID uint32, response bool) wire.Hea
 
 // Seal encodes and protects a message. When the peer supports fragmentation and the message is
 // larger than maxSize (a datagram's IKE payload budget), it is split into SKF fragments (RFC 7383).
+// An IKE_INTERMEDIATE message joins the IntAuth chain as it was sealed (RFC 9242 §3.3.2), and once
+// a responder's IKE_INTERMEDIATE response is sealed the keys its exchange derived take over.
 func (sa *SA) Seal(h wire.Header, payloads []wire.Payload, maxSize int) ([][]byte, error) {
 	out, err := sa.protector(true)
 	if err != nil {
@@ -312,9 +343,13 @@ func (sa *SA) Seal(h wire.Header, payloads []wire.Payload, maxSize int) ([][]byt
 	if maxSize > 0 && len(b) > maxSize && sa.PeerFragmentation && sa.Config != nil && sa.Config.Fragmentation && h.Exchange != wire.ExchangeIKESAInit {
 		msgs, err := (&wire.Message{Header: h}).EncodeFragments(payloads, out, maxSize)
 		sa.keepIV(out)
+		if err == nil {
+			sa.sealed(h, payloads)
+		}
 		return msgs, err
 	}
 	sa.keepIV(out)
+	sa.sealed(h, payloads)
 	return [][]byte{b}, nil
 }
 
@@ -366,10 +401,12 @@ func (sa *SA) Child(spiIn uint32) *ChildSA {
 	return nil
 }
 
-// childByOutbound finds a Child SA by the peer's SPI (which the peer names in REKEY_SA and Delete).
-func (sa *SA) childByOutbound(spi uint32) *ChildSA {
+// childByOutbound finds a Child SA by the protocol and the peer's SPI, which the peer names in
+// REKEY_SA and Delete together with the protocol (RFC 7296 §3.10, §3.11): a REKEY_SA or Delete
+// for AH must not find an ESP Child SA that happens to have that SPI, nor the other way round.
+func (sa *SA) childByOutbound(proto wire.ProtocolID, spi uint32) *ChildSA {
 	for _, c := range sa.Children {
-		if c.SPIOut == spi {
+		if c.SPIOut == spi && c.wireProtocol() == proto {
 			return c
 		}
 	}

@@ -7,17 +7,20 @@ import "fmt"
 type State uint8
 
 const (
-	StateInitSent    State = iota // initiator: IKE_SA_INIT request sent
-	StateInitDone                 // IKE_SA_INIT complete, keys derived, IKE_AUTH pending
-	StateAuthSent                 // initiator: IKE_AUTH request sent
-	StateEstablished              // authenticated
-	StateRekeyed                  // replaced by a rekeyed IKE SA; waits for its Delete
-	StateDeleting                 // our Delete of the IKE SA is under way
-	StateDead                     // gone, keys wiped
+	StateInitSent State = iota // initiator: IKE_SA_INIT request sent
+	// StateIntermediate: IKE_SA_INIT chose additional key exchanges (RFC 9370), which run in
+	// IKE_INTERMEDIATE exchanges (RFC 9242) and change the keys after each; IKE_AUTH waits.
+	StateIntermediate
+	StateInitDone    // IKE_SA_INIT (and every IKE_INTERMEDIATE) complete, keys final, IKE_AUTH pending
+	StateAuthSent    // initiator: IKE_AUTH request sent
+	StateEstablished // authenticated
+	StateRekeyed     // replaced by a rekeyed IKE SA; waits for its Delete
+	StateDeleting    // our Delete of the IKE SA is under way
+	StateDead        // gone, keys wiped
 	numStates
 )
 
-var stateNames = [...]string{"INIT_SENT", "INIT_DONE", "AUTH_SENT", "ESTABLISHED", "REKEYED", "DELETING", "DEAD"}
+var stateNames = [...]string{"INIT_SENT", "INTERMEDIATE", "INIT_DONE", "AUTH_SENT", "ESTABLISHED", "REKEYED", "DELETING", "DEAD"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -28,13 +31,14 @@ func (s State) String() string {
 
 // ikeTransitions lists every legal move of an IKE SA's state.
 var ikeTransitions = [numStates][numStates]bool{
-	StateInitSent:    {StateInitSent: true, StateInitDone: true, StateDead: true},
-	StateInitDone:    {StateAuthSent: true, StateEstablished: true, StateDead: true},
-	StateAuthSent:    {StateAuthSent: true, StateEstablished: true, StateDead: true},
-	StateEstablished: {StateRekeyed: true, StateDeleting: true, StateDead: true},
-	StateRekeyed:     {StateDeleting: true, StateDead: true},
-	StateDeleting:    {StateDead: true},
-	StateDead:        {},
+	StateInitSent:     {StateInitSent: true, StateIntermediate: true, StateInitDone: true, StateDead: true},
+	StateIntermediate: {StateInitDone: true, StateDead: true},
+	StateInitDone:     {StateAuthSent: true, StateEstablished: true, StateDead: true},
+	StateAuthSent:     {StateAuthSent: true, StateEstablished: true, StateDead: true},
+	StateEstablished:  {StateRekeyed: true, StateDeleting: true, StateDead: true},
+	StateRekeyed:      {StateDeleting: true, StateDead: true},
+	StateDeleting:     {StateDead: true},
+	StateDead:         {},
 }
 
 // Up reports whether the IKE SA is authenticated and not yet on its way out.

@@ -13,21 +13,24 @@ import (
 type TaskKind uint8
 
 const (
-	TaskInit        TaskKind = iota // IKE_SA_INIT
-	TaskAuth                        // IKE_AUTH
-	TaskChildCreate                 // a new Child SA (in IKE_AUTH or CREATE_CHILD_SA)
-	TaskChildRekey                  // CREATE_CHILD_SA with REKEY_SA
-	TaskChildDelete                 // INFORMATIONAL with an ESP/AH Delete
-	TaskIKERekey                    // CREATE_CHILD_SA with an IKE proposal
-	TaskIKEDelete                   // INFORMATIONAL with an IKE Delete
-	TaskLiveness                    // empty INFORMATIONAL (dead peer detection)
-	TaskConfig                      // configuration payload in IKE_AUTH (task_cp.go)
-	TaskMOBIKE                      // INFORMATIONAL with UPDATE_SA_ADDRESSES (task_mobike.go)
-	TaskRedirect                    // INFORMATIONAL with REDIRECT (task_redirect.go)
+	TaskInit         TaskKind = iota // IKE_SA_INIT
+	TaskAuth                         // IKE_AUTH
+	TaskChildCreate                  // a new Child SA (in IKE_AUTH or CREATE_CHILD_SA)
+	TaskChildRekey                   // CREATE_CHILD_SA with REKEY_SA
+	TaskChildDelete                  // INFORMATIONAL with an ESP/AH Delete
+	TaskIKERekey                     // CREATE_CHILD_SA with an IKE proposal
+	TaskIKEDelete                    // INFORMATIONAL with an IKE Delete
+	TaskLiveness                     // empty INFORMATIONAL (dead peer detection)
+	TaskIntermediate                 // IKE_INTERMEDIATE with an additional key exchange (RFC 9242, RFC 9370)
+	TaskFollowupKE                   // IKE_FOLLOWUP_KE after a CREATE_CHILD_SA (RFC 9370 §2.2.4)
+	TaskConfig                       // configuration payload in IKE_AUTH (task_cp.go)
+	TaskMOBIKE                       // INFORMATIONAL with UPDATE_SA_ADDRESSES (task_mobike.go)
+	TaskRedirect                     // INFORMATIONAL with REDIRECT (task_redirect.go)
 )
 
 var taskNames = [...]string{"IKE_SA_INIT", "IKE_AUTH", "create Child SA", "rekey Child SA", "delete Child SA",
-	"rekey IKE SA", "delete IKE SA", "liveness check", "configuration request", "MOBIKE address update", "redirect"}
+	"rekey IKE SA", "delete IKE SA", "liveness check", "IKE_INTERMEDIATE", "IKE_FOLLOWUP_KE",
+	"configuration request", "MOBIKE address update", "redirect"}
 
 func (k TaskKind) String() string {
 	if int(k) < len(taskNames) {
@@ -42,6 +45,10 @@ type Message struct {
 	Payloads []wire.Payload
 	// Raw is the whole encoded message, for IKE_SA_INIT only (AUTH signs it).
 	Raw []byte
+	// IntAuth is wire.IntAuthData of a received IKE_INTERMEDIATE message, which the driver
+	// computes from the decrypted (and reassembled) message: IKE_AUTH authenticates it (RFC 9242
+	// §3.3.2).
+	IntAuth []byte
 }
 
 func (m *Message) add(ps ...wire.Payload) { m.Payloads = append(m.Payloads, ps...) }
@@ -81,6 +88,19 @@ func (sa *SA) ActiveKind() (TaskKind, bool) {
 }
 
 func (sa *SA) enqueue(t initiatorTask) { sa.queue = append(sa.queue, t) }
+
+// hasTask reports whether an outstanding or queued task matches: the Queue methods do not start
+// the same work twice.
+func (sa *SA) hasTask(match func(initiatorTask) bool) bool {
+	for _, list := range [][]initiatorTask{sa.active, sa.queue} {
+		for _, t := range list {
+			if match(t) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // NextRequest starts the next queued exchange, when none is outstanding, and returns its request
 // (nil when there is nothing to send). IKE_SA_INIT requests carry Raw; the others are to be
@@ -124,6 +144,8 @@ func (sa *SA) canStart(t initiatorTask) bool {
 		return sa.state == StateInitSent
 	case wire.ExchangeIKEAuth:
 		return sa.state == StateInitDone || sa.state == StateAuthSent
+	case wire.ExchangeIKEIntermediate:
+		return sa.state == StateIntermediate
 	}
 	if t.Kind() == TaskIKEDelete {
 		return sa.state.Authenticated() && sa.state != StateDeleting
@@ -151,6 +173,12 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 	if len(tasks) == 0 {
 		return nil, nil
 	}
+	sa.received(resp)
+	resp, next, handled := sa.followup(resp)
+	if handled {
+		return next, nil
+	}
+	defer sa.doneAddKE()
 	again := false
 	var firstErr error
 	for i, t := range tasks {
@@ -238,6 +266,7 @@ func (sa *SA) Kill(reason Reason) {
 	for _, d := range sa.deferredTasks() {
 		d.abort(sa)
 	}
+	sa.dropFollowups()
 	wasUp := sa.state.Authenticated()
 	replaced := sa.replaced
 	for _, c := range sa.Children {
@@ -247,7 +276,7 @@ func (sa *SA) Kill(reason Reason) {
 			if cr == ReasonRekeyed {
 				cr = ReasonParentGone
 			}
-			sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: cr})
+			sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, Protocol: c.Protocol(), SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: cr})
 		}
 	}
 	sa.Children = nil
@@ -300,7 +329,12 @@ func (sa *SA) RequeueDue(now time.Time) {
 // Delete, a failed authentication).
 func (sa *SA) ProcessRequest(req *Message) *Message {
 	resp := &Message{Exchange: req.Exchange}
+	sa.received(req)
 	switch req.Exchange {
+	case wire.ExchangeIKEIntermediate:
+		sa.respondIntermediate(req, resp)
+	case wire.ExchangeIKEFollowupKE:
+		sa.respondFollowupKE(req, resp)
 	case wire.ExchangeIKEAuth:
 		sa.respondAuth(req, resp)
 	case wire.ExchangeCreateChildSA:

@@ -11,7 +11,8 @@ import (
 var keyPad = []byte("Key Pad for IKEv2")
 
 // signedOctets builds the data AUTH covers (RFC 7296 §2.15): our IKE_SA_INIT message, the peer's
-// nonce and prf(SK_p, RestOfIDPayload) of the identity of the side that signs.
+// nonce and prf(SK_p, RestOfIDPayload) of the identity of the side that signs, then IntAuth when
+// IKE_INTERMEDIATE exchanges took place (RFC 9242 §3.3.2).
 func (sa *SA) signedOctets(initiatorSide bool, idRest []byte) []byte {
 	var msg, nonce, skp []byte
 	if initiatorSide {
@@ -22,7 +23,8 @@ func (sa *SA) signedOctets(initiatorSide bool, idRest []byte) []byte {
 	out := make([]byte, 0, len(msg)+len(nonce)+sa.prf.Size())
 	out = append(out, msg...)
 	out = append(out, nonce...)
-	return sa.prf.AppendCompute(out, skp, idRest)
+	out = sa.prf.AppendCompute(out, skp, idRest)
+	return append(out, sa.intAuth()...)
 }
 
 // pskAUTH computes AUTH = prf(prf(PSK, "Key Pad for IKEv2"), SignedOctets).
@@ -88,6 +90,17 @@ func (t *authTask) build(sa *SA, req *Message) error {
 	if !sa.Config.RemoteID.IsAny() {
 		req.add(&wire.IDr{IDType: sa.Config.RemoteID.Type, Data: sa.Config.RemoteID.Data})
 	}
+	ppk, err := sa.ppkInitiator(func() []byte { return auth.Data })
+	if err != nil {
+		return err
+	}
+	if sa.ppkMixed() {
+		// The PPK is in SK_pi now (RFC 8784 §3): AUTH again, with it.
+		if _, auth, aerr = sa.buildAuth(sa.Config, sa.Config.RemoteID, nil); aerr != nil {
+			return aerr
+		}
+	}
+	req.add(ppk...)
 	req.add(auth)
 	sa.mobikeAuthRequest(req) // task_mobike.go
 	if sa.usesEAP() {
@@ -137,6 +150,9 @@ func (t *authTask) process(sa *SA, resp *Message) (bool, error) {
 	remote := Identity{Type: idr.IDType, Data: append([]byte(nil), idr.Data...)}
 	if !sa.Config.remoteIDMatches(remote) {
 		return false, errorf(wire.AuthenticationFailed, "peer identifies as %s, but connection %s expects %s", remote, sa.Config.Name, sa.Config.RemoteID)
+	}
+	if err := sa.ppkInitiatorResponse(ps); err != nil {
+		return false, err
 	}
 	if verr := sa.verifyAuth(sa.Config, remote, ps); verr != nil { // authenticator.go
 		return false, verr
@@ -248,7 +264,12 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "peer %s authenticated with %s, but connection %s wants EAP from it (remote auth = eap-...)", remote, authMethodName(auth.Method), cfg.Name))
 		return
 	}
-	if verr := sa.verifyAuth(cfg, remote, ps); verr != nil { // authenticator.go
+	authData, ppk, perr := sa.ppkResponder(cfg, ps, auth.Data)
+	if perr != nil {
+		refuse(wire.AuthenticationFailed, perr)
+		return
+	}
+	if verr := sa.verifyAuth(cfg, remote, withAuthData(ps, authData)); verr != nil { // authenticator.go
 		refuse(wire.AuthenticationFailed, verr)
 		return
 	}
@@ -267,10 +288,12 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		sa.authResp = &authResponder{cfg: cfg, phase: respSecondID, first: ps}
 		resp.add(&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
 		resp.add(certs...)
+		resp.add(ppk...)
 		resp.add(ourAuth)
 		return
 	}
 	head := append([]wire.Payload{&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data}}, certs...)
+	head = append(head, ppk...)
 	sa.establishResponder(cfg, remote, ps, resp, append(head, ourAuth), VIPRequest{})
 }
 

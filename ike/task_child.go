@@ -22,10 +22,8 @@ func (sa *SA) QueueCreateChild(cfg *ChildConfig) bool {
 			return false
 		}
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if c, ok := t.(*childCreateTask); ok && c.cfg == cfg {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { c, ok := t.(*childCreateTask); return ok && c.cfg == cfg }) {
+		return false
 	}
 	sa.enqueue(&childCreateTask{cfg: cfg})
 	return true
@@ -143,7 +141,7 @@ func respondChildCreate(sa *SA, req, resp *Message) {
 	}
 	resp.add(ps[0], &wire.Nonce{Data: nr})
 	resp.add(ps[1:]...)
-	sa.addChild(c, inst, true, nil)
+	sa.whenKeyed(inst, func(inst *ChildInstall) { sa.addChild(c, inst, true, nil) })
 }
 
 // QueueRekeyChild queues a rekey of the Child SA with inbound SPI spiIn (RFC 7296 §1.3.3); it
@@ -153,10 +151,8 @@ func (sa *SA) QueueRekeyChild(spiIn uint32) bool {
 	if c == nil || c.state != ChildInstalled {
 		return false
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if r, ok := t.(*childRekeyTask); ok && r.old == c {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { r, ok := t.(*childRekeyTask); return ok && r.old == c }) {
+		return false
 	}
 	sa.enqueue(&childRekeyTask{old: c})
 	return true
@@ -199,7 +195,7 @@ func (t *childRekeyTask) build(sa *SA, req *Message) error {
 	}
 	t.req, t.ni = r, ni
 	sa.setChildState(old, ChildRekeying)
-	req.add(&wire.Notify{Protocol: wire.ProtoESP, SPI: spiBytes(old.SPIIn), NotifyType: wire.RekeySA}, ps[0], &wire.Nonce{Data: ni})
+	req.add(&wire.Notify{Protocol: old.wireProtocol(), SPI: spiBytes(old.SPIIn), NotifyType: wire.RekeySA}, ps[0], &wire.Nonce{Data: ni})
 	req.add(ps[1:]...)
 	return nil
 }
@@ -280,7 +276,7 @@ func respondChildRekey(sa *SA, req, resp *Message) {
 	spi, ok := spiFromBytes(n.SPI)
 	var old *ChildSA
 	if ok {
-		old = sa.childByOutbound(spi)
+		old = sa.childByOutbound(n.Protocol, spi)
 	}
 	if old == nil {
 		resp.add(&wire.Notify{Protocol: n.Protocol, SPI: n.SPI, NotifyType: wire.ChildSANotFound})
@@ -318,8 +314,10 @@ func respondChildRekey(sa *SA, req, resp *Message) {
 			}
 		}
 	}
-	old.successor = c
-	sa.addChild(c, inst, false, old)
+	sa.whenKeyed(inst, func(inst *ChildInstall) {
+		old.successor = c
+		sa.addChild(c, inst, false, old)
+	})
 }
 
 // QueueDeleteChild queues the deletion of a Child SA (RFC 7296 §1.4.1).
@@ -328,10 +326,8 @@ func (sa *SA) QueueDeleteChild(spiIn uint32, reason Reason) bool {
 	if c == nil || c.state == ChildDeleting || c.state == ChildDeleted {
 		return false
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if d, ok := t.(*childDeleteTask); ok && d.child == c {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { d, ok := t.(*childDeleteTask); return ok && d.child == c }) {
+		return false
 	}
 	sa.enqueue(&childDeleteTask{child: c, reason: reason})
 	return true
@@ -353,7 +349,7 @@ func (t *childDeleteTask) build(sa *SA, req *Message) error {
 		return errorf(0, "child %s (%08x) is gone already", c.Name, c.SPIIn)
 	}
 	sa.setChildState(c, ChildDeleting)
-	req.add(&wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{spiBytes(c.SPIIn)}})
+	req.add(&wire.Delete{Protocol: c.wireProtocol(), SPIs: [][]byte{spiBytes(c.SPIIn)}})
 	return nil
 }
 
@@ -370,7 +366,7 @@ func respondChildDelete(sa *SA, d *wire.Delete, resp *Message) {
 		if !ok {
 			continue
 		}
-		c := sa.childByOutbound(spi)
+		c := sa.childByOutbound(d.Protocol, spi)
 		if c == nil {
 			continue
 		}

@@ -40,7 +40,7 @@ func (sa *SA) Adopt(h *Handoff) {
 	sa.adopting = false
 	if sa.state == StateDead {
 		for _, c := range h.Children {
-			sa.emit(ChildDown{IKE: h.From, Name: c.Name, SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: ReasonParentGone})
+			sa.emit(ChildDown{IKE: h.From, Name: c.Name, Protocol: c.Protocol(), SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: ReasonParentGone})
 		}
 		return
 	}
@@ -57,10 +57,8 @@ func (sa *SA) QueueRekeyIKE() bool {
 	if sa.state != StateEstablished {
 		return false
 	}
-	for _, t := range append(append([]initiatorTask(nil), sa.active...), sa.queue...) {
-		if t.Kind() == TaskIKERekey || t.Kind() == TaskIKEDelete {
-			return false
-		}
+	if sa.hasTask(func(t initiatorTask) bool { return t.Kind() == TaskIKERekey || t.Kind() == TaskIKEDelete }) {
+		return false
 	}
 	sa.enqueue(&ikeRekeyTask{})
 	return true
@@ -97,6 +95,7 @@ func (t *ikeRekeyTask) abort(sa *SA) {
 func (sa *SA) successorOf(initiator bool) *SA {
 	return &SA{Config: sa.Config, deps: sa.deps, Initiator: initiator, Local: sa.Local, Remote: sa.Remote,
 		NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, PeerFragmentation: sa.PeerFragmentation, PeerChildless: sa.PeerChildless,
+		TCP: sa.TCP, TCPOriginator: sa.TCPOriginator,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now(),
 		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, vipID: sa.vipID, eapID: sa.eapID, aaaClass: sa.aaaClass, mobike: sa.mobike, peerRedirect: sa.peerRedirect}
 }
@@ -216,7 +215,8 @@ func (sa *SA) rekeyKeys(next *SA, p proposal.Proposal, secret []byte) error {
 	if err != nil {
 		return err
 	}
-	skeyseed, err := suite.RekeySKEYSEED(sa.prf, sa.keys.SKd, next.rekeyNi, next.rekeyNr, secret)
+	// SK(0) | Ni | Nr | SK(1) | ... | SK(n) with additional key exchanges (RFC 9370 §2.2.4).
+	skeyseed, err := suite.RekeySKEYSEED(sa.prf, sa.keys.SKd, next.rekeyNi, next.rekeyNr, append([][]byte{secret}, sa.addKE...)...)
 	if err != nil {
 		return err
 	}
@@ -307,21 +307,40 @@ func respondIKERekey(sa *SA, req, resp *Message) {
 		resp.add(&wire.Notify{NotifyType: wire.TemporaryFailure})
 		return
 	}
-	if err := sa.rekeyKeys(next, chosen.Proposal, secret); err != nil {
-		resp.add(&wire.Notify{NotifyType: wire.NoProposalChosen})
-		return
-	}
 	wp := toWire([]proposal.Proposal{chosen.Proposal}, ikeSPIBytes(next.SPIr))
 	wp[0].Number = chosen.number
-	resp.add(&wire.SA{Proposals: wp}, &wire.Nonce{Data: nr}, &wire.KE{Group: g.ID, Data: pub})
-	sa.spawned = append(sa.spawned, next)
-	if ours != nil {
-		// Both sides rekey: our outstanding exchange decides where the Child SAs go.
-		next.adopting = true
-		ours.peerNext = next
+	complete := func(secret []byte) bool {
+		if err := sa.rekeyKeys(next, chosen.Proposal, secret); err != nil {
+			sa.emit(Failed{Conn: sa.name(), Err: errorf(wire.NoProposalChosen, "IKE rekey: %v", err)})
+			return false
+		}
+		sa.spawned = append(sa.spawned, next)
+		if ours != nil {
+			// Both sides rekey: our outstanding exchange decides where the Child SAs go.
+			next.adopting = true
+			ours.peerNext = next
+			return true
+		}
+		sa.moveTo(next)
+		return true
+	}
+	if groups := addKEGroups(chosen.Proposal); len(groups) > 0 {
+		// The new IKE SA's keys wait for the IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4).
+		s0 := append([]byte(nil), secret...)
+		link, err := sa.deferForFollowup(groups, describeFollowup("IKE rekey", groups),
+			func() { complete(s0); clear(s0) }, func() { clear(s0) })
+		if err != nil {
+			resp.add(&wire.Notify{NotifyType: wire.TemporaryFailure})
+			return
+		}
+		resp.add(&wire.SA{Proposals: wp}, &wire.Nonce{Data: nr}, &wire.KE{Group: g.ID, Data: pub}, link)
 		return
 	}
-	sa.moveTo(next)
+	if !complete(secret) {
+		resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: wire.NoProposalChosen}}
+		return
+	}
+	resp.add(&wire.SA{Proposals: wp}, &wire.Nonce{Data: nr}, &wire.KE{Group: g.ID, Data: pub})
 }
 
 // QueueDeleteIKE queues the deletion of this IKE SA; queued work is dropped.

@@ -57,14 +57,19 @@ func (*initTask) abort(*SA)                   {}
 // After a COOKIE or INVALID_KE_PAYLOAD answer it builds the retried request.
 func (*initTask) build(sa *SA, req *Message) error {
 	hs := sa.hs
-	if hs.ke != nil {
-		hs.ke.Zero()
+	if hs.ke == nil || !hs.keepKE || hs.ke.Group() != hs.group {
+		if hs.ke != nil {
+			hs.ke.Zero()
+		}
+		k, err := suite.NewKeyExchange(hs.group, sa.deps.Rand)
+		if err != nil {
+			return err
+		}
+		hs.ke = k
 	}
-	ke, err := suite.NewKeyExchange(hs.group, sa.deps.Rand)
-	if err != nil {
-		return err
-	}
-	hs.ke = ke
+	hs.keepKE = false
+	ke := hs.ke
+	var err error
 	if hs.Ni == nil {
 		if hs.Ni, err = sa.nonce(); err != nil {
 			return err
@@ -82,6 +87,13 @@ func (*initTask) build(sa *SA, req *Message) error {
 	req.add(initAuthPayloads(true, sa.Config)...)
 	if sa.Config.Fragmentation {
 		req.add(&wire.Notify{NotifyType: wire.FragmentationSupported})
+	}
+	if offersAddKE(sa.Config.Proposals) {
+		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE (RFC 9242 §3.1).
+		req.add(&wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
+	}
+	if sa.Config.wantsPPK() {
+		req.add(&wire.Notify{NotifyType: wire.UsePPK}) // RFC 8784 §3
 	}
 	if sa.Config.LocalEAP != nil && sa.Config.LocalEAP.Second {
 		req.add(&wire.Notify{NotifyType: wire.MultipleAuthSupported}) // RFC 4739 §3
@@ -160,13 +172,22 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 	}
 	defer clear(secret)
 	sa.checkNATD(ps, sa.SPIr)
+	if sa.Config.wantsPPK() {
+		sa.ppk().peer = findNotify(ps, wire.UsePPK) != nil
+	}
 	sa.PeerFragmentation = findNotify(ps, wire.FragmentationSupported) != nil
 	sa.PeerChildless = findNotify(ps, wire.ChildlessIKEv2Supported) != nil
 	hs.initResp = append([]byte(nil), resp.Raw...)
 	if err := sa.deriveKeys(chosen.Proposal, secret); err != nil {
 		return false, err
 	}
-	if !sa.setState(StateInitDone) {
+	next := StateInitDone
+	if inter, err := sa.planIntermediate(chosen.Proposal, findNotify(ps, wire.IntermediateExchangeSupported) != nil); err != nil {
+		return false, err
+	} else if inter {
+		next = StateIntermediate
+	}
+	if !sa.setState(next) {
 		return false, errorf(0, "IKE_SA_INIT response in state %s", sa.state)
 	}
 	if err := sa.planChildless(); err != nil {
@@ -444,6 +465,20 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	ps = append(ps, &wire.Notify{NotifyType: wire.MultipleAuthSupported})
 	if cfg.Childless != ChildlessNever {
 		ps = append(ps, &wire.Notify{NotifyType: wire.ChildlessIKEv2Supported})
+	}
+	if findNotify(req.Payloads, wire.UsePPK) != nil && cfg.PPK != nil {
+		// RFC 8784 §3: we can look PPKs up; whether one is used is decided in IKE_AUTH.
+		sa.ppk().peer = true
+		ps = append(ps, &wire.Notify{NotifyType: wire.UsePPK})
+	}
+	peerInter := findNotify(req.Payloads, wire.IntermediateExchangeSupported) != nil
+	if peerInter {
+		ps = append(ps, &wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
+	}
+	if inter, err := sa.planIntermediate(chosen.Proposal, peerInter); err != nil {
+		return refuse(wire.NoProposalChosen, nil, err.(*Error))
+	} else if inter {
+		sa.state = StateIntermediate
 	}
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, true), Payloads: ps}
 	resp, err := m.Encode()

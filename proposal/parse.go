@@ -12,8 +12,15 @@ import (
 // proposal comes first because it is preferred; the classic one keeps interoperability with peers
 // that still use strongSwan's default (AES-CBC with HMAC-SHA2). MODP-2048 is left out on purpose
 // (about 112-bit strength); name it explicitly for peers that need it.
+//
+// The first IKE proposal is a post-quantum hybrid: X25519 in IKE_SA_INIT, then ML-KEM-768 as an
+// additional key exchange in IKE_INTERMEDIATE (RFC 9370, draft-ietf-ipsecme-ikev2-mlkem). A peer
+// that does not implement it chooses one of the classic proposals; because they too prefer X25519,
+// the KE payload of IKE_SA_INIT (always X25519 here) fits them without an INVALID_KE_PAYLOAD round
+// trip unless the peer insists on another group.
 const (
-	DefaultIKEString = "aes256gcm16-aes128gcm16-chacha20poly1305-prfsha256-prfsha384-prfsha512-x25519-ecp256-ecp384-ecp521-modp3072-modp4096, " +
+	DefaultIKEString = "aes256gcm16-aes128gcm16-chacha20poly1305-prfsha256-prfsha384-prfsha512-x25519-ke1_mlkem768, " +
+		"aes256gcm16-aes128gcm16-chacha20poly1305-prfsha256-prfsha384-prfsha512-x25519-ecp256-ecp384-ecp521-modp3072-modp4096, " +
 		"aes256-aes128-sha256-sha384-sha512-x25519-ecp256-ecp384-ecp521-modp3072-modp4096"
 	DefaultESPString = "aes256gcm16-aes128gcm16-chacha20poly1305, aes256-aes128-sha256-sha384-sha512"
 	DefaultAHString  = "sha256-sha384-sha512"

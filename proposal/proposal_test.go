@@ -182,7 +182,8 @@ func TestDefaults(t *testing.T) {
 		parse func(string) ([]Proposal, error)
 		want  string
 	}{
-		{ProtoIKE, ParseIKE, "aes256gcm16-aes128gcm16-chacha20poly1305-prfsha256-prfsha384-prfsha512-x25519-ecp256-ecp384-ecp521-modp3072-modp4096, " +
+		{ProtoIKE, ParseIKE, "aes256gcm16-aes128gcm16-chacha20poly1305-prfsha256-prfsha384-prfsha512-x25519-ke1_mlkem768, " +
+			"aes256gcm16-aes128gcm16-chacha20poly1305-prfsha256-prfsha384-prfsha512-x25519-ecp256-ecp384-ecp521-modp3072-modp4096, " +
 			"aes256-aes128-sha256-sha384-sha512-prfsha256-prfsha384-prfsha512-x25519-ecp256-ecp384-ecp521-modp3072-modp4096"},
 		{ProtoESP, ParseESP, "aes256gcm16-aes128gcm16-chacha20poly1305-noesn, aes256-aes128-sha256-sha384-sha512-noesn"},
 		{ProtoAH, ParseAH, "sha256-sha384-sha512-noesn"},

@@ -13,6 +13,9 @@
 #   PLACEMENTS=pinned scripts/bench-ike.sh        # only generator on CPU 0, responder on CPU 1
 #   MODE=held scripts/bench-ike.sh               # responders that keep every SA: handshakes/s while
 #                                                 # holding LEVELS tunnels, and RSS per tunnel
+#   MODE=held PPROF_DIR=/tmp/p MEASURE=30000 scripts/bench-ike.sh
+#                                                 # plus goipsec's CPU profile during each measurement
+#                                                 # (PPROF_SECONDS, 8) and heap profile after it
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
@@ -141,7 +144,9 @@ daemon {
 }
 CONF
   : > "$tmp/goipsec.log"
-  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" 2>"$tmp/goipsec.log" &
+  local pprof=()
+  [ -n "${PPROF_DIR:-}" ] && pprof=(--debug-pprof 127.0.0.1:6060)
+  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
   resp_pid=$!
   for _ in $(seq 100); do
     ip -n $R link show goipsec0 >/dev/null 2>&1 && ip netns exec $R ss -Hulpn 2>/dev/null | grep -q ':500 ' && return 0
@@ -315,7 +320,17 @@ held_run() {
       fi
       held=$level
     fi
+    local prof=
+    if [ -n "${PPROF_DIR:-}" ] && [ "$key" = goipsec ]; then
+      # A CPU profile of the responder across the measurement (make MEASURE last ~10 s).
+      ip netns exec $R curl -s -o "$PPROF_DIR/cpu-$level.pprof" "http://127.0.0.1:6060/debug/pprof/profile?seconds=${PPROF_SECONDS:-8}" &
+      prof=$!
+    fi
     bench "$MEASURE" psk || { echo "  $key: the measurement at $held held failed"; break; }
+    if [ -n "$prof" ]; then
+      wait "$prof" || true
+      ip netns exec $R curl -s -o "$PPROF_DIR/heap-$level.pprof" "http://127.0.0.1:6060/debug/pprof/heap"
+    fi
     r=$(field handshakes_per_second)
     held=$((held + $(field completed)))
     local rss per
@@ -325,19 +340,35 @@ held_run() {
     hrss[$key/$level]=$per
     printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per"
   done
+  # Settled: what a gateway holds once the handshakes are over (goipsec drops each IKE SA's
+  # cached IKE_AUTH response when no retransmission can come any more, ~3 minutes on).
+  if [ "${SETTLE:-0}" -gt 0 ] && [ "$held" -gt 0 ]; then
+    sleep "$SETTLE"
+    rss=$(rss_kb "$resp_pid")
+    per=$(awk -v r="$rss" -v b="$base" -v n="$held" 'BEGIN {printf "%.1f", (r - b) / n * 1024 / 1000}')
+    hrss[$key/settled]=$per
+    printf '  %-12s %7d held, %ss later: RSS %7d kB  %s kB/tunnel\n' "$key" "$held" "$SETTLE" "$rss" "$per"
+  fi
 }
 
 if [ "${MODE:-}" = held ]; then
   LEVELS=${LEVELS:-0 10000 50000 100000}
   MEASURE=${MEASURE:-2000}
   FILL_TIMEOUT=${FILL_TIMEOUT:-600}
+  SETTLE=${SETTLE:-200}
   DELETE=no
   CONCURRENCY=${CONCURRENCY:-64}
   echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, responder and generator share both CPUs, $(nproc) CPUs"
   client_cpu=() resp_cpu=()
-  start_goipsec yes psk; held_run goipsec; stop_responder
-  start_charon psk; held_run strongswan; stop_responder
+  WARMUP_HELD=${WARMUP_HELD:-500}
+  # RESPONDERS="goipsec" skips strongSwan (profiling runs).
+  if [[ " ${RESPONDERS:-goipsec strongswan} " = *" goipsec "* ]]; then
+    start_goipsec yes psk; bench "$WARMUP_HELD" psk; held_run goipsec; stop_responder
+  fi
+  if [[ " ${RESPONDERS:-goipsec strongswan} " = *" strongswan "* ]]; then
+    start_charon psk; bench "$WARMUP_HELD" psk; held_run strongswan; stop_responder
+  fi
   echo
   printf '%-10s %22s %22s %10s %24s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw"
   for level in $LEVELS; do
@@ -345,6 +376,7 @@ if [ "${MODE:-}" = held ]; then
     ratio=n/a; [ "$g" != n/a ] && [ "$s" != n/a ] && ratio=$(awk -v a="$g" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')
     printf '%-10s %22s %22s %10s %24s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}"
   done
+  echo "RSS per tunnel ${SETTLE}s after the last level: goipsec ${hrss[goipsec/settled]:-n/a} kB, strongSwan ${hrss[strongswan/settled]:-n/a} kB"
   g0=${hrate[goipsec/${LEVELS%% *}]:-}; glast=${hrate[goipsec/${LEVELS##* }]:-}
   [ -n "$g0" ] && [ -n "$glast" ] && echo "goipsec: rate with ${LEVELS##* } held is $(awk -v a="$glast" -v b="$g0" 'BEGIN {printf "%.0f%%", a/b*100}') of the rate with ${LEVELS%% *}"
   echo "end: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -21,6 +21,9 @@ test)
   # the openssl plugin (libstrongswan-standard-plugins: X25519/ECP/MODP, AES-GCM, SHA-2) and
   # curve25519/chapoly (libstrongswan-extra-plugins).
   want strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
+  # strongSwan 6.0.1 (RFC 9242/9370) runs from a Debian 13 root that the tests build with mmdebstrap
+  # and cache in /var/cache/goipsec-strongswan6 (internal/testnet/strongswan.Trixie).
+  want mmdebstrap
   # strongSwan's pki tool makes certificates for the certificate interop tests.
   want strongswan-pki
   # Remote access: strongSwan's EAP-MSCHAPv2 (libcharon-extauth-plugins; EAP-MD5, -TLS, -TTLS,
@@ -35,7 +38,8 @@ test)
   want qemu-system-x86 mmdebstrap e2fsprogs
   ;;
 bench)
-  want iperf3 wireguard-tools procps util-linux
+  want iperf3 wireguard-tools procps util-linux iputils-ping python3
+  if [ "${PROFILE:-0}" = 1 ]; then want linux-perf; fi
   ;;
 demo) ;;
 esac

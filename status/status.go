@@ -140,25 +140,46 @@ type ChildConfig struct {
 	LocalTS      []string `json:"local_ts"`
 	RemoteTS     []string `json:"remote_ts"`
 	ESPProposals []string `json:"esp_proposals"`
+	AHProposals  []string `json:"ah_proposals"`
 }
 
 // IKESA is one IKE SA.
 type IKESA struct {
-	SPIInitiator   string    `json:"spi_i"`
-	SPIResponder   string    `json:"spi_r"`
-	Initiator      bool      `json:"initiator"`
-	State          string    `json:"state"`
-	Local          string    `json:"local"`
-	Remote         string    `json:"remote"`
-	LocalID        string    `json:"local_id"`
-	RemoteID       string    `json:"remote_id"`
-	Proposal       string    `json:"proposal"`
-	NATLocal       bool      `json:"nat_local"`
-	NATRemote      bool      `json:"nat_remote"`
+	SPIInitiator string `json:"spi_i"`
+	SPIResponder string `json:"spi_r"`
+	Initiator    bool   `json:"initiator"`
+	State        string `json:"state"`
+	Local        string `json:"local"`
+	Remote       string `json:"remote"`
+	LocalID      string `json:"local_id"`
+	RemoteID     string `json:"remote_id"`
+	Proposal     string `json:"proposal"`
+	NATLocal     bool   `json:"nat_local"`
+	NATRemote    bool   `json:"nat_remote"`
+	// Transport is "udp", or "tcp" for IKE and ESP in TCP (RFC 9329), whose connection TCP shows.
+	Transport string    `json:"transport"`
+	TCP       *TCPState `json:"tcp,omitempty"`
+	// PPK: a post-quantum preshared key is mixed into the keys (RFC 8784).
+	PPK            bool      `json:"ppk"`
 	EstablishedAt  time.Time `json:"established_at,omitzero"`
 	RekeyAt        time.Time `json:"rekey_at,omitzero"`
 	LastReceivedAt time.Time `json:"last_received_at,omitzero"`
 	Children       []ChildSA `json:"child_sas"`
+}
+
+// TCPState is the TCP connection of an IKE SA in TCP (RFC 9329).
+type TCPState struct {
+	Local  string `json:"local"`
+	Remote string `json:"remote"`
+	// Originator: we opened the connection (and reopen it when it breaks).
+	Originator bool      `json:"originator"`
+	Since      time.Time `json:"since,omitzero"`
+	BytesIn    uint64    `json:"bytes_in"`
+	BytesOut   uint64    `json:"bytes_out"`
+	ESPIn      uint64    `json:"esp_in"`
+	ESPOut     uint64    `json:"esp_out"`
+	// Connected is false while there is no connection (the originator is reconnecting).
+	Connected bool `json:"connected"`
 }
 
 // ChildSA is one installed Child SA: a pair of ESP (or AH) SAs.
@@ -167,6 +188,7 @@ type ChildSA struct {
 	SPIIn       string    `json:"spi_in"`
 	SPIOut      string    `json:"spi_out"`
 	Mode        string    `json:"mode"`
+	Protocol    string    `json:"protocol"` // esp or ah
 	UDPEncap    bool      `json:"udp_encap"`
 	Proposal    string    `json:"proposal"`
 	LocalTS     []string  `json:"local_ts"`

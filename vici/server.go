@@ -66,11 +66,32 @@ type EventStreamer interface {
 type Registry struct {
 	mu       sync.RWMutex
 	commands map[string]CommandFunc // guarded by mu
+	events   map[string]bool        // extra event names beyond strongSwan's; guarded by mu
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{commands: make(map[string]CommandFunc)}
+	return &Registry{commands: make(map[string]CommandFunc), events: make(map[string]bool)}
+}
+
+// EventKnower is implemented by a Handler that defines events of its own; a client may register
+// for those as well as for strongSwan's.
+type EventKnower interface {
+	KnowsEvent(name string) bool
+}
+
+// Event declares an event name of goipsec's own so clients may register for it.
+func (r *Registry) Event(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events[name] = true
+}
+
+// KnowsEvent implements EventKnower.
+func (r *Registry) KnowsEvent(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.events[name]
 }
 
 // Handle registers f for the command name, replacing any earlier function.
@@ -392,7 +413,11 @@ func (c *serverConn) run(f CommandFunc, req *Message) (resp *Message, err error)
 
 func (c *serverConn) register(typ PacketType, event string) {
 	reply := EventConfirm
-	if !IsStrongSwanEvent(event) {
+	known := IsStrongSwanEvent(event)
+	if k, ok := c.srv.handler.(EventKnower); ok && !known {
+		known = k.KnowsEvent(event)
+	}
+	if !known {
 		reply = EventUnknown
 		c.srv.log.Info("vici: registration for unknown event", "event", event)
 	} else {

@@ -107,6 +107,32 @@ func (c *rawConn) register(event string) {
 	}
 }
 
+// stream registers for event, sends cmd and returns the events that came before the response
+// (and the response). Unlike govici 0.8.0, which picks at random between an event and the
+// response that are both waiting, the packet layer keeps their order.
+func (c *rawConn) stream(cmd, event string, req *Message) ([]*Message, *Message) {
+	c.t.Helper()
+	c.register(event)
+	c.send(&Packet{Type: CmdRequest, Name: cmd, Message: req})
+	var events []*Message
+	for {
+		p := c.recv()
+		switch p.Type {
+		case Event:
+			events = append(events, p.Message)
+			continue
+		case CmdResponse:
+		default:
+			c.t.Fatalf("%s: got %v", cmd, p.Type)
+		}
+		c.send(&Packet{Type: EventUnregister, Name: event})
+		if p := c.recv(); p.Type != EventConfirm {
+			c.t.Fatalf("unregistering %s: got %v", event, p.Type)
+		}
+		return events, p.Message
+	}
+}
+
 func versionHandler(context.Context, *Message, EventStreamer) (*Message, error) {
 	return NewMessage().Set("daemon", "goipsec").Set("version", "0.1.0"), nil
 }
@@ -358,6 +384,23 @@ func TestRegisterUnknownEvent(t *testing.T) {
 	raw.send(&Packet{Type: EventUnregister, Name: "log"})
 	if p := raw.recv(); p.Type != EventConfirm {
 		t.Fatalf("unregister log: %v", p.Type)
+	}
+}
+
+// TestRegisterDeclaredEvent: an event the handler declares (goipsec's own) can be registered; an
+// undeclared one still cannot.
+func TestRegisterDeclaredEvent(t *testing.T) {
+	reg := NewRegistry()
+	reg.Event("goipsec-own")
+	_, path := startServer(t, reg)
+	raw := dialRaw(t, path)
+	raw.send(&Packet{Type: EventRegister, Name: "goipsec-own"})
+	if p := raw.recv(); p.Type != EventConfirm {
+		t.Fatalf("register goipsec-own: %v", p.Type)
+	}
+	raw.send(&Packet{Type: EventRegister, Name: "goipsec-other"})
+	if p := raw.recv(); p.Type != EventUnknown {
+		t.Fatalf("register goipsec-other: %v", p.Type)
 	}
 }
 

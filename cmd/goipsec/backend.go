@@ -16,7 +16,8 @@ import (
 type dataPlane struct {
 	backend dataplane.Backend
 	natt    daemon.NATT
-	desc    string // for the start-up log line
+	tcp     daemon.TCPCarrier // IKE and ESP in TCP; nil with the kernel data plane (no espintcp)
+	desc    string            // for the start-up log line
 	close   func()
 }
 
@@ -71,5 +72,5 @@ func newDataPlane(cfg *config.Config, logs *logging.Hub, dptr *atomic.Pointer[da
 	if err != nil {
 		return nil, err
 	}
-	return &dataPlane{backend: engine, natt: engine, desc: "userspace (TUN " + engine.Name() + ")", close: func() { engine.Close() }}, nil
+	return &dataPlane{backend: engine, natt: engine, tcp: engine, desc: "userspace (TUN " + engine.Name() + ")", close: func() { engine.Close() }}, nil
 }

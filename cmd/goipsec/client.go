@@ -10,12 +10,16 @@ import (
 
 	govici "github.com/strongswan/govici/vici"
 
+	"github.com/goipsec/goipsec/daemon/control"
 	"github.com/goipsec/goipsec/status"
+	"github.com/goipsec/goipsec/vici"
 )
 
 // The control commands talk to a running `goipsec run` over its VICI socket, the same socket
 // strongSwan's swanctl uses, with strongSwan's own Go client library (govici): a second,
 // independent implementation of the protocol checks goipsec's server every time the CLI runs.
+// Streaming commands (up's progress, the paged status) are the exception: they go through
+// vici.CallStreaming, because govici 0.8.0 can drop events that wait beside the response.
 
 const defaultSocket = "/run/goipsec/vici.sock"
 
@@ -95,19 +99,24 @@ func (c *client) call(ctx context.Context, cmd string, args map[string]string) (
 	return resp, c.failure(cmd, resp, err)
 }
 
-// stream runs a command and hands each event it streams to fn.
-func (c *client) stream(ctx context.Context, cmd, event string, args map[string]string, fn func(*govici.Message)) error {
-	req := govici.NewMessage()
+// stream runs a command and hands each event it streams to fn. It reads on a connection of its
+// own through vici.CallStreaming, which keeps every event (govici 0.8.0 can lose the last ones).
+func (c *client) stream(ctx context.Context, cmd, event string, args map[string]string, fn func(*vici.Message)) error {
+	req := vici.NewMessage()
 	for k, v := range args {
-		if err := req.Set(k, v); err != nil {
-			return err
-		}
+		req.Set(k, v)
 	}
-	for m, err := range c.s.CallStreaming(ctx, cmd, event, req) {
-		if err != nil {
-			return c.failure(cmd, m, err)
+	resp, err := vici.CallStreaming(ctx, c.path, cmd, event, req, fn)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("the daemon at %s did not answer %s in time", c.path, cmd)
+	case err != nil:
+		return fmt.Errorf("lost the connection to the daemon at %s during %s: %v", c.path, cmd, err)
+	case resp.Err() != nil:
+		if msg := resp.Get("errmsg"); msg != "" {
+			return &commandError{msg: msg}
 		}
-		fn(m)
+		return &commandError{msg: cmd + " failed"}
 	}
 	return nil
 }
@@ -118,13 +127,16 @@ func (c *client) status(ctx context.Context, name string) (*status.Status, error
 	if name != "" {
 		args["ike"] = name
 	}
-	resp, err := c.call(ctx, "goipsec-status", args)
+	js, err := control.FetchStatus(ctx, c.path, args)
 	if err != nil {
+		var ce *control.CommandError
+		if errors.As(err, &ce) {
+			return nil, &commandError{msg: ce.Msg}
+		}
 		return nil, err
 	}
-	js, _ := resp.Get("json").(string)
 	var st status.Status
-	if err := json.Unmarshal([]byte(js), &st); err != nil {
+	if err := json.Unmarshal(js, &st); err != nil {
 		return nil, fmt.Errorf("malformed status from the daemon: %w", err)
 	}
 	if st.SchemaVersion != status.SchemaVersion {

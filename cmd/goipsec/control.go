@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	govici "github.com/strongswan/govici/vici"
+
+	"github.com/goipsec/goipsec/vici"
 )
 
 // cli holds what the control commands share: the --socket flag.
@@ -104,8 +106,8 @@ is sent.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+10*time.Second)
 			defer cancel()
 			progress := cmd.ErrOrStderr()
-			err = c.stream(ctx, "initiate", "control-log", req, func(m *govici.Message) {
-				fmt.Fprintf(progress, "%s %s\n", time.Now().Format("15:04:05"), str(m, "msg"))
+			err = c.stream(ctx, "initiate", "control-log", req, func(m *vici.Message) {
+				fmt.Fprintf(progress, "%s %s\n", time.Now().Format("15:04:05"), m.Get("msg"))
 			})
 			if err != nil {
 				return err

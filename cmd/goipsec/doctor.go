@@ -55,8 +55,15 @@ func doctorReport(w io.Writer, st *status.Status, name string, probes []probeLin
 		orDefault(c.RemoteID, "%any"), strings.Join(c.RemoteAddrs, ","))
 	fmt.Fprintf(w, "  our IKE proposals: %s\n", strings.Join(c.Proposals, ", "))
 	for _, ch := range c.Children {
-		fmt.Fprintf(w, "  child %s: %s <=> %s, %s mode, ESP %s, start_action %s\n", ch.Name, strings.Join(ch.LocalTS, ","),
-			strings.Join(ch.RemoteTS, ","), ch.Mode, orDefault(strings.Join(ch.ESPProposals, ", "), "default"), ch.StartAction)
+		props := "ESP " + orDefault(strings.Join(ch.ESPProposals, ", "), "default")
+		switch {
+		case len(ch.AHProposals) > 0 && len(ch.ESPProposals) > 0:
+			props += " or AH " + strings.Join(ch.AHProposals, ", ")
+		case len(ch.AHProposals) > 0:
+			props = "AH " + strings.Join(ch.AHProposals, ", ")
+		}
+		fmt.Fprintf(w, "  child %s: %s <=> %s, %s mode, %s, start_action %s\n", ch.Name, strings.Join(ch.LocalTS, ","),
+			strings.Join(ch.RemoteTS, ","), ch.Mode, props, ch.StartAction)
 	}
 	doctorCertificates(w, st, c.Name, now) // certs.go
 	if f := c.LastFailure; f != nil {

@@ -57,6 +57,10 @@ attribute as a GOIPSEC_* field.`,
 	cmd.Flags().StringVarP(&opts.path, "config", "c", "/etc/goipsec/goipsec.conf", "configuration file")
 	cmd.Flags().DurationVar(&opts.readyTimeout, "ready-timeout", 60*time.Second,
 		"under systemd, how long start-up waits for start_action = start connections before reporting ready")
+	// For profiling the daemon under load (docs/performance.md): Go's /debug/pprof on a local
+	// address. Hidden: it is a developer's tool, off unless asked for.
+	cmd.Flags().StringVar(&opts.pprof, "debug-pprof", "", "serve Go's /debug/pprof on this address (developers)")
+	cmd.Flags().MarkHidden("debug-pprof")
 	return cmd
 }
 
@@ -66,6 +70,7 @@ type runOptions struct {
 	socket       string // --socket: overrides daemon.vici_socket
 	logOut       io.Writer
 	readyTimeout time.Duration
+	pprof        string
 }
 
 func newLogs(w io.Writer, l config.Log, h slog.Handler) *logging.Hub {
@@ -106,6 +111,13 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 	}
 	logs := newLogs(opts.logOut, cfg.Daemon.Log, journalHandler(opts.logOut, cfg.Daemon.Log.Format))
 	log := logs.Logger("cfg")
+	tuneGC(ctx, log)
+	if opts.pprof != "" {
+		if err := servePprof(ctx, opts.pprof); err != nil {
+			return err
+		}
+		log.Warn("serving /debug/pprof (a developer's tool)", "addr", opts.pprof)
+	}
 	notify, err := systemd.NewNotifier(os.Getenv("NOTIFY_SOCKET"))
 	if err != nil {
 		log.Warn("cannot notify systemd", "err", err)
@@ -130,7 +142,7 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 		log.Warn("key logging is on: IKE and ESP keys are written to " + path + " (debugging only)")
 	}
 	var collector atomic.Pointer[metrics.Collector]
-	d, err := daemon.New(daemon.Options{Backend: dp.backend, Logs: logs, MTU: cfg.Daemon.MTU, NATT: dp.natt, Daemon: cfg.Daemon, Keylog: keylog,
+	d, err := daemon.New(daemon.Options{Backend: dp.backend, Logs: logs, MTU: cfg.Daemon.MTU, NATT: dp.natt, TCP: dp.tcp, Daemon: cfg.Daemon, Keylog: keylog,
 		OnHandshake: func(took time.Duration) {
 			if c := collector.Load(); c != nil {
 				c.ObserveHandshake(took)

@@ -115,6 +115,12 @@ func printConnection(w io.Writer, c *status.Connection, now time.Time) {
 		line(w, "spis", i+" "+r)
 		line(w, "proposal", sa.Proposal)
 		line(w, "nat", natText(sa.NATLocal, sa.NATRemote))
+		if t := sa.TCP; t != nil {
+			line(w, "tcp", tcpText(t))
+		}
+		if sa.PPK {
+			line(w, "ppk", "a post-quantum preshared key is in the keys (RFC 8784)")
+		}
 		var timers []string
 		if !sa.EstablishedAt.IsZero() {
 			timers = append(timers, "established "+since(now, sa.EstablishedAt)+" ago")
@@ -130,8 +136,14 @@ func printConnection(w io.Writer, c *status.Connection, now time.Time) {
 		}
 		for _, ch := range sa.Children {
 			carriage := "ESP"
+			if ch.Protocol == "ah" {
+				carriage = "AH"
+			}
 			if ch.UDPEncap {
 				carriage = "ESP in UDP"
+			}
+			if sa.Transport == "tcp" {
+				carriage = "ESP in TCP"
 			}
 			line(w, "child "+ch.Name, fmt.Sprintf("%s, %s, spis %s_i %s_o", ch.Mode, carriage, ch.SPIIn, ch.SPIOut))
 			line(w, "", strings.Join(ch.LocalTS, ",")+" === "+strings.Join(ch.RemoteTS, ","))
@@ -244,4 +256,19 @@ func bytesText(n uint64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// tcpText describes the TCP connection of an IKE SA in TCP (RFC 9329).
+func tcpText(t *status.TCPState) string {
+	who := "the peer opened it"
+	if t.Originator {
+		who = "we opened it"
+	}
+	if !t.Connected {
+		if t.Originator {
+			return "IKE and ESP in TCP, not connected (reconnecting to " + t.Remote + ")"
+		}
+		return "IKE and ESP in TCP, not connected (waiting for the peer to reconnect)"
+	}
+	return fmt.Sprintf("IKE and ESP in TCP %s <=> %s, %s; %d/%d ESP packets in/out, %d/%d bytes", t.Local, t.Remote, who, t.ESPIn, t.ESPOut, t.BytesIn, t.BytesOut)
 }

@@ -1,8 +1,10 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -250,6 +252,13 @@ secrets {
 // own client library checks goipsec's server and handlers.
 func serve(t *testing.T, d Daemon) (*Service, *govici.Session) {
 	t.Helper()
+	svc, s, _ := serveAt(t, d)
+	return svc, s
+}
+
+// serveAt is serve that also returns the socket's path.
+func serveAt(t *testing.T, d Daemon) (*Service, *govici.Session, string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "ctl")
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +275,7 @@ func serve(t *testing.T, d Daemon) (*Service, *govici.Session) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return svc, s
+	return svc, s, path
 }
 
 func call(t *testing.T, s *govici.Session, cmd string, kv ...string) (*govici.Message, error) {
@@ -603,4 +612,39 @@ func mustTS(s string) ts.Selector {
 		panic(err)
 	}
 	return sel
+}
+
+// TestFetchStatusLarge: a gateway's status exceeds what one VICI value (65,535 bytes) and one
+// message (512 KiB) hold; FetchStatus reassembles it from the parts, byte for byte.
+func TestFetchStatusLarge(t *testing.T) {
+	d := newFake(t, testConf)
+	for i := range 3000 {
+		d.sas = append(d.sas, engine.SAInfo{Name: "site", State: ike.StateEstablished,
+			Children: []engine.ChildInfo{{Name: "net", SPIIn: uint32(0xc0000000 + i)}}})
+	}
+	_, _, path := serveAt(t, d)
+	want, err := json.Marshal(d.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 2*statusPartSize {
+		t.Fatalf("status is only %d bytes; the test needs more than two parts", len(want))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := FetchStatus(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("reassembled %d bytes, want the %d-byte document", len(got), len(want))
+	}
+	got, err = FetchStatus(ctx, path, map[string]string{"ike": "nonexistent"})
+	var ce *CommandError
+	if !errors.As(err, &ce) || !strings.HasPrefix(ce.Msg, `no such connection "nonexistent"`) {
+		t.Errorf("status of an unknown connection: %v, want a CommandError naming it", err)
+	}
+	if got != nil {
+		t.Errorf("status of an unknown connection returned %d bytes", len(got))
+	}
 }

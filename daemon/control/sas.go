@@ -126,7 +126,12 @@ func ikeSAMessage(m *vici.Message, sa engine.SAInfo, uniqueID int) {
 
 func childSAMessage(m *vici.Message, ch engine.ChildInfo, st *status.ChildSA, uniqueID int) {
 	m.Set("name", ch.Name).Set("uniqueid", strconv.Itoa(uniqueID)).Set("reqid", strconv.Itoa(uniqueID)).Set("state", "INSTALLED")
-	m.Set("mode", strings.ToUpper(ch.Mode.String())).Set("protocol", "ESP")
+	// strongSwan's list-sas and child-updown name the protocol "ESP" or "AH".
+	proto := "ESP"
+	if ch.Transforms.Protocol == proposal.ProtoAH {
+		proto = "AH"
+	}
+	m.Set("mode", strings.ToUpper(ch.Mode.String())).Set("protocol", proto)
 	if st.UDPEncap {
 		m.Set("encap", "yes")
 	}

@@ -135,6 +135,9 @@ type Engine struct {
 	nextPolicy atomic.Uint64
 
 	stats engineStats
+	// tcp carries IKE and ESP in TCP (tcp.go), created on first use.
+	tcp     *tcpCarrier
+	tcpOnce sync.Once
 
 	// turnMu and turnCond park pipelines waiting for an SA's turn to send (tx.go); turnWaiters
 	// counts them (guarded by turnMu).
@@ -253,6 +256,7 @@ func newSAConf(p *dataplane.SAParams) saConf {
 type saAddr struct {
 	src, dst         netip.Addr
 	encap            bool
+	tcp              bool // ESP in TCP (RFC 9329, tcp.go)
 	srcPort, dstPort uint16
 	// outerMTU is the path MTU towards the peer (outbound SAs): larger IPsec packets of inner
 	// packets that may not be fragmented are refused with an ICMP "too big" (RFC 4301 §8).
@@ -479,7 +483,7 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 		return fmt.Errorf("SA %s: unknown protocol %d", p.Name, p.Protocol)
 	}
 	addr, err := e.addressing(p.Protocol, p.Direction, key, dataplane.AddressUpdate{Src: p.Src, Dst: p.Dst,
-		Encap: p.Encap, SrcPort: p.SrcPort, DstPort: p.DstPort})
+		Encap: p.Encap, SrcPort: p.SrcPort, DstPort: p.DstPort, TCP: p.TCP})
 	if err != nil {
 		sa.zero()
 		return fmt.Errorf("SA %s: %w", p.Name, err)
@@ -514,7 +518,14 @@ func (e *Engine) addressing(proto dataplane.Protocol, dir dataplane.Direction, k
 	if !u.Src.IsValid() || !u.Dst.IsValid() || u.Src.Is4() != u.Dst.Is4() {
 		return nil, fmt.Errorf("%s: outer addresses %v and %v must be two addresses of one family", key, u.Src, u.Dst)
 	}
-	a := &saAddr{src: u.Src.Unmap(), dst: u.Dst.Unmap(), encap: u.Encap, srcPort: u.SrcPort, dstPort: u.DstPort}
+	a := &saAddr{src: u.Src.Unmap(), dst: u.Dst.Unmap(), encap: u.Encap && !u.TCP, tcp: u.TCP, srcPort: u.SrcPort, dstPort: u.DstPort}
+	if u.TCP {
+		if proto != dataplane.ESP {
+			return nil, fmt.Errorf("%s: only ESP can be carried in TCP (RFC 9329)", key)
+		}
+		// TCP segments the ESP stream itself: no path MTU applies to the packets.
+		return a, nil
+	}
 	if u.Encap {
 		if proto == dataplane.AH {
 			return nil, fmt.Errorf("%s: AH cannot be carried in UDP (RFC 3948 encapsulates ESP only)", key)

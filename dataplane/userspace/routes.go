@@ -32,6 +32,15 @@ type routeTable struct {
 	// dump, which cost more than the rest of a policy install when every install asked.
 	addrs   []netip.Addr
 	addrsAt time.Time
+	// linkMTUs caches interface MTUs by index for addrTTL: the path MTU of every outbound SA
+	// needs its interface's, and asking the kernel each time doubled the netlink round trips of
+	// an SA install (the IKE responder installs two SAs per handshake).
+	linkMTUs map[int]cachedMTU
+}
+
+type cachedMTU struct {
+	mtu int
+	at  time.Time
 }
 
 const addrTTL = time.Second
@@ -199,9 +208,27 @@ func (rt *routeTable) pathMTU(dst netip.Addr, mark uint32) int {
 	if routes[0].MTU > 0 {
 		return routes[0].MTU
 	}
-	link, err := rt.h.LinkByIndex(routes[0].LinkIndex)
-	if err != nil || link.Attrs().MTU <= 0 {
-		return 1500
+	return rt.linkMTU(routes[0].LinkIndex)
+}
+
+// linkMTU returns an interface's MTU, from the cache while it is fresh.
+func (rt *routeTable) linkMTU(index int) int {
+	now := rt.now()
+	rt.mu.Lock()
+	c, ok := rt.linkMTUs[index]
+	rt.mu.Unlock()
+	if ok && now.Sub(c.at) < addrTTL {
+		return c.mtu
 	}
-	return link.Attrs().MTU
+	mtu := 1500
+	if link, err := rt.h.LinkByIndex(index); err == nil && link.Attrs().MTU > 0 {
+		mtu = link.Attrs().MTU
+	}
+	rt.mu.Lock()
+	if rt.linkMTUs == nil {
+		rt.linkMTUs = map[int]cachedMTU{}
+	}
+	rt.linkMTUs[index] = cachedMTU{mtu: mtu, at: now}
+	rt.mu.Unlock()
+	return mtu
 }

@@ -534,6 +534,17 @@ func (p *txPipeline) sendBlocks(from, to int) {
 			}
 		case b.addr.encap:
 			p.queueUDP(b)
+		case b.addr.tcp:
+			p.pkts = p.pkts[:0]
+			for off := b.start; off < b.end; {
+				n := min(b.seg, b.end-off)
+				p.pkts = append(p.pkts, p.arena[off:off+n])
+				off += n
+			}
+			if err := e.sendTCP(b.sa, b.addr, p.pkts); err != nil {
+				e.log.Debug("send in TCP failed", "name", b.sa.params.Name, "err", err)
+			}
+			clear(p.pkts)
 		default:
 			p.pkts = p.pkts[:0]
 			for off := b.start; off < b.end; {

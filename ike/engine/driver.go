@@ -35,7 +35,7 @@ func (e *Engine) handle(en *entry, w work) []effect {
 
 func (e *Engine) receiveResponse(s *ikeSA, w work) {
 	h := w.h
-	if s.pendingMsg == nil || h.MessageID != s.pendingID {
+	if s.pendingMsg == nil || h.MessageID != s.pendingID || w.tcp != s.TCP {
 		e.stats.drop(DropUnexpectedResponse)
 		e.log.Debug("unexpected response", "msgid", h.MessageID, "exchange", h.Exchange.String())
 		return
@@ -47,13 +47,13 @@ func (e *Engine) receiveResponse(s *ikeSA, w work) {
 	if h.Exchange == wire.ExchangeInformational && e.peerLostState(s, w) {
 		return
 	}
-	inner, ok := e.open(s, w)
+	inner, intAuth, ok := e.open(s, w)
 	if !ok {
 		return
 	}
 	e.seen(s, w)
 	e.stopPending(s)
-	next, err := s.ProcessResponse(&ike.Message{Exchange: h.Exchange, Payloads: inner})
+	next, err := s.ProcessResponse(&ike.Message{Exchange: h.Exchange, Payloads: inner, IntAuth: intAuth})
 	if err != nil {
 		e.logSA(s).Debug("exchange failed", "exchange", h.Exchange.String(), "err", err)
 	}
@@ -89,9 +89,10 @@ func (e *Engine) receiveInitResponse(s *ikeSA, w work) {
 		e.sendRequest(s, 0, [][]byte{next.Raw})
 		return
 	}
-	if s.NAT() || s.Config.MOBIKE {
+	if (s.NAT() || s.Config.MOBIKE) && !s.TCP {
 		// Float to the NAT-T port (RFC 7296 §2.23; with MOBIKE always, RFC 4555 §3.3, so that
-		// a NAT appearing after a move finds IKE there already).
+		// a NAT appearing after a move finds IKE there already); a TCP connection stays where it
+		// is.
 		s.Local = netip.AddrPortFrom(s.Local.Addr(), e.cfg.NATTPort)
 		s.Remote = netip.AddrPortFrom(s.Remote.Addr(), 4500)
 	}
@@ -130,29 +131,40 @@ func (e *Engine) stopPending(s *ikeSA) {
 }
 
 // open authenticates a protected message and returns its inner payloads, reassembling fragments
-// (nil, false until the last fragment arrives).
-func (e *Engine) open(s *ikeSA, w work) ([]wire.Payload, bool) {
+// (nil, false until the last fragment arrives), and for IKE_INTERMEDIATE the data IKE_AUTH
+// authenticates (RFC 9242 §3.3.2).
+func (e *Engine) open(s *ikeSA, w work) ([]wire.Payload, []byte, bool) {
 	opened, err := s.Open(w.b)
 	if err != nil {
 		e.stats.drop(DropAuth)
 		e.enc.Debug("dropping message that does not authenticate", "conn", s.connName(), "err", err)
-		return nil, false
+		return nil, nil, false
 	}
 	if opened.Fragment != nil {
 		if s.reasm == nil {
 			s.reasm = wire.NewReassembler(64, 64<<10)
 		}
-		inner, done, err := s.reasm.Add(w.h.MessageID, *opened.Fragment)
+		first, plain, done, err := s.reasm.AddPlain(w.h.MessageID, *opened.Fragment)
+		if err == nil && done {
+			opened.Inner, err = wire.DecodePayloads(first, plain)
+			opened.Plain = plain
+			if sk, ok := opened.Payloads[len(opened.Payloads)-1].(*wire.EncryptedFragment); ok {
+				sk.First = first
+			}
+		}
 		if err != nil {
 			e.stats.drop(DropFragment)
 			e.enc.Debug("dropping fragment", "conn", s.connName(), "err", err)
-			return nil, false
+			return nil, nil, false
 		}
 		if !done {
-			return nil, false
+			return nil, nil, false
 		}
 		s.reasm = nil
-		opened.Inner = inner
+	}
+	var intAuth []byte
+	if w.h.Exchange == wire.ExchangeIKEIntermediate {
+		intAuth = wire.IntAuthData(w.h, firstInner(opened), opened.Plain)
 	}
 	if debugEnabled(e.enc) {
 		e.enc.Debug("parsed", "conn", s.connName(), "exchange", w.h.Exchange.String(), "response", w.h.IsResponse(), "msgid", w.h.MessageID, "payloads", payloadList(opened.Inner))
@@ -160,9 +172,20 @@ func (e *Engine) open(s *ikeSA, w work) ([]wire.Payload, bool) {
 	if err := wire.CheckGrammar(opened.Message, opened.Inner); err != nil {
 		e.stats.drop(DropGrammar)
 		e.logSA(s).Warn("dropping malformed message", "exchange", w.h.Exchange.String(), "err", err)
-		return nil, false
+		return nil, nil, false
 	}
-	return opened.Inner, true
+	return opened.Inner, intAuth, true
+}
+
+// firstInner is the type of the first inner payload of an opened message.
+func firstInner(o *wire.Opened) wire.PayloadType {
+	switch p := o.Payloads[len(o.Payloads)-1].(type) {
+	case *wire.Encrypted:
+		return p.First
+	case *wire.EncryptedFragment:
+		return p.First
+	}
+	return wire.PayloadNone
 }
 
 // seen records an authenticated message from the peer and follows the peer's address when RFC
@@ -179,6 +202,11 @@ func (e *Engine) seen(s *ikeSA, w work) {
 		return
 	}
 	switch {
+	case s.TCP:
+		// A new TCP connection (the originator reconnected, RFC 9329 §6.1): answer in it. The
+		// data plane sends the Child SAs' ESP in the peer's newest connection already.
+		s.Remote, s.Local = w.remote, local
+		s.en.remoteHint.Store(&s.Remote)
 	case !s.State().Authenticated():
 		// IKE_AUTH: the peer floated to the NAT-T port, or its NAT mapped it to a new one.
 		s.Remote, s.Local = w.remote, local
@@ -222,14 +250,14 @@ func (e *Engine) receiveRequest(s *ikeSA, w work) {
 		e.logSA(s).Info("dropping request the IKE SA's state does not allow", "exchange", h.Exchange.String(), "state", s.State().String())
 		return
 	}
-	inner, ok := e.open(s, w)
+	inner, intAuth, ok := e.open(s, w)
 	if !ok {
 		return
 	}
 	e.seen(s, w)
 	s.expectID++
 	s.SetRequestAddresses(w.local, w.remote)
-	resp := s.ProcessRequest(&ike.Message{Exchange: h.Exchange, Payloads: inner})
+	resp := s.ProcessRequest(&ike.Message{Exchange: h.Exchange, Payloads: inner, IntAuth: intAuth})
 	if from := s.TakeMove(); from.IsValid() {
 		// MOBIKE: the peer moved the IKE SA to the request's addresses (RFC 4555 §3.5).
 		s.en.remoteHint.Store(&s.Remote)
@@ -253,7 +281,10 @@ func requestAllowed(s *ikeSA, x wire.ExchangeType) bool {
 	switch x {
 	case wire.ExchangeIKEAuth:
 		return !s.Initiator && st == ike.StateInitDone
-	case wire.ExchangeCreateChildSA, wire.ExchangeInformational:
+	case wire.ExchangeIKEIntermediate:
+		// RFC 9242 §3: after IKE_SA_INIT, before IKE_AUTH.
+		return !s.Initiator && (st == ike.StateIntermediate || st == ike.StateInitDone)
+	case wire.ExchangeCreateChildSA, wire.ExchangeInformational, wire.ExchangeIKEFollowupKE:
 		return st.Authenticated()
 	}
 	return false
@@ -263,7 +294,7 @@ func (e *Engine) sendResponse(s *ikeSA, h wire.Header, resp *ike.Message, to net
 	if debugEnabled(e.enc) {
 		e.enc.Debug("generating", "conn", s.connName(), "exchange", h.Exchange.String(), "response", true, "msgid", h.MessageID, "payloads", payloadList(resp.Payloads))
 	}
-	msgs, err := s.Seal(s.Header(h.Exchange, h.MessageID, true), resp.Payloads, e.cfg.MaxDatagram)
+	msgs, err := s.Seal(s.Header(h.Exchange, h.MessageID, true), resp.Payloads, e.maxDatagram(s))
 	if err != nil {
 		e.logSA(s).Error("cannot encode response", "exchange", h.Exchange.String(), "err", err)
 		return
@@ -307,7 +338,7 @@ func (e *Engine) sendProtected(s *ikeSA, req *ike.Message, id uint32) {
 	if debugEnabled(e.enc) {
 		e.enc.Debug("generating", "conn", s.connName(), "exchange", req.Exchange.String(), "response", false, "msgid", id, "payloads", payloadList(req.Payloads))
 	}
-	msgs, err := s.Seal(s.Header(req.Exchange, id, false), req.Payloads, e.cfg.MaxDatagram)
+	msgs, err := s.Seal(s.Header(req.Exchange, id, false), req.Payloads, e.maxDatagram(s))
 	if err != nil {
 		e.logSA(s).Error("cannot encode request", "exchange", req.Exchange.String(), "err", err)
 		s.Abort()
@@ -330,7 +361,7 @@ func (e *Engine) retransmitDelay(n int) time.Duration {
 // send queues datagrams after the effects recorded so far.
 func (e *Engine) send(s *ikeSA, to netip.AddrPort, msgs [][]byte) {
 	e.flush(s)
-	s.out = append(s.out, sendEffect{local: s.Local, remote: to, msgs: msgs})
+	s.out = append(s.out, sendEffect{local: s.Local, remote: to, msgs: msgs, tcp: s.TCP, dial: s.TCPOriginator, en: s.en})
 }
 
 // --- timers ---
@@ -342,6 +373,9 @@ func (e *Engine) tick(s *ikeSA) {
 		s.lastResp, s.hasResp, s.respDropAt = nil, false, time.Time{}
 	}
 	if s.pendingMsg != nil && !s.retransmitAt.IsZero() && !now.Before(s.retransmitAt) {
+		if e.fallbackToTCP(s) {
+			return
+		}
 		if s.retries >= e.cfg.RetransmitTries {
 			kind, _ := s.ActiveKind()
 			err := fmt.Errorf("peer %s did not answer %d retransmissions of %s", s.Remote, s.retries, kind)
@@ -509,7 +543,7 @@ func (e *Engine) armIKE(s *ikeSA, now time.Time) {
 	if d := s.Config.ReauthTime; d > 0 && s.Initiator {
 		s.reauthAt = now.Add(ike.Jitter(d, e.cfg.Rand))
 	}
-	if s.NATLocal && e.cfg.Keepalive != nil {
+	if s.NATLocal && e.cfg.Keepalive != nil && !s.TCP {
 		// Behind a NAT: keep its mapping for port 4500 alive (RFC 3948 §2.3).
 		s.keepaliveAt = now.Add(e.cfg.KeepaliveInterval)
 	}
@@ -602,6 +636,10 @@ func (e *Engine) apply(x effect) {
 	ev := &e.cfg.Events
 	switch x := x.(type) {
 	case sendEffect:
+		if x.tcp {
+			e.sendStream(x)
+			break
+		}
 		for _, m := range x.msgs {
 			e.net.Debug("sending packet", "from", x.local, "to", x.remote, "bytes", len(m))
 			if err := e.cfg.Transport.Send(m, x.local, x.remote); err != nil {
@@ -643,7 +681,7 @@ func (e *Engine) apply(x effect) {
 			}
 		}
 		c.Zero()
-		e.log.Info("Child SA established", "conn", c.IKE.Conn, "child", c.Name, "spi_in", hex8(c.SPIIn), "spi_out", hex8(c.SPIOut),
+		e.log.Info("Child SA established", "conn", c.IKE.Conn, "child", c.Name, "protocol", c.Protocol().String(), "spi_in", hex8(c.SPIIn), "spi_out", hex8(c.SPIOut),
 			"proposal", c.Proposal.String(), "mode", c.Mode.String(), "active", c.Activate)
 	case ike.ChildActivate:
 		e.log.Debug("Child SA carries our traffic now", "conn", x.IKE.Conn, "child", x.Name, "spi_in", hex8(x.SPIIn))
@@ -651,7 +689,7 @@ func (e *Engine) apply(x effect) {
 			ev.ChildActivate(x)
 		}
 	case ike.ChildDown:
-		e.log.Info("Child SA deleted", "conn", x.IKE.Conn, "child", x.Name, "spi_in", hex8(x.SPIIn), "why", x.Reason.String())
+		e.log.Info("Child SA deleted", "conn", x.IKE.Conn, "child", x.Name, "protocol", x.Protocol.String(), "spi_in", hex8(x.SPIIn), "why", x.Reason.String())
 		if ev.ChildDown != nil {
 			ev.ChildDown(x)
 		}

@@ -18,6 +18,7 @@ const (
 	DropOverload                             // the SA's queue is full
 	DropFragment                             // a fragment that does not fit its message
 	DropClosed                               // the engine is shutting down
+	DropNoLocalAddr                          // a new IKE SA's request, but the transport did not tell our address
 	DropHeld                                 // a retransmitted request whose answer waits for blocking work (RADIUS)
 	numDropReasons
 )
@@ -26,7 +27,8 @@ var dropNames = [...]string{
 	DropMalformed: "malformed", DropGrammar: "bad_payloads", DropUnknownSPI: "unknown_spi", DropAuth: "auth_failed",
 	DropMessageID: "bad_message_id", DropUnexpectedResponse: "unexpected_response",
 	DropUnexpectedExchange: "unexpected_exchange", DropZeroSPI: "zero_spi", DropCookie: "no_cookie",
-	DropOverload: "overload", DropFragment: "bad_fragment", DropClosed: "shutting_down", DropHeld: "awaiting_aaa",
+	DropOverload: "overload", DropFragment: "bad_fragment", DropClosed: "shutting_down",
+	DropNoLocalAddr: "no_local_address", DropHeld: "awaiting_aaa",
 }
 
 func (r DropReason) String() string {

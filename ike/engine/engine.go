@@ -303,6 +303,7 @@ func (e *Engine) Initiate(cfg *ike.PeerConfig, children []*ike.ChildConfig, loca
 	if err != nil {
 		return err
 	}
+	sa.TCP, sa.TCPOriginator = cfg.ForceTCP, cfg.ForceTCP
 	en, s := e.newEntry(sa)
 	if !e.table.add(en) {
 		return errors.New("IKE SPI collision, try again")
@@ -316,7 +317,10 @@ func (e *Engine) Initiate(cfg *ike.PeerConfig, children []*ike.ChildConfig, loca
 // Receive handles one IKE message (without non-ESP marker) that arrived from remote at local. It
 // decodes only the header here; the IKE SA's owner does the rest. A new IKE SA's key exchange runs
 // on the calling goroutine, so callers on several goroutines use several cores.
-func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
+func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) { e.receive(b, local, remote, false) }
+
+// receive handles a message that came in UDP or, with tcp, in a TCP connection (RFC 9329).
+func (e *Engine) receive(b []byte, local, remote netip.AddrPort, tcp bool) {
 	if e.closed.Load() {
 		e.stats.drop(DropClosed)
 		return
@@ -329,7 +333,7 @@ func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
 		return
 	}
 	if h.Exchange == wire.ExchangeIKESAInit && !h.IsResponse() && h.SPIr == 0 {
-		e.receiveInitRequest(b, h, local, remote)
+		e.receiveInitRequest(b, h, local, remote, tcp)
 		return
 	}
 	mySPI := h.SPIi
@@ -344,17 +348,17 @@ func (e *Engine) Receive(b []byte, local, remote netip.AddrPort) {
 	if en == nil {
 		e.stats.drop(DropUnknownSPI)
 		e.log.Debug("IKE message for unknown SA", "from", remote, "spi_i", fmt.Sprintf("%016x", h.SPIi), "spi_r", fmt.Sprintf("%016x", h.SPIr), "exchange", h.Exchange.String())
-		e.answerInvalidSPI(b, h, local, remote)
+		e.answerInvalidSPI(b, h, local, remote, tcp)
 		return
 	}
-	if !e.post(en, work{kind: workDatagram, b: append([]byte(nil), b...), h: h, local: local, remote: remote}) {
+	if !e.post(en, work{kind: workDatagram, b: append([]byte(nil), b...), h: h, local: local, remote: remote, tcp: tcp}) {
 		e.stats.drop(DropOverload)
 	}
 }
 
 // answerInvalidSPI tells a peer that sent a request for an IKE SA we do not know (we restarted,
 // most likely) with an unprotected INVALID_IKE_SPI response (RFC 7296 §2.21.4), rate-limited.
-func (e *Engine) answerInvalidSPI(b []byte, h wire.Header, local, remote netip.AddrPort) {
+func (e *Engine) answerInvalidSPI(b []byte, h wire.Header, local, remote netip.AddrPort, tcp bool) {
 	if h.IsResponse() || h.Exchange == wire.ExchangeIKESAInit || h.SPIi == 0 || !local.Addr().IsValid() {
 		return
 	}
@@ -372,12 +376,12 @@ func (e *Engine) answerInvalidSPI(b []byte, h wire.Header, local, remote netip.A
 	if err != nil {
 		return
 	}
-	e.queueEffects(e.stateless, []effect{sendEffect{local: local, remote: remote, msgs: [][]byte{out}}})
+	e.queueEffects(e.stateless, []effect{sendEffect{local: local, remote: remote, msgs: [][]byte{out}, tcp: tcp}})
 }
 
 // --- responder side of IKE_SA_INIT ---
 
-func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip.AddrPort) {
+func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip.AddrPort, tcp bool) {
 	switch {
 	case h.SPIi == 0:
 		// RFC 7296 §3.1: the initiator's SPI MUST NOT be zero.
@@ -388,7 +392,9 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 		e.stats.drop(DropMessageID)
 		return
 	case !local.Addr().IsValid():
-		e.log.Debug("dropping IKE_SA_INIT: the transport did not tell our address", "from", remote)
+		// Without our address we could not answer from it, and the NAT detection hash would be
+		// wrong.
+		e.stats.drop(DropNoLocalAddr)
 		return
 	}
 	key := initKey{h.SPIi, remote}
@@ -412,7 +418,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 		// Duplicate or missing SA, KE or Nonce: RFC 7296 §1.2 and §2.21 — INVALID_SYNTAX.
 		e.stats.drop(DropGrammar)
 		e.enc.Info("IKE_SA_INIT request refused: INVALID_SYNTAX", "from", remote, "err", err)
-		e.refuseInit(h, local, remote, wire.InvalidSyntax, nil)
+		e.refuseInit(h, local, remote, wire.InvalidSyntax, nil, tcp)
 		return
 	}
 	if e.needCookie() {
@@ -420,7 +426,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 		got := firstNotify(m.Payloads, wire.Cookie)
 		if got == nil || !hmac.Equal(got.Data, want) {
 			e.stats.cookiesSent.Add(1)
-			e.refuseInit(h, local, remote, wire.Cookie, want)
+			e.refuseInit(h, local, remote, wire.Cookie, want, tcp)
 			return
 		}
 	}
@@ -433,7 +439,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 		}
 		var out []effect
 		if resp != nil {
-			out = append(out, sendEffect{local: local, remote: remote, msgs: [][]byte{resp}})
+			out = append(out, sendEffect{local: local, remote: remote, msgs: [][]byte{resp}, tcp: tcp})
 		}
 		if err != nil {
 			retry := ike.ReasonOf(err) == ike.ReasonNone
@@ -445,6 +451,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 		e.queueEffects(e.stateless, out)
 		return
 	}
+	sa.TCP = tcp
 	en, s := e.newEntry(sa)
 	s.expectID = 1
 	s.lastResp, s.hasResp, s.respTo = [][]byte{resp}, true, remote
@@ -463,7 +470,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 	s.halfOpenKey = &key
 	en.mu.Lock()
 	s.out = append(s.out, e.takeEffects(s)...)
-	s.out = append(s.out, sendEffect{local: local, remote: remote, msgs: s.lastResp})
+	s.out = append(s.out, sendEffect{local: local, remote: remote, msgs: s.lastResp, tcp: tcp})
 	e.logSA(s).Info("IKE_SA_INIT answered", "from", remote, "proposal", sa.Proposal.String(), "nat", sa.NAT())
 	out := e.finish(s)
 	en.mu.Unlock()
@@ -471,11 +478,11 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 }
 
 // refuseInit answers an IKE_SA_INIT request with one Notify, keeping no state.
-func (e *Engine) refuseInit(h wire.Header, local, remote netip.AddrPort, n wire.NotifyType, data []byte) {
+func (e *Engine) refuseInit(h wire.Header, local, remote netip.AddrPort, n wire.NotifyType, data []byte, tcp bool) {
 	resp := &wire.Message{Header: wire.Header{SPIi: h.SPIi, Exchange: wire.ExchangeIKESAInit, Flags: wire.FlagResponse},
 		Payloads: []wire.Payload{&wire.Notify{NotifyType: n, Data: data}}}
 	if out, err := resp.Encode(); err == nil {
-		e.queueEffects(e.stateless, []effect{sendEffect{local: local, remote: remote, msgs: [][]byte{out}}})
+		e.queueEffects(e.stateless, []effect{sendEffect{local: local, remote: remote, msgs: [][]byte{out}, tcp: tcp}})
 	}
 }
 
@@ -699,8 +706,8 @@ func (e *Engine) Close() {
 		if s != nil && s.State() != ike.StateDead {
 			if s.State().Authenticated() && s.State() != ike.StateDeleting {
 				h := s.Header(wire.ExchangeInformational, s.nextMsgID, false)
-				if msgs, err := s.Seal(h, []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, e.cfg.MaxDatagram); err == nil {
-					s.out = append(s.out, sendEffect{local: s.Local, remote: s.Remote, msgs: msgs})
+				if msgs, err := s.Seal(h, []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}, e.maxDatagram(s)); err == nil {
+					s.out = append(s.out, sendEffect{local: s.Local, remote: s.Remote, msgs: msgs, tcp: s.TCP, dial: s.TCPOriginator})
 				}
 			}
 			s.Kill(ike.ReasonShutdown)
@@ -763,7 +770,11 @@ type SAInfo struct {
 	NAT           bool
 	// NATLocal: a NAT is in front of us; NATRemote: in front of the peer.
 	NATLocal, NATRemote bool
-	Established         time.Time
+	// TCP: IKE and ESP travel in TCP (RFC 9329); TCPOriginator: we opened the connection.
+	TCP, TCPOriginator bool
+	// PPK: a post-quantum preshared key is in the keys (RFC 8784).
+	PPK         bool
+	Established time.Time
 	// RekeyAt is when the IKE SA will be rekeyed (zero: never); LastReceived is when the last
 	// authenticated message from the peer arrived.
 	RekeyAt, LastReceived time.Time
@@ -814,6 +825,7 @@ func (s *ikeSA) info() SAInfo {
 	info := SAInfo{Name: s.connName(), SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State(),
 		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
 		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: s.rekeyAt,
+		TCP: s.TCP, TCPOriginator: s.TCPOriginator, PPK: s.PPK,
 		LastReceived: s.lastSeen, LocalVIPs: s.LocalVIPs, RemoteVIPs: s.RemoteVIPs, EAPID: s.EAPID()}
 	if s.HasWork() {
 		info.Queued = 1

@@ -36,6 +36,8 @@ type entry struct {
 
 	// remoteHint is the peer's address as last known, readable without mu (unique = keep).
 	remoteHint atomic.Pointer[netip.AddrPort]
+	// idPos is the entry's position in its identity list of the indexes (guarded by their lock).
+	idPos int
 
 	// Guarded by the scheduler's lock.
 	wakeAt  time.Time
@@ -57,6 +59,7 @@ type work struct {
 	h             wire.Header
 	local, remote netip.AddrPort
 	fn            func(*ikeSA)
+	tcp           bool // the datagram came in a TCP connection (RFC 9329)
 }
 
 // maxInbox bounds the datagrams waiting for one SA; more are dropped (the peer retransmits).
@@ -65,10 +68,13 @@ const maxInbox = 64
 // effect is what an applier carries out: an ike.Effect or one of the driver's own.
 type effect any
 
-// sendEffect sends IKE datagrams.
+// sendEffect sends IKE datagrams, or with tcp messages in a TCP connection (RFC 9329), which the
+// sender may open when dial is set.
 type sendEffect struct {
 	local, remote netip.AddrPort
 	msgs          [][]byte
+	tcp, dial     bool
+	en            *entry // the sender, told when TCP fails (nil: none)
 }
 
 // keepaliveEffect sends a NAT-keepalive.
@@ -268,8 +274,11 @@ type ikeSA struct {
 	halfOpenUntil time.Time // responder: IKE_AUTH must arrive by then
 
 	halfOpenKey *initKey // registered in the half-open table
-	identity    uint64   // hash of the identities registered in the identity index (0: none)
-	conn        string   // registered in the connection index
+	// udpPath is where IKE_SA_INIT went over UDP before the fallback to TCP (tcp.go), to go back
+	// to when the TCP connection cannot be opened; set once the fallback was tried.
+	udpPath  *[2]netip.AddrPort
+	identity uint64 // hash of the identities registered in the identity index (0: none)
+	conn     string // registered in the connection index
 
 	out []effect // effects of the work being handled
 

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -37,6 +38,31 @@ func (c *capture) take(to netip.AddrPort) []byte {
 // heldResponder establishes n IKE SAs with one Child SA each at a responder engine, from
 // initiators that are dropped once they are up, and returns the responder.
 func heldResponder(t testing.TB, n int) *engine.Engine {
+	r := newResponderRig(t)
+	for i := range n {
+		r.handshake(t, i)
+	}
+	// Held for a while: past the time a retransmitted IKE_AUTH could still come, the cached
+	// responses are gone.
+	r.clock.Advance(5 * time.Minute)
+	r.e.Poll()
+	if got := r.e.Count(); got != n {
+		t.Fatalf("the responder holds %d IKE SAs, want %d", got, n)
+	}
+	return r.e
+}
+
+// responderRig is a responder engine in manual mode and what its initiators share.
+type responderRig struct {
+	e     *engine.Engine
+	tr    *capture
+	clock *enginetest.ManualClock
+	ca    *ike.PeerConfig
+	local netip.AddrPort
+	deps  *ike.Deps
+}
+
+func newResponderRig(t testing.TB) *responderRig {
 	cb := peerConfig(t, "b", "10.2.0.0/24", "10.1.0.0/24")
 	ca := peerConfig(t, "a", "10.1.0.0/24", "10.2.0.0/24")
 	ca.Unique = ike.UniqueNever
@@ -45,42 +71,59 @@ func heldResponder(t testing.TB, n int) *engine.Engine {
 	e := engine.New(engine.Config{Transport: tr, Clock: clock, Manual: true,
 		Configs: func(netip.Addr, netip.Addr) []*ike.PeerConfig { return []*ike.PeerConfig{cb} },
 		Events:  engine.Events{ChildUp: func(c *ike.ChildInstall) error { return nil }}})
-	local := netip.MustParseAddrPort("192.0.2.2:500")
-	deps := ike.Deps{}.WithDefaults()
-	for i := range n {
-		remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 500)
-		sa, err := ike.NewInitiator(ca, ca.Children, remote, local, deps)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, _ := sa.NextRequest()
-		e.Receive(req.Raw, local, remote)
-		e.Poll()
-		resp := tr.take(remote)
-		m, err := wire.Decode(resp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sa.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKESAInit, Payloads: m.Payloads, Raw: resp}); err != nil {
-			t.Fatal(err)
-		}
-		auth, _ := sa.NextRequest()
-		msgs, _ := sa.Seal(sa.Header(wire.ExchangeIKEAuth, 1, false), auth.Payloads, 0)
-		e.Receive(msgs[0], local, remote)
-		e.Poll()
-		if tr.take(remote) == nil {
-			t.Fatalf("no IKE_AUTH response to handshake %d", i)
-		}
-		sa.Zero()
+	return &responderRig{e: e, tr: tr, clock: clock, ca: ca, local: netip.MustParseAddrPort("192.0.2.2:500"),
+		deps: ike.Deps{}.WithDefaults()}
+}
+
+// handshake runs IKE_SA_INIT and IKE_AUTH with one Child SA from the i-th initiator (its own
+// address) and leaves the IKE SA held at the responder.
+func (r *responderRig) handshake(t testing.TB, i int) {
+	remote := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 500)
+	sa, err := ike.NewInitiator(r.ca, r.ca.Children, remote, r.local, r.deps)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Held for a while: past the time a retransmitted IKE_AUTH could still come, the cached
-	// responses are gone.
-	clock.Advance(5 * time.Minute)
-	e.Poll()
-	if got := e.Count(); got != n {
-		t.Fatalf("the responder holds %d IKE SAs, want %d", got, n)
+	req, _ := sa.NextRequest()
+	r.e.Receive(req.Raw, r.local, remote)
+	r.e.Poll()
+	resp := r.tr.take(remote)
+	m, err := wire.Decode(resp)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return e
+	if _, err := sa.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKESAInit, Payloads: m.Payloads, Raw: resp}); err != nil {
+		t.Fatal(err)
+	}
+	auth, _ := sa.NextRequest()
+	msgs, _ := sa.Seal(sa.Header(wire.ExchangeIKEAuth, 1, false), auth.Payloads, 0)
+	r.e.Receive(msgs[0], r.local, remote)
+	r.e.Poll()
+	if r.tr.take(remote) == nil {
+		t.Fatalf("no IKE_AUTH response to handshake %d", i)
+	}
+	sa.Zero()
+}
+
+// BenchmarkHeldHandshake: the responder's cost of one more handshake (both sides' work, in
+// manual mode on one goroutine) while it holds 0, 10,000 or 100,000 tunnels; the ratio between
+// the levels is what scripts/bench-ike.sh MODE=held measures end to end, without the data plane.
+func BenchmarkHeldHandshake(b *testing.B) {
+	for _, held := range []int{0, 10000, 100000} {
+		b.Run(fmt.Sprintf("held=%d", held), func(b *testing.B) {
+			r := newResponderRig(b)
+			for i := range held {
+				r.handshake(b, i)
+			}
+			r.clock.Advance(5 * time.Minute)
+			r.e.Poll()
+			runtime.GC()
+			i := held
+			for b.Loop() {
+				r.handshake(b, i)
+				i++
+			}
+		})
+	}
 }
 
 func heapInUse() uint64 {

@@ -192,6 +192,7 @@ func (x *indexes) addIdentity(s *ikeSA) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.removeIdentityLocked(s)
+	s.en.idPos = len(x.ids[k])
 	x.ids[k] = append(x.ids[k], s.en)
 	s.identity = k
 }
@@ -200,14 +201,14 @@ func (x *indexes) removeIdentityLocked(s *ikeSA) {
 	if s.identity == 0 {
 		return
 	}
+	// O(1) however many IKE SAs share the identities (one PSK identity for every road warrior
+	// is common): the entry knows its position; the last one moves into it.
 	list := x.ids[s.identity]
-	for i, en := range list {
-		if en == s.en {
-			list[i] = list[len(list)-1]
-			list[len(list)-1] = nil
-			list = list[:len(list)-1]
-			break
-		}
+	if i := s.en.idPos; i < len(list) && list[i] == s.en {
+		last := list[len(list)-1]
+		list[i], last.idPos = last, i
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
 	}
 	if len(list) == 0 {
 		delete(x.ids, s.identity)

@@ -64,3 +64,21 @@ func childKeyLens(encr uint16, keyBits int, integ uint16) (encrLen, integLen int
 	}
 	return encrLen, integLen, nil
 }
+
+// ahKeyLen checks an AH Child SA's transforms: an integrity algorithm the AH implementation has
+// (HMAC-SHA-2 with keys as long as the hash, RFC 4868 §2.1.1; AES-XCBC-MAC-96 and AES-CMAC-96
+// with 16-byte keys, RFC 3566 §2.1, RFC 4494 §2.1) and no encryption (RFC 7296 §3.3: AH proposals
+// carry INTEG and ESN only).
+func ahKeyLen(t ChildTransforms) (encrLen, integLen int, err error) {
+	if t.Encr != 0 || t.EncrKeyBits != 0 {
+		return 0, 0, fmt.Errorf("%w: AH with encryption %d", ErrUnsupportedTransform, t.Encr)
+	}
+	switch t.Integ {
+	case AUTH_NONE:
+		return 0, 0, fmt.Errorf("%w: AH needs an integrity transform", ErrUnsupportedTransform)
+	case AUTH_AES_XCBC_96, AUTH_AES_CMAC_96:
+		return 0, 16, nil
+	}
+	integLen, err = integKeyLen(t.Integ)
+	return 0, integLen, err
+}

@@ -27,9 +27,15 @@ type IKETransforms struct {
 	Integ uint16
 }
 
-// ChildTransforms are the ESP transforms negotiated for a Child SA, as far
-// as the KEYMAT split needs them.
+// ChildTransforms are the ESP or AH transforms negotiated for a Child SA, as
+// far as the KEYMAT split needs them.
 type ChildTransforms struct {
+	// AH: the Child SA is AH, which has an authentication key only (RFC 7296
+	// §2.17 takes "the encryption key ... from the first octets of KEYMAT and
+	// the authentication key ... from the next octets" when a protocol has
+	// both): KEYMAT is the initiator's integrity key, then the responder's.
+	// Encr must be 0.
+	AH          bool
 	Encr        uint16
 	EncrKeyBits int
 	Integ       uint16
@@ -248,7 +254,7 @@ func UpdateIKEKeys(t IKETransforms, prev *Keys, secret, ni, nr, spii, spir []byt
 }
 
 // DeriveChildKeys computes KEYMAT = prf+(SK_d, [g^ir (new)] | Ni | Nr)
-// (RFC 7296 §2.17) and splits it for one ESP Child SA. With no shared
+// (RFC 7296 §2.17) and splits it for one ESP or AH Child SA. With no shared
 // secret (no KE payloads in CREATE_CHILD_SA, or the Child SA of IKE_AUTH)
 // the seed is Ni | Nr; with additional key exchanges (RFC 9370 §2.2.4) it is
 // SK(0) | Ni | Nr | SK(1) | ... | SK(n).
@@ -257,6 +263,9 @@ func DeriveChildKeys(p PRF, t ChildTransforms, skd, ni, nr []byte, secrets ...[]
 		return nil, fmt.Errorf("%w: zero PRF", ErrUnsupportedTransform)
 	}
 	encrLen, integLen, err := childKeyLens(t.Encr, t.EncrKeyBits, t.Integ)
+	if t.AH {
+		encrLen, integLen, err = ahKeyLen(t)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -242,6 +242,12 @@ func TestDeriveChildKeys(t *testing.T) {
 		{ChildTransforms{Encr: ENCR_AES_CCM_16, EncrKeyBits: 192}, 27, 0},
 		{ChildTransforms{Encr: ENCR_AES_GCM_12, EncrKeyBits: 192}, 28, 0},
 		{ChildTransforms{Encr: ENCR_NULL_AUTH_AES_GMAC, EncrKeyBits: 256}, 36, 0},
+		// AH: integrity keys only.
+		{ChildTransforms{AH: true, Integ: AUTH_HMAC_SHA2_256_128}, 0, 32},
+		{ChildTransforms{AH: true, Integ: AUTH_HMAC_SHA2_384_192}, 0, 48},
+		{ChildTransforms{AH: true, Integ: AUTH_HMAC_SHA2_512_256}, 0, 64},
+		{ChildTransforms{AH: true, Integ: AUTH_AES_XCBC_96}, 0, 16},
+		{ChildTransforms{AH: true, Integ: AUTH_AES_CMAC_96}, 0, 16},
 	}
 	for _, c := range cases {
 		for _, secrets := range [][][]byte{nil, {gir}, {gir, seq(1, 32)}} {
@@ -278,7 +284,8 @@ func TestDeriveChildKeys(t *testing.T) {
 		t.Errorf("zero PRF: error = %v", err)
 	}
 	for _, tr := range []ChildTransforms{{Encr: ENCR_AES_CCM_8, EncrKeyBits: 128, Integ: AUTH_AES_XCBC_96},
-		{Encr: ENCR_AES_CTR, EncrKeyBits: 128}, {Encr: ENCR_AES_CTR, EncrKeyBits: 64, Integ: AUTH_AES_CMAC_96}, {Encr: 18, EncrKeyBits: 128}} {
+		{Encr: ENCR_AES_CTR, EncrKeyBits: 128}, {Encr: ENCR_AES_CTR, EncrKeyBits: 64, Integ: AUTH_AES_CMAC_96}, {Encr: 18, EncrKeyBits: 128},
+		{AH: true}, {AH: true, Integ: 2}, {AH: true, Encr: ENCR_AES_CBC, EncrKeyBits: 128, Integ: AUTH_HMAC_SHA2_256_128}} {
 		if _, err := DeriveChildKeys(p, tr, skd, ni, nr); !errors.Is(err, ErrUnsupportedTransform) {
 			t.Errorf("%+v: error = %v", tr, err)
 		}

@@ -252,6 +252,9 @@ type Opened struct {
 	*Message
 	Inner    []Payload
 	Fragment *Fragment
+	// Plain is the decrypted inner payload chain of SK as received (nil for a fragment): RFC
+	// 9242 §3.3.2 authenticates IKE_INTERMEDIATE messages over these bytes (IntAuthData).
+	Plain []byte
 }
 
 // Fragment is the decrypted content of one Encrypted Fragment payload.
@@ -287,7 +290,7 @@ func Open(b []byte, o Opener) (*Opened, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Opened{Message: m, Inner: inner}, nil
+		return &Opened{Message: m, Inner: inner, Plain: plain}, nil
 	case *EncryptedFragment:
 		aadEnd := at + genHeaderLen + skfHeaderLen
 		plain, err := o.Open(nil, b[:aadEnd], b[aadEnd:])

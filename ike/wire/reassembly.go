@@ -56,25 +56,39 @@ func (r *Reassembler) start(messageID uint32, total uint16) {
 //
 // f.Data is copied; the caller may reuse it.
 func (r *Reassembler) Add(messageID uint32, f Fragment) (inner []Payload, done bool, err error) {
+	first, whole, done, err := r.AddPlain(messageID, f)
+	if err != nil || !done {
+		return nil, done, err
+	}
+	inner, err = DecodePayloads(first, whole)
+	if err != nil {
+		return nil, false, err
+	}
+	return inner, true, nil
+}
+
+// AddPlain is Add returning the reassembled inner payload chain undecoded, with the type of its
+// first payload (RFC 9242 §3.3.2 authenticates IKE_INTERMEDIATE messages over these bytes).
+func (r *Reassembler) AddPlain(messageID uint32, f Fragment) (first PayloadType, whole []byte, done bool, err error) {
 	if checkFragmentNumbers(f.Number, f.Total) != nil {
-		return nil, false, ErrBadFragmentNumber
+		return PayloadNone, nil, false, ErrBadFragmentNumber
 	}
 	if int(f.Total) > r.maxFragments {
-		return nil, false, ErrTooManyFragments
+		return PayloadNone, nil, false, ErrTooManyFragments
 	}
 	switch {
 	case !r.active || messageID != r.messageID || f.Total > r.total:
 		r.start(messageID, f.Total)
 	case f.Total < r.total:
-		return nil, false, ErrStaleFragment
+		return PayloadNone, nil, false, ErrStaleFragment
 	}
 	i := int(f.Number) - 1
 	if r.parts[i] != nil {
-		return nil, false, ErrDuplicateFragment
+		return PayloadNone, nil, false, ErrDuplicateFragment
 	}
 	if len(f.Data) > r.maxBytes-r.bytes {
 		r.Reset()
-		return nil, false, ErrReassemblyTooLarge
+		return PayloadNone, nil, false, ErrReassemblyTooLarge
 	}
 	// A non-nil empty slice marks an empty fragment as received.
 	r.parts[i] = append(make([]byte, 0, len(f.Data)), f.Data...)
@@ -84,17 +98,13 @@ func (r *Reassembler) Add(messageID uint32, f Fragment) (inner []Payload, done b
 		r.first = f.First
 	}
 	if r.received < int(r.total) {
-		return nil, false, nil
+		return PayloadNone, nil, false, nil
 	}
-	whole := make([]byte, 0, r.bytes)
+	whole = make([]byte, 0, r.bytes)
 	for _, p := range r.parts {
 		whole = append(whole, p...)
 	}
-	first := r.first
+	first = r.first
 	r.Reset()
-	inner, err = DecodePayloads(first, whole)
-	if err != nil {
-		return nil, false, err
-	}
-	return inner, true, nil
+	return first, whole, true, nil
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // Message IDs of the exchanges of one handshake (RFC 7296 §2.2: the initiator numbers its
-// requests from 0).
+// requests from 0). Additional key exchanges (RFC 9370) add one IKE_INTERMEDIATE exchange each
+// before IKE_AUTH, which then moves up by as many.
 const (
 	msgIDInit   = 0
 	msgIDAuth   = 1
@@ -56,12 +57,16 @@ func (h *handshake) run(ctx context.Context) (time.Duration, error) {
 		sa.Remote = netip.AddrPortFrom(cfg.Peer.Addr(), cfg.PeerNATTPort)
 		h.t.natt++
 	}
-	if err := h.auth(ctx, sa, sock); err != nil {
+	inter, err := h.intermediate(ctx, sa, sock)
+	if err != nil {
+		return 0, fmt.Errorf("IKE_INTERMEDIATE: %w", err)
+	}
+	if err := h.auth(ctx, sa, sock, msgIDAuth+inter); err != nil {
 		return 0, fmt.Errorf("IKE_AUTH: %w", err)
 	}
 	latency := time.Since(start)
 	if cfg.Delete {
-		if err := h.delete(ctx, sa, sock); err != nil {
+		if err := h.delete(ctx, sa, sock, msgIDDelete+inter); err != nil {
 			return 0, fmt.Errorf("INFORMATIONAL Delete: %w", err)
 		}
 	}
@@ -115,8 +120,36 @@ func (h *handshake) init(ctx context.Context, sa *ike.SA) error {
 	}
 }
 
+// intermediate runs the IKE_INTERMEDIATE exchanges of additional key exchanges (RFC 9370
+// §2.2.2) and returns how many there were.
+func (h *handshake) intermediate(ctx context.Context, sa *ike.SA, sock *socket) (uint32, error) {
+	var n uint32
+	for sa.State() == ike.StateIntermediate {
+		req, err := sa.NextRequest()
+		if err != nil {
+			return n, err
+		}
+		if req == nil || req.Exchange != wire.ExchangeIKEIntermediate {
+			return n, errors.New("no IKE_INTERMEDIATE request to send")
+		}
+		id := msgIDAuth + n
+		var resp *ike.Message
+		err = h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeIKEIntermediate, id, req.Payloads, func(p []wire.Payload, intAuth []byte) {
+			resp = &ike.Message{Exchange: wire.ExchangeIKEIntermediate, Payloads: p, IntAuth: intAuth}
+		})
+		if err != nil {
+			return n, err
+		}
+		if _, err := sa.ProcessResponse(resp); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
 // auth runs IKE_AUTH with PSK authentication and the configured Child SA.
-func (h *handshake) auth(ctx context.Context, sa *ike.SA, sock *socket) error {
+func (h *handshake) auth(ctx context.Context, sa *ike.SA, sock *socket, id uint32) error {
 	req, err := sa.NextRequest()
 	if err != nil {
 		return err
@@ -125,7 +158,7 @@ func (h *handshake) auth(ctx context.Context, sa *ike.SA, sock *socket) error {
 		return errors.New("no IKE_AUTH request to send")
 	}
 	var inner []wire.Payload
-	err = h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeIKEAuth, msgIDAuth, req.Payloads, func(p []wire.Payload) { inner = p })
+	err = h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeIKEAuth, id, req.Payloads, func(p []wire.Payload, _ []byte) { inner = p })
 	if err != nil {
 		return err
 	}
@@ -155,14 +188,14 @@ func (h *handshake) auth(ctx context.Context, sa *ike.SA, sock *socket) error {
 }
 
 // delete deletes the IKE SA (RFC 7296 §1.4.1) and waits for the peer's answer.
-func (h *handshake) delete(ctx context.Context, sa *ike.SA, sock *socket) error {
+func (h *handshake) delete(ctx context.Context, sa *ike.SA, sock *socket, id uint32) error {
 	ps := []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}
-	return h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeInformational, msgIDDelete, ps, func([]wire.Payload) {})
+	return h.protectedRoundTrip(ctx, sa, sock, wire.ExchangeInformational, id, ps, func([]wire.Payload, []byte) {})
 }
 
 // protectedRoundTrip seals a request, sends it and waits for the response that authenticates,
-// handing its inner payloads to got.
-func (h *handshake) protectedRoundTrip(ctx context.Context, sa *ike.SA, sock *socket, ex wire.ExchangeType, id uint32, ps []wire.Payload, got func([]wire.Payload)) error {
+// handing its inner payloads (and, for IKE_INTERMEDIATE, what IKE_AUTH authenticates of it) to got.
+func (h *handshake) protectedRoundTrip(ctx context.Context, sa *ike.SA, sock *socket, ex wire.ExchangeType, id uint32, ps []wire.Payload, got func([]wire.Payload, []byte)) error {
 	// No fragmentation is announced, so the request always fits one message (maxSize 0).
 	msgs, err := sa.Seal(sa.Header(ex, id, false), ps, 0)
 	if err != nil {
@@ -174,7 +207,14 @@ func (h *handshake) protectedRoundTrip(ctx context.Context, sa *ike.SA, sock *so
 	return h.roundTrip(ctx, sock, msgs[0], sa.SPIi, func(b []byte, hd wire.Header) (bool, error) {
 		inner, done, err := acceptProtected(sa, ex, id, b, hd)
 		if done && err == nil {
-			got(inner)
+			var intAuth []byte
+			if ex == wire.ExchangeIKEIntermediate {
+				// The inner payloads re-encoded: the bench's peers (goipsec, strongSwan) send
+				// them in canonical form, which ike/wire's golden round trips reproduce.
+				first, plain, _ := wire.EncodePayloads(inner)
+				intAuth = wire.IntAuthData(hd, first, plain)
+			}
+			got(inner, intAuth)
 		}
 		return done, err
 	})

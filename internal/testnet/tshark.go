@@ -105,6 +105,13 @@ func TsharkDecryptESP(t testing.TB, pcap string, sas []TsharkESPSA, args ...stri
 	return runTshark(t, pcap, map[string][]string{"esp_sa": rows}, prefs, args)
 }
 
+// Tshark runs tshark over pcap with a private, empty configuration (no keys) and returns its
+// output: for traffic that needs no keys, such as AH, which does not encrypt.
+func Tshark(t testing.TB, pcap string, args ...string) string {
+	t.Helper()
+	return runTshark(t, pcap, nil, nil, args)
+}
+
 // TsharkICVCounts counts the SK payload integrity checks tshark reported as correct and incorrect in
 // the output of TsharkDecryptIKE.
 func TsharkICVCounts(out string) (correct, incorrect int) {

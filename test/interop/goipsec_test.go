@@ -137,7 +137,10 @@ func (c connConf) String() string {
 	}
 	b.WriteString(c.extra)
 	fmt.Fprintf(&b, "    local {\n      auth = psk\n      id = %s\n    }\n    remote {\n      auth = psk\n      id = %s\n    }\n", c.localID, c.remoteID)
-	fmt.Fprintf(&b, "    children {\n      net {\n        local_ts = %s\n        remote_ts = %s\n        esp_proposals = %s\n", c.localTS, c.remoteTS, c.espProposal)
+	fmt.Fprintf(&b, "    children {\n      net {\n        local_ts = %s\n        remote_ts = %s\n", c.localTS, c.remoteTS)
+	if c.espProposal != "" { // none: ah_proposals in childExtra
+		fmt.Fprintf(&b, "        esp_proposals = %s\n", c.espProposal)
+	}
 	if c.mode != "" {
 		fmt.Fprintf(&b, "        mode = %s\n", c.mode)
 	}

@@ -17,17 +17,24 @@ func (l *lab) startGuestGoipsec(t *testing.T, name string, conf goipsecConf) *gu
 }
 
 // TestKernelVsUserspace: goipsec with the kernel data plane in the guest against goipsec with
-// its userspace data plane on the host side, tunnel and transport mode, each side initiating.
+// its userspace data plane on the host side, tunnel and transport mode, each side initiating;
+// ESP, and AH negotiated by IKEv2 (ah_proposals).
 func TestKernelVsUserspace(t *testing.T) {
 	l := needLab(t, labvm.StrongSwan())
 	for _, tc := range []struct {
-		mode, initiator string
+		mode, initiator, ah string
 	}{
-		{"transport", "host"}, {"tunnel", "guest"}, {"transport", "guest"}, {"tunnel", "host"},
+		{"transport", "host", ""}, {"tunnel", "guest", ""}, {"transport", "guest", ""}, {"tunnel", "host", ""},
+		{"tunnel", "guest", "sha384"}, {"transport", "host", "sha256-esn"},
 	} {
-		t.Run(tc.mode+"/"+tc.initiator+"-initiates", func(t *testing.T) {
+		name := tc.mode + "/" + tc.initiator + "-initiates"
+		if tc.ah != "" {
+			name = "ah/" + name
+		}
+		t.Run(name, func(t *testing.T) {
 			l.logConsole(t)
 			guest, host := pair(tc.mode, "aes256gcm16")
+			guest.ah, host.ah = tc.ah, tc.ah
 			guest.dataplane, host.dataplane = "kernel", "userspace"
 			if tc.initiator == "guest" {
 				guest.startAction = "start"
@@ -43,7 +50,10 @@ func TestKernelVsUserspace(t *testing.T) {
 				g = l.startGuestGoipsec(t, "goipsec", guest)
 			}
 			g.waitOutput(t, "Child SA established", 60*time.Second)
-			l.trafficCheck(t, tc.mode)
+			c := l.trafficCheck(t, tc.mode)
+			if tc.ah != "" {
+				assertXfrmProto(t, c, "ah")
+			}
 			res := g.stop(t)
 			if res.Exit != 0 {
 				t.Errorf("guest goipsec exited with %d after SIGTERM", res.Exit)

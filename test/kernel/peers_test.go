@@ -43,32 +43,43 @@ func (l *lab) startCharon(t *testing.T, conf string) *guestDaemon {
 }
 
 // TestStrongSwanKernel: goipsec (userspace data plane, host side) against strongSwan 5.9.8 with
-// the kernel's ESP (guest), tunnel and transport mode, each side initiating.
+// the kernel's ESP (guest), tunnel and transport mode, each side initiating; and with the
+// kernel's AH negotiated by IKEv2 (ah_proposals on both sides).
 func TestStrongSwanKernel(t *testing.T) {
 	l := needLab(t, labvm.StrongSwan())
-	for _, tc := range []struct{ mode, initiator string }{
-		{"tunnel", "goipsec"}, {"tunnel", "strongswan"}, {"transport", "goipsec"}, {"transport", "strongswan"},
+	for _, tc := range []struct{ mode, initiator, ah string }{
+		{"tunnel", "goipsec", ""}, {"tunnel", "strongswan", ""}, {"transport", "goipsec", ""}, {"transport", "strongswan", ""},
+		{"transport", "strongswan", "sha512"},
 	} {
-		t.Run(tc.mode+"/"+tc.initiator+"-initiates", func(t *testing.T) {
+		name := tc.mode + "/" + tc.initiator + "-initiates"
+		if tc.ah != "" {
+			name = "ah/" + name
+		}
+		t.Run(name, func(t *testing.T) {
 			l.logConsole(t)
 			guest, host := pair(tc.mode, "aes256gcm16")
 			host.dataplane = "userspace"
 			if tc.initiator == "goipsec" {
 				host.startAction = "start"
 			}
-			l.startCharon(t, swanctlConf(guest, "esp", "aes256gcm16"))
+			proto, props := "esp", "aes256gcm16"
+			if tc.ah != "" {
+				proto, props, host.ah = "ah", tc.ah, tc.ah
+			}
+			l.startCharon(t, swanctlConf(guest, proto, props))
 			h := l.startHostGoipsec(t, host.String())
 			if tc.initiator == "strongswan" {
 				l.guest(t, "swanctl --initiate --child net --timeout 30")
 			}
 			h.waitLog(t, "Child SA established", 30*time.Second)
-			l.trafficCheck(t, tc.mode)
+			assertXfrmProto(t, l.trafficCheck(t, tc.mode), proto)
 		})
 	}
 }
 
 // TestGoipsecKernelVsStrongSwanKernel: goipsec's kernel data plane against strongSwan's, both in the
-// guest, each in its own network namespace joined by a veth pair.
+// guest, each in its own network namespace joined by a veth pair: ESP, and AH negotiated by IKEv2
+// with each side initiating.
 func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
 	l := needLab(t, labvm.StrongSwan())
 	l.logConsole(t)
@@ -82,10 +93,21 @@ func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
 	t.Cleanup(func() {
 		l.guestTry(t, "ip netns pids gw | xargs -r kill; sleep 0.5; ip netns del gw; ip link del vgw0")
 	})
-	for _, mode := range []string{"tunnel", "transport"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct{ mode, ah, initiator string }{
+		{"tunnel", "", "goipsec"}, {"transport", "", "goipsec"},
+		{"tunnel", "sha256", "strongswan"}, {"transport", "sha384", "goipsec"},
+	} {
+		mode := tc.mode
+		name, proto, props := mode, "esp", "aes256gcm16"
+		if tc.ah != "" {
+			name, proto, props = "ah/"+mode+"/"+tc.initiator+"-initiates", "ah", tc.ah
+		}
+		t.Run(name, func(t *testing.T) {
 			g := goipsecConf{dataplane: "kernel", local: "192.0.2.65", remote: "192.0.2.66", localID: "goipsec.lab", remoteID: "swan.lab",
-				mode: mode, esp: "aes256gcm16", startAction: "start"}
+				mode: mode, esp: "aes256gcm16", ah: tc.ah}
+			if tc.initiator == "goipsec" {
+				g.startAction = "start"
+			}
 			s := goipsecConf{local: "192.0.2.66", remote: "192.0.2.65", localID: "swan.lab", remoteID: "goipsec.lab", mode: mode}
 			src, dst := guestInner, "203.0.113.66"
 			if mode == "transport" {
@@ -95,7 +117,7 @@ func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
 				g.localTS, g.remoteTS = guestInner+"/32", "203.0.113.66/32"
 			}
 			s.localTS, s.remoteTS = g.remoteTS, g.localTS
-			l.writeShare(t, "swanctl-gw.conf", swanctlConf(s, "esp", "aes256gcm16"))
+			l.writeShare(t, "swanctl-gw.conf", swanctlConf(s, proto, props))
 			// charon 5.9.8 has fixed paths for its pid file and VICI socket: a private /run
 			// and /etc/swanctl in the namespace's own mount namespace.
 			l.guest(t, "mkdir -p /tmp/gwrun /tmp/gwswan && cp -r /etc/swanctl/. /tmp/gwswan/ && cp /mnt/host/swanctl-gw.conf /tmp/gwswan/swanctl.conf && rm -rf /tmp/gwrun/*")
@@ -113,6 +135,9 @@ func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
 				time.Sleep(300 * time.Millisecond)
 			}
 			gp := l.startGuestGoipsec(t, "goipsec", g)
+			if tc.initiator == "strongswan" {
+				l.guest(t, "ip netns exec gw unshare -m sh -c 'mount --bind /tmp/gwrun /run && mount --bind /tmp/gwswan /etc/swanctl && swanctl --initiate --child net --timeout 30'")
+			}
 			gp.waitOutput(t, "Child SA established", 60*time.Second)
 			l.pingFromGuest(t, src, dst)
 			for _, cmd := range []string{"ip -s xfrm state", "ip netns exec gw ip -s xfrm state"} {
@@ -121,6 +146,7 @@ func TestGoipsecKernelVsStrongSwanKernel(t *testing.T) {
 				if len(c) != 2 {
 					t.Fatalf("%s: expected an inbound and an outbound state:\n%s", cmd, out)
 				}
+				assertXfrmProto(t, c, proto)
 				for spi, n := range c {
 					if n == 0 {
 						t.Fatalf("%s: state %s counted no packets:\n%s", cmd, spi, out)

@@ -347,8 +347,8 @@ func pair(mode, esp string) (guest, host goipsecConf) {
 }
 
 // trafficCheck pings and transfers bytes through the SA pair in mode, and checks the guest's XFRM
-// counters moved.
-func (l *lab) trafficCheck(t *testing.T, mode string) {
+// counters moved; it returns them (by "proto spi").
+func (l *lab) trafficCheck(t *testing.T, mode string) map[string]uint64 {
 	t.Helper()
 	hostSrc, guestDst := hostInner, guestInner
 	if mode == "transport" {
@@ -357,7 +357,18 @@ func (l *lab) trafficCheck(t *testing.T, mode string) {
 	l.pingFromHost(t, hostSrc, guestDst)
 	l.pingFromGuest(t, guestDst, hostSrc)
 	l.tcpTransfer(t, hostSrc, guestDst, 1<<20)
-	l.assertCountersMoved(t)
+	return l.assertCountersMoved(t)
+}
+
+// assertXfrmProto checks that every XFRM state of counters (from assertCountersMoved) is of
+// protocol proto ("esp" or "ah"): an AH child must not have been installed as ESP.
+func assertXfrmProto(t *testing.T, counters map[string]uint64, proto string) {
+	t.Helper()
+	for k := range counters {
+		if !strings.HasPrefix(k, proto+" ") {
+			t.Fatalf("XFRM state %s is not %s (all: %v)", k, proto, counters)
+		}
+	}
 }
 
 // lockedBuf is a goroutine-safe output buffer.

@@ -191,8 +191,8 @@ func (h *Host) Children() map[uint32]*ike.ChildInstall {
 	return out
 }
 
-// CheckPaired reports an error unless every live Child SA of a pairs with one of b and their keys
-// match.
+// CheckPaired reports an error unless every live Child SA of a pairs with one of b of the same
+// protocol and their keys match.
 func CheckPaired(a, b *Host) error {
 	ac, bc := a.Children(), b.Children()
 	if len(ac) != len(bc) {
@@ -200,7 +200,8 @@ func CheckPaired(a, b *Host) error {
 	}
 	for _, c := range ac {
 		o := bc[c.SPIOut]
-		if o == nil || o.SPIOut != c.SPIIn || !bytes.Equal(o.EncrIn, c.EncrOut) || !bytes.Equal(o.EncrOut, c.EncrIn) {
+		if o == nil || o.SPIOut != c.SPIIn || o.Protocol() != c.Protocol() || !bytes.Equal(o.EncrIn, c.EncrOut) || !bytes.Equal(o.EncrOut, c.EncrIn) ||
+			!bytes.Equal(o.IntegIn, c.IntegOut) || !bytes.Equal(o.IntegOut, c.IntegIn) {
 			return fmt.Errorf("%s's Child SA %08x/%08x has no matching SA at %s", a.Name, c.SPIIn, c.SPIOut, b.Name)
 		}
 	}

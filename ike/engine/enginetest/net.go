@@ -5,15 +5,18 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/goipsec/goipsec/proposal"
 )
 
 // Packet is a datagram on the fake network: an IKE message, or (ESP set) a data packet sent with
-// the outbound SA SPI.
+// the outbound SA SPI and the Child SA's protocol (Proto: ESP or AH).
 type Packet struct {
 	B        []byte
 	From, To netip.AddrPort
 	ESP      bool
 	SPI      uint32
+	Proto    proposal.Protocol
 }
 
 // Net connects Hosts by address. Packets queue until Deliver runs, so no engine is entered while
@@ -68,9 +71,13 @@ func (n *Net) Rebind(nat *NAT) {
 	nat.Rebinds++
 }
 
-// translateLocked applies the NATs to a packet: false when it is dropped (no mapping back).
+// translateLocked applies the NATs to a packet: false when it is dropped (no mapping back, or
+// an AH packet: AH has no ports to map and authenticates the addresses a NAT would rewrite).
 func (n *Net) translateLocked(p *Packet) bool {
 	for _, nat := range n.nats {
+		if p.ESP && p.Proto == proposal.ProtoAH && (nat.Inside[p.From.Addr()] || p.To.Addr() == nat.Public) {
+			return false
+		}
 		if nat.Inside[p.From.Addr()] {
 			pub, ok := nat.out[p.From]
 			if !ok {

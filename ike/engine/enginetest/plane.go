@@ -9,7 +9,7 @@ import (
 )
 
 // Plane is a fake data plane fed by a host's Child SA events, as the daemon feeds the real one:
-// inbound SAs by SPI, and for each policy (connection and child name) the outbound SA it uses. It
+// inbound SAs by SPI (and protocol), and for each policy (connection and child name) the outbound SA it uses. It
 // sends data packets to the peer and counts those that arrive for an SA the peer does not have.
 type Plane struct {
 	host *Host
@@ -118,7 +118,7 @@ func (p *Plane) sendAll() {
 	var pkts []Packet
 	for _, out := range p.policies {
 		c := out.c
-		pkts = append(pkts, Packet{ESP: true, SPI: c.SPIOut, From: netip.AddrPortFrom(p.host.Addr, c.IKE.Local.Port()), To: c.IKE.Remote})
+		pkts = append(pkts, Packet{ESP: true, SPI: c.SPIOut, Proto: c.Protocol(), From: netip.AddrPortFrom(p.host.Addr, c.IKE.Local.Port()), To: c.IKE.Remote})
 	}
 	p.sent += len(pkts)
 	p.mu.Unlock()
@@ -131,7 +131,8 @@ func (p *Plane) receive(pk Packet) {
 	p.mu.Lock()
 	in := p.inbound[pk.SPI]
 	notify := false
-	if in == nil {
+	if in == nil || in.c.Protocol() != pk.Proto {
+		// An SA is found by protocol and SPI: an AH packet never meets an ESP SA.
 		p.noSA++
 	} else {
 		p.received++

@@ -82,6 +82,9 @@ type Config struct {
 	// Debug raises the other log groups (enc, net, knl, esp, ...) to level 3 and prints charon's whole
 	// log at cleanup even when the test passed.
 	Debug bool
+	// Root runs charon and swanctl from another root file system, such as the Debian 13 one with
+	// strongSwan 6 (Trixie); "" runs the host's strongSwan.
+	Root string
 }
 
 // Charon is a running charon in a namespace.
@@ -93,6 +96,7 @@ type Charon struct {
 	log   string // log file path
 	proc  *testnet.Process
 	debug bool
+	root  string // Config.Root; dir lies below it
 }
 
 // Start writes the instance's configuration, runs charon inside ns with its own /run bind mount,
@@ -100,9 +104,16 @@ type Charon struct {
 // when the test failed (or cfg.Debug is set), logs the tail of charon's log.
 func Start(t testing.TB, ns *testnet.NS, cfg Config) *Charon {
 	t.Helper()
-	testnet.Require(t, CharonPath, SwanctlPath)
+	if cfg.Root == "" {
+		testnet.Require(t, CharonPath, SwanctlPath)
+	}
 	// Not t.TempDir(): the VICI socket path must fit in sun_path (108 bytes) and test names are long.
-	dir, err := os.MkdirTemp("", "gtswan-")
+	// Below the root, so that a charon there sees it at the same place minus the root.
+	tmpBase := ""
+	if cfg.Root != "" {
+		tmpBase = filepath.Join(cfg.Root, "tmp")
+	}
+	dir, err := os.MkdirTemp(tmpBase, "gtswan-")
 	if err != nil {
 		t.Fatalf("strongswan: %v", err)
 	}
@@ -112,6 +123,7 @@ func Start(t testing.TB, ns *testnet.NS, cfg Config) *Charon {
 		conf:  filepath.Join(dir, "strongswan.conf"),
 		log:   filepath.Join(dir, "charon.log"),
 		debug: cfg.Debug,
+		root:  cfg.Root,
 	}
 	for _, d := range append([]string{"run"}, prefixAll("swanctl/", swanctlDirs)...) {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
@@ -149,10 +161,18 @@ func Start(t testing.TB, ns *testnet.NS, cfg Config) *Charon {
 	})
 	// ip netns exec gives the command a private mount namespace, so the bind mount over /run is
 	// invisible to the host and to other instances.
-	c.proc = ns.Start(t, "env", "STRONGSWAN_CONF="+c.conf,
-		"sh", "-c", `mount --bind "$1" /run && exec "$2"`, "sh", filepath.Join(dir, "run"), CharonPath)
+	if c.root == "" {
+		c.proc = ns.Start(t, "env", "STRONGSWAN_CONF="+c.conf,
+			"sh", "-c", `mount --bind "$1" /run && exec "$2"`, "sh", filepath.Join(dir, "run"), CharonPath)
+	} else {
+		// The same private mount namespace gives the root its own /run, /proc (of the namespace's
+		// processes), /sys (of the network namespace) and /dev (/dev/net/tun for kernel-libipsec).
+		c.proc = ns.Start(t, "sh", "-c", `mount --bind "$1" "$3/run" && mount -t proc proc "$3/proc" && mount --rbind /sys "$3/sys" && `+
+			`mount --rbind /dev "$3/dev" && exec chroot "$3" env STRONGSWAN_CONF="$4" "$2"`,
+			"sh", filepath.Join(dir, "run"), CharonPath, c.root, c.inner(c.conf))
+	}
 	c.waitVICI(t)
-	c.Swanctl(t, "--load-all", "--file", filepath.Join(dir, "swanctl", "swanctl.conf"))
+	c.Swanctl(t, "--load-all", "--file", c.inner(filepath.Join(dir, "swanctl", "swanctl.conf")))
 	return c
 }
 
@@ -162,7 +182,7 @@ func (c *Charon) strongswanConf(cfg Config) string {
 		plugins = append(plugins, plugin{p, 1})
 	}
 	var b strings.Builder
-	sock := "unix://" + filepath.Join(c.dir, "charon.vici")
+	sock := "unix://" + c.inner(filepath.Join(c.dir, "charon.vici"))
 	fmt.Fprintf(&b, "# Written by goipsec internal/testnet/strongswan for one test instance.\n")
 	fmt.Fprintf(&b, "charon {\n\tload_modular = yes\n\tinstall_routes = yes\n")
 	fmt.Fprintf(&b, "\tplugins {\n")
@@ -180,7 +200,7 @@ func (c *Charon) strongswanConf(cfg Config) string {
 	if cfg.Debug {
 		other = 3
 	}
-	fmt.Fprintf(&b, "\tfilelog {\n\t\tcharon {\n\t\t\tpath = %s\n\t\t\tappend = no\n\t\t\tflush_line = yes\n", c.log)
+	fmt.Fprintf(&b, "\tfilelog {\n\t\tcharon {\n\t\t\tpath = %s\n\t\t\tappend = no\n\t\t\tflush_line = yes\n", c.inner(c.log))
 	fmt.Fprintf(&b, "\t\t\tike_name = yes\n\t\t\tdefault = %d\n\t\t\tike = 4\n\t\t\tchd = 4\n", other)
 	fmt.Fprintf(&b, "\t\t\tmgr = 2\n\t\t\tcfg = %d\n\t\t\tknl = %d\n\t\t}\n\t}\n", max(2, other), max(2, other))
 	// An empty syslog section: otherwise charon also logs to the host's syslog.
@@ -226,6 +246,9 @@ func (c *Charon) Swanctl(t testing.TB, args ...string) string {
 func (c *Charon) SwanctlOutput(args ...string) (string, error) {
 	cmd := exec.Command(SwanctlPath, args...)
 	cmd.Env = append(os.Environ(), "STRONGSWAN_CONF="+c.conf)
+	if c.root != "" {
+		cmd = exec.Command("chroot", append([]string{c.root, "env", "STRONGSWAN_CONF=" + c.inner(c.conf), SwanctlPath}, args...)...)
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
