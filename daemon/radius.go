@@ -27,10 +27,8 @@ type radiusState struct {
 	cfg    *config.Radius
 	client *radius.Client
 	dae    *radius.DAE
-	daeErr error
 	// sessions are the accounted IKE SAs, by SPIs.
 	sessions map[[2]uint64]*acctSession
-	nextID   uint32
 	sent     sync.WaitGroup
 }
 

@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -447,9 +446,6 @@ func orID(s string, id Identity) string {
 	return id.String()
 }
 
-// errNeedsEAP is the failure when the two sides disagree about EAP.
-var errNeedsEAP = errors.New("EAP mismatch")
-
 // eapMismatch names the side that wants EAP when a client sent no AUTH to a connection that
 // expects one: the one-line reason of the failure.
 func eapMismatch(remote Identity, from string, cfg *PeerConfig) *Error {
@@ -463,4 +459,3 @@ func (c *PeerConfig) expectedAuth() string {
 	return "a PSK"
 }
 
-var _ = fmt.Sprintf

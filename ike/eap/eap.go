@@ -129,6 +129,3 @@ func (p *Packet) Marshal() []byte {
 	}
 	return b
 }
-
-// maxPacket bounds what a method puts in one packet (the EAP Length is 16 bits).
-const maxPacket = 0xffff - typedLen

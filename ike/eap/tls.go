@@ -268,7 +268,6 @@ type tlsBase struct {
 	finished bool
 	label    string // exporter label of the MSK
 	msk      []byte
-	err      error
 }
 
 // out turns TLS data into the next Type-Data, fragmenting as needed.

@@ -254,7 +254,6 @@ type tlsClient struct {
 	ttls bool
 	tlsBase
 	started bool
-	mschap  [mschapv2.NTResponseLen]byte
 	ar      string
 }
 

@@ -12,7 +12,8 @@ import (
 	"strings"
 	"unicode/utf16"
 
-	"golang.org/x/crypto/md4" //nolint:staticcheck // MS-CHAPv2's NT hash is MD4 (RFC 2759 §8.3)
+	//lint:ignore SA1019 MS-CHAPv2's NT password hash is MD4 by definition (RFC 2759 §8.3)
+	"golang.org/x/crypto/md4"
 )
 
 // Lengths of the protocol's values (RFC 2759 §4, §8).
