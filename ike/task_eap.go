@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/goipsec/goipsec/ike/eap"
@@ -458,4 +457,3 @@ func (c *PeerConfig) expectedAuth() string {
 	}
 	return "a PSK"
 }
-
