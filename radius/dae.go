@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -26,16 +27,22 @@ type DAE struct {
 	// it cannot apply. (Session-Timeout is applied: the session ends after it.)
 	Reauthorize func(sessionID, user string, vip netip.Addr, sessionTimeout uint32) (ok bool)
 
-	srv *radius.PacketServer
+	mu     sync.Mutex
+	srv    *radius.PacketServer
+	closed bool
 }
 
 // Serve listens on conn until Close.
 func (d *DAE) Serve(conn net.PacketConn) error {
-	if d.Log == nil {
-		d.Log = slog.New(slog.DiscardHandler)
+	srv := &radius.PacketServer{Handler: radius.HandlerFunc(d.handle), SecretSource: radius.StaticSecretSource(d.Secret)}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return conn.Close()
 	}
-	d.srv = &radius.PacketServer{Handler: radius.HandlerFunc(d.handle), SecretSource: radius.StaticSecretSource(d.Secret)}
-	err := d.srv.Serve(conn)
+	d.srv = srv
+	d.mu.Unlock()
+	err := srv.Serve(conn)
 	if errors.Is(err, radius.ErrServerShutdown) {
 		return nil
 	}
@@ -44,10 +51,14 @@ func (d *DAE) Serve(conn net.PacketConn) error {
 
 // Close stops the server.
 func (d *DAE) Close() error {
-	if d.srv == nil {
+	d.mu.Lock()
+	srv := d.srv
+	d.closed = true
+	d.mu.Unlock()
+	if srv == nil {
 		return nil
 	}
-	return d.srv.Shutdown(context.Background())
+	return srv.Shutdown(context.Background())
 }
 
 // known are the attributes a request may carry besides those we act on (RFC 5176 §3: NAS and
@@ -61,8 +72,9 @@ var known = map[radius.Type]bool{
 }
 
 func (d *DAE) handle(w radius.ResponseWriter, r *radius.Request) {
-	if d.Log == nil {
-		d.Log = slog.New(slog.DiscardHandler)
+	log := d.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	sid := rfc2866.AcctSessionID_GetString(r.Packet)
 	user := rfc2865.UserName_GetString(r.Packet)
@@ -83,7 +95,7 @@ func (d *DAE) handle(w radius.ResponseWriter, r *radius.Request) {
 			}
 		}
 		n := d.Disconnect(sid, user, vip)
-		d.Log.Info("RADIUS Disconnect-Request", "from", r.RemoteAddr, "session", sid, "user", user, "vip", vip, "ended", n)
+		log.Info("RADIUS Disconnect-Request", "from", r.RemoteAddr, "session", sid, "user", user, "vip", vip, "ended", n)
 		if n == 0 {
 			d.answer(w, r, false, rfc3576.ErrorCause_Value_SessionContextNotFound)
 			return
@@ -98,14 +110,14 @@ func (d *DAE) handle(w radius.ResponseWriter, r *radius.Request) {
 		}
 		timeout := uint32(rfc2865.SessionTimeout_Get(r.Packet))
 		ok := d.Reauthorize(sid, user, vip, timeout)
-		d.Log.Info("RADIUS CoA-Request", "from", r.RemoteAddr, "session", sid, "user", user, "session_timeout", timeout, "applied", ok)
+		log.Info("RADIUS CoA-Request", "from", r.RemoteAddr, "session", sid, "user", user, "session_timeout", timeout, "applied", ok)
 		if !ok {
 			d.answer(w, r, false, rfc3576.ErrorCause_Value_SessionContextNotFound)
 			return
 		}
 		d.answer(w, r, true, 0)
 	default:
-		d.Log.Debug("ignoring RADIUS packet on the DAE port", "code", r.Code.String(), "from", r.RemoteAddr)
+		log.Debug("ignoring RADIUS packet on the DAE port", "code", r.Code.String(), "from", r.RemoteAddr)
 	}
 }
 
@@ -118,7 +130,7 @@ func (d *DAE) answer(w radius.ResponseWriter, r *radius.Request, ack bool, cause
 	if !ack {
 		rfc3576.ErrorCause_Set(resp, cause)
 	}
-	if err := w.Write(resp); err != nil {
+	if err := w.Write(resp); err != nil && d.Log != nil {
 		d.Log.Warn("cannot answer a RADIUS DAE request", "to", r.RemoteAddr, "err", fmt.Sprint(err))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,8 +154,11 @@ func TestRelayFailoverAccounting(t *testing.T) {
 	if st := c.Stats(); st.Failovers != 1 {
 		t.Fatalf("stats %+v, want one failover", st)
 	}
-	if f.badMA != 0 {
-		t.Fatalf("%d requests with a wrong Message-Authenticator", f.badMA)
+	f.mu.Lock()
+	bad := f.badMA
+	f.mu.Unlock()
+	if bad != 0 {
+		t.Fatalf("%d requests with a wrong Message-Authenticator", bad)
 	}
 	start := time.Now().Add(-5 * time.Second)
 	for _, st := range []rfc2866.AcctStatusType{rfc2866.AcctStatusType_Value_Start, rfc2866.AcctStatusType_Value_Stop} {
@@ -163,10 +167,13 @@ func TestRelayFailoverAccounting(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(f.acct) != 2 {
-		t.Fatalf("%d accounting requests", len(f.acct))
+	f.mu.Lock()
+	acct := append([]*radius.Packet(nil), f.acct...)
+	f.mu.Unlock()
+	if len(acct) != 2 {
+		t.Fatalf("%d accounting requests", len(acct))
 	}
-	stop := f.acct[1]
+	stop := acct[1]
 	if rfc2866.AcctStatusType_Get(stop) != rfc2866.AcctStatusType_Value_Stop || string(rfc2865.Class_Get(stop)) != "gold" ||
 		rfc2866.AcctInputOctets_Get(stop) != 7 || rfc2869.AcctInputGigawords_Get(stop) != 5 || rfc2866.AcctSessionTime_Get(stop) < 5 ||
 		rfc2866.AcctSessionID_GetString(stop) != "00000001" || rfc2865.FramedIPAddress_Get(stop).String() != "10.3.0.77" {
@@ -175,11 +182,11 @@ func TestRelayFailoverAccounting(t *testing.T) {
 }
 
 func TestDAE(t *testing.T) {
-	ended := 0
+	var ended atomic.Int32
 	d := &DAE{Secret: secret,
 		Disconnect: func(sid, user string, vip netip.Addr) int {
 			if user == "carol" {
-				ended++
+				ended.Add(1)
 				return 1
 			}
 			return 0
@@ -202,7 +209,7 @@ func TestDAE(t *testing.T) {
 		}
 		return resp
 	}
-	if r := ask(radius.CodeDisconnectRequest, "carol", nil); r.Code != radius.CodeDisconnectACK || ended != 1 {
+	if r := ask(radius.CodeDisconnectRequest, "carol", nil); r.Code != radius.CodeDisconnectACK || ended.Load() != 1 {
 		t.Fatalf("disconnect: %v", r.Code)
 	}
 	if r := ask(radius.CodeDisconnectRequest, "mallory", nil); r.Code != radius.CodeDisconnectNAK || rfc3576.ErrorCause_Get(r) != rfc3576.ErrorCause_Value_SessionContextNotFound {
