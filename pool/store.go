@@ -83,6 +83,11 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
+	return s.loadBytes(b)
+}
+
+// loadBytes restores the pools and leases of a lease file's content.
+func (s *Store) loadBytes(b []byte) error {
 	var f saved
 	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 {
 		return fmt.Errorf("%w (%s): %v", errCorrupt, s.path, err)
