@@ -11,8 +11,8 @@ SYSCONFDIR ?= /etc
 
 .PHONY: build demo test bench man install uninstall image clean
 
-# A static binary: CGO_ENABLED=0 leaves out the C resolver, the only cgo user (net). The same
-# holds for `CGO_ENABLED=0 go install ./cmd/goipsec`.
+# A static binary: CGO_ENABLED=0 leaves out the C resolver, the only cgo user (net). A plain
+# `go install ./cmd/goipsec` with cgo on is static too (cmd/goipsec/static_cgo.go).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o goipsec ./cmd/goipsec
 

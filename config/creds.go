@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/asn1"
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -22,6 +24,53 @@ type CertSettings struct {
 	CertPolicy []asn1.ObjectIdentifier
 	// Revocation (remote): strict, ifuri or relaxed.
 	Revocation string
+	// Refs are the files certs, pubkeys and cacerts name, with where they are named.
+	Refs []CredentialRef
+}
+
+// CredentialRef is a credential file a setting names, and where: `goipsec check` reads each one
+// and reports a missing or unreadable file at the setting's line.
+type CredentialRef struct {
+	Setting string // the setting's path, e.g. connections.gw.local.certs
+	File    string // where the setting is
+	Line    int
+	// Folder is the swanctl folder a relative Name is in: x509, x509ca, pubkey, private, rsa,
+	// ecdsa, pkcs8 or pkcs12.
+	Folder string
+	Name   string // as written: relative to Folder, or absolute
+}
+
+// CredentialRefs lists every credential file the configuration names, in order: the
+// connections' certs, pubkeys and cacerts, the authorities' CA certificates and the key files of
+// the secrets section.
+func (c *Config) CredentialRefs() []CredentialRef {
+	var out []CredentialRef
+	for _, conn := range c.Connections {
+		out = append(out, conn.Local.Refs...)
+		out = append(out, conn.Remote.Refs...)
+	}
+	for _, a := range c.Authorities {
+		if a.Ref.Name != "" {
+			out = append(out, a.Ref)
+		}
+	}
+	for _, k := range c.Secrets.Keys {
+		if k.Ref.Name != "" {
+			out = append(out, k.Ref)
+		}
+	}
+	return out
+}
+
+// Passphrase returns the passphrase the secrets section gives for a key file (folder is private,
+// rsa, ecdsa, pkcs8 or pkcs12; file as the folder lists it, or as configured), or nil.
+func (s Secrets) Passphrase(folder, file string) []byte {
+	for _, ks := range s.Keys {
+		if ks.Type == folder && (filepath.Clean(ks.Path) == filepath.Clean(file) || filepath.Base(ks.Path) == file) {
+			return ks.Secret
+		}
+	}
+	return nil
 }
 
 // KeySecret is the passphrase of an encrypted private key (secrets.private-<name>, rsa-, ecdsa-,
@@ -33,6 +82,7 @@ type KeySecret struct {
 	Type   string // private, rsa, ecdsa, pkcs8 or pkcs12: the folder the file is relative to
 	Path   string // the key file, relative to the folder or absolute
 	Secret []byte
+	Ref    CredentialRef // the file setting
 }
 
 // Authority is an authorities.<name> section.
@@ -44,6 +94,7 @@ type Authority struct {
 	CRLURIs     []string
 	OCSPURIs    []string
 	CertURIBase string
+	Ref         CredentialRef // the cacert (or file) setting
 }
 
 // keyFolders are the secrets types that hold key passphrases (and the folders of swanctl.conf's
@@ -60,6 +111,23 @@ func splitComma(s string) []string {
 	return out
 }
 
+// refs lists the files a comma-separated setting names.
+func refs(sec *Section, key, folder string) []CredentialRef {
+	kv := explicit(sec, key)
+	if kv == nil {
+		return nil
+	}
+	var out []CredentialRef
+	for _, name := range splitComma(kv.Value) {
+		out = append(out, ref(kv, folder, name))
+	}
+	return out
+}
+
+func ref(kv *Setting, folder, name string) CredentialRef {
+	return CredentialRef{Setting: kv.Path, File: kv.File, Line: kv.Line, Folder: folder, Name: name}
+}
+
 func (l *loader) certSettings(sec *Section, pattern string, isLocal bool) CertSettings {
 	var c CertSettings
 	list := func(key string) []string {
@@ -70,10 +138,14 @@ func (l *loader) certSettings(sec *Section, pattern string, isLocal bool) CertSe
 	}
 	c.Certs = list("certs")
 	c.PubKeys = list("pubkeys")
+	c.Refs = append(refs(sec, "certs", "x509"), refs(sec, "pubkeys", "pubkey")...)
 	if isLocal {
+		slices.SortStableFunc(c.Refs, func(a, b CredentialRef) int { return a.Line - b.Line })
 		return c
 	}
 	c.CACerts = list("cacerts")
+	c.Refs = append(c.Refs, refs(sec, "cacerts", "x509ca")...)
+	slices.SortStableFunc(c.Refs, func(a, b CredentialRef) int { return a.Line - b.Line }) // as in the file
 	if kv := explicit(sec, "ca_id"); kv != nil {
 		c.CAID = parsed(l, sec, pattern, "ca_id", parseIdentity)
 	}
@@ -143,6 +215,7 @@ func (l *loader) keySecrets(sec *Section) []*KeySecret {
 				l.errorAt(p.File, p.Line, "%s: file is required (the key file in %s/ this passphrase is for)", p.Path, typ)
 			} else {
 				ks.Path = kv.Value
+				ks.Ref = ref(kv, typ, kv.Value)
 			}
 			if kv := explicit(p, "secret"); kv == nil {
 				l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
@@ -175,8 +248,10 @@ func (l *loader) authorities(sec *Section) []*Authority {
 			l.errorAt(file.File, file.Line, "%s: give cacert or file, not both", p.Path)
 		case cacert != nil:
 			a.CACert = cacert.Value
+			a.Ref = ref(cacert, "x509ca", cacert.Value)
 		case file != nil:
 			a.CACert = file.Value
+			a.Ref = ref(file, "x509ca", file.Value)
 		default:
 			l.errorAt(p.File, p.Line, "%s: cacert is required (the CA certificate in x509ca/)", p.Path)
 		}

@@ -29,6 +29,9 @@ type Daemon struct {
 	RetransmitBase    float64
 	RetransmitTries   int
 	RetransmitLimit   time.Duration
+	// FragmentSize is the largest IKE message (UDP payload) sent whole to a peer that supports
+	// IKEv2 fragmentation (RFC 7383); larger ones leave in fragments of at most this size.
+	FragmentSize int
 	// FwMark marks goipsec's own packets; RouteTable holds the routes into the TUN device and
 	// RulePriority is the priority of the rule "not fwmark FwMark lookup RouteTable".
 	FwMark       uint32
@@ -54,6 +57,10 @@ type Log struct {
 
 // LogSubsystems are the subsystems whose log level can be set on its own.
 var LogSubsystems = []string{"cfg", "ike", "net", "enc", "esp", "vici", "dataplane"}
+
+// minFragmentSize leaves room for content in a fragment after the IKE header, the SKF payload
+// header, an IV of up to 16 bytes, padding and an ICV of up to 32 bytes (RFC 7383 §2.5).
+const minFragmentSize = 256
 
 // maxIfNameLen is the longest Linux interface name (IFNAMSIZ 16 including the NUL byte).
 const maxIfNameLen = 15
@@ -129,6 +136,13 @@ func (l *loader) daemon(sec *Section) Daemon {
 	})
 	d.RetransmitTries = int(l.number(sec, pattern, "retransmit_tries", 100))
 	d.RetransmitLimit = l.duration(sec, pattern, "retransmit_limit")
+	d.FragmentSize = int(parsed(l, sec, pattern, "fragment_size", func(s string) (uint64, error) {
+		n, err := parseUint(s, math.MaxUint16)
+		if err == nil && n < minFragmentSize {
+			err = fmt.Errorf("fragment size %d is below %d", n, minFragmentSize)
+		}
+		return n, err
+	}))
 	d.FwMark = uint32(l.number(sec, pattern, "fwmark", math.MaxUint32))
 	d.RouteTable = uint32(l.number(sec, pattern, "route_table", math.MaxUint32))
 	d.RulePriority = uint32(l.number(sec, pattern, "rule_priority", math.MaxUint32))

@@ -22,6 +22,7 @@ type Config struct {
 	Manual      []*ManualSA  // in order of appearance
 	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
+	L2TP        *L2TP // nil without an l2tp section
 	// Files lists every file that was read, the main file first.
 	Files []string
 }
@@ -32,15 +33,19 @@ type Connection struct {
 	File string // where the connection section was first opened
 	Line int
 
-	// Version is 2, or 0 for "IKEv2, accepting any version" (strongSwan's default; IKEv1 is not
-	// supported, so both behave the same).
-	Version     int
-	LocalAddrs  []Address
-	RemoteAddrs []Address
-	LocalPort   uint16
-	RemotePort  uint16
-	Proposals   []proposal.Proposal
-	Encap       bool
+	// Version is 2 (IKEv2 only), 1 (IKEv1 only) or 0 (strongSwan's default: initiate IKEv2,
+	// accept either).
+	Version int
+	// Aggressive: IKEv1 Aggressive Mode when initiating.
+	Aggressive bool
+	// WeakAlgorithms: the connection (IKEv1 only) may use 3DES, SHA-1 and MODP1024.
+	WeakAlgorithms bool
+	LocalAddrs     []Address
+	RemoteAddrs    []Address
+	LocalPort      uint16
+	RemotePort     uint16
+	Proposals      []proposal.Proposal
+	Encap          bool
 	// EncapTCP: encap = tcp, IKE and ESP in TCP (RFC 9329) to TCPPort from the start.
 	EncapTCP bool
 	TCPPort  uint16
@@ -69,13 +74,16 @@ type Connection struct {
 	// of each is Local and Remote.
 	LocalRounds, RemoteRounds []Auth
 	// VIPs are the virtual IPs to request (0.0.0.0 and :: for any); Pools the pools a responder
-	// assigns them from.
+	// assigns them from (IKEv2 configuration payload, IKEv1 Mode Config).
 	VIPs  []netip.Addr
 	Pools []string
 	// RedirectTo sends every new client to another gateway (RFC 5685), an address or a name.
 	RedirectTo string
 	Children   []*Child // in order of appearance
 }
+
+// legacy reports whether the connection's proposals may name the legacy algorithms.
+func (c *Connection) legacy() bool { return c.WeakAlgorithms && c.Version == 1 }
 
 // AuthMethod is an authentication method of an authentication round.
 type AuthMethod string
@@ -106,6 +114,9 @@ type Auth struct {
 	EAPID, AAAID Identity
 	EAPIDSet     bool
 	Round        int
+	// XAuth: a second remote round with auth = xauth (IKEv1 only): after phase 1 the client
+	// authenticates with a user name and password (secrets.xauth<suffix>/eap<suffix>).
+	XAuth bool
 }
 
 // Mode is an IPsec mode.
@@ -185,11 +196,12 @@ type Mark struct {
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
 	IKE []*PSK // in order of appearance
-	PPK []*PPK // post-quantum preshared keys, in order of appearance
+	PPK   []*PPK // post-quantum preshared keys, in order of appearance
 	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
 	// pkcs12- sections).
 	Keys []*KeySecret
-	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>).
+	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>): EAP
+	// users and our own EAP password, IKEv1 XAuth users, the L2TP server's PPP users.
 	Users []*UserSecret
 }
 
@@ -258,11 +270,13 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg := &Config{Files: tree.Files}
 	root := tree.Root
 	l.check(root, "")
+	// Pools first: connections name them.
+	cfg.Pools = l.pools(root.Section("pools"))
 	cfg.Connections = l.connections(root.Section("connections"))
 	cfg.Secrets = l.secrets(root.Section("secrets"))
 	cfg.Secrets.Users = l.users(root.Section("secrets"))
-	cfg.Pools = l.pools(root.Section("pools"))
 	l.checkPoolRefs(cfg)
+	cfg.L2TP = l.l2tp(root.Section("l2tp"), cfg.Pools)
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
@@ -280,8 +294,8 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 
 // loader collects errors while building the model, so that all of them are reported at once.
 type loader struct {
-	errs   ErrorList
-	parser *Parser // for cancellation
+	errs      ErrorList
+	parser    *Parser         // for cancellation
 	// kernelOnly are settings only the kernel data plane can apply, checked against
 	// daemon.dataplane once the daemon section is read.
 	kernelOnly []*Setting
@@ -476,15 +490,24 @@ func (l *loader) connection(sec *Section) *Connection {
 		case "2":
 			return 2, nil
 		case "1":
-			return 1, fmt.Errorf("IKEv1 is not supported yet")
+			return 1, nil
 		}
-		return 0, fmt.Errorf("invalid value %q (expected 2 or 0)", s)
+		return 0, fmt.Errorf("invalid value %q (expected 2, 1 or 0)", s)
 	})
+	c.Aggressive = l.boolean(sec, conn, "aggressive")
+	c.WeakAlgorithms = l.boolean(sec, conn, "weak_algorithms")
+	if kv := explicit(sec, "weak_algorithms"); kv != nil && c.WeakAlgorithms && c.Version != 1 {
+		l.valueError(kv, fmt.Errorf("weak algorithms are for IKEv1 connections only; set version = 1"))
+	}
+	parseIKE := proposal.ParseIKE
+	if c.legacy() {
+		parseIKE = proposal.ParseIKELegacy
+	}
 	c.LocalAddrs = parsed(l, sec, conn, "local_addrs", parseAddresses)
 	c.RemoteAddrs = parsed(l, sec, conn, "remote_addrs", parseAddresses)
 	c.LocalPort = l.port(sec, conn, "local_port")
 	c.RemotePort = l.port(sec, conn, "remote_port")
-	c.Proposals = parsed(l, sec, conn, "proposals", proposal.ParseIKE)
+	c.Proposals = parsed(l, sec, conn, "proposals", parseIKE)
 	encap := parsed(l, sec, conn, "encap", func(s string) (string, error) {
 		if s == "tcp" {
 			return s, nil
@@ -554,6 +577,12 @@ func (l *loader) connection(sec *Section) *Connection {
 	if len(c.RemoteRounds) > 0 {
 		c.Remote = c.RemoteRounds[0]
 	}
+	if c.Version == 1 && (c.EncapTCP || c.PPKID != "" || c.PPKRequired) {
+		l.errorAt(sec.File, sec.Line, "%s: encap = tcp and ppk_id are IKEv2 features, not available with version = 1", sec.Path)
+	}
+	if c.Remote.XAuth && c.Version != 1 {
+		l.errorAt(sec.File, sec.Line, "%s: a remote round with auth = xauth needs version = 1 (XAuth is IKEv1)", sec.Path)
+	}
 	c.VIPs = parsed(l, sec, conn, "vips", parseAddrList)
 	c.Pools = parsed(l, sec, conn, "pools", parseNameList)
 	if kv := explicit(sec, "redirect_to"); kv != nil {
@@ -603,7 +632,15 @@ func (l *loader) authRounds(connSec *Section, isLocal bool) []Auth {
 		return nil
 	}
 	var out []Auth
-	for _, sec := range rounds {
+	xauth := false
+	for i, sec := range rounds {
+		if v := sec.Setting("auth"); i > 0 && !isLocal && v != nil && (v.Value == "xauth" || v.Value == "xauth-generic") {
+			// IKEv1's XAuth after phase 1 (checked against the connection's version later): a
+			// flag of the first round, not a round of its own.
+			l.check(sec, pattern)
+			xauth = true
+			continue
+		}
 		out = append(out, l.authRound(sec, pattern, isLocal))
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -612,6 +649,9 @@ func (l *loader) authRounds(connSec *Section, isLocal bool) []Auth {
 		}
 		return out[i].Section < out[j].Section
 	})
+	if xauth && len(out) > 0 {
+		out[0].XAuth = true
+	}
 	for i, a := range out {
 		if i > 0 && a.Method != AuthEAP && !isLocal {
 			// A second round is EAP in practice (RFC 4739 §2: certificate, then EAP); a second
@@ -716,6 +756,9 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 		ch.ESPProposals = parsed(l, sec, child, "esp_proposals", func(s string) ([]proposal.Proposal, error) {
 			if strings.HasPrefix(s, "default ") {
 				s = "default" // the table's default is described in words
+			}
+			if c.legacy() {
+				return proposal.ParseESPLegacy(s)
 			}
 			return proposal.ParseESP(s)
 		})

@@ -136,6 +136,7 @@ daemon {
     metrics_listen = 127.0.0.1:9100
     retransmit_base = 2
     retransmit_limit = 1m
+    fragment_size = 576
     log {
         level = debug
         format = json
@@ -258,7 +259,7 @@ func TestLoadFull(t *testing.T) {
 	d := cfg.Daemon
 	want := Daemon{Dataplane: "userspace", TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
-		RetransmitLimit: time.Minute, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"},
+		RetransmitLimit: time.Minute, FragmentSize: 576, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"},
 		StateDir: "/var/lib/goipsec", ResolvConf: "/etc/resolv.conf", UpdownTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("daemon\n got %+v\nwant %+v", d, want)
@@ -305,7 +306,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("child defaults %+v", ch)
 	}
 	want := Daemon{Dataplane: "userspace", TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
-		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
+		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FragmentSize: 1280, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
 		Log: Log{Level: "info", Format: "text"}, StateDir: "/var/lib/goipsec", ResolvConf: "/etc/resolv.conf", UpdownTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(cfg.Daemon, want) {
 		t.Errorf("daemon defaults\n got %+v\nwant %+v", cfg.Daemon, want)
@@ -351,11 +352,13 @@ func TestLoadErrors(t *testing.T) {
 		{"setting used as section", minimalConn("    proposals { }\n"), `swanctl.conf:6: connections.home.proposals is a setting (proposals = ...), not a section`},
 		{"section used as setting", minimalConn("    children = net\n"), `swanctl.conf:6: connections.home.children is a section (children { ... }), not a setting`},
 		{"secret type not supported", "secrets {\n  ntlm-carol { secret = x }\n}\n", `swanctl.conf:2: secrets.ntlm-carol is not supported by goipsec yet`},
+		{"lns without pool", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = q\n  }\n}\n", `swanctl.conf:6: l2tp.lns.pool: no pool named "q" in the pools section`},
+		{"bad pool", "pools {\n  p { addrs = 10.3.0.9-10.3.0.1 }\n}\n", `swanctl.conf:2: pools.p.addrs: invalid range "10.3.0.9-10.3.0.1" (expected first-last of one family)`},
 		{"unknown secret type", "secrets {\n  ikev2 { secret = x }\n  foo { }\n}\n", `swanctl.conf:3: unknown section "foo" in secrets`},
 
 		// Connection values.
-		{"IKEv1", minimalConn("    version = 1\n"), `swanctl.conf:6: connections.home.version: IKEv1 is not supported yet`},
-		{"bad version", minimalConn("    version = 3\n"), `swanctl.conf:6: connections.home.version: invalid value "3" (expected 2 or 0)`},
+		{"weak without IKEv1", minimalConn("    weak_algorithms = yes\n"), `swanctl.conf:6: connections.home.weak_algorithms: weak algorithms are for IKEv1 connections only; set version = 1`},
+		{"bad version", minimalConn("    version = 3\n"), `swanctl.conf:6: connections.home.version: invalid value "3" (expected 2, 1 or 0)`},
 		{"bad address", minimalConn("    local_addrs = 192.0.2.1, 10.0.0.1-10.0.0.0\n"), `swanctl.conf:6: connections.home.local_addrs: invalid range "10.0.0.1-10.0.0.0" (expected low-high of one address family)`},
 		{"bad host", minimalConn("    local_addrs = not_a host!\n"), `swanctl.conf:6: connections.home.local_addrs: invalid address "not_a host!" (expected an IP address, subnet, range a-b, host name or %any)`},
 		{"empty list item", minimalConn("    local_addrs = 192.0.2.1,\n"), `swanctl.conf:6: connections.home.local_addrs: empty item in list "192.0.2.1,"`},
@@ -371,7 +374,7 @@ func TestLoadErrors(t *testing.T) {
 		{"ah_proposals tfc", minimalConn("    children { net {\n ah_proposals = sha256\n tfc_padding = mtu\n } }\n"),
 			`swanctl.conf:8: connections.home.children.net.tfc_padding: TFC padding needs ESP, but this CHILD SA has only ah_proposals`},
 		{"port too big", minimalConn("    remote_port = 65536\n"), `swanctl.conf:6: connections.home.remote_port: 65536 is out of range (at most 65535)`},
-		{"weak proposal", minimalConn("    proposals = aes128-sha1-modp1024\n"), `swanctl.conf:6: connections.home.proposals: "sha1" is a weak algorithm, not offered`},
+		{"weak proposal", minimalConn("    proposals = aes128-sha1-modp1024\n"), `swanctl.conf:6: connections.home.proposals: "sha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{"proposal typo", minimalConn("    proposals = aes256gcm16-prfsha256-x2519\n"), `swanctl.conf:6: connections.home.proposals: unknown algorithm "x2519"; did you mean "x25519"?`},
 		{"bad duration", minimalConn("    dpd_delay = 4x\n"), `swanctl.conf:6: connections.home.dpd_delay: invalid duration "4x" (expected a number of seconds, or a number with s, m, h or d)`},
 		{"negative duration", minimalConn("    rekey_time = -1h\n"), `swanctl.conf:6: connections.home.rekey_time: invalid duration "-1h" (expected a number of seconds, or a number with s, m, h or d)`},
@@ -466,7 +469,7 @@ func TestLoadErrors(t *testing.T) {
 		{"manual DH", manual("    proposal = aes128gcm16-modp2048\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
 			`swanctl.conf:5: manual.m.proposal: a manual SA has no key exchange; remove "modp2048"`},
 		{"manual weak", manual("    proposal = 3des-md5\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
-			`swanctl.conf:5: manual.m.proposal: "3des" is a weak algorithm, not offered`},
+			`swanctl.conf:5: manual.m.proposal: "3des" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{"manual gcm8", manual("    proposal = aes192gcm8\n    outbound { spi = 256 }\n    inbound { spi = 257 }\n"),
 			`swanctl.conf:5: manual.m.proposal: "aes192gcm8" is not supported by goipsec yet`},
 		{"manual CCM key", manual("    proposal = aes128ccm8\n    outbound { spi = 256\n enc_key = 0x" + strings.Repeat("00", 20) + " }\n    inbound { spi = 257\n enc_key = 0x" + strings.Repeat("00", 19) + " }\n"),
@@ -491,6 +494,7 @@ func TestLoadErrors(t *testing.T) {
 		{"daemon ports equal", "daemon {\n  natt_port = 500\n}\n", `swanctl.conf:2: daemon.natt_port: ike_port and natt_port must differ (both are 500)`},
 		{"daemon tun name", "daemon {\n  tun_name = averyveryverylongname\n}\n", `swanctl.conf:2: daemon.tun_name: invalid interface name "averyveryverylongname" (at most 15 bytes, no '/', ':' or blanks)`},
 		{"daemon mtu", "daemon {\n  mtu = 500\n}\n", `swanctl.conf:2: daemon.mtu: MTU 500 is below 576, the IPv4 minimum`},
+		{"daemon fragment_size", "daemon {\n  fragment_size = 100\n}\n", `swanctl.conf:2: daemon.fragment_size: fragment size 100 is below 256`},
 		{"daemon socket", "daemon {\n  vici_socket = run/x.sock\n}\n", `swanctl.conf:2: daemon.vici_socket: "run/x.sock" is not an absolute path`},
 		{"daemon metrics", "daemon {\n  metrics_listen = 9100\n}\n", `swanctl.conf:2: daemon.metrics_listen: invalid listen address "9100" (expected host:port, e.g. 127.0.0.1:9100)`},
 		{"daemon metrics port", "daemon {\n  metrics_listen = :http\n}\n", `swanctl.conf:2: daemon.metrics_listen: invalid port in listen address ":http"`},
@@ -776,6 +780,53 @@ func TestLogSubsystemLevels(t *testing.T) {
 	}
 }
 
+// TestIKEv1WeakOptIn: version = 1 with weak_algorithms = yes admits 3DES, SHA-1 and MODP1024 in
+// both proposal lists; without the opt-in the same proposals are refused.
+func TestIKEv1WeakOptIn(t *testing.T) {
+	src := minimalConn("    version = 1\n    aggressive = yes\n    weak_algorithms = yes\n    proposals = 3des-sha1-modp1024\n" +
+		"    children { l2tp { esp_proposals = 3des-sha1, aes128-sha1\n mode = transport } }\n")
+	c := mustLoad(t, src).Connections[0]
+	if c.Version != 1 || !c.Aggressive || !c.WeakAlgorithms || c.Proposals[0].String() != "3des-sha1-prfsha1-modp1024" ||
+		c.Children[0].ESPProposals[0].String() != "3des-sha1-noesn" {
+		t.Fatalf("loaded %+v / %v / %v", c, c.Proposals, c.Children[0].ESPProposals)
+	}
+	if _, err := load(strings.Replace(src, "weak_algorithms = yes", "weak_algorithms = no", 1)); err == nil ||
+		!strings.Contains(err.Error(), `"3des" is a weak algorithm`) {
+		t.Fatalf("without the opt-in: %v", err)
+	}
+}
+
+func TestL2TPSection(t *testing.T) {
+	cfg := mustLoad(t, `pools {
+  clients { addrs = 10.3.0.0/24
+            dns = 10.3.0.53, 10.3.0.54 }
+}
+l2tp {
+  lns { pool = clients
+        auth = pap, chap }
+  lac-office { remote = 192.0.2.2
+               user = bob }
+}
+secrets {
+  eap-bob { id = bob
+            secret = pw }
+}
+`)
+	p := cfg.Pools[0]
+	if p.Start.String() != "10.3.0.1" || p.End.String() != "10.3.0.254" || len(p.DNS) != 2 {
+		t.Fatalf("pool %+v", p)
+	}
+	if l := cfg.L2TP.LNS; l.Pool != "clients" || len(l.Auth) != 2 || l.Auth[0] != "pap" || l.MRU != 1360 || l.Port != 1701 {
+		t.Fatalf("lns %+v", l)
+	}
+	if c := cfg.L2TP.LACs[0]; c.Remote.String() != "192.0.2.2:1701" || c.User != "bob" || !c.Auto {
+		t.Fatalf("lac %+v", c)
+	}
+	if u := cfg.Secrets.Users[0]; u.IDs[0] != "bob" || string(u.Secret) != "pw" {
+		t.Fatalf("user %+v", u)
+	}
+}
+
 // The XFRM-only child keys: read with the kernel data plane, refused (naming the key) with the
 // userspace one, %unique refused as not supported.
 func TestKernelPolicyKeys(t *testing.T) {
@@ -824,6 +875,24 @@ func TestMSSClamp(t *testing.T) {
 		" outbound { spi = 0x1001\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n inbound { spi = 0x1002\n enc_key = 0x"+strings.Repeat("00", 36)+" }\n }\n}\n")
 	if got := m.Manual[0].MSSClamp; got != (MSSClamp{Bytes: 1200}) {
 		t.Errorf("manual SA: %+v", got)
+	}
+}
+
+func TestXAuthAndPools(t *testing.T) {
+	src := "pools {\n  vpn { addrs = 10.5.0.0/24 }\n}\n" + strings.Replace(minimalConn("    version = 1\n    pools = vpn\n"),
+		"    remote { auth = psk }\n", "    remote { auth = psk }\n    remote-xauth { auth = xauth }\n", 1)
+	c := mustLoad(t, src).Connections[0]
+	if !c.Remote.XAuth || len(c.Pools) != 1 || c.Pools[0] != "vpn" {
+		t.Fatalf("connection %+v", c)
+	}
+	if _, err := load(strings.Replace(src, "version = 1", "version = 2", 1)); err == nil || !strings.Contains(err.Error(), "xauth needs version = 1") {
+		t.Fatalf("XAuth with IKEv2: %v", err)
+	}
+	if _, err := load(strings.Replace(src, "pools = vpn", "pools = vpn\n    encap = tcp", 1)); err == nil || !strings.Contains(err.Error(), "not available with version = 1") {
+		t.Fatalf("IKEv1 in TCP: %v", err)
+	}
+	if _, err := load(strings.Replace(src, "pools = vpn", "pools = nope", 1)); err == nil || !strings.Contains(err.Error(), `no pool named "nope"`) {
+		t.Fatalf("unknown pool: %v", err)
 	}
 }
 

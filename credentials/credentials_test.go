@@ -3,7 +3,9 @@ package credentials
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
@@ -116,9 +118,21 @@ func TestVerifyChainThroughIntermediate(t *testing.T) {
 	if _, err := s2.VerifyPeer(context.Background(), fqdn("moon.example.org"), [][]byte{p.leaf.Raw, p.inter.Raw}, Policy{}); err != nil {
 		t.Fatal(err)
 	}
-	s2.FlushCerts(int(CA))
+	s2.Clear()
 	if _, err := s2.VerifyPeer(context.Background(), fqdn("moon.example.org"), [][]byte{p.leaf.Raw, p.inter.Raw}, Policy{}); reasonOf(err) != ReasonNoTrustedPath {
 		t.Fatalf("after removing the CA: %v", err)
+	}
+	// flush-certs type X509 empties the chain cache; a CRL or OCSP flush leaves it.
+	if len(s.chains.entries) == 0 {
+		t.Fatal("no chain cached")
+	}
+	s.FlushCaches(CachedCRLs | CachedOCSP)
+	if len(s.chains.entries) == 0 {
+		t.Fatal("a CRL and OCSP flush emptied the chain cache")
+	}
+	s.FlushCaches(CachedChains)
+	if len(s.chains.entries) != 0 {
+		t.Fatalf("%d chains cached after FlushCaches(CachedChains)", len(s.chains.entries))
 	}
 	// Our ChainFor sends the intermediate after the leaf, not the root.
 	if ch := s.ChainFor(p.leaf); len(ch) != 1 || !ch[0].Equal(p.inter) {
@@ -177,7 +191,6 @@ func TestVerifyRefusals(t *testing.T) {
 	if _, err := s.VerifyPeer(ctx, fqdn("moon.example.org"), [][]byte{withPolicy.leaf.Raw, withPolicy.inter.Raw}, Policy{CertPolicies: []asn1.ObjectIdentifier{oid}}); err != nil {
 		t.Errorf("cert_policy present: %v", err)
 	}
-	// An end-entity certificate whose EKU is only codeSigning is not for IKE.
 	// Pinned certificates: trusted as they are, others refused.
 	selfKey, _ := pki.GenerateKey(pki.ECDSA256, nil)
 	self, err := pki.Issue(pki.Request{SANs: []string{"sun.example.org"}}, selfKey.Public(), nil, selfKey, t0)
@@ -198,6 +211,102 @@ func TestVerifyRefusals(t *testing.T) {
 	}
 	if _, err := s.VerifyPeer(ctx, fqdn("x"), [][]byte{{1, 2, 3}}, Policy{}); reasonOf(err) != ReasonMalformed {
 		t.Errorf("garbage: %v", err)
+	}
+}
+
+// issueFrom signs a certificate made from tmpl (for what pki.Request cannot express: other
+// extended key usages, key usages, path lengths) with parent's key.
+func issueFrom(t *testing.T, tmpl, parent *x509.Certificate, parentKey crypto.Signer, pub crypto.PublicKey) *x509.Certificate {
+	t.Helper()
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	tmpl.NotBefore, tmpl.NotAfter = t0, t0.Add(30*24*time.Hour)
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestVerifyUsageAndPathLength: key usage, extended key usage, basic constraints and path
+// length, each refused (or accepted) as strongSwan 5.9.8 does, with a one-line cause naming the
+// certificate and the rule.
+func TestVerifyUsageAndPathLength(t *testing.T) {
+	p := newPKI(t, pki.Request{})
+	ctx := context.Background()
+	s := storeWithRoot(p, t0.Add(time.Hour))
+	id := fqdn("moon.example.org")
+	leafKey, _ := pki.GenerateKey(pki.ECDSA256, nil)
+	leafTmpl := func(ku x509.KeyUsage, eku []x509.ExtKeyUsage) *x509.Certificate {
+		return &x509.Certificate{Subject: pkix.Name{CommonName: "moon.example.org"}, DNSNames: []string{"moon.example.org"}, KeyUsage: ku, ExtKeyUsage: eku}
+	}
+	verify := func(leaf *x509.Certificate, chain ...*x509.Certificate) error {
+		certs := [][]byte{leaf.Raw}
+		for _, c := range chain {
+			certs = append(certs, c.Raw)
+		}
+		_, err := s.VerifyPeer(ctx, id, certs, Policy{})
+		return err
+	}
+
+	// Extended key usage is not checked (strongSwan 5.9.8 ignores it for IKE): codeSigning or
+	// OCSPSigning alone, or none, is accepted like serverAuth.
+	for _, eku := range [][]x509.ExtKeyUsage{{x509.ExtKeyUsageCodeSigning}, {x509.ExtKeyUsageOCSPSigning}, nil, {x509.ExtKeyUsageServerAuth}} {
+		leaf := issueFrom(t, leafTmpl(x509.KeyUsageDigitalSignature, eku), p.inter, p.interKey, leafKey.Public())
+		if err := verify(leaf, p.inter); err != nil {
+			t.Errorf("EKU %v: %v", eku, err)
+		}
+	}
+	// Key usage: digitalSignature or nonRepudiation (RFC 4945 5.1.3.2), or no extension at all.
+	for _, ku := range []x509.KeyUsage{x509.KeyUsageContentCommitment, x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, 0} {
+		if err := verify(issueFrom(t, leafTmpl(ku, nil), p.inter, p.interKey, leafKey.Public()), p.inter); err != nil {
+			t.Errorf("key usage %s: %v", keyUsageText(ku), err)
+		}
+	}
+	err := verify(issueFrom(t, leafTmpl(x509.KeyUsageKeyEncipherment|x509.KeyUsageDataEncipherment, nil), p.inter, p.interKey, leafKey.Public()), p.inter)
+	if want := `certificate "CN=moon.example.org" of peer moon.example.org may not sign: its key usage (keyEncipherment, dataEncipherment) has neither digitalSignature nor nonRepudiation (RFC 4945 5.1.3.2)`; reasonOf(err) != ReasonPolicy || err.Error() != want {
+		t.Errorf("key usage without digitalSignature: %v\nwant %s", err, want)
+	}
+
+	// pathLenConstraint: the test PKI's intermediate allows no CA below it; one more CA
+	// under it breaks the rule, named with the CA that sets it.
+	subKey, _ := pki.GenerateKey(pki.ECDSA256, nil)
+	sub := issueFrom(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Sub CA"}, IsCA: true, BasicConstraintsValid: true, MaxPathLen: -1, KeyUsage: x509.KeyUsageCertSign},
+		p.inter, p.interKey, subKey.Public())
+	underSub := issueFrom(t, leafTmpl(x509.KeyUsageDigitalSignature, nil), sub, subKey, leafKey.Public())
+	err = verify(underSub, sub, p.inter)
+	if want := `CA certificate "C=CH, O=goipsec, CN=Intermediate CA" allows 0 intermediate CA certificates below it (pathLenConstraint), but the chain of certificate "CN=moon.example.org" of peer moon.example.org has 1`; reasonOf(err) != ReasonPolicy || err.Error() != want {
+		t.Errorf("path length: %v\nwant %s", err, want)
+	}
+	// The root with pathlen 1 allows the intermediate and no second one.
+	rootKey, _ := pki.GenerateKey(pki.ECDSA256, nil)
+	root1 := issueFrom(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Root 1"}, IsCA: true, BasicConstraintsValid: true, MaxPathLen: 1, KeyUsage: x509.KeyUsageCertSign}, nil, rootKey, rootKey.Public())
+	aKey, _ := pki.GenerateKey(pki.ECDSA256, nil)
+	a := issueFrom(t, &x509.Certificate{Subject: pkix.Name{CommonName: "A"}, IsCA: true, BasicConstraintsValid: true, MaxPathLen: -1, KeyUsage: x509.KeyUsageCertSign}, root1, rootKey, aKey.Public())
+	bKey, _ := pki.GenerateKey(pki.ECDSA256, nil)
+	b := issueFrom(t, &x509.Certificate{Subject: pkix.Name{CommonName: "B"}, IsCA: true, BasicConstraintsValid: true, MaxPathLen: -1, KeyUsage: x509.KeyUsageCertSign}, a, aKey, bKey.Public())
+	s.AddCert(root1, CA, "test")
+	if err := verify(issueFrom(t, leafTmpl(x509.KeyUsageDigitalSignature, nil), a, aKey, leafKey.Public()), a); err != nil {
+		t.Errorf("one intermediate under pathlen 1: %v", err)
+	}
+	err = verify(issueFrom(t, leafTmpl(x509.KeyUsageDigitalSignature, nil), b, bKey, leafKey.Public()), b, a)
+	if reasonOf(err) != ReasonPolicy || !strings.Contains(err.Error(), `CA certificate "CN=Root 1" allows 1 intermediate CA certificates below it (pathLenConstraint)`) || !strings.HasSuffix(err.Error(), " has 2") {
+		t.Errorf("two intermediates under pathlen 1: %v", err)
+	}
+
+	// basicConstraints: a certificate that is not a CA cannot issue one.
+	eeKey, _ := pki.GenerateKey(pki.ECDSA256, nil)
+	ee := issueFrom(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Not a CA"}, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}, p.inter, p.interKey, eeKey.Public())
+	underEE := issueFrom(t, leafTmpl(x509.KeyUsageDigitalSignature, nil), ee, eeKey, leafKey.Public())
+	err = verify(underEE, ee, p.inter)
+	if reasonOf(err) != ReasonPolicy || !strings.Contains(err.Error(), `certificate "CN=Not a CA", which issued "CN=moon.example.org" in the chain of "CN=moon.example.org" of peer moon.example.org, is not a CA (basicConstraints without cA)`) {
+		t.Errorf("issuer not a CA: %v", err)
 	}
 }
 

@@ -25,6 +25,15 @@ var (
 // pkcs12; file the path as configured, relative to the folder or absolute), or nil.
 type Passphrases func(folder, file string) []byte
 
+// FileError is a credential file that could not be loaded: "path: why".
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
 // Loaded counts what LoadDir read.
 type Loaded struct {
 	Certs, Keys, PublicKeys, CRLs int
@@ -39,7 +48,7 @@ func (s *Store) LoadDir(dir string, pass Passphrases) (Loaded, []error) {
 		for _, rel := range listFiles(filepath.Join(dir, folder)) {
 			path := filepath.Join(dir, folder, rel)
 			if err := f(path, rel); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", path, err))
+				errs = append(errs, &FileError{Path: path, Err: err})
 			}
 		}
 	}
@@ -81,7 +90,7 @@ func (s *Store) LoadDir(dir string, pass Passphrases) (Loaded, []error) {
 			}
 			k, err := ParsePrivateKey(data, pw)
 			if errors.Is(err, ErrPassphrase) {
-				return fmt.Errorf("private key is encrypted and secrets has no matching %s-<name> { file = %s  secret = ... } (or the passphrase is wrong)", folder, rel)
+				return passphraseError(folder, rel)
 			}
 			if err != nil {
 				return err
@@ -104,7 +113,7 @@ func (s *Store) LoadDir(dir string, pass Passphrases) (Loaded, []error) {
 		}
 		k, c, cas, err := ParsePKCS12(data, pw)
 		if errors.Is(err, ErrPassphrase) {
-			return fmt.Errorf("PKCS#12 container is encrypted and secrets has no matching pkcs12-<name> { file = %s  secret = ... } (or the passphrase is wrong)", rel)
+			return passphraseError("pkcs12", rel)
 		}
 		if err != nil {
 			return err
@@ -140,6 +149,44 @@ func (s *Store) LoadDir(dir string, pass Passphrases) (Loaded, []error) {
 		return nil
 	})
 	return n, errs
+}
+
+// passphraseError says which secrets section an encrypted key file needs.
+func passphraseError(folder, rel string) error {
+	what := "private key"
+	if folder == "pkcs12" {
+		what = "PKCS#12 container"
+	}
+	return fmt.Errorf("%s is encrypted and secrets has no matching %s-<name> { file = %s  secret = ... } (or the passphrase is wrong)", what, folder, rel)
+}
+
+// CheckFile reads one credential file as the swanctl folder it is named for holds them — x509,
+// x509ca, x509aa, x509ocsp: certificates; x509crl: a CRL; private, rsa, ecdsa, pkcs8: a private
+// key; pkcs12: a container; pubkey: a public key — and returns what is wrong with it, if
+// anything. name is the file as configured (for the passphrase hint).
+func CheckFile(folder, path, name string, passphrase []byte) error {
+	data, err := readFile(path)
+	if err != nil {
+		return err
+	}
+	switch folder {
+	case "x509", "x509ca", "x509aa", "x509ocsp":
+		_, err = ParseCertificates(data)
+	case "x509crl":
+		_, err = ParseCRL(data)
+	case "pubkey":
+		_, _, err = ParsePublicKey(data)
+	case "pkcs12":
+		_, _, _, err = ParsePKCS12(data, passphrase)
+	case "private", "rsa", "ecdsa", "pkcs8":
+		_, err = ParsePrivateKey(data, passphrase)
+	default:
+		return fmt.Errorf("unknown credential folder %q", folder)
+	}
+	if errors.Is(err, ErrPassphrase) {
+		return passphraseError(folder, name)
+	}
+	return err
 }
 
 // LoadCertFile reads a PEM or DER certificate file.

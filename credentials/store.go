@@ -258,25 +258,54 @@ func (s *Store) Authority(name string) *Authority {
 	return s.authorities[name]
 }
 
-// FlushCaches drops the fetched CRLs and OCSP responses.
-func (s *Store) FlushCaches() {
-	s.crlCache.flush()
-	s.ocspCache.flush()
+// Caches selects what FlushCaches empties.
+type Caches uint8
+
+// The store's caches.
+const (
+	CachedCRLs   Caches = 1 << iota // CRLs fetched from distribution points and authorities' crl_uris
+	CachedOCSP                      // OCSP responses
+	CachedChains                    // verified certificate chains
+	AllCaches    = CachedCRLs | CachedOCSP | CachedChains
+)
+
+// FlushCaches empties the caches c selects; the next verification fetches and verifies again.
+func (s *Store) FlushCaches(c Caches) {
+	if c&CachedCRLs != 0 {
+		s.crlCache.flush()
+	}
+	if c&CachedOCSP != 0 {
+		s.ocspCache.flush()
+	}
+	if c&CachedChains != 0 {
+		s.chains.mu.Lock()
+		s.chains.entries = map[[32]byte]chainEntry{}
+		s.chains.mu.Unlock()
+	}
 }
 
-// FlushCerts removes the certificates of one role (all with kind < 0) and the cached CRLs and
-// OCSP responses.
-func (s *Store) FlushCerts(kind int) {
+// Clear removes the loaded credentials — certificates, private keys, raw public keys and CRLs —
+// and empties the caches, as strongSwan's clear-creds does (vici_cred.c). Authorities stay, with
+// their CA certificates (strongSwan keeps those in the authority, not in the cleared set).
+func (s *Store) Clear() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.gen++
-	for fp, c := range s.certs {
-		if kind < 0 || CertKind(kind) == c.Kind {
+	keep := map[string]bool{}
+	for _, a := range s.authorities {
+		if a.CA != nil {
+			keep[(&Cert{X509: a.CA}).Fingerprint()] = true
+		}
+	}
+	for fp := range s.certs {
+		if !keep[fp] {
 			delete(s.certs, fp)
 		}
 	}
-	s.crlCache.flush()
-	s.ocspCache.flush()
+	s.keys = map[string]*Key{}
+	s.pubkeys = map[string]*PublicKey{}
+	s.crls = nil
+	s.gen++
+	s.mu.Unlock()
+	s.FlushCaches(AllCaches)
 }
 
 // Certs lists the stored certificates, CAs last, each group by subject.

@@ -77,13 +77,6 @@ type Verified struct {
 	Chain []*x509.Certificate
 }
 
-// Extended key usages that make a certificate usable for IKE: serverAuth and clientAuth (what
-// Windows and macOS want), id-kp-ipsecIKE (RFC 4945 §5.1.3.12) and anyExtendedKeyUsage.
-var ikeEKUs = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageAny, x509.ExtKeyUsageIPSECEndSystem, x509.ExtKeyUsageIPSECUser}
-
-// OIDIPsecIKE is id-kp-ipsecIKE (RFC 4945 §5.1.3.12).
-var OIDIPsecIKE = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 17}
-
 // VerifyPeer decides which of the peer's certificates is its own (the first CERT payload, or a
 // stored or pinned certificate holding id), checks that it holds id, builds and verifies its
 // chain to a trusted CA (validity, basic constraints, path length, name constraints, key usage),
@@ -130,15 +123,20 @@ func (s *Store) VerifyPeer(ctx context.Context, id Identity, presented [][]byte,
 	if now.Before(leaf.NotBefore) {
 		return nil, errorf(ReasonNotYetValid, "certificate %s of peer %s is not valid before %s", Describe(leaf), id, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
+	// RFC 4945 §5.1.3.2: a key usage extension must allow digitalSignature or nonRepudiation
+	// for the key to sign IKE AUTH; strongSwan 5.9.8 refuses the peer's certificate otherwise
+	// (pubkey_authenticator.c, is_compliant_cert; only the end entity, CAs are judged by
+	// basicConstraints).
+	//
+	// Extended key usages are not checked, as in strongSwan 5.9.8: its x509 plugin reads
+	// serverAuth, clientAuth, iKEIntermediate and OCSPSigning into flags that only its printer,
+	// PKCS#10 and OCSP responder checks use, so charon accepts a peer whose certificate says
+	// codeSigning only. RFC 4945 §5.1.3.12 leaves EKU support optional (and CAs SHOULD NOT put an
+	// EKU in IKE certificates); refusing what charon accepts would break deployments that move
+	// from strongSwan (Windows wants serverAuth on gateways, so CAs issue them anyway).
 	if leaf.KeyUsage != 0 && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
-		return nil, errorf(ReasonPolicy, "certificate %s of peer %s may not sign (key usage without digitalSignature)", Describe(leaf), id)
-	}
-	if len(leaf.ExtKeyUsage) > 0 || len(leaf.UnknownExtKeyUsage) > 0 {
-		ok := slices.ContainsFunc(leaf.ExtKeyUsage, func(u x509.ExtKeyUsage) bool { return slices.Contains(ikeEKUs, u) }) ||
-			slices.ContainsFunc(leaf.UnknownExtKeyUsage, func(o asn1.ObjectIdentifier) bool { return o.Equal(OIDIPsecIKE) })
-		if !ok {
-			return nil, errorf(ReasonPolicy, "certificate %s of peer %s has extended key usages that do not include serverAuth, clientAuth or ipsecIKE", Describe(leaf), id)
-		}
+		return nil, errorf(ReasonPolicy, "certificate %s of peer %s may not sign: its key usage (%s) has neither digitalSignature nor nonRepudiation (RFC 4945 5.1.3.2)",
+			Describe(leaf), id, keyUsageText(leaf.KeyUsage))
 	}
 	for _, oid := range p.CertPolicies {
 		if !slices.ContainsFunc(leaf.PolicyIdentifiers, oid.Equal) {
@@ -243,11 +241,85 @@ func (s *Store) explainChainError(leaf *x509.Certificate, id Identity, sent, cas
 	var ci x509.CertificateInvalidError
 	switch {
 	case errors.As(err, &ua):
+		// crypto/x509 reports an issuer that is no CA as an unknown authority (its signature
+		// check refuses the parent before the chain's constraints are looked at).
+		pool := append(append([]*x509.Certificate{}, sent...), cas...)
+		if issuer, child := nonCAIssuer(leaf, pool); issuer != nil {
+			return errorf(ReasonPolicy, "certificate %s, which issued %s in the chain of %s of peer %s, is not a CA (basicConstraints without cA)", Describe(issuer), Describe(child), Describe(leaf), id)
+		}
 		return errorf(ReasonNoTrustedPath, "no path to a trusted CA for certificate %s of peer %s, issued by %q; trusted CAs: %s", Describe(leaf), id, dn.String(leaf.RawIssuer), describeAll(cas))
 	case errors.As(err, &ci):
-		return errorf(ReasonPolicy, "certificate chain of peer %s (%s) is invalid: %v", id, Describe(leaf), ci)
+		return explainInvalid(leaf, id, append(append([]*x509.Certificate{}, sent...), cas...), ci)
 	}
 	return errorf(ReasonNoTrustedPath, "certificate %s of peer %s does not verify: %v", Describe(leaf), id, err)
+}
+
+// explainInvalid names the CA certificate whose constraint the chain breaks and the rule (the
+// checks strongSwan's constraints plugin makes too: basicConstraints, pathLenConstraint, name
+// constraints). pool holds the certificates the chain can be made of.
+func explainInvalid(leaf *x509.Certificate, id Identity, pool []*x509.Certificate, ci x509.CertificateInvalidError) error {
+	c := ci.Cert
+	switch ci.Reason {
+	case x509.TooManyIntermediates:
+		// crypto/x509 counts every CA certificate between the leaf and c, as strongSwan's
+		// check_pathlen does (RFC 5280 4.2.1.9 would leave self-issued ones out).
+		below := "more"
+		if n, ok := casBetween(leaf, c, pool); ok {
+			below = fmt.Sprint(n)
+		}
+		return errorf(ReasonPolicy, "CA certificate %s allows %d intermediate CA certificates below it (pathLenConstraint), but the chain of certificate %s of peer %s has %s",
+			Describe(c), c.MaxPathLen, Describe(leaf), id, below)
+	case x509.CANotAuthorizedForThisName, x509.CANotAuthorizedForExtKeyUsage:
+		return errorf(ReasonPolicy, "CA certificate %s in the chain of certificate %s of peer %s does not allow it: %s", Describe(c), Describe(leaf), id, ci.Detail)
+	}
+	return errorf(ReasonPolicy, "certificate chain of peer %s (%s) is invalid at %s: %v", id, Describe(leaf), Describe(c), ci)
+}
+
+// nonCAIssuer follows the issuers of leaf through pool (by name and signature, whatever their
+// basic constraints) and returns the first issuer that is not a CA, and the certificate it signed.
+func nonCAIssuer(leaf *x509.Certificate, pool []*x509.Certificate) (issuer, child *x509.Certificate) {
+	cur := leaf
+	for range len(pool) + 1 {
+		i := slices.IndexFunc(pool, func(p *x509.Certificate) bool {
+			return !p.Equal(cur) && dn.Equal(p.RawSubject, cur.RawIssuer) && p.CheckSignature(cur.SignatureAlgorithm, cur.RawTBSCertificate, cur.Signature) == nil
+		})
+		if i < 0 {
+			return nil, nil
+		}
+		if !pool[i].BasicConstraintsValid || !pool[i].IsCA {
+			return pool[i], cur
+		}
+		cur = pool[i]
+	}
+	return nil, nil
+}
+
+// casBetween counts the CA certificates between leaf and ca by following issuers through pool.
+func casBetween(leaf, ca *x509.Certificate, pool []*x509.Certificate) (int, bool) {
+	cur := leaf
+	for n := 0; n <= len(pool); n++ {
+		if isIssuerOf(ca, cur) {
+			return n, true
+		}
+		i := slices.IndexFunc(pool, func(p *x509.Certificate) bool { return !p.Equal(cur) && isIssuerOf(p, cur) })
+		if i < 0 {
+			return 0, false
+		}
+		cur = pool[i]
+	}
+	return 0, false
+}
+
+// keyUsageText names the bits of a key usage extension as RFC 5280 does.
+func keyUsageText(u x509.KeyUsage) string {
+	names := []string{"digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"}
+	var out []string
+	for i, n := range names {
+		if u&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func isIssuerOf(ca, c *x509.Certificate) bool {

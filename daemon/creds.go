@@ -60,7 +60,7 @@ func (d *Daemon) loadCredentials(cfg *config.Config) []error {
 		cs.dir = filepath.Dir(cfg.Files[0])
 	}
 	if cs.dir != "" {
-		n, lerrs := cs.store.LoadDir(cs.dir, passphrases(cfg))
+		n, lerrs := cs.store.LoadDir(cs.dir, cfg.Secrets.Passphrase)
 		for _, e := range lerrs {
 			d.log.Warn("credential not loaded", "why", e.Error())
 		}
@@ -78,18 +78,6 @@ func (d *Daemon) loadCredentials(cfg *config.Config) []error {
 		cs.store.AddAuthority(&credentials.Authority{Name: a.Name, CA: ca, CRLURIs: a.CRLURIs, OCSPURIs: a.OCSPURIs, CertURIBase: a.CertURIBase, Source: a.File})
 	}
 	return errs
-}
-
-// passphrases answers the store's passphrase questions from the secrets section.
-func passphrases(cfg *config.Config) credentials.Passphrases {
-	return func(folder, file string) []byte {
-		for _, ks := range cfg.Secrets.Keys {
-			if ks.Type == folder && (filepath.Clean(ks.Path) == filepath.Clean(file) || filepath.Base(ks.Path) == file) {
-				return ks.Secret
-			}
-		}
-		return nil
-	}
 }
 
 // path resolves a configured credential file: absolute, or relative to its folder.

@@ -23,6 +23,7 @@ import (
 	"github.com/goipsec/goipsec/daemon/control"
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/ike/engine"
+	v1engine "github.com/goipsec/goipsec/ikev1/engine"
 	"github.com/goipsec/goipsec/internal/logging"
 	"github.com/goipsec/goipsec/ts"
 )
@@ -71,6 +72,9 @@ type Daemon struct {
 	ikePort  uint16
 	fwmark   uint32
 	ike      *engine.Engine
+	ikev1    *v1engine.Engine
+	l2tpMu   sync.Mutex
+	l2tp     *l2tpService
 	sockets  *ikeSockets
 	ikeQueue chan ikeMessage
 	stop     chan struct{} // closed by Close: the IKE workers end
@@ -148,7 +152,7 @@ func New(opts Options) (*Daemon, error) {
 	if opts.TCP != nil {
 		transport = &tcpTransport{ikeSockets: socks, tcp: opts.TCP}
 	}
-	d.ike = engine.New(engine.Config{
+	ec := engine.Config{
 		Transport: transport, Clock: opts.Clock, Logger: ikeLog, NATTPort: opts.NATT.NATTPort(),
 		NetLogger: opts.Logs.Logger("net"), EncLogger: opts.Logs.Logger("enc"),
 		Configs: d.candidates, AllocSPI: d.AllocSPI, KeyLog: d.keylog != nil,
@@ -158,14 +162,16 @@ func New(opts Options) (*Daemon, error) {
 			}
 		},
 		RetransmitTimeout: dc.RetransmitTimeout, RetransmitBase: dc.RetransmitBase,
-		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit,
+		RetransmitTries: dc.RetransmitTries, RetransmitLimit: dc.RetransmitLimit, MaxDatagram: dc.FragmentSize,
 		Events: engine.Events{
 			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildActivate: d.onChildActivate,
 			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
 			Handshake: opts.OnHandshake, VirtualIPs: d.onVirtualIPs, IKERekeyed: d.onIKERekeyed,
 			Redirected: d.onRedirected,
 		},
-	})
+	}
+	d.ike = engine.New(ec)
+	d.newIKEv1(ec)
 	// IKE messages are handled by a few workers, so that new IKE SAs (whose key exchange runs
 	// outside the engine's lock) use every CPU, and so that the data plane's receive goroutine
 	// only hands NAT-T messages over instead of computing them.
@@ -217,7 +223,7 @@ func (d *Daemon) ikeWorker() {
 				d.ike.ReceiveTCP(m.b, m.local, m.remote)
 				continue
 			}
-			d.ike.Receive(m.b, m.local, m.remote)
+			d.receiveIKE(m.b, m.local, m.remote)
 		case <-d.stop:
 			return
 		}
@@ -276,8 +282,12 @@ func (d *Daemon) Apply(cfg *config.Config) error {
 	d.cfg = cfg
 	d.ppks.Store(newPPKTable(cfg.Secrets.PPK))
 	d.mu.Unlock()
+	if d.ike != nil {
+		errs = append(errs, d.applyL2TP(cfg))
+	}
 	for _, name := range terminate {
 		d.ike.Terminate(name)
+		d.ikev1.Terminate(name)
 	}
 	for _, name := range start {
 		if err := d.Initiate(name, ""); err != nil {
@@ -298,8 +308,15 @@ func (d *Daemon) Close() error {
 			d.logCancel()
 		}
 	}
+	d.l2tpMu.Lock()
+	if d.l2tp != nil {
+		d.l2tp.close("shutdown")
+		d.l2tp = nil
+	}
+	d.l2tpMu.Unlock()
 	if d.ike != nil {
 		d.ike.Close()
+		d.ikev1.Close()
 	}
 	if d.updown != nil {
 		d.updown.runner.Wait() // the "down" calls of the Child SAs just closed

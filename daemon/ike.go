@@ -19,6 +19,7 @@ import (
 	"github.com/goipsec/goipsec/esp"
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/ikev1"
 	"github.com/goipsec/goipsec/proposal"
 	"github.com/goipsec/goipsec/ts"
 )
@@ -27,6 +28,7 @@ import (
 type connection struct {
 	cfg      *config.Connection
 	peer     *ike.PeerConfig
+	v1       *ikev1.Config // nil unless the connection speaks IKEv1 (version 1 or 0)
 	children map[string]*childConf
 	// traps are the policies of start_action = trap children, by child name, and their keys.
 	traps    map[string]dataplane.PolicyID
@@ -54,6 +56,8 @@ type peerSnapshot struct {
 	pskAny   []*config.PSK
 	// secrets has the EAP users (secrets.eap, secrets.xauth).
 	secrets *config.Secrets
+	// users are the XAuth users by name (secrets.xauth<suffix>, eap<suffix>).
+	users map[string][]byte
 }
 
 func idIndexKey(id ike.Identity) string { return string(rune(id.Type)) + string(id.Data) }
@@ -194,6 +198,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		conn.children[ch.Name] = &childConf{cfg: ch, ike: cc}
 	}
 	conn.peer = peer
+	d.buildV1(conn)
 	return conn
 }
 
@@ -287,7 +292,7 @@ func (d *Daemon) candidates(local, remote netip.Addr) []*ike.PeerConfig {
 	sort.SliceStable(list, func(i, j int) bool { return list[i].order < list[j].order })
 	var out []*ike.PeerConfig
 	for _, c := range list {
-		if addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
+		if c.cfg.Version != 1 && addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
 			out = append(out, c.peer)
 		}
 	}
@@ -365,6 +370,19 @@ func (d *Daemon) Initiate(name, child string) error {
 	if child != "" && len(children) == 0 {
 		return fmt.Errorf("connection %s has no child named %q", name, child)
 	}
+	if ikeVersion(conn.cfg) == 1 {
+		if d.ikev1.Connecting(name) {
+			for _, c := range children {
+				d.ikev1.CreateChild(name, c)
+			}
+			return nil
+		}
+		local, remote, err := d.endpoints(conn.cfg)
+		if err != nil {
+			return err
+		}
+		return d.ikev1.Initiate(conn.v1, children, local, remote)
+	}
 	// An IKE SA that is up (or on its way) takes the children; the engine skips those it has.
 	if d.ike.Connecting(name) {
 		for _, c := range children {
@@ -387,7 +405,7 @@ func (d *Daemon) Terminate(name string) (int, error) {
 	if d.ike == nil {
 		return 0, fmt.Errorf("IKE is not running")
 	}
-	n := d.ike.Terminate(name)
+	n := d.ike.Terminate(name) + d.ikev1.Terminate(name)
 	if n == 0 {
 		return 0, fmt.Errorf("no IKE SA of connection %q is up", name)
 	}
@@ -538,6 +556,12 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	d.mu.Unlock()
 	d.updownChildUp(c, chCfg, pk) // updown.go
 	d.acctChildUp(c, inKey, outKey)
+	if c.Mode == ike.Transport {
+		// An initiator installs before its last Quick Mode message leaves: give the responder a
+		// round trip to install its side before L2TP resends what the trap held back.
+		remote := c.IKE.Remote.Addr()
+		time.AfterFunc(l2tpKickDelay, func() { d.kickL2TP(remote) })
+	}
 	return nil
 }
 
@@ -657,6 +681,9 @@ func (d *Daemon) onChildDown(x ike.ChildDown) {
 		d.releaseSPI(spi)
 	})
 }
+
+// l2tpKickDelay is how long after a transport-mode Child SA comes up L2TP clients resend.
+const l2tpKickDelay = 100 * time.Millisecond
 
 // inboundGrace is how long a rekeyed Child SA's inbound SA keeps accepting packets in flight.
 const inboundGrace = 2 * time.Second
@@ -853,6 +880,7 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 	}
 	snap := newPeerSnapshot(list, cfg.Secrets.IKE)
 	snap.secrets = &cfg.Secrets
+	snap.users = userIndex(cfg.Secrets.Users)
 	d.peers.Store(snap)
 	return start, terminate, errs
 }
@@ -921,9 +949,13 @@ func (d *Daemon) OnExpire(x dataplane.Expire) {
 	}
 	if x.Hard {
 		d.log.Info("Child SA reached a hard limit: deleting it", "sa", x.SA.String(), "why", x.Why)
-		d.ike.DeleteChildAs(spiIn, ike.ReasonLifetime)
+		if !d.ikev1.DeleteChildAs(spiIn, ike.ReasonLifetime) {
+			d.ike.DeleteChildAs(spiIn, ike.ReasonLifetime)
+		}
 	} else {
 		d.log.Info("Child SA reached a soft limit: rekeying it", "sa", x.SA.String(), "why", x.Why)
-		d.ike.RekeyChild(spiIn)
+		if !d.ikev1.RekeyChild(spiIn) {
+			d.ike.RekeyChild(spiIn)
+		}
 	}
 }

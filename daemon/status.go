@@ -87,7 +87,7 @@ func (d *Daemon) Status() Status {
 		IKEPackets: dp.IKEPackets, Keepalives: dp.KeepAlives, Dummy: dp.DummyPackets, Bypassed: dp.Bypassed}
 	var ikeSAs []engine.SAInfo
 	if d.ike != nil {
-		ikeSAs = d.ike.SAs()
+		ikeSAs = d.allSAs()
 		s := d.ike.Stats()
 		st.IKE = status.IKECounters{HandshakesOK: s.HandshakesOK, HandshakesFailed: s.HandshakesFailed, Rekeys: s.Rekeys,
 			Retransmits: s.Retransmits, InvalidMessages: s.InvalidMessages, CookiesSent: s.CookiesSent, HalfOpen: s.HalfOpen,
@@ -97,6 +97,7 @@ func (d *Daemon) Status() Status {
 				st.IKE.Drops[engine.DropReason(i).String()] = n
 			}
 		}
+		d.addIKEv1Counters(&st.IKE)
 	}
 	st.IKE.Failures = d.FailureCounts()
 	// Which outbound SAs are UDP-encapsulated, read once (not once per child).
@@ -132,7 +133,7 @@ func (d *Daemon) Status() Status {
 			cs.LastFailure = &status.Failure{At: f.when, Message: f.err}
 		}
 		for _, sa := range bySA[name] {
-			is := status.IKESA{SPIInitiator: hex16(sa.SPIi), SPIResponder: hex16(sa.SPIr), Initiator: sa.Initiator,
+			is := status.IKESA{Version: ikeVersionOf(sa), SPIInitiator: hex16(sa.SPIi), SPIResponder: hex16(sa.SPIr), Initiator: sa.Initiator,
 				State: lowerState(sa.State.String()), Local: sa.Local.String(), Remote: sa.Remote.String(), LocalID: sa.LocalID,
 				RemoteID: sa.RemoteID, Proposal: sa.Proposal, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote,
 				EstablishedAt: sa.Established, RekeyAt: sa.RekeyAt, LastReceivedAt: sa.LastReceived, Children: []status.ChildSA{}}
@@ -183,6 +184,9 @@ func (d *Daemon) Status() Status {
 			SPIIn: hex8(m.in.SPI), SPIOut: hex8(m.out.SPI), In: traffic(in), Out: traffic(out)})
 	}
 	st.Pools = d.poolStatus() // vips.go
+	for _, l := range d.L2TPSessions() {
+		st.L2TP = append(st.L2TP, status.L2TPSession{Role: l.Role, Peer: l.Peer.String(), User: l.User, Address: l.Address.String(), Since: l.Since})
+	}
 	st.Normalize()
 	return st
 }
@@ -262,3 +266,11 @@ func dropMap(d dataplane.DropCounts, all bool) map[string]uint64 {
 func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
 
 func hex8(v uint32) string { return fmt.Sprintf("%08x", v) }
+
+// ikeVersionOf is the IKE version of an SA snapshot (the IKEv2 engine leaves it zero).
+func ikeVersionOf(sa engine.SAInfo) int {
+	if sa.Version == 1 {
+		return 1
+	}
+	return 2
+}

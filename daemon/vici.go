@@ -102,7 +102,7 @@ func (p controlPort) SAs() []engine.SAInfo {
 	if p.d.ike == nil {
 		return nil
 	}
-	return p.d.ike.SAs()
+	return p.d.allSAs()
 }
 
 func (p controlPort) IKERunning() bool { return p.d.ike != nil }
@@ -128,8 +128,12 @@ func (p controlPort) Reload() error {
 func (p controlPort) Initiate(conn, child string) error  { return p.d.Initiate(conn, child) }
 func (p controlPort) Terminate(conn string) (int, error) { return p.d.Terminate(conn) }
 func (p controlPort) RekeyIKE(conn string) bool          { return p.d.ike != nil && p.d.ike.RekeyIKE(conn) }
-func (p controlPort) RekeyChild(spi uint32) bool         { return p.d.ike != nil && p.d.ike.RekeyChild(spi) }
-func (p controlPort) DeleteChild(spi uint32) bool        { return p.d.ike != nil && p.d.ike.DeleteChild(spi) }
+func (p controlPort) RekeyChild(spi uint32) bool {
+	return p.d.ike != nil && (p.d.ikev1.RekeyChild(spi) || p.d.ike.RekeyChild(spi))
+}
+func (p controlPort) DeleteChild(spi uint32) bool {
+	return p.d.ike != nil && (p.d.ikev1.DeleteChildAs(spi, ike.ReasonLifetime) || p.d.ike.DeleteChild(spi))
+}
 
 func (p controlPort) LastFailure(conn string) (time.Time, string) {
 	p.d.mu.Lock()

@@ -435,3 +435,54 @@ func (d *Daemon) poolStatus() []status.Pool {
 	}
 	return out
 }
+
+// poolLeases leases IPv4 addresses for IKEv1 Mode Config and PPP's IPCP from the daemon's pools,
+// the same objects IKEv2's configuration payload leases from, so that no address is handed out
+// twice. Pools are looked up by name at each call: one replaced by a reload or VICI load-pool is
+// the one used.
+type poolLeases struct {
+	store *pool.Store
+	names []string
+}
+
+// Acquire leases from the first IPv4 pool of the list that has an address.
+func (p poolLeases) Acquire(id string) (netip.Addr, error) {
+	var errs []error
+	for _, n := range p.names {
+		pl := p.store.Get(n)
+		if pl == nil || pl.Is6() {
+			continue
+		}
+		a, err := pl.Acquire(id)
+		if err == nil {
+			return a, nil
+		}
+		errs = append(errs, fmt.Errorf("pool %s: %w", n, err))
+	}
+	if len(errs) == 0 {
+		return netip.Addr{}, fmt.Errorf("no IPv4 pool among %s", strings.Join(p.names, ", "))
+	}
+	return netip.Addr{}, errors.Join(errs...)
+}
+
+// ReleaseAddr ends id's hold on a in whichever pool has it.
+func (p poolLeases) ReleaseAddr(id string, a netip.Addr) bool {
+	for _, pl := range p.store.All() {
+		if pl.Contains(a) && pl.ReleaseAddr(id, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// dns4 returns the DNS servers of the first IPv4 pool of names (Mode Config, IPCP).
+func (v *vipState) dns4(names []string) []netip.Addr {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, n := range names {
+		if c := v.cfgs[n]; c != nil && c.Start.Is4() {
+			return c.DNS
+		}
+	}
+	return nil
+}

@@ -179,6 +179,9 @@ const (
 	Protect Action = iota // encrypt with the policy's SA
 	Bypass                // send in the clear
 	Discard               // drop
+	// Deliver hands matching plaintext packets to PolicyParams.Deliver instead of sending them:
+	// how the L2TP/PPP server receives the packets routed to its clients' addresses.
+	Deliver
 )
 
 func (a Action) String() string {
@@ -187,6 +190,8 @@ func (a Action) String() string {
 		return "bypass"
 	case Discard:
 		return "discard"
+	case Deliver:
+		return "deliver"
 	}
 	return "protect"
 }
@@ -214,6 +219,21 @@ type PolicyParams struct {
 	// Kernel holds XFRM-only settings; a data plane without them refuses a policy that sets any
 	// (dataplane.ErrUnsupported).
 	Kernel KernelPolicyOptions
+	// RouteMTU, when set, is the MTU of the policy's routes (smaller than the device's): the
+	// L2TP server's client routes leave room for the UDP, L2TP and PPP headers, so that a
+	// datagram carrying a full-sized packet still fits the device and is never fragmented
+	// before transport-mode ESP (RFC 4303 §3.3.4 applies ESP to whole datagrams only).
+	RouteMTU int
+	// Deliver receives the packets of a Deliver policy. It runs on the packet path: it must not
+	// block, and the packet is only valid during the call.
+	Deliver func(pkt []byte)
+}
+
+// Injector is implemented by data planes that can hand a packet to the host as if it had arrived
+// on their device (the L2TP/PPP server's clients' packets). Backends without a device of their
+// own do not implement it.
+type Injector interface {
+	Inject(pkt []byte) error
 }
 
 // PolicyID names an installed policy.

@@ -42,8 +42,10 @@ package esp
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/des"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
@@ -64,6 +66,10 @@ type Encryption uint16
 
 // Supported encryption transforms.
 const (
+	// Encr3DES is legacy (64-bit blocks: at most a few GB per key before block collisions,
+	// RFC 8221 §5 "MUST NOT"); it exists for IKEv1 peers such as L2TP/IPsec clients, behind an
+	// explicit opt-in (weak_algorithms) in the configuration.
+	Encr3DES             Encryption = 3  // ENCR_3DES, RFC 2451
 	EncrNULL             Encryption = 11 // ENCR_NULL, RFC 2410
 	EncrAESCBC           Encryption = 12 // ENCR_AES_CBC, RFC 3602
 	EncrAESCTR           Encryption = 13 // ENCR_AES_CTR, RFC 3686
@@ -77,7 +83,7 @@ const (
 )
 
 var encrNames = map[Encryption]string{
-	EncrNULL: "ENCR_NULL", EncrAESCBC: "ENCR_AES_CBC", EncrAESCTR: "ENCR_AES_CTR",
+	Encr3DES: "ENCR_3DES", EncrNULL: "ENCR_NULL", EncrAESCBC: "ENCR_AES_CBC", EncrAESCTR: "ENCR_AES_CTR",
 	EncrAESCCM8: "ENCR_AES_CCM_8", EncrAESCCM12: "ENCR_AES_CCM_12", EncrAESCCM16: "ENCR_AES_CCM_16",
 	EncrAESGCM12: "ENCR_AES_GCM_12", EncrAESGCM16: "ENCR_AES_GCM_16",
 	EncrNullAESGMAC: "ENCR_NULL_AUTH_AES_GMAC", EncrChaCha20Poly1305: "ENCR_CHACHA20_POLY1305",
@@ -106,7 +112,10 @@ type Integrity uint16
 
 // Supported integrity transforms.
 const (
-	IntegNone             Integrity = 0  // NONE: only with an AEAD
+	IntegNone Integrity = 0 // NONE: only with an AEAD
+	// IntegHMACSHA1_96 is AUTH_HMAC_SHA1_96 (RFC 2404): legacy, only for IKEv1 connections with
+	// weak_algorithms = yes (the L2TP/IPsec clients built into Windows offer nothing else).
+	IntegHMACSHA1_96      Integrity = 2
 	IntegAESXCBC96        Integrity = 5  // AUTH_AES_XCBC_96, RFC 3566
 	IntegAESCMAC96        Integrity = 8  // AUTH_AES_CMAC_96, RFC 4494
 	IntegHMACSHA2_256_128 Integrity = 12 // AUTH_HMAC_SHA2_256_128, RFC 4868
@@ -118,6 +127,8 @@ func (i Integrity) String() string {
 	switch i {
 	case IntegNone:
 		return "NONE"
+	case IntegHMACSHA1_96:
+		return "AUTH_HMAC_SHA1_96"
 	case IntegAESXCBC96:
 		return "AUTH_AES_XCBC_96"
 	case IntegAESCMAC96:
@@ -331,6 +342,9 @@ func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
 	switch p.Encryption {
 	case EncrAESCBC:
 		sa.ivLen, sa.align = cbcIVLen, aes.BlockSize
+	case Encr3DES:
+		// RFC 2451 §3: the IV is one 8-byte block; the payload aligns to the block.
+		sa.ivLen, sa.align = des.BlockSize, des.BlockSize
 	case EncrAESCTR:
 		// RFC 3686 §3.2: counter mode needs no padding; ESP still aligns to 4 bytes.
 		sa.ivLen, sa.align = aeadIVLen, aeadAlign
@@ -340,7 +354,7 @@ func (sa *SA) checkAlgorithms(p Params, allowUnauthenticated bool) error {
 		return fmt.Errorf("%w: encryption %v", ErrAlgorithm, p.Encryption)
 	}
 	switch p.Integrity {
-	case IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256, IntegAESXCBC96, IntegAESCMAC96:
+	case IntegHMACSHA1_96, IntegHMACSHA2_256_128, IntegHMACSHA2_384_192, IntegHMACSHA2_512_256, IntegAESXCBC96, IntegAESCMAC96:
 		sa.icvLen = uint8(icvLen(p.Integrity))
 	case IntegNone:
 		if !allowUnauthenticated {
@@ -444,6 +458,29 @@ func newKeys(p Params) (*saKeys, error) {
 		if _, ok := probe.(ivBlockMode); !ok {
 			return nil, fmt.Errorf("%w: this crypto backend's CBC mode cannot reset its IV", ErrAlgorithm)
 		}
+	case Encr3DES:
+		// RFC 2451 §2.3: three DES keys, 24 bytes (parity bits ignored).
+		if len(key) != 24 {
+			return nil, fmt.Errorf("%w: %v key must be 24 bytes, got %d", ErrKeyLength, e, len(key))
+		}
+		block, err := des.NewTripleDESCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("esp: %v: %w", e, err)
+		}
+		k.macKeys = &macKeys{block: block}
+		// IVs are the sequence number encrypted under a random key of their own, as for AES-CBC:
+		// unpredictable (RFC 2451 §3 wants random IVs) and never repeated within the SA.
+		var ivKey [24]byte
+		rand.Read(ivKey[:])
+		k.ivGen, err = des.NewTripleDESCipher(ivKey[:])
+		clear(ivKey[:])
+		if err != nil {
+			return nil, fmt.Errorf("esp: IV generator: %w", err)
+		}
+		probe := cipher.NewCBCEncrypter(k.block, make([]byte, des.BlockSize))
+		if _, ok := probe.(ivBlockMode); !ok {
+			return nil, fmt.Errorf("%w: this crypto backend's CBC mode cannot reset its IV", ErrAlgorithm)
+		}
 	case EncrNULL:
 		if len(key) != 0 {
 			return nil, fmt.Errorf("%w: %v takes no key, got %d bytes", ErrKeyLength, e, len(key))
@@ -470,8 +507,8 @@ func icvLen(i Integrity) int {
 		return 24
 	case IntegHMACSHA2_512_256:
 		return 32
-	case IntegAESXCBC96, IntegAESCMAC96:
-		return 12
+	case IntegAESXCBC96, IntegAESCMAC96, IntegHMACSHA1_96:
+		return 12 // RFC 2404 §2: HMAC-SHA-1 truncated to 96 bits
 	}
 	return 0
 }
@@ -482,6 +519,8 @@ func macKeyLen(i Integrity) int {
 	switch i {
 	case IntegAESXCBC96, IntegAESCMAC96:
 		return aesmac.KeySize
+	case IntegHMACSHA1_96:
+		return sha1.Size // RFC 2404 §3
 	}
 	return 2 * icvLen(i)
 }
@@ -511,6 +550,8 @@ func newMAC(i Integrity, key []byte) (hash.Hash, error) {
 func newHMACAnyKey(i Integrity, key []byte) (hash.Hash, error) {
 	var h func() hash.Hash
 	switch i {
+	case IntegHMACSHA1_96:
+		h = sha1.New
 	case IntegHMACSHA2_256_128:
 		h = sha256.New
 	case IntegHMACSHA2_384_192:
@@ -542,9 +583,9 @@ func (k *macKeys) newScratch() *scratch {
 		s.mac = c
 	}
 	if k.block != nil && !k.ctr {
-		var zeroIV [aes.BlockSize]byte
-		s.cbcEnc = cipher.NewCBCEncrypter(k.block, zeroIV[:]).(ivBlockMode)
-		s.cbcDec = cipher.NewCBCDecrypter(k.block, zeroIV[:]).(ivBlockMode)
+		zeroIV := make([]byte, k.block.BlockSize())
+		s.cbcEnc = cipher.NewCBCEncrypter(k.block, zeroIV).(ivBlockMode)
+		s.cbcDec = cipher.NewCBCDecrypter(k.block, zeroIV).(ivBlockMode)
 	}
 	return s
 }

@@ -44,6 +44,7 @@ var suites = []suite{
 	{"aes256ctr-aescmac", EncrAESCTR, 36, IntegAESCMAC96},
 	{"aes192cbc-aescmac", EncrAESCBC, 24, IntegAESCMAC96},
 	{"null-aesxcbc", EncrNULL, 0, IntegAESXCBC96},
+	{"3des-sha1", Encr3DES, 24, IntegHMACSHA1_96},
 }
 
 func (s suite) params(esn bool) Params {
@@ -131,6 +132,9 @@ func TestRFC4868(t *testing.T) {
 		{"PRF-2 SHA-512", IntegHMACSHA2_512_256, []byte("Jefe"), jefeMsg,
 			"164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737", false},
 
+		// RFC 2202 §3 test cases 1 and 2 (HMAC-SHA-1), truncated to 96 bits for RFC 2404.
+		{"SHA1-1", IntegHMACSHA1_96, bytes.Repeat([]byte{0x0b}, 20), hiThere, "b617318655057264e28bc0b6fb378c8ef146be00", true},
+		{"SHA1-2 short key", IntegHMACSHA1_96, []byte("Jefe"), jefeMsg, "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79", false},
 		{"AUTH256-1", IntegHMACSHA2_256_128, bytes.Repeat([]byte{0x0b}, 32), hiThere,
 			"198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7", true},
 		{"AUTH256-2", IntegHMACSHA2_256_128, bytes.Repeat([]byte("Jefe"), 8), jefeMsg,
@@ -193,8 +197,9 @@ func TestNewSAErrors(t *testing.T) {
 		{"chacha with integrity", Params{Encryption: EncrChaCha20Poly1305, EncKey: k(36), Integrity: IntegHMACSHA2_512_256, IntegKey: k(64)}, ErrAlgorithm, "AEAD"},
 		{"cbc without integrity", Params{Encryption: EncrAESCBC, EncKey: k(16)}, ErrAlgorithm, "without integrity"},
 		{"null without integrity", Params{Encryption: EncrNULL}, ErrAlgorithm, "without integrity"},
-		{"3des refused", Params{Encryption: 3, EncKey: k(24), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrAlgorithm, "ENCR(3)"},
-		{"hmac-sha1-96 refused", Params{Encryption: EncrAESCBC, EncKey: k(16), Integrity: 2, IntegKey: k(20)}, ErrAlgorithm, "AUTH(2)"},
+		{"des refused", Params{Encryption: 2, EncKey: k(8), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrAlgorithm, "ENCR(2)"},
+		{"3des key 16", Params{Encryption: Encr3DES, EncKey: k(16), Integrity: IntegHMACSHA2_256_128, IntegKey: k(32)}, ErrKeyLength, "ENCR_3DES key must be 24 bytes"},
+		{"hmac-md5-96 refused", Params{Encryption: EncrAESCBC, EncKey: k(16), Integrity: 1, IntegKey: k(16)}, ErrAlgorithm, "AUTH(1)"},
 		{"gcm key 16", Params{Encryption: EncrAESGCM16, EncKey: k(16)}, ErrKeyLength, "ENCR_AES_GCM_16 key must be 20, 28 or 36 bytes"},
 		{"gcm key 30", Params{Encryption: EncrAESGCM16, EncKey: k(30)}, ErrKeyLength, "got 30"},
 		{"ccm key 20", Params{Encryption: EncrAESCCM16, EncKey: k(20)}, ErrKeyLength, "ENCR_AES_CCM_16 key must be 19, 27 or 35 bytes (AES-128/192/256 key + 3-byte salt), got 20"},

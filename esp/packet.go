@@ -88,8 +88,9 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 		if iv != nil {
 			copy(ivField, iv)
 		} else {
-			clear(ivField[:8])
-			binary.BigEndian.PutUint64(ivField[8:], seq)
+			// E(seq) under the IV key: the IV is one block, 16 bytes for AES, 8 for 3DES.
+			clear(ivField[:len(ivField)-8])
+			binary.BigEndian.PutUint64(ivField[len(ivField)-8:], seq)
 			k.ivGen.Encrypt(ivField, ivField)
 		}
 		s.cbcEnc.SetIV(ivField)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -103,9 +104,10 @@ type gcmCase struct {
 	tag        string
 }
 
-// Cases of draft-mcgrew-gcm-test-01 §4 with 16-byte ICVs and 128/256-bit AES keys (the case with
-// a 192-bit key, #7, is left out: this package offers AES-128 and AES-256 only). Cases with a
-// 12-byte AAD use extended sequence numbers.
+// The AES-GCM-ESP cases of draft-mcgrew-gcm-test-01 §4, numbered in the order the draft lists
+// them (it does not number them; #15 is its AES-GMAC-ESP case, in TestDraftMcGrewGMAC): 16-byte
+// ICVs and 128-, 192- (#7) and 256-bit AES keys. Cases with a 12-byte AAD use extended sequence
+// numbers.
 var gcmCases = []gcmCase{
 	{name: "case 1 (AES-128, ESN)", key: "4c80cdefbb5d10da906ac73c3613a634", salt: "2e443b68",
 		aad: "000043218765432100000000", iv: "4956ed7e3b244cfe",
@@ -149,6 +151,13 @@ var gcmCases = []gcmCase{
 		plaintext:  "4500001c42a200008001441f406793b6e00000020a00f5ff01020201",
 		ciphertext: "fba2ca845e5df9f0f22c3e6e86dd831e1fc65792cd1af9130e1379ed",
 		tag:        "369f071f35e034be95f112e4e7d05d35"},
+	{name: "case 7 (AES-192)", key: "feffe9928665731c6d6a8f9467308308feffe9928665731c", salt: "cafebabe",
+		aad: "0000a5f80000000a", iv: "facedbaddecaf888",
+		plaintext: "45000028a4ad4000400678800a01038f0a010612802306b8cb712602dd6bb03e" +
+			"501016d075680001",
+		ciphertext: "a5b1f8066029aea40e598b8122de02420938b3ab33f828e687b8858b5bfbdbd0" +
+			"315b27452144cc77",
+		tag: "95457b9652037f5318027b5b4cd7a636"},
 	{name: "case 8 (AES-128, ESN)", key: "abbccddef00112233445566778899aab", salt: "decaf888",
 		aad: "000001000000000000000001", iv: "cafedebaceface74",
 		plaintext: "4500004933ba00007f119106c3fb1d10c2b1d326c02831ce0035dd7b800302d5" +
@@ -199,26 +208,65 @@ var gcmCases = []gcmCase{
 		ciphertext: "f97ab2aa356d8edce17644ac8c78e25dd24dedbb29ebf1b64a274b39b49c3a86" +
 			"4cd3d78ca4ae68a32b42458fb57dbe821dcc63b9",
 		tag: "d0937ba2945f669368661a329fb4c053"},
+	{name: "case 16 (AES-128, ESN)", key: "3de09874b388e6491988d0c3607eae1f", salt: "57690e43",
+		aad: "3f7ef6421010101010101010", iv: "4e280000a2fca1a3",
+		plaintext: "45000030da3a00008001df3bc0a80005c0a800010800c6cd0200070061626364" +
+			"65666768696a6b6c6d6e6f707172737401020201",
+		ciphertext: "fba2caa8c6c5f9f0f22ca54a061210ad3f6e5791cf1aca210d117cec9c357917" +
+			"65acbd8701ad79845bf9fe3fba487bc963219306",
+		tag: "84eecadb56912546e7a95c9740d7cb05"},
+	{name: "case 17 (AES-128, ESN)", key: "4c80cdefbb5d10da906ac73c3613a634", salt: "22433c64",
+		aad: "000043218765432100000007", iv: "4855ec7d3a234bfd",
+		plaintext:  "0800c6cd020007006162636465666768696a6b6c6d6e6f707172737401020201",
+		ciphertext: "74752e8aeb5d873cd7c0f4acc36c4bff84b7d7b98f0ca8b6acda6894bc619069",
+		tag:        "ef9cbc28fe1b56a7c4e0d58c86cd2bc0"},
 }
 
+// TestDraftMcGrewGCM seals and opens every AES-GCM-ESP packet of draft-mcgrew-gcm-test-01 as
+// ENCR_AES_GCM_16, and again as ENCR_AES_GCM_12 with the ICV cut to its first 12 bytes: NIST SP
+// 800-38D §7.1 (step 6, T = MSB_t(...)) defines a t-bit GCM tag as the leading t bits of the
+// full one, and RFC 4106 §6 makes a 12-octet ICV the GCM tag of that length, so the truncated
+// packets are ENCR_AES_GCM_12 known answers. TestGCM12CAVP adds NIST's published 96-bit tags.
 func TestDraftMcGrewGCM(t *testing.T) {
 	for _, c := range gcmCases {
-		t.Run(c.name, func(t *testing.T) {
-			aad := unhex(t, c.aad)
-			v := packetVector{
-				enc: EncrAESGCM16, encKey: c.key + c.salt,
-				spi: binary.BigEndian.Uint32(aad), esn: len(aad) == 12,
-				iv: c.iv, plaintext: c.plaintext,
-			}
-			if v.esn {
-				v.seq = binary.BigEndian.Uint64(aad[4:])
-			} else {
-				v.seq = uint64(binary.BigEndian.Uint32(aad[4:]))
-			}
-			v.packet = hex.EncodeToString(aad[:4]) + hex.EncodeToString(aad[len(aad)-4:]) + c.iv + c.ciphertext + c.tag
-			runPacketVector(t, v, false)
-		})
+		for _, enc := range []Encryption{EncrAESGCM16, EncrAESGCM12} {
+			t.Run(fmt.Sprintf("%s %v", c.name, enc), func(t *testing.T) {
+				aad := unhex(t, c.aad)
+				v := packetVector{
+					enc: enc, encKey: c.key + c.salt,
+					spi: binary.BigEndian.Uint32(aad), esn: len(aad) == 12,
+					iv: c.iv, plaintext: c.plaintext,
+				}
+				if v.esn {
+					v.seq = binary.BigEndian.Uint64(aad[4:])
+				} else {
+					v.seq = uint64(binary.BigEndian.Uint32(aad[4:]))
+				}
+				tag := c.tag[:2*aeadTagLen(enc)]
+				v.packet = hex.EncodeToString(aad[:4]) + hex.EncodeToString(aad[len(aad)-4:]) + c.iv + c.ciphertext + tag
+				runPacketVector(t, v, false)
+			})
+		}
 	}
+}
+
+// TestDraftMcGrewGMAC: the AES-GMAC-ESP packet of draft-mcgrew-gcm-test-01 §4 (its 15th case),
+// RFC 4543's ENCR_NULL_AUTH_AES_GMAC with a 128-bit key: the payload in the clear, the nonce
+// 22433c64|0000000000000000 (salt and an all-zero IV), the 16-byte ICV over SPI, sequence
+// number, IV and payload.
+func TestDraftMcGrewGMAC(t *testing.T) {
+	runPacketVector(t, packetVector{
+		enc:    EncrNullAESGMAC,
+		encKey: "4c80cdefbb5d10da906ac73c3613a634 22433c64",
+		spi:    0x4321, seq: 7,
+		iv: "0000000000000000",
+		plaintext: "45000030da3a00008001df3bc0a80005c0a800010800c6cd0200070061626364" +
+			"65666768696a6b6c6d6e6f707172737401020201",
+		packet: "00004321000000070000000000000000" +
+			"45000030da3a00008001df3bc0a80005c0a800010800c6cd0200070061626364" +
+			"65666768696a6b6c6d6e6f707172737401020201" +
+			"f2a9a836e155106aa8dcd618e4099aaa",
+	}, false)
 }
 
 // RFC 3602 §4 cases 5-8: AES-CBC ESP packets without integrity protection, which only the

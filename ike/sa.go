@@ -496,6 +496,14 @@ func errorf(n wire.NotifyType, format string, args ...any) *Error {
 	return &Error{Notify: n, Msg: fmt.Sprintf(format, args...), Reason: r}
 }
 
+// IsStep reports whether err is a normal step of a negotiation rather than a failure: an *Error
+// with ReasonNone, such as the INVALID_KE_PAYLOAD a responder answers with to make the initiator
+// retry with another group.
+func IsStep(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Reason == ReasonNone
+}
+
 // ReasonOf classifies an error returned by this package.
 func ReasonOf(err error) Reason {
 	var e *Error

@@ -51,6 +51,7 @@ type Collector struct {
 	handshakesOK, handshakesFailed, invalid, cookies      *prometheus.Desc
 	certExpiry                                            *prometheus.Desc
 	poolSize, poolLeased, poolOffline, users              *prometheus.Desc
+	l2tpSessions                                          *prometheus.Desc
 
 	mu      sync.Mutex
 	traffic map[trafficKey]*carried // guarded by mu
@@ -107,6 +108,7 @@ func New(src Source, build BuildInfo) *Collector {
 		ikeDrops:         d("ike_drops_total", "IKE messages dropped, by reason.", "reason"),
 		halfOpen:         d("ike_half_open_sas", "Responder IKE SAs waiting for IKE_AUTH."),
 		cookies:          d("ike_cookies_sent_total", "COOKIE challenges sent (RFC 7296 §2.6)."),
+		l2tpSessions:     d("l2tp_sessions", "PPP sessions over L2TP: role lns (clients of goipsec's L2TP server) or lac (goipsec's own client connections).", "role"),
 		certExpiry:       d("certificate_expiry_days", "Days until a certificate expires (negative: expired): loaded ones and those peers authenticated with.", "subject", "serial", "kind"),
 		poolSize:         d("pool_size", "Addresses in a virtual IP pool.", "pool"),
 		poolLeased:       d("pool_leased", "Addresses of a pool held by clients now.", "pool"),
@@ -122,7 +124,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{c.buildInfo, c.connConfigured, c.connsUp, c.connUp, c.connState, c.connChildSAs, c.connLastReceived,
 		c.connEstablished, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops, c.manualBytes, c.manualPackets, c.drops,
 		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry,
-		c.poolSize, c.poolLeased, c.poolOffline, c.users}
+		c.poolSize, c.poolLeased, c.poolOffline, c.users, c.l2tpSessions}
 }
 
 // Describe implements prometheus.Collector.
@@ -247,6 +249,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for conn, n := range users {
 		ch <- prometheus.MustNewConstMetric(c.users, prometheus.GaugeValue, float64(n), conn)
+	}
+	l2tp := map[string]int{"lns": 0, "lac": 0}
+	for _, l := range st.L2TP {
+		if l.Role == "lns" {
+			l2tp["lns"]++
+		} else {
+			l2tp["lac"]++
+		}
+	}
+	for role, n := range l2tp {
+		gauge(c.l2tpSessions, float64(n), role)
 	}
 	for _, cert := range st.Certificates {
 		gauge(c.certExpiry, float64(cert.ExpiresInSeconds)/86400, cert.Subject, cert.Serial, cert.Kind)

@@ -117,3 +117,15 @@ func TestCountersSurviveRekeys(t *testing.T) {
 		t.Fatalf("without a Child SA %v, want 1700", v)
 	}
 }
+
+// TestL2TPSessions: the L2TP sessions of the status snapshot become one gauge per role.
+func TestL2TPSessions(t *testing.T) {
+	st := snapshot("c0000001", 1, 1, status.StateUp)
+	st.L2TP = []status.L2TPSession{{Role: "lns", User: "a"}, {Role: "lns", User: "b"}, {Role: "lac:office"}}
+	page := scrape(t, New(&fakeSource{st: st}, BuildInfo{}))
+	for _, want := range []string{`goipsec_l2tp_sessions{role="lns"} 2`, `goipsec_l2tp_sessions{role="lac"} 1`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+}

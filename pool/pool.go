@@ -390,3 +390,45 @@ func (p *Pool) Offline() int {
 	defer p.mu.Unlock()
 	return len(p.leases) - p.held
 }
+
+// ErrTaken means a specific address is held by someone else.
+var ErrTaken = errors.New("pool: address is leased to another client")
+
+// Reserve makes id hold the specific address a (the L2TP server's own PPP address, say), once:
+// reserving again is a no-op. An address outside the range is not the pool's to keep (nil); one
+// held by another identity is refused (ErrTaken); one only reserved offline for another identity
+// is taken over. Another address id held is released.
+func (p *Pool) Reserve(id string, a netip.Addr) error {
+	off, ok := p.offsetOf(a)
+	if !ok {
+		return nil
+	}
+	p.mu.Lock()
+	l := p.leases[off]
+	if l != nil && l.id != id && l.holds > 0 {
+		p.mu.Unlock()
+		return ErrTaken
+	}
+	if l != nil && l.id == id && l.holds > 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	for _, o := range append([]uint64(nil), p.byID[id]...) {
+		for p.releaseLocked(o) {
+		}
+	}
+	switch {
+	case l == nil:
+		l = &lease{id: id}
+		p.leases[off] = l
+		p.byID[id] = append(p.byID[id], off)
+	case l.id != id:
+		p.dropFromIDLocked(l.id, off)
+		l.id = id
+		p.byID[id] = append(p.byID[id], off)
+	}
+	p.holdLocked(off, l)
+	p.mu.Unlock()
+	p.notify()
+	return nil
+}

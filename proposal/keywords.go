@@ -201,6 +201,8 @@ func integrityPRF(integID uint16) (uint16, bool) {
 		return PRFHMACSHA2384, true
 	case IntegHMACSHA2512256:
 		return PRFHMACSHA2512, true
+	case IntegHMACSHA196:
+		return PRFHMACSHA1, true // only reachable through the legacy opt-in
 	}
 	return 0, false
 }

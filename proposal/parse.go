@@ -28,29 +28,53 @@ const (
 
 // ParseIKE parses a comma separated list of IKE proposals, e.g.
 // "aes256gcm16-prfsha256-x25519, aes128-sha256-modp2048" or "default".
-func ParseIKE(s string) ([]Proposal, error) { return parseList(ProtoIKE, s) }
+func ParseIKE(s string) ([]Proposal, error) { return parseList(ProtoIKE, s, false) }
 
 // ParseESP parses a comma separated list of ESP proposals, e.g. "aes256gcm16",
 // "aes128-sha256-modp2048" (with PFS), "chacha20poly1305-esn" or "default".
-func ParseESP(s string) ([]Proposal, error) { return parseList(ProtoESP, s) }
+func ParseESP(s string) ([]Proposal, error) { return parseList(ProtoESP, s, false) }
+
+// ParseIKELegacy and ParseESPLegacy also accept the legacy algorithms 3DES ("3des"), HMAC-SHA-1
+// ("sha1", "sha", "prfsha1") and MODP1024 ("modp1024"), which IKEv1 clients such as Windows'
+// built-in L2TP/IPsec client still offer. They are for connections that opted in to weak
+// algorithms (weak_algorithms = yes) and nothing else.
+func ParseIKELegacy(s string) ([]Proposal, error) { return parseList(ProtoIKE, s, true) }
+
+// ParseESPLegacy is ParseESP with the legacy algorithms (see ParseIKELegacy).
+func ParseESPLegacy(s string) ([]Proposal, error) { return parseList(ProtoESP, s, true) }
+
+// Legacy reports whether a transform is one of the legacy algorithms ParseIKELegacy admits.
+func Legacy(t Transform) bool {
+	switch t.Type {
+	case TypeEncryption:
+		return t.ID == Encr3DES
+	case TypeIntegrity:
+		return t.ID == IntegHMACSHA196
+	case TypePRF:
+		return t.ID == PRFHMACSHA1
+	case TypeKeyExchange:
+		return t.ID == KEMODP1024
+	}
+	return false
+}
 
 // ParseAH parses a comma separated list of AH proposals, e.g. "sha256-sha512" or "default".
-func ParseAH(s string) ([]Proposal, error) { return parseList(ProtoAH, s) }
+func ParseAH(s string) ([]Proposal, error) { return parseList(ProtoAH, s, false) }
 
 // Default returns goipsec's default proposals for a protocol (what "default" expands to).
 func Default(proto Protocol) ([]Proposal, error) {
 	switch proto {
 	case ProtoIKE:
-		return parseList(proto, DefaultIKEString)
+		return parseList(proto, DefaultIKEString, false)
 	case ProtoESP:
-		return parseList(proto, DefaultESPString)
+		return parseList(proto, DefaultESPString, false)
 	case ProtoAH:
-		return parseList(proto, DefaultAHString)
+		return parseList(proto, DefaultAHString, false)
 	}
 	return nil, fmt.Errorf("no default proposals for %s", proto)
 }
 
-func parseList(proto Protocol, s string) ([]Proposal, error) {
+func parseList(proto Protocol, s string, legacy bool) ([]Proposal, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, errors.New("no proposals given")
 	}
@@ -68,7 +92,7 @@ func parseList(proto Protocol, s string) ([]Proposal, error) {
 			out = append(out, defaults...)
 			continue
 		}
-		p, err := parseOne(proto, part)
+		p, err := parseOne(proto, part, legacy)
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +102,7 @@ func parseList(proto Protocol, s string) ([]Proposal, error) {
 }
 
 // parseOne parses one dash separated proposal and checks it (see the package comment).
-func parseOne(proto Protocol, s string) (Proposal, error) {
+func parseOne(proto Protocol, s string, legacy bool) (Proposal, error) {
 	var ts []Transform
 	var names []string // keyword as written, parallel to ts, for error messages
 	for _, name := range strings.Split(s, "-") {
@@ -86,7 +110,7 @@ func parseOne(proto Protocol, s string) (Proposal, error) {
 		if name == "" {
 			return Proposal{}, fmt.Errorf("empty algorithm in proposal %q", s)
 		}
-		t, err := parseKeyword(name)
+		t, err := parseKeyword(name, legacy)
 		if err != nil {
 			return Proposal{}, err
 		}
@@ -122,7 +146,7 @@ func parseOne(proto Protocol, s string) (Proposal, error) {
 
 // parseKeyword maps one keyword, possibly with a "keN_" prefix for an additional key exchange
 // (RFC 9370), to its transform.
-func parseKeyword(name string) (Transform, error) {
+func parseKeyword(name string, legacy bool) (Transform, error) {
 	base, addKE := name, 0
 	if rest, ok := strings.CutPrefix(name, "ke"); ok {
 		if num, kw, ok := strings.Cut(rest, "_"); ok {
@@ -143,10 +167,14 @@ func parseKeyword(name string) (Transform, error) {
 		}
 		return Transform{}, fmt.Errorf("unknown algorithm %q", name)
 	}
-	switch k.status {
-	case weak:
+	switch {
+	case k.status == weak && legacy && addKE == 0 && Legacy(Transform{Type: k.typ, ID: k.id, KeyLength: k.keyLength}):
+	case k.status == weak:
+		if Legacy(Transform{Type: k.typ, ID: k.id, KeyLength: k.keyLength}) {
+			return Transform{}, fmt.Errorf("%q is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)", name)
+		}
 		return Transform{}, fmt.Errorf("%q is a weak algorithm, not offered", name)
-	case unsupported:
+	case k.status == unsupported:
 		return Transform{}, fmt.Errorf("%q is not supported by goipsec yet", name)
 	}
 	t := Transform{Type: k.typ, ID: k.id, KeyLength: k.keyLength}
@@ -339,6 +367,8 @@ func KeyMaterialBytes(t Transform) (int, bool) {
 			return 48, true
 		case IntegHMACSHA2512256:
 			return 64, true
+		case IntegHMACSHA196:
+			return 20, true // RFC 2404; legacy, reachable only through weak_algorithms
 		case IntegAESXCBC96, IntegAESCMAC96:
 			return 16, true
 		}

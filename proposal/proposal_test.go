@@ -134,7 +134,7 @@ func TestParseValid(t *testing.T) {
 			[]Transform{tr(TypeIntegrity, IntegHMACSHA2384192, 0), tr(TypeESN, ESNNo, 0)},
 			"sha384-noesn"},
 	} {
-		got, err := parseList(tc.proto, tc.in)
+		got, err := parseList(tc.proto, tc.in, false)
 		if err != nil {
 			t.Errorf("%s %q: %v", tc.proto, tc.in, err)
 			continue
@@ -151,7 +151,7 @@ func TestParseValid(t *testing.T) {
 			t.Errorf("%s %q: String() = %q, want %q", tc.proto, tc.in, s, tc.str)
 		}
 		// Round trip: the printed form parses to the same proposal.
-		again, err := parseList(tc.proto, got[0].String())
+		again, err := parseList(tc.proto, got[0].String(), false)
 		if err != nil || len(again) != 1 || !again[0].Equal(got[0]) {
 			t.Errorf("%s %q: round trip of %q gave %v, %v", tc.proto, tc.in, got[0].String(), again, err)
 		}
@@ -229,12 +229,12 @@ func TestParseErrors(t *testing.T) {
 		{ProtoIKE, "aes128-sha265-x25519", `unknown algorithm "sha265"; did you mean "sha256"?`},
 		{ProtoIKE, "aes128-sha256-ke1_mlkem786-x25519", `unknown algorithm "ke1_mlkem786"; did you mean "ke1_mlkem768"?`},
 		{ProtoIKE, "aes128-sha256-bogus", `unknown algorithm "bogus"`},
-		{ProtoIKE, "3des-sha256-modp2048", `"3des" is a weak algorithm, not offered`},
-		{ProtoIKE, "aes128-sha1-modp2048", `"sha1" is a weak algorithm, not offered`},
+		{ProtoIKE, "3des-sha256-modp2048", `"3des" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
+		{ProtoIKE, "aes128-sha1-modp2048", `"sha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{ProtoIKE, "aes128-md5-modp2048", `"md5" is a weak algorithm, not offered`},
-		{ProtoIKE, "aes128-sha256-modp1024", `"modp1024" is a weak algorithm, not offered`},
+		{ProtoIKE, "aes128-sha256-modp1024", `"modp1024" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{ProtoIKE, "aes128-sha256-modp1536", `"modp1536" is a weak algorithm, not offered`},
-		{ProtoIKE, "aes128-sha256-prfsha1-modp2048", `"prfsha1" is a weak algorithm, not offered`},
+		{ProtoIKE, "aes128-sha256-prfsha1-modp2048", `"prfsha1" is a weak algorithm, not offered (an IKEv1 connection can opt in with weak_algorithms = yes)`},
 		{ProtoESP, "des-sha256", `"des" is a weak algorithm, not offered`},
 		{ProtoESP, "aes256gcm8", `"aes256gcm8" is not supported by goipsec yet`},
 		{ProtoESP, "aes128gcm64", `"aes128gcm64" is not supported by goipsec yet`},
@@ -269,7 +269,7 @@ func TestParseErrors(t *testing.T) {
 		{ProtoAH, "sha256-prfsha256", `"prfsha256" can only be used in IKE proposals`},
 		{Protocol(7), "sha256", "unknown protocol 7"},
 	} {
-		got, err := parseList(tc.proto, tc.in)
+		got, err := parseList(tc.proto, tc.in, false)
 		if err == nil {
 			t.Errorf("%s %q = %v, want error %q", tc.proto, tc.in, got, tc.want)
 			continue
@@ -332,7 +332,8 @@ func TestKeyMaterialBytes(t *testing.T) {
 		{tr(TypeIntegrity, IntegHMACSHA2256128, 0), 32, true},
 		{tr(TypeIntegrity, IntegHMACSHA2384192, 0), 48, true},
 		{tr(TypeIntegrity, IntegHMACSHA2512256, 0), 64, true},
-		{tr(TypeIntegrity, IntegHMACSHA196, 0), 0, false},
+		{tr(TypeIntegrity, IntegHMACSHA196, 0), 20, true},
+		{tr(TypeIntegrity, IntegHMACMD596, 0), 0, false},
 		{tr(TypeKeyExchange, KECurve25519, 0), 0, false},
 	} {
 		n, ok := KeyMaterialBytes(tc.t)
@@ -446,4 +447,36 @@ func FuzzProposal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLegacyOptIn: 3DES, SHA-1 and MODP1024 parse only through the Legacy functions, and other
+// weak algorithms not even there.
+func TestLegacyOptIn(t *testing.T) {
+	for _, s := range []string{"3des-sha1-modp1024", "aes128-sha1-modp2048", "aes256-sha256-modp1024"} {
+		if _, err := ParseIKE(s); err == nil || !strings.Contains(err.Error(), "weak_algorithms") {
+			t.Errorf("ParseIKE(%q) = %v, want a refusal naming weak_algorithms", s, err)
+		}
+		p, err := ParseIKELegacy(s)
+		if err != nil {
+			t.Errorf("ParseIKELegacy(%q): %v", s, err)
+			continue
+		}
+		legacy := 0
+		for _, tr := range p[0].Transforms {
+			if Legacy(tr) {
+				legacy++
+			}
+		}
+		if legacy == 0 {
+			t.Errorf("%q: no transform reported as legacy", s)
+		}
+	}
+	if p, err := ParseESPLegacy("3des-sha1"); err != nil || p[0].String() != "3des-sha1-noesn" {
+		t.Errorf("ParseESPLegacy(3des-sha1) = %v, %v", p, err)
+	}
+	for _, s := range []string{"des-sha1-modp2048", "aes128-md5-modp2048", "aes128-sha256-modp768", "aes128-sha256-modp1536"} {
+		if _, err := ParseIKELegacy(s); err == nil {
+			t.Errorf("ParseIKELegacy(%q) accepted", s)
+		}
+	}
 }

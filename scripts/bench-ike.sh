@@ -307,7 +307,7 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # held_run KEY: with a fresh responder running, brings it to each of LEVELS held tunnels and
 # measures MEASURE handshakes there (which it keeps as well), and the RSS per tunnel held.
-declare -A hrate hrss
+declare -A hrate hrss hcores
 held_run() {
   local key=$1 held=0 base r
   sleep 1
@@ -326,7 +326,12 @@ held_run() {
       ip netns exec $R curl -s -o "$PPROF_DIR/cpu-$level.pprof" "http://127.0.0.1:6060/debug/pprof/profile?seconds=${PPROF_SECONDS:-8}" &
       prof=$!
     fi
+    local c0 w0 cores
+    c0=$(cpu_ticks "$resp_pid") w0=$(date +%s.%N)
     bench "$MEASURE" psk || { echo "  $key: the measurement at $held held failed"; break; }
+    # Cores the responder kept busy during the measurement: CPU time over wall time.
+    cores=$(awk -v c="$(( $(cpu_ticks "$resp_pid") - c0 ))" -v hz="$HZ" -v w0="$w0" -v w1="$(date +%s.%N)" 'BEGIN {printf "%.2f", c / hz / (w1 - w0)}')
+    hcores[$key/$level]=$cores
     if [ -n "$prof" ]; then
       wait "$prof" || true
       ip netns exec $R curl -s -o "$PPROF_DIR/heap-$level.pprof" "http://127.0.0.1:6060/debug/pprof/heap"
@@ -338,7 +343,7 @@ held_run() {
     per=$(awk -v r="$rss" -v b="$base" -v n="$held" 'BEGIN {printf "%.1f", (r - b) / n * 1024 / 1000}')
     hrate[$key/$level]=$r
     hrss[$key/$level]=$per
-    printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per"
+    printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel  responder busy %s cores\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per" "$cores"
   done
   # Settled: what a gateway holds once the handshakes are over (goipsec drops each IKE SA's
   # cached IKE_AUTH response when no retransmission can come any more, ~3 minutes on).
@@ -370,11 +375,12 @@ if [ "${MODE:-}" = held ]; then
     start_charon psk; bench "$WARMUP_HELD" psk; held_run strongswan; stop_responder
   fi
   echo
-  printf '%-10s %22s %22s %10s %24s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw"
+  printf '%-10s %22s %22s %10s %24s %16s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw" "cores goipsec / sw"
   for level in $LEVELS; do
     g=${hrate[goipsec/$level]:-n/a} s=${hrate[strongswan/$level]:-n/a}
     ratio=n/a; [ "$g" != n/a ] && [ "$s" != n/a ] && ratio=$(awk -v a="$g" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')
-    printf '%-10s %22s %22s %10s %24s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}"
+    printf '%-10s %22s %22s %10s %24s %16s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}" \
+      "${hcores[goipsec/$level]:-n/a} / ${hcores[strongswan/$level]:-n/a}"
   done
   echo "RSS per tunnel ${SETTLE}s after the last level: goipsec ${hrss[goipsec/settled]:-n/a} kB, strongSwan ${hrss[strongswan/settled]:-n/a} kB"
   g0=${hrate[goipsec/${LEVELS%% *}]:-}; glast=${hrate[goipsec/${LEVELS##* }]:-}

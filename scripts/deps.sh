@@ -29,6 +29,8 @@ test)
   # Remote access: strongSwan's EAP-MSCHAPv2 (libcharon-extauth-plugins; EAP-MD5, -TLS, -TTLS,
   # -identity and -dynamic are in libcharon-extra-plugins) and FreeRADIUS 3.2 with radclient.
   want libcharon-extauth-plugins freeradius freeradius-utils
+  # l2tpns (a userspace L2TP server) is the independent peer of goipsec's L2TP client.
+  want l2tpns
   # man(1) renders the generated manual pages in a test (cmd/goipsec TestManPagesRender).
   want man-db groff-base
   # buildah builds packaging/Containerfile (FROM scratch) in scripts/image-test.sh.

@@ -33,6 +33,8 @@ type Status struct {
 	// Users are the remote-access clients of this gateway; Pools its address pools.
 	Users []User `json:"users"`
 	Pools []Pool `json:"pools"`
+	// L2TP lists the PPP sessions of goipsec's L2TP server and clients.
+	L2TP []L2TPSession `json:"l2tp_sessions"`
 }
 
 // User is one remote client: an IKE SA we answered that authenticated with EAP or got a virtual
@@ -94,6 +96,19 @@ type Certificate struct {
 	UsedBy           []string  `json:"used_by"`
 }
 
+// L2TPSession is one PPP session carried by L2TP.
+type L2TPSession struct {
+	// Role is "lns" (a client of our server) or "lac:<name>" (our client connection <name>).
+	Role string `json:"role"`
+	// Peer is the L2TP peer's address and port.
+	Peer string `json:"peer"`
+	// User is the PPP user name (empty for our own client sessions).
+	User string `json:"user"`
+	// Address is the PPP client's address (for a LAC: the server's PPP address).
+	Address string    `json:"address"`
+	Since   time.Time `json:"since"`
+}
+
 // Daemon describes the running process.
 type Daemon struct {
 	Version   string    `json:"version"`
@@ -145,6 +160,8 @@ type ChildConfig struct {
 
 // IKESA is one IKE SA.
 type IKESA struct {
+	// Version is the IKE version: 2, or 1 for an IKEv1 ISAKMP SA (whose SPIs are its cookies).
+	Version      int    `json:"version"`
 	SPIInitiator string `json:"spi_i"`
 	SPIResponder string `json:"spi_r"`
 	Initiator    bool   `json:"initiator"`

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/credentials"
 )
 
 // errCheckFailed makes `goipsec check` exit 1 after it printed its report.
@@ -29,8 +32,11 @@ func newCheckCommand() *cobra.Command {
 		Long: `check reads FILE as "goipsec run" would and reports every problem at once, each as
 FILE:LINE: error|warning: text. Besides syntax and values it checks that each PSK connection has
 a secret that can match its identities, that files the configuration names can be written or
-read, that local_addrs exist on this host and that remote host names resolve (--offline skips
-the last two). It exits 0 when there are no errors (warnings allowed), 1 otherwise.`,
+read, that credential files load (those in the swanctl folders next to FILE: x509/, x509ca/,
+pubkey/, private/, ...; and those that certs, cacerts, pubkeys, authorities and key secrets
+name, reported at the setting's line) and local certificates have their private keys, that
+local_addrs exist on this host and that remote host names resolve (--offline skips the last
+two). It exits 0 when there are no errors (warnings allowed), 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			env := checkEnv{resolve: net.DefaultResolver.LookupNetIP, localAddrs: hostAddrs}
@@ -170,6 +176,7 @@ func semanticChecks(ctx context.Context, cfg *config.Config, path string, env ch
 			}
 		}
 	}
+	out = append(out, credentialChecks(cfg)...)
 	if kl := cfg.Daemon.Log.KeylogFile; kl != "" {
 		if st, err := os.Stat(filepath.Dir(kl)); err != nil || !st.IsDir() {
 			out = append(out, finding{path, 0, "error", fmt.Sprintf("daemon.log.keylog_file: the directory of %s does not exist", kl)})
@@ -242,4 +249,82 @@ func idText(id config.Identity, addrs []config.Address) string {
 		return addrs[0].Start.String()
 	}
 	return ""
+}
+
+// credentialChecks loads the credentials as the daemon does: the swanctl folders next to the
+// main configuration file, and the files that settings name. A named file that is missing or does
+// not parse is an error at the setting's line (the daemon refuses the connection or authority);
+// a bad file in a folder is an error naming that file (the daemon skips it and loads the rest). A
+// local certificate or raw key without its private key is a warning: the key may still come over
+// VICI.
+func credentialChecks(cfg *config.Config) []finding {
+	if len(cfg.Files) == 0 {
+		return nil
+	}
+	dir := filepath.Dir(cfg.Files[0])
+	st := credentials.New(credentials.Options{})
+	_, folderErrs := st.LoadDir(dir, cfg.Secrets.Passphrase)
+	var out []finding
+	named := map[string]bool{}
+	resolve := func(r config.CredentialRef) string {
+		if filepath.IsAbs(r.Name) {
+			return filepath.Clean(r.Name)
+		}
+		return filepath.Join(dir, r.Folder, r.Name)
+	}
+	for _, r := range cfg.CredentialRefs() {
+		path := resolve(r)
+		named[path] = true
+		if err := credentials.CheckFile(r.Folder, path, r.Name, cfg.Secrets.Passphrase(r.Folder, r.Name)); err != nil {
+			out = append(out, finding{r.File, r.Line, "error", fmt.Sprintf("%s = %s: %s: %s", r.Setting, r.Name, path, fileProblem(err))})
+		}
+	}
+	for _, e := range folderErrs {
+		var fe *credentials.FileError
+		if !errors.As(e, &fe) {
+			out = append(out, finding{dir, 0, "error", e.Error()})
+			continue
+		}
+		if !named[filepath.Clean(fe.Path)] {
+			out = append(out, finding{fe.Path, 0, "error", fileProblem(fe.Err) + " (goipsec skips this file and loads the others)"})
+		}
+	}
+	for _, c := range cfg.Connections {
+		if c.Local.Method != config.AuthPubkey {
+			continue
+		}
+		for _, r := range c.Local.Refs {
+			var pub crypto.PublicKey
+			switch r.Folder {
+			case "x509":
+				if cs, err := credentials.LoadCertFile(resolve(r)); err == nil {
+					pub = cs[0].PublicKey
+				}
+			case "pubkey":
+				if data, err := credentials.ReadFile(resolve(r)); err == nil {
+					pub, _, _ = credentials.ParsePublicKey(data)
+				}
+			}
+			if pub == nil {
+				continue // reported above
+			}
+			if _, ok := st.PrivateKeyFor(pub); !ok {
+				out = append(out, finding{r.File, r.Line, "warning", fmt.Sprintf("%s = %s: no private key for it in private/, rsa/, ecdsa/, pkcs8/ or pkcs12/ next to %s: "+
+					"IKE_AUTH will fail unless one is loaded over VICI (swanctl --load-creds)", r.Setting, r.Name, cfg.Files[0])})
+			}
+		}
+	}
+	return out
+}
+
+// fileProblem says what is wrong with a credential file, without repeating its path.
+func fileProblem(err error) string {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

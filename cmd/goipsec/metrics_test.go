@@ -116,7 +116,16 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("SPI labels on the page:\n%s", before)
 	}
 	metricValue(t, before, "goipsec_build_info", `version=`)
-	metricValue(t, before, "process_resident_memory_bytes", "")
+	if v := metricValue(t, before, "process_resident_memory_bytes", ""); v < 1<<20 {
+		t.Fatalf("process_resident_memory_bytes = %v", v)
+	}
+	// The Go collector: the daemon runs goroutines and has a heap.
+	if v := metricValue(t, before, "go_goroutines", ""); v < 2 {
+		t.Fatalf("go_goroutines = %v", v)
+	}
+	if v := metricValue(t, before, "go_memstats_heap_alloc_bytes", ""); v <= 0 {
+		t.Fatalf("go_memstats_heap_alloc_bytes = %v", v)
+	}
 	if v := metricValue(t, before, "goipsec_ike_handshake_seconds_count", ""); v != 1 {
 		t.Fatalf("handshake histogram count = %v", v)
 	}

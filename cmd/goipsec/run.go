@@ -73,12 +73,17 @@ type runOptions struct {
 	pprof        string
 }
 
+// logQueue is how many log records may wait for a slow output before records are dropped.
+const logQueue = 16384
+
 func newLogs(w io.Writer, l config.Log, h slog.Handler) *logging.Hub {
 	levels := map[string]slog.Level{}
 	for sub, lv := range l.Subsystems {
 		levels[sub] = logging.ParseLevel(lv)
 	}
-	return logging.New(logging.Options{Out: w, Format: l.Format, Level: logging.ParseLevel(l.Level), Levels: levels, Handler: h})
+	// The output is asynchronous: a stalled stderr or journal must not stall an IKE SA that logs.
+	return logging.New(logging.Options{Out: w, Format: l.Format, Level: logging.ParseLevel(l.Level), Levels: levels, Handler: h,
+		Queue: logQueue})
 }
 
 // journalHandler returns a journald handler when the daemon's stderr is the journal (started by
@@ -110,6 +115,7 @@ func runDaemon(ctx context.Context, opts runOptions) error {
 		return err
 	}
 	logs := newLogs(opts.logOut, cfg.Daemon.Log, journalHandler(opts.logOut, cfg.Daemon.Log.Format))
+	defer logs.Close()
 	log := logs.Logger("cfg")
 	tuneGC(ctx, log)
 	if opts.pprof != "" {

@@ -33,11 +33,7 @@ func (s *Service) certCommands(r *vici.Registry) {
 	r.Handle("list-certs", s.listCerts)
 	r.Handle("flush-certs", s.flushCerts)
 	r.Handle("clear-creds", func(ctx context.Context, req *vici.Message, es vici.EventStreamer) (*vici.Message, error) {
-		st := s.d.Credentials()
-		st.FlushCerts(-1)
-		for _, k := range st.Keys() {
-			st.RemoveKey(k.ID)
-		}
+		s.d.Credentials().Clear()
 		return s.clearCreds(ctx, req, es)
 	})
 }
@@ -214,15 +210,25 @@ func subjectMatches(c *x509.Certificate, subject string) bool {
 	return credentials.CertHasIdentity(c, credentials.Identity{Type: credentials.IDFQDN, Data: []byte(subject)})
 }
 
-// viciFlushCerts empties the volatile caches, as strongSwan's flush-certs does: fetched CRLs and
-// OCSP responses (loaded certificates stay; clear-creds removes those).
+// flushCaches maps flush-certs' type (strongSwan's certificate type names, or the swanctl folder
+// names vici_cert_info.c accepts) to the store's caches: strongSwan's cache holds verified
+// certificates (our verified chains), fetched CRLs and OCSP responses; attribute certificates and
+// raw public keys are never cached.
+var flushCaches = map[string]credentials.Caches{
+	"": credentials.AllCaches, "ANY": credentials.AllCaches,
+	"X509": credentials.CachedChains, "X509CA": credentials.CachedChains, "X509AA": credentials.CachedChains, "X509OCSP": credentials.CachedChains,
+	"X509_CRL": credentials.CachedCRLs, "X509CRL": credentials.CachedCRLs, "OCSP_RESPONSE": credentials.CachedOCSP,
+	"X509_AC": 0, "X509AC": 0, "PUBKEY": 0,
+}
+
+// flushCerts empties the caches of fetched and verified credentials, as strongSwan's flush-certs
+// does; loaded certificates stay (clear-creds removes those).
 func (s *Service) flushCerts(_ context.Context, req *vici.Message, _ vici.EventStreamer) (*vici.Message, error) {
-	switch t := strings.ToUpper(req.Get("type")); t {
-	case "", "ANY", "X509", "X509_CRL", "OCSP_RESPONSE":
-	default:
-		return nil, fmt.Errorf("flush-certs: unknown type %q", req.Get("type"))
+	c, ok := flushCaches[strings.ToUpper(req.Get("type"))]
+	if !ok {
+		return nil, fmt.Errorf("flush-certs: invalid certificate type %q (expected X509, X509_AC, X509_CRL, OCSP_RESPONSE, PUBKEY or ANY)", req.Get("type"))
 	}
-	s.d.Credentials().FlushCaches()
+	s.d.Credentials().FlushCaches(c)
 	return success(), nil
 }
 

@@ -43,6 +43,8 @@ func swanNames(p proposal.Proposal) (encr, keysize, integ, prf, dh string) {
 				encr = "AES_CTR"
 			case proposal.EncrAESCBC:
 				encr = "AES_CBC"
+			case proposal.Encr3DES:
+				encr = "3DES_CBC"
 			case proposal.EncrChaCha20Poly1305:
 				encr = "CHACHA20_POLY1305"
 			case proposal.EncrNull:
@@ -57,7 +59,8 @@ func swanNames(p proposal.Proposal) (encr, keysize, integ, prf, dh string) {
 			}
 		case proposal.TypeIntegrity:
 			integ = map[uint16]string{proposal.IntegHMACSHA2256128: "HMAC_SHA2_256_128", proposal.IntegHMACSHA2384192: "HMAC_SHA2_384_192",
-				proposal.IntegHMACSHA2512256: "HMAC_SHA2_512_256", proposal.IntegAESXCBC96: "AES_XCBC_96", proposal.IntegAESCMAC96: "AES_CMAC_96"}[t.ID]
+				proposal.IntegHMACSHA2512256: "HMAC_SHA2_512_256", proposal.IntegAESXCBC96: "AES_XCBC_96", proposal.IntegAESCMAC96: "AES_CMAC_96",
+				proposal.IntegHMACSHA196: "HMAC_SHA1_96"}[t.ID]
 		case proposal.TypePRF:
 			prf = map[uint16]string{proposal.PRFHMACSHA2256: "PRF_HMAC_SHA2_256", proposal.PRFHMACSHA2384: "PRF_HMAC_SHA2_384",
 				proposal.PRFHMACSHA2512: "PRF_HMAC_SHA2_512"}[t.ID]
@@ -82,7 +85,7 @@ func tsStrings(list []ts.Selector) []string {
 
 // ikeSAMessage fills a list-sa style section for one IKE SA (without child-sas).
 func ikeSAMessage(m *vici.Message, sa engine.SAInfo, uniqueID int) {
-	m.Set("uniqueid", strconv.Itoa(uniqueID)).Set("version", "2").Set("state", sa.State.String())
+	m.Set("uniqueid", strconv.Itoa(uniqueID)).Set("version", ikeVersion(sa.Version)).Set("state", sa.State.String())
 	m.Set("local-host", sa.Local.Addr().String()).Set("local-port", strconv.Itoa(int(sa.Local.Port()))).Set("local-id", sa.LocalID)
 	m.Set("remote-host", sa.Remote.Addr().String()).Set("remote-port", strconv.Itoa(int(sa.Remote.Port()))).Set("remote-id", sa.RemoteID)
 	if sa.Initiator {
@@ -237,14 +240,45 @@ func (s *Service) controlLog(stream vici.EventStreamer, conn string, fn func()) 
 		fn()
 		return
 	}
+	// The subscriber runs in the logging IKE SA's owner, which must never wait for a client: it
+	// only queues (dropping what does not fit), and this command's goroutine streams.
+	records := make(chan logging.Record, 256)
 	cancel := s.d.SubscribeLog(slog.LevelInfo, nil, func(r logging.Record) {
 		if r.Subsys != "ike" || !strings.Contains(r.Attrs, "conn="+conn) {
 			return
 		}
-		stream.Stream("control-log", vici.NewMessage().Set("group", "IKE").Set("level", "1").Set("ikesa-name", conn).Set("msg", recordText(r)))
+		select {
+		case records <- r:
+		default:
+		}
 	})
-	defer cancel()
+	send := func(r logging.Record) {
+		stream.Stream("control-log", vici.NewMessage().Set("group", "IKE").Set("level", "1").Set("ikesa-name", conn).Set("msg", recordText(r)))
+	}
+	// records is never closed: a record being published as cancel runs may still arrive.
+	done, streamed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(streamed)
+		for {
+			select {
+			case r := <-records:
+				send(r)
+			case <-done:
+				for {
+					select {
+					case r := <-records:
+						send(r)
+					default:
+						return
+					}
+				}
+			}
+		}
+	}()
 	fn()
+	cancel()
+	close(done)
+	<-streamed
 }
 
 // timeoutOf reads VICI's timeout (milliseconds; negative: do not wait; absent or 0: wait for the
@@ -441,4 +475,12 @@ func (s *Service) rekey(_ context.Context, req *vici.Message, _ vici.EventStream
 		return vici.NewMessage().Set("success", "yes").Set("matches", strconv.Itoa(n)), nil
 	}
 	return nil, errors.New("rekey needs ike or child")
+}
+
+// ikeVersion is the "version" of list-sas: "1" for an IKEv1 SA, "2" otherwise.
+func ikeVersion(v int) string {
+	if v == 1 {
+		return "1"
+	}
+	return "2"
 }

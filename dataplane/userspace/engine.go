@@ -658,8 +658,8 @@ func (e *Engine) InstallPolicy(p dataplane.PolicyParams) (dataplane.PolicyID, er
 	id := dataplane.PolicyID(e.nextPolicy.Add(1))
 	pol := &policy{params: p, rank: dataplane.RankOf(id, &p), prefixes: remotePrefixes(&p)}
 	// Routes are netlink requests: made before taking the engine's lock.
-	if p.Route && p.Action == dataplane.Protect && e.routes != nil {
-		if err := e.routes.add(p.Local, pol.routePrefixes()); err != nil {
+	if p.Route && (p.Action == dataplane.Protect || p.Action == dataplane.Deliver) && e.routes != nil {
+		if err := e.routes.add(p.Local, pol.routePrefixes(), p.RouteMTU); err != nil {
 			return 0, fmt.Errorf("policy %s: %w", p.Name, err)
 		}
 	}
@@ -831,7 +831,7 @@ func (e *Engine) DeletePolicy(id dataplane.PolicyID) error {
 		e.unlinkLocked(pol)
 	}
 	e.mu.Unlock()
-	if pol.params.Route && pol.params.Action == dataplane.Protect && e.routes != nil {
+	if pol.params.Route && (pol.params.Action == dataplane.Protect || pol.params.Action == dataplane.Deliver) && e.routes != nil {
 		return e.routes.remove(pol.routePrefixes())
 	}
 	return nil
@@ -955,3 +955,15 @@ func (e *Engine) expire(sa *saState, hard bool, why string) {
 }
 
 var _ dataplane.Backend = (*Engine)(nil)
+
+// Inject implements dataplane.Injector: the packet is written to the TUN device (behind an
+// all-zero virtio-net header: no offload), so the host receives it as if it had come through a
+// tunnel. A TUN write is one syscall per packet, safe beside the pipelines' own writes.
+func (e *Engine) Inject(pkt []byte) error {
+	if e.tun == nil || len(e.tun.queues) == 0 {
+		return errors.New("no TUN device")
+	}
+	var hdr [vnetHdrLen]byte
+	iov := make([]unix.Iovec, 0, 2)
+	return e.tun.queues[0].writev([][]byte{hdr[:], pkt}, &iov)
+}

@@ -87,13 +87,14 @@ func newRouteTable(cfg Config, tunName string) (*routeTable, error) {
 }
 
 // add routes prefixes (a policy's remote selectors) to the TUN device, with a preferred source
-// inside the local selectors. Routes are counted: policies may share a prefix.
-func (rt *routeTable) add(local []ts.Selector, prefixes []netip.Prefix) error {
+// inside the local selectors and, when mtu is set, a route MTU below the device's. Routes are
+// counted: policies may share a prefix.
+func (rt *routeTable) add(local []ts.Selector, prefixes []netip.Prefix, mtu int) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	for i, pfx := range prefixes {
 		if rt.refs[pfx] == 0 {
-			r := &netlink.Route{LinkIndex: rt.tunIndex, Dst: prefixToIPNet(pfx), Table: rt.table, Scope: netlink.SCOPE_LINK}
+			r := &netlink.Route{LinkIndex: rt.tunIndex, Dst: prefixToIPNet(pfx), Table: rt.table, Scope: netlink.SCOPE_LINK, MTU: mtu}
 			if src := rt.sourceFor(local, pfx.Addr().Is6()); src.IsValid() {
 				r.Src = src.AsSlice()
 			}

@@ -313,6 +313,9 @@ func (p *txPipeline) handle(n int) {
 	case dataplane.Bypass:
 		p.bypass(&s)
 		return
+	case dataplane.Deliver:
+		p.deliver(pol, &s)
+		return
 	}
 	sa := pol.sa.Load()
 	if sa == nil || !sa.hold() {
@@ -464,6 +467,24 @@ func (p *txPipeline) bypass(s *superPkt) {
 	}
 	b.end = p.off
 	p.blocks = append(p.blocks, b)
+}
+
+// deliver hands a packet of a Deliver policy (an L2TP/PPP client's address) to its handler, one
+// segment at a time: the handler gets whole IP packets, never a GSO super-packet.
+func (p *txPipeline) deliver(pol *policy, s *superPkt) {
+	fn := pol.params.Deliver
+	if fn == nil {
+		return
+	}
+	if s.gsoSize == 0 {
+		fn(s.pkt)
+		return
+	}
+	buf := make([]byte, s.segLen(0)+slotExtra)
+	for i := range s.nseg {
+		n := s.build(buf, i, true)
+		fn(buf[:n])
+	}
 }
 
 // flush sends the queued blocks and resets the arena.

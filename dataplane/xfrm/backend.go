@@ -231,6 +231,9 @@ func algorithms(p dataplane.SAParams, st *state) error {
 		st.aead = &algo{name: "rfc7539esp(chacha20,poly1305)", key: p.EncKey, icvBits: 128}
 	case p.Encryption == esp.EncrAESCBC:
 		st.crypt = &algo{name: "cbc(aes)", key: p.EncKey}
+	case p.Encryption == esp.Encr3DES:
+		// Legacy (RFC 2451), only from IKEv1 connections with weak_algorithms = yes.
+		st.crypt = &algo{name: "cbc(des3_ede)", key: p.EncKey}
 	case p.Encryption == esp.EncrNULL:
 		st.crypt = &algo{name: "ecb(cipher_null)"}
 	default:
@@ -245,6 +248,9 @@ func algorithms(p dataplane.SAParams, st *state) error {
 		st.auth = &algo{name: "xcbc(aes)", key: p.IntegKey, icvBits: 96}
 	case esp.IntegAESCMAC96:
 		st.auth = &algo{name: "cmac(aes)", key: p.IntegKey, icvBits: 96}
+	case esp.IntegHMACSHA1_96:
+		// Legacy (RFC 2404), only from IKEv1 connections with weak_algorithms = yes.
+		st.auth = &algo{name: "hmac(sha1)", key: p.IntegKey, icvBits: 96}
 	case esp.IntegHMACSHA2_256_128:
 		st.auth = &algo{name: "hmac(sha256)", key: p.IntegKey, icvBits: 128}
 	case esp.IntegHMACSHA2_384_192:

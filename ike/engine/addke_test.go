@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"sync"
@@ -256,5 +257,108 @@ func TestFollowupKE(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// keyRecorder collects the IKE keys a host's engine reports (Config.KeyLog), in order.
+type keyRecorder struct {
+	mu   sync.Mutex
+	keys []ike.KeysDerived
+}
+
+func (r *keyRecorder) options() enginetest.HostOptions {
+	return enginetest.HostOptions{Modify: func(c *engine.Config) {
+		c.KeyLog = true
+		c.Events.Keys = func(k ike.KeysDerived) { r.mu.Lock(); r.keys = append(r.keys, k); r.mu.Unlock() }
+	}}
+}
+
+func (r *keyRecorder) all() []ike.KeysDerived {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]ike.KeysDerived(nil), r.keys...)
+}
+
+// TestSevenAdditionalKeyExchanges: the most RFC 9370 allows — ADDKE1 to ADDKE7, each a different
+// method (RFC 9370 §2.2.1: no method twice) — run in seven IKE_INTERMEDIATE exchanges. After
+// IKE_SA_INIT and after each of them both sides derive the same SK_d, SK_a, SK_e and SK_p (RFC
+// 9370 §2.2.2), every step changes them, AUTH verifies over all seven (RFC 9242 §3.3), and the
+// Child SA carries traffic both ways; an IKE SA rekey repeats the seven in IKE_FOLLOWUP_KE.
+func TestSevenAdditionalKeyExchanges(t *testing.T) {
+	const prop = "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke2_mlkem1024-ke3_ecp256-ke4_ecp384-ke5_ecp521-ke6_modp2048-ke7_modp3072"
+	var ka, kb keyRecorder
+	p, l := pqPair(t, prop, prop, "aes256gcm16", "aes256gcm16", &pairOptions{a: ka.options(), b: kb.options()})
+	p.up(t)
+	if n, m := l.count(wire.ExchangeIKEIntermediate, false), l.count(wire.ExchangeIKEIntermediate, true); n != 7 || m != 7 {
+		t.Fatalf("%d IKE_INTERMEDIATE requests and %d responses, want 7 each", n, m)
+	}
+	for _, h := range []*enginetest.Host{p.a, p.b} {
+		if got := proposalOf(t, h); got != prop {
+			t.Errorf("%s negotiated %s", h.Name, got)
+		}
+	}
+	a, b := ka.all(), kb.all()
+	if len(a) != 8 || len(b) != 8 {
+		t.Fatalf("keys derived %d and %d times, want 8 (IKE_SA_INIT and seven IKE_INTERMEDIATE)", len(a), len(b))
+	}
+	seen := map[string]bool{}
+	for i := range a {
+		x, y := a[i], b[i]
+		for _, f := range []struct {
+			name string
+			x, y []byte
+		}{{"SK_d", x.SKd, y.SKd}, {"SK_ai", x.SKai, y.SKai}, {"SK_ar", x.SKar, y.SKar}, {"SK_ei", x.SKei, y.SKei},
+			{"SK_er", x.SKer, y.SKer}, {"SK_pi", x.SKpi, y.SKpi}, {"SK_pr", x.SKpr, y.SKpr}} {
+			// SK_ai and SK_ar are empty with AES-GCM (RFC 5282 §7); the others never are.
+			if (len(f.x) == 0 && !strings.HasPrefix(f.name, "SK_a")) || !bytes.Equal(f.x, f.y) {
+				t.Fatalf("step %d: %s differs between initiator and responder", i, f.name)
+			}
+		}
+		if seen[string(x.SKd)] {
+			t.Fatalf("step %d did not change SK_d", i)
+		}
+		seen[string(x.SKd)] = true
+	}
+	p.traffic(time.Second)
+
+	// The IKE SA rekey runs the seven again, in IKE_FOLLOWUP_KE (RFC 9370 §2.2.4), and the new IKE
+	// SA's last keys agree too.
+	l.reset()
+	if !p.a.Engine.RekeyIKE("a") {
+		t.Fatal("RekeyIKE found nothing")
+	}
+	p.traffic(3 * time.Second)
+	if n := l.count(wire.ExchangeIKEFollowupKE, true); n != 7 {
+		t.Fatalf("IKE SA rekey: %d IKE_FOLLOWUP_KE exchanges, want 7", n)
+	}
+	if len(p.a.Rekeyed()) != 1 || len(p.b.Rekeyed()) != 1 {
+		t.Fatalf("IKE SA rekeyed %d/%d times; failures A %v B %v", len(p.a.Rekeyed()), len(p.b.Rekeyed()), p.a.Failures(false), p.b.Failures(false))
+	}
+	a, b = ka.all(), kb.all()
+	if x, y := a[len(a)-1], b[len(b)-1]; len(a) <= 8 || !bytes.Equal(x.SKd, y.SKd) || !bytes.Equal(x.SKei, y.SKei) || seen[string(x.SKd)] {
+		t.Fatalf("after the rekey (%d/%d key reports) the new IKE SA's keys differ or are old ones", len(a), len(b))
+	}
+	noLoss(t, p)
+}
+
+// TestInvalidKEIsAStep: a responder that wants another group answers INVALID_KE_PAYLOAD and the
+// initiator retries with it. That is how IKEv2 negotiates groups, not a failure: neither side
+// reports a failed negotiation (the daemon logs such steps at INFO, failures at WARN).
+func TestInvalidKEIsAStep(t *testing.T) {
+	p, l := pqPair(t, "aes256gcm16-prfsha256-x25519-ecp256", "aes256gcm16-prfsha256-ecp256", "aes256gcm16", "aes256gcm16", nil)
+	p.up(t)
+	if n := l.count(wire.ExchangeIKESAInit, false); n != 2 {
+		t.Errorf("%d IKE_SA_INIT requests, want 2 (one INVALID_KE_PAYLOAD round trip)", n)
+	}
+	if got := proposalOf(t, p.a); got != "aes256gcm16-prfsha256-ecp256" {
+		t.Errorf("negotiated %s", got)
+	}
+	for _, h := range []*enginetest.Host{p.a, p.b} {
+		if f := h.Failures(false); len(f) != 0 {
+			t.Errorf("%s reports failures for a normal INVALID_KE_PAYLOAD retry: %q", h.Name, f)
+		}
+		if f := h.Failures(true); len(f) != 1 || !strings.Contains(f[0], "group") {
+			t.Errorf("%s reports steps %q, want the one group change", h.Name, f)
+		}
 	}
 }

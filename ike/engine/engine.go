@@ -442,7 +442,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 			out = append(out, sendEffect{local: local, remote: remote, msgs: [][]byte{resp}, tcp: tcp})
 		}
 		if err != nil {
-			retry := ike.ReasonOf(err) == ike.ReasonNone
+			retry := ike.IsStep(err)
 			if !retry {
 				e.stats.handshakesFailed.Add(1)
 			}
@@ -758,7 +758,9 @@ func (e *Engine) allSettled() bool {
 
 // SAInfo is a snapshot of an IKE SA for status listings, safe to read after the engine moves on.
 type SAInfo struct {
-	Name          string
+	Name string
+	// Version is the IKE version: 0 or 2 for IKEv2, 1 for an ISAKMP SA of the IKEv1 engine.
+	Version       int
 	SPIi, SPIr    uint64
 	Initiator     bool
 	State         ike.State

@@ -103,7 +103,10 @@ type modpKE struct {
 }
 
 func newMODP(group uint16, rand io.Reader) (*modpKE, error) {
-	params := modpGroups[group]
+	return newMODPParams(group, modpGroups[group], rand)
+}
+
+func newMODPParams(group uint16, params modpGroup, rand io.Reader) (*modpKE, error) {
 	raw := make([]byte, params.expSize)
 	defer clear(raw)
 	x := new(big.Int)

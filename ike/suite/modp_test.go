@@ -1,6 +1,8 @@
 package suite
 
 import (
+	"bytes"
+	"encoding/hex"
 	"math/big"
 	"testing"
 )
@@ -44,6 +46,7 @@ func TestMODPPrimes(t *testing.T) {
 		bits  uint
 		k     int64
 	}{
+		{MODP_1024, 1024, 129093},  // RFC 2409 §6.2 (legacy, IKEv1 only)
 		{MODP_2048, 2048, 124476},  // RFC 3526 §3
 		{MODP_3072, 3072, 1690314}, // RFC 3526 §4
 		{MODP_4096, 4096, 240904},  // RFC 3526 §5
@@ -57,6 +60,9 @@ func TestMODPPrimes(t *testing.T) {
 		want.Sub(want, big.NewInt(1))
 
 		g := modpGroups[c.group]
+		if c.group == MODP_1024 {
+			g = modp1024
+		}
 		if g.prime.Cmp(want) != 0 {
 			t.Errorf("group %d: transcribed prime differs from the RFC 3526 formula", c.group)
 			continue
@@ -74,8 +80,40 @@ func TestMODPPrimes(t *testing.T) {
 		if new(big.Int).Exp(big.NewInt(modpGenerator), q, g.prime).Cmp(big.NewInt(1)) != 0 {
 			t.Errorf("group %d: 2 does not generate the order-q subgroup", c.group)
 		}
-		if n, _ := PublicValueSize(c.group, true); n != g.size {
+		if n, _ := LegacyPublicValueSize(c.group); n != g.size {
 			t.Errorf("group %d: PublicValueSize = %d", c.group, n)
 		}
+	}
+}
+
+// TestLegacyOnlyOnRequest: the weak algorithms are made only by the Legacy constructors.
+func TestLegacyOnlyOnRequest(t *testing.T) {
+	if _, err := NewKeyExchange(MODP_1024, nil); err == nil {
+		t.Error("NewKeyExchange made MODP1024")
+	}
+	if _, err := NewPRF(PRF_HMAC_SHA1); err == nil {
+		t.Error("NewPRF made HMAC-SHA-1")
+	}
+	a, err := NewLegacyKeyExchange(MODP_1024, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewLegacyKeyExchange(MODP_1024, nil)
+	s1, err := a.SharedSecret(b.PublicValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s2, err := b.Respond(a.PublicValue())
+	if err != nil || !bytes.Equal(s1, s2) || len(s1) != 128 {
+		t.Fatalf("MODP1024 secrets differ or have the wrong size (%d): %v", len(s1), err)
+	}
+	// RFC 2202 §3 test case 1: HMAC-SHA-1 with key 0x0b*20 and data "Hi There".
+	p, err := NewLegacyPRF(PRF_HMAC_SHA1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Compute(bytes.Repeat([]byte{0x0b}, 20), []byte("Hi There"))
+	if hex.EncodeToString(got) != "b617318655057264e28bc0b6fb378c8ef146be00" {
+		t.Fatalf("HMAC-SHA-1 = %x", got)
 	}
 }

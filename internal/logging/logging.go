@@ -25,6 +25,10 @@ type Options struct {
 	// Handler, when set, receives the records instead of a text or JSON handler on Out (the
 	// journal under systemd). It must let every level through: Hub decides per subsystem.
 	Handler slog.Handler
+	// Queue, when positive, makes the output asynchronous with room for that many records
+	// (async.go): a stalled output then drops records instead of stalling the loggers. Close
+	// writes out what is queued.
+	Queue int
 }
 
 // Record is a log record as delivered to subscribers.
@@ -39,6 +43,7 @@ type Record struct {
 // Hub owns the output and the subscribers.
 type Hub struct {
 	out    slog.Handler
+	async  *asyncQueue // nil: the output is written synchronously
 	level  slog.Level
 	levels map[string]slog.Level
 
@@ -74,8 +79,20 @@ func New(opts Options) *Hub {
 		out = slog.NewTextHandler(opts.Out, hopts)
 	}
 	h := &Hub{out: out, level: opts.Level, levels: opts.Levels, subs: map[int]subscriber{}}
+	if opts.Queue > 0 {
+		a := newAsync(out, opts.Queue)
+		h.out, h.async = a, a.q
+	}
 	h.minSub.Store(noSubscriber)
 	return h
+}
+
+// Close writes out the records still queued (waiting at most two seconds for a stalled output);
+// records logged afterwards are written synchronously. Without Options.Queue it does nothing.
+func (h *Hub) Close() {
+	if h.async != nil {
+		h.async.close(2 * time.Second)
+	}
 }
 
 // Logger returns the logger of a subsystem.

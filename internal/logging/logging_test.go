@@ -3,9 +3,12 @@ package logging
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestLevelsPerSubsystem(t *testing.T) {
@@ -66,5 +69,68 @@ func TestSubscribeWhileInactiveFormatsNothing(t *testing.T) {
 	l.Debug("seen")
 	if len(got) != 1 || got[0].Msg != "seen" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+// stalledWriter blocks every Write until released, then records what was written.
+type stalledWriter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	buf     bytes.Buffer
+}
+
+func (w *stalledWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// TestAsyncOutputNeverBlocks: with a queue, a stalled output does not stall the loggers; what
+// does not fit is dropped and counted in the next line written; Close writes the rest in order.
+func TestAsyncOutputNeverBlocks(t *testing.T) {
+	w := &stalledWriter{release: make(chan struct{})}
+	h := New(Options{Out: w, Level: slog.LevelInfo, Queue: 4})
+	l := h.Logger("ike").With("conn", "home")
+	done := make(chan struct{})
+	go func() {
+		for i := range 100 {
+			l.Info("record", "i", i)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("logging blocked on a stalled output")
+	}
+	close(w.release)
+	h.Close()
+	l.Info("after close")
+	out := w.buf.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	// At most the queue plus the record the writer held when it stalled got through, then the
+	// drop report, then the line logged after Close.
+	if !strings.Contains(out, "log output too slow") || !strings.Contains(lines[len(lines)-1], "after close") {
+		t.Fatalf("output:\n%s", out)
+	}
+	var kept, dropped int
+	for _, ln := range lines {
+		switch {
+		case strings.Contains(ln, "msg=record"):
+			kept++
+			if !strings.Contains(ln, "subsys=ike") || !strings.Contains(ln, "conn=home") {
+				t.Errorf("record lost its attributes: %s", ln)
+			}
+		case strings.Contains(ln, "log output too slow"):
+			var n int
+			if _, err := fmt.Sscanf(ln[strings.Index(ln, "dropped="):], "dropped=%d", &n); err != nil {
+				t.Fatalf("drop report: %s", ln)
+			}
+			dropped += n
+		}
+	}
+	if kept+dropped != 100 || kept > 6 {
+		t.Fatalf("%d records written and %d reported dropped, want 100 in all and at most 6 written", kept, dropped)
 	}
 }

@@ -2,6 +2,8 @@ package interop
 
 import (
 	"bufio"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -232,9 +234,24 @@ func TestStrongSwanCertificates(t *testing.T) {
 	}
 }
 
-// TestStrongSwanCertificateChain: charon's certificate is issued by an intermediate CA, which only
-// charon holds and sends in a CERT payload; goipsec trusts the root and builds the chain.
+// TestStrongSwanCertificateChain: each side's certificate is issued by an intermediate CA that
+// only that side holds and sends in a CERT payload (goipsec's in x509/, charon's in its x509ca/);
+// each side trusts the other's root only and builds the chain through the intermediate it
+// received. Both roles.
 func TestStrongSwanCertificateChain(t *testing.T) {
+	for _, goipsecInitiates := range []bool{true, false} {
+		t.Run(roleName(goipsecInitiates), func(t *testing.T) { testCertificateChain(t, goipsecInitiates) })
+	}
+}
+
+func roleName(goipsecInitiates bool) string {
+	if goipsecInitiates {
+		return "goipsec-initiator"
+	}
+	return "goipsec-responder"
+}
+
+func testCertificateChain(t *testing.T, goipsecInitiates bool) {
 	cs := newCertSetup(t, "ecdsa", "ecdsa 256")
 	tmp := func(n string) string { return filepath.Join(cs.tmp, n) }
 	writeFile(t, cs.tmp, "inter.key", runTool(t, "pki", "--gen", "--type", "ecdsa", "--size", "256", "--outform", "pem"))
@@ -247,18 +264,39 @@ func TestStrongSwanCertificateChain(t *testing.T) {
 		"--dn", "C=CH, O=strongSwan test, CN="+sunID, "--san", sunID, "--flag", "serverAuth", "--outform", "pem")
 	cs.swanFiles["x509/sun.pem"] = sun
 	cs.swanFiles["x509ca/inter.pem"] = inter
+	// goipsec's intermediate, made by goipsec pki, lies in x509/ (sent, not trusted) and is not
+	// among charon's files.
+	const gInterDN = "C=CH, O=goipsec test, CN=goipsec Intermediate CA"
+	gbin := goipsecBinary(t)
+	runTool(t, gbin, "pki", "key", "--type", "ecdsa", "--out", tmp("ginter.key"))
+	runTool(t, gbin, "pki", "issue", "--ca", "--cacert", tmp("gca.pem"), "--cakey", tmp("gca.key"), "--key", tmp("ginter.key"), "--dn", gInterDN, "--out", tmp("ginter.pem"))
+	ginter, _ := os.ReadFile(tmp("ginter.pem"))
+	writeFile(t, cs.gdir, "x509/goipsec-inter.pem", ginter)
+	writeFile(t, cs.gdir, "x509/moon.pem", runTool(t, gbin, "pki", "issue", "--cacert", tmp("ginter.pem"), "--cakey", tmp("ginter.key"),
+		"--key", filepath.Join(cs.gdir, "private", "moon.key"), "--dn", "C=CH, O=goipsec test, CN="+moonID, "--san", moonID, "--flag", "serverAuth", "--flag", "clientAuth"))
 
 	_, left, right := setup(t)
 	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: certSwanConf("pubkey", "pubkey", moonID), Files: cs.swanFiles})
-	conf := certGoipsecConf("pubkey", "pubkey", sunID, "      cacerts = strongswan-ca.pem\n", true)
+	conf := certGoipsecConf("pubkey", "pubkey", sunID, "      cacerts = strongswan-ca.pem\n", goipsecInitiates)
 	conf = strings.Replace(conf, "daemon {\n", "daemon {\n  metrics_listen = 127.0.0.1:9464\n", 1)
 	g := startGoipsecIn(t, left, cs.gdir, conf)
+	if !goipsecInitiates {
+		c.Initiate(t, "net")
+	}
 	c.WaitEstablished(t, "gt", 30*time.Second)
 	g.waitLog(t, "Child SA established", 10*time.Second)
 	if ok, out := left.Ping(t, rightInner4, 2); !ok {
 		t.Fatalf("ping through the tunnel:\n%s", out)
 	}
-
+	// charon got goipsec's intermediate from goipsec's CERT payloads and used it.
+	for _, want := range []string{`received issuer cert "` + gInterDN + `"`, `using untrusted intermediate certificate "` + gInterDN + `"`} {
+		if !strings.Contains(c.Log(), want) {
+			t.Fatalf("charon's log lacks %q:\n%s", want, grepLines(c.Log(), "cert"))
+		}
+	}
+	if !goipsecInitiates {
+		return
+	}
 	// status, doctor and the expiry metric show our certificate and the peer's.
 	out, err := exec.Command(goipsecBinary(t), "status", "--socket", g.vici).CombinedOutput()
 	if err != nil {
@@ -330,8 +368,8 @@ func serveInNS(t *testing.T, ns *testnet.NS, addr string, files map[string][]byt
 }
 
 // TestStrongSwanCertificateRefusals: goipsec refuses charon's certificate and logs the cause in one
-// line: revoked (by a CRL fetched over HTTP from a server inside charon's namespace), expired, and
-// an identity other than the one configured.
+// line: revoked (by a CRL fetched over HTTP from a server inside charon's namespace), expired, an
+// identity that is not in the certificate, and an identity other than the one configured.
 func TestStrongSwanCertificateRefusals(t *testing.T) {
 	t.Run("revoked-crl-over-http", func(t *testing.T) {
 		crlURI := "http://" + rightOuter + ":8080/strongswan.crl"
@@ -366,6 +404,24 @@ func TestStrongSwanCertificateRefusals(t *testing.T) {
 			t.Fatalf("failure %q", why)
 		}
 	})
+	t.Run("identity-not-in-certificate", func(t *testing.T) {
+		// charon claims venus.example.org but authenticates with sun's certificate (subject and
+		// subjectAltName sun.example.org); goipsec, configured for venus, refuses the certificate.
+		cs := newCertSetup(t, "ecdsa", "ecdsa 256")
+		_, left, right := setup(t)
+		swanConf := strings.Replace(certSwanConf("pubkey", "pubkey", moonID), "id = "+sunID+"\n", "id = venus.example.org\n", 1)
+		c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: swanConf, Files: cs.swanFiles})
+		g := startGoipsecIn(t, left, cs.gdir, certGoipsecConf("pubkey", "pubkey", "venus.example.org", "", false))
+		c.SwanctlOutput("--initiate", "--child", "net", "--timeout", "10")
+		lines := g.waitLogCount(t, 1, 30*time.Second, "negotiation failed")
+		why := logAttr(lines[0], "why")
+		if want := `identity venus.example.org is not in the peer's certificate (it holds "C=CH, O=strongSwan test, CN=sun.example.org", sun.example.org)`; !strings.Contains(why, want) {
+			t.Fatalf("failure %q, want %q", why, want)
+		}
+		if !strings.Contains(c.Log(), "received AUTHENTICATION_FAILED notify error") {
+			t.Fatalf("charon was not told:\n%s", grepLines(c.Log(), "AUTH"))
+		}
+	})
 	t.Run("wrong-identity", func(t *testing.T) {
 		cs := newCertSetup(t, "ecdsa", "ecdsa 256")
 		_, left, right := setup(t)
@@ -380,9 +436,43 @@ func TestStrongSwanCertificateRefusals(t *testing.T) {
 	})
 }
 
+// TestStrongSwanCertificateEKU: extended key usages are not checked, by charon 5.9.8 nor by
+// goipsec (docs/certificates.md): both certificates carry OCSPSigning as their only extended key
+// usage (no serverAuth, clientAuth or ipsecIKE), and each side accepts the other's.
+func TestStrongSwanCertificateEKU(t *testing.T) {
+	cs := newCertSetup(t, "ecdsa", "ecdsa 256")
+	tmp := func(n string) string { return filepath.Join(cs.tmp, n) }
+	cs.swanFiles["x509/sun.pem"] = runTool(t, "pki", "--issue", "--cacert", tmp("sca.pem"), "--cakey", tmp("sca.key"), "--type", "pub", "--in", tmp("sun.pub"),
+		"--dn", "C=CH, O=strongSwan test, CN="+sunID, "--san", sunID, "--flag", "ocspSigning", "--outform", "pem")
+	moon := runTool(t, goipsecBinary(t), "pki", "issue", "--cacert", tmp("gca.pem"), "--cakey", tmp("gca.key"), "--key", filepath.Join(cs.gdir, "private", "moon.key"),
+		"--dn", "C=CH, O=goipsec test, CN="+moonID, "--san", moonID, "--flag", "ocspSigning")
+	writeFile(t, cs.gdir, "x509/moon.pem", moon)
+	for _, b := range [][]byte{moon, cs.swanFiles["x509/sun.pem"]} {
+		blk, _ := pem.Decode(b)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil || len(c.ExtKeyUsage) != 1 || c.ExtKeyUsage[0] != x509.ExtKeyUsageOCSPSigning || len(c.UnknownExtKeyUsage) != 0 {
+			t.Fatalf("certificate %q: EKU %v %v, want OCSPSigning only (%v)", c.Subject, c.ExtKeyUsage, c.UnknownExtKeyUsage, err)
+		}
+	}
+	_, left, right := setup(t)
+	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: certSwanConf("pubkey", "pubkey", moonID), Files: cs.swanFiles})
+	g := startGoipsecIn(t, left, cs.gdir, certGoipsecConf("pubkey", "pubkey", sunID, "", true))
+	c.WaitEstablished(t, "gt", 30*time.Second)
+	g.waitLog(t, "Child SA established", 10*time.Second)
+	if ok, out := left.Ping(t, rightInner4, 2); !ok {
+		t.Fatalf("ping through the tunnel:\n%s", out)
+	}
+}
+
 // TestStrongSwanRawPublicKeys: both sides authenticate with raw public keys (pubkeys =), no
-// certificates.
+// certificates. Both roles.
 func TestStrongSwanRawPublicKeys(t *testing.T) {
+	for _, goipsecInitiates := range []bool{true, false} {
+		t.Run(roleName(goipsecInitiates), func(t *testing.T) { testRawPublicKeys(t, goipsecInitiates) })
+	}
+}
+
+func testRawPublicKeys(t *testing.T, goipsecInitiates bool) {
 	testnet.Require(t, "pki")
 	g := goipsecBinary(t)
 	gdir := t.TempDir()
@@ -419,10 +509,13 @@ func TestStrongSwanRawPublicKeys(t *testing.T) {
   }
 }
 `, rightOuter, leftOuter, sunID, moonID, rightNet4, leftNet4)
-	conf := strings.Replace(certGoipsecConf("pubkey", "pubkey", sunID, "      pubkeys = sun.pub\n", true), "      certs = moon.pem\n", "      pubkeys = moon.pub\n", 1)
+	conf := strings.Replace(certGoipsecConf("pubkey", "pubkey", sunID, "      pubkeys = sun.pub\n", goipsecInitiates), "      certs = moon.pem\n", "      pubkeys = moon.pub\n", 1)
 	_, left, right := setup(t)
 	c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: swanConf, Files: map[string][]byte{"pubkey/moon.pub": moonPub, "pubkey/sun.pub": sunPub, "private/sun.key": sunKey}})
 	gp := startGoipsecIn(t, left, gdir, conf)
+	if !goipsecInitiates {
+		c.Initiate(t, "net")
+	}
 	c.WaitEstablished(t, "gt", 30*time.Second)
 	gp.waitLog(t, "Child SA established", 10*time.Second)
 	if own, peer := swanSchemes(c.Log()); own != "ED25519" || peer != "ED25519" {

@@ -33,7 +33,7 @@ func swanctlAt(t *testing.T, sock string, args ...string) string {
 // certificate-based configuration from `swanctl --load-all` (CA and end-entity certificates, a
 // private key swanctl decrypts with its secrets section, an authority, the connection with its
 // certificate inline), then charon connects to it; swanctl --list-certs and --list-authorities
-// show what was loaded.
+// show what was loaded; --flush-certs and --load-creds --clear reach goipsec's handlers.
 func TestSwanctlLoadAllCertificates(t *testing.T) {
 	cs := newCertSetup(t, "ecdsa", "ecdsa 256")
 	_, left, right := setup(t)
@@ -95,5 +95,39 @@ secrets {
 	out = swanctlAt(t, g.vici, "--list-authorities")
 	if !strings.Contains(out, "strongswan:") || !strings.Contains(out, "C=CH, O=strongSwan test, CN=strongSwan Root CA") || !strings.Contains(out, "http://"+rightOuter+":8080/strongswan.crl") {
 		t.Fatalf("swanctl --list-authorities:\n%s", out)
+	}
+
+	// flush-certs reaches goipsec's handler (swanctl prints its reply only with --raw); an
+	// unknown type is refused with goipsec's message.
+	for _, typ := range []string{"", "x509_crl", "ocsp_response", "x509"} {
+		args := []string{"--flush-certs", "--raw"}
+		if typ != "" {
+			args = append(args, "--type", typ)
+		}
+		if out := swanctlAt(t, g.vici, args...); !strings.Contains(out, "success=yes") {
+			t.Fatalf("swanctl %s:\n%s", strings.Join(args, " "), out)
+		}
+	}
+	if out := swanctlAt(t, g.vici, "--flush-certs", "--raw", "--type", "x509_bogus"); !strings.Contains(out, "success=no") || !strings.Contains(out, `invalid certificate type "x509_bogus"`) {
+		t.Fatalf("swanctl --flush-certs --type x509_bogus:\n%s", out)
+	}
+	if out := swanctlAt(t, g.vici, "--list-certs"); !strings.Contains(out, "CN=moon.example.org") {
+		t.Fatalf("flush-certs removed a loaded certificate:\n%s", out)
+	}
+	// --load-creds --clear sends clear-creds, then loads a folder with the CA certificates only:
+	// our certificate and key, loaded over VICI above, are gone; the authority stays.
+	caOnly := t.TempDir()
+	for _, rel := range []string{"x509ca/goipsec-ca.pem", "x509ca/strongswan-ca.pem"} {
+		b, _ := os.ReadFile(filepath.Join(swanDir, rel))
+		writeFile(t, caOnly, rel, b)
+	}
+	writeFile(t, caOnly, "swanctl.conf", []byte("secrets {\n}\n"))
+	swanctlAt(t, g.vici, "--load-creds", "--clear", "--noprompt", "--file", filepath.Join(caOnly, "swanctl.conf"))
+	out = swanctlAt(t, g.vici, "--list-certs")
+	if strings.Contains(out, "CN=moon.example.org") || strings.Contains(out, "has private key") || !strings.Contains(out, "CN=strongSwan Root CA") {
+		t.Fatalf("swanctl --list-certs after --load-creds --clear:\n%s", out)
+	}
+	if out := swanctlAt(t, g.vici, "--list-authorities"); !strings.Contains(out, "strongswan:") {
+		t.Fatalf("authority gone after clear-creds:\n%s", out)
 	}
 }

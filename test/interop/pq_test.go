@@ -3,6 +3,7 @@ package interop
 import (
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,13 @@ var pqCases = []struct {
 		"AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ECP_256", "AES_GCM_16-256/CURVE_25519/KE1_ECP_256", 1},
 	{"two", "aes256gcm16-prfsha384-ecp384-ke1_x25519-ke2_modp3072", "aes128gcm16-ecp256-ke1_x25519-ke2_modp3072",
 		"AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384/KE1_CURVE_25519/KE2_MODP_3072", "AES_GCM_16-128/ECP_256/KE1_CURVE_25519/KE2_MODP_3072", 2},
+	// Six is the most the two share: RFC 9370 §2.2.1 wants a different method in every round, and
+	// the methods common to goipsec and Debian's strongSwan 6.0.1 are these seven (no ML-KEM there,
+	// no X448 or Brainpool here).
+	{"six", "aes256gcm16-prfsha256-x25519-ke1_ecp256-ke2_ecp384-ke3_ecp521-ke4_modp2048-ke5_modp3072-ke6_modp4096",
+		"aes256gcm16-x25519-ke1_ecp256-ke2_ecp384-ke3_ecp521-ke4_modp2048-ke5_modp3072-ke6_modp4096",
+		"AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519/KE1_ECP_256/KE2_ECP_384/KE3_ECP_521/KE4_MODP_2048/KE5_MODP_3072/KE6_MODP_4096",
+		"AES_GCM_16-256/CURVE_25519/KE1_ECP_256/KE2_ECP_384/KE3_ECP_521/KE4_MODP_2048/KE5_MODP_3072/KE6_MODP_4096", 6},
 }
 
 // swanctlGoipsec runs the host's swanctl against goipsec's VICI socket.
@@ -111,23 +119,49 @@ func TestStrongSwan6AdditionalKE(t *testing.T) {
 }
 
 // TestStrongSwan6AdditionalKEMismatch: strongSwan 6 requires an additional key exchange that
-// goipsec does not offer; goipsec explains the refusal in one line naming both offers.
+// goipsec does not offer, in both roles; goipsec explains the refusal in one line naming the
+// offers: as responder both sides' proposals, as initiator its own (strongSwan answers only
+// NO_PROPOSAL_CHOSEN) while charon's log names what it would have accepted.
 func TestStrongSwan6AdditionalKEMismatch(t *testing.T) {
 	root := strongswan.Trixie(t)
-	_, left, right := setup(t)
-	c := strongswan.Start(t, right, strongswan.Config{Root: root, SwanctlConf: swanConn{local: rightOuter, remote: leftOuter,
-		ike:      "aes256gcm16-prfsha256-x25519-ke1_ecp256",
-		children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()})
-	g := startGoipsec(t, left, connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter,
-		ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4}.String())
-	if out, err := c.SwanctlOutput("--initiate", "--child", "net", "--timeout", "10"); err == nil {
-		t.Fatalf("strongSwan's initiation succeeded:\n%s", out)
-	}
-	lines := g.waitLogCount(t, 1, 10*time.Second, "negotiation failed", "no IKE proposal chosen")
-	for _, want := range []string{"peer offered aes256gcm16-prfsha256-x25519-ke1_ecp256", "we accept gt: aes256gcm16-prfsha256-x25519"} {
-		if !strings.Contains(lines[0], want) {
-			t.Fatalf("goipsec's failure line lacks %q:\n%s", want, lines[0])
+	for _, goipsecInitiates := range []bool{false, true} {
+		role := "goipsec-responder"
+		if goipsecInitiates {
+			role = "goipsec-initiator"
 		}
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			_, left, right := setup(t)
+			c := strongswan.Start(t, right, strongswan.Config{Root: root, SwanctlConf: swanConn{local: rightOuter, remote: leftOuter,
+				ike:      "aes256gcm16-prfsha256-x25519-ke1_ecp256",
+				children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()})
+			cc := connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter,
+				ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4}
+			if goipsecInitiates {
+				cc.startAction = "start"
+			}
+			g := startGoipsec(t, left, cc.String())
+			if goipsecInitiates {
+				lines := g.waitLogCount(t, 1, 10*time.Second, "negotiation failed", "peer accepted none of our IKE proposals")
+				if !strings.Contains(lines[0], "we offered aes256gcm16-prfsha256-x25519") {
+					t.Fatalf("goipsec's failure line does not name its offer:\n%s", lines[0])
+				}
+				c.WaitLog(t, regexp.MustCompile(`configured proposals: .*KE1_ECP_256`), 5*time.Second)
+				if n := len(g.logLines("IKE SA established")); n != 0 {
+					t.Fatalf("goipsec established %d IKE SAs", n)
+				}
+				return
+			}
+			if out, err := c.SwanctlOutput("--initiate", "--child", "net", "--timeout", "10"); err == nil {
+				t.Fatalf("strongSwan's initiation succeeded:\n%s", out)
+			}
+			lines := g.waitLogCount(t, 1, 10*time.Second, "negotiation failed", "no IKE proposal chosen")
+			for _, want := range []string{"peer offered aes256gcm16-prfsha256-x25519-ke1_ecp256", "we accept gt: aes256gcm16-prfsha256-x25519"} {
+				if !strings.Contains(lines[0], want) {
+					t.Fatalf("goipsec's failure line lacks %q:\n%s", want, lines[0])
+				}
+			}
+		})
 	}
 }
 
@@ -269,5 +303,58 @@ func TestDefaultProposalsWithClassicStrongSwan(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStrongSwan6IntermediateFragmented: an IKE_INTERMEDIATE larger than the fragment size leaves
+// in IKEv2 fragments (RFC 7383) both ways, with goipsec in both roles: strongSwan reassembles
+// goipsec's and goipsec strongSwan's, IntAuth covers the messages as if unfragmented (RFC 9242 §3.3),
+// so AUTH verifies and traffic flows. Debian's strongSwan 6.0.1 has no ML-KEM, so the large key
+// share is MODP-4096's 512 bytes with both fragment sizes lowered to 400 (strongSwan counts the IP
+// and UDP headers in its charon.fragment_size, goipsec's daemon.fragment_size does not).
+func TestStrongSwan6IntermediateFragmented(t *testing.T) {
+	root := strongswan.Trixie(t)
+	const ikeP = "aes256gcm16-prfsha256-x25519-ke1_modp4096"
+	for _, goipsecInitiates := range []bool{true, false} {
+		role := "goipsec-responder"
+		if goipsecInitiates {
+			role = "goipsec-initiator"
+		}
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			_, left, right := setup(t)
+			c := strongswan.Start(t, right, strongswan.Config{Root: root, CharonConf: "  fragment_size = 400\n",
+				SwanctlConf: swanConn{local: rightOuter, remote: leftOuter, ike: ikeP,
+					children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()})
+			cc := connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter,
+				ikeProposal: ikeP, espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4, daemonExtra: "  fragment_size = 400\n"}
+			if goipsecInitiates {
+				cc.startAction = "start"
+			}
+			g := startGoipsec(t, left, cc.String())
+			if !goipsecInitiates {
+				c.Initiate(t, "net")
+			}
+			c.WaitEstablished(t, "gt", 30*time.Second)
+			g.waitLog(t, "Child SA established", 10*time.Second)
+			log := c.Log()
+			// charon reassembled goipsec's IKE_INTERMEDIATE and split its own (a line or two apart in its log).
+			reassembled := regexp.MustCompile(`reassembled fragmented IKE message \(\d+ bytes\)(?:\n.*){1,3}?parsed IKE_INTERMEDIATE (request|response) 1 \[ KE \]`)
+			split := regexp.MustCompile(`generating IKE_INTERMEDIATE (request|response) 1 \[ KE \](?:\n.*){1,3}?splitting IKE message \(\d+ bytes\) into \d+ fragments`)
+			if !reassembled.MatchString(log) || !split.MatchString(log) {
+				t.Fatalf("charon's log does not show IKE_INTERMEDIATE fragmented both ways:\n%s", grepLines(log, "IKE"))
+			}
+			// bytes= is the IKE message, without the non-ESP marker on port 4500.
+			for _, line := range g.logLines("sending packet") {
+				if m := regexp.MustCompile(`bytes=(\d+)`).FindStringSubmatch(line); m != nil {
+					if n, _ := strconv.Atoi(m[1]); n > 400 {
+						t.Fatalf("goipsec sent a datagram over its fragment size: %s", line)
+					}
+				}
+			}
+			if ok, out := left.Ping(t, rightInner4, 2); !ok {
+				t.Fatalf("ping through the tunnel failed:\n%s", out)
+			}
+		})
 	}
 }

@@ -1,9 +1,17 @@
 package interop
 
 import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"os/exec"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,33 +119,48 @@ func TestTCPFallback(t *testing.T) {
 	}
 }
 
-// TestTCPReset: the firewall resets the TCP connection in the middle of traffic; the initiator
-// reconnects at once and the same IKE and Child SAs carry on in the new connection (RFC 9329
-// §6.1): no new IKE SA, pings pass again.
+// TestTCPReset: the firewall resets the TCP connection in the middle of a transfer through the
+// tunnel (a paced, byte-checked TCP stream each way); the initiator reconnects at once and the same
+// IKE and Child SAs carry on in the new connection (RFC 9329 §6.1): no new IKE SA, and both
+// streams complete with every byte intact (the tunnelled TCP retransmits what the reset lost).
 func TestTCPReset(t *testing.T) {
 	left, fw, right := tcpSetup(t)
 	l, r := tcpPair(t, left, right, "    encap = tcp\n    tcp_port = 443\n", "")
 	l.waitLog(t, "Child SA established", 20*time.Second)
 	r.waitLog(t, "Child SA established", 10*time.Second)
-	if ok, out := left.Ping(t, rightInner4, 2); !ok {
-		t.Fatalf("ping before the reset failed:\n%s", out)
+
+	// 6 MiB each way at about 4 MiB/s: the reset comes when a quarter has been sent.
+	const size = 6 << 20
+	midway := make(chan struct{})
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- pacedExchange(right, left, rightInner4+":7005", size, midway) }()
+	select {
+	case <-midway:
+		t.Logf("a quarter sent after %s: resetting", time.Since(start).Round(time.Millisecond))
+	case err := <-done:
+		t.Fatalf("the transfer ended before the reset: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the transfer made no progress")
 	}
-	// The next packet of the connection (a ping in it) meets a TCP reset.
-	fw.Firewall(t, "tcp dport 443 reject with tcp reset\n"+only443)
-	left.Ping(t, rightInner4, 1)
+	// The next packet of this connection — the transfer keeps sending — meets a TCP reset, as when
+	// a middlebox drops its state; the new connection (another source port) passes.
+	opened := l.logLines("opened TCP connection for IKE and ESP")
+	port := regexp.MustCompile(`local=` + regexp.QuoteMeta(tcpLeft) + `:(\d+)`).FindStringSubmatch(strings.Join(opened, "\n"))
+	if len(opened) != 1 || port == nil {
+		t.Fatalf("cannot tell the TCP connection: %q", opened)
+	}
+	fw.Firewall(t, "tcp sport "+port[1]+" reject with tcp reset\n"+only443)
 	l.waitLog(t, "TCP connection closed: reconnecting", 10*time.Second)
-	fw.Firewall(t, only443)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if ok, _ := left.Ping(t, rightInner4, 1); ok {
-			break
+	t.Logf("reset noticed after %s", time.Since(start).Round(time.Millisecond))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the transfer across the reset: %v\n%s", err, testnet.Tail(l.p.Output(), 40))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ping passed within 20s of the reconnect:\n%s", testnet.Tail(l.p.Output(), 40))
-		}
-	}
-	if ok, out := right.Ping(t, leftInner4, 2); !ok {
-		t.Fatalf("ping from the responder after the reconnect failed:\n%s", out)
+		t.Logf("both streams complete after %s", time.Since(start).Round(time.Millisecond))
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the transfer did not finish within 60s of the reset:\n%s", testnet.Tail(l.p.Output(), 40))
 	}
 	for name, g := range map[string]*goipsecProc{"initiator": l, "responder": r} {
 		if n := len(g.logLines("IKE SA established")); n != 1 {
@@ -150,4 +173,85 @@ func TestTCPReset(t *testing.T) {
 	if strings.Contains(r.p.Output(), "negotiation failed") {
 		t.Fatal("the responder reported a failure")
 	}
+}
+
+// pacedExchange sends size random bytes each way over one TCP connection from client to a
+// listener at addr in server, in 32 KiB writes 8 ms apart, so that the transfer lasts a few
+// seconds; it closes midway once both sides have sent a quarter. Each side hashes what it
+// receives: the result is an error unless both streams arrived complete and unchanged.
+func pacedExchange(server, client *testnet.NS, addr string, size int, midway chan<- struct{}) error {
+	var ln net.Listener
+	if err := server.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		return err
+	}
+	defer ln.Close()
+	deadline := time.Now().Add(90 * time.Second)
+	up, down := make([]byte, size), make([]byte, size)
+	rand.Read(up)
+	rand.Read(down)
+	var quarter sync.WaitGroup
+	quarter.Add(2)
+	go func() { quarter.Wait(); close(midway) }()
+	// run writes its data paced (then half-closes) while it hashes what it reads.
+	run := func(c *net.TCPConn, send, want []byte) error {
+		c.SetDeadline(deadline)
+		werr := make(chan error, 1)
+		go func() {
+			const chunk = 32 << 10
+			for off := 0; off < len(send); off += chunk {
+				if off == len(send)/4 {
+					quarter.Done()
+				}
+				if _, err := c.Write(send[off:min(off+chunk, len(send))]); err != nil {
+					werr <- err
+					return
+				}
+				time.Sleep(8 * time.Millisecond)
+			}
+			werr <- c.CloseWrite()
+		}()
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		if err != nil {
+			c.Close()
+			<-werr
+			return fmt.Errorf("read after %d bytes: %w", n, err)
+		}
+		if err := <-werr; err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		if sum := sha256.Sum256(want); n != int64(len(want)) || !bytes.Equal(h.Sum(nil), sum[:]) {
+			return fmt.Errorf("received %d bytes with SHA-256 %x, sent %d with %x", n, h.Sum(nil), len(want), sum)
+		}
+		return nil
+	}
+	serr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			serr <- err
+			return
+		}
+		defer c.Close()
+		serr <- run(c.(*net.TCPConn), down, up)
+	}()
+	var c net.Conn
+	if err := client.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr, 10*time.Second); return err }); err != nil {
+		ln.Close()
+		<-serr
+		return err
+	}
+	defer c.Close()
+	cerr := run(c.(*net.TCPConn), up, down)
+	if cerr != nil {
+		c.Close()
+		ln.Close()
+	}
+	if err := <-serr; err != nil {
+		return fmt.Errorf("at the server: %w", err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("at the client: %w", cerr)
+	}
+	return nil
 }

@@ -27,7 +27,8 @@ func (l *lab) startCharon(t *testing.T, conf string) *guestDaemon {
 	l.writeShare(t, "swanctl.conf", conf)
 	l.guest(t, "cp /mnt/host/swanctl.conf /etc/swanctl/swanctl.conf && rm -f /run/charon.*")
 	g := l.startGuest(t, "charon", "exec /usr/lib/ipsec/charon")
-	deadline := time.Now().Add(30 * time.Second)
+	// Under emulation on a loaded host charon's start has taken more than 30 s.
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		out, code := l.guestTry(t, "swanctl --load-all")
 		if code == 0 {
