@@ -196,7 +196,7 @@ type Mark struct {
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
 	IKE []*PSK // in order of appearance
-	PPK   []*PPK // post-quantum preshared keys, in order of appearance
+	PPK []*PPK // post-quantum preshared keys, in order of appearance
 	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
 	// pkcs12- sections).
 	Keys []*KeySecret
@@ -294,8 +294,8 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 
 // loader collects errors while building the model, so that all of them are reported at once.
 type loader struct {
-	errs      ErrorList
-	parser    *Parser         // for cancellation
+	errs   ErrorList
+	parser *Parser // for cancellation
 	// kernelOnly are settings only the kernel data plane can apply, checked against
 	// daemon.dataplane once the daemon section is read.
 	kernelOnly []*Setting

@@ -138,4 +138,3 @@ func userIndex(users []*config.UserSecret) map[string][]byte {
 	}
 	return m
 }
-
