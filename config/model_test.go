@@ -916,3 +916,22 @@ func TestChildProposalsOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestUserSecretWithoutID: main required an id in eap/xauth secrets (a PPP user needs a name);
+// remote access also uses an id-less one as our own EAP password (strongSwan's unbound secret).
+// It loads, serves UserPassword for any name, and a named secret wins.
+func TestUserSecretWithoutID(t *testing.T) {
+	cfg, err := load("secrets {\n  eap-any { secret = x }\n  eap-carol { id = carol\n secret = y }\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Secrets.Users) != 2 || len(cfg.Secrets.Users[0].IDs) != 0 {
+		t.Fatalf("users %+v", cfg.Secrets.Users)
+	}
+	if pw, ok := cfg.Secrets.UserPassword("dave"); !ok || string(pw) != "x" {
+		t.Fatalf("unbound secret for dave: %q %v", pw, ok)
+	}
+	if pw, ok := cfg.Secrets.UserPassword("carol"); !ok || string(pw) != "y" {
+		t.Fatalf("carol: %q %v", pw, ok)
+	}
+}

@@ -259,3 +259,37 @@ func TestReserve(t *testing.T) {
 		t.Fatalf("reserving a leased address: %v", err)
 	}
 }
+
+// TestReserveIdempotentMovesAndTakesOver: reserving again holds once; reserving another address
+// releases the first; an address only reserved offline for someone else is taken over.
+func TestReserveIdempotentMovesAndTakesOver(t *testing.T) {
+	p := mustPool(t, "10.8.0.0/29") // .1-.6
+	six, five := netip.MustParseAddr("10.8.0.6"), netip.MustParseAddr("10.8.0.5")
+	for range 2 {
+		if err := p.Reserve("server", six); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !p.ReleaseAddr("server", six) || p.Held() != 0 {
+		t.Fatalf("two Reserves made more than one hold: held %d", p.Held())
+	}
+	if err := p.Reserve("server", six); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reserve("server", five); err != nil {
+		t.Fatal(err)
+	}
+	if p.Held() != 1 || p.Offline() != 1 {
+		t.Fatalf("after moving: held %d offline %d", p.Held(), p.Offline())
+	}
+	// .6 is offline for server; a client reserving it takes it over.
+	if err := p.Reserve("client", six); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := p.Acquire("server"); a == six || a == five {
+		t.Fatalf("server got %s, held by itself or by client", a)
+	}
+	if err := p.Reserve("x", netip.MustParseAddr("10.9.0.1")); err != nil {
+		t.Fatalf("an address outside the range: %v", err)
+	}
+}
