@@ -22,6 +22,10 @@ type LNS struct {
 	Pool    string
 	LocalIP netip.Addr
 	Auth    []string // mschapv2, chap, pap, preferred first
+	// Users is where PPP users are checked: "secrets" (secrets.eap/xauth) or "radius" (the
+	// radius section's servers, as pppd's radius plugin does).
+	Users     string
+	UsersLine int
 	MRU     int
 	Port    uint16
 }
@@ -73,6 +77,15 @@ func (l *loader) l2tp(sec *Section, pools []*Pool) *L2TP {
 			}
 			return list, nil
 		})
+		var ukv *Setting
+		s.Users, ukv = l.value(lns, pat, "users")
+		s.UsersLine = lns.Line
+		if ukv != nil {
+			s.UsersLine = ukv.Line
+			if s.Users != "secrets" && s.Users != "radius" {
+				l.valueError(ukv, fmt.Errorf("unknown value %q (expected secrets or radius)", s.Users))
+			}
+		}
 		s.MRU = int(l.number(lns, pat, "mru", 65535))
 		if s.MRU < 576 {
 			l.errorAt(lns.File, lns.Line, "%s.mru: %d is below 576", lns.Path, s.MRU)

@@ -281,6 +281,9 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
 	cfg.Radius = l.radius(root.Section("radius"))
+	if cfg.L2TP != nil && cfg.L2TP.LNS != nil && cfg.L2TP.LNS.Users == "radius" && cfg.Radius == nil {
+		l.errorAt(cfg.L2TP.LNS.File, cfg.L2TP.LNS.UsersLine, "l2tp.lns.users = radius needs a radius section with servers")
+	}
 	if cfg.Daemon.Dataplane != "kernel" {
 		for _, kv := range l.kernelOnly {
 			l.errorAt(kv.File, kv.Line, "%s is not supported by the userspace data plane: it needs daemon { dataplane = kernel }", kv.Path)

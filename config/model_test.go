@@ -352,6 +352,8 @@ func TestLoadErrors(t *testing.T) {
 		{"setting used as section", minimalConn("    proposals { }\n"), `swanctl.conf:6: connections.home.proposals is a setting (proposals = ...), not a section`},
 		{"section used as setting", minimalConn("    children = net\n"), `swanctl.conf:6: connections.home.children is a section (children { ... }), not a setting`},
 		{"secret type not supported", "secrets {\n  ntlm-carol { secret = x }\n}\n", `swanctl.conf:2: secrets.ntlm-carol is not supported by goipsec yet`},
+		{"lns users unknown", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = p\n    users = ldap\n  }\n}\n", `swanctl.conf:7: l2tp.lns.users: unknown value "ldap" (expected secrets or radius)`},
+		{"lns users radius without radius", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = p\n    users = radius\n  }\n}\n", `swanctl.conf:7: l2tp.lns.users = radius needs a radius section with servers`},
 		{"lns without pool", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = q\n  }\n}\n", `swanctl.conf:6: l2tp.lns.pool: no pool named "q" in the pools section`},
 		{"bad pool", "pools {\n  p { addrs = 10.3.0.9-10.3.0.1 }\n}\n", `swanctl.conf:2: pools.p.addrs: invalid range "10.3.0.9-10.3.0.1" (expected first-last of one family)`},
 		{"unknown secret type", "secrets {\n  ikev2 { secret = x }\n  foo { }\n}\n", `swanctl.conf:3: unknown section "foo" in secrets`},

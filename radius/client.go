@@ -237,7 +237,11 @@ func (c *Client) base(p *radius.Packet, s *Session) {
 	if s.Local.Addr().Is4() {
 		rfc2865.NASIPAddress_Set(p, s.Local.Addr().AsSlice())
 	}
-	// strongSwan's format: address[port].
-	rfc2865.CalledStationID_SetString(p, fmt.Sprintf("%s[%d]", s.Local.Addr(), s.Local.Port()))
-	rfc2865.CallingStationID_SetString(p, fmt.Sprintf("%s[%d]", s.Remote.Addr(), s.Remote.Port()))
+	// strongSwan's format: address[port]. (An L2TP session on a wildcard socket has no local one.)
+	if s.Local.IsValid() {
+		rfc2865.CalledStationID_SetString(p, fmt.Sprintf("%s[%d]", s.Local.Addr(), s.Local.Port()))
+	}
+	if s.Remote.IsValid() {
+		rfc2865.CallingStationID_SetString(p, fmt.Sprintf("%s[%d]", s.Remote.Addr(), s.Remote.Port()))
+	}
 }
