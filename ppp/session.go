@@ -309,7 +309,11 @@ func (s *Session) Frame(ip []byte) []byte {
 }
 
 // Close ends the link with a Terminate-Request.
-func (s *Session) Close(reason string) {
+func (s *Session) Close(reason string) { s.closeDetail(reason, "") }
+
+// closeDetail is Close with a detail for the Down event (our log) that the peer is not told
+// (a RADIUS server's address or error).
+func (s *Session) closeDetail(reason, detail string) {
 	if s.phase >= phaseTerminate {
 		return
 	}
@@ -319,6 +323,9 @@ func (s *Session) Close(reason string) {
 	s.termAt = s.now.Add(restartTimer)
 	s.lcp.id++
 	s.send(ProtoLCP, Packet{Code: CodeTerminateRequest, ID: s.lcp.id, Data: []byte(reason)})
+	if detail != "" {
+		s.reason += ": " + detail
+	}
 }
 
 func (s *Session) die(reason string) {
@@ -775,18 +782,15 @@ func (s *Session) Verdict(token uint32, v Verdict) bool {
 
 // conclude answers the client with the verdict on its credentials.
 func (s *Session) conclude(c Credentials, v Verdict) {
-	why := ""
-	if v.Reason != "" {
-		why = ": " + v.Reason
-	}
+	why := v.Reason // for our log only: the client learns that it failed, not why
 	if v.OK && c.Auth == AuthMSCHAPv2 && !strings.HasPrefix(v.AuthenticatorResponse, "S=") {
-		v.OK, why = false, ": no authenticator response"
+		v.OK, why = false, "no authenticator response"
 	}
 	switch c.Auth {
 	case AuthPAP:
 		if !v.OK {
 			s.send(ProtoPAP, Packet{Code: 3, ID: c.ID, Data: lvBytes("authentication failed")})
-			s.Close("PAP authentication of " + printable([]byte(c.User)) + " failed" + why)
+			s.closeDetail("PAP authentication of "+printable([]byte(c.User))+" failed", why)
 			return
 		}
 		s.user = c.User
@@ -794,7 +798,7 @@ func (s *Session) conclude(c Credentials, v Verdict) {
 	case AuthCHAPMD5:
 		if !v.OK {
 			s.send(ProtoCHAP, Packet{Code: 4, ID: c.ID, Data: []byte("authentication failed")})
-			s.Close("CHAP authentication of " + printable([]byte(c.User)) + " failed" + why)
+			s.closeDetail("CHAP authentication of "+printable([]byte(c.User))+" failed", why)
 			return
 		}
 		s.send(ProtoCHAP, Packet{Code: 3, ID: c.ID, Data: []byte("welcome")})
@@ -802,7 +806,7 @@ func (s *Session) conclude(c Credentials, v Verdict) {
 		if !v.OK {
 			msg := fmt.Sprintf("E=691 R=0 C=%X V=3 M=authentication failed", c.Challenge)
 			s.send(ProtoCHAP, Packet{Code: 4, ID: c.ID, Data: []byte(msg)})
-			s.Close("MS-CHAPv2 authentication of " + printable([]byte(c.User)) + " failed" + why)
+			s.closeDetail("MS-CHAPv2 authentication of "+printable([]byte(c.User))+" failed", why)
 			return
 		}
 		s.send(ProtoCHAP, Packet{Code: 3, ID: c.ID, Data: []byte(v.AuthenticatorResponse + " M=welcome")})

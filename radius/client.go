@@ -148,7 +148,8 @@ func (c *Client) exchange(acct bool, only *Server, build func(secret []byte) (*r
 		resp, err := rc.Exchange(ctx, pkt, addr)
 		cancel()
 		if err == nil && pkt.Code == radius.CodeAccessRequest {
-			err = checkMessageAuthenticator(resp, pkt.Authenticator)
+			_, eap := pkt.Lookup(rfc2869.EAPMessage_Type)
+			err = checkMessageAuthenticator(resp, pkt.Authenticator, eap)
 		}
 		if err == nil {
 			c.mu.Lock()
@@ -197,9 +198,14 @@ func addMessageAuthenticator(p *radius.Packet) error {
 
 // checkMessageAuthenticator verifies a response's Message-Authenticator: HMAC-MD5 over the
 // response with the Request Authenticator in place of its own and the attribute zeroed (RFC 3579
-// §3.2). A response to an EAP request must carry one.
-func checkMessageAuthenticator(resp *radius.Packet, reqAuth [16]byte) error {
+// §3.2). A response to an EAP request must carry one (required); to another Access-Request
+// (PPP's PAP, CHAP, MS-CHAPv2) one is checked when present: FreeRADIUS 3.2.1 sends none there,
+// and the Response Authenticator (which layeh.com/radius checks) still covers the packet.
+func checkMessageAuthenticator(resp *radius.Packet, reqAuth [16]byte, required bool) error {
 	got, ok := resp.Lookup(rfc2869.MessageAuthenticator_Type)
+	if !ok && !required {
+		return nil
+	}
 	if !ok || len(got) != md5.Size {
 		return errors.New("response without Message-Authenticator (RFC 3579 §3.2)")
 	}

@@ -42,14 +42,15 @@ func unhex(t *testing.T, s string) []byte {
 type pppServer struct {
 	mu   sync.Mutex
 	reqs []*radius.Packet
-	// noSuccess leaves MS-CHAP2-Success out of an Accept (a broken server).
-	noSuccess bool
+	// noSuccess leaves MS-CHAP2-Success out of an Accept (a broken server); noMA leaves
+	// Message-Authenticator out (FreeRADIUS 3.2.1 answers PAP, CHAP and MS-CHAP so).
+	noSuccess, noMA bool
 }
 
 func (f *pppServer) handle(w radius.ResponseWriter, r *radius.Request) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, r.Packet)
-	noSuccess := f.noSuccess
+	noSuccess, noMA := f.noSuccess, f.noMA
 	f.mu.Unlock()
 	v := ppp.SecretsVerifier{Password: func(u string) (string, bool) { return rfcPassword, u == rfcUser }}
 	user := rfc2865.UserName_GetString(r.Packet)
@@ -82,8 +83,10 @@ func (f *pppServer) handle(w radius.ResponseWriter, r *radius.Request) {
 	} else {
 		rfc2865.ReplyMessage_SetString(out, "bad password")
 	}
-	out.Add(rfc2869.MessageAuthenticator_Type, make([]byte, 16))
-	out.Set(rfc2869.MessageAuthenticator_Type, messageAuth(out, r.Authenticator))
+	if !noMA {
+		out.Add(rfc2869.MessageAuthenticator_Type, make([]byte, 16))
+		out.Set(rfc2869.MessageAuthenticator_Type, messageAuth(out, r.Authenticator))
+	}
 	w.Write(out)
 }
 
@@ -179,6 +182,17 @@ func TestPPPPAPUserPassword(t *testing.T) {
 	}
 	if res, _ := c.AuthenticatePPP(pppSession, PPPAuth{Method: PPPPAP, User: rfcUser, Password: "wrong"}); res.OK {
 		t.Fatal("wrong PAP password accepted")
+	}
+	// Without Message-Authenticator (not required without EAP, RFC 3579 §3.2) the answer counts;
+	// a forged one would not (the Response Authenticator covers the packet).
+	f.mu.Lock()
+	f.noMA = true
+	f.mu.Unlock()
+	if res, err := c.AuthenticatePPP(pppSession, PPPAuth{Method: PPPPAP, User: rfcUser, Password: rfcPassword}); err != nil || !res.OK {
+		t.Fatalf("PAP answer without Message-Authenticator: %+v %v", res, err)
+	}
+	if err := checkMessageAuthenticator(radius.New(radius.CodeAccessAccept, secret), [16]byte{}, true); err == nil {
+		t.Fatal("an answer to EAP without Message-Authenticator was taken")
 	}
 }
 

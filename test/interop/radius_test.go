@@ -32,6 +32,12 @@ type freeRADIUS struct {
 
 func startFreeRADIUS(t *testing.T, ns *testnet.NS, client string) *freeRADIUS {
 	t.Helper()
+	return startFreeRADIUSWith(t, ns, client, "")
+}
+
+// startFreeRADIUSWith is startFreeRADIUS with more entries in the users file.
+func startFreeRADIUSWith(t *testing.T, ns *testnet.NS, client, moreUsers string) *freeRADIUS {
+	t.Helper()
 	testnet.Require(t, "freeradius", "radclient")
 	dir, err := os.MkdirTemp("", "gtradius-")
 	if err != nil {
@@ -45,7 +51,7 @@ func startFreeRADIUS(t *testing.T, ns *testnet.NS, client string) *freeRADIUS {
 	conf = strings.ReplaceAll(conf, "CLIENT", client)
 	conf = strings.ReplaceAll(conf, "SECRET", radiusSecret)
 	os.WriteFile(filepath.Join(dir, "radiusd.conf"), []byte(conf), 0o600)
-	users := fmt.Sprintf("carol Cleartext-Password := \"%s\"\n      Framed-IP-Address = %s,\n      Class = \"gold\"\n", eapPassword, radiusVIP)
+	users := fmt.Sprintf("carol Cleartext-Password := \"%s\"\n      Framed-IP-Address = %s,\n      Class = \"gold\"\n", eapPassword, radiusVIP) + moreUsers
 	os.WriteFile(filepath.Join(dir, "users"), []byte(users), 0o600)
 	p := ns.Start(t, "freeradius", "-X", "-f", "-d", dir)
 	p.WaitOutput(t, "Ready to process requests", 20*time.Second)
@@ -110,6 +116,10 @@ modules {
   }
   mschap {
   }
+  pap {
+  }
+  chap {
+  }
   detail {
     filename = DIR/radacct/detail
     permissions = 0600
@@ -132,9 +142,18 @@ server default {
       ok = return
     }
     files
+    chap
+    mschap
+    pap
   }
   authenticate {
     eap
+    Auth-Type PAP {
+      pap
+    }
+    Auth-Type CHAP {
+      chap
+    }
     Auth-Type MS-CHAP {
       mschap
     }
