@@ -120,6 +120,10 @@ type SA struct {
 	authResp *authResponder
 	// held is a request of the peer waiting for blocking work (async.go).
 	held *heldRequest
+	// heldResp is our IKE_AUTH response from the peer while its AUTH is verified off the SA
+	// (verify.go); verdict is that verification's result while the response is processed.
+	heldResp *Message
+	verdict  *authVerdict
 	// peerRedirect: the client announced REDIRECT_SUPPORTED (task_redirect.go).
 	peerRedirect bool
 	// mobike: MOBIKE was negotiated (task_mobike.go); reqLocal and reqRemote are the addresses

@@ -173,6 +173,9 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 	if len(tasks) == 0 {
 		return nil, nil
 	}
+	if sa.holdForVerification(resp) { // verify.go
+		return nil, nil
+	}
 	sa.received(resp)
 	resp, next, handled := sa.followup(resp)
 	if handled {

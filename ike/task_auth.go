@@ -269,7 +269,29 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		refuse(wire.AuthenticationFailed, perr)
 		return
 	}
-	if verr := sa.verifyAuth(cfg, remote, withAuthData(ps, authData)); verr != nil { // authenticator.go
+	peer := withAuthData(ps, authData)
+	if sa.verifyBlocks(cfg) {
+		// Certificate verification may fetch CRLs and OCSP answers (seconds): off the SA
+		// (verify.go); the request is held and answered when the verdict is in.
+		in, a := sa.authInput(cfg, !sa.Initiator, remote, peer), cfg.Authenticator
+		sa.holdRequest(wire.ExchangeIKEAuth, func() any { return verifyResult{err: a.Verify(in, peer)} },
+			func(sa *SA, result any, resp *Message) {
+				sa.respondAuthVerified(cfg, remote, ps, ppk, sa.verifyFailure(cfg, result), resp)
+			})
+		return
+	}
+	sa.respondAuthVerified(cfg, remote, ps, ppk, sa.verifyAuth(cfg, remote, peer), resp) // authenticator.go
+}
+
+// respondAuthVerified goes on with a responder's IKE_AUTH once the initiator's AUTH is checked
+// (verr nil: it verified).
+func (sa *SA) respondAuthVerified(cfg *PeerConfig, remote Identity, ps, ppk []wire.Payload, verr *Error, resp *Message) {
+	refuse := func(n wire.NotifyType, e *Error) {
+		resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: n}}
+		sa.emit(Failed{Conn: sa.name(), Err: e})
+		sa.closeAfterResponse(e.Reason)
+	}
+	if verr != nil {
 		refuse(wire.AuthenticationFailed, verr)
 		return
 	}

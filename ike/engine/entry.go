@@ -312,6 +312,20 @@ func (e *Engine) RunHeldAsync() int {
 func (e *Engine) runAsync(x asyncEffect) {
 	done := func(v any) {
 		e.post(x.en, work{kind: workFunc, fn: func(s *ikeSA) {
+			if s.HoldsResponse() {
+				// The initiator's IKE_AUTH response waited for the responder's certificate to
+				// be verified (ike/verify.go): process it now, as receiveResponse would have.
+				next, err := s.ResumeResponse(v)
+				if err != nil {
+					e.logSA(s).Debug("exchange failed", "exchange", "IKE_AUTH", "err", err)
+				}
+				if next != nil {
+					id := s.nextMsgID
+					s.nextMsgID++
+					e.sendProtected(s, next, id)
+				}
+				return
+			}
 			resp := s.Resume(v)
 			if resp == nil {
 				return
