@@ -26,8 +26,8 @@ type LNS struct {
 	// radius section's servers, as pppd's radius plugin does).
 	Users     string
 	UsersLine int
-	MRU     int
-	Port    uint16
+	MRU       int
+	Port      uint16
 }
 
 // LAC is an L2TP client connection (l2tp.lac<suffix>).

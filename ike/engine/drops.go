@@ -19,7 +19,7 @@ const (
 	DropFragment                             // a fragment that does not fit its message
 	DropClosed                               // the engine is shutting down
 	DropNoLocalAddr                          // a new IKE SA's request, but the transport did not tell our address
-	DropHeld                                 // a retransmitted request whose answer waits for blocking work (RADIUS)
+	DropHeld                                 // a retransmitted request whose answer waits for blocking work (RADIUS, a certificate check)
 	numDropReasons
 )
 
