@@ -228,21 +228,7 @@ func lnsRadiusConf(auth string) string {
 	conf := lnsConf(auth, strongIKE, strongESP)
 	conf = strings.Replace(conf, "        auth = "+auth+" }", "        auth = "+auth+"\n        users = radius }", 1)
 	conf = strings.Replace(conf, `secret = "bobs password"`, `secret = "not bobs password"`, 1)
-	return conf + fmt.Sprintf(`radius {
-  timeout = 1s
-  servers {
-    dead {
-      address = 192.0.2.99
-      secret = "%s"
-      preference = 10
-    }
-    freeradius {
-      address = 127.0.0.1
-      secret = "%s"
-    }
-  }
-}
-`, radiusSecret, radiusSecret)
+	return conf + radiusSection("")
 }
 
 // statusJSON runs goipsec status --json against a daemon's control socket.

@@ -173,9 +173,13 @@ server default {
 func raRadiusGateway(extra string) string {
 	gw := raGoipsecGateway("eap-radius\n      eap_id = %any", "")
 	gw = strings.Replace(gw, "    pools = rw\n", "    pools = radius, rw\n", 1)
-	return gw + fmt.Sprintf(`radius {
-  accounting = yes
-  accounting_interval = 2s
+	return gw + radiusSection("  accounting = yes\n  accounting_interval = 2s\n" + extra)
+}
+
+// radiusSection is goipsec's radius section with extra settings: a first server that does not
+// answer (an address nobody has: the request times out after 1 s), then FreeRADIUS on 127.0.0.1.
+func radiusSection(extra string) string {
+	return fmt.Sprintf(`radius {
   timeout = 1s
 %s  servers {
     dead {
