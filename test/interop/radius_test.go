@@ -173,7 +173,7 @@ server default {
 func raRadiusGateway(extra string) string {
 	gw := raGoipsecGateway("eap-radius\n      eap_id = %any", "")
 	gw = strings.Replace(gw, "    pools = rw\n", "    pools = radius, rw\n", 1)
-	return gw + radiusSection("  accounting = yes\n  accounting_interval = 2s\n" + extra)
+	return gw + radiusSection("  accounting = yes\n  accounting_interval = 2s\n"+extra)
 }
 
 // radiusSection is goipsec's radius section with extra settings: a first server that does not
