@@ -165,9 +165,25 @@ func (h *handshake) auth(ctx context.Context, sa *ike.SA, sock *socket, id uint3
 	if _, err := sa.ProcessResponse(&ike.Message{Exchange: wire.ExchangeIKEAuth, Payloads: inner}); err != nil && sa.State() != ike.StateEstablished {
 		return err
 	}
+	effects := sa.TakeEffects()
+	if sa.HoldsResponse() {
+		// A certificate's AUTH is verified off the SA (revocation checks may fetch): the daemon's
+		// engine runs that Async work on a goroutine; the generator, one handshake per goroutine
+		// already, runs it here and resumes.
+		var result any
+		for _, e := range effects {
+			if a, ok := e.(ike.Async); ok {
+				result = a.Run()
+			}
+		}
+		if _, err := sa.ResumeResponse(result); err != nil && sa.State() != ike.StateEstablished {
+			return err
+		}
+		effects = append(effects, sa.TakeEffects()...)
+	}
 	child := false
 	var childErr error
-	for _, e := range sa.TakeEffects() {
+	for _, e := range effects {
 		switch e := e.(type) {
 		case ike.ChildUp:
 			child = true

@@ -139,7 +139,7 @@ func (c *Config) check() error {
 		return errors.New("ikebench: no peer address")
 	case c.IKE == nil || c.Child == nil:
 		return errors.New("ikebench: IKE and Child configuration are required")
-	case c.IKE.PSK == nil:
+	case c.IKE.PSK == nil && c.IKE.Authenticator == nil:
 		return errors.New("ikebench: no preshared key")
 	case c.Count < 1:
 		return fmt.Errorf("ikebench: count %d: at least one handshake", c.Count)
