@@ -240,28 +240,7 @@ func TestKernelChildKeys(t *testing.T) {
 func assertCountersReported(t *testing.T, l *lab) {
 	t.Helper()
 	in, out := l.guestSAs(t)
-	var st struct {
-		Connections []struct {
-			IKESAs []struct {
-				ChildSAs []struct {
-					SPIIn  string `json:"spi_in"`
-					SPIOut string `json:"spi_out"`
-					In     struct {
-						Bytes   uint64 `json:"bytes"`
-						Packets uint64 `json:"packets"`
-					} `json:"in"`
-					Out struct {
-						Bytes   uint64 `json:"bytes"`
-						Packets uint64 `json:"packets"`
-					} `json:"out"`
-				} `json:"child_sas"`
-			} `json:"ike_sas"`
-		} `json:"connections"`
-	}
-	raw := l.guest(t, "/mnt/host/goipsec status --json")
-	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		t.Fatalf("goipsec status --json: %v\n%s", err, raw)
-	}
+	st, raw := l.goipsecStatus(t)
 	if len(st.Connections) != 1 || len(st.Connections[0].IKESAs) != 1 || len(st.Connections[0].IKESAs[0].ChildSAs) != 1 {
 		t.Fatalf("want one Child SA in goipsec status:\n%s", raw)
 	}
@@ -292,4 +271,34 @@ func assertCountersReported(t *testing.T, l *lab) {
 			t.Errorf("metrics: goipsec_child_sa_%s_total{direction=%q} = %s, the kernel counted %s", kind, dir, m[1], want)
 		}
 	}
+}
+
+// guestStatus is the part of `goipsec status --json` (docs/status-json.md) the lab tests read.
+type guestStatus struct {
+	Connections []struct {
+		IKESAs []struct {
+			ChildSAs []struct {
+				SPIIn  string       `json:"spi_in"`
+				SPIOut string       `json:"spi_out"`
+				In     trafficCount `json:"in"`
+				Out    trafficCount `json:"out"`
+			} `json:"child_sas"`
+		} `json:"ike_sas"`
+	} `json:"connections"`
+}
+
+type trafficCount struct {
+	Bytes   uint64 `json:"bytes"`
+	Packets uint64 `json:"packets"`
+}
+
+// goipsecStatus runs `goipsec status --json` in the guest; it returns the parsed and raw output.
+func (l *lab) goipsecStatus(t *testing.T) (guestStatus, string) {
+	t.Helper()
+	var st guestStatus
+	raw := l.guest(t, "/mnt/host/goipsec status --json")
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Fatalf("goipsec status --json: %v\n%s", err, raw)
+	}
+	return st, raw
 }
