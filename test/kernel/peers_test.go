@@ -203,19 +203,28 @@ func kernelVsKernel(t *testing.T, l *lab, peer gwPeer, cases []kernelCase) {
 				g.localTS, g.remoteTS = guestInner+"/32", "203.0.113.66/32"
 			}
 			s.localTS, s.remoteTS = g.remoteTS, g.localTS
+			// Phase times go to the log: under emulation on a loaded host they vary a lot.
+			start := time.Now()
+			phase := func(what string) {
+				t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
+			}
 			sw := peer.start(t, l, s, proto, props)
+			phase("peer loaded")
 			gp := l.startGuestGoipsec(t, "goipsec", g)
 			if tc.initiator != "goipsec" {
 				peer.initiate(t, l)
 			}
 			gp.waitOutput(t, "Child SA established", 60*time.Second)
+			phase("Child SA up")
 			if mode == "tunnel" && peer.route != "" {
 				l.guest(t, peer.route)
 			}
 			l.pingFromGuest(t, src, dst)
 			l.guest(t, "ip netns exec gw ping -c 2 -i 0.3 -W 3 -I "+dst+" "+src)
+			phase("pings done")
 			l.nsTransfer(t, "", src, "gw", dst, 1<<20)
 			l.nsTransfer(t, "gw", dst, "", src, 1<<20)
+			phase("1 MiB each way")
 			for _, cmd := range []string{"ip -s xfrm state", "ip netns exec gw ip -s xfrm state"} {
 				out := l.guest(t, cmd)
 				c := parseXfrmCounters(out)
