@@ -112,6 +112,8 @@ func (l *lab) guestPolicies(t *testing.T) map[string][]xfrmBlock {
 //   - interface and policies_fwd_out: the outbound policies restricted to eth0, a forward policy
 //     each way;
 //     and the kernel's SA counters equal in `goipsec status` and in the metrics after traffic;
+//   - if_id_in/out = %unique: one interface ID on both SAs and all policies, no route; traffic
+//     flows through an xfrm interface made with that ID;
 //   - policies = no: SAs only; traffic flows once the operator adds policies and a route.
 func TestKernelChildKeys(t *testing.T) {
 	l := needLab(t, labvm.StrongSwan())
@@ -196,6 +198,29 @@ func TestKernelChildKeys(t *testing.T) {
 		l.trafficCheck(t, "tunnel")
 		assertCountersReported(t, l)
 		g.stop(t)
+		l.assertNoXfrm(t)
+	})
+	t.Run("unique-if-id", func(t *testing.T) {
+		l.logConsole(t)
+		l.logXfrmOnFailure(t)
+		g := l.kernelPair(t, func(c *goipsecConf) { c.childExtra = "        if_id_in = %unique\n        if_id_out = %unique\n" })
+		g.waitOutput(t, "Child SA established", 30*time.Second)
+		in, out := l.guestSAs(t)
+		pol := l.guestPolicies(t)
+		id := in.ifID
+		if id == "" || out.ifID != id || len(pol["out"]) != 1 || pol["out"][0].ifID != id || pol["in"][0].ifID != id || pol["fwd"][0].ifID != id {
+			t.Fatalf("%%unique: want one interface ID on both SAs and all policies, have SAs %q/%q, policies %+v", in.ifID, out.ifID, pol)
+		}
+		if r := l.guest(t, "ip route show table all "+hostInner); strings.TrimSpace(r) != "" {
+			t.Fatalf("if_id_out set, but a route for the remote selector was installed: %s", r)
+		}
+		// A route-based VPN over the ID goipsec chose: an xfrm interface with it carries the
+		// traffic.
+		l.guest(t, "ip link add ipsecu type xfrm dev eth0 if_id "+id+" && ip link set ipsecu up && ip route add "+hostInner+"/32 dev ipsecu src "+guestInner)
+		t.Cleanup(func() { l.guestTry(t, "ip link del ipsecu") })
+		l.pingFromGuest(t, guestInner, hostInner)
+		g.stop(t)
+		l.guest(t, "ip link del ipsecu")
 		l.assertNoXfrm(t)
 	})
 	t.Run("policies-no", func(t *testing.T) {
