@@ -96,7 +96,10 @@ func (sa *SA) successorOf(initiator bool) *SA {
 	return &SA{Config: sa.Config, deps: sa.deps, Initiator: initiator, Local: sa.Local, Remote: sa.Remote,
 		NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, PeerFragmentation: sa.PeerFragmentation, PeerChildless: sa.PeerChildless,
 		TCP: sa.TCP, TCPOriginator: sa.TCPOriginator,
-		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now()}
+		// The new SKEYSEED comes from the old SK_d, which holds the PPK (RFC 8784 §3, RFC 9867).
+		PPK:     sa.PPK,
+		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now(),
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, vipID: sa.vipID, eapID: sa.eapID, aaaClass: sa.aaaClass, mobike: sa.mobike, peerRedirect: sa.peerRedirect}
 }
 
 func (t *ikeRekeyTask) build(sa *SA, req *Message) error {

@@ -37,6 +37,9 @@ func NewInitiator(cfg *PeerConfig, children []*ChildConfig, local, remote netip.
 	sa.hs.group = kes[0].ID
 	sa.enqueue(&initTask{})
 	sa.enqueue(&authTask{})
+	if len(cfg.VIPs) > 0 {
+		sa.enqueue(&cpTask{}) // task_cp.go
+	}
 	for _, c := range children {
 		sa.enqueue(&childCreateTask{cfg: c, inAuth: true})
 	}
@@ -85,13 +88,22 @@ func (*initTask) build(sa *SA, req *Message) error {
 	if sa.Config.Fragmentation {
 		req.add(&wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
-	if offersAddKE(sa.Config.Proposals) {
-		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE (RFC 9242 §3.1).
+	if offersAddKE(sa.Config.Proposals) || sa.Config.offersPPKIntermediate() {
+		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE (RFC 9242 §3.1), and
+		// so does the PPK of RFC 9867.
 		req.add(&wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
 	}
-	if sa.Config.wantsPPK() {
-		req.add(&wire.Notify{NotifyType: wire.UsePPK}) // RFC 8784 §3
+	if sa.Config.offersPPKIntermediate() {
+		req.add(&wire.Notify{NotifyType: wire.UsePPKInt}) // RFC 9867
 	}
+	if sa.Config.wantsPPK() {
+		// RFC 8784 §3, for a peer without RFC 9867.
+		req.add(&wire.Notify{NotifyType: wire.UsePPK})
+	}
+	if sa.Config.LocalEAP != nil && sa.Config.LocalEAP.Second {
+		req.add(&wire.Notify{NotifyType: wire.MultipleAuthSupported}) // RFC 4739 §3
+	}
+	req.add(sa.redirectInitPayload()) // task_redirect.go
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, false), Payloads: req.Payloads}
 	b, err := m.Encode()
 	if err != nil {
@@ -114,6 +126,9 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 		hs.cookie = append([]byte(nil), c.Data...)
 		sa.emit(Failed{Conn: sa.name(), Err: fmt.Errorf("responder %s asks for a COOKIE (it is under load): retrying with it", sa.Remote), Retry: true})
 		return true, nil
+	}
+	if redirected, err := sa.redirectInInit(ps); redirected { // task_redirect.go
+		return false, err
 	}
 	if n := findNotify(ps, wire.InvalidKEPayload); n != nil {
 		hs.initTries++
@@ -162,9 +177,7 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 	}
 	defer clear(secret)
 	sa.checkNATD(ps, sa.SPIr)
-	if sa.Config.wantsPPK() {
-		sa.ppk().peer = findNotify(ps, wire.UsePPK) != nil
-	}
+	sa.initiatorPPKMode(ps)
 	sa.PeerFragmentation = findNotify(ps, wire.FragmentationSupported) != nil
 	sa.PeerChildless = findNotify(ps, wire.ChildlessIKEv2Supported) != nil
 	hs.initResp = append([]byte(nil), resp.Raw...)
@@ -406,6 +419,9 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 		return refuse(wire.NoProposalChosen, nil, errorf(wire.NoProposalChosen,
 			"no IKE proposal chosen for %s: peer offered %s; we accept %s", remote, describeWire(saPayload.Proposals), joinSemi(ours)))
 	}
+	if e, data, ok := redirectRefusal(cfg, req.Payloads, nonce.Data, remote); ok { // task_redirect.go
+		return refuse(wire.Redirect, data, e)
+	}
 	g, _ := chosen.get(proposal.TypeKeyExchange)
 	if kePayload.Group != g.ID {
 		e := errorf(0, "IKE_SA_INIT from %s: peer sent a key exchange for group %d, asking for group %d instead", remote, kePayload.Group, g.ID)
@@ -435,6 +451,7 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	sa.checkNATD(req.Payloads, 0)
 	sa.PeerFragmentation = findNotify(req.Payloads, wire.FragmentationSupported) != nil
 	sa.PeerChildless = findNotify(req.Payloads, wire.ChildlessIKEv2Supported) != nil
+	sa.peerRedirect = findNotify(req.Payloads, wire.RedirectSupported) != nil || findNotify(req.Payloads, wire.RedirectedFrom) != nil
 	chosenWire := toWire([]proposal.Proposal{chosen.Proposal}, nil)
 	chosenWire[0].Number = chosen.number
 	ps := []wire.Payload{
@@ -447,17 +464,17 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	if cfg.Fragmentation && sa.PeerFragmentation {
 		ps = append(ps, &wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
+	// RFC 4739 §3: a peer announces a second authentication round only to one that supports them.
+	ps = append(ps, &wire.Notify{NotifyType: wire.MultipleAuthSupported})
 	if cfg.Childless != ChildlessNever {
 		ps = append(ps, &wire.Notify{NotifyType: wire.ChildlessIKEv2Supported})
-	}
-	if findNotify(req.Payloads, wire.UsePPK) != nil && cfg.PPK != nil {
-		// RFC 8784 §3: we can look PPKs up; whether one is used is decided in IKE_AUTH.
-		sa.ppk().peer = true
-		ps = append(ps, &wire.Notify{NotifyType: wire.UsePPK})
 	}
 	peerInter := findNotify(req.Payloads, wire.IntermediateExchangeSupported) != nil
 	if peerInter {
 		ps = append(ps, &wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
+	}
+	if n := sa.responderPPKNotify(cfg, req.Payloads); n != nil {
+		ps = append(ps, n)
 	}
 	if inter, err := sa.planIntermediate(chosen.Proposal, peerInter); err != nil {
 		return refuse(wire.NoProposalChosen, nil, err.(*Error))
