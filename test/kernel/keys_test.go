@@ -112,8 +112,8 @@ func (l *lab) guestPolicies(t *testing.T) map[string][]xfrmBlock {
 //   - interface and policies_fwd_out: the outbound policies restricted to eth0, a forward policy
 //     each way;
 //     and the kernel's SA counters equal in `goipsec status` and in the metrics after traffic;
-//   - if_id_in/out = %unique: one interface ID on both SAs and all policies, no route; traffic
-//     flows through an xfrm interface made with that ID;
+//   - if_id_in/out = %unique: one interface ID on both SAs and all policies and in the updown
+//     script's PLUTO_IF_ID_IN/OUT, no route; traffic flows through an xfrm interface made with it;
 //   - policies = no: SAs only; traffic flows once the operator adds policies and a route.
 func TestKernelChildKeys(t *testing.T) {
 	l := needLab(t, labvm.StrongSwan())
@@ -203,13 +203,28 @@ func TestKernelChildKeys(t *testing.T) {
 	t.Run("unique-if-id", func(t *testing.T) {
 		l.logConsole(t)
 		l.logXfrmOnFailure(t)
-		g := l.kernelPair(t, func(c *goipsecConf) { c.childExtra = "        if_id_in = %unique\n        if_id_out = %unique\n" })
+		// The updown script records its environment: it must see the chosen ID.
+		l.guest(t, `printf '#!/bin/sh\nenv | grep ^PLUTO_ >> /tmp/updown.env\n' > /tmp/updown.sh && chmod +x /tmp/updown.sh && rm -f /tmp/updown.env`)
+		g := l.kernelPair(t, func(c *goipsecConf) {
+			c.childExtra = "        if_id_in = %unique\n        if_id_out = %unique\n        updown = /tmp/updown.sh\n"
+		})
 		g.waitOutput(t, "Child SA established", 30*time.Second)
 		in, out := l.guestSAs(t)
 		pol := l.guestPolicies(t)
 		id := in.ifID
 		if id == "" || out.ifID != id || len(pol["out"]) != 1 || pol["out"][0].ifID != id || pol["in"][0].ifID != id || pol["fwd"][0].ifID != id {
 			t.Fatalf("%%unique: want one interface ID on both SAs and all policies, have SAs %q/%q, policies %+v", in.ifID, out.ifID, pol)
+		}
+		n, _ := strconv.ParseUint(id, 0, 32)
+		var env string
+		for range 50 {
+			if env, _ = l.guestTry(t, "cat /tmp/updown.env"); strings.Contains(env, "PLUTO_VERB=up-client") {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if !strings.Contains(env, fmt.Sprintf("PLUTO_IF_ID_IN=%d\n", n)) || !strings.Contains(env, fmt.Sprintf("PLUTO_IF_ID_OUT=%d\n", n)) {
+			t.Fatalf("the updown script did not see interface ID %d:\n%s", n, env)
 		}
 		if r := l.guest(t, "ip route show table all "+hostInner); strings.TrimSpace(r) != "" {
 			t.Fatalf("if_id_out set, but a route for the remote selector was installed: %s", r)
