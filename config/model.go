@@ -179,9 +179,20 @@ type Child struct {
 	// Policy settings; all but Priority need the kernel data plane (daemon.dataplane = kernel).
 	Priority        uint32 // 0: computed from the selectors
 	IfIDIn, IfIDOut uint32
-	MarkIn, MarkOut Mark
-	Interface       string
-	PoliciesFwdOut  bool
+	// IfIDInUnique, IfIDOutUnique: if_id_in/out = %unique or %unique-dir (IfIDIn/Out are 0).
+	IfIDInUnique, IfIDOutUnique Unique
+	MarkIn, MarkOut             Mark
+	// MarkInSA also puts mark_in on the inbound SA (strongSwan's mark_in_sa); by default only the
+	// inbound policies carry it.
+	MarkInSA bool
+	// SetMarkIn and SetMarkOut are marks the kernel puts on packets after the inbound SA
+	// decrypted them, or after the outbound SA encrypted them (XFRMA_SET_MARK).
+	SetMarkIn, SetMarkOut Mark
+	Interface             string
+	PoliciesFwdOut        bool
+	// Policies false (policies = no) installs the Child SA's SAs without policies: something else
+	// (an operator, another daemon) steers traffic to them.
+	Policies bool
 
 	// ahFirst: ah_proposals is written before esp_proposals (see Proposals).
 	ahFirst bool
@@ -192,7 +203,26 @@ type Child struct {
 // Mark is an XFRM mark: packets match when (mark & Mask) == Value.
 type Mark struct {
 	Value, Mask uint32
+	// Unique (mark_in/mark_out = %unique or %unique-dir): the daemon chooses Value for each
+	// Child SA.
+	Unique Unique
+	// Same (set_mark_in/out = %same): Value is mark_in's (or mark_out's) value, fixed or unique.
+	Same bool
 }
+
+// IsZero reports whether the mark is unset (no value, no %unique, no %same).
+func (m Mark) IsZero() bool { return m == Mark{} }
+
+// Unique is strongSwan's %unique and %unique-dir for marks and XFRM interface IDs.
+type Unique uint8
+
+const (
+	UniqueNone Unique = iota
+	// UniqueChild (%unique): one value per Child SA, shared by all its %unique keys.
+	UniqueChild
+	// UniqueDir (%unique-dir): a value of its own for each key (direction) of each Child SA.
+	UniqueDir
+)
 
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
@@ -812,18 +842,60 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 		ch.Updown = kv.Value
 	}
 	ch.Priority = uint32(l.number(sec, child, "priority", math.MaxUint32))
-	ch.IfIDIn = parsed(l, sec, child, "if_id_in", parseIfID)
-	ch.IfIDOut = parsed(l, sec, child, "if_id_out", parseIfID)
+	ch.IfIDIn, ch.IfIDInUnique = l.ifID(sec, "if_id_in")
+	ch.IfIDOut, ch.IfIDOutUnique = l.ifID(sec, "if_id_out")
 	ch.MarkIn = parsed(l, sec, child, "mark_in", parseMark)
 	ch.MarkOut = parsed(l, sec, child, "mark_out", parseMark)
+	ch.MarkInSA = l.boolean(sec, child, "mark_in_sa")
+	ch.SetMarkIn = l.setMark(sec, "set_mark_in", "mark_in", ch.MarkIn)
+	ch.SetMarkOut = l.setMark(sec, "set_mark_out", "mark_out", ch.MarkOut)
 	ch.Interface = parsed(l, sec, child, "interface", parseIfName)
 	ch.PoliciesFwdOut = l.boolean(sec, child, "policies_fwd_out")
-	for _, key := range []string{"if_id_in", "if_id_out", "mark_in", "mark_out", "interface", "policies_fwd_out"} {
+	ch.Policies = l.boolean(sec, child, "policies")
+	for _, key := range []string{"if_id_in", "if_id_out", "mark_in", "mark_out", "mark_in_sa", "set_mark_in", "set_mark_out",
+		"interface", "policies_fwd_out", "policies"} {
 		if kv := explicit(sec, key); kv != nil && !sameAsDefault(kv.Value, keyDefault(child+"."+key)) {
 			l.kernelOnly = append(l.kernelOnly, kv)
 		}
 	}
+	if ch.StartAction == ActionTrap {
+		// A trap is a policy; and a unique value exists only once a Child SA does, so the trap's
+		// policy could not carry the value of the Child SA it starts.
+		kv := sec.Setting("start_action")
+		if !ch.Policies {
+			l.errorAt(kv.File, kv.Line, "%s = trap needs policies, but %s.policies = no installs none", kv.Path, sec.Path)
+		}
+		for _, u := range []struct {
+			key string
+			on  bool
+		}{{"if_id_in", ch.IfIDInUnique != UniqueNone}, {"if_id_out", ch.IfIDOutUnique != UniqueNone},
+			{"mark_in", ch.MarkIn.Unique != UniqueNone}, {"mark_out", ch.MarkOut.Unique != UniqueNone}} {
+			if u.on {
+				l.errorAt(kv.File, kv.Line, "%s = trap with %s.%s = %%unique is not supported (a trap policy has no Child SA to take a unique value from)", kv.Path, sec.Path, u.key)
+			}
+		}
+	}
 	return ch
+}
+
+// ifID reads if_id_in or if_id_out: a number, or %unique / %unique-dir.
+func (l *loader) ifID(sec *Section, key string) (uint32, Unique) {
+	v, _ := l.value(sec, child, key)
+	if u, ok := parseUnique(v); ok {
+		return 0, u
+	}
+	return parsed(l, sec, child, key, parseIfID), UniqueNone
+}
+
+// setMark reads set_mark_in or set_mark_out; %same takes the value of mark (mark_in or
+// mark_out), which must be set.
+func (l *loader) setMark(sec *Section, key, markKey string, mark Mark) Mark {
+	m := parsed(l, sec, child, key, parseSetMark)
+	if m.Same && mark.Value == 0 && mark.Unique == UniqueNone {
+		kv := sec.Setting(key)
+		l.errorAt(kv.File, kv.Line, "%s = %s takes the value of %s.%s, which is not set", kv.Path, kv.Value, sec.Path, markKey)
+	}
+	return m
 }
 
 // Proposals returns the CHILD SA's proposals as IKE offers them: ESP and AH proposals are

@@ -342,7 +342,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown pool", minimalConn("    pools = nope\n"), `swanctl.conf:2: connections.home.pools: no pool named "nope" in the pools section`},
 		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      xauth_id = a\n    }\n    remote { auth = psk }\n  }\n}\n",
 			`swanctl.conf:6: connections.home.local.xauth_id is not supported by goipsec yet`},
-		{"not supported child key", minimalConn("    children { net { set_mark_in = 1 } }\n"), `swanctl.conf:6: connections.home.children.net.set_mark_in is not supported by goipsec yet`},
+		{"not supported child key", minimalConn("    children { net { label = system_u:object_r:ipsec_spd_t:s0 } }\n"), `swanctl.conf:6: connections.home.children.net.label is not supported by goipsec yet`},
 		{"second round not EAP", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:2: connections.home: round 2 (remote-2) must be EAP: only the first round may use psk`},
 		{"strongSwan 6 icmp", minimalConn("    children { net { icmp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.icmp = yes is not supported by goipsec yet (only no)`},
 		{"strongSwan 6 iptfs", minimalConn("    children { net { mode = iptfs } }\n"), `swanctl.conf:6: connections.home.children.net.mode: mode iptfs is not supported by goipsec yet (use tunnel or transport)`},
@@ -830,14 +830,14 @@ secrets {
 }
 
 // The XFRM-only child keys: read with the kernel data plane, refused (naming the key) with the
-// userspace one, %unique refused as not supported.
+// userspace one; strongSwan's special values (%unique, %unique-dir, %same) where it allows them.
 func TestKernelPolicyKeys(t *testing.T) {
 	child := "    children { net {\n      if_id_in = 42\n      if_id_out = 0x2b\n      mark_in = 0x10/0xf0\n      mark_out = 7\n" +
 		"      interface = eth1\n      policies_fwd_out = yes\n      priority = 1234\n    } }\n"
 	cfg := mustLoad(t, "daemon {\n  dataplane = kernel\n}\n"+minimalConn(child))
 	ch := cfg.Connections[0].Children[0]
-	if ch.IfIDIn != 42 || ch.IfIDOut != 43 || ch.MarkIn != (Mark{0x10, 0xf0}) || ch.MarkOut != (Mark{7, 0xffffffff}) ||
-		ch.Interface != "eth1" || !ch.PoliciesFwdOut || ch.Priority != 1234 {
+	if ch.IfIDIn != 42 || ch.IfIDOut != 43 || ch.MarkIn != (Mark{Value: 0x10, Mask: 0xf0}) || ch.MarkOut != (Mark{Value: 7, Mask: 0xffffffff}) ||
+		ch.Interface != "eth1" || !ch.PoliciesFwdOut || ch.Priority != 1234 || !ch.Policies || ch.MarkInSA || !ch.SetMarkIn.IsZero() {
 		t.Fatalf("child %+v", ch)
 	}
 	_, err := load(minimalConn(child))
@@ -849,13 +849,35 @@ func TestKernelPolicyKeys(t *testing.T) {
 		t.Fatalf("priority works with both data planes: %v", err)
 	}
 	for _, bad := range []struct{ line, want string }{
-		{"if_id_in = %unique", "%unique is not supported by goipsec yet"},
+		{"if_id_in = %uniq", `swanctl.conf:10: connections.home.children.net.if_id_in: invalid value "%uniq" (expected a number, %unique or %unique-dir)`},
 		{"mark_out = 0x11/0x10", "mark 0x11 has bits outside its mask 0x10"},
+		{"mark_out = %unique/0xff", "swanctl.conf:10: connections.home.children.net.mark_out: %unique with a mask is not supported by goipsec"},
+		{"mark_in = %same", "%same is only allowed in set_mark_in and set_mark_out"},
+		{"set_mark_in = %unique", "%unique is not allowed here (expected value[/mask] or %same[/mask])"},
+		{"set_mark_out = %same", "swanctl.conf:10: connections.home.children.net.set_mark_out = %same takes the value of connections.home.children.net.mark_out, which is not set"},
+		{"mark_in_sa = maybe", "swanctl.conf:10: connections.home.children.net.mark_in_sa"},
 		{"interface = a/b", `invalid interface name "a/b"`},
+		{"start_action = trap\n      policies = no", "swanctl.conf:10: connections.home.children.net.start_action = trap needs policies, but connections.home.children.net.policies = no installs none"},
+		{"start_action = trap\n      if_id_out = %unique-dir", "start_action = trap with connections.home.children.net.if_id_out = %unique is not supported"},
 	} {
 		_, err := load("daemon {\n  dataplane = kernel\n}\n" + minimalConn("    children { net {\n      "+bad.line+"\n    } }\n"))
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Fatalf("%s: %v, want %q", bad.line, err, bad.want)
+		}
+	}
+	// strongSwan's %unique, %unique-dir, %same, mark_in_sa and policies = no.
+	cfg = mustLoad(t, "daemon {\n  dataplane = kernel\n}\n"+minimalConn("    children { net {\n      if_id_in = %unique\n      if_id_out = %unique-dir\n"+
+		"      mark_in = %unique\n      mark_out = %unique-dir\n      mark_in_sa = yes\n      set_mark_in = %same\n      set_mark_out = 0x500/0xf00\n      policies = no\n    } }\n"))
+	ch = cfg.Connections[0].Children[0]
+	if ch.IfIDIn != 0 || ch.IfIDInUnique != UniqueChild || ch.IfIDOutUnique != UniqueDir || ch.MarkIn != (Mark{Unique: UniqueChild, Mask: 0xffffffff}) ||
+		ch.MarkOut != (Mark{Unique: UniqueDir, Mask: 0xffffffff}) || !ch.MarkInSA || ch.SetMarkIn != (Mark{Same: true, Mask: 0xffffffff}) ||
+		ch.SetMarkOut != (Mark{Value: 0x500, Mask: 0xf00}) || ch.Policies {
+		t.Fatalf("child %+v", ch)
+	}
+	_, err = load(minimalConn("    children { net {\n      policies = no\n      mark_in_sa = yes\n      set_mark_in = 5\n    } }\n"))
+	for _, key := range []string{"swanctl.conf:7: connections.home.children.net.policies", "swanctl.conf:8: connections.home.children.net.mark_in_sa", "swanctl.conf:9: connections.home.children.net.set_mark_in"} {
+		if err == nil || !strings.Contains(err.Error(), key+" is not supported by the userspace data plane") {
+			t.Fatalf("userspace data plane: %v, want %s refused", err, key)
 		}
 	}
 	// The defaults spelled out load with the userspace data plane too.

@@ -491,30 +491,73 @@ func parseTFCPadding(s string) (TFCPadding, error) {
 }
 
 // parseIfID reads an XFRM interface ID (strongSwan's if_id_in/out): a number; 0 is none.
+// %unique and %unique-dir are read by loader.ifID.
 func parseIfID(s string) (uint32, error) {
-	if strings.HasPrefix(s, "%unique") {
-		return 0, fmt.Errorf("%s is not supported by goipsec yet (give a number)", s)
-	}
 	v, err := parseUint(s, math.MaxUint32)
-	return uint32(v), err
+	if err != nil {
+		return 0, fmt.Errorf("invalid value %q (expected a number, %%unique or %%unique-dir)", s)
+	}
+	return uint32(v), nil
 }
 
-// parseMark reads strongSwan's mark syntax "value[/mask]" (mask default 0xffffffff); "0" and the
-// table's default "0/0x00000000" are no mark.
+// parseUnique recognises strongSwan's %unique and %unique-dir.
+func parseUnique(s string) (Unique, bool) {
+	switch s {
+	case "%unique":
+		return UniqueChild, true
+	case "%unique-dir":
+		return UniqueDir, true
+	}
+	return UniqueNone, false
+}
+
+// parseMark reads strongSwan's mark syntax "value[/mask]" (mask default 0xffffffff), where value
+// may be %unique or %unique-dir; "0" and the table's default "0/0x00000000" are no mark.
 func parseMark(s string) (Mark, error) {
-	if strings.HasPrefix(s, "%unique") || strings.HasPrefix(s, "%same") {
-		return Mark{}, fmt.Errorf("%s is not supported by goipsec yet (give value[/mask])", s)
-	}
+	return parseMarkValue(s, false)
+}
+
+// parseSetMark reads set_mark_in/out: like a mark, but the value may be %same (mark_in's or
+// mark_out's value) and not %unique.
+func parseSetMark(s string) (Mark, error) {
+	return parseMarkValue(s, true)
+}
+
+func parseMarkValue(s string, set bool) (Mark, error) {
 	val, mask, hasMask := strings.Cut(s, "/")
-	v, err := parseUint(val, math.MaxUint32)
-	if err != nil {
-		return Mark{}, err
-	}
 	m := uint64(math.MaxUint32)
 	if hasMask {
+		var err error
 		if m, err = parseUint(mask, math.MaxUint32); err != nil {
 			return Mark{}, err
 		}
+	}
+	if u, ok := parseUnique(val); ok {
+		if set {
+			return Mark{}, fmt.Errorf("%s is not allowed here (expected value[/mask] or %%same[/mask])", val)
+		}
+		if m != math.MaxUint32 {
+			// A unique value is a counter: under a narrower mask two Child SAs could share it.
+			return Mark{}, fmt.Errorf("%s with a mask is not supported by goipsec (give %s alone)", val, val)
+		}
+		return Mark{Unique: u, Mask: uint32(m)}, nil
+	}
+	if val == "%same" {
+		if !set {
+			return Mark{}, fmt.Errorf("%%same is only allowed in set_mark_in and set_mark_out")
+		}
+		return Mark{Same: true, Mask: uint32(m)}, nil
+	}
+	if strings.HasPrefix(val, "%") {
+		want := "value[/mask], %unique or %unique-dir"
+		if set {
+			want = "value[/mask] or %same[/mask]"
+		}
+		return Mark{}, fmt.Errorf("invalid value %q (expected %s)", s, want)
+	}
+	v, err := parseUint(val, math.MaxUint32)
+	if err != nil {
+		return Mark{}, err
 	}
 	if v == 0 && (!hasMask || m == 0) {
 		return Mark{}, nil

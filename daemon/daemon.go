@@ -91,6 +91,9 @@ type Daemon struct {
 	spiMu sync.Mutex
 	spis  map[uint32]struct{} // inbound Child SA SPIs in use or being negotiated
 
+	// uniqueSeq hands out the values of %unique marks and interface IDs (kernelopts.go).
+	uniqueSeq atomic.Uint32
+
 	// mu guards the maps below; it is held only for map operations, never across a data plane
 	// call that may block. Lock order: mu, then a policyState's mu (policy changes that call the
 	// data plane hold only the policyState's mu).

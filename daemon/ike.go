@@ -98,12 +98,17 @@ type installed struct {
 	conn, child string
 	out, in     dataplane.SAKey
 	policy      *policyState
+	// uniq are the values of the child's %unique settings (kernelopts.go), which a rekey keeps.
+	uniq uniqueIDs
 }
 
 // policyKey identifies the outbound policy of a child's traffic selectors; rekeyed Child SAs share
 // it (the policy is repointed, never duplicated).
 type policyKey struct {
 	conn, child, local, remote string
+	// uniq keeps apart the policies of Child SAs with %unique marks or interface IDs: each has
+	// its own (told apart by the kernel by mark or if_id), shared only with its rekeys.
+	uniq uniqueIDs
 }
 
 // policyState is one installed outbound policy and the Child SAs that may carry its traffic. Its
@@ -500,8 +505,19 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	in.SrcPort, in.DstPort, in.EncKey, in.IntegKey = remote.Port(), local.Port(), c.EncrIn, c.IntegIn
 	in.NotifyFirstInbound = c.NotifyFirstInbound
 	cp := d.childPolicyOf(name, c.Name)
-	in.IfID, in.Mark = cp.kernel.IfIDIn, cp.kernel.MarkIn
-	out.IfID, out.Mark = cp.kernel.IfIDOut, cp.kernel.MarkOut
+	var uniq uniqueIDs
+	if cp.hasUnique() {
+		d.mu.Lock()
+		if prev := d.children[c.Replaces]; c.Replaces != 0 && prev != nil {
+			uniq = prev.uniq
+		}
+		d.mu.Unlock()
+		if uniq == (uniqueIDs{}) {
+			uniq = cp.allocUnique(func() uint32 { return d.uniqueSeq.Add(1) })
+		}
+		cp = cp.withUnique(uniq)
+	}
+	cp.saMarks(&in, &out)
 	if err := d.backend.InstallSA(in); err != nil {
 		return err
 	}
@@ -512,9 +528,10 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	}
 	outKey := dataplane.SAKey{Protocol: proto, SPI: out.SPI, Dst: out.Dst.Unmap()}
 	d.keylogChild(in, out)
-	pk := policyKey{conn: name, child: c.Name, local: ts.FormatList(c.LocalTS), remote: ts.FormatList(c.RemoteTS)}
-	inst := &installed{conn: name, child: c.Name, out: outKey, in: inKey}
-	for {
+	pk := policyKey{conn: name, child: c.Name, local: ts.FormatList(c.LocalTS), remote: ts.FormatList(c.RemoteTS), uniq: uniq}
+	inst := &installed{conn: name, child: c.Name, out: outKey, in: inKey, uniq: uniq}
+	// policies = no: the SAs alone (something else steers traffic to them, as in strongSwan).
+	for !cp.noPolicies {
 		ps := d.policyFor(pk)
 		ps.mu.Lock()
 		if ps.dead {
@@ -554,7 +571,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 		chCfg = conn.children[c.Name].cfg
 	}
 	d.mu.Unlock()
-	d.updownChildUp(c, chCfg, pk) // updown.go
+	d.updownChildUp(c, chCfg, pk, cp.kernel) // updown.go
 	d.acctChildUp(c, inKey, outKey)
 	if c.Mode == ike.Transport {
 		// An initiator installs before its last Quick Mode message leaves: give the responder a

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/goipsec/goipsec/config"
+	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/ike"
 	"github.com/goipsec/goipsec/updown"
 )
@@ -39,7 +40,7 @@ type upEvent struct {
 }
 
 // updownChildUp queues the "up" calls of a new Child SA (not of a rekey's successor).
-func (d *Daemon) updownChildUp(c *ike.ChildInstall, ch *config.Child, pk policyKey) {
+func (d *Daemon) updownChildUp(c *ike.ChildInstall, ch *config.Child, pk policyKey, kernel dataplane.KernelPolicyOptions) {
 	u := d.updownState()
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -73,12 +74,13 @@ func (d *Daemon) updownChildUp(c *ike.ChildInstall, ch *config.Child, pk policyK
 		MyID: c.IKE.LocalID.String(), PeerID: c.IKE.RemoteID.String(), PeerEAPID: c.IKE.EAPID,
 		Local: c.LocalTS, Remote: c.RemoteTS, MySourceIPs: c.IKE.LocalVIPs, PeerSourceIPs: c.IKE.RemoteVIPs,
 		Encap: c.Encap, PeerPort: c.IKE.Remote.Port(), HostAccess: ch.HostAccess, SPIIn: c.SPIIn, SPIOut: c.SPIOut,
-		IfIDIn: ch.IfIDIn, IfIDOut: ch.IfIDOut, Key: fmt.Sprintf("%s/%s/%d", c.IKE.Conn, c.Name, reqid)}
-	if ch.MarkIn != (config.Mark{}) {
-		e.MarkIn = fmt.Sprintf("0x%x/0x%x", ch.MarkIn.Value, ch.MarkIn.Mask)
+		IfIDIn: kernel.IfIDIn, IfIDOut: kernel.IfIDOut, Key: fmt.Sprintf("%s/%s/%d", c.IKE.Conn, c.Name, reqid)}
+	// The marks and interface IDs as installed: %unique ones with the Child SA's values.
+	if kernel.MarkIn != (dataplane.Mark{}) {
+		e.MarkIn = fmt.Sprintf("0x%x/0x%x", kernel.MarkIn.Value, kernel.MarkIn.Mask)
 	}
-	if ch.MarkOut != (config.Mark{}) {
-		e.MarkOut = fmt.Sprintf("0x%x/0x%x", ch.MarkOut.Value, ch.MarkOut.Mask)
+	if kernel.MarkOut != (dataplane.Mark{}) {
+		e.MarkOut = fmt.Sprintf("0x%x/0x%x", kernel.MarkOut.Value, kernel.MarkOut.Mask)
 	}
 	u.up[c.SPIIn] = &upEvent{e: e}
 	u.runner.Run(e)

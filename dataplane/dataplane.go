@@ -118,6 +118,9 @@ type SAParams struct {
 	// if_id_in/out and mark_in/out); only the kernel data plane supports them (zero: none).
 	IfID uint32
 	Mark Mark
+	// SetMark is the mark the kernel puts on packets once this SA processed them (strongSwan's
+	// set_mark_in/out, XFRMA_SET_MARK); kernel data plane only (zero: none).
+	SetMark Mark
 
 	// NotifyFirstInbound asks for Events.FirstInbound when the first packet authenticates on this
 	// inbound SA: the sign that the peer sends on it, which a rekey responder waits for before it

@@ -451,7 +451,7 @@ func (s *saState) zero() {
 
 // InstallSA implements dataplane.Backend.
 func (e *Engine) InstallSA(p dataplane.SAParams) error {
-	if p.IfID != 0 || p.Mark != (dataplane.Mark{}) {
+	if p.IfID != 0 || p.Mark != (dataplane.Mark{}) || p.SetMark != (dataplane.Mark{}) {
 		return fmt.Errorf("SA %s: XFRM interface IDs and marks: %w", p.Name, dataplane.ErrUnsupported)
 	}
 	if !p.Src.IsValid() || !p.Dst.IsValid() || p.Src.Is4() != p.Dst.Is4() {

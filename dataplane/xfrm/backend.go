@@ -296,6 +296,7 @@ func (b *Backend) stateFor(p dataplane.SAParams) (*state, error) {
 	if p.Mark != (dataplane.Mark{}) {
 		st.mark, st.markMask = p.Mark.Value, p.Mark.Mask
 	}
+	st.setMark, st.setMarkMask = p.SetMark.Value, p.SetMark.Mask
 	if p.Mode == dataplane.Transport {
 		st.mode = modeTransport
 	}
@@ -572,7 +573,11 @@ func (b *Backend) buildPolicyLocked(pe *policyEntry) error {
 		}
 		sp.ifindex = ifindex
 		out := &policy{sel: sp, dir: dirOut, action: action, priority: pr, mark: outMark, markMask: outMask, ifID: pick(ko.IfIDOut, b.cfg.IfID)}
-		rev := selector{src: sp.dst, dst: sp.src, sport: sp.dport, sportMask: sp.dmask, dport: sp.sport, dmask: sp.sportMask, proto: sp.proto, ifindex: ifindex}
+		// The interface restricts the outbound policies only (out, and the fwd-out one): the
+		// kernel matches a selector's ifindex against the packet's output device, and decrypted
+		// traffic for this host has the loopback device there. strongSwan sets it on the
+		// outbound policies only too.
+		rev := selector{src: sp.dst, dst: sp.src, sport: sp.dport, sportMask: sp.dmask, dport: sp.sport, dmask: sp.sportMask, proto: sp.proto}
 		in := &policy{sel: rev, dir: dirIn, action: action, priority: pr, mark: inMark, markMask: inMask, ifID: pick(ko.IfIDIn, b.cfg.IfID)}
 		if outT != nil {
 			out.tmpls = []tmpl{*outT}

@@ -42,6 +42,8 @@ const (
 	attrMark         = 21
 	attrTFCPad       = 22
 	attrReplayESNVal = 23
+	attrSetMark      = 29 // XFRMA_SET_MARK (was XFRMA_OUTPUT_MARK): the mark put on packets the SA processed
+	attrSetMarkMask  = 30 // XFRMA_SET_MARK_MASK
 	attrIfID         = 31
 )
 
@@ -237,6 +239,7 @@ type state struct {
 	ifID                                             uint32
 	mark                                             uint32
 	markMask                                         uint32
+	setMark, setMarkMask                             uint32 // output mark (0/0: none)
 	replayOSeq, replaySeq, replayOSeqHi, replaySeqHi uint32
 	replayBitmap                                     []uint32
 }
@@ -360,6 +363,12 @@ func stateMsg(typ int, st *state) *nl.NetlinkRequest {
 		ne.PutUint32(m[0:], st.mark)
 		ne.PutUint32(m[4:], st.markMask)
 		req.AddData(nl.NewRtAttr(attrMark, m))
+	}
+	if st.setMark != 0 || st.setMarkMask != 0 {
+		// The kernel takes a missing mask as 0xffffffff; it is always sent, as iproute2 does when
+		// given one.
+		req.AddData(nl.NewRtAttr(attrSetMark, nl.Uint32Attr(st.setMark)))
+		req.AddData(nl.NewRtAttr(attrSetMarkMask, nl.Uint32Attr(st.setMarkMask)))
 	}
 	if st.ifID != 0 {
 		req.AddData(nl.NewRtAttr(attrIfID, nl.Uint32Attr(st.ifID)))

@@ -123,8 +123,8 @@ func allZero(b []byte) bool {
 // package and compares them with what iproute2 sent to a real 6.1 kernel for the same commands.
 func TestMessagesMatchIproute2(t *testing.T) {
 	golden := iproute2Requests(t)
-	if len(golden) != 7 {
-		t.Fatalf("testdata holds %d requests, want 7", len(golden))
+	if len(golden) != 8 {
+		t.Fatalf("testdata holds %d requests, want 8", len(golden))
 	}
 	v6a, v6b := netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2")
 	cases := []struct {
@@ -154,6 +154,10 @@ func TestMessagesMatchIproute2(t *testing.T) {
 		{"delete SA", saIDMsg(msgDelSA, a2, 0x1000, 50, 0, 0).Serialize(), sizeUsersaID, []uint16{13}},
 		{"delete policy", policyIDMsg(&policy{sel: selector{src: netip.MustParsePrefix("203.0.113.0/24"),
 			dst: netip.MustParsePrefix("198.51.100.0/24")}, dir: dirOut}).Serialize(), sizeUserpolicyID, nil},
+		// mark_out/mark_in_sa, set_mark_in/out (output mark with its mask) and if_id_in/out.
+		{"SA with marks and if_id", stateMsg(msgNewSA, &state{src: a1, dst: a2, spi: 0x4000, proto: 50, mode: modeTunnel,
+			replayWindow: 32, aead: &algo{name: "rfc4106(gcm(aes))", key: k20, icvBits: 128},
+			mark: 7, markMask: 0xff, setMark: 0x500, setMarkMask: 0xf00, ifID: 9}).Serialize(), sizeUsersaInfo, nil},
 	}
 	for i, c := range cases {
 		compareMessage(t, c.name, c.msg, golden[i], c.body, c.skip...)

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"encoding/json"
 	"regexp"
 	"sort"
 	"strings"
@@ -127,21 +126,7 @@ func TestKernelReloadKeepsSAs(t *testing.T) {
 	l.pingFromGuest(t, guestInner, hostInner)
 	kernel := l.assertCountersMoved(t)
 	// goipsec status reports the kernel's counters.
-	var st struct {
-		Connections []struct {
-			IKESAs []struct {
-				ChildSAs []struct {
-					In struct {
-						Packets uint64 `json:"packets"`
-					} `json:"in"`
-				} `json:"child_sas"`
-			} `json:"ike_sas"`
-		} `json:"connections"`
-	}
-	raw := l.guest(t, "/mnt/host/goipsec status --json")
-	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		t.Fatalf("goipsec status --json: %v\n%s", err, raw)
-	}
+	st, raw := l.goipsecStatus(t)
 	var got uint64
 	for _, c := range st.Connections {
 		for _, ike := range c.IKESAs {

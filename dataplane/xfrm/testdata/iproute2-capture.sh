@@ -28,6 +28,8 @@ ip xfrm policy add src 192.0.2.2/32 dst 192.0.2.1/32 proto 6 dport 22 dir in pri
 # 6, 7: deletions.
 ip xfrm state delete src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000
 ip xfrm policy delete src 203.0.113.0/24 dst 198.51.100.0/24 dir out
+# 8: marks: the SA's own mark, an output mark (set_mark_in/out) with its mask, an interface ID.
+ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x4000 mode tunnel flag af-unspec replay-window 32 aead 'rfc4106(gcm(aes))' $K20 128 mark 0x7 mask 0xff output-mark 0x500 mask 0xf00 if_id 9
 sleep 1
 kill $tcpdump
 sleep 0.5
