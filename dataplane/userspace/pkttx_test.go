@@ -193,3 +193,29 @@ func TestRawESPPacketRing(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSplitRawIPv4 feeds the raw socket's IPv4 parser any bytes: it accepts exactly the packets
+// with a header length of at least 20 bytes followed by at least 8 bytes, and returns the bytes
+// after the header.
+func FuzzSplitRawIPv4(f *testing.F) {
+	f.Add([]byte("\x45\x00\x00\x1c\x00\x00\x40\x00\x40\x32\x00\x00\xc0\x00\x02\x01\xc0\x00\x02\x02\x00\x00\x10\x01\x00\x00\x00\x01"))
+	f.Add([]byte{0x4f, 1, 2})
+	f.Add([]byte{0x44})
+	f.Fuzz(func(t *testing.T, d []byte) {
+		src, dst, pkt, ok := splitRawIPv4(d)
+		ihl := 0
+		if len(d) > 0 {
+			ihl = int(d[0]&0x0f) * 4
+		}
+		want := len(d) >= ipv4HeaderLen && ihl >= ipv4HeaderLen && len(d) >= ihl+8
+		if ok != want {
+			t.Fatalf("ok %v for %x", ok, d)
+		}
+		if !ok {
+			return
+		}
+		if len(pkt) != len(d)-ihl || &pkt[0] != &d[ihl] || src != netip.AddrFrom4([4]byte(d[12:16])) || dst != netip.AddrFrom4([4]byte(d[16:20])) {
+			t.Fatalf("split %v %v %x of %x", src, dst, pkt, d)
+		}
+	})
+}
