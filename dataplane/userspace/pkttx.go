@@ -277,23 +277,24 @@ func (t *packetTX) send(src, dst netip.Addr, pkts [][]byte) ([][]byte, error) {
 		hl = ipv6HeaderLen
 	}
 	n := 0
+fill:
 	for _, pkt := range pkts {
 		if hl+len(pkt) > p.mtu {
 			break // the kernel fragments it (IPv4) or refuses it
 		}
 		st := t.status(t.head)
-		switch s := atomic.LoadUint32(st); s {
+		switch atomic.LoadUint32(st) {
 		case tpStatusAvailable:
 		case tpStatusWrongFormat:
 			// A frame the kernel refused (cannot happen with the frames written here): take it back.
 			atomic.StoreUint32(st, tpStatusAvailable)
 		default:
-			goto full // still being sent: the ring is full
+			break fill // still being sent: the ring is full
 		}
 		frame := t.ring[t.head*txRingFrameSize : (t.head+1)*txRingFrameSize]
-		if dst.Is4() {
-			t.id++
-		}
+		// Every packet here fits the MTU and carries DF, so it is atomic and its identification
+		// need not be unique among pipelines (RFC 6864 §4.1); it just counts up.
+		t.id++
 		if _, err := putESPFrame(frame, &p.eth, src, dst, t.id, pkt); err != nil {
 			break
 		}
@@ -301,7 +302,6 @@ func (t *packetTX) send(src, dst netip.Addr, pkts [][]byte) ([][]byte, error) {
 		t.head = (t.head + 1) % txRingFrames
 		n++
 	}
-full:
 	if n == 0 {
 		return pkts, nil
 	}
