@@ -3,6 +3,7 @@ module github.com/goipsec/goipsec
 go 1.26.8
 
 require (
+	github.com/cloudflare/circl v1.6.5
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/common v0.72.0
 	github.com/spf13/cobra v1.10.2

@@ -108,7 +108,8 @@ var keyTable = [...]Key{
 	{Path: conn + ".mediated_by", Support: NotSupported, Doc: "IKEv2 mediation extension."},
 	{Path: conn + ".mediation_peer", Support: NotSupported, Doc: "IKEv2 mediation extension."},
 	{Path: conn + ".ppk_id", Default: "", Doc: "Identity of the post-quantum preshared key (RFC 8784) to mix into the IKE SA's keys; the key is a secrets.ppk<suffix> section with this id."},
-	{Path: conn + ".ppk_required", Default: "no", Doc: "Refuse the IKE SA unless a post-quantum preshared key is used (RFC 8784): no fallback to NO_PPK_AUTH, in either role."},
+	{Path: conn + ".ppk_required", Default: "no", Doc: "Refuse the IKE SA unless a post-quantum preshared key is used (RFC 9867 or RFC 8784): no fallback to NO_PPK_AUTH or to an IKE SA without it, in either role."},
+	{Path: conn + ".ppk_intermediate", Default: "yes", Doc: "Offer and accept RFC 9867 (the PPK mixed in IKE_INTERMEDIATE, so it protects IKE_AUTH too) with peers that announce USE_PPK_INT; no: RFC 8784 only (the PPK in IKE_AUTH), for a peer whose RFC 9867 does not work with goipsec's. goipsec-specific."},
 	{Path: conn + ".ocsp", Default: "reply", Support: DefaultOnly, Doc: "OCSP responses in IKE (RFC 4806); goipsec asks responders itself (remote.revocation)."},
 
 	{Path: local, Section: true, Doc: "The local authentication round (one round only)."},

@@ -48,11 +48,12 @@ type Connection struct {
 	// EncapTCP: encap = tcp, IKE and ESP in TCP (RFC 9329) to TCPPort from the start.
 	EncapTCP bool
 	TCPPort  uint16
-	// PPKID names the post-quantum preshared key (RFC 8784) to use; PPKRequired refuses IKE SAs
-	// without one.
-	PPKID       string
-	PPKRequired bool
-	MOBIKE      bool
+	// PPKID names the post-quantum preshared key (RFC 8784, RFC 9867) to use; PPKRequired refuses
+	// IKE SAs without one; PPKIntermediate (ppk_intermediate, default yes) allows RFC 9867.
+	PPKID           string
+	PPKRequired     bool
+	PPKIntermediate bool
+	MOBIKE          bool
 	// Fragmentation is "yes", "accept" (receive fragments, never send them) or "no".
 	Fragmentation string
 	SendCertReq   bool
@@ -505,6 +506,7 @@ func (l *loader) connection(sec *Section) *Connection {
 	c.TCPPort = l.port(sec, conn, "tcp_port")
 	c.PPKID = parsed(l, sec, conn, "ppk_id", func(s string) (string, error) { return s, nil })
 	c.PPKRequired = l.boolean(sec, conn, "ppk_required")
+	c.PPKIntermediate = l.boolean(sec, conn, "ppk_intermediate")
 	c.MOBIKE = l.boolean(sec, conn, "mobike")
 	c.Fragmentation = parsed(l, sec, conn, "fragmentation", func(s string) (string, error) {
 		switch s {

@@ -23,10 +23,11 @@ func newPPKTable(list []*config.PPK) *ppkTable {
 }
 
 // configurePPK gives a connection its PPK settings. Every connection can look PPKs up by the
-// identity the peer names, so as responder it answers USE_PPK when asked; whether a PPK is used is
-// decided in IKE_AUTH by the keys both sides hold and by ppk_required.
+// identity the peer names, so as responder it answers USE_PPK_INT or USE_PPK when asked; whether
+// a PPK is used is decided in IKE_INTERMEDIATE (RFC 9867) or IKE_AUTH (RFC 8784) by the keys both
+// sides hold and by ppk_required.
 func (d *Daemon) configurePPK(peer *ike.PeerConfig, c *config.Connection) {
-	peer.PPKID, peer.PPKRequired = []byte(c.PPKID), c.PPKRequired
+	peer.PPKID, peer.PPKRequired, peer.PPKNoIntermediate = []byte(c.PPKID), c.PPKRequired, !c.PPKIntermediate
 	peer.PPK = func(id []byte) ([]byte, bool) {
 		t := d.ppks.Load()
 		if t == nil {

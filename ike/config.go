@@ -100,6 +100,10 @@ type PeerConfig struct {
 	PPKID       []byte
 	PPKRequired bool
 	PPK         func(id []byte) ([]byte, bool)
+	// PPKNoIntermediate keeps to RFC 8784 (the PPK in IKE_AUTH): no USE_PPK_INT is announced or
+	// answered, so RFC 9867 (the PPK in IKE_INTERMEDIATE) is not used even with a peer that has
+	// it.
+	PPKNoIntermediate bool
 	// ForceTCP starts in TCP (encap = tcp); TCPPort is the peer's TCP port (RFC 9329), used by
 	// ForceTCP and by the fallback when UDP gets no answer (0: no fallback).
 	ForceTCP bool

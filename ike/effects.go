@@ -25,7 +25,7 @@ type IKEInfo struct {
 	Proposal            proposal.Proposal
 	// TCP: IKE and ESP in TCP (RFC 9329).
 	TCP bool
-	// PPK: a post-quantum preshared key is in the keys (RFC 8784).
+	// PPK: a post-quantum preshared key is in the keys (RFC 9867 or RFC 8784).
 	PPK bool
 }
 

@@ -87,7 +87,7 @@ func exchange(t *testing.T, from, to *SA, req *Message, id uint32) *Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := to.ProcessRequest(&Message{Exchange: req.Exchange, Payloads: opened.Inner})
+	resp := to.ProcessRequest(&Message{Exchange: req.Exchange, Payloads: opened.Inner, IntAuth: intAuthOf(opened)})
 	msgs, err = to.Seal(to.Header(req.Exchange, id, true), resp.Payloads, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,21 @@ func exchange(t *testing.T, from, to *SA, req *Message, id uint32) *Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Message{Exchange: req.Exchange, Payloads: opened.Inner}
+	return &Message{Exchange: req.Exchange, Payloads: opened.Inner, IntAuth: intAuthOf(opened)}
+}
+
+// intAuthOf gives what the driver passes in Message.IntAuth for a received IKE_INTERMEDIATE
+// message (RFC 9242 §3.3.2).
+func intAuthOf(o *wire.Opened) []byte {
+	h := o.Header
+	if h.Exchange != wire.ExchangeIKEIntermediate {
+		return nil
+	}
+	first := wire.PayloadNone
+	if sk, ok := o.Payloads[len(o.Payloads)-1].(*wire.Encrypted); ok {
+		first = sk.First
+	}
+	return wire.IntAuthData(h, first, o.Plain)
 }
 
 // installs returns the Child SAs an SA asked to install, and its first real failure.
@@ -157,7 +171,23 @@ func runHandshake(t *testing.T, ci, cr *PeerConfig, candidates ...*PeerConfig) (
 			t.Fatal(err)
 		}
 	}
-	resp := exchange(t, i, r, req, 1)
+	id := uint32(1)
+	for req.Exchange == wire.ExchangeIKEIntermediate {
+		// Additional key exchanges (RFC 9370) and the PPK of RFC 9867.
+		resp := exchange(t, i, r, req, id)
+		id++
+		_, ierr := i.ProcessResponse(resp)
+		if _, rerr := installs(r); rerr != nil {
+			return i, r, nil, nil, rerr
+		}
+		if ierr != nil {
+			return i, r, nil, nil, ierr
+		}
+		if req, err = i.NextRequest(); err != nil {
+			return i, r, nil, nil, err
+		}
+	}
+	resp := exchange(t, i, r, req, id)
 	_, ierr := i.ProcessResponse(resp)
 	rcs, rerr := installs(r)
 	ics, icerr := installs(i)

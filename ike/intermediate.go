@@ -112,9 +112,16 @@ func (sa *SA) noteIntermediate(h wire.Header, data []byte) {
 
 // planIntermediate queues the additional key exchanges a proposal chose, ahead of IKE_AUTH, and
 // reports whether there are any. The peer must have announced IKE_INTERMEDIATE support.
+//
+// An initiator that uses a PPK the RFC 9867 way sends it in the last of these exchanges, or in
+// an IKE_INTERMEDIATE exchange of its own when the proposal has no additional key exchange.
 func (sa *SA) planIntermediate(p proposal.Proposal, peerSupports bool) (bool, error) {
 	groups := addKEGroups(p)
-	if len(groups) == 0 {
+	var ppkKey []byte
+	if sa.Initiator {
+		ppkKey = sa.initiatorPPKKey()
+	}
+	if len(groups) == 0 && ppkKey == nil {
 		return false, nil
 	}
 	if !peerSupports {
@@ -123,11 +130,21 @@ func (sa *SA) planIntermediate(p proposal.Proposal, peerSupports bool) (bool, er
 	in := sa.inter()
 	in.pending = groups
 	if sa.Initiator {
-		tasks := make([]initiatorTask, 0, len(groups)+len(sa.queue))
+		tasks := make([]*intermediateKETask, 0, len(groups)+1)
 		for _, g := range groups {
 			tasks = append(tasks, &intermediateKETask{group: g})
 		}
-		sa.queue = append(tasks, sa.queue...)
+		if ppkKey != nil {
+			if len(tasks) == 0 {
+				tasks = append(tasks, &intermediateKETask{})
+			}
+			tasks[len(tasks)-1].ppk = ppkKey
+		}
+		queue := make([]initiatorTask, 0, len(tasks)+len(sa.queue))
+		for _, t := range tasks {
+			queue = append(queue, t)
+		}
+		sa.queue = append(queue, sa.queue...)
 	}
 	return true, nil
 }
@@ -167,10 +184,13 @@ func (sa *SA) finishAddKE() {
 }
 
 // intermediateKETask runs one additional key exchange in an IKE_INTERMEDIATE exchange as
-// initiator: SK {KEi(n)} → SK {KEr(n)} (RFC 9370 §2.2.2).
+// initiator: SK {KEi(n)} → SK {KEr(n)} (RFC 9370 §2.2.2). With ppk it also offers that PPK
+// (RFC 9867: SK {[KEi(n),] N(PPK_IDENTITY_KEY)} → SK {[KEr(n),] N(PPK_IDENTITY)}); group 0 is an
+// exchange for the PPK alone.
 type intermediateKETask struct {
 	group uint16
 	ke    suite.KeyExchange
+	ppk   []byte // owned by the configuration: never wiped here
 }
 
 func (*intermediateKETask) Kind() TaskKind              { return TaskIntermediate }
@@ -188,19 +208,42 @@ func (t *intermediateKETask) build(sa *SA, req *Message) error {
 		return fmt.Errorf("ike: IKE_INTERMEDIATE request in state %s", sa.state)
 	}
 	t.abort(sa)
-	ke, err := suite.NewKeyExchange(t.group, sa.deps.Rand)
-	if err != nil {
-		return err
+	if t.group != 0 {
+		ke, err := suite.NewKeyExchange(t.group, sa.deps.Rand)
+		if err != nil {
+			return err
+		}
+		t.ke = ke
+		req.add(&wire.KE{Group: t.group, Data: ke.PublicValue()})
 	}
-	t.ke = ke
-	req.add(&wire.KE{Group: t.group, Data: ke.PublicValue()})
+	if t.ppk != nil {
+		n, err := sa.ppkIdentityKey(t.ppk)
+		if err != nil {
+			return err
+		}
+		req.add(n)
+	}
 	return nil
 }
 
 func (t *intermediateKETask) process(sa *SA, resp *Message) (bool, error) {
 	defer t.abort(sa)
 	if n := firstError(resp.Payloads); n != nil {
+		if t.ppk != nil && n.NotifyType == wire.AuthenticationFailed {
+			return false, errorf(0, "peer %s refused our post-quantum preshared key %q with AUTHENTICATION_FAILED (RFC 9867): it requires a PPK and has no key with that id, or a different one", sa.Remote, sa.Config.PPKID)
+		}
+		if t.group == 0 {
+			return false, errorf(0, "peer refused IKE_INTERMEDIATE with %s", n.NotifyType)
+		}
 		return false, errorf(0, "peer refused additional key exchange %s (IKE_INTERMEDIATE) with %s", groupName(t.group), n.NotifyType)
+	}
+	if t.group == 0 {
+		sa.inter().exchanges++
+		if err := sa.initiatorPPKResponse(t.ppk, resp.Payloads); err != nil {
+			return false, err
+		}
+		sa.setState(StateInitDone)
+		return false, nil
 	}
 	ke := find[*wire.KE](resp.Payloads)
 	if ke == nil || ke.Group != t.group {
@@ -217,6 +260,12 @@ func (t *intermediateKETask) process(sa *SA, resp *Message) (bool, error) {
 	}
 	sa.useKeys(ks)
 	sa.inter().exchanges++
+	if t.ppk != nil {
+		// RFC 9867: on top of the keys of the last additional key exchange.
+		if err := sa.initiatorPPKResponse(t.ppk, resp.Payloads); err != nil {
+			return false, err
+		}
+	}
 	sa.finishAddKE()
 	return false, nil
 }
@@ -235,10 +284,36 @@ func (sa *SA) respondIntermediate(req, resp *Message) {
 	}
 	in := sa.inter()
 	in.exchanges++
+	var ppkNotes []*wire.Notify
+	for _, p := range req.Payloads {
+		if n, ok := p.(*wire.Notify); ok && n.NotifyType == wire.PPKIdentityKey {
+			ppkNotes = append(ppkNotes, n)
+		}
+	}
+	// ppk answers PPK_IDENTITY_KEY (RFC 9867) once any additional key exchange of the request is
+	// done, so that the PPK goes on top of its keys.
+	ppk := func() {
+		if len(ppkNotes) == 0 {
+			return
+		}
+		ps, e := sa.responderPPKIntermediate(ppkNotes, len(in.pending) == 0)
+		if e != nil {
+			in.next.zero()
+			in.next = nil
+			refuse(e.Notify, e)
+			return
+		}
+		resp.add(ps...)
+	}
 	ke := find[*wire.KE](req.Payloads)
 	if ke == nil {
-		// An IKE_INTERMEDIATE exchange of an extension we do not use: an empty answer, still
-		// part of the IntAuth chain.
+		// The PPK alone, or an IKE_INTERMEDIATE exchange of an extension we do not use (an empty
+		// answer); either way part of the IntAuth chain.
+		if len(in.pending) > 0 && len(ppkNotes) > 0 {
+			refuse(wire.InvalidSyntax, errorf(wire.InvalidSyntax, "peer %s sent PPK_IDENTITY_KEY without the additional key exchange %s that the proposal %s calls for next", sa.Remote, groupName(in.pending[0]), sa.Proposal))
+			return
+		}
+		ppk()
 		return
 	}
 	if len(in.pending) == 0 || sa.state != StateIntermediate {
@@ -271,6 +346,7 @@ func (sa *SA) respondIntermediate(req, resp *Message) {
 	in.next = ks
 	resp.add(&wire.KE{Group: want, Data: pub})
 	sa.finishAddKE()
+	ppk()
 }
 
 // sealed is told about every message Seal protected: IKE_INTERMEDIATE messages join the IntAuth

@@ -25,8 +25,12 @@ const ppkIDFixed = 2
 
 // ppkState is the PPK part of the handshake.
 type ppkState struct {
-	// peer: the peer sent USE_PPK in IKE_SA_INIT.
+	// peer: the peer sent USE_PPK or USE_PPK_INT in IKE_SA_INIT.
 	peer bool
+	// intermediate: RFC 9867 is in use (USE_PPK_INT both ways, with IKE_INTERMEDIATE support):
+	// the PPK is settled in the last IKE_INTERMEDIATE exchange and IKE_AUTH carries no PPK
+	// payloads.
+	intermediate bool
 	// used: the PPK is mixed into the keys; plain holds the keys before that, in case the
 	// responder answers without PPK and they are needed again.
 	used                     bool
@@ -100,7 +104,14 @@ func (sa *SA) ppkInitiator(auth func() []byte) ([]wire.Payload, error) {
 	st := sa.ppk()
 	if !st.peer {
 		if cfg.PPKRequired {
-			return nil, errorf(0, "connection %s requires a post-quantum preshared key (ppk_required), but peer %s does not support them (no USE_PPK in IKE_SA_INIT, RFC 8784)", cfg.Name, sa.Remote)
+			return nil, errorf(0, "connection %s requires a post-quantum preshared key (ppk_required), but peer %s does not support them (neither USE_PPK_INT nor USE_PPK in IKE_SA_INIT, RFC 9867/8784)", cfg.Name, sa.Remote)
+		}
+		return nil, nil
+	}
+	if st.intermediate {
+		// RFC 9867: the PPK was settled in IKE_INTERMEDIATE (a refusal failed there already).
+		if cfg.PPKRequired && !sa.PPK {
+			return nil, errorf(0, "connection %s requires a post-quantum preshared key, but there is no ppk secret with id %q", cfg.Name, cfg.PPKID)
 		}
 		return nil, nil
 	}
@@ -129,7 +140,7 @@ func (sa *SA) ppkInitiator(auth func() []byte) ([]wire.Payload, error) {
 // the responder used NO_PPK_AUTH, which is refused when a PPK is required and otherwise means the
 // keys without PPK are the ones in force.
 func (sa *SA) ppkInitiatorResponse(ps []wire.Payload) error {
-	if sa.hs.ppk == nil || !sa.hs.ppk.used {
+	if sa.hs.ppk == nil || !sa.hs.ppk.used || sa.hs.ppk.intermediate {
 		return nil
 	}
 	st := sa.hs.ppk
@@ -149,6 +160,14 @@ func (sa *SA) ppkInitiatorResponse(ps []wire.Payload) error {
 // and the payloads for the response; with a PPK the keys are mixed when it returns.
 func (sa *SA) ppkResponder(cfg *PeerConfig, ps []wire.Payload, authData []byte) ([]byte, []wire.Payload, *Error) {
 	st := sa.ppk()
+	if st.intermediate {
+		// RFC 9867: the PPK was settled in IKE_INTERMEDIATE, with the connection IKE_SA_INIT
+		// chose; cfg, chosen by the peer's identities, may require one where that did not.
+		if cfg.PPKRequired && !sa.PPK {
+			return nil, nil, errorf(wire.AuthenticationFailed, "connection %s requires a post-quantum preshared key, but peer %s used none in IKE_INTERMEDIATE (RFC 9867)", cfg.Name, sa.Remote)
+		}
+		return authData, nil, nil
+	}
 	idn := findNotify(ps, wire.PPKIdentity)
 	if !st.peer || idn == nil {
 		if cfg.PPKRequired {

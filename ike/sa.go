@@ -110,7 +110,7 @@ type SA struct {
 	Established       time.Time
 	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
 	PeerInitialContact bool
-	// PPK: a post-quantum preshared key is mixed into the keys (RFC 8784).
+	// PPK: a post-quantum preshared key is mixed into the keys (RFC 9867 or RFC 8784).
 	PPK bool
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.

@@ -180,7 +180,9 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 	for _, t := range tasks {
 		a, err := t.process(sa, resp)
 		if err != nil {
-			if t.Kind() == TaskInit || t.Kind() == TaskAuth {
+			// A failed initial exchange (IKE_INTERMEDIATE included: an additional key exchange
+			// or a PPK refused) ends the IKE SA, which cannot get to IKE_AUTH.
+			if t.Kind() == TaskInit || t.Kind() == TaskAuth || t.Kind() == TaskIntermediate {
 				sa.active = nil
 				for _, o := range tasks {
 					if o != t {

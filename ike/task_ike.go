@@ -96,6 +96,8 @@ func (sa *SA) successorOf(initiator bool) *SA {
 	return &SA{Config: sa.Config, deps: sa.deps, Initiator: initiator, Local: sa.Local, Remote: sa.Remote,
 		NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, PeerFragmentation: sa.PeerFragmentation, PeerChildless: sa.PeerChildless,
 		TCP: sa.TCP, TCPOriginator: sa.TCPOriginator,
+		// The new SKEYSEED comes from the old SK_d, which holds the PPK (RFC 8784 §3, RFC 9867).
+		PPK:     sa.PPK,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now()}
 }
 

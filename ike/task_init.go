@@ -85,12 +85,17 @@ func (*initTask) build(sa *SA, req *Message) error {
 	if sa.Config.Fragmentation {
 		req.add(&wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
-	if offersAddKE(sa.Config.Proposals) {
-		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE (RFC 9242 §3.1).
+	if offersAddKE(sa.Config.Proposals) || sa.Config.offersPPKIntermediate() {
+		// RFC 9370 §2.2.1: additional key exchanges run in IKE_INTERMEDIATE (RFC 9242 §3.1), and
+		// so does the PPK of RFC 9867.
 		req.add(&wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
 	}
+	if sa.Config.offersPPKIntermediate() {
+		req.add(&wire.Notify{NotifyType: wire.UsePPKInt}) // RFC 9867
+	}
 	if sa.Config.wantsPPK() {
-		req.add(&wire.Notify{NotifyType: wire.UsePPK}) // RFC 8784 §3
+		// RFC 8784 §3, for a peer without RFC 9867.
+		req.add(&wire.Notify{NotifyType: wire.UsePPK})
 	}
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, false), Payloads: req.Payloads}
 	b, err := m.Encode()
@@ -162,9 +167,7 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 	}
 	defer clear(secret)
 	sa.checkNATD(ps, sa.SPIr)
-	if sa.Config.wantsPPK() {
-		sa.ppk().peer = findNotify(ps, wire.UsePPK) != nil
-	}
+	sa.initiatorPPKMode(ps)
 	sa.PeerFragmentation = findNotify(ps, wire.FragmentationSupported) != nil
 	sa.PeerChildless = findNotify(ps, wire.ChildlessIKEv2Supported) != nil
 	hs.initResp = append([]byte(nil), resp.Raw...)
@@ -450,14 +453,12 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	if cfg.Childless != ChildlessNever {
 		ps = append(ps, &wire.Notify{NotifyType: wire.ChildlessIKEv2Supported})
 	}
-	if findNotify(req.Payloads, wire.UsePPK) != nil && cfg.PPK != nil {
-		// RFC 8784 §3: we can look PPKs up; whether one is used is decided in IKE_AUTH.
-		sa.ppk().peer = true
-		ps = append(ps, &wire.Notify{NotifyType: wire.UsePPK})
-	}
 	peerInter := findNotify(req.Payloads, wire.IntermediateExchangeSupported) != nil
 	if peerInter {
 		ps = append(ps, &wire.Notify{NotifyType: wire.IntermediateExchangeSupported})
+	}
+	if n := sa.responderPPKNotify(cfg, req.Payloads); n != nil {
+		ps = append(ps, n)
 	}
 	if inter, err := sa.planIntermediate(chosen.Proposal, peerInter); err != nil {
 		return refuse(wire.NoProposalChosen, nil, err.(*Error))

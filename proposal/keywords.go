@@ -141,9 +141,10 @@ var keywords = [...]keyword{
 	{"ecp521", TypeKeyExchange, KEECP521, 0, offered},
 	{"x25519", TypeKeyExchange, KECurve25519, 0, offered},
 	{"curve25519", TypeKeyExchange, KECurve25519, 0, offered},
-	// ML-KEM-512: Go's crypto/mlkem implements only ML-KEM-768 and ML-KEM-1024 (FIPS 203's
-	// stronger sets), and no maintained Go library adds 512.
-	{"mlkem512", TypeKeyExchange, KEMLKEM512, 0, unsupported},
+	// ML-KEM-512 (from github.com/cloudflare/circl: Go's crypto/mlkem has only the two stronger
+	// sets) is offered when configured but is in no default proposal: NIST category 1, where
+	// ML-KEM-768 is category 3.
+	{"mlkem512", TypeKeyExchange, KEMLKEM512, 0, offered},
 	{"mlkem768", TypeKeyExchange, KEMLKEM768, 0, offered},
 	{"mlkem1024", TypeKeyExchange, KEMLKEM1024, 0, offered},
 	{"modpnone", TypeKeyExchange, KENone, 0, offered},

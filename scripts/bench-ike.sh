@@ -307,7 +307,7 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # held_run KEY: with a fresh responder running, brings it to each of LEVELS held tunnels and
 # measures MEASURE handshakes there (which it keeps as well), and the RSS per tunnel held.
-declare -A hrate hrss hcores
+declare -A hrate hrss hcores hcpu
 held_run() {
   local key=$1 held=0 base r
   sleep 1
@@ -332,6 +332,10 @@ held_run() {
     # Cores the responder kept busy during the measurement: CPU time over wall time.
     cores=$(awk -v c="$(( $(cpu_ticks "$resp_pid") - c0 ))" -v hz="$HZ" -v w0="$w0" -v w1="$(date +%s.%N)" 'BEGIN {printf "%.2f", c / hz / (w1 - w0)}')
     hcores[$key/$level]=$cores
+    r=$(field handshakes_per_second)
+    # Responder CPU per handshake: what holding tunnels costs, independent of how much of the
+    # machine other work took during the measurement (the rate is not).
+    hcpu[$key/$level]=$(awk -v c="$cores" -v r="$r" 'BEGIN {if (r > 0) printf "%.3f", c / r * 1000; else print "n/a"}')
     if [ -n "$prof" ]; then
       wait "$prof" || true
       ip netns exec $R curl -s -o "$PPROF_DIR/heap-$level.pprof" "http://127.0.0.1:6060/debug/pprof/heap"
@@ -343,7 +347,7 @@ held_run() {
     per=$(awk -v r="$rss" -v b="$base" -v n="$held" 'BEGIN {printf "%.1f", (r - b) / n * 1024 / 1000}')
     hrate[$key/$level]=$r
     hrss[$key/$level]=$per
-    printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel  responder busy %s cores\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per" "$cores"
+    printf '  %-12s %7d held  %8.1f handshakes/s  failed %s  RSS %7d kB  %s kB/tunnel  responder busy %s cores, %s ms CPU/handshake\n' "$key" "$held" "$r" "$(field failed)" "$rss" "$per" "$cores" "${hcpu[$key/$level]}"
   done
   # Settled: what a gateway holds once the handshakes are over (goipsec drops each IKE SA's
   # cached IKE_AUTH response when no retransmission can come any more, ~3 minutes on).
@@ -375,16 +379,18 @@ if [ "${MODE:-}" = held ]; then
     start_charon psk; bench "$WARMUP_HELD" psk; held_run strongswan; stop_responder
   fi
   echo
-  printf '%-10s %22s %22s %10s %24s %16s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw" "cores goipsec / sw"
+  printf '%-10s %22s %22s %10s %24s %16s %22s\n' "held" "goipsec handshakes/s" "strongSwan handshakes/s" "ratio" "kB/tunnel goipsec / sw" "cores goipsec / sw" "CPU ms/hs goipsec / sw"
   for level in $LEVELS; do
     g=${hrate[goipsec/$level]:-n/a} s=${hrate[strongswan/$level]:-n/a}
     ratio=n/a; [ "$g" != n/a ] && [ "$s" != n/a ] && ratio=$(awk -v a="$g" -v b="$s" 'BEGIN {printf "%.2fx", a/b}')
-    printf '%-10s %22s %22s %10s %24s %16s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}" \
-      "${hcores[goipsec/$level]:-n/a} / ${hcores[strongswan/$level]:-n/a}"
+    printf '%-10s %22s %22s %10s %24s %16s %22s\n' "$level" "$g" "$s" "$ratio" "${hrss[goipsec/$level]:-n/a} / ${hrss[strongswan/$level]:-n/a}" \
+      "${hcores[goipsec/$level]:-n/a} / ${hcores[strongswan/$level]:-n/a}" "${hcpu[goipsec/$level]:-n/a} / ${hcpu[strongswan/$level]:-n/a}"
   done
   echo "RSS per tunnel ${SETTLE}s after the last level: goipsec ${hrss[goipsec/settled]:-n/a} kB, strongSwan ${hrss[strongswan/settled]:-n/a} kB"
   g0=${hrate[goipsec/${LEVELS%% *}]:-}; glast=${hrate[goipsec/${LEVELS##* }]:-}
   [ -n "$g0" ] && [ -n "$glast" ] && echo "goipsec: rate with ${LEVELS##* } held is $(awk -v a="$glast" -v b="$g0" 'BEGIN {printf "%.0f%%", a/b*100}') of the rate with ${LEVELS%% *}"
+  c0=${hcpu[goipsec/${LEVELS%% *}]:-}; clast=${hcpu[goipsec/${LEVELS##* }]:-}
+  [ -n "$c0" ] && [ -n "$clast" ] && echo "goipsec: CPU per handshake with ${LEVELS##* } held is $(awk -v a="$clast" -v b="$c0" 'BEGIN {printf "%.0f%%", a/b*100}') of that with ${LEVELS%% *} (the rate it allows: $(awk -v a="$clast" -v b="$c0" 'BEGIN {printf "%.0f%%", b/a*100}'))"
   echo "end: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   exit 0
 fi

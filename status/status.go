@@ -138,7 +138,7 @@ type IKESA struct {
 	// Transport is "udp", or "tcp" for IKE and ESP in TCP (RFC 9329), whose connection TCP shows.
 	Transport string    `json:"transport"`
 	TCP       *TCPState `json:"tcp,omitempty"`
-	// PPK: a post-quantum preshared key is mixed into the keys (RFC 8784).
+	// PPK: a post-quantum preshared key is mixed into the keys (RFC 9867 or RFC 8784).
 	PPK            bool      `json:"ppk"`
 	EstablishedAt  time.Time `json:"established_at,omitzero"`
 	RekeyAt        time.Time `json:"rekey_at,omitzero"`

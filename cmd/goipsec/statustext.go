@@ -77,7 +77,7 @@ func printConnection(w io.Writer, c *status.Connection, now time.Time) {
 			line(w, "tcp", tcpText(t))
 		}
 		if sa.PPK {
-			line(w, "ppk", "a post-quantum preshared key is in the keys (RFC 8784)")
+			line(w, "ppk", "a post-quantum preshared key is in the keys (RFC 9867 or RFC 8784)")
 		}
 		var timers []string
 		if !sa.EstablishedAt.IsZero() {

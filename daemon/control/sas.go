@@ -67,7 +67,7 @@ func swanNames(p proposal.Proposal) (encr, keysize, integ, prf, dh string) {
 		case proposal.TypeKeyExchange:
 			dh = map[uint16]string{proposal.KEMODP2048: "MODP_2048", proposal.KEMODP3072: "MODP_3072", proposal.KEMODP4096: "MODP_4096",
 				proposal.KEECP256: "ECP_256", proposal.KEECP384: "ECP_384", proposal.KEECP521: "ECP_521", proposal.KECurve25519: "CURVE_25519",
-				proposal.KEMLKEM768: "ML_KEM_768", proposal.KEMLKEM1024: "ML_KEM_1024"}[t.ID]
+				proposal.KEMLKEM512: "ML_KEM_512", proposal.KEMLKEM768: "ML_KEM_768", proposal.KEMLKEM1024: "ML_KEM_1024"}[t.ID]
 		}
 	}
 	return

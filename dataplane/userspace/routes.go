@@ -36,7 +36,18 @@ type routeTable struct {
 	// needs its interface's, and asking the kernel each time doubled the netlink round trips of
 	// an SA install (the IKE responder installs two SAs per handshake).
 	linkMTUs map[int]cachedMTU
+	// pathMTUs caches the route lookup of pathMTU for addrTTL: a route lookup is a netlink round
+	// trip that allocates ~3 KB, and the Child SAs of one peer (several per IKE SA, and every
+	// rekey) all ask for the same destination. Emptied when it reaches maxPathMTUs entries.
+	pathMTUs map[pathKey]cachedMTU
 }
+
+type pathKey struct {
+	dst  netip.Addr
+	mark uint32
+}
+
+const maxPathMTUs = 4096
 
 type cachedMTU struct {
 	mtu int
@@ -187,14 +198,29 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 // pathMTU is the MTU towards dst for the engine's own (marked) packets: the route's MTU if it has
 // one, else its interface's; 1500 when it cannot be found.
 func (rt *routeTable) pathMTU(dst netip.Addr, mark uint32) int {
+	now, key := rt.now(), pathKey{dst: dst, mark: mark}
+	rt.mu.Lock()
+	c, ok := rt.pathMTUs[key]
+	rt.mu.Unlock()
+	if ok && now.Sub(c.at) < addrTTL && !now.Before(c.at) {
+		return c.mtu
+	}
+	mtu := 1500
 	routes, err := rt.h.RouteGetWithOptions(dst.AsSlice(), &netlink.RouteGetOptions{Mark: mark})
-	if err != nil || len(routes) == 0 {
-		return 1500
+	switch {
+	case err != nil || len(routes) == 0:
+	case routes[0].MTU > 0:
+		mtu = routes[0].MTU
+	default:
+		mtu = rt.linkMTU(routes[0].LinkIndex)
 	}
-	if routes[0].MTU > 0 {
-		return routes[0].MTU
+	rt.mu.Lock()
+	if rt.pathMTUs == nil || len(rt.pathMTUs) >= maxPathMTUs {
+		rt.pathMTUs = map[pathKey]cachedMTU{}
 	}
-	return rt.linkMTU(routes[0].LinkIndex)
+	rt.pathMTUs[key] = cachedMTU{mtu: mtu, at: now}
+	rt.mu.Unlock()
+	return mtu
 }
 
 // linkMTU returns an interface's MTU, from the cache while it is fresh.

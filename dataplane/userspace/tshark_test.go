@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"net"
 	"os"
@@ -151,16 +152,30 @@ func TestTsharkDecryptsESP(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
+			outKey := dataplane.SAKey{Protocol: dataplane.ESP, SPI: 0x1001, Dst: inst.outerB}
+			before, _ := a.eng.SAStats(outKey)
 			if _, err := conn.Write(payload); err != nil {
 				t.Fatal(err)
 			}
+			var after dataplane.SAStats
 			waitFor(t, func() bool {
-				st, _ := a.eng.SAStats(dataplane.SAKey{Protocol: dataplane.ESP, SPI: 0x1001, Dst: inst.outerB})
-				return st.Packets > 0
+				after, _ = a.eng.SAStats(outKey)
+				return after.Packets > before.Packets
 			})
-			// Stop the capture only once tcpdump has written the ESP packet (SPI 0x00001001).
+			// Stop the capture only once tcpdump has written every ESP packet sent since the write
+			// (SPI 0x00001001 followed by each sequence number): the kernel may send something of its
+			// own through the tunnel at the same moment (IPv6 neighbour or multicast listener
+			// traffic), and the datagram is one of those, not necessarily the first.
+			wantSeqs := func(data []byte) bool {
+				for seq := before.Packets + 1; seq <= after.Packets; seq++ {
+					if !bytes.Contains(data, binary.BigEndian.AppendUint32([]byte{0, 0, 0x10, 0x01}, uint32(seq))) {
+						return false
+					}
+				}
+				return true
+			}
 			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if data, err := os.ReadFile(capturePath(t, a.ns, "veth0")); err == nil && bytes.Contains(data, []byte{0, 0, 0x10, 0x01, 0, 0, 0}) {
+				if data, err := os.ReadFile(capturePath(t, a.ns, "veth0")); err == nil && wantSeqs(data) {
 					break
 				}
 			}

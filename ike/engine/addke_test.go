@@ -127,6 +127,10 @@ func TestAdditionalKeyExchanges(t *testing.T) {
 		{"optional, peer classic", "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none", "aes256gcm16-prfsha256-x25519", 0,
 			"aes256gcm16-prfsha256-x25519-ke1_none"},
 		{"default both", "default", "default", 1, "aes256gcm16-prfsha256-x25519-ke1_mlkem768"},
+		// ML-KEM-512 (circl) is offered only when configured: the responder prefers it when the
+		// initiator puts it first.
+		{"mlkem512", "aes128gcm16-prfsha256-x25519-ke1_mlkem512-ke1_mlkem768", "aes128gcm16-prfsha256-x25519-ke1_mlkem512", 1,
+			"aes128gcm16-prfsha256-x25519-ke1_mlkem512"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, l := pqPair(t, tc.ikeA, tc.ikeB, "aes256gcm16", "aes256gcm16", nil)

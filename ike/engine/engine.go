@@ -688,7 +688,7 @@ type SAInfo struct {
 	NATLocal, NATRemote bool
 	// TCP: IKE and ESP travel in TCP (RFC 9329); TCPOriginator: we opened the connection.
 	TCP, TCPOriginator bool
-	// PPK: a post-quantum preshared key is in the keys (RFC 8784).
+	// PPK: a post-quantum preshared key is in the keys (RFC 9867 or RFC 8784).
 	PPK         bool
 	Established time.Time
 	// RekeyAt is when the IKE SA will be rekeyed (zero: never); LastReceived is when the last

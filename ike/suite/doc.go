@@ -11,7 +11,8 @@
 //
 // The primitives come from the standard library (crypto/hmac, crypto/sha256,
 // crypto/sha512, crypto/aes, crypto/cipher, crypto/ecdh, crypto/mlkem) and
-// from golang.org/x/crypto/chacha20poly1305. What is written here by hand is
+// from golang.org/x/crypto/chacha20poly1305; ML-KEM-512, which the standard
+// library lacks, from github.com/cloudflare/circl. What is written here by hand is
 // only the IKEv2 glue around them — prf+, the key split, the KE payload
 // encodings and peer-value checks, and the SK payload framing — because no
 // library offers IKEv2's versions of these.
@@ -20,11 +21,9 @@
 //   - MODP exponentiation uses math/big, which is not constant time; the
 //     standard library exposes no constant-time modular exponentiation.
 //   - Zero methods wipe every secret buffer this package owns. Key schedules
-//     held inside crypto/aes, crypto/hmac, crypto/ecdh and crypto/mlkem values
-//     cannot be reached from outside those packages; Zero drops the references
-//     so the garbage collector can reclaim them.
-//   - ML-KEM-512 (group 35) is not offered by the Go standard library and is
-//     therefore reported as unsupported.
+//     held inside crypto/aes, crypto/hmac, crypto/ecdh, crypto/mlkem and
+//     circl's mlkem512 values cannot be reached from outside those packages;
+//     Zero drops the references so the garbage collector can reclaim them.
 //   - Recent Go versions ignore a caller-supplied reader in
 //     ecdh.Curve.GenerateKey, so private keys are drawn from the injected
 //     reader here and built with Curve.NewPrivateKey instead. ML-KEM

@@ -63,7 +63,7 @@ func FuzzOpenAESCBC(f *testing.F) {
 // Respond must either refuse it with ErrInvalidPublicValue or return a
 // secret of the group's fixed length.
 func FuzzKeyExchangePeerValue(f *testing.F) {
-	groups := []uint16{MODP_2048, ECP_256, ECP_384, ECP_521, CURVE25519, ML_KEM_768, ML_KEM_1024}
+	groups := []uint16{MODP_2048, ECP_256, ECP_384, ECP_521, CURVE25519, ML_KEM_768, ML_KEM_1024, ML_KEM_512}
 	for i, g := range groups {
 		a, _ := NewKeyExchange(g, nil)
 		b, _ := NewKeyExchange(g, nil)
@@ -73,7 +73,7 @@ func FuzzKeyExchangePeerValue(f *testing.F) {
 		}
 		f.Add(uint8(i), false, []byte{})
 	}
-	secretSize := map[uint16]int{MODP_2048: 256, ECP_256: 32, ECP_384: 48, ECP_521: 66, CURVE25519: 32, ML_KEM_768: 32, ML_KEM_1024: 32}
+	secretSize := map[uint16]int{MODP_2048: 256, ECP_256: 32, ECP_384: 48, ECP_521: 66, CURVE25519: 32, ML_KEM_768: 32, ML_KEM_1024: 32, ML_KEM_512: 32}
 	f.Fuzz(func(t *testing.T, which uint8, asResponder bool, peer []byte) {
 		group := groups[int(which)%len(groups)]
 		ke, err := NewKeyExchange(group, nil)

@@ -49,7 +49,7 @@ func NewKeyExchange(group uint16, rand io.Reader) (KeyExchange, error) {
 		return newECP(group, rand)
 	case CURVE25519:
 		return newX25519(rand)
-	case ML_KEM_768, ML_KEM_1024:
+	case ML_KEM_512, ML_KEM_768, ML_KEM_1024:
 		return newMLKEM(group, rand)
 	}
 	return nil, fmt.Errorf("%w: %d", ErrUnsupportedGroup, group)
@@ -70,7 +70,7 @@ func PublicValueSize(group uint16, initiator bool) (int, error) {
 		return 2 * 66, nil
 	case CURVE25519:
 		return x25519Size, nil
-	case ML_KEM_768, ML_KEM_1024:
+	case ML_KEM_512, ML_KEM_768, ML_KEM_1024:
 		p := mlkemParams(group)
 		if initiator {
 			return p.encapKeySize, nil

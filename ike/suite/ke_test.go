@@ -278,7 +278,7 @@ func TestMLKEMRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		group        uint16
 		ekLen, ctLen int
-	}{{ML_KEM_768, mlkem.EncapsulationKeySize768, mlkem.CiphertextSize768}, {ML_KEM_1024, mlkem.EncapsulationKeySize1024, mlkem.CiphertextSize1024}} {
+	}{{ML_KEM_512, 800, 768}, {ML_KEM_768, mlkem.EncapsulationKeySize768, mlkem.CiphertextSize768}, {ML_KEM_1024, mlkem.EncapsulationKeySize1024, mlkem.CiphertextSize1024}} {
 		ini, err := NewKeyExchange(c.group, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -341,7 +341,7 @@ func TestMLKEMDeterministicKeyGen(t *testing.T) {
 }
 
 func TestKeyExchangeRolesAndZero(t *testing.T) {
-	for _, group := range []uint16{MODP_2048, ECP_256, CURVE25519, ML_KEM_768} {
+	for _, group := range []uint16{MODP_2048, ECP_256, CURVE25519, ML_KEM_512, ML_KEM_768} {
 		a, _ := NewKeyExchange(group, nil)
 		b, _ := NewKeyExchange(group, nil)
 		if a.Group() != group {
@@ -368,7 +368,7 @@ func TestKeyExchangeRolesAndZero(t *testing.T) {
 }
 
 func TestUnsupportedGroups(t *testing.T) {
-	for _, g := range []uint16{0, 1, 2, 5, 22, 23, 24, 25, 26, 32, ML_KEM_512, 38, 0xffff} {
+	for _, g := range []uint16{0, 1, 2, 5, 22, 23, 24, 25, 26, 32, 34, 38, 0xffff} {
 		if _, err := NewKeyExchange(g, nil); !errors.Is(err, ErrUnsupportedGroup) {
 			t.Errorf("NewKeyExchange(%d): error = %v, want ErrUnsupportedGroup", g, err)
 		}
@@ -379,7 +379,7 @@ func TestUnsupportedGroups(t *testing.T) {
 }
 
 func TestKeyExchangeReaderFailure(t *testing.T) {
-	for _, group := range []uint16{MODP_2048, ECP_384, CURVE25519, ML_KEM_1024} {
+	for _, group := range []uint16{MODP_2048, ECP_384, CURVE25519, ML_KEM_512, ML_KEM_1024} {
 		if _, err := NewKeyExchange(group, bytes.NewReader([]byte{1, 2, 3})); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("group %d with a short reader: error = %v, want io.ErrUnexpectedEOF", group, err)
 		}

@@ -289,3 +289,48 @@ func DeriveChildKeys(p PRF, t ChildTransforms, skd, ni, nr []byte, secrets ...[]
 	k.IntegR = take(integLen)
 	return k, nil
 }
+
+// PPKConfirmationSize is the length of the PPK Confirmation in a PPK_IDENTITY_KEY notification
+// (RFC 9867): the first 8 octets of the PRF output.
+const PPKConfirmationSize = 8
+
+// PPKConfirmation computes the PPK Confirmation of RFC 9867: the first 8 octets of
+// prf(PPK, Ni | Nr | SPIi | SPIr), with the IKE_SA_INIT nonces and the IKE SA's SPIs. It lets the
+// responder tell a PPK it holds under the same PPK_ID but with other key bits from the right one,
+// before any key depends on it.
+func PPKConfirmation(p PRF, ppk, ni, nr, spii, spir []byte) ([]byte, error) {
+	if p.newHash == nil {
+		return nil, fmt.Errorf("%w: zero PRF", ErrUnsupportedTransform)
+	}
+	if err := checkNonces(ni, nr); err != nil {
+		return nil, err
+	}
+	if len(spii) != spiSize || len(spir) != spiSize {
+		return nil, fmt.Errorf("%w: SPIs of %d and %d bytes, want %d", ErrInvalidInput, len(spii), len(spir), spiSize)
+	}
+	return p.Compute(ppk, ni, nr, spii, spir)[:PPKConfirmationSize], nil
+}
+
+// PPKIntermediateKeys mixes a PPK into the IKE SA's keys in IKE_INTERMEDIATE (RFC 9867):
+//
+//	SKEYSEED' = prf+(PPK, SK_d)   (as long as the PRF's output)
+//	{SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED', Ni | Nr | SPIi | SPIr)
+//
+// so that every key, the ones protecting IKE_AUTH included, depends on the PPK. SK_d is the
+// newest one, after any additional key exchange (RFC 9370) of the same exchange. prev is left
+// untouched; the caller wipes it when the new keys take over.
+func PPKIntermediateKeys(t IKETransforms, prev *Keys, ppk, ni, nr, spii, spir []byte) (*Keys, error) {
+	p, err := NewPRF(t.PRF)
+	if err != nil {
+		return nil, err
+	}
+	if len(ppk) == 0 {
+		return nil, fmt.Errorf("%w: empty PPK", ErrInvalidInput)
+	}
+	seed, err := p.Plus(ppk, p.Size(), prev.SKd)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(seed)
+	return DeriveIKEKeys(t, seed, ni, nr, spii, spir)
+}

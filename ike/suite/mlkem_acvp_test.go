@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/cloudflare/circl/kem/mlkem/mlkem512"
 )
 
 // acvpVector is one NIST ACVP ML-KEM test case: its name ("encapsulation ML-KEM-768 43") and its
@@ -48,9 +50,9 @@ func readACVP(t *testing.T, path string) []acvpVector {
 	return out
 }
 
-// TestMLKEMACVPEncapsulation: FIPS 203 encapsulation of NIST's ACVP encapDecap vectors (two for
-// ML-KEM-768, two for ML-KEM-1024) gives NIST's ciphertext and shared key, derandomized with each
-// vector's m through crypto/mlkem/mlkemtest. Our responder accepts each vector's encapsulation key
+// TestMLKEMACVPEncapsulation: FIPS 203 encapsulation of NIST's ACVP encapDecap vectors (two each
+// for ML-KEM-512, ML-KEM-768 and ML-KEM-1024) gives NIST's ciphertext and shared key, derandomized
+// with each vector's m through crypto/mlkem/mlkemtest (circl's EncapsulateTo seed for 512). Our responder accepts each vector's encapsulation key
 // (FIPS 203 §7.2 checks) and answers with a ciphertext and secret of the right sizes; our
 // initiator refuses the vector's ciphertext cut short or lengthened.
 func TestMLKEMACVPEncapsulation(t *testing.T) {
@@ -63,6 +65,13 @@ func TestMLKEMACVPEncapsulation(t *testing.T) {
 			var k, c []byte
 			var err error
 			switch {
+			case strings.HasPrefix(v.name, "encapsulation ML-KEM-512 "):
+				group = ML_KEM_512
+				var key mlkem512.PublicKey
+				if err = key.Unpack(ek); err == nil {
+					k, c = make([]byte, mlkem512.SharedKeySize), make([]byte, mlkem512.CiphertextSize)
+					key.EncapsulateTo(c, k, m)
+				}
 			case strings.HasPrefix(v.name, "encapsulation ML-KEM-768 "):
 				group = ML_KEM_768
 				var key *mlkem.EncapsulationKey768
@@ -105,14 +114,14 @@ func TestMLKEMACVPEncapsulation(t *testing.T) {
 			}
 		})
 	}
-	if count[ML_KEM_768] < 2 || count[ML_KEM_1024] < 2 {
-		t.Fatalf("known answers: %d for ML-KEM-768, %d for ML-KEM-1024; want at least two each", count[ML_KEM_768], count[ML_KEM_1024])
+	if count[ML_KEM_512] < 2 || count[ML_KEM_768] < 2 || count[ML_KEM_1024] < 2 {
+		t.Fatalf("known answers: %d for ML-KEM-512, %d for ML-KEM-768, %d for ML-KEM-1024; want at least two each", count[ML_KEM_512], count[ML_KEM_768], count[ML_KEM_1024])
 	}
 }
 
 // TestMLKEMACVPKeyGen: our initiator's ML-KEM key exchange, given NIST's ACVP keyGen seed d || z
 // as its randomness (FIPS 203 §7.1 draws exactly these 64 bytes), sends NIST's encapsulation key
-// as its public value: two vectors for ML-KEM-768, two for ML-KEM-1024.
+// as its public value: two vectors each for ML-KEM-512, ML-KEM-768 and ML-KEM-1024.
 func TestMLKEMACVPKeyGen(t *testing.T) {
 	vs := readACVP(t, "testdata/acvp-mlkem-keygen.txt")
 	count := map[uint16]int{}
@@ -120,6 +129,8 @@ func TestMLKEMACVPKeyGen(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			group := uint16(ML_KEM_768)
 			switch {
+			case strings.HasPrefix(v.name, "keyGen ML-KEM-512 "):
+				group = ML_KEM_512
 			case strings.HasPrefix(v.name, "keyGen ML-KEM-768 "):
 			case strings.HasPrefix(v.name, "keyGen ML-KEM-1024 "):
 				group = ML_KEM_1024
@@ -137,7 +148,7 @@ func TestMLKEMACVPKeyGen(t *testing.T) {
 			count[group]++
 		})
 	}
-	if count[ML_KEM_768] < 2 || count[ML_KEM_1024] < 2 {
-		t.Fatalf("known answers: %d for ML-KEM-768, %d for ML-KEM-1024; want at least two each", count[ML_KEM_768], count[ML_KEM_1024])
+	if count[ML_KEM_512] < 2 || count[ML_KEM_768] < 2 || count[ML_KEM_1024] < 2 {
+		t.Fatalf("known answers: %d for ML-KEM-512, %d for ML-KEM-768, %d for ML-KEM-1024; want at least two each", count[ML_KEM_512], count[ML_KEM_768], count[ML_KEM_1024])
 	}
 }

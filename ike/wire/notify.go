@@ -96,6 +96,8 @@ const (
 	AdditionalKeyExchange         NotifyType = 16441 // RFC 9370
 	UseAggfrag                    NotifyType = 16442 // RFC 9347
 	SupportedAuthMethods          NotifyType = 16443 // RFC 9593
+	UsePPKInt                     NotifyType = 16445 // RFC 9867
+	PPKIdentityKey                NotifyType = 16446 // RFC 9867
 )
 
 // notifyErrorLimit: types below it are errors (RFC 7296 §3.10.1).
@@ -272,6 +274,10 @@ func (t NotifyType) String() string {
 		return "ADDITIONAL_KEY_EXCHANGE"
 	case UseAggfrag:
 		return "USE_AGGFRAG"
+	case UsePPKInt:
+		return "USE_PPK_INT"
+	case PPKIdentityKey:
+		return "PPK_IDENTITY_KEY"
 	case SupportedAuthMethods:
 		return "SUPPORTED_AUTH_METHODS"
 	}

@@ -185,7 +185,9 @@ func checkPings(t *testing.T, left, right interface {
 // TestPPKStrongSwan: post-quantum preshared keys (RFC 8784) with strongSwan 5.9.8 in both roles:
 // the same PPK on both sides is used (strongSwan logs it, the tunnel carries traffic); a different
 // PPK under the same identity fails authentication; a PPK that one side requires and the other
-// lacks fails, and goipsec says why in one line.
+// lacks fails, and goipsec says why in one line. With strongSwan 6.0.1, which knows IKE_INTERMEDIATE
+// but not RFC 9867, goipsec offers USE_PPK_INT and USE_PPK, strongSwan answers USE_PPK, and the PPK
+// goes into IKE_AUTH the RFC 8784 way, also after an additional key exchange in IKE_INTERMEDIATE.
 func TestPPKStrongSwan(t *testing.T) {
 	const ppkA, ppkB = "0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "0x1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
 	for _, tc := range []struct {
@@ -195,7 +197,12 @@ func TestPPKStrongSwan(t *testing.T) {
 		goipsecInitiates       bool
 		wantUp                 bool
 		wantLog                string // a goipsec log line part when it fails
+		swan6                  bool   // strongSwan 6.0.1 instead of 5.9.8
+		ike                    string // "" : aes256gcm16-prfsha256-x25519
 	}{
+		{name: "matching/strongswan6/goipsec-initiator", goKey: ppkA, swanKey: ppkA, goRequired: true, swRequired: true, goipsecInitiates: true, wantUp: true,
+			swan6: true, ike: "aes256gcm16-prfsha256-x25519-ke1_ecp256"},
+		{name: "matching/strongswan6/goipsec-responder", goKey: ppkA, swanKey: ppkA, goRequired: true, swRequired: true, wantUp: true, swan6: true},
 		{name: "matching/goipsec-initiator", goKey: ppkA, swanKey: ppkA, goRequired: true, swRequired: true, goipsecInitiates: true, wantUp: true},
 		{name: "matching/goipsec-responder", goKey: ppkA, swanKey: ppkA, goRequired: true, swRequired: true, wantUp: true},
 		{name: "mismatching/goipsec-initiator", goKey: ppkA, swanKey: ppkB, goRequired: true, swRequired: true, goipsecInitiates: true,
@@ -205,27 +212,34 @@ func TestPPKStrongSwan(t *testing.T) {
 			wantLog: `which we do not have`},
 		{name: "required-missing/goipsec-initiator", goKey: ppkA, swanKey: "", goRequired: true, swRequired: false, goipsecInitiates: true,
 			// strongSwan without the PPK does not even announce USE_PPK.
-			wantLog: `does not support them (no USE_PPK in IKE_SA_INIT`},
+			wantLog: `does not support them (neither USE_PPK_INT nor USE_PPK in IKE_SA_INIT`},
 	} {
+		if tc.ike == "" {
+			tc.ike = "aes256gcm16-prfsha256-x25519"
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			root := ""
+			if tc.swan6 {
+				root = strongswan.Trixie(t)
+			}
 			_, left, right := setup(t)
 			swExtra := "    ppk_id = ppk-interop\n"
 			if tc.swRequired {
 				swExtra += "    ppk_required = yes\n"
 			}
-			conf := swanConn{local: rightOuter, remote: leftOuter, ike: "aes256gcm16-prfsha256-x25519", extra: swExtra,
+			conf := swanConn{local: rightOuter, remote: leftOuter, ike: tc.ike, extra: swExtra,
 				children: []swanChild{{name: "net", localTS: rightNet4, remoteTS: leftNet4, esp: "aes256gcm16"}}}.String()
 			if tc.swanKey != "" {
 				conf += "secrets {\n  ppk-1 {\n    id = ppk-interop\n    secret = " + tc.swanKey + "\n  }\n}\n"
 			}
-			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: conf})
+			c := strongswan.Start(t, right, strongswan.Config{Root: root, SwanctlConf: conf})
 			goExtra := "    ppk_id = ppk-interop\n"
 			if tc.goRequired {
 				goExtra += "    ppk_required = yes\n"
 			}
 			cc := connConf{local: leftOuter, remote: rightOuter, localID: leftOuter, remoteID: rightOuter, extra: goExtra,
-				ikeProposal: "aes256gcm16-prfsha256-x25519", espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4}
+				ikeProposal: tc.ike, espProposal: "aes256gcm16", localTS: leftNet4, remoteTS: rightNet4}
 			if tc.goipsecInitiates {
 				cc.startAction = "start"
 			}
