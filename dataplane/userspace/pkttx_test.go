@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,4 +219,54 @@ func FuzzSplitRawIPv4(f *testing.F) {
 			t.Fatalf("split %v %v %x of %x", src, dst, pkt, d)
 		}
 	})
+}
+
+// TestRawESPRingRevalidatesStaleNeighbour: the ring bypasses the kernel's neighbour output, which
+// is what revalidates a STALE entry; so a path found STALE sends one batch through the raw socket,
+// after which the kernel has moved the entry on (DELAY, PROBE or REACHABLE) and the ring takes
+// the traffic again.
+func TestRawESPRingRevalidatesStaleNeighbour(t *testing.T) {
+	a, b := newPair(t)
+	sc := scenario{name: "raw-stale", proto: dataplane.ESP, enc: esp.EncrAESGCM16, encKeyLen: 36}
+	inst := install(t, sc, a, b)
+	ping := func() {
+		t.Helper()
+		if r, err := a.ns.Ping(inst.src, inst.dst, 3, 20*time.Millisecond, 2*time.Second); err != nil || r.Received != 3 {
+			t.Fatalf("ping: %v %v", r, err)
+		}
+	}
+	neigh := func() []string {
+		t.Helper()
+		out, err := a.ns.IP("neigh", "show", inst.outerB.String(), "dev", "veth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Fields(out)
+	}
+	ping()
+	time.Sleep(l2PathTTL + 100*time.Millisecond)
+	ping()
+	before := a.eng.stats.ringSent.Load()
+	if before == 0 {
+		t.Fatal("the ring carried nothing once the neighbour was resolved")
+	}
+	f := neigh() // 192.0.2.2 lladdr 02:.. REACHABLE
+	if len(f) < 4 || f[1] != "lladdr" {
+		t.Fatalf("neighbour entry %q", f)
+	}
+	if _, err := a.ns.IP("neigh", "replace", inst.outerB.String(), "dev", "veth0", "lladdr", f[2], "nud", "stale"); err != nil {
+		t.Fatal(err)
+	}
+	if f := neigh(); f[len(f)-1] != "STALE" {
+		t.Fatalf("neighbour entry %q, want STALE", f)
+	}
+	time.Sleep(l2PathTTL + 100*time.Millisecond)
+	ping()
+	f = neigh()
+	if state := f[len(f)-1]; state != "DELAY" && state != "PROBE" && state != "REACHABLE" {
+		t.Fatalf("neighbour entry %q after sending: the kernel did not revalidate it", f)
+	}
+	if after := a.eng.stats.ringSent.Load(); after <= before {
+		t.Fatalf("the ring carried nothing after the revalidating batch (%d, %d before)", after, before)
+	}
 }
