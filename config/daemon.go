@@ -41,6 +41,11 @@ type Daemon struct {
 	RouteTable   uint32
 	RulePriority uint32
 	Log          Log
+	// StateDir keeps pool leases across restarts (empty: memory only); ResolvConf receives the
+	// DNS servers of a virtual IP (empty: DNS untouched); UpdownTimeout bounds updown scripts.
+	StateDir      string
+	ResolvConf    string
+	UpdownTimeout time.Duration
 }
 
 // Log holds the logging settings (daemon.log { }).
@@ -83,6 +88,15 @@ func (l *loader) daemon(sec *Section) Daemon {
 		}
 		return n, err
 	}))
+	absOrEmpty := func(s string) (string, error) {
+		if s != "" && !filepath.IsAbs(s) {
+			return "", fmt.Errorf("%q is not an absolute path", s)
+		}
+		return s, nil
+	}
+	d.StateDir = parsed(l, sec, pattern, "state_dir", absOrEmpty)
+	d.ResolvConf = parsed(l, sec, pattern, "resolv_conf", absOrEmpty)
+	d.UpdownTimeout = l.duration(sec, pattern, "updown_timeout")
 	d.VICISocket = parsed(l, sec, pattern, "vici_socket", func(s string) (string, error) {
 		if s != "" && !filepath.IsAbs(s) {
 			return "", fmt.Errorf("%q is not an absolute path", s)

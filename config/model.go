@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,10 +17,11 @@ import (
 type Config struct {
 	Connections []*Connection // in order of appearance
 	Secrets     Secrets
+	Pools       []*Pool
+	Radius      *Radius      // nil without a radius section
 	Manual      []*ManualSA  // in order of appearance
 	Authorities []*Authority // in order of appearance
 	Daemon      Daemon
-	Pools       []*Pool
 	L2TP        *L2TP // nil without an l2tp section
 	// Files lists every file that was read, the main file first.
 	Files []string
@@ -35,8 +38,6 @@ type Connection struct {
 	Version int
 	// Aggressive: IKEv1 Aggressive Mode when initiating.
 	Aggressive bool
-	// Pools name the pools Mode Config assigns virtual IPs from (IKEv1).
-	Pools []string
 	// WeakAlgorithms: the connection (IKEv1 only) may use 3DES, SHA-1 and MODP1024.
 	WeakAlgorithms bool
 	LocalAddrs     []Address
@@ -68,9 +69,18 @@ type Connection struct {
 	OverTime      time.Duration
 	RandTime      time.Duration
 
-	Local    Auth
-	Remote   Auth
-	Children []*Child // in order of appearance
+	Local  Auth
+	Remote Auth
+	// LocalRounds and RemoteRounds are every authentication round in order (RFC 4739); the first
+	// of each is Local and Remote.
+	LocalRounds, RemoteRounds []Auth
+	// VIPs are the virtual IPs to request (0.0.0.0 and :: for any); Pools the pools a responder
+	// assigns them from (IKEv2 configuration payload, IKEv1 Mode Config).
+	VIPs  []netip.Addr
+	Pools []string
+	// RedirectTo sends every new client to another gateway (RFC 5685), an address or a name.
+	RedirectTo string
+	Children   []*Child // in order of appearance
 }
 
 // legacy reports whether the connection's proposals may name the legacy algorithms.
@@ -83,6 +93,7 @@ type AuthMethod string
 const (
 	AuthPSK    AuthMethod = "psk"
 	AuthPubkey AuthMethod = "pubkey" // signatures: pubkey, rsa, rsa/pss, ecdsa, ed25519 (Auth.Constraints)
+	AuthEAP    AuthMethod = "eap"    // EAP (Auth.EAP names the method)
 )
 
 // Auth is one authentication round (connections.<conn>.local<suffix> or remote<suffix>).
@@ -96,6 +107,14 @@ type Auth struct {
 	ID Identity
 	// Certificate settings (creds.go): certs, pubkeys, cacerts, ca_id, cert_policy, revocation.
 	CertSettings
+	// EAP is the method of an eap round: "" (any, client side), md5, mschapv2, tls, ttls,
+	// dynamic or radius.
+	EAP string
+	// EAPID is eap_id (IsAny: the IKE identity, or for a server "ask with EAP-Identity" when
+	// set to %any); AAAID is aaa_id.
+	EAPID, AAAID Identity
+	EAPIDSet     bool
+	Round        int
 	// XAuth: a second remote round with auth = xauth (IKEv1 only): after phase 1 the client
 	// authenticates with a user name and password (secrets.xauth<suffix>/eap<suffix>).
 	XAuth bool
@@ -166,6 +185,8 @@ type Child struct {
 
 	// ahFirst: ah_proposals is written before esp_proposals (see Proposals).
 	ahFirst bool
+	// Updown is the updown script (empty: none).
+	Updown string
 }
 
 // Mark is an XFRM mark: packets match when (mark & Mask) == Value.
@@ -176,13 +197,13 @@ type Mark struct {
 // Secrets holds the credentials of the secrets section.
 type Secrets struct {
 	IKE []*PSK // in order of appearance
-	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>): the
-	// L2TP server's PPP users.
-	Users []*UserSecret
-	PPK   []*PPK // post-quantum preshared keys, in order of appearance
+	PPK []*PPK // post-quantum preshared keys, in order of appearance
 	// Keys are the passphrases of encrypted private keys (private-, rsa-, ecdsa-, pkcs8-,
 	// pkcs12- sections).
 	Keys []*KeySecret
+	// Users are user names and passwords (secrets.eap<suffix>, secrets.xauth<suffix>): EAP
+	// users and our own EAP password, IKEv1 XAuth users, the L2TP server's PPP users.
+	Users []*UserSecret
 }
 
 // PPK is a post-quantum preshared key (secrets.ppk<suffix>, RFC 8784).
@@ -252,18 +273,18 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 	l.check(root, "")
 	// Pools first: connections name them.
 	cfg.Pools = l.pools(root.Section("pools"))
-	l.poolNames = map[string]bool{}
-	for _, p := range cfg.Pools {
-		l.poolNames[p.Name] = true
-	}
 	cfg.Connections = l.connections(root.Section("connections"))
 	cfg.Secrets = l.secrets(root.Section("secrets"))
 	cfg.Secrets.Users = l.users(root.Section("secrets"))
+	l.checkPoolRefs(cfg)
 	cfg.L2TP = l.l2tp(root.Section("l2tp"), cfg.Pools)
-
 	cfg.Manual = l.manual(root.Section("manual"))
 	cfg.Authorities = l.authorities(root.Section("authorities"))
 	cfg.Daemon = l.daemon(root.Section("daemon"))
+	cfg.Radius = l.radius(root.Section("radius"))
+	if cfg.L2TP != nil && cfg.L2TP.LNS != nil && cfg.L2TP.LNS.Users == "radius" && cfg.Radius == nil {
+		l.errorAt(cfg.L2TP.LNS.File, cfg.L2TP.LNS.UsersLine, "l2tp.lns.users = radius needs a radius section with servers")
+	}
 	if cfg.Daemon.Dataplane != "kernel" {
 		for _, kv := range l.kernelOnly {
 			l.errorAt(kv.File, kv.Line, "%s is not supported by the userspace data plane: it needs daemon { dataplane = kernel }", kv.Path)
@@ -277,9 +298,8 @@ func fromTree(tree *Tree, p *Parser) (*Config, error) {
 
 // loader collects errors while building the model, so that all of them are reported at once.
 type loader struct {
-	errs      ErrorList
-	parser    *Parser         // for cancellation
-	poolNames map[string]bool // the pools section's names
+	errs   ErrorList
+	parser *Parser // for cancellation
 	// kernelOnly are settings only the kernel data plane can apply, checked against
 	// daemon.dataplane once the daemon section is read.
 	kernelOnly []*Setting
@@ -554,26 +574,24 @@ func (l *loader) connection(sec *Section) *Connection {
 		}
 	}
 
-	c.Local = l.authRound(sec, true)
-	c.Remote = l.authRound(sec, false)
+	c.LocalRounds = l.authRounds(sec, true)
+	c.RemoteRounds = l.authRounds(sec, false)
+	if len(c.LocalRounds) > 0 {
+		c.Local = c.LocalRounds[0]
+	}
+	if len(c.RemoteRounds) > 0 {
+		c.Remote = c.RemoteRounds[0]
+	}
 	if c.Version == 1 && (c.EncapTCP || c.PPKID != "" || c.PPKRequired) {
 		l.errorAt(sec.File, sec.Line, "%s: encap = tcp and ppk_id are IKEv2 features, not available with version = 1", sec.Path)
 	}
 	if c.Remote.XAuth && c.Version != 1 {
 		l.errorAt(sec.File, sec.Line, "%s: a remote round with auth = xauth needs version = 1 (XAuth is IKEv1)", sec.Path)
 	}
-	if kv := explicit(sec, "pools"); kv != nil {
-		if c.Version != 1 {
-			l.valueError(kv, fmt.Errorf("virtual IPs from pools are supported for IKEv1 connections (Mode Config) only yet; set version = 1"))
-		}
-		for _, name := range strings.Split(kv.Value, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				c.Pools = append(c.Pools, name)
-				if !l.poolNames[name] {
-					l.valueError(kv, fmt.Errorf("no pool named %q in the pools section", name))
-				}
-			}
-		}
+	c.VIPs = parsed(l, sec, conn, "vips", parseAddrList)
+	c.Pools = parsed(l, sec, conn, "pools", parseNameList)
+	if kv := explicit(sec, "redirect_to"); kv != nil {
+		c.RedirectTo = kv.Value
 	}
 
 	if children := sec.Section("children"); children != nil {
@@ -601,9 +619,9 @@ func (l *loader) explicitNumber(kv *Setting) uint64 {
 	return n
 }
 
-// authRound loads the local or remote authentication round. goipsec supports one round per side
-// (RFC 4739 multiple authentication is not supported yet).
-func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
+// authRounds loads the local or remote authentication rounds (RFC 4739), ordered by round and
+// then by name.
+func (l *loader) authRounds(connSec *Section, isLocal bool) []Auth {
 	pattern, side := remot, "remote"
 	if isLocal {
 		pattern, side = local, "local"
@@ -612,24 +630,49 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 	if len(rounds) == 0 && shuntsOnly(connSec) {
 		// A pass/drop shunt negotiates nothing and needs no authentication; its mode is reported
 		// as not supported, which is the real problem.
-		return Auth{}
+		return nil
 	}
 	if len(rounds) == 0 {
 		l.errorAt(connSec.File, connSec.Line, "%s has no %s section; add %s { auth = pubkey } (or auth = psk)", connSec.Path, side, side)
-		return Auth{}
+		return nil
 	}
+	var out []Auth
 	xauth := false
-	for i, extra := range rounds[1:] {
-		if v := extra.Setting("auth"); i == 0 && !isLocal && v != nil && (v.Value == "xauth" || v.Value == "xauth-generic") {
-			// IKEv1's XAuth after phase 1 (checked against the connection's version later).
+	for i, sec := range rounds {
+		if v := sec.Setting("auth"); i > 0 && !isLocal && v != nil && (v.Value == "xauth" || v.Value == "xauth-generic") {
+			// IKEv1's XAuth after phase 1 (checked against the connection's version later): a
+			// flag of the first round, not a round of its own.
+			l.check(sec, pattern)
 			xauth = true
 			continue
 		}
-		l.errorAt(extra.File, extra.Line, "%s: a second %s authentication round (RFC 4739) is not supported by goipsec yet", extra.Path, side)
+		out = append(out, l.authRound(sec, pattern, isLocal))
 	}
-	sec := rounds[0]
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Round != out[j].Round {
+			return out[i].Round < out[j].Round
+		}
+		return out[i].Section < out[j].Section
+	})
+	if xauth && len(out) > 0 {
+		out[0].XAuth = true
+	}
+	for i, a := range out {
+		if i > 0 && a.Method != AuthEAP && !isLocal {
+			// A second round is EAP in practice (RFC 4739 §2: certificate, then EAP); a second
+			// signature or PSK round is refused rather than silently misunderstood.
+			l.errorAt(connSec.File, connSec.Line, "%s: round %d (%s) must be EAP: only the first round may use %s", connSec.Path, i+1, a.Section, a.Method)
+		}
+	}
+	if len(out) > 2 {
+		l.errorAt(connSec.File, connSec.Line, "%s: at most two %s authentication rounds are supported", connSec.Path, side)
+	}
+	return out
+}
+
+func (l *loader) authRound(sec *Section, pattern string, isLocal bool) Auth {
 	l.check(sec, pattern)
-	a := Auth{Section: sec.Name, XAuth: xauth}
+	a := Auth{Section: sec.Name}
 	authValue, kv := l.value(sec, pattern, "auth")
 	m, err := parseAuth(authValue)
 	if err != nil {
@@ -641,6 +684,21 @@ func (l *loader) authRound(connSec *Section, isLocal bool) Auth {
 	if m == AuthPubkey {
 		a.Constraints = authValue
 	}
+	if m == AuthEAP {
+		a.EAP = strings.TrimPrefix(strings.TrimPrefix(authValue, "eap"), "-")
+		if isLocal && (a.EAP == "radius" || a.EAP == "dynamic") && kv != nil {
+			l.valueError(kv, fmt.Errorf("auth = %s is for the server side (remote section)", authValue))
+		}
+		if kv := explicit(sec, "eap_id"); kv != nil {
+			a.EAPID, a.EAPIDSet = parsed(l, sec, pattern, "eap_id", parseIdentity), true
+		}
+		if isLocal {
+			if kv := explicit(sec, "aaa_id"); kv != nil {
+				a.AAAID = parsed(l, sec, pattern, "aaa_id", parseIdentity)
+			}
+		}
+	}
+	a.Round = int(l.number(sec, pattern, "round", 1<<16))
 	a.CertSettings = l.certSettings(sec, pattern, isLocal)
 	if isLocal {
 		// Empty means "the local IP address", decided when the SA is set up.
@@ -677,10 +735,14 @@ func parseAuth(s string) (AuthMethod, error) {
 	case s == "pubkey", strings.HasPrefix(s, "pubkey-"), strings.HasPrefix(s, "rsa"), strings.HasPrefix(s, "ecdsa"),
 		strings.HasPrefix(s, "ed25519"), strings.HasPrefix(s, "ed448"), strings.HasPrefix(s, "ike:"), strings.HasPrefix(s, "bliss"):
 		return AuthPubkey, checkPubkeyConstraints(s)
-	case s == "eap", strings.HasPrefix(s, "eap-"), s == "xauth", strings.HasPrefix(s, "xauth-"):
-		return "", fmt.Errorf("auth = %s is not supported by goipsec yet (use pubkey or psk)", s)
+	case s == "eap", s == "eap-md5", s == "eap-mschapv2", s == "eap-tls", s == "eap-ttls", s == "eap-dynamic", s == "eap-radius":
+		return AuthEAP, nil
+	case strings.HasPrefix(s, "eap-"):
+		return "", fmt.Errorf("EAP method %s is not supported by goipsec (use eap-md5, eap-mschapv2, eap-tls, eap-ttls, eap-dynamic or eap-radius)", s)
+	case s == "xauth", strings.HasPrefix(s, "xauth-"):
+		return "", fmt.Errorf("auth = %s is IKEv1 only (IKEv2 uses EAP: eap-mschapv2, eap-md5, ...)", s)
 	}
-	return "", fmt.Errorf("invalid value %q (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)", s)
+	return "", fmt.Errorf("invalid value %q (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints), psk, or eap-md5, eap-mschapv2, eap-tls, eap-ttls, eap-dynamic, eap-radius)", s)
 }
 
 func (l *loader) child(sec *Section, c *Connection) *Child {
@@ -746,6 +808,9 @@ func (l *loader) child(sec *Section, c *Connection) *Child {
 	ch.CopyECN = l.boolean(sec, child, "copy_ecn")
 	ch.CopyDSCP = l.enum(sec, child, "copy_dscp", "out", "in", "yes", "no")
 	ch.HostAccess = l.boolean(sec, child, "hostaccess")
+	if kv := explicit(sec, "updown"); kv != nil {
+		ch.Updown = kv.Value
+	}
 	ch.Priority = uint32(l.number(sec, child, "priority", math.MaxUint32))
 	ch.IfIDIn = parsed(l, sec, child, "if_id_in", parseIfID)
 	ch.IfIDOut = parsed(l, sec, child, "if_id_out", parseIfID)

@@ -259,7 +259,8 @@ func TestLoadFull(t *testing.T) {
 	d := cfg.Daemon
 	want := Daemon{Dataplane: "userspace", TunName: "ipsec9", MTU: 1380, VICISocket: "/run/goipsec/vici.sock", MetricsListen: "127.0.0.1:9100",
 		IKEPort: 500, NATTPort: 4500, RetransmitTimeout: 4 * time.Second, RetransmitBase: 2, RetransmitTries: 5,
-		RetransmitLimit: time.Minute, FragmentSize: 576, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"}}
+		RetransmitLimit: time.Minute, FragmentSize: 576, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500, Log: Log{Level: "debug", Format: "json"},
+		StateDir: "/var/lib/goipsec", ResolvConf: "/etc/resolv.conf", UpdownTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(d, want) {
 		t.Errorf("daemon\n got %+v\nwant %+v", d, want)
 	}
@@ -306,7 +307,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Daemon{Dataplane: "userspace", TunName: "goipsec0", MTU: 1400, VICISocket: "/run/goipsec/vici.sock", IKEPort: 500, NATTPort: 4500,
 		RetransmitTimeout: 4 * time.Second, RetransmitBase: 1.8, RetransmitTries: 5, FragmentSize: 1280, FwMark: 0x4500, RouteTable: 4500, RulePriority: 4500,
-		Log: Log{Level: "info", Format: "text"}}
+		Log: Log{Level: "info", Format: "text"}, StateDir: "/var/lib/goipsec", ResolvConf: "/etc/resolv.conf", UpdownTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(cfg.Daemon, want) {
 		t.Errorf("daemon defaults\n got %+v\nwant %+v", cfg.Daemon, want)
 	}
@@ -336,11 +337,13 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown section", minimalConn("    chidren { }\n"), `swanctl.conf:6: unknown section "chidren" in connections.home; did you mean "children"?`},
 		{"unknown top-level section", "conections {\n}\n", `swanctl.conf:1: unknown section "conections" in the top level; did you mean "connections"?`},
 		{"top-level key", "x = 1\n", `swanctl.conf:1: unknown key "x" in the top level`},
-		{"not supported section", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local { auth = psk }\n    remote { auth = psk }\n    vips = 0.0.0.0\n  }\n}\n", `swanctl.conf:6: connections.home.vips is not supported by goipsec yet`},
-		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      eap_id = a\n    }\n    remote { auth = psk }\n  }\n}\n",
-			`swanctl.conf:6: connections.home.local.eap_id is not supported by goipsec yet`},
-		{"not supported child key", minimalConn("    children { net { updown = /bin/true } }\n"), `swanctl.conf:6: connections.home.children.net.updown is not supported by goipsec yet`},
-		{"not supported suffix section", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:6: connections.home.remote-2: a second remote authentication round (RFC 4739) is not supported by goipsec yet`},
+		{"pool without addrs", "pools {\n  rw { dns = 10.0.0.1 }\n}\n", `swanctl.conf:2: pools.rw: addrs is required (a subnet such as 10.3.0.0/24, a range a-b or an address)`},
+		{"pool attribute name", "pools {\n  rw {\n    addrs = 10.3.0.0/24\n    dsn = 10.0.0.1\n  }\n}\n", `swanctl.conf:4: unknown key "dsn" in pools.rw (expected addrs, dns, nbns, dhcp, netmask, server, subnet, split_include, split_exclude or an attribute number 1-32767)`},
+		{"unknown pool", minimalConn("    pools = nope\n"), `swanctl.conf:2: connections.home.pools: no pool named "nope" in the pools section`},
+		{"not supported auth key", "connections {\n  home {\n    remote_addrs = 192.0.2.2\n    local {\n      auth = psk\n      xauth_id = a\n    }\n    remote { auth = psk }\n  }\n}\n",
+			`swanctl.conf:6: connections.home.local.xauth_id is not supported by goipsec yet`},
+		{"not supported child key", minimalConn("    children { net { set_mark_in = 1 } }\n"), `swanctl.conf:6: connections.home.children.net.set_mark_in is not supported by goipsec yet`},
+		{"second round not EAP", minimalConn("    remote-2 { auth = psk }\n"), `swanctl.conf:2: connections.home: round 2 (remote-2) must be EAP: only the first round may use psk`},
 		{"strongSwan 6 icmp", minimalConn("    children { net { icmp = yes } }\n"), `swanctl.conf:6: connections.home.children.net.icmp = yes is not supported by goipsec yet (only no)`},
 		{"strongSwan 6 iptfs", minimalConn("    children { net { mode = iptfs } }\n"), `swanctl.conf:6: connections.home.children.net.mode: mode iptfs is not supported by goipsec yet (use tunnel or transport)`},
 		{"shunt without auth", "connections {\n  bypass {\n    children { lan { mode = pass } }\n  }\n}\n", `swanctl.conf:3: connections.bypass.children.lan.mode: mode pass is not supported by goipsec yet (use tunnel or transport)`},
@@ -349,7 +352,8 @@ func TestLoadErrors(t *testing.T) {
 		{"setting used as section", minimalConn("    proposals { }\n"), `swanctl.conf:6: connections.home.proposals is a setting (proposals = ...), not a section`},
 		{"section used as setting", minimalConn("    children = net\n"), `swanctl.conf:6: connections.home.children is a section (children { ... }), not a setting`},
 		{"secret type not supported", "secrets {\n  ntlm-carol { secret = x }\n}\n", `swanctl.conf:2: secrets.ntlm-carol is not supported by goipsec yet`},
-		{"user without id", "secrets {\n  eap-carol { secret = x }\n}\n", `swanctl.conf:2: secrets.eap-carol: id is required (the user name)`},
+		{"lns users unknown", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = p\n    users = ldap\n  }\n}\n", `swanctl.conf:7: l2tp.lns.users: unknown value "ldap" (expected secrets or radius)`},
+		{"lns users radius without radius", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = p\n    users = radius\n  }\n}\n", `swanctl.conf:7: l2tp.lns.users = radius needs a radius section with servers`},
 		{"lns without pool", "pools {\n  p { addrs = 10.3.0.0/24 }\n}\nl2tp {\n  lns {\n    pool = q\n  }\n}\n", `swanctl.conf:6: l2tp.lns.pool: no pool named "q" in the pools section`},
 		{"bad pool", "pools {\n  p { addrs = 10.3.0.9-10.3.0.1 }\n}\n", `swanctl.conf:2: pools.p.addrs: invalid range "10.3.0.9-10.3.0.1" (expected first-last of one family)`},
 		{"unknown secret type", "secrets {\n  ikev2 { secret = x }\n  foo { }\n}\n", `swanctl.conf:3: unknown section "foo" in secrets`},
@@ -362,8 +366,6 @@ func TestLoadErrors(t *testing.T) {
 		{"empty list item", minimalConn("    local_addrs = 192.0.2.1,\n"), `swanctl.conf:6: connections.home.local_addrs: empty item in list "192.0.2.1,"`},
 		{"bad subnet", minimalConn("    local_addrs = 10.0.0.0/33\n"), `swanctl.conf:6: connections.home.local_addrs: invalid subnet "10.0.0.0/33"`},
 		{"port 0", minimalConn("    remote_port = 0\n"), `swanctl.conf:6: connections.home.remote_port: port 0 is not allowed`},
-		{"reauthentication", minimalConn("    reauth_time = 10h\n"), `swanctl.conf:6: connections.home.reauth_time = 10h is not supported by goipsec yet (only 0s)`},
-		{"mobike", minimalConn("    mobike = yes\n"), `swanctl.conf:6: connections.home.mobike = yes is not supported by goipsec yet (only no)`},
 		{"ah_proposals weak", minimalConn("    children { net { ah_proposals = md5 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals: "md5" is a weak algorithm, not offered`},
 		{"ah_proposals encryption", minimalConn("    children { net { ah_proposals = aes128-sha256 } }\n"), `swanctl.conf:6: connections.home.children.net.ah_proposals: "aes128" is an encryption algorithm; AH proposals take integrity algorithms only`},
 		{"ah_proposals encap", minimalConn("    encap = yes\n    children { net { ah_proposals = sha256 } }\n"),
@@ -392,9 +394,9 @@ func TestLoadErrors(t *testing.T) {
 		{"authority without cacert", "authorities {\n  ca {\n    crl_uris = http://x/crl\n  }\n}\n", `swanctl.conf:2: authorities.ca: cacert is required (the CA certificate in x509ca/)`},
 		{"authority ldap", "authorities {\n  ca {\n    cacert = ca.pem\n    crl_uris = ldap://x/crl\n  }\n}\n", `swanctl.conf:4: authorities.ca.crl_uris: URI "ldap://x/crl": only http:// and https:// are supported`},
 		{"key secret without file", "secrets {\n  private-gw {\n    secret = x\n  }\n}\n", `swanctl.conf:2: secrets.private-gw: file is required (the key file in private/ this passphrase is for)`},
-		{"auth pubkey", minimalConn("    local-x { }\n"), `swanctl.conf:6: connections.home.local-x: a second local authentication round (RFC 4739) is not supported by goipsec yet`},
-		{"auth eap", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-mschapv2 }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: auth = eap-mschapv2 is not supported by goipsec yet (use pubkey or psk)`},
-		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints) or psk; eap and xauth are not supported yet)`},
+		{"three rounds", minimalConn("    local-x { auth = eap }\n    local-y { auth = eap }\n"), `swanctl.conf:2: connections.home: at most two local authentication rounds are supported`},
+		{"auth eap unknown", "connections {\n  home {\n    local { auth = psk }\n    remote { auth = eap-aka }\n  }\n}\n", `swanctl.conf:4: connections.home.remote.auth: EAP method eap-aka is not supported by goipsec (use eap-md5, eap-mschapv2, eap-tls, eap-ttls, eap-dynamic or eap-radius)`},
+		{"auth typo", "connections {\n  home {\n    local { auth = pks }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:3: connections.home.local.auth: invalid value "pks" (expected pubkey, rsa, rsa/pss, ecdsa, ed25519 (with optional -sha256 style constraints), psk, or eap-md5, eap-mschapv2, eap-tls, eap-ttls, eap-dynamic, eap-radius)`},
 		{"DN identity", "connections {\n  home {\n    local {\n      auth = psk\n      id = \"C=CH, O=strongSwan, CN\"\n    }\n    remote { auth = psk }\n  }\n}\n", `swanctl.conf:5: connections.home.local.id: invalid identity "C=CH, O=strongSwan, CN": distinguished name "C=CH, O=strongSwan, CN": "CN" is not TYPE=value`},
 
 		// Children.
@@ -914,5 +916,24 @@ func TestChildProposalsOrder(t *testing.T) {
 		if strings.Join(got, ", ") != tc.want {
 			t.Errorf("%q: proposals %s, want %s", tc.body, strings.Join(got, ", "), tc.want)
 		}
+	}
+}
+
+// TestUserSecretWithoutID: main required an id in eap/xauth secrets (a PPP user needs a name);
+// remote access also uses an id-less one as our own EAP password (strongSwan's unbound secret).
+// It loads, serves UserPassword for any name, and a named secret wins.
+func TestUserSecretWithoutID(t *testing.T) {
+	cfg, err := load("secrets {\n  eap-any { secret = x }\n  eap-carol { id = carol\n secret = y }\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Secrets.Users) != 2 || len(cfg.Secrets.Users[0].IDs) != 0 {
+		t.Fatalf("users %+v", cfg.Secrets.Users)
+	}
+	if pw, ok := cfg.Secrets.UserPassword("dave"); !ok || string(pw) != "x" {
+		t.Fatalf("unbound secret for dave: %q %v", pw, ok)
+	}
+	if pw, ok := cfg.Secrets.UserPassword("carol"); !ok || string(pw) != "y" {
+		t.Fatalf("carol: %q %v", pw, ok)
 	}
 }

@@ -50,8 +50,9 @@ type Fetcher interface {
 	Fetch(ctx context.Context, uri string, body []byte, contentType string) ([]byte, error)
 }
 
-// DefaultFetchTimeout bounds one CRL or OCSP fetch. Verification runs while IKE_AUTH is processed,
-// so it must stay short; a cached CRL answers later checks without a fetch.
+// DefaultFetchTimeout bounds one CRL or OCSP fetch. IKEv2 verifies off the IKE SA (ike/verify.go),
+// but the peer's IKE_AUTH waits for it (and IKEv1 verifies inside the SA's processing), so it must
+// stay short; a cached CRL answers later checks without a fetch.
 const DefaultFetchTimeout = 5 * time.Second
 
 // HTTPFetcher fetches http:// and https:// URIs; ldap:// is not supported.

@@ -25,7 +25,6 @@ import (
 	"github.com/goipsec/goipsec/ike/engine"
 	v1engine "github.com/goipsec/goipsec/ikev1/engine"
 	"github.com/goipsec/goipsec/internal/logging"
-	"github.com/goipsec/goipsec/pool"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -76,7 +75,6 @@ type Daemon struct {
 	ikev1    *v1engine.Engine
 	l2tpMu   sync.Mutex
 	l2tp     *l2tpService
-	pools    map[string]*pool.Pool // Mode Config pools by name (guarded by mu)
 	sockets  *ikeSockets
 	ikeQueue chan ikeMessage
 	stop     chan struct{} // closed by Close: the IKE workers end
@@ -105,12 +103,19 @@ type Daemon struct {
 	bySA         map[dataplane.SAKey]uint32 // inbound SPI of the Child SA an SA belongs to
 	trapByPolicy map[dataplane.PolicyID]string
 	lastFailure  map[string]failure
-	failures     map[string]uint64 // by reason, for metrics
+	redirects    map[string][]time.Time // recent redirects followed, by connection (redirect.go)
+	failures     map[string]uint64      // by reason, for metrics
 	reload       func() error
 	logCancel    func()
 
 	credOnce sync.Once
 	creds    *credState // creds.go
+	vips     *vipState  // vips.go
+
+	updownOnce sync.Once
+	updown     *updownState // updown.go
+	radiusOnce sync.Once
+	rad        *radiusState // radius.go
 }
 
 // New returns a daemon with nothing installed. With opts.NATT set it opens the IKE port and runs
@@ -122,10 +127,12 @@ func New(opts Options) (*Daemon, error) {
 	d := &Daemon{backend: opts.Backend, log: opts.Logs.Logger("cfg"), mtu: opts.MTU, opts: opts,
 		manual: map[string]*manualState{}, conns: map[string]*connection{}, policies: map[policyKey]*policyState{},
 		children: map[uint32]*installed{}, bySA: map[dataplane.SAKey]uint32{}, trapByPolicy: map[dataplane.PolicyID]string{},
-		lastFailure: map[string]failure{}, failures: map[string]uint64{}, rand: rand.Reader, spis: map[uint32]struct{}{}}
+		lastFailure: map[string]failure{}, failures: map[string]uint64{}, rand: rand.Reader, spis: map[uint32]struct{}{},
+		redirects: map[string][]time.Time{}}
 	if opts.Keylog != nil {
 		d.keylog = &keylogger{w: opts.Keylog}
 	}
+	d.vipsInit()
 	if opts.NATT == nil {
 		return d, nil
 	}
@@ -159,7 +166,8 @@ func New(opts Options) (*Daemon, error) {
 		Events: engine.Events{
 			IKEUp: d.onIKEUp, IKEDown: d.onIKEDown, ChildUp: d.onChildUp, ChildActivate: d.onChildActivate,
 			ChildDown: d.onChildDown, ChildMoved: d.onChildMoved, Failed: d.onFailed, Keys: d.keylogIKE,
-			Handshake: opts.OnHandshake,
+			Handshake: opts.OnHandshake, VirtualIPs: d.onVirtualIPs, IKERekeyed: d.onIKERekeyed,
+			Redirected: d.onRedirected,
 		},
 	}
 	d.ike = engine.New(ec)
@@ -183,6 +191,7 @@ func New(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	d.watchAddresses() // mobike.go
 	return d, nil
 }
 
@@ -239,6 +248,12 @@ func (d *Daemon) IKE() *engine.Engine { return d.ike }
 // left as they are. It returns every error it met; what could be applied is applied.
 func (d *Daemon) Apply(cfg *config.Config) error {
 	errs := d.loadCredentials(cfg)
+	if err := d.applyPools(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.applyRadius(cfg); err != nil {
+		errs = append(errs, err)
+	}
 	d.mu.Lock()
 	want := map[string]*config.ManualSA{}
 	for _, m := range cfg.Manual {
@@ -303,12 +318,17 @@ func (d *Daemon) Close() error {
 		d.ike.Close()
 		d.ikev1.Close()
 	}
+	if d.updown != nil {
+		d.updown.runner.Wait() // the "down" calls of the Child SAs just closed
+	}
 	if d.sockets != nil {
 		d.sockets.close()
 	}
 	if d.stop != nil {
 		close(d.stop)
 	}
+	d.closeVIPs()
+	d.closeRadius()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error

@@ -54,6 +54,8 @@ type peerSnapshot struct {
 	pskByID  map[string][]*config.PSK
 	pskBound []*config.PSK
 	pskAny   []*config.PSK
+	// secrets has the EAP users (secrets.eap, secrets.xauth).
+	secrets *config.Secrets
 	// users are the XAuth users by name (secrets.xauth<suffix>, eap<suffix>).
 	users map[string][]byte
 }
@@ -156,8 +158,12 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 		Name: name, Proposals: c.Proposals,
 		LocalID: toIKEID(c.Local.ID), RemoteID: toIKEID(c.Remote.ID),
 		Fragmentation: c.Fragmentation == "yes", ForceEncap: c.Encap,
-		RekeyTime: c.RekeyTime, DPDDelay: c.DPDDelay,
+		RekeyTime: c.RekeyTime, DPDDelay: c.DPDDelay, ReauthTime: c.ReauthTime,
 		Unique: toUnique(c.Unique), Childless: toChildless(c.Childless),
+		VIPs: c.VIPs, MOBIKE: c.MOBIKE, RedirectTo: c.RedirectTo,
+	}
+	if len(c.Pools) > 0 {
+		peer.AssignVIPs = d.assignVIPs(c.Pools) // vips.go
 	}
 	peer.PSK = func(local, remote ike.Identity) ([]byte, bool) { return d.lookupPSK(local, remote) }
 	d.configurePPK(peer, c)
@@ -410,10 +416,15 @@ func (d *Daemon) Terminate(name string) (int, error) {
 
 func (d *Daemon) onIKEUp(x ike.IKEUp) {
 	d.publishIKE(x.IKE, true)
+	d.acctStart(x) // radius.go
 }
 
 func (d *Daemon) onIKEDown(x ike.IKEDown) {
 	d.publishIKE(x.IKE, false)
+	d.acctStop(x)    // radius.go
+	d.releaseVIPs(x) // vips.go
+	d.removeVIPs(x)
+	d.updownIKEDown(x)
 	if x.Replaced || d.closing.Load() {
 		return
 	}
@@ -537,6 +548,14 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	d.bySA[inKey], d.bySA[outKey] = c.SPIIn, c.SPIIn
 	d.mu.Unlock()
 	d.publishChild(c.IKE, c, true)
+	var chCfg *config.Child
+	d.mu.Lock()
+	if conn := d.conns[name]; conn != nil && conn.children[c.Name] != nil {
+		chCfg = conn.children[c.Name].cfg
+	}
+	d.mu.Unlock()
+	d.updownChildUp(c, chCfg, pk) // updown.go
+	d.acctChildUp(c, inKey, outKey)
 	if c.Mode == ike.Transport {
 		// An initiator installs before its last Quick Mode message leaves: give the responder a
 		// round trip to install its side before L2TP resends what the trap held back.
@@ -612,6 +631,8 @@ func (d *Daemon) onChildDown(x ike.ChildDown) {
 	}
 	d.publishChild(x.IKE, &ike.ChildInstall{IKE: x.IKE, Name: x.Name, SPIIn: x.SPIIn, SPIOut: x.SPIOut,
 		Proposal: proposal.Proposal{Protocol: x.Protocol}}, false)
+	d.updownChildDown(x) // updown.go
+	d.acctChildDown(x, inst.in, inst.out)
 	if ps := inst.policy; ps != nil {
 		ps.mu.Lock()
 		delete(ps.members, x.SPIIn)
@@ -803,7 +824,6 @@ func (d *Daemon) OnAcquire(a dataplane.Acquire) {
 // terminated and their traps removed; new ones are started or trapped. It returns the connections
 // to initiate (after the lock is released).
 func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, terminate []string, errs []error) {
-	d.applyPools(cfg) // before the connections, which take their Mode Config pools
 	want := make(map[string]*config.Connection, len(cfg.Connections))
 	for _, c := range cfg.Connections {
 		want[c.Name] = c
@@ -843,6 +863,9 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 		if err := d.attachAuthenticator(conn, cfg); err != nil { // creds.go
 			errs = append(errs, err)
 		}
+		if err := d.attachEAP(conn); err != nil { // eap.go
+			errs = append(errs, err)
+		}
 		d.conns[c.Name] = conn
 		list = append(list, conn)
 		if err := d.installTrapsLocked(conn); err != nil {
@@ -856,6 +879,7 @@ func (d *Daemon) applyConnectionsLocked(cfg *config.Config) (start []string, ter
 		}
 	}
 	snap := newPeerSnapshot(list, cfg.Secrets.IKE)
+	snap.secrets = &cfg.Secrets
 	snap.users = userIndex(cfg.Secrets.Users)
 	d.peers.Store(snap)
 	return start, terminate, errs

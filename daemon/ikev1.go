@@ -10,7 +10,6 @@ import (
 	"github.com/goipsec/goipsec/ikev1"
 	v1engine "github.com/goipsec/goipsec/ikev1/engine"
 	"github.com/goipsec/goipsec/ikev1/wire"
-	"github.com/goipsec/goipsec/pool"
 	"github.com/goipsec/goipsec/status"
 )
 
@@ -48,11 +47,11 @@ func (d *Daemon) buildV1(conn *connection) {
 	}
 	conn.v1 = &ikev1.Config{Peer: conn.peer, Aggressive: c.Aggressive, AllowWeak: c.WeakAlgorithms, Lifetime: lifetime, DPDTimeout: c.DPDTimeout,
 		XAuth: c.Remote.XAuth, Users: d.xauthUser}
-	if len(c.Pools) > 0 {
-		// Mode Config: the first pool (more than one is not needed by the clients it serves).
-		if p := d.pool(c.Pools[0]); p != nil {
-			conn.v1.Pool, conn.v1.DNS = p, p.DNS
-		}
+	if len(c.Pools) > 0 && d.vips != nil {
+		// Mode Config leases from the same pools as IKEv2 and L2TP (IPv4 only: the Mode Config
+		// attributes goipsec answers are INTERNAL_IP4_*), the DNS servers of the first IPv4 pool.
+		conn.v1.Pool = poolLeases{store: d.vips.store, names: c.Pools}
+		conn.v1.DNS = d.vips.dns4(c.Pools)
 	}
 	if c.Aggressive {
 		d.log.Warn("IKEv1 Aggressive Mode with a preshared key exposes a hash an eavesdropper can attack offline; prefer Main Mode", "conn", c.Name)
@@ -139,31 +138,3 @@ func userIndex(users []*config.UserSecret) map[string][]byte {
 	}
 	return m
 }
-
-// applyPools keeps the Mode Config pools of the configuration: an unchanged pool keeps its leases
-// across reloads. The caller holds d.mu.
-func (d *Daemon) applyPools(cfg *config.Config) {
-	next := map[string]*pool.Pool{}
-	for _, pc := range cfg.Pools {
-		if old := d.pools[pc.Name]; old != nil && old.Contains(pc.Start) && old.Contains(pc.End) && old.Size() == poolSize(pc) {
-			old.DNS = pc.DNS
-			next[pc.Name] = old
-			continue
-		}
-		if p, err := pool.New(pc.Name, pc.Start, pc.End, pc.DNS); err == nil {
-			next[pc.Name] = p
-		}
-	}
-	d.pools = next
-}
-
-func poolSize(pc *config.Pool) uint64 {
-	p, err := pool.New(pc.Name, pc.Start, pc.End, nil)
-	if err != nil {
-		return 0
-	}
-	return p.Size()
-}
-
-// pool returns the named Mode Config pool. The caller holds d.mu.
-func (d *Daemon) pool(name string) *pool.Pool { return d.pools[name] }

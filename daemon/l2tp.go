@@ -20,6 +20,7 @@ import (
 	"github.com/goipsec/goipsec/l2tp"
 	"github.com/goipsec/goipsec/pool"
 	"github.com/goipsec/goipsec/ppp"
+	"github.com/goipsec/goipsec/radius"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -43,14 +44,21 @@ type l2tpService struct {
 	cfg  *config.Config
 	srv  *l2tp.Server
 	conn *net.UDPConn
-	pool *pool.Pool
+	// pool holds our own PPP address (local) under l2tpServerLease while the service runs.
+	pool  *pool.Pool
+	local netip.Addr
 	// clients by PPP address: their Deliver policy and where their packets go.
 	clients map[netip.Addr]*l2tpClient
 	lacs    map[string]*lacConn
 	timer   *time.Timer
 	addrs   []netip.Prefix // addresses we put on the TUN device
-	closed  bool
+	// verifying counts RADIUS checks of PPP users in flight (close waits for them).
+	verifying sync.WaitGroup
+	closed    bool
 }
+
+// l2tpServerLease is the identity our own PPP address is held under in the pool.
+const l2tpServerLease = "l2tp-server"
 
 type l2tpClient struct {
 	tunnel, session uint16
@@ -121,17 +129,22 @@ func (s *l2tpService) start() error {
 			// The pool's last address is the server's own.
 			local = pc.End
 		}
-		// The pool object is the daemon's, shared with Mode Config: one lease table per pool.
-		s.d.mu.Lock()
-		p := s.d.pools[pc.Name]
-		s.d.mu.Unlock()
+		// The pool is the daemon's, shared with IKEv2 virtual IPs and IKEv1 Mode Config: one
+		// lease table per pool, so no address is handed out twice.
+		if s.d.vips == nil {
+			return errors.New("l2tp: the daemon has no pools")
+		}
+		p := s.d.vips.store.Get(pc.Name)
 		if p == nil {
 			return fmt.Errorf("l2tp: pool %q is not set up", pc.Name)
 		}
-		if err := p.Reserve("l2tp-server", local); err != nil {
+		if !pc.Start.Is4() {
+			return fmt.Errorf("l2tp: pool %q is not an IPv4 pool (IPCP assigns IPv4 addresses)", pc.Name)
+		}
+		if err := p.Reserve(l2tpServerLease, local); err != nil {
 			return fmt.Errorf("l2tp: own address %s in pool %s: %w", local, pc.Name, err)
 		}
-		s.pool = p
+		s.pool, s.local = p, local
 		if err := s.addAddr(local); err != nil {
 			return fmt.Errorf("l2tp: own address %s on %s: %w", local, s.tun, err)
 		}
@@ -145,9 +158,16 @@ func (s *l2tpService) start() error {
 			return fmt.Errorf("l2tp: listen on UDP %d: %w", lns.Port, err)
 		}
 		s.conn = conn
-		verifier := ppp.SecretsVerifier{Password: s.password}
+		var verifier ppp.Verifier = ppp.SecretsVerifier{Password: s.password}
+		// users = radius: PPP reports the credentials (SessionVerify) and a goroutine asks the
+		// RADIUS servers (verifyRADIUS), so that a slow server holds up no other client.
+		deferred := lns.Users == "radius"
+		if deferred {
+			verifier = nil
+		}
+		leases := poolLeases{store: s.d.vips.store, names: []string{pc.Name}}
 		s.srv = l2tp.NewServer(l2tp.Config{PPP: func(peer netip.AddrPort) ppp.Config {
-			return ppp.Config{Server: true, Auths: auths, Verifier: verifier, LocalIP: local, Pool: p, DNS: pc.DNS, MRU: lns.MRU,
+			return ppp.Config{Server: true, Auths: auths, Verifier: verifier, Deferred: deferred, LocalIP: local, Pool: leases, DNS: pc.DNS, MRU: lns.MRU,
 				LeaseID: func(user string) string { return user + "@" + peer.String() }}
 		}})
 		go s.read(conn, nil)
@@ -256,6 +276,16 @@ func (s *l2tpService) carry(out []l2tp.Output, lac *lacConn) {
 			s.sessionDown(e, lac)
 		case l2tp.TunnelDown:
 			s.log.Info("L2TP tunnel down", "peer", e.Peer, "why", e.Reason)
+		case l2tp.SessionVerify:
+			s.mu.Lock()
+			closed := s.closed
+			if !closed {
+				s.verifying.Add(1)
+			}
+			s.mu.Unlock()
+			if !closed {
+				go s.verifyRADIUS(e)
+			}
 		}
 	}
 	s.arm()
@@ -458,6 +488,9 @@ func (s *l2tpService) close(reason string) {
 	}
 	s.mu.Lock()
 	s.closed = true
+	if s.pool != nil {
+		s.pool.ReleaseAddr(l2tpServerLease, s.local)
+	}
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -469,6 +502,7 @@ func (s *l2tpService) close(reason string) {
 	}
 	addrs := s.addrs
 	s.mu.Unlock()
+	s.verifying.Wait() // RADIUS checks in flight find the service closed and drop their verdict
 	if link, err := netlink.LinkByName(s.tun); err == nil {
 		for _, p := range addrs {
 			netlink.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}})
@@ -562,4 +596,48 @@ func (d *Daemon) kickL2TP(remote netip.Addr) {
 	for _, x := range lo {
 		s.carry(x.out, x.l)
 	}
+}
+
+// verifyRADIUS checks a PPP user's credentials with the RADIUS servers (l2tp.lns.users = radius)
+// on a goroutine of its own: the exchange may take seconds (timeouts, failover) while the
+// service goes on serving its other clients; the verdict then goes back to the session, which
+// waited without retransmitting challenges.
+func (s *l2tpService) verifyRADIUS(e l2tp.SessionVerify) {
+	defer s.verifying.Done()
+	c := e.Verify.Credentials
+	v := ppp.Verdict{Reason: "no RADIUS client (radius section)"}
+	if rc := s.d.radiusClient(); rc != nil {
+		a := radius.PPPAuth{User: c.User, Password: c.Password, ID: c.ID, Challenge: c.Challenge, PeerChallenge: c.PeerChallenge, Response: c.Response}
+		switch c.Auth {
+		case ppp.AuthPAP:
+			a.Method = radius.PPPPAP
+		case ppp.AuthCHAPMD5:
+			a.Method = radius.PPPCHAP
+		case ppp.AuthMSCHAPv2:
+			a.Method = radius.PPPMSCHAPv2
+		}
+		sess := radius.Session{ID: fmt.Sprintf("L2TP-%04X-%04X", e.Tunnel, e.Session), User: c.User, Remote: e.Peer,
+			NASPort: uint32(e.Tunnel)<<16 | uint32(e.Session)}
+		start := time.Now()
+		res, err := rc.AuthenticatePPP(sess, a)
+		switch {
+		case err != nil:
+			v.Reason = err.Error()
+		case !res.OK:
+			v.Reason = res.Reason
+		default:
+			v = ppp.Verdict{OK: true, AuthenticatorResponse: res.AuthenticatorResponse}
+		}
+		s.log.Info("PPP user checked by RADIUS", "user", c.User, "auth", c.Auth, "peer", e.Peer, "ok", v.OK, "reason", v.Reason,
+			"took", time.Since(start).Round(time.Millisecond))
+	}
+	s.mu.Lock()
+	if s.closed || s.srv == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.srv.Verdict(e.Tunnel, e.Session, e.Verify.Token, v)
+	out := s.srv.Take()
+	s.mu.Unlock()
+	s.carry(out, nil)
 }

@@ -153,6 +153,19 @@ func (d *Daemon) Status() Status {
 				is.Children = append(is.Children, chs)
 			}
 			cs.IKESAs = append(cs.IKESAs, is)
+			if !sa.Initiator && sa.State.Authenticated() && (sa.EAPID != "" || len(sa.RemoteVIPs) > 0) {
+				u := status.User{Connection: name, Identity: sa.RemoteID, EAPIdentity: sa.EAPID, Remote: sa.Remote.String(),
+					NAT: sa.NATRemote, Since: sa.Established, SPIi: hex16(sa.SPIi), SPIr: hex16(sa.SPIr), VirtualIPs: []string{}}
+				for _, a := range sa.RemoteVIPs {
+					u.VirtualIPs = append(u.VirtualIPs, a.String())
+				}
+				// The client's bytes: what we received from it and sent to it.
+				for _, ch := range is.Children {
+					u.BytesIn += ch.In.Bytes
+					u.BytesOut += ch.Out.Bytes
+				}
+				st.Users = append(st.Users, u)
+			}
 		}
 		cs.State, cs.StateReason = connState(c, cs.IKESAs)
 		st.Connections = append(st.Connections, cs)
@@ -170,6 +183,7 @@ func (d *Daemon) Status() Status {
 			Local: m.cfg.Local.String(), Remote: m.cfg.Remote.String(), LocalTS: tsStrings(m.cfg.LocalTS), RemoteTS: tsStrings(m.cfg.RemoteTS),
 			SPIIn: hex8(m.in.SPI), SPIOut: hex8(m.out.SPI), In: traffic(in), Out: traffic(out)})
 	}
+	st.Pools = d.poolStatus() // vips.go
 	for _, l := range d.L2TPSessions() {
 		st.L2TP = append(st.L2TP, status.L2TPSession{Role: l.Role, Peer: l.Peer.String(), User: l.User, Address: l.Address.String(), Since: l.Since})
 	}

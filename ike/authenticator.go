@@ -97,6 +97,11 @@ func (sa *SA) buildAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) (
 
 // verifyAuth checks the peer's authentication in its IKE_AUTH payloads for cfg.
 func (sa *SA) verifyAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) *Error {
+	if v := sa.verdict; v != nil && v.cfg == cfg && sameIdentity(v.remote, remote) {
+		// Verified off the SA while the response was held (verify.go).
+		sa.verdict = nil
+		return sa.verifyFailure(cfg, verifyResult{err: v.err})
+	}
 	if cfg.Authenticator != nil {
 		if err := cfg.Authenticator.Verify(sa.authInput(cfg, !sa.Initiator, remote, peer), peer); err != nil {
 			return errorf(wire.AuthenticationFailed, "connection %s: %v", cfg.Name, err)

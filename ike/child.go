@@ -62,8 +62,8 @@ func tsFromWire(list []wire.TrafficSelector) []ts.Selector {
 // ps receives SA first; the caller puts the Nonce after it.
 func (sa *SA) newChildRequest(cfg *ChildConfig, withKE bool, rekey *ChildSA) (*childRequest, []wire.Payload, error) {
 	req := &childRequest{cfg: cfg,
-		localTS:  cfg.localTS(sa.Local.Addr()),
-		remoteTS: cfg.remoteTS(sa.Remote.Addr()),
+		localTS:  sa.childLocalTS(cfg),
+		remoteTS: sa.childRemoteTS(cfg),
 	}
 	if rekey != nil {
 		// A rekey proposes the selectors the Child SA has (RFC 7296 §2.8).
@@ -273,7 +273,7 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 	var tsMatched []string
 	var propTried []string
 	for _, cc := range candidates {
-		ourLocal, ourRemote := cc.localTS(sa.Local.Addr()), cc.remoteTS(sa.Remote.Addr())
+		ourLocal, ourRemote := sa.childLocalTS(cc), sa.childRemoteTS(cc)
 		narrowedI, err1 := ts.Narrow(peerLocal, ourRemote)
 		narrowedR, err2 := ts.Narrow(peerRemote, ourLocal)
 		if err1 != nil || err2 != nil {

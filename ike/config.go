@@ -91,10 +91,26 @@ type PeerConfig struct {
 	// the driver; zero disables.
 	RekeyTime time.Duration
 	DPDDelay  time.Duration
+	// ReauthTime: the initiator re-authenticates with a new IKE SA (make-before-break) this
+	// often; zero disables.
+	ReauthTime time.Duration
 	// Unique is the policy for several IKE SAs of one remote identity.
 	Unique Unique
 	// Childless decides about IKE SAs without a Child SA in IKE_AUTH (RFC 6023).
 	Childless Childless
+	// VIPs are the virtual IPs a client asks for (unspecified: any of the family); AssignVIPs
+	// gives a gateway's clients theirs (nil: none). task_cp.go.
+	VIPs       []netip.Addr
+	AssignVIPs func(VIPRequest) (VIPAssignment, error)
+	// MOBIKE: announce and use RFC 4555 (task_mobike.go).
+	MOBIKE bool
+	// RedirectTo sends every client that supports it to another gateway in IKE_SA_INIT;
+	// RedirectedFrom is the gateway that redirected us (task_redirect.go).
+	RedirectTo     string
+	RedirectedFrom netip.Addr
+	// LocalEAP: we authenticate with EAP; RemoteEAP: the peer does (task_eap.go).
+	LocalEAP  *EAPClientSpec
+	RemoteEAP *EAPServerSpec
 	// PPKID names our post-quantum preshared key (RFC 8784); PPKRequired refuses IKE SAs without
 	// one; PPK looks a PPK up by its identity (nil: none).
 	PPKID       []byte

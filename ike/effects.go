@@ -23,6 +23,14 @@ type IKEInfo struct {
 	LocalID, RemoteID   Identity
 	NATLocal, NATRemote bool
 	Proposal            proposal.Proposal
+	// LocalVIPs are virtual IPs we received; RemoteVIPs those we leased to the peer under
+	// VIPID (released when the IKE SA goes unless Replaced).
+	LocalVIPs, RemoteVIPs []netip.Addr
+	VIPID                 string
+	// EAPID is the EAP identity authenticated in the IKE SA ("" without EAP); AAAClass the
+	// RADIUS Class values of that authentication.
+	EAPID    string
+	AAAClass [][]byte
 	// TCP: IKE and ESP in TCP (RFC 9329).
 	TCP bool
 	// PPK: a post-quantum preshared key is in the keys (RFC 9867 or RFC 8784).
@@ -37,6 +45,7 @@ func (sa *SA) Info() IKEInfo {
 	}
 	return IKEInfo{Conn: name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, Local: sa.Local, Remote: sa.Remote,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal,
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, VIPID: sa.vipID, EAPID: sa.eapID, AAAClass: sa.aaaClass,
 		TCP: sa.TCP, PPK: sa.PPK}
 }
 

@@ -24,6 +24,8 @@ const (
 	ReasonCollision                // the redundant SA of a rekey collision (RFC 7296 §2.8.1, §2.8.2)
 	ReasonParentGone               // its IKE SA went away
 	ReasonTemporaryFailure         // the peer kept answering TEMPORARY_FAILURE
+	ReasonRedirected               // a gateway sent the client elsewhere (RFC 5685)
+	ReasonReauthenticated          // a new IKE SA re-authenticated the peers and replaced it
 	numReasons
 )
 
@@ -34,7 +36,7 @@ var reasonNames = [...]string{
 	ReasonAuthFailed: "authentication_failed", ReasonNegotiationFailed: "negotiation_failed",
 	ReasonHalfOpenTimeout: "half_open_timeout", ReasonLifetime: "lifetime", ReasonInstallFailed: "install_failed",
 	ReasonShutdown: "shutdown", ReasonCollision: "rekey_collision", ReasonParentGone: "ike_sa_gone",
-	ReasonTemporaryFailure: "temporary_failure",
+	ReasonTemporaryFailure: "temporary_failure", ReasonRedirected: "redirected", ReasonReauthenticated: "reauthenticated",
 }
 
 func (r Reason) String() string {

@@ -110,6 +110,29 @@ type SA struct {
 	Established       time.Time
 	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
 	PeerInitialContact bool
+	// LocalVIPs are the virtual IPs we received, RemoteVIPs those we assigned to the peer, and
+	// vipID the identity their leases are held under (task_cp.go).
+	LocalVIPs, RemoteVIPs []netip.Addr
+	vipID                 string
+	// eapID is the EAP identity authenticated in this IKE SA (either role); authResp a
+	// responder's state between IKE_AUTH requests (task_eap.go).
+	eapID    string
+	authResp *authResponder
+	// held is a request of the peer waiting for blocking work (async.go).
+	held *heldRequest
+	// heldResp is our IKE_AUTH response from the peer while its AUTH is verified off the SA
+	// (verify.go); verdict is that verification's result while the response is processed.
+	heldResp *Message
+	verdict  *authVerdict
+	// peerRedirect: the client announced REDIRECT_SUPPORTED (task_redirect.go).
+	peerRedirect bool
+	// mobike: MOBIKE was negotiated (task_mobike.go); reqLocal and reqRemote are the addresses
+	// of the request being processed, movedFrom where the peer moved from with it.
+	mobike                         bool
+	reqLocal, reqRemote, movedFrom netip.AddrPort
+	// aaaClass are the RADIUS Class values of the client's authentication (echoed in
+	// accounting).
+	aaaClass [][]byte
 	// PPK: a post-quantum preshared key is mixed into the keys (RFC 9867 or RFC 8784).
 	PPK bool
 

@@ -23,10 +23,14 @@ const (
 	TaskLiveness                     // empty INFORMATIONAL (dead peer detection)
 	TaskIntermediate                 // IKE_INTERMEDIATE with an additional key exchange (RFC 9242, RFC 9370)
 	TaskFollowupKE                   // IKE_FOLLOWUP_KE after a CREATE_CHILD_SA (RFC 9370 §2.2.4)
+	TaskConfig                       // configuration payload in IKE_AUTH (task_cp.go)
+	TaskMOBIKE                       // INFORMATIONAL with UPDATE_SA_ADDRESSES (task_mobike.go)
+	TaskRedirect                     // INFORMATIONAL with REDIRECT (task_redirect.go)
 )
 
 var taskNames = [...]string{"IKE_SA_INIT", "IKE_AUTH", "create Child SA", "rekey Child SA", "delete Child SA",
-	"rekey IKE SA", "delete IKE SA", "liveness check", "IKE_INTERMEDIATE", "IKE_FOLLOWUP_KE"}
+	"rekey IKE SA", "delete IKE SA", "liveness check", "IKE_INTERMEDIATE", "IKE_FOLLOWUP_KE",
+	"configuration request", "MOBIKE address update", "redirect"}
 
 func (k TaskKind) String() string {
 	if int(k) < len(taskNames) {
@@ -169,6 +173,9 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 	if len(tasks) == 0 {
 		return nil, nil
 	}
+	if sa.holdForVerification(resp) { // verify.go
+		return nil, nil
+	}
 	sa.received(resp)
 	resp, next, handled := sa.followup(resp)
 	if handled {
@@ -177,7 +184,7 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 	defer sa.doneAddKE()
 	again := false
 	var firstErr error
-	for _, t := range tasks {
+	for i, t := range tasks {
 		a, err := t.process(sa, resp)
 		if err != nil {
 			// A failed initial exchange (IKE_INTERMEDIATE included: an additional key exchange
@@ -195,6 +202,17 @@ func (sa *SA) ProcessResponse(resp *Message) (*Message, error) {
 			if firstErr == nil {
 				firstErr = err
 			}
+		}
+		if a && i == 0 && t.Kind() == TaskAuth && len(tasks) > 1 {
+			// A further IKE_AUTH round (EAP, RFC 4739): the tasks sharing the exchange wait for
+			// the last response, and the next request carries only the authentication's payloads.
+			req := &Message{Exchange: t.Exchange()}
+			if err := t.build(sa, req); err != nil {
+				sa.active = nil
+				sa.fail(err)
+				return nil, err
+			}
+			return req, nil
 		}
 		again = again || a
 	}
@@ -331,6 +349,9 @@ func (sa *SA) ProcessRequest(req *Message) *Message {
 	default:
 		resp.add(&wire.Notify{NotifyType: wire.InvalidSyntax})
 	}
+	if sa.held != nil {
+		return nil // answered by Resume (async.go)
+	}
 	return resp
 }
 
@@ -361,6 +382,12 @@ func (sa *SA) respondCreateChildSA(req, resp *Message) {
 // respondInformational handles Delete payloads and, otherwise, answers an empty response (a
 // liveness check, RFC 7296 §1.4).
 func (sa *SA) respondInformational(req, resp *Message) {
+	if sa.respondMOBIKE(req, resp) { // task_mobike.go
+		return
+	}
+	if sa.respondRedirect(req) { // task_redirect.go
+		return
+	}
 	for _, d := range findAll[*wire.Delete](req.Payloads) {
 		if d.Protocol == wire.ProtoIKE {
 			respondIKEDelete(sa, resp)

@@ -55,18 +55,28 @@ type Uniqueness struct {
 
 // authTask is IKE_AUTH with PSK authentication (RFC 7296 §1.2, §2.15), as initiator; its
 // responder side is respondAuth. The first Child SA rides in the same exchange as a
-// childCreateTask queued behind it.
-type authTask struct{}
+// childCreateTask queued behind it. With EAP or a second round (task_eap.go) it takes several
+// exchanges.
+type authTask struct {
+	eap eapInitiator
+}
 
 func (*authTask) Kind() TaskKind              { return TaskAuth }
 func (*authTask) Exchange() wire.ExchangeType { return wire.ExchangeIKEAuth }
 func (*authTask) abort(*SA)                   {}
 
-func (*authTask) build(sa *SA, req *Message) error {
+func (t *authTask) build(sa *SA, req *Message) error {
 	if sa.state != StateInitDone && sa.state != StateAuthSent {
 		return fmt.Errorf("ike: IKE_AUTH request in state %s", sa.state)
 	}
+	if t.eap.phase != phaseFirst {
+		return t.buildRound(sa, req) // task_eap.go
+	}
 	sa.LocalID = sa.localIdentity(sa.Config)
+	if sa.usesEAP() && !sa.Config.LocalEAP.Second {
+		t.eapFirstRequest(sa, req)
+		return nil
+	}
 	certs, auth, aerr := sa.buildAuth(sa.Config, sa.Config.RemoteID, nil) // authenticator.go
 	if aerr != nil {
 		return aerr
@@ -92,6 +102,11 @@ func (*authTask) build(sa *SA, req *Message) error {
 	}
 	req.add(ppk...)
 	req.add(auth)
+	sa.mobikeAuthRequest(req) // task_mobike.go
+	if sa.usesEAP() {
+		// RFC 4739: EAP follows our certificate or PSK.
+		req.add(&wire.Notify{NotifyType: wire.MultipleAuthSupported}, &wire.Notify{NotifyType: wire.AnotherAuthFollows})
+	}
 	sa.setState(StateAuthSent)
 	return nil
 }
@@ -104,7 +119,14 @@ func (sa *SA) uniqueness() Uniqueness {
 }
 
 // process verifies the responder's answer. The IKE SA is established when its AUTH verifies.
-func (*authTask) process(sa *SA, resp *Message) (bool, error) {
+func (t *authTask) process(sa *SA, resp *Message) (bool, error) {
+	if sa.usesEAP() && !sa.Config.LocalEAP.Second && !t.eap.gotFirst {
+		t.eap.gotFirst = true
+		return t.processFirstWithEAP(sa, resp) // task_eap.go
+	}
+	if t.eap.phase != phaseFirst {
+		return t.processRound(sa, resp)
+	}
 	ps := resp.Payloads
 	idr := find[*wire.IDr](ps)
 	auth := find[*wire.AUTH](ps)
@@ -112,14 +134,16 @@ func (*authTask) process(sa *SA, resp *Message) (bool, error) {
 		if n := firstError(ps); n != nil {
 			switch n.NotifyType {
 			case wire.AuthenticationFailed:
-				return false, errorf(wire.AuthenticationFailed, "peer refused our authentication (AUTHENTICATION_FAILED): we are %s, expecting %s; check the PSK and identities on both sides", sa.LocalID, sa.Config.RemoteID)
+				// The peer says no more than that; a gateway that wants EAP answers the same way
+				// (strongSwan: "non-matching authentication done").
+				return false, errorf(wire.AuthenticationFailed, "peer refused our authentication (AUTHENTICATION_FAILED): we are %s authenticating with %s, expecting %s; check the credentials and identities on both sides, and whether the peer wants EAP from us (then set local auth = eap-...)", sa.LocalID, sa.localAuthName(), sa.Config.RemoteID)
 			case wire.InvalidSyntax:
 				return false, errorf(0, "peer refused IKE_AUTH with INVALID_SYNTAX (for a childless IKE SA: its childless setting may forbid it)")
 			}
 			return false, errorf(0, "peer refused IKE_AUTH with %s", n.NotifyType)
 		}
 		if find[*wire.EAP](ps) != nil {
-			return false, errorf(0, "peer %s wants EAP authentication, but connection %s authenticates with a PSK (EAP is not supported yet)", sa.Remote, sa.Config.Name)
+			return false, errorf(wire.AuthenticationFailed, "gateway %s wants EAP authentication from us, but connection %s authenticates with %s (local auth is not eap)", sa.Remote, sa.Config.Name, sa.localAuthName())
 		}
 		return false, errorf(0, "IKE_AUTH response lacks IDr or AUTH")
 	}
@@ -134,12 +158,21 @@ func (*authTask) process(sa *SA, resp *Message) (bool, error) {
 		return false, verr
 	}
 	sa.RemoteID = remote
-	if !sa.setState(StateEstablished) {
-		return false, errorf(0, "IKE_AUTH response in state %s", sa.state)
+	if sa.usesEAP() {
+		// RFC 4739: the gateway is authenticated; our EAP round follows.
+		t.eap.verified = true
+		t.eap.phase = phaseSecondID
+		return true, nil
 	}
-	sa.Established = sa.deps.Now()
-	sa.emit(IKEUp{IKE: sa.Info()})
-	return false, nil
+	return false, sa.initiatorEstablished(ps)
+}
+
+// localAuthName names how we authenticate, for failure messages.
+func (sa *SA) localAuthName() string {
+	if sa.Config.Authenticator != nil {
+		return "a certificate or PSK"
+	}
+	return "a PSK"
 }
 
 func authMethodName(m wire.AuthMethod) string {
@@ -169,10 +202,14 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		refuse(wire.InvalidSyntax, errorf(wire.InvalidSyntax, "unexpected IKE_AUTH request in state %s", sa.state))
 		return
 	}
+	if sa.authResp != nil {
+		sa.respondAuthRound(req, resp) // task_eap.go
+		return
+	}
 	idi := find[*wire.IDi](ps)
 	auth := find[*wire.AUTH](ps)
-	if idi == nil || auth == nil {
-		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "peer %s wants EAP authentication (IKE_AUTH without AUTH), which is not supported yet", sa.Remote))
+	if idi == nil {
+		refuse(wire.InvalidSyntax, errorf(wire.InvalidSyntax, "IKE_AUTH request from %s without IDi", sa.Remote))
 		return
 	}
 	remote := Identity{Type: idi.IDType, Data: append([]byte(nil), idi.Data...)}
@@ -213,12 +250,48 @@ func (sa *SA) respondAuth(req, resp *Message) {
 	}
 	sa.Config = cfg
 	sa.LocalID = sa.localIdentity(cfg)
+	switch {
+	case auth == nil && cfg.wantsEAPRound():
+		sa.RemoteID = remote
+		if e := sa.respondEAPStart(cfg, remote, ps, resp); e != nil { // task_eap.go
+			refuse(wire.AuthenticationFailed, e)
+		}
+		return
+	case auth == nil:
+		refuse(wire.AuthenticationFailed, eapMismatch(remote, sa.Remote.String(), cfg))
+		return
+	case cfg.wantsEAPRound():
+		refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "peer %s authenticated with %s, but connection %s wants EAP from it (remote auth = eap-...)", remote, authMethodName(auth.Method), cfg.Name))
+		return
+	}
 	authData, ppk, perr := sa.ppkResponder(cfg, ps, auth.Data)
 	if perr != nil {
 		refuse(wire.AuthenticationFailed, perr)
 		return
 	}
-	if verr := sa.verifyAuth(cfg, remote, withAuthData(ps, authData)); verr != nil { // authenticator.go
+	peer := withAuthData(ps, authData)
+	if sa.verifyBlocks(cfg) {
+		// Certificate verification may fetch CRLs and OCSP answers (seconds): off the SA
+		// (verify.go); the request is held and answered when the verdict is in.
+		in, a := sa.authInput(cfg, !sa.Initiator, remote, peer), cfg.Authenticator
+		sa.holdRequest(wire.ExchangeIKEAuth, func() any { return verifyResult{err: a.Verify(in, peer)} },
+			func(sa *SA, result any, resp *Message) {
+				sa.respondAuthVerified(cfg, remote, ps, ppk, sa.verifyFailure(cfg, result), resp)
+			})
+		return
+	}
+	sa.respondAuthVerified(cfg, remote, ps, ppk, sa.verifyAuth(cfg, remote, peer), resp) // authenticator.go
+}
+
+// respondAuthVerified goes on with a responder's IKE_AUTH once the initiator's AUTH is checked
+// (verr nil: it verified).
+func (sa *SA) respondAuthVerified(cfg *PeerConfig, remote Identity, ps, ppk []wire.Payload, verr *Error, resp *Message) {
+	refuse := func(n wire.NotifyType, e *Error) {
+		resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: n}}
+		sa.emit(Failed{Conn: sa.name(), Err: e})
+		sa.closeAfterResponse(e.Reason)
+	}
+	if verr != nil {
 		refuse(wire.AuthenticationFailed, verr)
 		return
 	}
@@ -226,6 +299,34 @@ func (sa *SA) respondAuth(req, resp *Message) {
 	if aerr != nil {
 		refuse(wire.AuthenticationFailed, aerr)
 		return
+	}
+	if cfg.RemoteEAP != nil && cfg.RemoteEAP.Second {
+		// RFC 4739: the client's EAP round follows its certificate or PSK.
+		if findNotify(ps, wire.AnotherAuthFollows) == nil {
+			refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "connection %s requires a second authentication round (EAP) of peer %s, which announced none (ANOTHER_AUTH_FOLLOWS)", cfg.Name, remote))
+			return
+		}
+		sa.RemoteID = remote
+		sa.authResp = &authResponder{cfg: cfg, phase: respSecondID, first: ps}
+		resp.add(&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
+		resp.add(certs...)
+		resp.add(ppk...)
+		resp.add(ourAuth)
+		return
+	}
+	head := append([]wire.Payload{&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data}}, certs...)
+	head = append(head, ppk...)
+	sa.establishResponder(cfg, remote, ps, resp, append(head, ourAuth), VIPRequest{})
+}
+
+// establishResponder completes a responder's IKE_AUTH: the childless and uniqueness checks, the
+// virtual IPs, the state change and the last response (head: IDr, CERT and AUTH, or the AUTH
+// after EAP, then CP and the Child SA).
+func (sa *SA) establishResponder(cfg *PeerConfig, remote Identity, ps []wire.Payload, resp *Message, head []wire.Payload, aaa VIPRequest) {
+	refuse := func(n wire.NotifyType, e *Error) {
+		resp.Payloads = []wire.Payload{&wire.Notify{NotifyType: n}}
+		sa.emit(Failed{Conn: sa.name(), Err: e})
+		sa.closeAfterResponse(e.Reason)
 	}
 	hasChild := find[*wire.SA](ps) != nil
 	switch {
@@ -244,15 +345,17 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		}
 	}
 	sa.PeerInitialContact = findNotify(ps, wire.InitialContact) != nil
+	cp := sa.respondCP(cfg, ps, aaa) // task_cp.go
 	sa.setState(StateEstablished)
 	sa.Established = sa.deps.Now()
 	sa.emit(IKEUp{IKE: sa.Info(), InitialContact: sa.PeerInitialContact})
-	resp.add(&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
-	resp.add(certs...)
-	resp.add(ppk...)
-	resp.add(ourAuth)
+	resp.add(head...)
+	resp.add(sa.mobikeRespond(cfg, ps)...) // task_mobike.go
+	if cp != nil {
+		resp.add(cp)
+	}
 	if hasChild {
-		respondChildInAuth(sa, req, resp)
+		respondChildInAuth(sa, &Message{Exchange: wire.ExchangeIKEAuth, Payloads: ps}, resp)
 	}
 	sa.dropHandshake()
 }
@@ -281,8 +384,8 @@ func (sa *SA) childAcceptsTS(cfg *PeerConfig, req []wire.Payload) bool {
 	}
 	peerLocal, peerRemote := tsFromWire(tsi.Selectors), tsFromWire(tsr.Selectors)
 	for _, cc := range cfg.Children {
-		_, err1 := ts.Narrow(peerLocal, cc.remoteTS(sa.Remote.Addr()))
-		_, err2 := ts.Narrow(peerRemote, cc.localTS(sa.Local.Addr()))
+		_, err1 := ts.Narrow(peerLocal, sa.childRemoteTS(cc))
+		_, err2 := ts.Narrow(peerRemote, sa.childLocalTS(cc))
 		if err1 == nil && err2 == nil {
 			return true
 		}

@@ -98,7 +98,8 @@ func (sa *SA) successorOf(initiator bool) *SA {
 		TCP: sa.TCP, TCPOriginator: sa.TCPOriginator,
 		// The new SKEYSEED comes from the old SK_d, which holds the PPK (RFC 8784 §3, RFC 9867).
 		PPK:     sa.PPK,
-		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now()}
+		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now(),
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, vipID: sa.vipID, eapID: sa.eapID, aaaClass: sa.aaaClass, mobike: sa.mobike, peerRedirect: sa.peerRedirect}
 }
 
 func (t *ikeRekeyTask) build(sa *SA, req *Message) error {

@@ -37,6 +37,9 @@ func NewInitiator(cfg *PeerConfig, children []*ChildConfig, local, remote netip.
 	sa.hs.group = kes[0].ID
 	sa.enqueue(&initTask{})
 	sa.enqueue(&authTask{})
+	if len(cfg.VIPs) > 0 {
+		sa.enqueue(&cpTask{}) // task_cp.go
+	}
 	for _, c := range children {
 		sa.enqueue(&childCreateTask{cfg: c, inAuth: true})
 	}
@@ -97,6 +100,10 @@ func (*initTask) build(sa *SA, req *Message) error {
 		// RFC 8784 §3, for a peer without RFC 9867.
 		req.add(&wire.Notify{NotifyType: wire.UsePPK})
 	}
+	if sa.Config.LocalEAP != nil && sa.Config.LocalEAP.Second {
+		req.add(&wire.Notify{NotifyType: wire.MultipleAuthSupported}) // RFC 4739 §3
+	}
+	req.add(sa.redirectInitPayload()) // task_redirect.go
 	m := &wire.Message{Header: sa.Header(wire.ExchangeIKESAInit, 0, false), Payloads: req.Payloads}
 	b, err := m.Encode()
 	if err != nil {
@@ -119,6 +126,9 @@ func (t *initTask) process(sa *SA, resp *Message) (bool, error) {
 		hs.cookie = append([]byte(nil), c.Data...)
 		sa.emit(Failed{Conn: sa.name(), Err: fmt.Errorf("responder %s asks for a COOKIE (it is under load): retrying with it", sa.Remote), Retry: true})
 		return true, nil
+	}
+	if redirected, err := sa.redirectInInit(ps); redirected { // task_redirect.go
+		return false, err
 	}
 	if n := findNotify(ps, wire.InvalidKEPayload); n != nil {
 		hs.initTries++
@@ -409,6 +419,9 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 		return refuse(wire.NoProposalChosen, nil, errorf(wire.NoProposalChosen,
 			"no IKE proposal chosen for %s: peer offered %s; we accept %s", remote, describeWire(saPayload.Proposals), joinSemi(ours)))
 	}
+	if e, data, ok := redirectRefusal(cfg, req.Payloads, nonce.Data, remote); ok { // task_redirect.go
+		return refuse(wire.Redirect, data, e)
+	}
 	g, _ := chosen.get(proposal.TypeKeyExchange)
 	if kePayload.Group != g.ID {
 		e := errorf(0, "IKE_SA_INIT from %s: peer sent a key exchange for group %d, asking for group %d instead", remote, kePayload.Group, g.ID)
@@ -438,6 +451,7 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	sa.checkNATD(req.Payloads, 0)
 	sa.PeerFragmentation = findNotify(req.Payloads, wire.FragmentationSupported) != nil
 	sa.PeerChildless = findNotify(req.Payloads, wire.ChildlessIKEv2Supported) != nil
+	sa.peerRedirect = findNotify(req.Payloads, wire.RedirectSupported) != nil || findNotify(req.Payloads, wire.RedirectedFrom) != nil
 	chosenWire := toWire([]proposal.Proposal{chosen.Proposal}, nil)
 	chosenWire[0].Number = chosen.number
 	ps := []wire.Payload{
@@ -450,6 +464,8 @@ func RespondInit(req *wire.Message, raw []byte, local, remote netip.AddrPort, ca
 	if cfg.Fragmentation && sa.PeerFragmentation {
 		ps = append(ps, &wire.Notify{NotifyType: wire.FragmentationSupported})
 	}
+	// RFC 4739 §3: a peer announces a second authentication round only to one that supports them.
+	ps = append(ps, &wire.Notify{NotifyType: wire.MultipleAuthSupported})
 	if cfg.Childless != ChildlessNever {
 		ps = append(ps, &wire.Notify{NotifyType: wire.ChildlessIKEv2Supported})
 	}

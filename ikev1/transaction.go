@@ -29,10 +29,11 @@ const (
 	xauthTypeGeneric      = 0
 )
 
-// Addresses leases virtual IPs (pool.Pool implements it).
+// Addresses leases virtual IPs (pool.Pool implements it). A lease ends by identity and address:
+// one identity may hold several addresses (a second device, an IKEv2 SA of the same user).
 type Addresses interface {
 	Acquire(id string) (netip.Addr, error)
-	Release(id string)
+	ReleaseAddr(id string, a netip.Addr) bool
 }
 
 // txn is a Transaction exchange in progress.
@@ -220,7 +221,7 @@ func (sa *SA) modeConfigReply(req *wire.Attributes) (*wire.Attributes, error) {
 // releaseVIP returns the virtual IP to the pool.
 func (sa *SA) releaseVIP() {
 	if sa.vipLease != "" && sa.cfg != nil && sa.cfg.Pool != nil {
-		sa.cfg.Pool.Release(sa.vipLease)
+		sa.cfg.Pool.ReleaseAddr(sa.vipLease, sa.vip)
 	}
 	sa.vipLease = ""
 }

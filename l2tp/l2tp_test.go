@@ -277,3 +277,47 @@ func TestRetransmitNow(t *testing.T) {
 		t.Fatalf("resent %d, tries %d, next %v", len(again), lac.unacked[0].tries, lac.NextDeadline())
 	}
 }
+
+// TestServerDeferredVerdict: an LNS whose PPP defers the credentials' check reports
+// SessionVerify with the tunnel and session, stays quiet until Verdict, then the session comes
+// up; a verdict for a session that does not exist changes nothing.
+func TestServerDeferredVerdict(t *testing.T) {
+	p, _ := newPair(t, "pw")
+	users := ppp.SecretsVerifier{Password: func(u string) (string, bool) { return "pw", u == "bob" }}
+	inner := p.lns.cfg.PPP
+	p.lns.cfg.PPP = func(peer netip.AddrPort) ppp.Config {
+		c := inner(peer)
+		c.Verifier, c.Deferred = nil, true // only the owner knows the users
+		return c
+	}
+	p.run(t, t0)
+	var sv *SessionVerify
+	for _, e := range p.lnsEv {
+		switch x := e.(type) {
+		case SessionVerify:
+			sv = &x
+		case SessionUp:
+			t.Fatal("up before the verdict")
+		}
+	}
+	if sv == nil || sv.Verify.Credentials.User != "bob" || sv.Peer != lacAdr {
+		t.Fatalf("no SessionVerify: %v", p.lnsEv)
+	}
+	if p.lns.Verdict(sv.Tunnel, sv.Session+1, sv.Verify.Token, ppp.Verdict{OK: true}) {
+		t.Fatal("verdict for an unknown session taken")
+	}
+	ar, ok := users.VerifyMSCHAPv2(sv.Verify.Credentials.User, sv.Verify.Credentials.Challenge, sv.Verify.Credentials.PeerChallenge, sv.Verify.Credentials.Response)
+	if !p.lns.Verdict(sv.Tunnel, sv.Session, sv.Verify.Token, ppp.Verdict{OK: ok, AuthenticatorResponse: ar}) {
+		t.Fatal("verdict refused")
+	}
+	p.run(t, t0)
+	up := false
+	for _, e := range p.lnsEv {
+		if u, ok := e.(SessionUp); ok && u.PPP.User == "bob" {
+			up = true
+		}
+	}
+	if !up {
+		t.Fatalf("no session up after the verdict: %v", p.lnsEv)
+	}
+}

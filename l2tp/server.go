@@ -3,6 +3,8 @@ package l2tp
 import (
 	"net/netip"
 	"time"
+
+	"github.com/goipsec/goipsec/ppp"
 )
 
 // Server is an LNS: it answers SCCRQs with new tunnels and routes every datagram to its tunnel
@@ -121,6 +123,17 @@ func (s *Server) Send(tunnel, session uint16, ip []byte) ([]byte, netip.AddrPort
 		return nil, netip.AddrPort{}
 	}
 	return t.Send(session, ip), t.Peer
+}
+
+// Verdict answers a SessionVerify (see Tunnel.Verdict); the outputs it causes are in Take.
+func (s *Server) Verdict(tunnel, session uint16, token uint32, v ppp.Verdict) bool {
+	t := s.tunnels[tunnel]
+	if t == nil {
+		return false
+	}
+	ok := t.Verdict(session, token, v)
+	s.collect(t)
+	return ok
 }
 
 // Tunnels lists the tunnels (for status).

@@ -66,6 +66,15 @@ type SessionPacket struct {
 	B               []byte
 }
 
+// SessionVerify: a session's PPP asks its owner to check credentials away from the tunnel
+// (ppp.Config.Deferred, a RADIUS server); the answer goes back with Server.Verdict or
+// Tunnel.Verdict.
+type SessionVerify struct {
+	Tunnel, Session uint16
+	Peer            netip.AddrPort
+	Verify          ppp.Verify
+}
+
 // TunnelDown: the control connection ended (its sessions were reported down first).
 type TunnelDown struct {
 	Tunnel uint16
@@ -77,6 +86,7 @@ func (SessionUp) isEvent()     {}
 func (SessionDown) isEvent()   {}
 func (SessionPacket) isEvent() {}
 func (TunnelDown) isEvent()    {}
+func (SessionVerify) isEvent() {}
 
 // Output is a datagram to send or an event, in order.
 type Output struct {
@@ -431,11 +441,24 @@ func (t *Tunnel) drainPPP(s *Session) {
 			t.emit(SessionUp{Tunnel: t.LocalID, Session: s.LocalID, Peer: t.Peer, PPP: e})
 		case ppp.IPPacket:
 			t.emit(SessionPacket{Tunnel: t.LocalID, Session: s.LocalID, B: e.B})
+		case ppp.Verify:
+			t.emit(SessionVerify{Tunnel: t.LocalID, Session: s.LocalID, Peer: t.Peer, Verify: e})
 		case ppp.Down:
 			t.closeSession(s, e.Reason, true)
 			return
 		}
 	}
+}
+
+// Verdict hands a session's PPP the answer to its SessionVerify; false when the session is gone
+// or no longer waits for it (a session ID reused since carries another token).
+func (t *Tunnel) Verdict(session uint16, token uint32, v ppp.Verdict) bool {
+	s := t.sessions[session]
+	if s == nil || s.PPP == nil || !s.PPP.Verdict(token, v) {
+		return false
+	}
+	t.drainPPP(s)
+	return true
 }
 
 // Send wraps an IPv4 packet for a session; nil when the session's link is not up.

@@ -50,6 +50,7 @@ type Collector struct {
 	ikeDrops, halfOpen                                    *prometheus.Desc
 	handshakesOK, handshakesFailed, invalid, cookies      *prometheus.Desc
 	certExpiry                                            *prometheus.Desc
+	poolSize, poolLeased, poolOffline, users              *prometheus.Desc
 	l2tpSessions                                          *prometheus.Desc
 
 	mu      sync.Mutex
@@ -109,6 +110,10 @@ func New(src Source, build BuildInfo) *Collector {
 		cookies:          d("ike_cookies_sent_total", "COOKIE challenges sent (RFC 7296 §2.6)."),
 		l2tpSessions:     d("l2tp_sessions", "PPP sessions over L2TP: role lns (clients of goipsec's L2TP server) or lac (goipsec's own client connections).", "role"),
 		certExpiry:       d("certificate_expiry_days", "Days until a certificate expires (negative: expired): loaded ones and those peers authenticated with.", "subject", "serial", "kind"),
+		poolSize:         d("pool_size", "Addresses in a virtual IP pool.", "pool"),
+		poolLeased:       d("pool_leased", "Addresses of a pool held by clients now.", "pool"),
+		poolOffline:      d("pool_offline", "Released addresses of a pool still reserved for their last client.", "pool"),
+		users:            d("remote_users", "Remote-access clients (EAP or virtual IP) connected, by connection.", "conn"),
 	}
 }
 
@@ -118,7 +123,8 @@ func (c *Collector) ObserveHandshake(d time.Duration) { c.handshake.Observe(d.Se
 func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{c.buildInfo, c.connConfigured, c.connsUp, c.connUp, c.connState, c.connChildSAs, c.connLastReceived,
 		c.connEstablished, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops, c.manualBytes, c.manualPackets, c.drops,
-		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry, c.l2tpSessions}
+		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry,
+		c.poolSize, c.poolLeased, c.poolOffline, c.users, c.l2tpSessions}
 }
 
 // Describe implements prometheus.Collector.
@@ -229,6 +235,21 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.halfOpen, float64(st.IKE.HalfOpen))
 	counter(c.cookies, st.IKE.CookiesSent)
+	for _, p := range st.Pools {
+		ch <- prometheus.MustNewConstMetric(c.poolSize, prometheus.GaugeValue, float64(p.Size), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.poolLeased, prometheus.GaugeValue, float64(p.Online), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.poolOffline, prometheus.GaugeValue, float64(p.Offline), p.Name)
+	}
+	users := map[string]int{}
+	for _, cs := range st.Connections {
+		users[cs.Name] = 0
+	}
+	for _, u := range st.Users {
+		users[u.Connection]++
+	}
+	for conn, n := range users {
+		ch <- prometheus.MustNewConstMetric(c.users, prometheus.GaugeValue, float64(n), conn)
+	}
 	l2tp := map[string]int{"lns": 0, "lac": 0}
 	for _, l := range st.L2TP {
 		if l.Role == "lns" {

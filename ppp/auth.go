@@ -1,17 +1,11 @@
 package ppp
 
 import (
-	"crypto/des"
 	"crypto/md5"
-	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/binary"
-	"encoding/hex"
-	"strings"
-	"unicode/utf16"
 
-	//lint:ignore SA1019 MS-CHAPv2 is defined over MD4 (RFC 2759 §8.3); nothing else uses it
-	"golang.org/x/crypto/md4"
+	"github.com/goipsec/goipsec/ike/eap/mschapv2"
 )
 
 // Auth is an authentication protocol.
@@ -84,96 +78,20 @@ func chapMD5Response(id byte, secret, challenge []byte) []byte {
 	return h.Sum(nil)
 }
 
-// --- MS-CHAPv2 (RFC 2759 §8) ---
+// --- MS-CHAPv2 (RFC 2759 §8): the computations are ike/eap/mschapv2's (EAP-MSCHAPv2 runs the
+// same ones) ---
 
-// ntPasswordHash is MD4(UTF-16LE(password)) (RFC 2759 §8.3).
-func ntPasswordHash(password string) []byte {
-	u := utf16.Encode([]rune(password))
-	b := make([]byte, 2*len(u))
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], c)
-	}
-	h := md4.New()
-	h.Write(b)
-	clear(b)
-	return h.Sum(nil)
-}
-
-// challengeHash is the first 8 bytes of SHA1(PeerChallenge | AuthenticatorChallenge | UserName)
-// (RFC 2759 §8.2). The user name is without any domain ("DOMAIN\user" → "user").
-func challengeHash(peerChallenge, authChallenge []byte, user string) []byte {
-	h := sha1.New()
-	h.Write(peerChallenge)
-	h.Write(authChallenge)
-	h.Write([]byte(stripDomain(user)))
-	return h.Sum(nil)[:8]
-}
-
-func stripDomain(user string) string {
-	if i := strings.LastIndexByte(user, '\\'); i >= 0 {
-		return user[i+1:]
-	}
-	return user
-}
-
-// challengeResponse DES-encrypts the 8-byte challenge with three 7-byte slices of the zero-padded
-// 21-byte password hash (RFC 2759 §8.5).
-func challengeResponse(challenge, passwordHash []byte) []byte {
-	z := make([]byte, 21)
-	copy(z, passwordHash)
-	out := make([]byte, 24)
-	for i := range 3 {
-		c, _ := des.NewCipher(desKey(z[7*i : 7*i+7]))
-		c.Encrypt(out[8*i:], challenge)
-	}
-	clear(z)
-	return out
-}
-
-// desKey spreads 56 key bits over 8 bytes, leaving the parity bits (RFC 2759 §8.6).
-func desKey(k []byte) []byte {
-	out := make([]byte, 8)
-	out[0] = k[0]
-	out[1] = k[0]<<7 | k[1]>>1
-	out[2] = k[1]<<6 | k[2]>>2
-	out[3] = k[2]<<5 | k[3]>>3
-	out[4] = k[3]<<4 | k[4]>>4
-	out[5] = k[4]<<3 | k[5]>>5
-	out[6] = k[5]<<2 | k[6]>>6
-	out[7] = k[6] << 1
-	return out
-}
-
-// generateNTResponse is RFC 2759 §8.1.
+// generateNTResponse is RFC 2759 §8.1 (the user name without a domain enters the hash).
 func generateNTResponse(authChallenge, peerChallenge []byte, user, password string) []byte {
-	ph := ntPasswordHash(password)
-	defer clear(ph)
-	return challengeResponse(challengeHash(peerChallenge, authChallenge, user), ph)
+	nt := mschapv2.GenerateNTResponse(authChallenge, peerChallenge, user, []byte(password))
+	return nt[:]
 }
-
-// Magic constants of RFC 2759 §8.7.
-var (
-	magic1 = []byte("Magic server to client signing constant")
-	magic2 = []byte("Pad to make it do more than one iteration")
-)
 
 // authenticatorResponse is RFC 2759 §8.7: "S=" and 40 upper-case hex digits.
 func authenticatorResponse(password string, ntResponse, peerChallenge, authChallenge []byte, user string) string {
-	ph := ntPasswordHash(password)
-	hh := md4.New()
-	hh.Write(ph)
-	phh := hh.Sum(nil)
-	clear(ph)
-	h := sha1.New()
-	h.Write(phh)
-	h.Write(ntResponse)
-	h.Write(magic1)
-	digest := h.Sum(nil)
-	h = sha1.New()
-	h.Write(digest)
-	h.Write(challengeHash(peerChallenge, authChallenge, user))
-	h.Write(magic2)
-	return "S=" + strings.ToUpper(hex.EncodeToString(h.Sum(nil)))
+	var nt [mschapv2.NTResponseLen]byte
+	copy(nt[:], ntResponse)
+	return mschapv2.AuthenticatorResponse(authChallenge, peerChallenge, user, []byte(password), nt)
 }
 
 func constantEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

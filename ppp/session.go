@@ -47,10 +47,57 @@ func (s SecretsVerifier) VerifyMSCHAPv2(user string, authChallenge, peerChalleng
 	return authenticatorResponse(want, nt, peerChallenge, authChallenge, user), true
 }
 
-// Addresses leases client addresses (pool.Pool implements it).
+// Credentials is what a client sent to authenticate, for a check that cannot run inside the
+// session: a RADIUS server answers in milliseconds or seconds, and the session's owner (the L2TP
+// service) must not wait for it. With Config.Deferred the session reports them in a Verify event
+// and waits for Session.Verdict.
+type Credentials struct {
+	Auth     Auth
+	User     string
+	Password string // PAP
+	// ID is the CHAP Identifier; Challenge the challenge we sent; PeerChallenge MS-CHAPv2's;
+	// Response CHAP-MD5's 16 bytes or MS-CHAPv2's NT-Response (24).
+	ID            byte
+	Challenge     []byte
+	PeerChallenge []byte
+	Response      []byte
+}
+
+// Verdict answers a Verify: OK, and for MS-CHAPv2 the authenticator response ("S=...") the
+// client checks the server with; Reason says why a check failed (logged in the Down reason).
+type Verdict struct {
+	OK                    bool
+	AuthenticatorResponse string
+	Reason                string
+}
+
+// check runs v's method for c (the synchronous path).
+func check(v Verifier, c Credentials) Verdict {
+	if v == nil {
+		return Verdict{Reason: "no verifier"}
+	}
+	switch c.Auth {
+	case AuthPAP:
+		return Verdict{OK: v.VerifyPAP(c.User, c.Password)}
+	case AuthCHAPMD5:
+		return Verdict{OK: v.VerifyCHAP(c.User, c.ID, c.Challenge, c.Response)}
+	case AuthMSCHAPv2:
+		ar, ok := v.VerifyMSCHAPv2(c.User, c.Challenge, c.PeerChallenge, c.Response)
+		return Verdict{OK: ok, AuthenticatorResponse: ar}
+	}
+	return Verdict{Reason: "unknown authentication protocol"}
+}
+
+// verifyWait bounds how long a session waits for a deferred verdict (a RADIUS client tries each
+// server for a few seconds).
+const verifyWait = 30 * time.Second
+
+// Addresses leases client addresses (pool.Pool implements it). A lease is ended by identity and
+// address: one identity may hold several addresses at once (two sessions of one user, an IKEv2
+// client of the same name), and a session returns only its own.
 type Addresses interface {
 	Acquire(id string) (netip.Addr, error)
-	Release(id string)
+	ReleaseAddr(id string, a netip.Addr) bool
 }
 
 // Config configures a Session.
@@ -63,6 +110,9 @@ type Config struct {
 	// from and the DNS servers to hand out. LeaseID names the lease (default: the user name).
 	Auths    []Auth
 	Verifier Verifier
+	// Deferred: credentials are not checked with Verifier inside the session but reported in a
+	// Verify event; the owner checks them elsewhere (RADIUS) and calls Verdict.
+	Deferred bool
 	LocalIP  netip.Addr
 	Pool     Addresses
 	DNS      []netip.Addr
@@ -91,6 +141,13 @@ type Up struct {
 	Auth        Auth
 }
 
+// Verify asks the owner to check Credentials (Config.Deferred) and to answer with
+// Session.Verdict(Token, ...). The session waits, ignoring the client's retransmissions.
+type Verify struct {
+	Token       uint32
+	Credentials Credentials
+}
+
 // Down: the link is closed; Reason says why.
 type Down struct{ Reason string }
 
@@ -98,6 +155,7 @@ type Down struct{ Reason string }
 type IPPacket struct{ B []byte }
 
 func (Up) isEvent()       {}
+func (Verify) isEvent()   {}
 func (Down) isEvent()     {}
 func (IPPacket) isEvent() {}
 
@@ -155,12 +213,15 @@ type Session struct {
 	authTries int
 	authAt    time.Time
 	authDone  bool
+	// pending is the deferred check the session waits for (Config.Deferred).
+	pending *pendingVerify
 
 	// IPCP.
 	localIP, peerIP netip.Addr
 	dns             []netip.Addr
 	askDNS          bool
 	leased          string
+	leasedIP        netip.Addr
 
 	echoAt     time.Time
 	echoMissed int
@@ -248,7 +309,11 @@ func (s *Session) Frame(ip []byte) []byte {
 }
 
 // Close ends the link with a Terminate-Request.
-func (s *Session) Close(reason string) {
+func (s *Session) Close(reason string) { s.closeDetail(reason, "") }
+
+// closeDetail is Close with a detail for the Down event (our log) that the peer is not told
+// (a RADIUS server's address or error).
+func (s *Session) closeDetail(reason, detail string) {
 	if s.phase >= phaseTerminate {
 		return
 	}
@@ -258,6 +323,9 @@ func (s *Session) Close(reason string) {
 	s.termAt = s.now.Add(restartTimer)
 	s.lcp.id++
 	s.send(ProtoLCP, Packet{Code: CodeTerminateRequest, ID: s.lcp.id, Data: []byte(reason)})
+	if detail != "" {
+		s.reason += ": " + detail
+	}
 }
 
 func (s *Session) die(reason string) {
@@ -266,8 +334,8 @@ func (s *Session) die(reason string) {
 	}
 	s.phase = phaseDead
 	if s.leased != "" && s.cfg.Pool != nil {
-		s.cfg.Pool.Release(s.leased)
-		s.leased = ""
+		s.cfg.Pool.ReleaseAddr(s.leased, s.leasedIP)
+		s.leased, s.leasedIP = "", netip.Addr{}
 	}
 	s.emit(Down{Reason: reason})
 }
@@ -680,6 +748,74 @@ func (s *Session) sendChallenge() {
 	s.send(ProtoCHAP, Packet{Code: 1, ID: s.authID, Data: d})
 }
 
+type pendingVerify struct {
+	token uint32
+	c     Credentials
+}
+
+// verify checks credentials: in place with the Verifier, or (Deferred) by the owner, which
+// answers with Verdict.
+func (s *Session) verify(c Credentials) {
+	if !s.cfg.Deferred {
+		s.conclude(c, check(s.cfg.Verifier, c))
+		return
+	}
+	c.Challenge = append([]byte(nil), c.Challenge...)
+	c.PeerChallenge = append([]byte(nil), c.PeerChallenge...)
+	c.Response = append([]byte(nil), c.Response...)
+	s.pending = &pendingVerify{token: s.random32(), c: c}
+	s.authAt = s.now.Add(verifyWait)
+	s.emit(Verify{Token: s.pending.token, Credentials: c})
+}
+
+// Verdict delivers the owner's answer to a Verify. An answer for a check the session no longer
+// waits for (it closed, timed out, or the token is another's) changes nothing (false).
+func (s *Session) Verdict(token uint32, v Verdict) bool {
+	if s.pending == nil || s.pending.token != token || s.phase != phaseAuth {
+		return false
+	}
+	c := s.pending.c
+	s.pending = nil
+	s.conclude(c, v)
+	return true
+}
+
+// conclude answers the client with the verdict on its credentials.
+func (s *Session) conclude(c Credentials, v Verdict) {
+	why := v.Reason // for our log only: the client learns that it failed, not why
+	if v.OK && c.Auth == AuthMSCHAPv2 && !strings.HasPrefix(v.AuthenticatorResponse, "S=") {
+		v.OK, why = false, "no authenticator response"
+	}
+	switch c.Auth {
+	case AuthPAP:
+		if !v.OK {
+			s.send(ProtoPAP, Packet{Code: 3, ID: c.ID, Data: lvBytes("authentication failed")})
+			s.closeDetail("PAP authentication of "+printable([]byte(c.User))+" failed", why)
+			return
+		}
+		s.user = c.User
+		s.send(ProtoPAP, Packet{Code: 2, ID: c.ID, Data: lvBytes("welcome")})
+	case AuthCHAPMD5:
+		if !v.OK {
+			s.send(ProtoCHAP, Packet{Code: 4, ID: c.ID, Data: []byte("authentication failed")})
+			s.closeDetail("CHAP authentication of "+printable([]byte(c.User))+" failed", why)
+			return
+		}
+		s.send(ProtoCHAP, Packet{Code: 3, ID: c.ID, Data: []byte("welcome")})
+	case AuthMSCHAPv2:
+		if !v.OK {
+			msg := fmt.Sprintf("E=691 R=0 C=%X V=3 M=authentication failed", c.Challenge)
+			s.send(ProtoCHAP, Packet{Code: 4, ID: c.ID, Data: []byte(msg)})
+			s.closeDetail("MS-CHAPv2 authentication of "+printable([]byte(c.User))+" failed", why)
+			return
+		}
+		s.send(ProtoCHAP, Packet{Code: 3, ID: c.ID, Data: []byte(v.AuthenticatorResponse + " M=welcome")})
+	default:
+		return
+	}
+	s.authenticated()
+}
+
 func (s *Session) inputPAP(info []byte) {
 	p, err := DecodePacket(info)
 	if err != nil {
@@ -696,14 +832,15 @@ func (s *Session) inputPAP(info []byte) {
 			s.send(ProtoPAP, Packet{Code: 2, ID: p.ID}) // a retransmission after our Ack was lost
 			return
 		}
-		if s.cfg.Verifier == nil || !s.cfg.Verifier.VerifyPAP(string(user), string(pass)) {
-			s.send(ProtoPAP, Packet{Code: 3, ID: p.ID, Data: lvBytes("authentication failed")})
-			s.Close("PAP authentication of " + printable(user) + " failed")
+		if s.pending != nil {
+			// A retransmission while the verdict is awaited: the Ack or Nak answers its ID (the
+			// client takes only an answer to its last request).
+			if string(user) == s.pending.c.User && string(pass) == s.pending.c.Password {
+				s.pending.c.ID = p.ID
+			}
 			return
 		}
-		s.user = string(user)
-		s.send(ProtoPAP, Packet{Code: 2, ID: p.ID, Data: lvBytes("welcome")})
-		s.authenticated()
+		s.verify(Credentials{Auth: AuthPAP, User: string(user), Password: string(pass), ID: p.ID})
 	case !s.cfg.Server && p.Code == 2 && p.ID == s.authID && !s.authDone:
 		s.authenticated()
 	case !s.cfg.Server && p.Code == 3 && p.ID == s.authID:
@@ -724,34 +861,30 @@ func (s *Session) inputCHAP(info []byte) {
 		if !ok {
 			return
 		}
-		s.user = string(name)
-		if s.authDone {
+		if s.authDone || s.pending != nil {
 			return
 		}
+		s.user = string(name)
+		c := Credentials{Auth: s.auth, User: s.user, ID: p.ID, Challenge: s.challenge}
 		switch s.auth {
 		case AuthCHAPMD5:
-			if len(val) != 16 || s.cfg.Verifier == nil || !s.cfg.Verifier.VerifyCHAP(s.user, p.ID, s.challenge, val) {
+			if len(val) != 16 {
 				s.send(ProtoCHAP, Packet{Code: 4, ID: p.ID, Data: []byte("authentication failed")})
-				s.Close("CHAP authentication of " + printable(name) + " failed")
+				s.Close("CHAP authentication of " + printable(name) + " failed: malformed response")
 				return
 			}
-			s.send(ProtoCHAP, Packet{Code: 3, ID: p.ID, Data: []byte("welcome")})
+			c.Response = val
 		case AuthMSCHAPv2:
 			// RFC 2759 §4: Peer-Challenge 16, Reserved 8, NT-Response 24, Flags 1.
-			if len(val) != 49 || s.cfg.Verifier == nil {
+			if len(val) != 49 {
 				s.Close("malformed MS-CHAPv2 response")
 				return
 			}
-			ar, ok := s.cfg.Verifier.VerifyMSCHAPv2(s.user, s.challenge, val[:16], val[24:48])
-			if !ok {
-				msg := fmt.Sprintf("E=691 R=0 C=%X V=3 M=authentication failed", s.challenge)
-				s.send(ProtoCHAP, Packet{Code: 4, ID: p.ID, Data: []byte(msg)})
-				s.Close("MS-CHAPv2 authentication of " + printable(name) + " failed")
-				return
-			}
-			s.send(ProtoCHAP, Packet{Code: 3, ID: p.ID, Data: []byte(ar + " M=welcome")})
+			c.PeerChallenge, c.Response = val[:16], val[24:48]
+		default:
+			return
 		}
-		s.authenticated()
+		s.verify(c)
 		return
 	}
 	switch p.Code {
@@ -834,7 +967,7 @@ func (s *Session) authenticated() {
 			s.Close("no address for " + s.user + ": " + err.Error())
 			return
 		}
-		s.leased, s.peerIP = id, a
+		s.leased, s.leasedIP, s.peerIP = id, a, a
 	}
 	s.sendConfigure(&s.ipcp)
 }
@@ -868,7 +1001,14 @@ func (s *Session) Tick(now time.Time) {
 			s.sendConfigure(c)
 		}
 	}
-	if s.phase == phaseAuth && !s.authAt.IsZero() && !now.Before(s.authAt) {
+	if s.phase == phaseAuth && s.pending != nil {
+		// Waiting for a deferred verdict: no new challenge (it would void the pending one).
+		if !now.Before(s.authAt) {
+			s.pending = nil
+			s.Close("authentication timed out: the credentials' check did not answer")
+			return
+		}
+	} else if s.phase == phaseAuth && !s.authAt.IsZero() && !now.Before(s.authAt) {
 		switch {
 		case s.authTries >= maxConfigure || (s.cfg.Server && s.auth == AuthPAP):
 			s.Close("authentication timed out")

@@ -237,3 +237,61 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// TestSessionDeferredVerdict: with Config.Deferred the server reports the credentials in a
+// Verify event, waits (the client's retransmissions change nothing, no new challenge), and
+// comes up or fails on the owner's Verdict; a stale token is ignored; a verdict that never
+// comes closes the session after verifyWait.
+func TestSessionDeferredVerdict(t *testing.T) {
+	users := SecretsVerifier{Password: func(u string) (string, bool) { return "s3cret", u == "alice" }}
+	for _, a := range []Auth{AuthPAP, AuthCHAPMD5, AuthMSCHAPv2} {
+		for _, good := range []bool{true, false} {
+			l, p := newLink(t, a, map[bool]string{true: "s3cret", false: "wrong"}[good])
+			l.server.cfg.Deferred = true
+			l.run(t, t0)
+			var v *Verify
+			for _, e := range l.sEvents {
+				if x, ok := e.(Verify); ok {
+					v = &x
+				}
+			}
+			if v == nil || v.Credentials.Auth != a || v.Credentials.User != "alice" || l.server.Up() {
+				t.Fatalf("%s: no Verify event or up without a verdict: %v", a, l.sEvents)
+			}
+			// Time passes while the owner asks RADIUS: the client retransmits, the server waits.
+			l.client.Tick(t0.Add(5 * time.Second))
+			l.server.Tick(t0.Add(5 * time.Second))
+			l.run(t, t0.Add(5*time.Second))
+			if l.server.Dead() || l.server.Up() {
+				t.Fatalf("%s: server gave up or came up while waiting", a)
+			}
+			// The owner checks the credentials where it may block (here: the secrets).
+			verdict := check(users, v.Credentials)
+			if l.server.Verdict(v.Token+1, verdict) {
+				t.Fatal("a verdict with another token was taken")
+			}
+			if !l.server.Verdict(v.Token, verdict) {
+				t.Fatal("verdict refused")
+			}
+			l.run(t, t0.Add(5*time.Second))
+			if good != (l.server.Up() && l.client.Up()) {
+				t.Fatalf("%s good=%v: server up %v client up %v; events %v / %v", a, good, l.server.Up(), l.client.Up(), l.sEvents, l.cEvents)
+			}
+			if good && len(p.Leases()) != 1 {
+				t.Fatalf("%s: leases %v", a, p.Leases())
+			}
+			if l.server.Verdict(v.Token, verdict) {
+				t.Fatal("a second verdict was taken")
+			}
+		}
+	}
+	// Nobody answers: the session ends after verifyWait.
+	l, _ := newLink(t, AuthMSCHAPv2, "s3cret")
+	l.server.cfg.Deferred = true
+	l.run(t, t0)
+	l.server.Tick(t0.Add(verifyWait + time.Second))
+	l.run(t, t0.Add(verifyWait+time.Second))
+	if l.server.Up() || l.server.phase != phaseTerminate && !l.server.Dead() {
+		t.Fatalf("session still waiting after %v: %v", verifyWait, l.sEvents)
+	}
+}

@@ -26,6 +26,9 @@ test)
   want mmdebstrap
   # strongSwan's pki tool makes certificates for the certificate interop tests.
   want strongswan-pki
+  # Remote access: strongSwan's EAP-MSCHAPv2 (libcharon-extauth-plugins; EAP-MD5, -TLS, -TTLS,
+  # -identity and -dynamic are in libcharon-extra-plugins) and FreeRADIUS 3.2 with radclient.
+  want libcharon-extauth-plugins freeradius freeradius-utils
   # l2tpns (a userspace L2TP server) is the independent peer of goipsec's L2TP client.
   want l2tpns
   # man(1) renders the generated manual pages in a test (cmd/goipsec TestManPagesRender).

@@ -30,8 +30,46 @@ type Status struct {
 	IKE           IKECounters  `json:"ike"`
 	// Certificates are the loaded certificates and those peers authenticated with.
 	Certificates []Certificate `json:"certificates"`
+	// Users are the remote-access clients of this gateway; Pools its address pools.
+	Users []User `json:"users"`
+	Pools []Pool `json:"pools"`
 	// L2TP lists the PPP sessions of goipsec's L2TP server and clients.
 	L2TP []L2TPSession `json:"l2tp_sessions"`
+}
+
+// User is one remote client: an IKE SA we answered that authenticated with EAP or got a virtual
+// IP from us.
+type User struct {
+	Connection  string    `json:"connection"`
+	Identity    string    `json:"identity"`
+	EAPIdentity string    `json:"eap_identity,omitempty"`
+	VirtualIPs  []string  `json:"virtual_ips"`
+	Remote      string    `json:"remote"`
+	NAT         bool      `json:"nat"`
+	Since       time.Time `json:"since_at"`
+	BytesIn     uint64    `json:"bytes_in"`
+	BytesOut    uint64    `json:"bytes_out"`
+	SPIi        string    `json:"spi_i"`
+	SPIr        string    `json:"spi_r"`
+}
+
+// Pool is an address pool and its leases.
+type Pool struct {
+	Name    string  `json:"name"`
+	First   string  `json:"first"`
+	Last    string  `json:"last"`
+	Size    uint64  `json:"size"`
+	Online  int     `json:"online"`
+	Offline int     `json:"offline"`
+	Leases  []Lease `json:"leases"`
+}
+
+// Lease is one address handed out.
+type Lease struct {
+	Address    string    `json:"address"`
+	Identity   string    `json:"identity"`
+	Online     bool      `json:"online"`
+	ReleasedAt time.Time `json:"released_at,omitzero"`
 }
 
 // Certificate kinds.

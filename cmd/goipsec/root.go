@@ -32,7 +32,7 @@ control socket; check validates a configuration file without running it.`,
 	root.PersistentFlags().StringVar(&a.socket, "socket", "",
 		"the daemon's control (VICI) socket (default $"+socketEnv+", else "+defaultSocket+"; for run: daemon.vici_socket)")
 	daemon.Version = version
-	root.AddCommand(newVersionCommand(), newDemoCommand(), a.runCommand(), newCheckCommand())
+	root.AddCommand(newVersionCommand(), newDemoCommand(), a.runCommand(), newCheckCommand(), newProfileCommand())
 	root.AddCommand(newBenchCommand(), newManCommand(root))
 	root.AddCommand(newPKICommand())
 	root.AddCommand(a.controlCommands()...)

@@ -34,7 +34,49 @@ func printStatus(w io.Writer, st *status.Status, now time.Time) {
 		line(w, "proposal", m.Proposal)
 		line(w, "traffic", trafficText(m.In, m.Out))
 	}
+	printUsers(w, st, now)
 	printCertificates(w, st.Certificates, now) // certs.go
+}
+
+// printUsers lists remote-access clients and the pools' use.
+func printUsers(w io.Writer, st *status.Status, now time.Time) {
+	if len(st.Users) > 0 {
+		fmt.Fprintf(w, "\nusers (%d):\n", len(st.Users))
+		for _, u := range st.Users {
+			who := u.Identity
+			if u.EAPIdentity != "" && u.EAPIdentity != u.Identity {
+				who += " (EAP " + u.EAPIdentity + ")"
+			}
+			nat := ""
+			if u.NAT {
+				nat = ", behind NAT"
+			}
+			fmt.Fprintf(w, "  %-28s %-16s %s via %s%s, %s, in %s, out %s\n", who, strings.Join(u.VirtualIPs, ","), u.Connection, u.Remote, nat,
+				"since "+ago(now, u.Since), humanBytes(u.BytesIn), humanBytes(u.BytesOut))
+		}
+	}
+	for _, p := range st.Pools {
+		fmt.Fprintf(w, "\npool %s: %s-%s, %d of %d leased, %d reserved offline\n", p.Name, p.First, p.Last, p.Online, p.Size, p.Offline)
+	}
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "?"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+func humanBytes(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func line(w io.Writer, label, text string) {

@@ -109,12 +109,14 @@ func New(d Daemon, opts Options) *Service {
 func (s *Service) Registry() *vici.Registry {
 	r := vici.NewRegistry()
 	for _, group := range []func(*vici.Registry){
-		s.infoCommands,    // info.go
-		s.connCommands,    // conns.go
-		s.saCommands,      // sas.go
-		s.credCommands,    // creds.go
-		s.certCommands,    // certs.go
-		s.goipsecCommands, // goipsec.go
+		s.infoCommands,     // info.go
+		s.connCommands,     // conns.go
+		s.saCommands,       // sas.go
+		s.credCommands,     // creds.go
+		s.certCommands,     // certs.go
+		s.poolCommands,     // pools.go
+		s.redirectCommands, // redirect.go
+		s.goipsecCommands,  // goipsec.go
 	} {
 		group(r)
 	}

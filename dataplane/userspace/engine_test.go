@@ -226,7 +226,7 @@ func TestTunnels(t *testing.T) {
 			a, b := newPair(t)
 			inst := install(t, sc, a, b)
 			src, dst := inst.src, inst.dst
-			ping, err := a.ns.Ping(src, dst, 3, 50*time.Millisecond, 2*time.Second)
+			ping, err := a.ns.Ping(src, dst, 3, 50*time.Millisecond, 5*time.Second) // 5 s: a loaded CI machine stalls namespaces for seconds
 			if err != nil {
 				t.Fatal(err)
 			}

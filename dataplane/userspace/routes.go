@@ -124,7 +124,22 @@ func (rt *routeTable) add(local []ts.Selector, prefixes []netip.Prefix, mtu int)
 // sourceFor picks a local address inside the local selectors as the routes' preferred source, so
 // that traffic this host originates matches the policy (strongSwan does the same).
 func (rt *routeTable) sourceFor(local []ts.Selector, is6 bool) netip.Addr {
-	if now := rt.now(); rt.addrs == nil || now.Sub(rt.addrsAt) >= addrTTL || now.Before(rt.addrsAt) {
+	if a := rt.sourceFromCache(local, is6, false); a.IsValid() {
+		return a
+	}
+	// A miss on host selectors may be an address added since the cache was filled (a virtual IP
+	// put on the TUN device just before its Child SA is installed): look once more. Subnet
+	// selectors (gateways, many tunnels) keep the cache.
+	for _, s := range local {
+		if p, ok := s.Prefix(); !ok || !p.IsSingleIP() {
+			return netip.Addr{}
+		}
+	}
+	return rt.sourceFromCache(local, is6, true)
+}
+
+func (rt *routeTable) sourceFromCache(local []ts.Selector, is6, refresh bool) netip.Addr {
+	if now := rt.now(); refresh || rt.addrs == nil || now.Sub(rt.addrsAt) >= addrTTL || now.Before(rt.addrsAt) {
 		rt.addrs = rt.addrs[:0]
 		for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
 			list, err := rt.h.AddrList(nil, family)

@@ -293,6 +293,15 @@ func (a *Authenticator) Verify(in *ike.AuthInput, peer []wire.Payload) error {
 	return nil
 }
 
+// VerifyBlocks implements ike.VerifyBlocker: checking a certificate chain may fetch CRLs and
+// OCSP answers (credentials.DefaultFetchTimeout each), so the IKE SA runs Verify off its owner.
+// Raw public keys and PSKs are checked in memory.
+func (a *Authenticator) VerifyBlocks() bool {
+	return a.cfg.Remote.Method == MethodPubkey && len(a.cfg.Remote.PubKeys) == 0
+}
+
+var _ ike.VerifyBlocker = (*Authenticator)(nil)
+
 // RemoteMatches implements ike.Authenticator.
 func (a *Authenticator) RemoteMatches(id ike.Identity) bool {
 	return credentials.Matches(a.cfg.Remote.ID, toCred(id))

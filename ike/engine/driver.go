@@ -89,8 +89,10 @@ func (e *Engine) receiveInitResponse(s *ikeSA, w work) {
 		e.sendRequest(s, 0, [][]byte{next.Raw})
 		return
 	}
-	if s.NAT() && !s.TCP {
-		// Float to the NAT-T port (RFC 7296 §2.23); a TCP connection stays where it is.
+	if (s.NAT() || s.Config.MOBIKE) && !s.TCP {
+		// Float to the NAT-T port (RFC 7296 §2.23; with MOBIKE always, RFC 4555 §3.3, so that
+		// a NAT appearing after a move finds IKE there already); a TCP connection stays where it
+		// is.
 		s.Local = netip.AddrPortFrom(s.Local.Addr(), e.cfg.NATTPort)
 		s.Remote = netip.AddrPortFrom(s.Remote.Addr(), 4500)
 	}
@@ -226,6 +228,12 @@ func (e *Engine) seen(s *ikeSA, w work) {
 
 func (e *Engine) receiveRequest(s *ikeSA, w work) {
 	h := w.h
+	if s.Held() {
+		// The last request waits for blocking work (a RADIUS round trip): nothing to replay yet,
+		// and the peer sends nothing else before it has its response (window 1).
+		e.stats.drop(DropHeld)
+		return
+	}
 	if s.hasResp && h.MessageID+1 == s.expectID {
 		// A retransmitted request: replay the cached response, never recompute it.
 		e.resend(s)
@@ -248,7 +256,19 @@ func (e *Engine) receiveRequest(s *ikeSA, w work) {
 	}
 	e.seen(s, w)
 	s.expectID++
+	s.SetRequestAddresses(w.local, w.remote)
 	resp := s.ProcessRequest(&ike.Message{Exchange: h.Exchange, Payloads: inner, IntAuth: intAuth})
+	if from := s.TakeMove(); from.IsValid() {
+		// MOBIKE: the peer moved the IKE SA to the request's addresses (RFC 4555 §3.5).
+		s.en.remoteHint.Store(&s.Remote)
+		e.logSA(s).Info("peer moved the IKE SA (MOBIKE)", "from", from, "to", s.Remote)
+	}
+	if resp == nil && s.Held() {
+		// Answered by resume once the blocking work is done.
+		s.heldHdr, s.heldFrom = h, w.remote
+		s.lastResp, s.hasResp = nil, false
+		return
+	}
 	// Answer where the request came from (RFC 7296 §2.11).
 	e.sendResponse(s, h, resp, w.remote)
 	if r, closing := s.Closing(); closing {
@@ -392,6 +412,9 @@ func (e *Engine) tick(s *ikeSA) {
 		if d := s.Config.DPDDelay; d > 0 && !s.Busy() && now.Sub(s.lastSeen) >= d {
 			s.QueueLiveness()
 		}
+		if !s.reauthAt.IsZero() && !now.Before(s.reauthAt) {
+			e.reauthenticate(s, now) // reauth.go
+		}
 	}
 	if !s.keepaliveAt.IsZero() && !now.Before(s.keepaliveAt) {
 		e.flush(s)
@@ -424,6 +447,7 @@ func (e *Engine) deadline(s *ikeSA) time.Time {
 	}
 	if s.State().Up() {
 		consider(s.rekeyAt)
+		consider(s.reauthAt)
 		if d := s.Config.DPDDelay; d > 0 && !s.Busy() {
 			consider(s.lastSeen.Add(d))
 		}
@@ -460,6 +484,9 @@ func (e *Engine) takeEffects(s *ikeSA) []effect {
 			if !x.Up && x.Reason != ike.ReasonShutdown && x.Reason != ike.ReasonDeleted {
 				e.stats.handshakesFailed.Add(1)
 			}
+		case ike.Async:
+			out = append(out, asyncEffect{en: s.en, run: x.Run})
+			continue
 		}
 		out = append(out, x)
 	}
@@ -477,6 +504,7 @@ func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 	e.idx.addIdentity(s)
 	s.en.remoteHint.Store(&s.Remote)
 	e.armIKE(s, now)
+	e.reauthDone(s) // reauth.go
 	cfg := s.Config
 	// The index finds others by a hash of the identities; each compares them for itself.
 	conn, local, remote := s.connName(), s.LocalID, s.RemoteID
@@ -511,6 +539,9 @@ func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 func (e *Engine) armIKE(s *ikeSA, now time.Time) {
 	if d := s.Config.RekeyTime; d > 0 {
 		s.rekeyAt = now.Add(ike.Jitter(d, e.cfg.Rand))
+	}
+	if d := s.Config.ReauthTime; d > 0 && s.Initiator {
+		s.reauthAt = now.Add(ike.Jitter(d, e.cfg.Rand))
 	}
 	if s.NATLocal && e.cfg.Keepalive != nil && !s.TCP {
 		// Behind a NAT: keep its mapping for port 4500 alive (RFC 3948 §2.3).
@@ -551,6 +582,9 @@ func (e *Engine) finish(s *ikeSA) []effect {
 		e.remove(s)
 	} else {
 		e.sched.set(s.en, e.deadline(s))
+	}
+	if x := e.reauthHandover(s); x != nil { // reauth.go
+		s.out = append(s.out, x)
 	}
 	out := s.out
 	s.out = nil
@@ -675,6 +709,20 @@ func (e *Engine) apply(x effect) {
 	case ike.KeysDerived:
 		if ev.Keys != nil {
 			ev.Keys(x)
+		}
+	case asyncEffect:
+		e.runAsync(x)
+	case postEffect:
+		e.post(x.en, work{kind: workFunc, fn: x.fn})
+	case ike.Redirected:
+		e.log.Info("gateway redirects us", "conn", x.IKE.Conn, "from", x.From, "to", x.To)
+		if ev.Redirected != nil {
+			ev.Redirected(x)
+		}
+	case ike.VirtualIPs:
+		e.log.Info("virtual IPs received", "conn", x.IKE.Conn, "addrs", fmt.Sprint(x.Addrs), "dns", fmt.Sprint(x.DNS))
+		if ev.VirtualIPs != nil {
+			ev.VirtualIPs(x)
 		}
 	}
 }

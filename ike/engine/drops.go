@@ -19,6 +19,7 @@ const (
 	DropFragment                             // a fragment that does not fit its message
 	DropClosed                               // the engine is shutting down
 	DropNoLocalAddr                          // a new IKE SA's request, but the transport did not tell our address
+	DropHeld                                 // a retransmitted request whose answer waits for blocking work (RADIUS, a certificate check)
 	numDropReasons
 )
 
@@ -27,7 +28,7 @@ var dropNames = [...]string{
 	DropMessageID: "bad_message_id", DropUnexpectedResponse: "unexpected_response",
 	DropUnexpectedExchange: "unexpected_exchange", DropZeroSPI: "zero_spi", DropCookie: "no_cookie",
 	DropOverload: "overload", DropFragment: "bad_fragment", DropClosed: "shutting_down",
-	DropNoLocalAddr: "no_local_address",
+	DropNoLocalAddr: "no_local_address", DropHeld: "awaiting_aaa",
 }
 
 func (r DropReason) String() string {

@@ -57,6 +57,10 @@ type Events struct {
 	Keys func(ike.KeysDerived)
 	// Handshake reports how long an IKE SA took from its first message to being established.
 	Handshake func(took time.Duration)
+	// VirtualIPs reports the addresses a client received (before its Child SAs are installed).
+	VirtualIPs func(ike.VirtualIPs)
+	// Redirected reports that a gateway sent a client elsewhere (RFC 5685).
+	Redirected func(ike.Redirected)
 }
 
 // Config configures an Engine.
@@ -103,6 +107,9 @@ type Config struct {
 	// the owner of the Engine calls Poll (tests in virtual time).
 	Workers, Appliers int
 	Manual            bool
+	// HoldAsync (manual mode only) keeps SAs' blocking work (ike.Async) until RunHeldAsync: tests
+	// see a RADIUS round trip that takes a while.
+	HoldAsync bool
 	// KeyLog reports IKE keys through Events.Keys (debugging only).
 	KeyLog bool
 	// InvalidSPIRate bounds INVALID_IKE_SPI answers to requests for unknown SAs per second
@@ -204,6 +211,9 @@ type Engine struct {
 
 	stop    chan struct{}
 	workers sync.WaitGroup
+	asyncs  sync.WaitGroup // blocking work of SAs (ike.Async)
+	heldMu  sync.Mutex
+	held    []func() // HoldAsync: blocking work waiting for RunHeldAsync
 	closed  atomic.Bool
 
 	stats counters
@@ -538,6 +548,82 @@ func (e *Engine) Terminate(name string) int {
 	})
 }
 
+// TerminateSA deletes one IKE SA (sending Delete), found by its SPIs; it reports whether it exists
+// (RADIUS Disconnect-Request, redirects).
+func (e *Engine) TerminateSA(spii, spir uint64) bool {
+	for _, spi := range []uint64{spii, spir} {
+		en := e.table.get(spi)
+		if en == nil {
+			continue
+		}
+		en.mu.Lock()
+		ok := en.s != nil && en.s.SPIi == spii && en.s.SPIr == spir && en.s.State() != ike.StateDead
+		en.mu.Unlock()
+		if ok {
+			return e.post(en, work{kind: workFunc, fn: func(s *ikeSA) {
+				if !s.State().Authenticated() {
+					s.Kill(ike.ReasonDeleted)
+					return
+				}
+				s.QueueDeleteIKE(ike.ReasonDeleted)
+			}})
+		}
+	}
+	return false
+}
+
+// Roam moves IKE SAs to new local addresses (MOBIKE, RFC 4555): pick gets each MOBIKE
+// initiator's current local and remote address and returns the local address to use (invalid or
+// the same: stay). It returns how many IKE SAs it asked to move.
+func (e *Engine) Roam(pick func(local, remote netip.AddrPort) netip.Addr) int {
+	type cand struct {
+		en            *entry
+		local, remote netip.AddrPort
+	}
+	var list []cand
+	for _, en := range e.table.all() {
+		en.mu.Lock()
+		if s := en.s; s != nil && s.MOBIKE() && s.Initiator && s.State().Up() {
+			list = append(list, cand{en, s.Local, s.Remote})
+		}
+		en.mu.Unlock()
+	}
+	n := 0
+	for _, c := range list {
+		to := pick(c.local, c.remote) // may ask the kernel for a route: outside every SA
+		if !to.IsValid() || to == c.local.Addr() {
+			continue
+		}
+		if e.post(c.en, work{kind: workFunc, fn: func(s *ikeSA) {
+			if s.Roam(to) {
+				e.logSA(s).Info("our address changed: moving the IKE SA (MOBIKE)", "from", c.local, "to", s.Local)
+			}
+		}}) {
+			n++
+		}
+	}
+	return n
+}
+
+// Redirect sends the clients of the established IKE SAs pick selects to another gateway (RFC 5685
+// §5); it returns how many it asked.
+func (e *Engine) Redirect(pick func(SAInfo) bool, gw string) int {
+	n := 0
+	for _, en := range e.table.all() {
+		en.mu.Lock()
+		ok := en.s != nil && en.s.State().Up() && !en.s.Initiator && pick(en.s.info())
+		en.mu.Unlock()
+		if ok && e.post(en, work{kind: workFunc, fn: func(s *ikeSA) {
+			if s.QueueRedirect(gw) {
+				e.logSA(s).Info("redirecting the client", "to", gw)
+			}
+		}}) {
+			n++
+		}
+	}
+	return n
+}
+
 // CreateChild negotiates an additional Child SA on an established IKE SA of the connection; it
 // reports whether one was found.
 func (e *Engine) CreateChild(conn string, child *ike.ChildConfig) bool {
@@ -696,6 +782,9 @@ type SAInfo struct {
 	RekeyAt, LastReceived time.Time
 	Children              []ChildInfo
 	Queued                int // exchanges waiting to be started
+	// LocalVIPs and RemoteVIPs are the virtual IPs we got and gave; EAPID the EAP identity.
+	LocalVIPs, RemoteVIPs []netip.Addr
+	EAPID                 string
 }
 
 // ChildInfo is a snapshot of a Child SA.
@@ -739,7 +828,7 @@ func (s *ikeSA) info() SAInfo {
 		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
 		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: s.rekeyAt,
 		TCP: s.TCP, TCPOriginator: s.TCPOriginator, PPK: s.PPK,
-		LastReceived: s.lastSeen}
+		LastReceived: s.lastSeen, LocalVIPs: s.LocalVIPs, RemoteVIPs: s.RemoteVIPs, EAPID: s.EAPID()}
 	if s.HasWork() {
 		info.Queued = 1
 	}

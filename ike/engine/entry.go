@@ -267,6 +267,9 @@ type ikeSA struct {
 
 	lastSeen      time.Time // last authenticated message from the peer
 	rekeyAt       time.Time // IKE SA rekey (zero: none)
+	reauthAt      time.Time // re-authentication by a new IKE SA (zero: none; reauth.go)
+	reauthOf      *entry    // the IKE SA this one re-authenticates, deleted once this one is up
+	reauthUp      bool      // established: reauthOf goes once the Child SAs are installed
 	keepaliveAt   time.Time
 	halfOpenUntil time.Time // responder: IKE_AUTH must arrive by then
 
@@ -278,4 +281,74 @@ type ikeSA struct {
 	conn     string // registered in the connection index
 
 	out []effect // effects of the work being handled
+
+	// heldHdr and heldFrom are the peer's request that waits for blocking work (ike.Async).
+	heldHdr  wire.Header
+	heldFrom netip.AddrPort
+}
+
+// asyncEffect runs an SA's blocking work (ike.Async) off the SA and hands the result back to
+// its owner.
+type asyncEffect struct {
+	en  *entry
+	run func() any
+}
+
+// RunHeldAsync completes the blocking work held by Config.HoldAsync and reports how much.
+func (e *Engine) RunHeldAsync() int {
+	e.heldMu.Lock()
+	list := e.held
+	e.held = nil
+	e.heldMu.Unlock()
+	for _, fn := range list {
+		fn()
+	}
+	return len(list)
+}
+
+// runAsync runs blocking work on a goroutine of its own (appliers must stay available for every
+// SA's effects; a RADIUS round trip with failover can take seconds) and resumes the held request
+// as the SA's owner. In manual mode (tests in virtual time) it runs inline.
+func (e *Engine) runAsync(x asyncEffect) {
+	done := func(v any) {
+		e.post(x.en, work{kind: workFunc, fn: func(s *ikeSA) {
+			if s.HoldsResponse() {
+				// The initiator's IKE_AUTH response waited for the responder's certificate to
+				// be verified (ike/verify.go): process it now, as receiveResponse would have.
+				next, err := s.ResumeResponse(v)
+				if err != nil {
+					e.logSA(s).Debug("exchange failed", "exchange", "IKE_AUTH", "err", err)
+				}
+				if next != nil {
+					id := s.nextMsgID
+					s.nextMsgID++
+					e.sendProtected(s, next, id)
+				}
+				return
+			}
+			resp := s.Resume(v)
+			if resp == nil {
+				return
+			}
+			e.sendResponse(s, s.heldHdr, resp, s.heldFrom)
+			if r, closing := s.Closing(); closing {
+				s.Kill(r)
+			}
+		}})
+	}
+	if e.cfg.Manual {
+		if e.cfg.HoldAsync {
+			e.heldMu.Lock()
+			e.held = append(e.held, func() { done(x.run()) })
+			e.heldMu.Unlock()
+			return
+		}
+		done(x.run())
+		return
+	}
+	e.asyncs.Add(1)
+	go func() {
+		defer e.asyncs.Done()
+		done(x.run())
+	}()
 }

@@ -83,6 +83,8 @@ var grammars = []grammar{
 			{PayloadCP, 0, 1}, {PayloadSA, 0, 1}, {PayloadTSi, 0, 1}, {PayloadTSr, 0, 1},
 		}, together: childTogether},
 		{name: "EAP", rules: []rule{{PayloadEAP, 1, 1}}},
+		// SK {IDr, [CERT+], EAP}: EAP-only authentication, no AUTH of the responder yet (RFC 5998 §3).
+		{name: "IDr, [CERT+], EAP", rules: []rule{{PayloadIDr, 1, 1}, {PayloadCERT, 0, many}, {PayloadEAP, 1, 1}}},
 		notifyOnly,
 	}},
 	{exchange: ExchangeCreateChildSA, response: false, outer: protectedOuter, inner: []form{

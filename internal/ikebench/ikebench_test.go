@@ -319,7 +319,7 @@ func TestRunCountsFailuresByReason(t *testing.T) {
 			mod: func(c *Config) {
 				c.IKE.PSK = func(_, _ ike.Identity) ([]byte, bool) { return []byte("not the key"), true }
 			},
-			reason: "IKE_AUTH: peer refused our authentication (AUTHENTICATION_FAILED): we are 127.0.0.1, expecting %any; check the PSK and identities on both sides",
+			reason: "IKE_AUTH: peer refused our authentication (AUTHENTICATION_FAILED): we are 127.0.0.1 authenticating with a PSK, expecting %any; check the credentials and identities on both sides, and whether the peer wants EAP from us (then set local auth = eap-...)",
 		},
 		{
 			name:   "no common IKE proposal",

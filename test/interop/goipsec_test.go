@@ -76,6 +76,14 @@ func startGoipsecIn(t *testing.T, ns *testnet.NS, dir, conf string) *goipsecProc
 		}
 		conf = strings.Replace(conf, "\ndaemon {\n", "\ndaemon {\n  vici_socket = "+vici+"\n", 1)
 	}
+	// Pool leases persist in daemon.state_dir (default /var/lib/goipsec): each daemon of a test
+	// gets its own, so that no test inherits another's leases.
+	if !strings.Contains(conf, "state_dir") {
+		if !strings.Contains(conf, "\ndaemon {\n") {
+			conf += "daemon {\n}\n"
+		}
+		conf = strings.Replace(conf, "\ndaemon {\n", "\ndaemon {\n  state_dir = "+dir+"\n", 1)
+	}
 	path := filepath.Join(dir, "goipsec.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -174,6 +174,63 @@ func TestGoipsecL2TPIPsec(t *testing.T) {
 	}
 }
 
+// TestGoipsecL2TPRADIUS: goipsec's LNS checks its PPP users with FreeRADIUS (l2tp.lns.users =
+// radius) for each PPP authentication, after a first RADIUS server that does not answer (the
+// check fails over while the service keeps running); the secrets section holds a wrong password
+// for the user, so only RADIUS can have let it in. A user RADIUS refuses does not come up.
+func TestGoipsecL2TPRADIUS(t *testing.T) {
+	for _, auth := range []string{"mschapv2", "chap", "pap"} {
+		t.Run(auth, func(t *testing.T) {
+			testnet.Require(t, "ping")
+			n := testnet.New(t)
+			server, client := n.Namespace("lns"), n.Namespace("lac")
+			n.Link(server, client, []string{lnsOuter + "/24"}, []string{lacOuter + "/24"})
+			fr := startFreeRADIUSWith(t, server, "127.0.0.1", "bob Cleartext-Password := \"bobs password\"\n")
+			s := startGoipsec(t, server, lnsRadiusConf(auth))
+			c := startGoipsec(t, client, lacConf(strongIKE, strongESP))
+			c.waitLog(t, "L2TP session up", 30*time.Second)
+			s.waitLog(t, "L2TP session up", 5*time.Second)
+			checked := s.logLines("PPP user checked by RADIUS", "user=bob", "ok=true")
+			if len(checked) == 0 || logAttr(s.logLines("L2TP session up")[0], "auth") != auth {
+				t.Fatalf("session up without a RADIUS check by %s:\n%s", auth, testnet.Tail(s.p.Output(), 40))
+			}
+			if !strings.Contains(fr.p.Output(), "Login OK: [bob") {
+				t.Fatalf("FreeRADIUS did not log bob's login:\n%s", testnet.Tail(fr.p.Output(), 40))
+			}
+			if out, err := client.Output("ping", "-4", "-n", "-c", "2", "-i", "0.2", "-W", "2", "-I", lacPPP, lnsPPP); err != nil {
+				t.Fatalf("ping through PPP failed:\n%s", out)
+			}
+			t.Logf("RADIUS check (with failover): %s", logAttr(checked[0], "took"))
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		testnet.Require(t, "ping")
+		n := testnet.New(t)
+		server, client := n.Namespace("lns"), n.Namespace("lac")
+		n.Link(server, client, []string{lnsOuter + "/24"}, []string{lacOuter + "/24"})
+		startFreeRADIUSWith(t, server, "127.0.0.1", "bob Cleartext-Password := \"another password\"\n")
+		s := startGoipsec(t, server, lnsRadiusConf("mschapv2"))
+		startGoipsec(t, client, lacConf(strongIKE, strongESP))
+		s.waitLog(t, "PPP user checked by RADIUS", 30*time.Second)
+		if len(s.logLines("PPP user checked by RADIUS", "ok=false")) == 0 {
+			t.Fatalf("RADIUS refused bob, the check says otherwise:\n%s", testnet.Tail(s.p.Output(), 40))
+		}
+		time.Sleep(time.Second)
+		if len(s.logLines("L2TP session up")) != 0 {
+			t.Fatal("a session came up with a password RADIUS refused")
+		}
+	})
+}
+
+// lnsRadiusConf is lnsConf with users = radius, a dead first RADIUS server and FreeRADIUS on
+// 127.0.0.1, and a wrong password for bob in the secrets.
+func lnsRadiusConf(auth string) string {
+	conf := lnsConf(auth, strongIKE, strongESP)
+	conf = strings.Replace(conf, "        auth = "+auth+" }", "        auth = "+auth+"\n        users = radius }", 1)
+	conf = strings.Replace(conf, `secret = "bobs password"`, `secret = "not bobs password"`, 1)
+	return conf + radiusSection("")
+}
+
 // statusJSON runs goipsec status --json against a daemon's control socket.
 func statusJSON(t *testing.T, g *goipsecProc) string {
 	t.Helper()

@@ -29,6 +29,8 @@ type Host struct {
 	childUp  []*ike.ChildInstall
 	failed   []ike.Failed
 	moved    []ike.ChildMoved
+	vips     []ike.VirtualIPs
+	redirs   []ike.Redirected
 	installs map[uint32]*ike.ChildInstall // live Child SAs by inbound SPI
 }
 
@@ -53,7 +55,7 @@ func (n *Net) AddHost(t testing.TB, name string, addr netip.Addr, opts HostOptio
 		w = testWriter{t, name}
 	}
 	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := engine.Config{Transport: transport{n, addr}, Clock: n.Clock, Logger: log, Manual: true,
+	cfg := engine.Config{Transport: transport{n, h}, Clock: n.Clock, Logger: log, Manual: true,
 		RetransmitTimeout: time.Second, RetransmitTries: 3, Configs: opts.Configs, Events: h.events()}
 	if opts.Nonces != nil {
 		cfg.Nonce = opts.Nonces.Next
@@ -114,7 +116,9 @@ func (h *Host) events() engine.Events {
 			h.mu.Unlock()
 			h.Plane.move(x)
 		},
-		Failed: func(x ike.Failed) { h.mu.Lock(); h.failed = append(h.failed, x); h.mu.Unlock() },
+		Failed:     func(x ike.Failed) { h.mu.Lock(); h.failed = append(h.failed, x); h.mu.Unlock() },
+		VirtualIPs: func(x ike.VirtualIPs) { h.mu.Lock(); h.vips = append(h.vips, x); h.mu.Unlock() },
+		Redirected: func(x ike.Redirected) { h.mu.Lock(); h.redirs = append(h.redirs, x); h.mu.Unlock() },
 	}
 }
 
@@ -154,6 +158,20 @@ func (h *Host) Failures(all bool) []string {
 		}
 	}
 	return out
+}
+
+// Redirects returns the redirects the host's engine reported.
+func (h *Host) Redirects() []ike.Redirected {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ike.Redirected(nil), h.redirs...)
+}
+
+// VirtualIPs returns the virtual IPs the host's engine reported receiving.
+func (h *Host) VirtualIPs() []ike.VirtualIPs {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]ike.VirtualIPs(nil), h.vips...)
 }
 
 func (h *Host) Moves() []ike.ChildMoved {

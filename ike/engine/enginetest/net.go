@@ -101,16 +101,33 @@ func (n *Net) translateLocked(p *Packet) bool {
 
 // transport is one host's side of the network.
 type transport struct {
-	n    *Net
-	self netip.Addr
+	n *Net
+	h *Host
 }
 
 func (t transport) Send(b []byte, local, remote netip.AddrPort) error {
-	if local.Addr() != t.self && local.Addr().IsValid() {
-		return fmt.Errorf("enginetest: host %s sending from %s", t.self, local)
+	t.n.mu.Lock()
+	self := t.h.Addr
+	t.n.mu.Unlock()
+	if local.Addr() != self && local.Addr().IsValid() {
+		// A packet from an address the host no longer has (it moved) is lost.
+		t.n.mu.Lock()
+		t.n.Lost++
+		t.n.mu.Unlock()
+		return fmt.Errorf("enginetest: host %s sending from %s", self, local)
 	}
-	t.n.send(Packet{B: append([]byte(nil), b...), From: netip.AddrPortFrom(t.self, local.Port()), To: remote})
+	t.n.send(Packet{B: append([]byte(nil), b...), From: netip.AddrPortFrom(self, local.Port()), To: remote})
 	return nil
+}
+
+// MoveHost gives a host a new address (another network, another interface): packets to its old
+// address are lost from now on, and it sends from the new one.
+func (n *Net) MoveHost(h *Host, addr netip.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.hosts, h.Addr)
+	h.Addr = addr
+	n.hosts[addr] = h
 }
 
 func (n *Net) send(p Packet) {
