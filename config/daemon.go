@@ -22,6 +22,9 @@ type Daemon struct {
 	NATTPort      uint16
 	// TCPListen are the TCP ports accepting IKE and ESP in TCP (RFC 9329).
 	TCPListen []uint16
+	// NoRawESPRing (raw_esp_ring = no) sends raw ESP through the raw IP socket alone, not through an
+	// AF_PACKET TX ring (userspace data plane).
+	NoRawESPRing bool
 	// Retransmission of IKE requests: the n-th retransmission (from 0) waits
 	// RetransmitTimeout * RetransmitBase^n, at most RetransmitLimit when that is not 0, and the
 	// request fails after RetransmitTries retransmissions.
@@ -116,6 +119,7 @@ func (l *loader) daemon(sec *Section) Daemon {
 	d.IKEPort = l.port(sec, pattern, "ike_port")
 	d.TCPListen = parsed(l, sec, pattern, "tcp_listen", parsePortList)
 	d.NATTPort = l.port(sec, pattern, "natt_port")
+	d.NoRawESPRing = !l.boolean(sec, pattern, "raw_esp_ring")
 	if d.IKEPort == d.NATTPort {
 		kv := explicit(sec, "natt_port")
 		if kv == nil {

@@ -45,3 +45,18 @@ func TestPPKAndTCPErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRawESPRingKey: daemon.raw_esp_ring is on by default, off with "no", and anything but yes or
+// no is an error naming file:line.
+func TestRawESPRingKey(t *testing.T) {
+	if d := mustLoad(t, minimalConn("    children { net { } }\n")); d.Daemon.NoRawESPRing {
+		t.Fatal("raw_esp_ring is off by default")
+	}
+	if d := mustLoad(t, "daemon {\n  raw_esp_ring = no\n}\n"); !d.Daemon.NoRawESPRing {
+		t.Fatal("raw_esp_ring = no did not turn the ring off")
+	}
+	_, err := load("daemon {\n  raw_esp_ring = maybe\n}\n")
+	if want := `swanctl.conf:2: daemon.raw_esp_ring: invalid value "maybe" (expected yes or no)`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want %s", err, want)
+	}
+}

@@ -4,8 +4,9 @@
 #
 #   tunnels   wireguard-go (ChaCha20-Poly1305 in UDP); goipsec keyed by IKEv2 (two `goipsec run`
 #             with a PSK connection, configured through goipsec.conf like any deployment): AES-256-GCM
-#             ESP in UDP, ChaCha20-Poly1305 ESP in UDP, AES-256-GCM raw ESP (IP protocol 50); and the
-#             plain veth without a tunnel
+#             ESP in UDP, ChaCha20-Poly1305 ESP in UDP, AES-256-GCM raw ESP (IP protocol 50) sent
+#             through the AF_PACKET TX ring and, for comparison, through the raw socket alone
+#             (daemon.raw_esp_ring = no); and the plain veth without a tunnel
 #   figures   iperf3 TCP throughput with 1 stream, 4 streams, and 1 stream each way at once
 #             (--bidir); ping round-trip time idle and under load (during the 1-stream transfer); CPU
 #             time of both tunnel daemons per byte carried (user + system, from /proc)
@@ -14,8 +15,8 @@
 #
 # Each figure is the median of ROUNDS rounds; the tunnels take turns within a round so that load
 # from elsewhere on the machine hits all of them alike. Ratios are to wireguard-go in the same run.
-# PROFILE=1 adds a `perf record` of both goipsec daemons during one AES-GCM transfer and prints where
-# the time goes.
+# PROFILE=1 adds a `perf record` of both daemons during one transfer (PROFILE_KIND: gcm by default,
+# or chacha, raw, wg) and prints where the time goes; PERF_DATA=FILE keeps the recording.
 # Needs root. Usage:
 #   scripts/bench.sh                                 # 10 s per measurement, 3 rounds
 #   SECONDS_PER_RUN=5 ROUNDS=1 CPUSETS=0-1 scripts/bench.sh
@@ -28,8 +29,9 @@ scripts/deps.sh bench
 T=${SECONDS_PER_RUN:-10}
 ROUNDS=${ROUNDS:-3}
 CPUSETS=${CPUSETS:-"0-1 0"}
-KINDS=${KINDS:-"wg gcm chacha raw"}
+KINDS=${KINDS:-"wg gcm chacha raw rawsock"}
 PROFILE=${PROFILE:-0}
+PROFILE_KIND=${PROFILE_KIND:-gcm}
 if [ "$(nproc)" -lt 2 ]; then CPUSETS=0; fi
 tmp=$(mktemp -d)
 A=gbench-a B=gbench-b
@@ -85,7 +87,7 @@ start_wireguard() { # CPUS
 
 # goipsec keyed by IKEv2: A initiates, B answers; the same configuration file a deployment uses.
 # B starts first, so that A's first IKE_SA_INIT finds it configured.
-start_goipsec() { # CPUS ESP_PROPOSAL ENCAP(yes|no)
+start_goipsec() { # CPUS ESP_PROPOSAL ENCAP(yes|no) [RAW_ESP_RING(yes|no)]
   for side in b a; do
     local l=192.0.2.1 r=192.0.2.2 lts=10.1.0.0/24 rts=10.2.0.0/24 start=start ns=$A
     [ $side = b ] && { l=192.0.2.2; r=192.0.2.1; lts=10.2.0.0/24; rts=10.1.0.0/24; start=none; ns=$B; }
@@ -115,6 +117,7 @@ secrets {
 }
 daemon {
     vici_socket = $tmp/$side.sock
+    raw_esp_ring = ${4:-yes}
     log { level = warn }
 }
 CONF
@@ -133,6 +136,7 @@ start_tunnel() { # KIND CPUS
     gcm) start_goipsec "$2" aes256gcm16 yes;;
     chacha) start_goipsec "$2" chacha20poly1305 yes;;
     raw) start_goipsec "$2" aes256gcm16 no;;
+    rawsock) start_goipsec "$2" aes256gcm16 no no;;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -247,6 +251,7 @@ label() {
     gcm) echo "goipsec AES-256-GCM ESP in UDP";;
     chacha) echo "goipsec ChaCha20-Poly1305 ESP/UDP";;
     raw) echo "goipsec AES-256-GCM raw ESP";;
+    rawsock) echo "  same, raw socket only (no ring)";;
     plain) echo "plain veth, no tunnel";;
   esac
 }
@@ -280,13 +285,14 @@ table "ping RTT during the 1-stream transfer: median of $((T * 5 - 5)) (lower is
 
 if [ "$PROFILE" = 1 ]; then
   echo
-  echo "== where the time goes: perf record of both goipsec daemons during one AES-256-GCM transfer, CPUs ${CPUSETS%% *} =="
-  start_tunnel gcm "${CPUSETS%% *}"
+  echo "== where the time goes: perf record of both daemons during one $(label "$PROFILE_KIND") transfer, CPUs ${CPUSETS%% *} =="
+  start_tunnel "$PROFILE_KIND" "${CPUSETS%% *}"
   ( sleep 1; perf record -g -p "$(IFS=,; echo "${TPIDS[*]}")" -o "$tmp/perf.data" -- sleep $((T - 2)) >/dev/null 2>&1 ) &
   perfpid=$!
   iperf >/dev/null
   wait $perfpid || true
   stop_tunnel
+  if [ -n "${PERF_DATA:-}" ]; then cp "$tmp/perf.data" "$PERF_DATA"; fi
   echo "-- user space (goipsec) and kernel"
   { perf report -i "$tmp/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null || true; } |
     grep -v '^#' | grep -v '^$' | head -12 || true

@@ -61,13 +61,14 @@ func newDataPlane(cfg *config.Config, logs *logging.Hub, dptr *atomic.Pointer[da
 		return &dataPlane{backend: b, natt: n, desc: "kernel (XFRM)", close: func() { n.Close(); b.Close() }}, nil
 	}
 	engine, err := userspace.New(userspace.Config{
-		TunName:   cfg.Daemon.TunName,
-		MTU:       cfg.Daemon.MTU,
-		NATTPort:  int(cfg.Daemon.NATTPort),
-		Logger:    logs.Logger("dataplane"),
-		ESPLogger: logs.Logger("esp"),
-		IKE:       ike,
-		Events:    events,
+		TunName:      cfg.Daemon.TunName,
+		MTU:          cfg.Daemon.MTU,
+		NATTPort:     int(cfg.Daemon.NATTPort),
+		NoPacketRing: cfg.Daemon.NoRawESPRing,
+		Logger:       logs.Logger("dataplane"),
+		ESPLogger:    logs.Logger("esp"),
+		IKE:          ike,
+		Events:       events,
 	})
 	if err != nil {
 		return nil, err

@@ -27,8 +27,14 @@ func innerUDP(src, dst [4]byte, payload string) []byte {
 
 // TestDropsCounted injects crafted ESP-in-UDP packets into a running engine and checks that each
 // kind of bad packet is dropped and counted under its reason, and a good one is delivered.
-func TestDropsCounted(t *testing.T) {
-	sc := scenario{name: "drops", proto: dataplane.ESP, encap: true, enc: esp.EncrAESGCM16, encKeyLen: 36}
+func TestDropsCounted(t *testing.T) { testDrops(t, true) }
+
+// TestDropsCountedRawESP does the same with raw ESP (IP protocol 50), received on the raw socket
+// while the engines send through their AF_PACKET rings.
+func TestDropsCountedRawESP(t *testing.T) { testDrops(t, false) }
+
+func testDrops(t *testing.T, encap bool) {
+	sc := scenario{name: "drops", proto: dataplane.ESP, encap: encap, enc: esp.EncrAESGCM16, encKeyLen: 36}
 	a, b := newPair(t)
 	inst := install(t, sc, a, b)
 	// Our own sender for SPI 0x1001 (A to B) with A's key, using sequence numbers far above A's.
@@ -36,10 +42,14 @@ func TestDropsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var conn *net.UDPConn
+	var conn net.Conn
 	if err := a.ns.Do(func() error {
 		var err error
-		conn, err = net.DialUDP("udp", nil, &net.UDPAddr{IP: inst.outerB.AsSlice(), Port: 4500})
+		if encap {
+			conn, err = net.DialUDP("udp", nil, &net.UDPAddr{IP: inst.outerB.AsSlice(), Port: 4500})
+		} else {
+			conn, err = net.DialIP("ip4:50", nil, &net.IPAddr{IP: inst.outerB.AsSlice()})
+		}
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -74,9 +84,13 @@ func TestDropsCounted(t *testing.T) {
 		tamperedCT,
 		tamperedICV,
 		unknownSPI,
-		{0xff}, // NAT-keepalive: ignored, not a drop
+		{0xff}, // NAT-keepalive: ignored, not a drop (in raw ESP: too short)
 		seal(100003, wrongSelector),
 		{1, 2, 3}, // too short to be ESP
+	}
+	keepAlives, malformed := uint64(1), uint64(1)
+	if !encap {
+		keepAlives, malformed = 0, 2
 	}
 	for _, p := range send {
 		if _, err := conn.Write(p); err != nil {
@@ -87,7 +101,7 @@ func TestDropsCounted(t *testing.T) {
 	for {
 		st, _ := b.eng.SAStats(key)
 		es := b.eng.Stats()
-		if st.Packets == 1 && st.Drops.Total() == 5 && es.Drops[dataplane.DropNoSA] == 1 && es.KeepAlives == 1 && es.Drops[dataplane.DropMalformed] == 1 {
+		if st.Packets == 1 && st.Drops.Total() == 5 && es.Drops[dataplane.DropNoSA] == 1 && es.KeepAlives == keepAlives && es.Drops[dataplane.DropMalformed] == malformed {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -48,6 +48,9 @@ type Config struct {
 	NATTPort int
 	// NoRawSockets disables raw ESP/AH sockets (then only UDP-encapsulated SAs can be installed).
 	NoRawSockets bool
+	// NoPacketRing sends raw ESP through the raw socket alone. By default each pipeline sends it
+	// through an AF_PACKET TX ring where it can (pkttx.go), and through the raw socket otherwise.
+	NoPacketRing bool
 	// FwMark marks the engine's own packets so that policy routing keeps them off the TUN device
 	// (default 0x4500). RouteTable holds the routes to the TUN device (default 4500), consulted by a
 	// rule "not fwmark FwMark lookup RouteTable" at RulePriority (default 4500).
@@ -159,6 +162,9 @@ type engineStats struct {
 	drops                                                             [len(dataplane.DropCounts{})]atomic.Uint64
 	tunPackets, netPackets, ikePackets, keepAlives, dummies, bypassed atomic.Uint64
 	mssClamped                                                        atomic.Uint64
+	// ringSent counts raw ESP packets sent through an AF_PACKET TX ring (the rest of the raw
+	// packets went through the raw socket).
+	ringSent atomic.Uint64
 }
 
 // saState is one installed SA: its transform, addressing and counters. A gateway holds hundreds
@@ -790,6 +796,16 @@ func (e *Engine) start() {
 			s4, s6 = e.udp4[i], e.udp6[i]
 		}
 		tx := newTXPipeline(e, q, s4, s6)
+		if e.raw != nil && !e.cfg.NoPacketRing {
+			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent)
+			if err != nil {
+				if i == 0 {
+					e.log.Info("raw ESP goes through the raw socket alone", "reason", err)
+				}
+			} else {
+				tx.ptx = ptx
+			}
+		}
 		e.txp = append(e.txp, tx)
 		e.wg.Add(1)
 		go tx.run()

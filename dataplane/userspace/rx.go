@@ -132,18 +132,11 @@ func (p *rxPipeline) rawPacket(d []byte, sl *rxMsg) {
 	var src, dst netip.Addr
 	var pkt []byte
 	if !p.sock.is6 {
-		if len(d) < ipv4HeaderLen {
+		var ok bool
+		if src, dst, pkt, ok = splitRawIPv4(d); !ok {
 			e.stats.drops[dataplane.DropMalformed].Add(1)
 			return
 		}
-		ihl := int(d[0]&0x0f) * 4
-		if ihl < ipv4HeaderLen || len(d) < ihl+8 {
-			e.stats.drops[dataplane.DropMalformed].Add(1)
-			return
-		}
-		src = netip.AddrFrom4([4]byte(d[ipv4Src:]))
-		dst = netip.AddrFrom4([4]byte(d[ipv4Dst:]))
-		pkt = d[ihl:]
 		if p.raw == dataplane.AH {
 			pkt = d // AH authenticates the IP header too
 		}
@@ -173,6 +166,21 @@ func (p *rxPipeline) rawPacket(d []byte, sl *rxMsg) {
 		return
 	}
 	p.deliver(sa, pkt, netip.AddrPortFrom(src, 0))
+}
+
+// splitRawIPv4 splits what an IPv4 raw socket delivers — the IP header (RFC 791 §3.1), then the
+// IPsec packet — into the addresses and the IPsec packet, which must hold at least an SPI and a
+// sequence number (8 bytes, for ESP and AH alike). The kernel has checked the header (version,
+// checksum, total length) before delivering it.
+func splitRawIPv4(d []byte) (src, dst netip.Addr, pkt []byte, ok bool) {
+	if len(d) < ipv4HeaderLen {
+		return src, dst, nil, false
+	}
+	ihl := int(d[0]&0x0f) * 4
+	if ihl < ipv4HeaderLen || len(d) < ihl+8 {
+		return src, dst, nil, false
+	}
+	return netip.AddrFrom4([4]byte(d[ipv4Src:])), netip.AddrFrom4([4]byte(d[ipv4Dst:])), d[ihl:], true
 }
 
 // ahSPI returns the 4 bytes of the SPI of an AH packet that starts with its IP header.

@@ -81,6 +81,8 @@ type txPipeline struct {
 	iov     []unix.Iovec
 	// sent counts the IPsec packets this pipeline sent.
 	sent atomic.Uint64
+	// ptx is the AF_PACKET TX ring for raw ESP (nil: the raw socket alone).
+	ptx *packetTX
 }
 
 func newTXPipeline(e *Engine, q *tunQueue, udp4, udp6 *batchSock) *txPipeline {
@@ -96,6 +98,9 @@ func (p *txPipeline) run() {
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || p.e.isClosing() {
 				p.flush()
+				if p.ptx != nil {
+					p.ptx.close()
+				}
 				return
 			}
 			p.e.log.Debug("TUN read", "err", err)
@@ -573,8 +578,17 @@ func (p *txPipeline) sendBlocks(from, to int) {
 				p.pkts = append(p.pkts, p.arena[off:off+n])
 				off += n
 			}
-			if err := e.raw.send(b.sa.params.Protocol, b.addr.src, b.addr.dst, p.pkts); err != nil {
-				e.log.Debug("send failed", "name", b.sa.params.Name, "err", err)
+			pkts := p.pkts
+			if p.ptx != nil && b.sa.params.Protocol == dataplane.ESP {
+				var err error
+				if pkts, err = p.ptx.send(b.addr.src, b.addr.dst, pkts); err != nil {
+					e.log.Debug("send through the AF_PACKET ring failed", "name", b.sa.params.Name, "err", err)
+				}
+			}
+			if len(pkts) > 0 {
+				if err := e.raw.send(b.sa.params.Protocol, b.addr.src, b.addr.dst, pkts); err != nil {
+					e.log.Debug("send failed", "name", b.sa.params.Name, "err", err)
+				}
 			}
 			clear(p.pkts)
 		}
