@@ -38,6 +38,14 @@ func startFreeRADIUS(t *testing.T, ns *testnet.NS, client string) *freeRADIUS {
 // startFreeRADIUSWith is startFreeRADIUS with more entries in the users file.
 func startFreeRADIUSWith(t *testing.T, ns *testnet.NS, client, moreUsers string) *freeRADIUS {
 	t.Helper()
+	return startFreeRADIUSTLS(t, ns, client, moreUsers, nil)
+}
+
+// startFreeRADIUSTLS is startFreeRADIUSWith with EAP-TLS when pki is not nil: the eap module's
+// tls sub-module presents pki's server certificate and accepts clients whose certificate pki's
+// CA issued.
+func startFreeRADIUSTLS(t *testing.T, ns *testnet.NS, client, moreUsers string, pki *radiusPKI) *freeRADIUS {
+	t.Helper()
 	testnet.Require(t, "freeradius", "radclient")
 	dir, err := os.MkdirTemp("", "gtradius-")
 	if err != nil {
@@ -47,7 +55,15 @@ func startFreeRADIUSWith(t *testing.T, ns *testnet.NS, client, moreUsers string)
 	for _, d := range []string{"log", "run", "radacct"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o700)
 	}
-	conf := strings.ReplaceAll(freeRADIUSConf, "DIR", dir)
+	tls := ""
+	if pki != nil {
+		writeFile(t, dir, "certs/ca.pem", pki.ca)
+		writeFile(t, dir, "certs/server.pem", pki.server)
+		writeFile(t, dir, "certs/server.key", pki.serverKey)
+		tls = freeRADIUSTLS
+	}
+	conf := strings.Replace(freeRADIUSConf, "    TLS\n", tls, 1)
+	conf = strings.ReplaceAll(conf, "DIR", dir)
 	conf = strings.ReplaceAll(conf, "CLIENT", client)
 	conf = strings.ReplaceAll(conf, "SECRET", radiusSecret)
 	os.WriteFile(filepath.Join(dir, "radiusd.conf"), []byte(conf), 0o600)
@@ -113,6 +129,7 @@ modules {
     }
     mschapv2 {
     }
+    TLS
   }
   mschap {
   }
@@ -168,6 +185,56 @@ server default {
 }
 `
 
+// freeRADIUSTLS is the eap module's EAP-TLS (RFC 5216): TLS 1.2, as charon 5.9.8 and FreeRADIUS
+// 3.2 both default to it for EAP-TLS; no session cache, so every run is a full handshake.
+const freeRADIUSTLS = `    tls-config tls-common {
+      private_key_file = DIR/certs/server.key
+      certificate_file = DIR/certs/server.pem
+      ca_file = DIR/certs/ca.pem
+      cipher_list = "DEFAULT"
+      tls_min_version = "1.2"
+      tls_max_version = "1.2"
+      ecdh_curve = "prime256v1"
+      cache {
+        enable = no
+      }
+    }
+    tls {
+      tls = tls-common
+    }
+`
+
+// radiusPKI is a CA made with goipsec pki, FreeRADIUS's server certificate (radiusServerID) and
+// carol's client certificate (carolID), both issued by that CA.
+type radiusPKI struct {
+	ca, server, serverKey, carol, carolKey []byte
+}
+
+const (
+	radiusServerID = "radius.example.org"
+	carolID        = "carol@example.org"
+)
+
+func newRadiusPKI(t *testing.T) *radiusPKI {
+	t.Helper()
+	g := goipsecBinary(t)
+	dir := t.TempDir()
+	caKey, caPEM := filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem")
+	serverKey, carolKey := filepath.Join(dir, "server.key"), filepath.Join(dir, "carol.key")
+	runTool(t, g, "pki", "key", "--type", "ecdsa", "--out", caKey)
+	p := &radiusPKI{ca: runTool(t, g, "pki", "ca", "--key", caKey, "--dn", goipsecCADN)}
+	writeFile(t, dir, "ca.pem", p.ca)
+	runTool(t, g, "pki", "key", "--type", "ecdsa", "--out", serverKey)
+	runTool(t, g, "pki", "key", "--type", "ecdsa", "--out", carolKey)
+	p.server = runTool(t, g, "pki", "issue", "--cacert", caPEM, "--cakey", caKey, "--key", serverKey,
+		"--dn", "C=CH, O=goipsec test, CN="+radiusServerID, "--san", radiusServerID, "--flag", "serverAuth")
+	p.carol = runTool(t, g, "pki", "issue", "--cacert", caPEM, "--cakey", caKey, "--key", carolKey,
+		"--dn", "C=CH, O=goipsec test, CN="+carolID, "--san", carolID, "--flag", "clientAuth")
+	p.serverKey, _ = os.ReadFile(serverKey)
+	p.carolKey, _ = os.ReadFile(carolKey)
+	return p
+}
+
 // raRadiusGateway is goipsec relaying EAP to FreeRADIUS on 127.0.0.1, after a first server that
 // does not answer (an address nobody has: the request times out).
 func raRadiusGateway(extra string) string {
@@ -196,20 +263,60 @@ func radiusSection(extra string) string {
 `, extra, radiusSecret, radiusSecret)
 }
 
+// The relayed methods: EAP-MSCHAPv2 and EAP-MD5 with carol's password in the users file;
+// EAP-TLS with her certificate (FreeRADIUS checks it against the CA and proves itself as
+// radius.example.org, which charon checks as aaa_id); her certificate in a first round and
+// EAP-MSCHAPv2 through RADIUS in a second (RFC 4739). Each ends with the server's
+// Disconnect-Request and the accounting records are asserted.
 func TestRemoteAccessRADIUS(t *testing.T) {
-	for _, method := range []string{"eap-mschapv2", "eap-md5"} {
-		t.Run(method, func(t *testing.T) {
+	const twoRounds = "    remote-1 {\n      auth = pubkey\n      id = " + carolID + "\n    }\n    remote-2 {\n      auth = eap-radius\n      eap_id = %any\n    }\n"
+	for _, tc := range []struct {
+		name, user, swan string
+		gwRemote         string // the gateway's remote sections, when not one eap-radius round
+		pki              bool   // FreeRADIUS with EAP-TLS; carol's certificate at charon, the CA at both
+		eapLog           string
+	}{
+		{name: "eap-mschapv2", user: "carol", swan: raSwanClient("eap-mschapv2", "      eap_id = carol\n"),
+			eapLog: "EAP method EAP_MSCHAPV2 succeeded, MSK established"},
+		{name: "eap-md5", user: "carol", swan: raSwanClient("eap-md5", "      eap_id = carol\n"),
+			eapLog: "EAP method EAP_MD5 succeeded, no MSK established"},
+		{name: "eap-tls", user: carolID, pki: true,
+			swan:   raSwanClient("eap-tls", "      certs = carol.pem\n      aaa_id = "+radiusServerID+"\n"),
+			eapLog: "EAP method EAP_TLS succeeded, MSK established"},
+		{name: "pubkey-then-eap-mschapv2", user: "carol", pki: true, gwRemote: twoRounds,
+			swan: strings.Replace(strings.Replace(raSwanClient("pubkey", "      certs = carol.pem\n"), "    local {\n", "    local-1 {\n", 1),
+				"    remote {\n", "    local-2 {\n      auth = eap-mschapv2\n      eap_id = carol\n    }\n    remote {\n", 1),
+			eapLog: "EAP method EAP_MSCHAPV2 succeeded, MSK established"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			_, left, right := setup(t)
-			fr := startFreeRADIUS(t, left, "127.0.0.1")
+			var pki *radiusPKI
+			gdir, files := t.TempDir(), map[string][]byte{}
+			if tc.pki {
+				pki = newRadiusPKI(t)
+				writeFile(t, gdir, "x509ca/ca.pem", pki.ca)
+				files["x509ca/ca.pem"], files["x509/carol.pem"], files["private/carol.key"] = pki.ca, pki.carol, pki.carolKey
+			}
+			users := fmt.Sprintf("%q\n      Framed-IP-Address = %s,\n      Class = \"gold\"\n", carolID, radiusVIP)
+			fr := startFreeRADIUSTLS(t, left, "127.0.0.1", users, pki)
 			daemon, _ := raDaemon(t)
-			g := startGoipsec(t, left, raRadiusGateway("  dae {\n    enable = yes\n    listen = 127.0.0.1\n    secret = \""+radiusSecret+"\"\n  }\n")+daemon)
-			swan := raSwanClient(method, "      eap_id = carol\n")
-			swan = strings.Replace(swan, "secrets {\n", "secrets {\n"+eapUserSecret("carol"), 1)
-			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: swan, Plugins: eapPlugins})
+			gw := raRadiusGateway("  dae {\n    enable = yes\n    listen = 127.0.0.1\n    secret = \"" + radiusSecret + "\"\n  }\n")
+			if tc.gwRemote != "" {
+				gw = strings.Replace(gw, "    remote {\n      auth = eap-radius\n      eap_id = %any\n    }\n", tc.gwRemote, 1)
+			}
+			g := startGoipsecIn(t, left, gdir, gw+daemon)
+			swan := strings.Replace(tc.swan, "secrets {\n", "secrets {\n"+eapUserSecret("carol"), 1)
+			c := strongswan.Start(t, right, strongswan.Config{SwanctlConf: swan, Files: files, Plugins: append([]string{"eap-tls"}, eapPlugins...)})
 			start := time.Now()
 			c.Initiate(t, "net")
 			c.WaitEstablished(t, "rw", 30*time.Second)
 			t.Logf("established through RADIUS (with a failover) in %s", time.Since(start).Round(time.Millisecond))
+			c.WaitLog(t, regexp.MustCompile(regexp.QuoteMeta(tc.eapLog)), 5*time.Second)
+			if tc.gwRemote != "" {
+				// The first round proved the IKE identity with carol's certificate.
+				c.WaitLog(t, regexp.MustCompile(regexp.QuoteMeta("authentication of '"+carolID+"' (myself) with ECDSA")), time.Second)
+				g.waitLog(t, "remote_id="+carolID, time.Second)
+			}
 			if sas := c.ListSAs(t); !regexp.MustCompile(`local\s+` + regexp.QuoteMeta(radiusVIP) + `/32`).MatchString(sas) {
 				t.Fatalf("charon did not get the RADIUS server's Framed-IP-Address %s:\n%s", radiusVIP, sas)
 			}
@@ -228,7 +335,7 @@ func TestRemoteAccessRADIUS(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			// The server ends the session (Disconnect-Request); the gateway deletes the IKE SA.
-			out := left.Run(t, "sh", "-c", "echo 'User-Name = \"carol\"' | radclient -x 127.0.0.1:3799 disconnect "+radiusSecret)
+			out := left.Run(t, "sh", "-c", "echo 'User-Name = \""+tc.user+"\"' | radclient -x 127.0.0.1:3799 disconnect "+radiusSecret)
 			if !strings.Contains(out, "Disconnect-ACK") {
 				t.Fatalf("radclient disconnect:\n%s", out)
 			}
@@ -254,7 +361,7 @@ func TestRemoteAccessRADIUS(t *testing.T) {
 				t.Fatalf("accounting records (want Start, Interim-Update, Stop):\n%s", detail)
 			}
 			for _, rec := range []string{startRec, stopRec} {
-				for _, want := range []string{`User-Name = "carol"`, `Class = 0x676f6c64`, `Framed-IP-Address = ` + radiusVIP, `NAS-Port-Type = Virtual`, `Acct-Session-Id = "`} {
+				for _, want := range []string{`User-Name = "` + tc.user + `"`, `Class = 0x676f6c64`, `Framed-IP-Address = ` + radiusVIP, `NAS-Port-Type = Virtual`, `Acct-Session-Id = "`} {
 					if !strings.Contains(rec, want) {
 						t.Fatalf("record lacks %q:\n%s", want, rec)
 					}
