@@ -23,7 +23,7 @@ type EAPRelay struct {
 	s       Session
 	state   []byte // State of the last Access-Challenge, echoed (RFC 2865 §5.24)
 	server  *Server
-	lastID  uint8
+	lastID  uint8 // Identifier of the client's last response
 	started bool
 }
 
@@ -63,6 +63,11 @@ func (r *EAPRelay) Process(resp []byte) ([]byte, *eap.Result, error) {
 	var only *Server
 	if r.state != nil {
 		only = r.server
+	}
+	// A Success or Failure made up for a server that sent none answers this response: its
+	// Identifier must match the response's (RFC 3748 §4.2).
+	if len(resp) >= 2 {
+		r.lastID = resp[1]
 	}
 	ans, req, srv, err := r.c.exchange(false, only, build)
 	if err != nil {

@@ -181,6 +181,44 @@ func TestRelayFailoverAccounting(t *testing.T) {
 	}
 }
 
+// A server whose Access-Accept and Access-Reject carry no EAP-Message: the relay makes up the
+// Success or Failure with the Identifier of the response it answers (RFC 3748 §4.2), not 0.
+func TestRelayMadeUpSuccessIdentifier(t *testing.T) {
+	for _, code := range []radius.Code{radius.CodeAccessAccept, radius.CodeAccessReject} {
+		conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &radius.PacketServer{SecretSource: radius.StaticSecretSource(secret), Handler: radius.HandlerFunc(func(w radius.ResponseWriter, r *radius.Request) {
+			resp := r.Response(code)
+			resp.Add(rfc2869.MessageAuthenticator_Type, make([]byte, 16))
+			resp.Set(rfc2869.MessageAuthenticator_Type, messageAuth(resp, r.Authenticator))
+			w.Write(resp)
+		})}
+		go srv.Serve(conn)
+		defer srv.Shutdown(context.Background())
+		ap := netip.MustParseAddrPort(conn.LocalAddr().String())
+		c, err := New(Config{Servers: []Server{{Name: "s", Addr: ap.Addr(), AuthPort: ap.Port(), AcctPort: ap.Port(), Secret: secret}},
+			Timeout: time.Second, Retry: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		relay := c.NewEAPRelay(Session{ID: "1", User: "carol", NASPort: 1})
+		resp := (&eap.Packet{Code: eap.CodeResponse, Identifier: 7, Type: eap.TypeMD5, Data: make([]byte, 17)}).Marshal()
+		out, res, err := relay.Process(resp)
+		if err != nil || res == nil {
+			t.Fatalf("%v: %v %v", code, res, err)
+		}
+		want := eap.CodeSuccess
+		if code == radius.CodeAccessReject {
+			want = eap.CodeFailure
+		}
+		if p, err := eap.Parse(out); err != nil || p.Code != want || p.Identifier != 7 || res.Success != (code == radius.CodeAccessAccept) {
+			t.Fatalf("%v: relay answered %x (%+v, %v), want code %d identifier 7", code, out, p, err, want)
+		}
+	}
+}
+
 func TestDAE(t *testing.T) {
 	var ended atomic.Int32
 	d := &DAE{Secret: secret,
