@@ -217,15 +217,7 @@ func (l *loader) keySecrets(sec *Section) []*KeySecret {
 				ks.Path = kv.Value
 				ks.Ref = ref(kv, typ, kv.Value)
 			}
-			if kv := explicit(p, "secret"); kv == nil {
-				l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
-			} else {
-				secret, err := parseSecret(kv.Value)
-				if err != nil {
-					l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // never echo a secret
-				}
-				ks.Secret = secret
-			}
+			ks.Secret = l.requiredSecret(p)
 			out = append(out, ks)
 		}
 	}

@@ -213,15 +213,7 @@ func (l *loader) users(sec *Section) []*UserSecret {
 					u.IDs = append(u.IDs, kv.Value)
 				}
 			}
-			if kv := explicit(p, "secret"); kv == nil {
-				l.errorAt(p.File, p.Line, "%s: secret is required", p.Path)
-			} else {
-				secret, err := parseSecret(kv.Value)
-				if err != nil {
-					l.errorAt(kv.File, kv.Line, "%s: %v", kv.Path, err) // never echo a secret
-				}
-				u.Secret = secret
-			}
+			u.Secret = l.requiredSecret(p)
 			out = append(out, u)
 		}
 	}

@@ -192,11 +192,11 @@ func natText(local, remote bool) string {
 }
 
 func trafficText(in, out status.Traffic) string {
-	s := fmt.Sprintf("in %s (%s", bytesText(in.Bytes), plural(int(in.Packets), "packet"))
+	s := fmt.Sprintf("in %s (%s", humanBytes(in.Bytes), plural(int(in.Packets), "packet"))
 	if in.Drops > 0 {
 		s += fmt.Sprintf(", %d dropped", in.Drops)
 	}
-	return s + fmt.Sprintf("), out %s (%s)", bytesText(out.Bytes), plural(int(out.Packets), "packet"))
+	return s + fmt.Sprintf("), out %s (%s)", humanBytes(out.Bytes), plural(int(out.Packets), "packet"))
 }
 
 // compactProposals prints a proposal list for a status line: "default" when it is exactly the
@@ -244,18 +244,6 @@ func roundDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
-}
-
-func bytesText(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // tcpText describes the TCP connection of an IKE SA in TCP (RFC 9329).
