@@ -23,8 +23,8 @@ const (
 	radiusVIP    = "10.3.0.77"
 )
 
-// freeRADIUS is a FreeRADIUS server with its own minimal configuration (EAP-MD5 and
-// EAP-MSCHAPv2, the users file, accounting into a detail file).
+// freeRADIUS is a FreeRADIUS server with its own minimal configuration (EAP-MD5, EAP-MSCHAPv2
+// and optionally EAP-TLS, the users file, accounting into a detail file).
 type freeRADIUS struct {
 	dir string
 	p   *testnet.Process
@@ -185,8 +185,8 @@ server default {
 }
 `
 
-// freeRADIUSTLS is the eap module's EAP-TLS (RFC 5216): TLS 1.2, as charon 5.9.8 and FreeRADIUS
-// 3.2 both default to it for EAP-TLS; no session cache, so every run is a full handshake.
+// freeRADIUSTLS is the eap module's EAP-TLS, pinned to TLS 1.2 (RFC 5216; TLS 1.3 for EAP is
+// RFC 9190, which this test does not cover); no session cache, so every run is a full handshake.
 const freeRADIUSTLS = `    tls-config tls-common {
       private_key_file = DIR/certs/server.key
       certificate_file = DIR/certs/server.pem
