@@ -26,7 +26,12 @@ import (
 type vipState struct {
 	store *pool.Store
 
-	mu sync.Mutex
+	// changing serialises installing and removing a client's addresses and DNS servers as a
+	// whole: the effects of two IKE SAs are applied by different goroutines, and a successor's
+	// (re-authentication, a followed redirect) install must not interleave with its
+	// predecessor's removal of the same address. Taken before mu, never while an SA is held.
+	changing sync.Mutex
+	mu       sync.Mutex
 	// attrs are the configuration attributes of each pool, from the configuration.
 	cfgs map[string]*config.Pool
 	// installed are the client's addresses on the TUN device, by IKE SA (SPIs), and the
@@ -205,6 +210,8 @@ func (d *Daemon) releaseVIPs(x ike.IKEDown) {
 // routes into the tunnel get them as source) and the DNS servers. It runs before the Child SA
 // that uses them is installed (the engine applies effects in order).
 func (d *Daemon) onVirtualIPs(x ike.VirtualIPs) {
+	d.vips.changing.Lock()
+	defer d.vips.changing.Unlock()
 	key := [2]uint64{x.IKE.SPIi, x.IKE.SPIr}
 	for _, a := range x.Addrs {
 		if err := d.tunAddr(a, true); err != nil {
@@ -228,6 +235,8 @@ func (d *Daemon) removeVIPs(x ike.IKEDown) {
 	if d.vips == nil || len(x.IKE.LocalVIPs) == 0 {
 		return
 	}
+	d.vips.changing.Lock()
+	defer d.vips.changing.Unlock()
 	key := [2]uint64{x.IKE.SPIi, x.IKE.SPIr}
 	d.vips.mu.Lock()
 	addrs, ok := d.vips.installed[key]
@@ -385,6 +394,8 @@ func (d *Daemon) closeVIPs() {
 	if d.vips == nil {
 		return
 	}
+	d.vips.changing.Lock()
+	defer d.vips.changing.Unlock()
 	d.vips.mu.Lock()
 	var all [][2]uint64
 	for k := range d.vips.installed {
