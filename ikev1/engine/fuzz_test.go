@@ -22,7 +22,7 @@ func FuzzReceive(f *testing.F) {
 		n.pump(t)
 		sas := bside.e.SAs()
 		if len(sas) != 1 {
-			t.Skip("no SA to aim at")
+			t.Fatalf("the seeded handshake left %d ISAKMP SAs, want 1", len(sas))
 		}
 		n.sent = nil
 		// As a first message from a new peer.
