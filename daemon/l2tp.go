@@ -426,9 +426,15 @@ func (s *l2tpService) tick() {
 		s.mu.Unlock()
 		return
 	}
+	s.stepAllLocked(func(srv *l2tp.Server) { srv.Tick(now) }, func(t *l2tp.Tunnel) { t.Tick(now) })
+}
+
+// stepAllLocked runs a step on the server and on every LAC tunnel with s.mu held, releases it, and
+// then carries what each produced (sending must not hold the service's lock).
+func (s *l2tpService) stepAllLocked(srvStep func(*l2tp.Server), lacStep func(*l2tp.Tunnel)) {
 	var srvOut []l2tp.Output
 	if s.srv != nil {
-		s.srv.Tick(now)
+		srvStep(s.srv)
 		srvOut = s.srv.Take()
 	}
 	type lacOut struct {
@@ -437,7 +443,7 @@ func (s *l2tpService) tick() {
 	}
 	var lo []lacOut
 	for _, l := range s.lacs {
-		l.t.Tick(now)
+		lacStep(l.t)
 		lo = append(lo, lacOut{l, l.t.Take()})
 	}
 	s.mu.Unlock()
@@ -467,25 +473,7 @@ func (s *l2tpService) addAddr(a netip.Addr) error {
 // close ends every tunnel (StopCCN) and removes what the service installed.
 func (s *l2tpService) close(reason string) {
 	s.mu.Lock()
-	var srvOut []l2tp.Output
-	if s.srv != nil {
-		s.srv.Close(reason)
-		srvOut = s.srv.Take()
-	}
-	type lacOut struct {
-		l   *lacConn
-		out []l2tp.Output
-	}
-	var lo []lacOut
-	for _, l := range s.lacs {
-		l.t.Close(reason)
-		lo = append(lo, lacOut{l, l.t.Take()})
-	}
-	s.mu.Unlock()
-	s.carry(srvOut, nil)
-	for _, x := range lo {
-		s.carry(x.out, x.l)
-	}
+	s.stepAllLocked(func(srv *l2tp.Server) { srv.Close(reason) }, func(t *l2tp.Tunnel) { t.Close(reason) })
 	s.mu.Lock()
 	s.closed = true
 	if s.pool != nil {
