@@ -270,17 +270,7 @@ func (a *Authenticator) Verify(in *ike.AuthInput, peer []wire.Payload) error {
 		}
 		return fmt.Errorf("AUTH of peer %s does not verify with any of the configured remote.pubkeys: %v", remote, last)
 	}
-	policy := a.cfg.Remote.Policy
-	policy.KeyOK = func(pub crypto.PublicKey) error {
-		t, bits, err := KeyTypeOf(pub)
-		if err != nil {
-			return err
-		}
-		return c.AcceptsKey(t, bits)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
-	defer cancel()
-	v, err := a.cfg.Store.VerifyPeer(ctx, remote, presented, policy)
+	v, err := a.verifyPeerChain(remote, presented)
 	if err != nil {
 		return err
 	}
@@ -291,6 +281,24 @@ func (a *Authenticator) Verify(in *ike.AuthInput, peer []wire.Payload) error {
 		a.cfg.Verified(remote, v.Chain)
 	}
 	return nil
+}
+
+// verifyPeerChain builds and checks the peer's certificate chain to the trusted CAs with the
+// connection's policy (revocation, CA constraints, identity), refusing leaf keys the remote auth
+// constraints do not accept. It may fetch CRLs and OCSP answers (verifyTimeout in all).
+func (a *Authenticator) verifyPeerChain(id credentials.Identity, presented [][]byte) (*credentials.Verified, error) {
+	policy := a.cfg.Remote.Policy
+	c := a.cfg.Remote.Constraints
+	policy.KeyOK = func(pub crypto.PublicKey) error {
+		t, bits, err := KeyTypeOf(pub)
+		if err != nil {
+			return err
+		}
+		return c.AcceptsKey(t, bits)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
+	defer cancel()
+	return a.cfg.Store.VerifyPeer(ctx, id, presented, policy)
 }
 
 // VerifyBlocks implements ike.VerifyBlocker: checking a certificate chain may fetch CRLs and

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"context"
 	"crypto"
 	"crypto/rsa"
 	"errors"
@@ -84,18 +83,7 @@ func (a *Authenticator) VerifyV1(remote ike.Identity, presented [][]byte, hash, 
 		}
 		return fmt.Errorf("signature of peer %s does not verify with any of the configured remote.pubkeys: %v", id, last)
 	}
-	policy := a.cfg.Remote.Policy
-	c := a.cfg.Remote.Constraints
-	policy.KeyOK = func(pub crypto.PublicKey) error {
-		t, bits, err := KeyTypeOf(pub)
-		if err != nil {
-			return err
-		}
-		return c.AcceptsKey(t, bits)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), verifyTimeout)
-	defer cancel()
-	v, err := a.cfg.Store.VerifyPeer(ctx, id, presented, policy)
+	v, err := a.verifyPeerChain(id, presented)
 	if err != nil {
 		return err
 	}
