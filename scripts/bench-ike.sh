@@ -15,7 +15,9 @@
 #                                                 # holding LEVELS tunnels, and RSS per tunnel
 #   MODE=held PPROF_DIR=/tmp/p MEASURE=30000 scripts/bench-ike.sh
 #                                                 # plus goipsec's CPU profile during each measurement
-#                                                 # (PPROF_SECONDS, 8) and heap profile after it
+#                                                 # (PPROF_SECONDS, 8) and heap profile after it;
+#                                                 # RESP_GODEBUG=gctrace=1 adds the collector's trace
+#                                                 # to the responder log kept there
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
@@ -72,6 +74,7 @@ stop_responder() {
     for _ in $(seq 100); do kill -0 "$resp_pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$resp_pid" 2>/dev/null || true
     wait "$resp_pid" 2>/dev/null || true
+    [ -n "${PPROF_DIR:-}" ] && [ -s "$tmp/goipsec.log" ] && cp "$tmp/goipsec.log" "$PPROF_DIR/goipsec-$resp_pid.log"
     resp_pid=
   fi
 }
@@ -146,7 +149,8 @@ CONF
   : > "$tmp/goipsec.log"
   local pprof=()
   [ -n "${PPROF_DIR:-}" ] && pprof=(--debug-pprof 127.0.0.1:6060)
-  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
+  # RESP_GODEBUG (e.g. gctrace=1) goes to the goipsec responder only; its log is kept in PPROF_DIR.
+  ip netns exec $R env ${RESP_GODEBUG:+GODEBUG=$RESP_GODEBUG} "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
   resp_pid=$!
   for _ in $(seq 100); do
     ip -n $R link show goipsec0 >/dev/null 2>&1 && ip netns exec $R ss -Hulpn 2>/dev/null | grep -q ':500 ' && return 0
