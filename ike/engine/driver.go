@@ -736,6 +736,7 @@ func hex16(v uint64) string {
 	}
 	return string(b[:])
 }
+
 func hex8(v uint32) string { return fmt.Sprintf("%08x", v) }
 
 // payloadList names payloads the way strongSwan logs them: "IDi AUTH SA TSi TSr N(INIT_CONTACT)".
