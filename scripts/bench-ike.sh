@@ -18,6 +18,7 @@
 #                                                 # (PPROF_SECONDS, 8) and heap profile after it;
 #                                                 # RESP_GODEBUG=gctrace=1 adds the collector's trace
 #                                                 # to the responder log kept there
+#   MODE=held HELD_PLACEMENT=pinned scripts/bench-ike.sh  # generator on CPU 0, responder on CPU 1
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
@@ -372,8 +373,17 @@ if [ "${MODE:-}" = held ]; then
   DELETE=no
   CONCURRENCY=${CONCURRENCY:-64}
   echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, responder and generator share both CPUs, $(nproc) CPUs"
+  # HELD_PLACEMENT=pinned: generator on CPU 0, responder on CPU 1, so that what the responder does
+  # with CPU time it finds idle (the collector's idle-priority mark workers) cannot take the
+  # generator's; shared (default): both on both CPUs.
+  HELD_PLACEMENT=${HELD_PLACEMENT:-shared}
   client_cpu=() resp_cpu=()
+  where="responder and generator share both CPUs"
+  if [ "$HELD_PLACEMENT" = pinned ]; then
+    client_cpu=(taskset -c 0) resp_cpu=(taskset -c 1)
+    where="generator pinned to CPU 0, responder to CPU 1"
+  fi
+  echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, $where, $(nproc) CPUs"
   WARMUP_HELD=${WARMUP_HELD:-500}
   # RESPONDERS="goipsec" skips strongSwan (profiling runs).
   if [[ " ${RESPONDERS:-goipsec strongswan} " = *" goipsec "* ]]; then
