@@ -307,11 +307,18 @@ func (s *ikeSA) connName() string {
 	return s.Config.Name
 }
 
-// newEntry wraps an SA in an entry with its driver state.
+// newEntry wraps an SA in an entry with its driver state. The two live and die together (an
+// entry's s is set once), so they are one allocation: one object less per held IKE SA for the
+// garbage collector to mark at every cycle (docs/performance.md, "IKE with tunnels held").
 func (e *Engine) newEntry(sa *ike.SA) (*entry, *ikeSA) {
-	en := &entry{spi: sa.MySPI()}
+	both := &struct {
+		en entry
+		s  ikeSA
+	}{}
+	en, s := &both.en, &both.s
 	now := e.cfg.Clock.Now()
-	s := &ikeSA{SA: sa, en: en, started: now, lastSeen: now}
+	en.spi = sa.MySPI()
+	*s = ikeSA{SA: sa, en: en, started: now, lastSeen: now}
 	en.s = s
 	return en, s
 }
