@@ -39,6 +39,9 @@ type connection struct {
 type childConf struct {
 	cfg *config.Child
 	ike *ike.ChildConfig
+	// saName is "conn/child", the name of its SAs and policies in the data plane: built once
+	// here rather than for each Child SA (a gateway holds one per tunnel).
+	saName string
 }
 
 // peerSnapshot is what the IKE engine reads from callbacks (without the daemon's lock). Its
@@ -200,7 +203,7 @@ func (d *Daemon) buildConnection(c *config.Connection) *connection {
 			}
 		}
 		peer.Children = append(peer.Children, cc)
-		conn.children[ch.Name] = &childConf{cfg: ch, ike: cc}
+		conn.children[ch.Name] = &childConf{cfg: ch, ike: cc, saName: c.Name + "/" + ch.Name}
 	}
 	conn.peer = peer
 	d.buildV1(conn)
@@ -479,7 +482,14 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	encr, _ := childEncryption(c)
 	d.mu.Lock()
 	clamp := childClampMSS(d.conns[name], c.Name)
+	var saName string // shared by the connection's Child SAs, not one string each
+	if conn := d.conns[name]; conn != nil && conn.children[c.Name] != nil {
+		saName = conn.children[c.Name].saName
+	}
 	d.mu.Unlock()
+	if saName == "" {
+		saName = name + "/" + c.Name
+	}
 	mode := dataplane.Tunnel
 	if c.Mode == ike.Transport {
 		mode = dataplane.Transport
@@ -494,7 +504,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	if c.Protocol() == proposal.ProtoAH {
 		proto = dataplane.AH // integrity only: childEncryption is 0, EncrIn/Out are empty
 	}
-	base := dataplane.SAParams{Name: name + "/" + c.Name, Protocol: proto, Mode: mode, Encap: c.Encap && !c.IKE.TCP, TCP: c.IKE.TCP,
+	base := dataplane.SAParams{Name: saName, Protocol: proto, Mode: mode, Encap: c.Encap && !c.IKE.TCP, TCP: c.IKE.TCP,
 		Encryption: esp.Encryption(encr), Integrity: esp.Integrity(childIntegrity(c)), ESN: c.ESN,
 		ReplayWindow: replay, TFCPadding: tfc, Local: c.LocalTS, Remote: c.RemoteTS, Lifetime: lt, ClampMSS: clamp}
 	local, remote := c.IKE.Local, c.IKE.Remote

@@ -195,7 +195,7 @@ func (sa *SA) completeChild(req *childRequest, resp []wire.Payload, ni, nr []byt
 		return nil, nil, errorf(0, "child %s: responder answered with a KE we did not ask for", req.cfg.Name)
 	}
 	c := &ChildSA{Config: req.cfg, Name: req.cfg.Name, Mode: mode, Proposal: chosen.Proposal, SPIIn: req.spi, SPIOut: peerSPI,
-		LocalTS: local, RemoteTS: remote, Created: sa.deps.Now(), Initiated: true, nonceMin: lowerNonce(ni, nr)}
+		LocalTS: local, RemoteTS: remote, Created: sa.deps.Now(), Initiated: true, nonceMin: lowerNonceValue(ni, nr)}
 	inst, err := sa.childKeys(c, ni, nr, secret)
 	if err != nil {
 		return nil, nil, err
@@ -333,7 +333,7 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 			mode = Transport
 		}
 		c := &ChildSA{Config: cc, Name: cc.Name, Mode: mode, Proposal: chosen.Proposal, SPIIn: spi, SPIOut: peerSPI,
-			LocalTS: narrowedR, RemoteTS: narrowedI, Created: sa.deps.Now(), nonceMin: lowerNonce(ni, nr)}
+			LocalTS: narrowedR, RemoteTS: narrowedI, Created: sa.deps.Now(), nonceMin: lowerNonceValue(ni, nr)}
 		var inst *ChildInstall
 		var link *wire.Notify
 		if groups := addKEGroups(chosen.Proposal); len(groups) > 0 && allowKE {
@@ -373,6 +373,36 @@ func lowerNonce(a, b []byte) []byte {
 		return append([]byte(nil), a...)
 	}
 	return append([]byte(nil), b...)
+}
+
+// nonceValue keeps a nonce a Child SA holds for life: in place when it has the usual 32 bytes
+// or fewer, so that a held Child SA costs no separate object for it.
+type nonceValue struct {
+	inline [32]byte
+	n      uint8  // length in inline
+	long   []byte // a nonce longer than inline (up to 256 bytes, RFC 7296 §3.9)
+}
+
+// lowerNonceValue is lowerNonce as a nonceValue.
+func lowerNonceValue(a, b []byte) nonceValue {
+	low := a
+	if bytes.Compare(b, a) < 0 {
+		low = b
+	}
+	var v nonceValue
+	if len(low) <= len(v.inline) {
+		v.n = uint8(copy(v.inline[:], low))
+		return v
+	}
+	v.long = append([]byte(nil), low...)
+	return v
+}
+
+func (v *nonceValue) bytes() []byte {
+	if v.long != nil {
+		return v.long
+	}
+	return v.inline[:v.n]
 }
 
 // addChild records a new Child SA and asks for its installation. activate: it carries our

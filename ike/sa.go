@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/goipsec/goipsec/ike/suite"
@@ -30,6 +31,34 @@ type Deps struct {
 	Unique func(*SA) Uniqueness
 	// KeyLog: record KeysDerived effects (debugging only).
 	KeyLog bool
+
+	addrIDs *addrIdentities // set by WithDefaults
+}
+
+// addrIdentities shares the identity of each local address among the IKE SAs that use it as
+// their ID (no local id configured: the address, as strongSwan does), instead of one copy per
+// SA. Only a few local addresses are expected; past maxAddrIdentities new ones are not kept.
+type addrIdentities struct {
+	mu sync.Mutex
+	m  map[netip.Addr]Identity
+}
+
+const maxAddrIdentities = 256
+
+func (c *addrIdentities) get(a netip.Addr) Identity {
+	if c == nil {
+		return AddrIdentity(a)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id, ok := c.m[a]; ok {
+		return id
+	}
+	id := AddrIdentity(a)
+	if len(c.m) < maxAddrIdentities {
+		c.m[a] = id
+	}
+	return id
 }
 
 // WithDefaults returns d with every unset dependency filled in.
@@ -64,6 +93,9 @@ func (d Deps) WithDefaults() *Deps {
 	}
 	if d.Illegal == nil {
 		d.Illegal = func(error) {}
+	}
+	if d.addrIDs == nil {
+		d.addrIDs = &addrIdentities{m: map[netip.Addr]Identity{}}
 	}
 	return &d
 }
@@ -203,7 +235,7 @@ type ChildSA struct {
 	Initiated bool
 	// nonceMin is the lower of the two nonces of the exchange that created it: rekey collisions
 	// are decided by it (RFC 7296 §2.8.1).
-	nonceMin []byte
+	nonceMin nonceValue
 	state    ChildState
 	// successor is the Child SA that replaces this one (rekeyed by either side).
 	successor *ChildSA

@@ -51,7 +51,11 @@ func idRest(id Identity) []byte {
 
 func (sa *SA) localIdentity(cfg *PeerConfig) Identity {
 	if cfg.LocalID.IsAny() {
-		return AddrIdentity(sa.Local.Addr().Unmap())
+		var ids *addrIdentities
+		if sa.deps != nil {
+			ids = sa.deps.addrIDs
+		}
+		return ids.get(sa.Local.Addr().Unmap())
 	}
 	return cfg.LocalID
 }

@@ -250,7 +250,7 @@ func (t *childRekeyTask) process(sa *SA, resp *Message) (bool, error) {
 		return false, nil
 	}
 	if p := t.peerNew; p != nil && p.state != ChildDeleted {
-		if bytes.Compare(c.nonceMin, p.nonceMin) < 0 {
+		if bytes.Compare(c.nonceMin.bytes(), p.nonceMin.bytes()) < 0 {
 			// Ours is redundant: install it so that packets the peer sends on it arrive, but keep
 			// our traffic for the peer's successor, and delete ours.
 			c.redundant = true
