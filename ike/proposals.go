@@ -2,6 +2,7 @@ package ike
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/goipsec/goipsec/ike/wire"
@@ -53,6 +54,10 @@ func fromWire(wp wire.Proposal) proposal.Proposal {
 func withoutKE(list []proposal.Proposal) []proposal.Proposal {
 	out := make([]proposal.Proposal, 0, len(list))
 	for _, p := range list {
+		if !slices.ContainsFunc(p.Transforms, func(t proposal.Transform) bool { return t.Type.IsKeyExchange() }) {
+			out = append(out, p) // nothing to remove: share the configured transforms
+			continue
+		}
 		q := proposal.Proposal{Protocol: p.Protocol}
 		for _, t := range p.Transforms {
 			if !t.Type.IsKeyExchange() {
@@ -141,6 +146,11 @@ func matchProposal(ours, theirs proposal.Proposal) (proposal.Proposal, bool) {
 			}
 			return proposal.Proposal{}, false
 		}
+	}
+	if slices.Equal(out.Transforms, ours.Transforms) {
+		// The usual case: our proposal is chosen as configured. Share its transforms (nobody
+		// changes a proposal's transforms in place) rather than keep a copy per SA.
+		return ours, true
 	}
 	return out, true
 }
