@@ -200,9 +200,11 @@ func (c *ChildConfig) remoteTS(addr netip.Addr) []ts.Selector {
 }
 
 func resolveTS(list []ts.Selector, dynamic bool, addr netip.Addr) []ts.Selector {
-	out := append([]ts.Selector(nil), list...)
-	if dynamic && addr.IsValid() {
-		out = append(out, ts.Host(addr.Unmap()))
+	if !dynamic || !addr.IsValid() {
+		// The configured list as it is: shared (capacity capped, so an append copies) rather
+		// than copied for every Child SA.
+		return list[:len(list):len(list)]
 	}
-	return out
+	out := append([]ts.Selector(nil), list...)
+	return append(out, ts.Host(addr.Unmap()))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -325,6 +326,11 @@ func Narrow(want, allowed []Selector) ([]Selector, error) {
 	}
 	if len(out) == 0 {
 		return nil, ErrEmpty
+	}
+	if slices.Equal(out, allowed) {
+		// The usual outcome: what we allow, unchanged. Share that list (capacity capped, so an
+		// append copies) instead of a copy per Child SA.
+		return allowed[:len(allowed):len(allowed)], nil
 	}
 	return out, nil
 }

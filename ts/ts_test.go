@@ -144,3 +144,28 @@ func TestParseServiceNames(t *testing.T) {
 		t.Error("an unknown service name was accepted")
 	}
 }
+
+// TestNarrowSharesAllowedList: when narrowing leaves our allowed list as it is, Narrow returns
+// that list itself (no copy per Child SA) with its capacity capped, so a caller's append copies
+// instead of writing into the configuration; otherwise a list of its own.
+func TestNarrowSharesAllowedList(t *testing.T) {
+	allowed := make([]Selector, 0, 4)
+	allowed = append(allowed, FromPrefix(netip.MustParsePrefix("10.1.0.0/24")))
+	want := []Selector{FromPrefix(netip.MustParsePrefix("10.0.0.0/8"))}
+	got, err := Narrow(want, allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || &got[0] != &allowed[0] || cap(got) != 1 {
+		t.Fatalf("Narrow = %v (cap %d), want the allowed list itself with capacity 1", got, cap(got))
+	}
+	grown := append(got, FromPrefix(netip.MustParsePrefix("10.9.0.0/24")))
+	if len(allowed) != 1 || allowed[:2][1] == grown[1] {
+		t.Fatal("appending to the narrowed list wrote into the allowed list")
+	}
+	// Narrowed to less than allowed: a list of its own.
+	got, err = Narrow([]Selector{FromPrefix(netip.MustParsePrefix("10.1.0.128/25"))}, allowed)
+	if err != nil || len(got) != 1 || &got[0] == &allowed[0] || got[0] != FromPrefix(netip.MustParsePrefix("10.1.0.128/25")) {
+		t.Fatalf("Narrow to a subnet = %v, %v", got, err)
+	}
+}
