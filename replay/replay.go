@@ -48,7 +48,37 @@ func New(size int) (*Window, error) {
 		size = DefaultSize
 	}
 	size = (size + blockBits - 1) / blockBits * blockBits
-	return &Window{size: uint64(size), blocks: make([]uint64, size/blockBits+1)}, nil
+	// The ring and the window are one allocation for the common sizes (an inbound SA keeps its
+	// window for life, and a gateway's garbage collector marks every live object at every
+	// cycle); the window is a field of a struct sized for its ring.
+	var w *Window
+	switch n := size/blockBits + 1; {
+	case n <= 2: // up to 64 packets
+		x := &struct {
+			Window
+			ring [2]uint64
+		}{}
+		w = &x.Window
+		w.blocks = x.ring[:n]
+	case n <= 5: // up to 256
+		x := &struct {
+			Window
+			ring [5]uint64
+		}{}
+		w = &x.Window
+		w.blocks = x.ring[:n]
+	case n <= DefaultSize/blockBits+1:
+		x := &struct {
+			Window
+			ring [DefaultSize/blockBits + 1]uint64
+		}{}
+		w = &x.Window
+		w.blocks = x.ring[:n]
+	default:
+		w = &Window{blocks: make([]uint64, n)}
+	}
+	w.size = uint64(size)
+	return w, nil
 }
 
 // Size returns the window size in packets (after rounding).

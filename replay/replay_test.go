@@ -250,3 +250,26 @@ func BenchmarkCheckCommit(b *testing.B) {
 		}
 	}
 }
+
+// TestNewIsOneAllocation: windows up to the default size carry their ring in the same allocation
+// (an inbound SA keeps its window for life); larger ones allocate the ring apart. Each window
+// still accepts exactly its size behind the top.
+func TestNewIsOneAllocation(t *testing.T) {
+	for _, c := range []struct{ size, allocs int }{{32, 1}, {64, 1}, {256, 1}, {0, 1}, {1024, 1}, {1025, 2}, {MaxSize, 2}} {
+		if n := testing.AllocsPerRun(20, func() { New(c.size) }); int(n) != c.allocs {
+			t.Errorf("New(%d): %.0f allocations, want %d", c.size, n, c.allocs)
+		}
+		w, err := New(c.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top := uint64(100000)
+		if !w.Check(top) || !w.Commit(top) {
+			t.Fatalf("New(%d): %d refused", c.size, top)
+		}
+		size := uint64(w.Size())
+		if !w.Check(top-size+1) || w.Check(top-size) {
+			t.Errorf("New(%d) (size %d): oldest accepted %v, one older %v", c.size, size, w.Check(top-size+1), w.Check(top-size))
+		}
+	}
+}
