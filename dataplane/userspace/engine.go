@@ -175,7 +175,11 @@ type saState struct {
 	ah     *ah.SA
 	// addr is the SA's current outer addressing, replaced as a whole by UpdateSAAddresses while
 	// packets use the SA; the packet path loads it once per packet or run of packets.
-	addr    atomic.Pointer[saAddr]
+	addr atomic.Pointer[saAddr]
+	// addrMem is the addressing the SA is installed with, where addr first points: part of the
+	// SA's own allocation, one object less per SA for the collector of a gateway holding many.
+	// A move (UpdateSAAddresses) points addr at a new one; addrMem is never written again.
+	addrMem saAddr
 	created int64 // unix nanoseconds
 
 	packets, bytes atomic.Uint64
@@ -494,7 +498,8 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 		sa.zero()
 		return fmt.Errorf("SA %s: %w", p.Name, err)
 	}
-	sa.addr.Store(addr)
+	sa.addrMem = *addr
+	sa.addr.Store(&sa.addrMem)
 	sa.params = newSAConf(&p)
 	sa.txTurn.Store(1)
 
