@@ -302,13 +302,21 @@ type ivBlockMode interface {
 
 // NewSA validates p and builds the SA's cipher state.
 func NewSA(p Params) (*SA, error) {
-	return newSA(p, false)
+	return newSA(new(SA), p, false)
+}
+
+// InitSA is NewSA building the SA in dst, a zero SA that is part of the caller's own allocation
+// (the data plane's SA record: one object less per SA for the garbage collector of a gateway
+// holding many). dst must not be used when it fails.
+func InitSA(dst *SA, p Params) error {
+	_, err := newSA(dst, p, false)
+	return err
 }
 
 // newSA is NewSA with the one exception tests need: RFC 3602's test packets are AES-CBC without
 // integrity, which the public API refuses.
-func newSA(p Params, allowUnauthenticated bool) (*SA, error) {
-	sa := &SA{spi: p.SPI, enc: p.Encryption, integ: p.Integrity, esn: p.ESN, outbound: p.Outbound}
+func newSA(sa *SA, p Params, allowUnauthenticated bool) (*SA, error) {
+	sa.spi, sa.enc, sa.integ, sa.esn, sa.outbound = p.SPI, p.Encryption, p.Integrity, p.ESN, p.Outbound
 	if err := sa.checkAlgorithms(p, allowUnauthenticated); err != nil {
 		return nil, err
 	}

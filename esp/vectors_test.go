@@ -41,7 +41,7 @@ func splitTrailer(t *testing.T, plain []byte) (payload []byte, nextHeader byte) 
 
 func runPacketVector(t *testing.T, v packetVector, allowUnauthenticated bool) {
 	t.Helper()
-	sa, err := newSA(Params{SPI: v.spi, Encryption: v.enc, EncKey: unhex(t, v.encKey), ESN: v.esn}, allowUnauthenticated)
+	sa, err := newSA(new(SA), Params{SPI: v.spi, Encryption: v.enc, EncKey: unhex(t, v.encKey), ESN: v.esn}, allowUnauthenticated)
 	if err != nil {
 		t.Fatalf("newSA: %v", err)
 	}

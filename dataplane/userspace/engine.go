@@ -171,8 +171,10 @@ type engineStats struct {
 // of thousands of them, so it keeps only what the engine needs, in few bytes.
 type saState struct {
 	params saConf
-	esp    *esp.SA
+	esp    *esp.SA // &espMem for ESP SAs
 	ah     *ah.SA
+	// espMem holds an ESP SA's state in the record's own allocation (one object less per SA).
+	espMem esp.SA
 	// addr is the SA's current outer addressing, replaced as a whole by UpdateSAAddresses while
 	// packets use the SA; the packet path loads it once per packet or run of packets.
 	addr atomic.Pointer[saAddr]
@@ -472,13 +474,12 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	sa := &saState{created: e.cfg.Now().UnixNano()}
 	switch p.Protocol {
 	case dataplane.ESP:
-		s, err := esp.NewSA(esp.Params{SPI: p.SPI, Encryption: p.Encryption, EncKey: p.EncKey,
+		if err := esp.InitSA(&sa.espMem, esp.Params{SPI: p.SPI, Encryption: p.Encryption, EncKey: p.EncKey,
 			Integrity: p.Integrity, IntegKey: p.IntegKey, ESN: p.ESN, ReplayWindow: p.ReplayWindow,
-			Outbound: p.Direction == dataplane.Out})
-		if err != nil {
+			Outbound: p.Direction == dataplane.Out}); err != nil {
 			return fmt.Errorf("SA %s (%s): %w", p.Name, key, err)
 		}
-		sa.esp = s
+		sa.esp = &sa.espMem
 	case dataplane.AH:
 		if p.Encap {
 			return fmt.Errorf("SA %s (%s): AH cannot be carried in UDP (RFC 3948 encapsulates ESP only)", p.Name, key)
