@@ -183,23 +183,34 @@ func TestHMACMatchesStdlib(t *testing.T) {
 }
 
 // TestPRFAllocatesNothing: a PRF computation into a buffer with room allocates nothing (the
-// hash states and pads come from a pool), and prf+ allocates only its output.
+// hash states and pads come from a pool), and prf+ allocates only its output. crypto/hmac.New
+// alone makes five allocations. Under the race detector sync.Pool drops a quarter of what is put
+// back on purpose, so there the average may rise to what the misses cost (three allocations each).
 func TestPRFAllocatesNothing(t *testing.T) {
-	if testing.CoverMode() != "" || raceEnabled {
-		t.Skip("allocation counts differ under coverage or the race detector")
-	}
 	p, err := NewPRF(PRF_HMAC_SHA2_256)
 	if err != nil {
 		t.Fatal(err)
 	}
+	slack := 0.0
+	if raceEnabled {
+		slack = 1.5
+	}
 	key, a, b := seq(1, 32), seq(2, 100), seq(3, 40)
 	dst := make([]byte, 0, 64)
 	p.AppendCompute(dst, key, a, b) // fill the pool
-	if n := testing.AllocsPerRun(100, func() { p.AppendCompute(dst[:0], key, a, b) }); n != 0 {
-		t.Fatalf("AppendCompute allocates %.1f times, want 0", n)
+	if n := testing.AllocsPerRun(200, func() { p.AppendCompute(dst[:0], key, a, b) }); n > slack {
+		t.Fatalf("AppendCompute allocates %.2f times per call, want %.1f at most", n, slack)
 	}
-	if n := testing.AllocsPerRun(100, func() { p.Plus(key, 224, a, b) }); n != 1 {
-		t.Fatalf("Plus allocates %.1f times, want 1 (its output)", n)
+	if n := testing.AllocsPerRun(200, func() { p.Plus(key, 224, a, b) }); n > 1+slack {
+		t.Fatalf("Plus allocates %.2f times per call, want %.1f at most (its output)", n, 1+slack)
+	}
+	ref := testing.AllocsPerRun(50, func() {
+		h := hmac.New(sha256.New, key)
+		h.Write(a)
+		h.Sum(dst[:0])
+	})
+	if ref <= 1+slack {
+		t.Fatalf("crypto/hmac allocates %.2f times: the comparison above proves nothing", ref)
 	}
 }
 

@@ -3,5 +3,5 @@
 package suite
 
 // raceEnabled: the race detector is on (sync.Pool then drops some items on purpose, so
-// allocation counts are not exact).
+// allocation counts are higher).
 const raceEnabled = true
