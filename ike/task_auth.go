@@ -15,11 +15,12 @@ var keyPad = []byte("Key Pad for IKEv2")
 // IKE_INTERMEDIATE exchanges took place (RFC 9242 §3.3.2).
 func (sa *SA) signedOctets(initiatorSide bool, idRest []byte) []byte {
 	msg, nonce, macedID := sa.signedParts(initiatorSide, idRest, nil)
-	out := make([]byte, 0, len(msg)+len(nonce)+len(macedID)+len(sa.intAuth()))
+	intAuth := sa.intAuth()
+	out := make([]byte, 0, len(msg)+len(nonce)+len(macedID)+len(intAuth))
 	out = append(out, msg...)
 	out = append(out, nonce...)
 	out = append(out, macedID...)
-	return append(out, sa.intAuth()...)
+	return append(out, intAuth...)
 }
 
 // signedParts returns the parts of the signed octets but the IntAuth chain: the IKE_SA_INIT
