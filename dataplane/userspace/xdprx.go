@@ -124,7 +124,9 @@ func isXDPSA(proto dataplane.Protocol, dir dataplane.Direction, a *saAddr) bool 
 // socket and are logged once per interface.
 func (x *xdpRX) add(a *saAddr) {
 	ifindex := 0
-	if rs, err := x.nl.RouteGetWithOptions(net.IP(a.src.AsSlice()), &netlink.RouteGetOptions{SrcAddr: net.IP(a.dst.AsSlice())}); err == nil && len(rs) > 0 {
+	// With the engine's mark, as its own packets to the peer are routed: not into the TUN device.
+	opts := &netlink.RouteGetOptions{SrcAddr: net.IP(a.dst.AsSlice()), Mark: x.e.cfg.FwMark}
+	if rs, err := x.nl.RouteGetWithOptions(net.IP(a.src.AsSlice()), opts); err == nil && len(rs) > 0 {
 		ifindex = rs[0].LinkIndex
 	}
 	x.mu.Lock()
