@@ -86,7 +86,10 @@ type SA struct {
 	// NATLocal: a NAT is in front of us (our NAT_DETECTION_SOURCE_IP did not match at the peer);
 	// NATRemote: a NAT is in front of the peer. Either means ESP in UDP.
 	NATLocal, NATRemote bool
-	PeerFragmentation   bool
+	// NATFake: no NAT was found but encap = yes faked one toward the peer (ESP in UDP, no
+	// keepalives).
+	NATFake           bool
+	PeerFragmentation bool
 	// TCP: IKE and the Child SAs' ESP travel in TCP (RFC 9329) between Local and Remote;
 	// TCPOriginator: this side opened the connection and reopens it when it breaks.
 	TCP, TCPOriginator bool
@@ -246,7 +249,7 @@ func (sa *SA) MySPI() uint64 {
 	return sa.SPIr
 }
 
-// NAT reports whether a NAT was detected on either side (or faked with ForceEncap).
+// NAT reports whether a NAT was detected on either side (a faked one, NATFake, is not).
 func (sa *SA) NAT() bool { return sa.NATLocal || sa.NATRemote }
 
 // Encap reports whether Child SAs use ESP in UDP.

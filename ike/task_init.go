@@ -283,9 +283,10 @@ func (sa *SA) checkNATD(ps []wire.Payload, spir uint64) {
 	if dstSeen {
 		sa.NATLocal = !dstMatch
 	}
-	if sa.Config != nil && sa.Config.ForceEncap {
-		sa.NATLocal = true
-	}
+	// encap = yes with no NAT found: the peer saw our faked hash and believes a NAT is in front
+	// of us, so both sides encapsulate. We are not behind one, so no keepalives (strongSwan's
+	// "faking NAT situation"), but the IKE SA still floats to the NAT-T port (Encap).
+	sa.NATFake = sa.Config != nil && sa.Config.ForceEncap && !sa.NATLocal && !sa.NATRemote
 }
 
 func offersGroup(list []proposal.Proposal, g uint16) bool {

@@ -92,15 +92,18 @@ func ikeSAMessage(m *vici.Message, sa engine.SAInfo, uniqueID int) {
 		m.Set("initiator", "yes")
 	}
 	m.Set("initiator-spi", hex16(sa.SPIi)).Set("responder-spi", hex16(sa.SPIr))
-	// strongSwan's names (vici README, list-sa): nat-local/nat-remote for either side, nat-any for
-	// either.
+	// strongSwan's names (vici README, list-sa): nat-local/nat-remote for either side, nat-fake
+	// for one faked by encap = yes, nat-any for any of them.
 	if sa.NATLocal {
 		m.Set("nat-local", "yes")
 	}
 	if sa.NATRemote {
 		m.Set("nat-remote", "yes")
 	}
-	if sa.NAT || sa.NATLocal || sa.NATRemote {
+	if sa.NATFake {
+		m.Set("nat-fake", "yes")
+	}
+	if sa.NAT || sa.NATLocal || sa.NATRemote || sa.NATFake {
 		m.Set("nat-any", "yes")
 	}
 	encr, keysize, integ, prf, dh := swanNames(sa.Transforms)

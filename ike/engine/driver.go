@@ -89,8 +89,8 @@ func (e *Engine) receiveInitResponse(s *ikeSA, w work) {
 		e.sendRequest(s, 0, [][]byte{next.Raw})
 		return
 	}
-	if (s.NAT() || s.Config.MOBIKE) && !s.TCP {
-		// Float to the NAT-T port (RFC 7296 §2.23; with MOBIKE always, RFC 4555 §3.3, so that
+	if (s.Encap() || s.Config.MOBIKE) && !s.TCP {
+		// Float to the NAT-T port (RFC 7296 §2.23; also for a NAT faked by encap = yes; with MOBIKE always, RFC 4555 §3.3, so that
 		// a NAT appearing after a move finds IKE there already); a TCP connection stays where it
 		// is.
 		s.Local = netip.AddrPortFrom(s.Local.Addr(), e.cfg.NATTPort)

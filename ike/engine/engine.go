@@ -770,8 +770,9 @@ type SAInfo struct {
 	Proposal      string
 	Transforms    proposal.Proposal
 	NAT           bool
-	// NATLocal: a NAT is in front of us; NATRemote: in front of the peer.
-	NATLocal, NATRemote bool
+	// NATLocal: a NAT is in front of us; NATRemote: in front of the peer; NATFake: none, but
+	// encap = yes made the peer believe one is in front of us.
+	NATLocal, NATRemote, NATFake bool
 	// TCP: IKE and ESP travel in TCP (RFC 9329); TCPOriginator: we opened the connection.
 	TCP, TCPOriginator bool
 	// PPK: a post-quantum preshared key is in the keys (RFC 9867 or RFC 8784).
@@ -825,7 +826,7 @@ func (e *Engine) SAs() []SAInfo {
 
 func (s *ikeSA) info() SAInfo {
 	info := SAInfo{Name: s.connName(), SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State(),
-		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT(),
+		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT() || s.NATFake, NATFake: s.NATFake,
 		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: s.rekeyAt,
 		TCP: s.TCP, TCPOriginator: s.TCPOriginator, PPK: s.PPK,
 		LastReceived: s.lastSeen, LocalVIPs: s.LocalVIPs, RemoteVIPs: s.RemoteVIPs, EAPID: s.EAPID()}

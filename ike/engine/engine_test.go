@@ -282,17 +282,49 @@ func TestChildRekeyNotPostponedByIKERekey(t *testing.T) {
 	checkPaired(t, p)
 }
 
+// TestNATKeepalives: the side behind a NAT sends a keepalive every interval to the peer's NAT-T
+// port (RFC 3948 §2.3); encap = yes without a NAT fakes one toward the peer, floats to port 4500
+// and encapsulates, but sends no keepalives: no mapping needs keeping (strongSwan's behaviour).
 func TestNATKeepalives(t *testing.T) {
-	var sent []netip.AddrPort
-	p := newPair(t, &pairOptions{a: enginetest.HostOptions{Modify: func(c *engine.Config) {
-		c.Keepalive = func(_, remote netip.AddrPort) { sent = append(sent, remote) }
-		c.KeepaliveInterval = 10 * time.Second
-	}}})
-	p.ca.ForceEncap = true
-	p.up(t)
-	p.run(35 * time.Second)
-	if len(sent) != 3 || sent[0] != netip.AddrPortFrom(p.addrB.Addr(), 4500) {
-		t.Fatalf("keepalives %v, want 3 to %s:4500", sent, p.addrB.Addr())
+	for _, tc := range []struct {
+		name      string
+		realNAT   bool
+		wantSent  int
+		wantFaked bool
+	}{
+		{name: "behind a NAT", realNAT: true, wantSent: 3},
+		{name: "encap=yes", wantSent: 0, wantFaked: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sent []netip.AddrPort
+			p := newPair(t, &pairOptions{a: enginetest.HostOptions{Modify: func(c *engine.Config) {
+				c.Keepalive = func(_, remote netip.AddrPort) { sent = append(sent, remote) }
+				c.KeepaliveInterval = 10 * time.Second
+			}}})
+			if tc.realNAT {
+				p.net.AddNAT(netip.MustParseAddr("203.0.113.1"), p.addrA.Addr())
+			} else {
+				p.ca.ForceEncap = true
+			}
+			p.up(t)
+			p.run(35 * time.Second)
+			if len(sent) != tc.wantSent {
+				t.Fatalf("keepalives %v, want %d", sent, tc.wantSent)
+			}
+			for _, to := range sent {
+				if to != netip.AddrPortFrom(p.addrB.Addr(), 4500) {
+					t.Fatalf("keepalive to %s, want %s:4500", to, p.addrB.Addr())
+				}
+			}
+			sas := p.a.Engine.SAs()
+			if len(sas) != 1 {
+				t.Fatalf("A holds %d IKE SAs", len(sas))
+			}
+			sa := sas[0]
+			if sa.Remote.Port() != 4500 || sa.NATLocal != tc.realNAT || sa.NATFake != tc.wantFaked || !sa.NAT {
+				t.Fatalf("A's IKE SA: remote %s, nat_local %v, nat_fake %v, nat %v", sa.Remote, sa.NATLocal, sa.NATFake, sa.NAT)
+			}
+		})
 	}
 }
 

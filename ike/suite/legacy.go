@@ -54,7 +54,7 @@ func LegacyPublicValueSize(group uint16) (int, error) {
 // algorithms.
 func NewLegacyPRF(id uint16) (PRF, error) {
 	if id == PRF_HMAC_SHA1 {
-		return PRF{id: id, newHash: sha1.New, size: sha1.Size}, nil
+		return PRF{id: id, newHash: sha1.New, mac: hmacSHA1, size: sha1.Size}, nil
 	}
 	return NewPRF(id)
 }

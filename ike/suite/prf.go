@@ -1,7 +1,6 @@
 package suite
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
@@ -19,6 +18,7 @@ const maxPRFPlusBlocks = 255
 type PRF struct {
 	id      uint16
 	newHash func() hash.Hash
+	mac     *hmacHash // hmac.go
 	size    int
 }
 
@@ -26,11 +26,11 @@ type PRF struct {
 func NewPRF(id uint16) (PRF, error) {
 	switch id {
 	case PRF_HMAC_SHA2_256:
-		return PRF{id: id, newHash: sha256.New, size: sha256.Size}, nil
+		return PRF{id: id, newHash: sha256.New, mac: hmacSHA256, size: sha256.Size}, nil
 	case PRF_HMAC_SHA2_384:
-		return PRF{id: id, newHash: sha512.New384, size: sha512.Size384}, nil
+		return PRF{id: id, newHash: sha512.New384, mac: hmacSHA384, size: sha512.Size384}, nil
 	case PRF_HMAC_SHA2_512:
-		return PRF{id: id, newHash: sha512.New, size: sha512.Size}, nil
+		return PRF{id: id, newHash: sha512.New, mac: hmacSHA512, size: sha512.Size}, nil
 	}
 	return PRF{}, fmt.Errorf("%w: PRF %d", ErrUnsupportedTransform, id)
 }
@@ -50,11 +50,13 @@ func (p PRF) Compute(key []byte, data ...[]byte) []byte {
 
 // AppendCompute appends prf(key, data[0] | data[1] | ...) to dst.
 func (p PRF) AppendCompute(dst, key []byte, data ...[]byte) []byte {
-	h := hmac.New(p.newHash, key)
+	s := p.mac.keyed(key)
+	defer s.release()
+	s.begin()
 	for _, d := range data {
-		h.Write(d)
+		s.write(d)
 	}
-	return h.Sum(dst)
+	return s.finish(dst)
 }
 
 // Plus returns the first n bytes of prf+(key, seed[0] | seed[1] | ...)
@@ -71,19 +73,19 @@ func (p PRF) Plus(key []byte, n int, seed ...[]byte) ([]byte, error) {
 	}
 	blocks := (n + p.size - 1) / p.size
 	out := make([]byte, 0, blocks*p.size)
-	h := hmac.New(p.newHash, key)
-	var counter [1]byte
+	h := p.mac.keyed(key)
+	defer h.release()
 	for k := 1; k <= blocks; k++ {
-		h.Reset()
+		h.begin()
 		if k > 1 {
-			h.Write(out[len(out)-p.size:])
+			h.write(out[len(out)-p.size:])
 		}
 		for _, s := range seed {
-			h.Write(s)
+			h.write(s)
 		}
-		counter[0] = byte(k)
-		h.Write(counter[:])
-		out = h.Sum(out)
+		h.counter[0] = byte(k)
+		h.write(h.counter[:])
+		out = h.finish(out)
 	}
 	// The tail of the last block is key material nobody asked for: wipe it
 	// rather than leave it behind the returned slice's length.

@@ -3,7 +3,10 @@ package suite
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 )
 
@@ -142,5 +145,92 @@ func TestPRFPlusLimit(t *testing.T) {
 		if _, err := p.Plus([]byte("k"), n, []byte("s")); !errors.Is(err, ErrPRFPlusTooLong) {
 			t.Errorf("Plus(%d) error = %v, want ErrPRFPlusTooLong", n, err)
 		}
+	}
+}
+
+// TestHMACMatchesStdlib checks the pooled HMAC (hmac.go) against crypto/hmac for every PRF, keys
+// shorter than, equal to and longer than the block size, and data in one piece or several.
+func TestHMACMatchesStdlib(t *testing.T) {
+	legacy, err := NewLegacyPRF(PRF_HMAC_SHA1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prfs := []PRF{legacy}
+	for _, id := range []uint16{PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512} {
+		p, err := NewPRF(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prfs = append(prfs, p)
+	}
+	for _, p := range prfs {
+		for _, keyLen := range []int{0, 1, 20, 32, 63, 64, 65, 127, 128, 129, 300} {
+			for _, dataLen := range []int{0, 1, 55, 56, 64, 200, 1000} {
+				key, data := seq(byte(keyLen), keyLen), seq(byte(dataLen+7), dataLen)
+				ref := hmac.New(p.newHash, key)
+				ref.Write(data)
+				want := ref.Sum(nil)
+				if got := p.Compute(key, data); !bytes.Equal(got, want) {
+					t.Fatalf("PRF %d key %d data %d: %x, want %x", p.ID(), keyLen, dataLen, got, want)
+				}
+				half := dataLen / 2
+				if got := p.AppendCompute([]byte{0xee}, key, data[:half], nil, data[half:]); !bytes.Equal(got, append([]byte{0xee}, want...)) {
+					t.Fatalf("PRF %d key %d data %d in parts: %x", p.ID(), keyLen, dataLen, got)
+				}
+			}
+		}
+	}
+}
+
+// TestPRFAllocatesNothing: a PRF computation into a buffer with room allocates nothing (the
+// hash states and pads come from a pool), and prf+ allocates only its output.
+func TestPRFAllocatesNothing(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or the race detector")
+	}
+	p, err := NewPRF(PRF_HMAC_SHA2_256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, a, b := seq(1, 32), seq(2, 100), seq(3, 40)
+	dst := make([]byte, 0, 64)
+	p.AppendCompute(dst, key, a, b) // fill the pool
+	if n := testing.AllocsPerRun(100, func() { p.AppendCompute(dst[:0], key, a, b) }); n != 0 {
+		t.Fatalf("AppendCompute allocates %.1f times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Plus(key, 224, a, b) }); n != 1 {
+		t.Fatalf("Plus allocates %.1f times, want 1 (its output)", n)
+	}
+}
+
+// TestHMACConcurrent runs PRFs on many goroutines at once (the pool is shared); with -race it
+// also checks that no scratch is used by two of them.
+func TestHMACConcurrent(t *testing.T) {
+	p, err := NewPRF(PRF_HMAC_SHA2_256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := seq(byte(g), 32+g)
+			ref := hmac.New(sha256.New, key)
+			ref.Write([]byte("data"))
+			want := ref.Sum(nil)
+			for range 500 {
+				if got := p.Compute(key, []byte("data")); !bytes.Equal(got, want) {
+					errs <- fmt.Sprintf("goroutine %d: %x, want %x", g, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
 	}
 }
