@@ -291,17 +291,21 @@ func TestRawESPXDP(t *testing.T) {
 				t.Fatalf("TCP echo: %v; engine A %+v, engine B %+v", err, a.eng.Stats(), b.eng.Stats())
 			}
 			for _, s := range []*side{a, b} {
-				st := &s.eng.stats.xdp
-				n, batches := st.received.Load(), st.batches.Load()
-				if n < 1000 {
-					t.Errorf("%s: only %d packets through AF_XDP", s.ns.Name, n)
+				st, ok := s.eng.XDPStats()
+				if !ok || st.Received < 1000 || st.Batches == 0 || st.Batches > st.Received {
+					t.Errorf("%s: only %d packets through AF_XDP in %d batches", s.ns.Name, st.Received, st.Batches)
 				}
-				for r := range numXDPDrops {
-					if d := st.drops[r].Load(); d != 0 {
-						t.Errorf("%s: %d frames dropped (%v)", s.ns.Name, d, xdpDrop(r))
+				if len(st.Drops) != int(numXDPDrops) {
+					t.Errorf("%s: drop reasons %v", s.ns.Name, st.Drops)
+				}
+				for r, d := range st.Drops {
+					if d != 0 {
+						t.Errorf("%s: %d frames dropped (%s)", s.ns.Name, d, r)
 					}
 				}
-				rs := s.eng.xdp.ringStats()
+				if st.KernelDropped != 0 || st.RxRingFull != 0 {
+					t.Errorf("%s: the kernel dropped frames: %+v", s.ns.Name, st)
+				}
 				for _, sa := range s.eng.SAs() {
 					if sa.Stats.Packets == 0 {
 						t.Errorf("%s: SA %s carried no packets", s.ns.Name, sa.Key)
@@ -310,7 +314,26 @@ func TestRawESPXDP(t *testing.T) {
 						t.Errorf("%s: SA %s drops %v", s.ns.Name, sa.Key, d)
 					}
 				}
-				t.Logf("%s: %d packets through AF_XDP in %d batches; kernel ring counters %+v", s.ns.Name, n, batches, rs)
+				t.Logf("%s: %+v", s.ns.Name, st)
+			}
+			// Deleting B's inbound SA takes its address out of the program's map: ESP to it goes
+			// to the kernel (and the raw socket) again.
+			inMap := func() bool {
+				var v uint8
+				return b.eng.xdp.maps.addrsFor(inst.outerB).Lookup(inst.outerB.AsSlice(), &v) == nil
+			}
+			if !inMap() {
+				t.Fatal("B's SA address is not in the map")
+			}
+			for _, sa := range b.eng.SAs() {
+				if sa.Params.Direction == dataplane.In {
+					if err := b.eng.DeleteSA(sa.Key); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if inMap() {
+				t.Fatal("B's SA address still in the map after its SA was deleted")
 			}
 			for _, s := range []*side{a, b} {
 				if err := s.eng.Close(); err != nil {

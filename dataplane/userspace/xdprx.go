@@ -307,6 +307,36 @@ func (x *xdpRX) close() {
 	x.ns.Close()
 }
 
+// XDPStats are the counters of raw ESP received through AF_XDP (Config.RawESPXDP).
+type XDPStats struct {
+	// Interfaces maps each interface with the program to its mode, "native" or "generic".
+	Interfaces map[string]string
+	// Received counts frames read from the AF_XDP RX rings, in Batches ring reads.
+	Received, Batches uint64
+	// Drops counts frames discarded before SA lookup, by reason ("malformed", "other_host",
+	// "bad_descriptor"); later drops (no SA, authentication, replay) are counted as on every path.
+	Drops map[string]uint64
+	// The kernel's counters of the sockets (struct xdp_statistics): frames dropped (no room in a
+	// frame), RX ring full, fill ring empty.
+	KernelDropped, RxRingFull, FillRingEmpty uint64
+}
+
+// XDPStats returns the AF_XDP receive counters; ok is false when the path is not in use.
+func (e *Engine) XDPStats() (st XDPStats, ok bool) {
+	if e.xdp == nil {
+		return st, false
+	}
+	st.Interfaces = e.xdp.attached()
+	st.Received, st.Batches = e.stats.xdp.received.Load(), e.stats.xdp.batches.Load()
+	st.Drops = map[string]uint64{}
+	for r := range numXDPDrops {
+		st.Drops[r.String()] = e.stats.xdp.drops[r].Load()
+	}
+	rs := e.xdp.ringStats()
+	st.KernelDropped, st.RxRingFull, st.FillRingEmpty = rs.Rx_dropped, rs.Rx_ring_full, rs.Rx_fill_ring_empty_descs
+	return st, true
+}
+
 // ringStats sums the kernel's counters of the engine's AF_XDP sockets.
 func (x *xdpRX) ringStats() unix.XDPStatistics {
 	x.mu.Lock()
