@@ -163,8 +163,10 @@ func newESPXDPProgram(m *xdpAddrMaps, xsks *ebpf.Map) (*ebpf.Program, error) {
 		fd = xsks.FD()
 	}
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "goipsec_esp",
-		Type:         ebpf.XDP,
+		Name: "goipsec_esp",
+		Type: ebpf.XDP,
+		// The license string only decides whether GPL-only helpers may be called; the program
+		// calls none (map lookup and redirect_map are open to all).
 		License:      "Apache-2.0",
 		Instructions: espXDPInstructions(m.addrs4.FD(), m.addrs6.FD(), fd),
 		// The program reads only the first 62 bytes, always in the first buffer of a
