@@ -157,7 +157,7 @@ func (sa *SA) deriveAddKE(secret []byte) (*keySet, error) {
 		return nil, err
 	}
 	// Check once that the keys fit the transforms, as installKeys does.
-	if _, err := keys.Protector(sa.transforms, sa.Initiator, true, sa.deps.Rand); err != nil {
+	if err := keys.Fit(sa.transforms); err != nil {
 		keys.Zero()
 		return nil, err
 	}

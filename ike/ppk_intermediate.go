@@ -119,7 +119,7 @@ func (sa *SA) mixPPKIntermediate(base *suite.Keys, key []byte) (*keySet, error) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := keys.Protector(sa.transforms, sa.Initiator, true, sa.deps.Rand); err != nil {
+	if err := keys.Fit(sa.transforms); err != nil {
 		keys.Zero()
 		return nil, err
 	}

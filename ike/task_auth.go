@@ -14,24 +14,35 @@ var keyPad = []byte("Key Pad for IKEv2")
 // nonce and prf(SK_p, RestOfIDPayload) of the identity of the side that signs, then IntAuth when
 // IKE_INTERMEDIATE exchanges took place (RFC 9242 §3.3.2).
 func (sa *SA) signedOctets(initiatorSide bool, idRest []byte) []byte {
-	var msg, nonce, skp []byte
+	msg, nonce, macedID := sa.signedParts(initiatorSide, idRest, nil)
+	out := make([]byte, 0, len(msg)+len(nonce)+len(macedID)+len(sa.intAuth()))
+	out = append(out, msg...)
+	out = append(out, nonce...)
+	out = append(out, macedID...)
+	return append(out, sa.intAuth()...)
+}
+
+// signedParts returns the parts of the signed octets but the IntAuth chain: the IKE_SA_INIT
+// message, the peer's nonce and prf(SK_p, IDRest), the last appended to scratch.
+func (sa *SA) signedParts(initiatorSide bool, idRest, scratch []byte) (msg, nonce, macedID []byte) {
+	var skp []byte
 	if initiatorSide {
 		msg, nonce, skp = sa.hs.initReq, sa.hs.Nr, sa.keys.SKpi
 	} else {
 		msg, nonce, skp = sa.hs.initResp, sa.hs.Ni, sa.keys.SKpr
 	}
-	out := make([]byte, 0, len(msg)+len(nonce)+sa.prf.Size())
-	out = append(out, msg...)
-	out = append(out, nonce...)
-	out = sa.prf.AppendCompute(out, skp, idRest)
-	return append(out, sa.intAuth()...)
+	return msg, nonce, sa.prf.AppendCompute(scratch, skp, idRest)
 }
 
-// pskAUTH computes AUTH = prf(prf(PSK, "Key Pad for IKEv2"), SignedOctets).
+// pskAUTH computes AUTH = prf(prf(PSK, "Key Pad for IKEv2"), SignedOctets), feeding the signed
+// octets to the PRF in their parts rather than concatenated (the IKE_SA_INIT message is most of
+// a handshake's bytes).
 func (sa *SA) pskAUTH(psk []byte, initiatorSide bool, idRest []byte) []byte {
-	k := sa.prf.Compute(psk, keyPad)
-	defer clear(k)
-	return sa.prf.Compute(k, sa.signedOctets(initiatorSide, idRest))
+	var kbuf, idbuf [64]byte // the largest PRF output (SHA-512)
+	k := sa.prf.AppendCompute(kbuf[:0], psk, keyPad)
+	defer clear(kbuf[:])
+	msg, nonce, macedID := sa.signedParts(initiatorSide, idRest, idbuf[:0])
+	return sa.prf.AppendCompute(make([]byte, 0, sa.prf.Size()), k, msg, nonce, macedID, sa.intAuth())
 }
 
 func idRest(id Identity) []byte {

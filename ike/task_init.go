@@ -332,7 +332,7 @@ func (sa *SA) installKeys(p proposal.Proposal, t suite.IKETransforms, prf suite.
 		return err
 	}
 	// Check once that the keys fit the transforms; the Protectors are built per message.
-	if _, err := keys.Protector(t, sa.Initiator, true, sa.deps.Rand); err != nil {
+	if err := keys.Fit(t); err != nil {
 		keys.Zero()
 		return err
 	}

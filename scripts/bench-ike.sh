@@ -15,7 +15,10 @@
 #                                                 # holding LEVELS tunnels, and RSS per tunnel
 #   MODE=held PPROF_DIR=/tmp/p MEASURE=30000 scripts/bench-ike.sh
 #                                                 # plus goipsec's CPU profile during each measurement
-#                                                 # (PPROF_SECONDS, 8) and heap profile after it
+#                                                 # (PPROF_SECONDS, 8) and heap profile after it;
+#                                                 # RESP_GODEBUG=gctrace=1 adds the collector's trace
+#                                                 # to the responder log kept there
+#   MODE=held HELD_PLACEMENT=pinned scripts/bench-ike.sh  # generator on CPU 0, responder on CPU 1
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
@@ -72,6 +75,7 @@ stop_responder() {
     for _ in $(seq 100); do kill -0 "$resp_pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$resp_pid" 2>/dev/null || true
     wait "$resp_pid" 2>/dev/null || true
+    [ -n "${PPROF_DIR:-}" ] && [ -s "$tmp/goipsec.log" ] && cp "$tmp/goipsec.log" "$PPROF_DIR/goipsec-$resp_pid.log"
     resp_pid=
   fi
 }
@@ -146,7 +150,8 @@ CONF
   : > "$tmp/goipsec.log"
   local pprof=()
   [ -n "${PPROF_DIR:-}" ] && pprof=(--debug-pprof 127.0.0.1:6060)
-  ip netns exec $R "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
+  # RESP_GODEBUG (e.g. gctrace=1) goes to the goipsec responder only; its log is kept in PPROF_DIR.
+  ip netns exec $R env ${RESP_GODEBUG:+GODEBUG=$RESP_GODEBUG} "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
   resp_pid=$!
   for _ in $(seq 100); do
     ip -n $R link show goipsec0 >/dev/null 2>&1 && ip netns exec $R ss -Hulpn 2>/dev/null | grep -q ':500 ' && return 0
@@ -368,8 +373,17 @@ if [ "${MODE:-}" = held ]; then
   DELETE=no
   CONCURRENCY=${CONCURRENCY:-64}
   echo "start: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, responder and generator share both CPUs, $(nproc) CPUs"
+  # HELD_PLACEMENT=pinned: generator on CPU 0, responder on CPU 1, so that what the responder does
+  # with CPU time it finds idle (the collector's idle-priority mark workers) cannot take the
+  # generator's; shared (default): both on both CPUs.
+  HELD_PLACEMENT=${HELD_PLACEMENT:-shared}
   client_cpu=() resp_cpu=()
+  where="responder and generator share both CPUs"
+  if [ "$HELD_PLACEMENT" = pinned ]; then
+    client_cpu=(taskset -c 0) resp_cpu=(taskset -c 1)
+    where="generator pinned to CPU 0, responder to CPU 1"
+  fi
+  echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, $where, $(nproc) CPUs"
   WARMUP_HELD=${WARMUP_HELD:-500}
   # RESPONDERS="goipsec" skips strongSwan (profiling runs).
   if [[ " ${RESPONDERS:-goipsec strongswan} " = *" goipsec "* ]]; then

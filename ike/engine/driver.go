@@ -727,8 +727,17 @@ func (e *Engine) apply(x effect) {
 	}
 }
 
-func hex16(v uint64) string { return fmt.Sprintf("%016x", v) }
-func hex8(v uint32) string  { return fmt.Sprintf("%08x", v) }
+func hex16(v uint64) string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+func hex8(v uint32) string { return fmt.Sprintf("%08x", v) }
 
 // payloadList names payloads the way strongSwan logs them: "IDi AUTH SA TSi TSr N(INIT_CONTACT)".
 func payloadList(ps []wire.Payload) string {

@@ -273,8 +273,31 @@ func (e *Engine) Idle() bool {
 	return e.runq.len() == 0 && e.applyq.len() == 0
 }
 
-func (e *Engine) logSA(s *ikeSA) *slog.Logger {
-	return e.log.With("conn", s.connName(), "spi_i", fmt.Sprintf("%016x", s.SPIi), "spi_r", fmt.Sprintf("%016x", s.SPIr))
+func (e *Engine) logSA(s *ikeSA) saLogger {
+	return saLogger{l: e.log, s: s}
+}
+
+// saLogger logs with the IKE SA's connection and SPIs in front of the other attributes. It
+// formats them only for a record that is logged (a disabled Debug costs nothing), and without
+// the logger copy slog.Logger.With makes: a handshake logs several lines.
+type saLogger struct {
+	l *slog.Logger
+	s *ikeSA
+}
+
+func (x saLogger) Debug(msg string, args ...any) { x.log(slog.LevelDebug, msg, args) }
+func (x saLogger) Info(msg string, args ...any)  { x.log(slog.LevelInfo, msg, args) }
+func (x saLogger) Warn(msg string, args ...any)  { x.log(slog.LevelWarn, msg, args) }
+func (x saLogger) Error(msg string, args ...any) { x.log(slog.LevelError, msg, args) }
+
+func (x saLogger) log(level slog.Level, msg string, args []any) {
+	ctx := context.Background()
+	if !x.l.Enabled(ctx, level) {
+		return
+	}
+	all := make([]any, 0, 6+len(args))
+	all = append(all, "conn", x.s.connName(), "spi_i", hex16(x.s.SPIi), "spi_r", hex16(x.s.SPIr))
+	x.l.Log(ctx, level, msg, append(all, args...)...)
 }
 
 func (s *ikeSA) connName() string {
@@ -284,11 +307,18 @@ func (s *ikeSA) connName() string {
 	return s.Config.Name
 }
 
-// newEntry wraps an SA in an entry with its driver state.
+// newEntry wraps an SA in an entry with its driver state. The two live and die together (an
+// entry's s is set once), so they are one allocation: one object less per held IKE SA for the
+// garbage collector to mark at every cycle (docs/performance.md, "IKE with tunnels held").
 func (e *Engine) newEntry(sa *ike.SA) (*entry, *ikeSA) {
-	en := &entry{spi: sa.MySPI()}
+	both := &struct {
+		en entry
+		s  ikeSA
+	}{}
+	en, s := &both.en, &both.s
 	now := e.cfg.Clock.Now()
-	s := &ikeSA{SA: sa, en: en, started: now, lastSeen: now}
+	en.spi = sa.MySPI()
+	*s = ikeSA{SA: sa, en: en, started: now, lastSeen: now}
 	en.s = s
 	return en, s
 }

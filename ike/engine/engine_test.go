@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -381,5 +382,13 @@ func TestManySAsOneTimerEach(t *testing.T) {
 	}
 	if got := len(p.a.IKEDown()) + len(p.b.IKEDown()); got != 0 {
 		t.Fatalf("%d IKE SAs went down", got)
+	}
+}
+
+func TestHex16MatchesFmt(t *testing.T) {
+	for _, v := range []uint64{0, 1, 0xf, 0x10, 0xdeadbeef, 0x0123456789abcdef, ^uint64(0)} {
+		if got, want := engine.Hex16(v), fmt.Sprintf("%016x", v); got != want {
+			t.Errorf("hex16(%#x) = %q, want %q", v, got, want)
+		}
 	}
 }

@@ -6,3 +6,6 @@ import "net/netip"
 func (e *Engine) TimerEntries() int { return e.sched.size() }
 
 func netipAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// Hex16 is the SPI formatting of logs and snapshots.
+var Hex16 = hex16

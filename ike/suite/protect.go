@@ -56,6 +56,21 @@ func NewProtector(encr uint16, encrKeyBits int, integ uint16, encrKey, integKey 
 	return NewCBCHMAC(integ, encrKey, integKey, rand)
 }
 
+// Fit reports whether the keys fit the transforms, that is whether Protector would build both
+// directions' Protectors, without building them: an IKE SA builds them per message, and checks
+// this once when it derives its keys.
+func (k *Keys) Fit(t IKETransforms) error {
+	encrLen, integLen, err := cipherKeyLens(t.Encr, t.EncrKeyBits, t.Integ)
+	if err != nil {
+		return err
+	}
+	if len(k.SKei) != encrLen || len(k.SKer) != encrLen || len(k.SKai) != integLen || len(k.SKar) != integLen {
+		return fmt.Errorf("%w: encryption keys %d and %d bytes (want %d), integrity keys %d and %d bytes (want %d)",
+			ErrInvalidKeyLength, len(k.SKei), len(k.SKer), encrLen, len(k.SKai), len(k.SKar), integLen)
+	}
+	return nil
+}
+
 // IVCounter is implemented by Protectors whose IVs are a counter (the AEAD ones): an IKE SA that
 // builds a Protector per message carries the counter from one to the next.
 type IVCounter interface {

@@ -414,3 +414,38 @@ func TestAEADSealOpenDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysFitAgreesWithProtector: Keys.Fit accepts exactly the transforms and keys for which both
+// directions' Protectors can be built.
+func TestKeysFitAgreesWithProtector(t *testing.T) {
+	encrs := []struct {
+		id   uint16
+		bits []int
+	}{
+		{ENCR_AES_CBC, []int{0, 64, 128, 192, 256}},
+		{ENCR_AES_GCM_16, []int{0, 128, 192, 256, 512}},
+		{ENCR_CHACHA20_POLY1305, []int{0, 128, 256}},
+		{3 /* 3DES */, []int{0}},
+	}
+	integs := []uint16{AUTH_NONE, AUTH_HMAC_SHA2_256_128, AUTH_HMAC_SHA2_384_192, AUTH_HMAC_SHA2_512_256, 2 /* HMAC-SHA1-96 */}
+	for _, e := range encrs {
+		for _, bits := range e.bits {
+			for _, integ := range integs {
+				tr := IKETransforms{Encr: e.id, EncrKeyBits: bits, PRF: PRF_HMAC_SHA2_256, Integ: integ}
+				for _, short := range []bool{false, true} {
+					encrLen, integLen, _ := cipherKeyLens(e.id, bits, integ)
+					k := &Keys{SKei: make([]byte, encrLen), SKer: make([]byte, encrLen), SKai: make([]byte, integLen), SKar: make([]byte, integLen)}
+					if short {
+						k.SKer = make([]byte, max(encrLen-1, 0))
+					}
+					_, errOut := k.Protector(tr, true, true, nil)
+					_, errIn := k.Protector(tr, true, false, nil)
+					builds := errOut == nil && errIn == nil
+					if fit := k.Fit(tr) == nil; fit != builds {
+						t.Errorf("%+v short=%v: Fit %v, Protectors build %v (%v, %v)", tr, short, fit, builds, errOut, errIn)
+					}
+				}
+			}
+		}
+	}
+}
