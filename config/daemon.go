@@ -25,6 +25,9 @@ type Daemon struct {
 	// NoRawESPRing (raw_esp_ring = no) sends raw ESP through the raw IP socket alone, not through an
 	// AF_PACKET TX ring (userspace data plane).
 	NoRawESPRing bool
+	// RawESPXDP (raw_esp_xdp = yes) receives raw ESP through AF_XDP sockets fed by an XDP program
+	// on the interfaces the inbound raw ESP SAs' packets arrive on (userspace data plane).
+	RawESPXDP bool
 	// Retransmission of IKE requests: the n-th retransmission (from 0) waits
 	// RetransmitTimeout * RetransmitBase^n, at most RetransmitLimit when that is not 0, and the
 	// request fails after RetransmitTries retransmissions.
@@ -120,6 +123,7 @@ func (l *loader) daemon(sec *Section) Daemon {
 	d.TCPListen = parsed(l, sec, pattern, "tcp_listen", parsePortList)
 	d.NATTPort = l.port(sec, pattern, "natt_port")
 	d.NoRawESPRing = !l.boolean(sec, pattern, "raw_esp_ring")
+	d.RawESPXDP = l.boolean(sec, pattern, "raw_esp_xdp")
 	if d.IKEPort == d.NATTPort {
 		kv := explicit(sec, "natt_port")
 		if kv == nil {

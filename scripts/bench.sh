@@ -6,7 +6,9 @@
 #             with a PSK connection, configured through goipsec.conf like any deployment): AES-256-GCM
 #             ESP in UDP, ChaCha20-Poly1305 ESP in UDP, AES-256-GCM raw ESP (IP protocol 50) sent
 #             through the AF_PACKET TX ring and, for comparison, through the raw socket alone
-#             (daemon.raw_esp_ring = no); and the plain veth without a tunnel
+#             (daemon.raw_esp_ring = no), or with the ring and received through AF_XDP
+#             (daemon.raw_esp_xdp = yes; KIND rawxdp, not in the default KINDS); and the plain veth
+#             without a tunnel
 #   figures   iperf3 TCP throughput with 1 stream, 4 streams, and 1 stream each way at once
 #             (--bidir); ping round-trip time idle and under load (during the 1-stream transfer); CPU
 #             time of both tunnel daemons per byte carried (user + system, from /proc)
@@ -118,6 +120,7 @@ secrets {
 daemon {
     vici_socket = $tmp/$side.sock
     raw_esp_ring = ${4:-yes}
+    raw_esp_xdp = ${5:-no}
     log { level = warn }
 }
 CONF
@@ -137,6 +140,7 @@ start_tunnel() { # KIND CPUS
     chacha) start_goipsec "$2" chacha20poly1305 yes;;
     raw) start_goipsec "$2" aes256gcm16 no;;
     rawsock) start_goipsec "$2" aes256gcm16 no no;;
+    rawxdp) start_goipsec "$2" aes256gcm16 no yes yes;;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -252,6 +256,7 @@ label() {
     chacha) echo "goipsec ChaCha20-Poly1305 ESP/UDP";;
     raw) echo "goipsec AES-256-GCM raw ESP";;
     rawsock) echo "  same, raw socket only (no ring)";;
+    rawxdp) echo "  same, received through AF_XDP";;
     plain) echo "plain veth, no tunnel";;
   esac
 }

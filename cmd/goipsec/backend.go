@@ -65,6 +65,7 @@ func newDataPlane(cfg *config.Config, logs *logging.Hub, dptr *atomic.Pointer[da
 		MTU:          cfg.Daemon.MTU,
 		NATTPort:     int(cfg.Daemon.NATTPort),
 		NoPacketRing: cfg.Daemon.NoRawESPRing,
+		RawESPXDP:    cfg.Daemon.RawESPXDP,
 		Logger:       logs.Logger("dataplane"),
 		ESPLogger:    logs.Logger("esp"),
 		IKE:          ike,

@@ -51,6 +51,10 @@ type Config struct {
 	// NoPacketRing sends raw ESP through the raw socket alone. By default each pipeline sends it
 	// through an AF_PACKET TX ring where it can (pkttx.go), and through the raw socket otherwise.
 	NoPacketRing bool
+	// RawESPXDP receives raw ESP through AF_XDP sockets fed by an XDP program on the interfaces
+	// the inbound raw ESP SAs' packets arrive on (xdprx.go), where XDP is available; the raw
+	// socket receives the rest.
+	RawESPXDP bool
 	// FwMark marks the engine's own packets so that policy routing keeps them off the TUN device
 	// (default 0x4500). RouteTable holds the routes to the TUN device (default 4500), consulted by a
 	// rule "not fwmark FwMark lookup RouteTable" at RulePriority (default 4500).
@@ -122,6 +126,7 @@ type Engine struct {
 	natt       bool
 	raw        *rawSockets
 	routes     *routeTable
+	xdp        *xdpRX // nil unless Config.RawESPXDP and XDP is available
 
 	// sad and spd are read by the packet path without locks and written under mu.
 	sad *sad
@@ -165,6 +170,7 @@ type engineStats struct {
 	// ringSent counts raw ESP packets sent through an AF_PACKET TX ring (the rest of the raw
 	// packets went through the raw socket).
 	ringSent atomic.Uint64
+	xdp      xdpStats
 }
 
 // saState is one installed SA: its transform, addressing and counters. A gateway holds hundreds
@@ -378,6 +384,11 @@ func New(cfg Config) (*Engine, error) {
 		if e.raw, err = openRawSockets(cfg.FwMark); err != nil {
 			return fail(err)
 		}
+		if cfg.RawESPXDP {
+			if e.xdp, err = newXDPRX(e); err != nil {
+				e.log.Info("raw ESP is received through the raw socket alone", "reason", err)
+			}
+		}
 	}
 	e.start()
 	return e, nil
@@ -449,6 +460,9 @@ func (e *Engine) closeResources() error {
 	if e.raw != nil {
 		errs = append(errs, e.raw.close())
 	}
+	if e.xdp != nil {
+		e.xdp.close() // after the TUN device: its goroutines must not be stuck writing to it
+	}
 	return errors.Join(errs...)
 }
 
@@ -503,10 +517,17 @@ func (e *Engine) InstallSA(p dataplane.SAParams) error {
 	sa.addr.Store(&sa.addrMem)
 	sa.params = newSAConf(&p)
 	sa.txTurn.Store(1)
+	xdp := e.xdp != nil && isXDPSA(p.Protocol, p.Direction, addr)
+	if xdp {
+		e.xdp.add(addr)
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.findLocked(key) != nil {
+		if xdp {
+			e.xdp.remove(addr)
+		}
 		sa.zero()
 		return fmt.Errorf("SA %s (%s): %w", p.Name, key, dataplane.ErrSAExists)
 	}
@@ -589,6 +610,9 @@ func (e *Engine) DeleteSA(key dataplane.SAKey) error {
 	sa.setFlag(saDead | saDeleted)
 	if sa.params.Direction == dataplane.In {
 		e.sad.remove(sa)
+		if a := sa.addr.Load(); e.xdp != nil && isXDPSA(sa.params.Protocol, dataplane.In, a) {
+			e.xdp.remove(a)
+		}
 	} else {
 		delete(e.out, key)
 		e.bindPoliciesLocked(key, nil)
@@ -618,18 +642,31 @@ func (e *Engine) UpdateSAAddresses(key dataplane.SAKey, u dataplane.AddressUpdat
 		return key, fmt.Errorf("SA %s: move: %w", sa.params.Name, err)
 	}
 	newKey := dataplane.SAKey{Protocol: key.Protocol, SPI: key.SPI, Dst: addr.dst}
+	xdp := e.xdp != nil && isXDPSA(sa.params.Protocol, sa.params.Direction, addr)
+	if xdp {
+		e.xdp.add(addr) // before the SA uses the address; undone below if the move fails
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.findLocked(key) != sa {
+		if xdp {
+			e.xdp.remove(addr)
+		}
 		return key, fmt.Errorf("%s: %w", key, dataplane.ErrNoSA) // deleted meanwhile
 	}
 	if newKey != key && e.findLocked(newKey) != nil {
+		if xdp {
+			e.xdp.remove(addr)
+		}
 		return key, fmt.Errorf("SA %s: move to %s: %w", sa.params.Name, newKey, dataplane.ErrSAExists)
 	}
 	// The SAD finds inbound SAs by SPI, which a move keeps; the destination it compares comes from
 	// the addressing published here.
-	sa.addr.Store(addr)
+	old := sa.addr.Swap(addr)
+	if e.xdp != nil && sa.params.Direction == dataplane.In && isXDPSA(sa.params.Protocol, dataplane.In, old) {
+		e.xdp.remove(old)
+	}
 	if sa.params.Direction == dataplane.Out && newKey != key {
 		delete(e.out, key)
 		e.out[newKey] = sa
