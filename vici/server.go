@@ -420,16 +420,23 @@ func (c *serverConn) register(typ PacketType, event string) {
 	if !known {
 		reply = EventUnknown
 		c.srv.log.Info("vici: registration for unknown event", "event", event)
-	} else {
-		c.srv.log.Debug("vici: event registration", "type", typ, "event", event)
-		c.mu.Lock()
-		if typ == EventRegister {
-			c.events[event] = true
-		} else {
-			delete(c.events, event)
-		}
-		c.mu.Unlock()
+		c.send(mustPacket(&Packet{Type: reply}), true)
+		return
 	}
+	c.srv.log.Debug("vici: event registration", "type", typ, "event", event)
+	if typ == EventRegister {
+		// The confirmation is queued before the registration takes effect, so that no event
+		// reaches the client ahead of it: a client (govici) reading the confirmation of its
+		// EVENT_REGISTER must not find an EVENT first.
+		c.send(mustPacket(&Packet{Type: reply}), true)
+		c.mu.Lock()
+		c.events[event] = true
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	delete(c.events, event)
+	c.mu.Unlock()
 	c.send(mustPacket(&Packet{Type: reply}), true)
 }
 

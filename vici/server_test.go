@@ -782,3 +782,39 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// TestRegisterConfirmedBeforeEvents: while events are published without pause, the answer to
+// EVENT_REGISTER is always the first packet the client gets after it (an event never overtakes
+// the confirmation; govici's Subscribe hung when one did), and events follow once registered.
+func TestRegisterConfirmedBeforeEvents(t *testing.T) {
+	srv, path := startServer(t, NewRegistry())
+	raw := dialRaw(t, path)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				srv.Publish("log", NewMessage().Set("msg", "x"))
+				time.Sleep(50 * time.Microsecond) // slower than the client reads: never dropped
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for range 100 {
+		raw.register("log") // fails unless the next packet is EVENT_CONFIRM
+		if p := raw.recv(); p.Type != Event || p.Name != "log" {
+			t.Fatalf("after registering: %v %q, want a log event", p.Type, p.Name)
+		}
+		raw.send(&Packet{Type: EventUnregister, Name: "log"})
+		for p := raw.recv(); p.Type != EventConfirm; p = raw.recv() {
+			if p.Type != Event { // events queued before the unregistration may still arrive
+				t.Fatalf("unregistering: got %v", p.Type)
+			}
+		}
+	}
+}
