@@ -367,12 +367,13 @@ func (sa *SA) respondChild(candidates []*ChildConfig, req []wire.Payload, ni, nr
 		wireProtocolNames(saPayload.Proposals), describeChildWire(saPayload.Proposals), joinSemi(propTried)))
 }
 
-// lowerNonce returns a copy of the lower of two nonces.
+// lowerNonce returns the lower of two nonces (not a copy): rekey collisions are decided by it
+// (RFC 7296 §2.8.1).
 func lowerNonce(a, b []byte) []byte {
-	if bytes.Compare(a, b) < 0 {
-		return append([]byte(nil), a...)
+	if bytes.Compare(b, a) < 0 {
+		return b
 	}
-	return append([]byte(nil), b...)
+	return a
 }
 
 // nonceValue keeps a nonce a Child SA holds for life: in place when it has the usual 32 bytes
@@ -383,12 +384,9 @@ type nonceValue struct {
 	long   []byte // a nonce longer than inline (up to 256 bytes, RFC 7296 §3.9)
 }
 
-// lowerNonceValue is lowerNonce as a nonceValue.
+// lowerNonceValue is a copy of lowerNonce as a nonceValue.
 func lowerNonceValue(a, b []byte) nonceValue {
-	low := a
-	if bytes.Compare(b, a) < 0 {
-		low = b
-	}
+	low := lowerNonce(a, b)
 	var v nonceValue
 	if len(low) <= len(v.inline) {
 		v.n = uint8(copy(v.inline[:], low))
