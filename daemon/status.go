@@ -85,6 +85,12 @@ func (d *Daemon) Status() Status {
 	dp := d.backend.Stats()
 	st.DataPlane = status.DataPlane{Drops: dropMap(dp.Drops, true), TunPackets: dp.TunPackets, NetPackets: dp.NetPackets,
 		IKEPackets: dp.IKEPackets, Keepalives: dp.KeepAlives, Dummy: dp.DummyPackets, Bypassed: dp.Bypassed}
+	if r, ok := d.backend.(dataplane.XDPReporter); ok {
+		if x, ok := r.XDPStats(); ok {
+			st.DataPlane.XDP = &status.XDP{Interfaces: x.Interfaces, Received: x.Received, Batches: x.Batches, Drops: x.Drops,
+				KernelDrops: map[string]uint64{"dropped": x.KernelDropped, "rx_ring_full": x.RxRingFull, "fill_ring_empty": x.FillRingEmpty}}
+		}
+	}
 	var ikeSAs []engine.SAInfo
 	if d.ike != nil {
 		ikeSAs = d.allSAs()

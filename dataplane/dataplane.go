@@ -350,6 +350,27 @@ type Stats struct {
 	MSSClamped   uint64 // TCP SYNs whose MSS option was lowered (SAParams.ClampMSS)
 }
 
+// XDPStats are the counters of raw ESP received through AF_XDP (the userspace engine's
+// daemon.raw_esp_xdp).
+type XDPStats struct {
+	// Interfaces maps each interface with the XDP program to its mode, "native" or "generic".
+	Interfaces map[string]string
+	// Received counts frames read from the AF_XDP RX rings, in Batches ring reads.
+	Received, Batches uint64
+	// Drops counts frames discarded before SA lookup, by reason ("malformed", "other_host",
+	// "bad_descriptor"); later drops (no SA, authentication, replay) are counted as on every path.
+	Drops map[string]uint64
+	// The kernel's counters of the sockets (struct xdp_statistics): frames dropped (no room in a
+	// frame), RX ring full, fill ring empty.
+	KernelDropped, RxRingFull, FillRingEmpty uint64
+}
+
+// XDPReporter is implemented by a Backend that can receive through AF_XDP; ok is false while
+// that path is not in use.
+type XDPReporter interface {
+	XDPStats() (st XDPStats, ok bool)
+}
+
 // Backend is what the control plane needs from a data plane.
 type Backend interface {
 	InstallSA(SAParams) error

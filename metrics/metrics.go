@@ -52,6 +52,7 @@ type Collector struct {
 	certExpiry                                            *prometheus.Desc
 	poolSize, poolLeased, poolOffline, users              *prometheus.Desc
 	l2tpSessions                                          *prometheus.Desc
+	xdpInterface, xdpReceived, xdpBatches, xdpDrops       *prometheus.Desc
 
 	mu      sync.Mutex
 	traffic map[trafficKey]*carried // guarded by mu
@@ -113,6 +114,10 @@ func New(src Source, build BuildInfo) *Collector {
 		poolSize:         d("pool_size", "Addresses in a virtual IP pool.", "pool"),
 		poolLeased:       d("pool_leased", "Addresses of a pool held by clients now.", "pool"),
 		poolOffline:      d("pool_offline", "Released addresses of a pool still reserved for their last client.", "pool"),
+		xdpInterface:     d("dataplane_xdp_interface", "1 for each interface where raw ESP is received through AF_XDP (daemon.raw_esp_xdp), with the XDP mode: native or generic.", "interface", "mode"),
+		xdpReceived:      d("dataplane_xdp_received_packets_total", "Raw ESP frames read from the AF_XDP receive rings."),
+		xdpBatches:       d("dataplane_xdp_batches_total", "Reads of the AF_XDP receive rings (received packets / batches is the mean batch)."),
+		xdpDrops:         d("dataplane_xdp_drops_total", "Raw ESP frames of the AF_XDP path dropped before the SA lookup, by reason; reasons starting with kernel_ are the AF_XDP sockets' own counters.", "reason"),
 		users:            d("remote_users", "Remote-access clients (EAP or virtual IP) connected, by connection.", "conn"),
 	}
 }
@@ -124,7 +129,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{c.buildInfo, c.connConfigured, c.connsUp, c.connUp, c.connState, c.connChildSAs, c.connLastReceived,
 		c.connEstablished, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops, c.manualBytes, c.manualPackets, c.drops,
 		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry,
-		c.poolSize, c.poolLeased, c.poolOffline, c.users, c.l2tpSessions}
+		c.poolSize, c.poolLeased, c.poolOffline, c.users, c.l2tpSessions, c.xdpInterface, c.xdpReceived, c.xdpBatches, c.xdpDrops}
 }
 
 // Describe implements prometheus.Collector.
@@ -221,6 +226,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, n := range st.DataPlane.Drops {
 		counter(c.drops, n, reason)
+	}
+	if x := st.DataPlane.XDP; x != nil {
+		for ifc, mode := range x.Interfaces {
+			gauge(c.xdpInterface, 1, ifc, mode)
+		}
+		counter(c.xdpReceived, x.Received)
+		counter(c.xdpBatches, x.Batches)
+		for reason, n := range x.Drops {
+			counter(c.xdpDrops, n, reason)
+		}
+		for reason, n := range x.KernelDrops {
+			counter(c.xdpDrops, n, "kernel_"+reason)
+		}
 	}
 	for reason, n := range st.IKE.Failures {
 		counter(c.failures, n, reason)

@@ -129,3 +129,32 @@ func TestL2TPSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestXDPSeries: the AF_XDP counters of the status snapshot (daemon.raw_esp_xdp) become the
+// goipsec_dataplane_xdp_* series, the kernel's drop counters as reasons prefixed kernel_; without
+// the AF_XDP path there are none.
+func TestXDPSeries(t *testing.T) {
+	st := snapshot("c0000001", 1, 1, status.StateUp)
+	page := scrape(t, New(&fakeSource{st: st}, BuildInfo{}))
+	if strings.Contains(page, "goipsec_dataplane_xdp") {
+		t.Fatalf("XDP series without the AF_XDP path:\n%s", page)
+	}
+	st.DataPlane.XDP = &status.XDP{Interfaces: map[string]string{"eth0": "native"}, Received: 9000, Batches: 300,
+		Drops:       map[string]uint64{"malformed": 2, "other_host": 0, "bad_descriptor": 0},
+		KernelDrops: map[string]uint64{"dropped": 0, "rx_ring_full": 5, "fill_ring_empty": 1}}
+	page = scrape(t, New(&fakeSource{st: st}, BuildInfo{}))
+	for series, want := range map[string]float64{
+		`goipsec_dataplane_xdp_interface{interface="eth0",mode="native"}`:    1,
+		`goipsec_dataplane_xdp_received_packets_total`:                       9000,
+		`goipsec_dataplane_xdp_batches_total`:                                300,
+		`goipsec_dataplane_xdp_drops_total{reason="malformed"}`:              2,
+		`goipsec_dataplane_xdp_drops_total{reason="other_host"}`:             0,
+		`goipsec_dataplane_xdp_drops_total{reason="kernel_rx_ring_full"}`:    5,
+		`goipsec_dataplane_xdp_drops_total{reason="kernel_fill_ring_empty"}`: 1,
+		`goipsec_dataplane_xdp_drops_total{reason="kernel_dropped"}`:         0,
+	} {
+		if v := sample(t, page, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+}

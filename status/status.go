@@ -251,6 +251,21 @@ type DataPlane struct {
 	Keepalives uint64            `json:"keepalives"`
 	Dummy      uint64            `json:"dummy_packets"`
 	Bypassed   uint64            `json:"bypassed_packets"`
+	// XDP is present while raw ESP is received through AF_XDP (daemon.raw_esp_xdp).
+	XDP *XDP `json:"xdp,omitempty"`
+}
+
+// XDP holds the counters of raw ESP received through AF_XDP.
+type XDP struct {
+	// Interfaces maps each interface with the XDP program to its mode, native or generic.
+	Interfaces map[string]string `json:"interfaces"`
+	Received   uint64            `json:"received_packets"`
+	Batches    uint64            `json:"batches"`
+	// Drops counts frames discarded before SA lookup, by reason.
+	Drops map[string]uint64 `json:"drops"`
+	// KernelDrops are the AF_XDP sockets' own counters (struct xdp_statistics): "dropped",
+	// "rx_ring_full", "fill_ring_empty".
+	KernelDrops map[string]uint64 `json:"kernel_drops"`
 }
 
 // IKECounters are the IKE engine's counters since the start.

@@ -1014,6 +1014,7 @@ func (e *Engine) expire(sa *saState, hard bool, why string) {
 }
 
 var _ dataplane.Backend = (*Engine)(nil)
+var _ dataplane.XDPReporter = (*Engine)(nil)
 
 // Inject implements dataplane.Injector: the packet is written to the TUN device (behind an
 // all-zero virtio-net header: no offload), so the host receives it as if it had come through a

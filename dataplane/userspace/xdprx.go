@@ -307,22 +307,9 @@ func (x *xdpRX) close() {
 	x.ns.Close()
 }
 
-// XDPStats are the counters of raw ESP received through AF_XDP (Config.RawESPXDP).
-type XDPStats struct {
-	// Interfaces maps each interface with the program to its mode, "native" or "generic".
-	Interfaces map[string]string
-	// Received counts frames read from the AF_XDP RX rings, in Batches ring reads.
-	Received, Batches uint64
-	// Drops counts frames discarded before SA lookup, by reason ("malformed", "other_host",
-	// "bad_descriptor"); later drops (no SA, authentication, replay) are counted as on every path.
-	Drops map[string]uint64
-	// The kernel's counters of the sockets (struct xdp_statistics): frames dropped (no room in a
-	// frame), RX ring full, fill ring empty.
-	KernelDropped, RxRingFull, FillRingEmpty uint64
-}
-
-// XDPStats returns the AF_XDP receive counters; ok is false when the path is not in use.
-func (e *Engine) XDPStats() (st XDPStats, ok bool) {
+// XDPStats returns the AF_XDP receive counters (dataplane.XDPReporter); ok is false when the path
+// is not in use.
+func (e *Engine) XDPStats() (st dataplane.XDPStats, ok bool) {
 	if e.xdp == nil {
 		return st, false
 	}
