@@ -15,6 +15,9 @@
 #   CPUs      every tunnel daemon pinned (taskset) to CPUSETS in turn, "0-1" and "0" by default: Go
 #             sizes GOMAXPROCS, and goipsec its pipelines, from the CPUs it may use
 #
+# VETH_NAPI_THREADED=1 runs the veths' NAPI in kernel threads while the XDP program is attached
+# (rawxdp; see veth_napi_threaded below).
+#
 # Each figure is the median of ROUNDS rounds; the tunnels take turns within a round so that load
 # from elsewhere on the machine hits all of them alike. Ratios are to wireguard-go in the same run.
 # PROFILE=1 adds a `perf record` of both daemons during one transfer (PROFILE_KIND: gcm by default,
@@ -145,15 +148,30 @@ start_tunnel() { # KIND CPUS
   esac
   pids+=("${TPIDS[@]}")
   for _ in $(seq 100); do
-    ip netns exec $A ping -c 1 -W 1 -I $SRC $DST >/dev/null 2>&1 && return 0
+    if ip netns exec $A ping -c 1 -W 1 -I $SRC $DST >/dev/null 2>&1; then
+      veth_napi_threaded 1
+      return 0
+    fi
     sleep 0.1
   done
   echo "bench: the $1 tunnel did not come up" >&2
   return 1
 }
 
+# veth_napi_threaded 0|1: with VETH_NAPI_THREADED=1, the veths' NAPI polls run in their own
+# kernel threads (/sys/class/net/DEV/threaded) instead of in the softirq of the sending task. A
+# veth has NAPI only while an XDP program is attached (here: KIND rawxdp), so this changes
+# nothing for the other kinds, whose packets go through the receiving CPU's backlog.
+veth_napi_threaded() {
+  [ "${VETH_NAPI_THREADED:-0}" = 1 ] || return 0
+  for ns in $A $B; do
+    ip netns exec $ns sh -c "echo $1 > /sys/class/net/veth0/threaded" 2>/dev/null || true
+  done
+}
+
 stop_tunnel() {
   [ ${#TPIDS[@]} -gt 0 ] || return 0
+  veth_napi_threaded 0
   kill "${TPIDS[@]}" 2>/dev/null || true
   wait "${TPIDS[@]}" 2>/dev/null || true
   for ns in $A $B; do
@@ -229,6 +247,14 @@ measure_kind() { # KIND CPUS
     awk -v t="$(( $(cpu_ticks) - t0 ))" -v hz=$CLK_TCK -v n="${res#* }" 'BEGIN {printf "%.3f", t / hz / (n / 1e9)}' > "$tmp/cpu"
     add "$k/$c/cpu" "$(cat "$tmp/cpu")"
   fi
+  if [ "$k" = rawxdp ]; then
+    # The receiver's mean AF_XDP batch (frames per ring read) so far: nearly all of it the
+    # 1-stream transfer.
+    add "$k/$c/xdpbatch" "$("$tmp/goipsec" --socket "$tmp/b.sock" status --json | python3 -c '
+import json, sys
+x = json.load(sys.stdin)["dataplane"].get("xdp") or {}
+print("%.1f" % (x.get("received_packets", 0) / max(x.get("batches", 0), 1)))')"
+  fi
   if [ "$c" = "${CPUSETS%% *}" ]; then
     add "$k/rtt_load" "$(rtt_median < "$tmp/ping")"
     res=$(iperf -P 4); add "$k/$c/4" "${res% *}"
@@ -284,6 +310,9 @@ table "TCP, 4 streams, A->B; daemons on CPUs $first" Gbit/s "$first/4" plain
 table "TCP, 1 stream each way at once (sum); daemons on CPUs $first" Gbit/s "$first/bidir" plain
 for c in $CPUSETS; do
   table "CPU time of both daemons per GB carried (1 stream; lower is better); CPUs $c" s/GB "$c/cpu"
+done
+for c in $CPUSETS; do
+  [ -n "${R[rawxdp/$c/xdpbatch]:-}" ] && printf '\nAF_XDP frames per receive ring read, 1 stream, CPUs %s: median %s, rounds %s\n' "$c" "$(med "rawxdp/$c/xdpbatch")" "${R[rawxdp/$c/xdpbatch]}"
 done
 table "ping RTT through the tunnel, idle: median of 50 (lower is better)" ms rtt_idle plain
 table "ping RTT during the 1-stream transfer: median of $((T * 5 - 5)) (lower is better)" ms rtt_load plain

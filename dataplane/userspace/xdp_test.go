@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -344,6 +345,56 @@ func TestRawESPXDP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRawESPXDPGeneric: where the driver has no native XDP (here a macvlan on B's veth, which
+// carries B's outer address), the program is attached in generic mode and the AF_XDP sockets
+// still receive the ESP: byte-checked TCP both ways, B's packets through AF_XDP on mv0.
+func TestRawESPXDPGeneric(t *testing.T) {
+	a, b := newPairWith(t, Config{RawESPXDP: true, Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))})
+	for _, args := range [][]string{
+		{"link", "add", "mv0", "link", "veth0", "type", "macvlan", "mode", "bridge"},
+		{"addr", "del", "192.0.2.2/24", "dev", "veth0"},
+		{"addr", "add", "192.0.2.2/24", "dev", "mv0"},
+		{"link", "set", "mv0", "up"},
+	} {
+		if out, err := b.ns.IP(args...); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	// Else veth0 answers A's ARP for mv0's address too (Linux answers for any local address on
+	// any interface), and the ESP arrives on veth0, never reaching mv0.
+	if err := b.ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/conf/veth0/arp_ignore", []byte("1"), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sc := scenario{name: "xdp-generic", proto: dataplane.ESP, enc: esp.EncrAESGCM16, encKeyLen: 36}
+	inst := install(t, sc, a, b)
+	if m := b.eng.xdp.attached(); m["mv0"] != "generic" || len(m) != 1 {
+		t.Fatalf("B attached %v, want mv0 in generic mode", m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := netlab.Echo(ctx, a.ns, inst.src, b.ns, netip.AddrPortFrom(inst.dst, 7782), 1<<20); err != nil {
+		t.Fatalf("TCP echo: %v; engine A %+v, engine B %+v", err, a.eng.Stats(), b.eng.Stats())
+	}
+	st, ok := b.eng.XDPStats()
+	if !ok || st.Received < 300 || st.Interfaces["mv0"] != "generic" {
+		t.Fatalf("B: %+v", st)
+	}
+	for r, d := range st.Drops {
+		if d != 0 {
+			t.Errorf("B: %d frames dropped (%s)", d, r)
+		}
+	}
+	t.Logf("B: %+v", st)
+	if err := b.eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := b.ns.IP("link", "show", "mv0"); err != nil || strings.Contains(out, "xdp") {
+		t.Fatalf("XDP program left on mv0 after Close: %q %v", out, err)
 	}
 }
 
