@@ -15,9 +15,6 @@
 #   CPUs      every tunnel daemon pinned (taskset) to CPUSETS in turn, "0-1" and "0" by default: Go
 #             sizes GOMAXPROCS, and goipsec its pipelines, from the CPUs it may use
 #
-# VETH_NAPI_THREADED=1 runs the veths' NAPI in kernel threads while the XDP program is attached
-# (rawxdp; see veth_napi_threaded below).
-#
 # Each figure is the median of ROUNDS rounds; the tunnels take turns within a round so that load
 # from elsewhere on the machine hits all of them alike. Ratios are to wireguard-go in the same run.
 # PROFILE=1 adds a `perf record` of both daemons during one transfer (PROFILE_KIND: gcm by default,
@@ -148,30 +145,15 @@ start_tunnel() { # KIND CPUS
   esac
   pids+=("${TPIDS[@]}")
   for _ in $(seq 100); do
-    if ip netns exec $A ping -c 1 -W 1 -I $SRC $DST >/dev/null 2>&1; then
-      veth_napi_threaded 1
-      return 0
-    fi
+    ip netns exec $A ping -c 1 -W 1 -I $SRC $DST >/dev/null 2>&1 && return 0
     sleep 0.1
   done
   echo "bench: the $1 tunnel did not come up" >&2
   return 1
 }
 
-# veth_napi_threaded 0|1: with VETH_NAPI_THREADED=1, the veths' NAPI polls run in their own
-# kernel threads (/sys/class/net/DEV/threaded) instead of in the softirq of the sending task. A
-# veth has NAPI only while an XDP program is attached (here: KIND rawxdp), so this changes
-# nothing for the other kinds, whose packets go through the receiving CPU's backlog.
-veth_napi_threaded() {
-  [ "${VETH_NAPI_THREADED:-0}" = 1 ] || return 0
-  for ns in $A $B; do
-    ip netns exec $ns sh -c "echo $1 > /sys/class/net/veth0/threaded" 2>/dev/null || true
-  done
-}
-
 stop_tunnel() {
   [ ${#TPIDS[@]} -gt 0 ] || return 0
-  veth_napi_threaded 0
   kill "${TPIDS[@]}" 2>/dev/null || true
   wait "${TPIDS[@]}" 2>/dev/null || true
   for ns in $A $B; do
