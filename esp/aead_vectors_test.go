@@ -42,17 +42,18 @@ func runSAAEAD(t *testing.T, enc Encryption, v aeadVector) {
 	defer k.putScratch(s)
 	iv := nonce[nsalt:]
 	aad, pt, want := unhex(t, v.aad), unhex(t, v.pt), unhex(t, v.out)
+	aead := mustAEAD(t, sa)
 
-	if got := k.aead.Seal(nil, k.nonce(s, iv), pt, aad); !bytes.Equal(got, want) {
+	if got := aead.Seal(nil, k.nonce(s, iv), pt, aad); !bytes.Equal(got, want) {
 		t.Fatalf("%s: Seal = %x, want %x", v.name, got, want)
 	}
-	if got, err := k.aead.Open(nil, k.nonce(s, iv), want, aad); err != nil || !bytes.Equal(got, pt) {
+	if got, err := aead.Open(nil, k.nonce(s, iv), want, aad); err != nil || !bytes.Equal(got, pt) {
 		t.Fatalf("%s: Open = %x, %v; want %x", v.name, got, err, pt)
 	}
 	for i := range want {
 		bad := append([]byte(nil), want...)
 		bad[i] ^= 0x80
-		if _, err := k.aead.Open(nil, k.nonce(s, iv), bad, aad); err == nil {
+		if _, err := aead.Open(nil, k.nonce(s, iv), bad, aad); err == nil {
 			t.Fatalf("%s: a flipped bit in byte %d of ciphertext|tag was accepted", v.name, i)
 		}
 	}
@@ -130,8 +131,8 @@ func TestCCM16CAVP(t *testing.T) {
 // (CAVS 11.0), section [Tlen = 12] (Alen 32, Plen 24, Nlen 13), Counts 40 and 41.
 func TestCCM12CAVP(t *testing.T) {
 	tagLen := aeadTagLen(EncrAESCCM12)
-	if sa := mustSA(t, Params{Encryption: EncrAESCCM12, EncKey: make([]byte, 16+ccmSalt)}); sa.keys.Load().aead.Overhead() != tagLen || int(sa.icvLen) != tagLen {
-		t.Fatalf("ENCR_AES_CCM_12 SA: AEAD overhead %d, ICV %d; want %d", sa.keys.Load().aead.Overhead(), sa.icvLen, tagLen)
+	if sa := mustSA(t, Params{Encryption: EncrAESCCM12, EncKey: make([]byte, 16+ccmSalt)}); mustAEAD(t, sa).Overhead() != tagLen || int(sa.icvLen) != tagLen {
+		t.Fatalf("ENCR_AES_CCM_12 SA: AEAD overhead %d, ICV %d; want %d", mustAEAD(t, sa).Overhead(), sa.icvLen, tagLen)
 	}
 	for _, v := range []aeadVector{
 		{name: "VTT128 Count 40", key: "3ee186594f110fb788a8bf8aa8be5d4a", nonce: "44f705d52acf27b7f17196aa9b",

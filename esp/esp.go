@@ -232,13 +232,20 @@ type SA struct {
 	keysMem saKeys
 }
 
-// saKeys is everything derived from key material. It is immutable after NewSA except that Zero
-// wipes the salt after detaching it from the SA.
+// saKeys is everything derived from key material. It is immutable after NewSA except that the
+// AEAD is built once, on first use, and that Zero wipes the keys after detaching them from the SA.
 type saKeys struct {
-	aead  cipher.AEAD // AES-GCM, AES-CCM, ChaCha20-Poly1305; for GMAC the GCM that makes its ICV
-	salt  [saltLen]byte
-	nsalt uint8 // salt bytes in the nonce: 4, or 3 for CCM
-	gmac  bool  // ENCR_NULL_AUTH_AES_GMAC: the payload is authenticated, not encrypted
+	// aead is the AES-GCM, AES-CCM or ChaCha20-Poly1305 state (for GMAC the GCM that makes its
+	// ICV), built from aeadKey when the SA first seals or opens a packet. A gateway holds two
+	// SAs per tunnel and many tunnels carry no traffic for long stretches; Go's AES-GCM state is
+	// a 768-byte object (and building it throws a 512-byte key schedule away), half the data
+	// plane's memory per idle tunnel. Nil until then, and for the other transforms.
+	aead       atomic.Pointer[aeadState]
+	aeadKey    [chacha20poly1305.KeySize]byte // AES-128/192/256 or ChaCha20 key, aeadKeyLen bytes
+	aeadKeyLen uint8
+	salt       [saltLen]byte
+	nsalt      uint8 // salt bytes in the nonce: 4, or 3 for CCM
+	gmac       bool  // ENCR_NULL_AUTH_AES_GMAC: the payload is authenticated, not encrypted
 	// macKeys holds the state of transforms with a separate integrity algorithm; nil for AEADs.
 	*macKeys
 }
@@ -389,8 +396,8 @@ func aeadTagLen(e Encryption) int {
 	return aeadICV
 }
 
-// aesKeyWithSalt splits key into an AES key of 16, 24 or 32 bytes and a salt of salt bytes.
-func aesKeyWithSalt(e Encryption, key []byte, salt int) (cipher.Block, []byte, error) {
+// aesKeySplit splits key into an AES key of 16, 24 or 32 bytes and a salt of salt bytes.
+func aesKeySplit(e Encryption, key []byte, salt int) (aesKey, rest []byte, err error) {
 	n := len(key) - salt
 	if n != 16 && n != 24 && n != 32 {
 		if salt == 0 {
@@ -399,11 +406,74 @@ func aesKeyWithSalt(e Encryption, key []byte, salt int) (cipher.Block, []byte, e
 		return nil, nil, fmt.Errorf("%w: %v key must be %d, %d or %d bytes (AES-128/192/256 key + %d-byte salt), got %d",
 			ErrKeyLength, e, 16+salt, 24+salt, 32+salt, salt, len(key))
 	}
-	block, err := aes.NewCipher(key[:n])
+	return key[:n], key[n:], nil
+}
+
+// aesKeyWithSalt is aesKeySplit with the AES cipher built.
+func aesKeyWithSalt(e Encryption, key []byte, salt int) (cipher.Block, []byte, error) {
+	aesKey, rest, err := aesKeySplit(e, key, salt)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := aes.NewCipher(aesKey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("esp: %v: %w", e, err)
 	}
-	return block, key[n:], nil
+	return block, rest, nil
+}
+
+// aeadState holds a built AEAD (an atomic.Pointer needs a pointer type; the interface value
+// itself cannot be swapped atomically).
+type aeadState struct{ cipher.AEAD }
+
+func (k *saKeys) setAEADKey(key []byte) {
+	k.aeadKeyLen = uint8(copy(k.aeadKey[:], key))
+}
+
+// isAEAD reports a combined-mode transform (AES-GCM, AES-CCM, ChaCha20-Poly1305, AES-GMAC).
+func (k *saKeys) isAEAD() bool { return k.macKeys == nil }
+
+// getAEAD returns the SA's AEAD, building it on the SA's first packet. Workers that race to
+// build it agree on the first one stored; the others' copies are garbage.
+func (k *saKeys) getAEAD(e Encryption) (cipher.AEAD, error) {
+	if st := k.aead.Load(); st != nil {
+		return st.AEAD, nil
+	}
+	a, err := newAEAD(e, k.aeadKey[:k.aeadKeyLen])
+	if err != nil {
+		return nil, err
+	}
+	if !k.aead.CompareAndSwap(nil, &aeadState{a}) {
+		return k.aead.Load().AEAD, nil
+	}
+	return a, nil
+}
+
+// newAEAD builds the AEAD of e under key, whose length newKeys has checked.
+func newAEAD(e Encryption, key []byte) (cipher.AEAD, error) {
+	var (
+		a   cipher.AEAD
+		err error
+	)
+	switch e {
+	case EncrChaCha20Poly1305:
+		a, err = chacha20poly1305.New(key)
+	case EncrAESCCM8, EncrAESCCM12, EncrAESCCM16:
+		var block cipher.Block
+		if block, err = aes.NewCipher(key); err == nil {
+			// RFC 4309 §4: an 11-byte nonce (salt and IV), so a 4-byte length field.
+			a, err = ccm.New(block, ccmSalt+aeadIVLen, aeadTagLen(e))
+		}
+	default: // AES-GCM and AES-GMAC
+		var block cipher.Block
+		if block, err = aes.NewCipher(key); err == nil {
+			a, err = cipher.NewGCMWithTagSize(block, aeadTagLen(e))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v: %w", ErrAlgorithm, e, err)
+	}
+	return a, nil
 }
 
 // newKeys fills k (the SA's keysMem) and returns it.
@@ -414,33 +484,26 @@ func newKeys(p Params, k *saKeys) (*saKeys, error) {
 	var err error
 	switch e := p.Encryption; e {
 	case EncrAESGCM12, EncrAESGCM16, EncrNullAESGMAC:
-		block, salt, err := aesKeyWithSalt(e, key, saltLen)
+		aesKey, salt, err := aesKeySplit(e, key, saltLen)
 		if err != nil {
 			return nil, err
 		}
-		if k.aead, err = cipher.NewGCMWithTagSize(block, aeadTagLen(e)); err != nil {
-			return nil, fmt.Errorf("esp: %v: %w", e, err)
-		}
+		k.setAEADKey(aesKey)
 		copy(k.salt[:], salt)
 		k.gmac = e == EncrNullAESGMAC
 	case EncrAESCCM8, EncrAESCCM12, EncrAESCCM16:
-		block, salt, err := aesKeyWithSalt(e, key, ccmSalt)
+		aesKey, salt, err := aesKeySplit(e, key, ccmSalt)
 		if err != nil {
 			return nil, err
 		}
-		// RFC 4309 §4: an 11-byte nonce (salt and IV), so a 4-byte length field.
-		if k.aead, err = ccm.New(block, ccmSalt+aeadIVLen, aeadTagLen(e)); err != nil {
-			return nil, fmt.Errorf("esp: %v: %w", e, err)
-		}
+		k.setAEADKey(aesKey)
 		copy(k.salt[:], salt)
 		k.nsalt = ccmSalt
 	case EncrChaCha20Poly1305:
 		if len(key) != chacha20poly1305.KeySize+saltLen {
 			return nil, fmt.Errorf("%w: %v key must be 36 bytes (32-byte key + 4-byte salt), got %d", ErrKeyLength, e, len(key))
 		}
-		if k.aead, err = chacha20poly1305.New(key[:chacha20poly1305.KeySize]); err != nil {
-			return nil, fmt.Errorf("esp: %v: %w", e, err)
-		}
+		k.setAEADKey(key[:chacha20poly1305.KeySize])
 		copy(k.salt[:], key[chacha20poly1305.KeySize:])
 	case EncrAESCTR:
 		block, nonce, err := aesKeyWithSalt(e, key, saltLen)
@@ -657,7 +720,8 @@ func (sa *SA) Zero() {
 		return
 	}
 	clear(k.salt[:])
-	k.aead = nil
+	clear(k.aeadKey[:])
+	k.aead.Store(nil)
 	if m := k.macKeys; m != nil {
 		m.block, m.ivGen, m.mac = nil, nil, nil
 		m.pool.New = nil

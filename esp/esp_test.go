@@ -68,6 +68,16 @@ func mustSA(t testing.TB, p Params) *SA {
 	return sa
 }
 
+// mustAEAD returns the SA's AEAD, built as the first packet would build it.
+func mustAEAD(t testing.TB, sa *SA) cipher.AEAD {
+	t.Helper()
+	a, err := sa.keys.Load().getAEAD(sa.enc)
+	if err != nil {
+		t.Fatalf("building %v: %v", sa.enc, err)
+	}
+	return a
+}
+
 // pair returns an outbound and an inbound SA with the same keys.
 func pair(t testing.TB, s suite, esn bool) (out, in *SA) {
 	t.Helper()
@@ -518,11 +528,11 @@ func sealRaw(t *testing.T, sa *SA, seq uint64, plain []byte) []byte {
 	rand.Read(iv)
 	pkt = append(pkt, iv...)
 	switch {
-	case k.aead != nil && k.gmac:
+	case k.isAEAD() && k.gmac:
 		pkt = append(pkt, plain...)
-		pkt = k.aead.Seal(pkt, k.nonce(s, iv), nil, sa.gmacAAD(s, pkt, seq))
-	case k.aead != nil:
-		pkt = k.aead.Seal(pkt, k.nonce(s, iv), plain, sa.aad(s, pkt, seq))
+		pkt = mustAEAD(t, sa).Seal(pkt, k.nonce(s, iv), nil, sa.gmacAAD(s, pkt, seq))
+	case k.isAEAD():
+		pkt = mustAEAD(t, sa).Seal(pkt, k.nonce(s, iv), plain, sa.aad(s, pkt, seq))
 	default:
 		ct := append([]byte(nil), plain...)
 		switch {
@@ -600,6 +610,46 @@ func TestZero(t *testing.T) {
 	}
 	if _, _, _, err := in.Open(pkt); !errors.Is(err, ErrZeroed) {
 		t.Fatalf("Open after Zero: %v", err)
+	}
+}
+
+// TestAEADBuiltOnFirstPacket: an AEAD SA keeps only its key until it first seals or opens (idle
+// tunnels of a large gateway carry no cipher state), builds the AEAD once, and Zero wipes the key
+// and drops the AEAD. TestConcurrentWorkers races first packets of fresh SAs under -race.
+func TestAEADBuiltOnFirstPacket(t *testing.T) {
+	for _, s := range suites {
+		if !s.enc.IsAEAD() {
+			continue
+		}
+		t.Run(s.name, func(t *testing.T) {
+			out, in := pair(t, s, false)
+			ko, ki := out.keys.Load(), in.keys.Load()
+			if ko.aead.Load() != nil || ki.aead.Load() != nil {
+				t.Fatal("AEAD built before the first packet")
+			}
+			if want := s.encN - int(ko.nsalt); int(ko.aeadKeyLen) != want {
+				t.Fatalf("kept a %d-byte key, want %d", ko.aeadKeyLen, want)
+			}
+			pkt, _ := sealNext(t, out, 4, payloadOf(40), 0)
+			built := ko.aead.Load()
+			if built == nil || ki.aead.Load() != nil {
+				t.Fatal("Seal did not build the outbound SA's AEAD (or built the inbound one)")
+			}
+			if _, _, _, err := in.Open(pkt); err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			if ki.aead.Load() == nil {
+				t.Fatal("Open did not build the inbound SA's AEAD")
+			}
+			sealNext(t, out, 4, payloadOf(40), 0)
+			if ko.aead.Load() != built {
+				t.Fatal("the second packet built the AEAD again")
+			}
+			out.Zero()
+			if ko.aead.Load() != nil || ko.aeadKey != [len(ko.aeadKey)]byte{} {
+				t.Fatal("Zero left the AEAD or its key behind")
+			}
+		})
 	}
 }
 

@@ -61,7 +61,11 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 	ivField := out[headerLen:ctOff]
 	s := k.getScratch()
 	defer k.putScratch(s)
-	if k.aead != nil {
+	if k.isAEAD() {
+		aead, err := k.getAEAD(sa.enc)
+		if err != nil {
+			return nil, err
+		}
 		if iv != nil {
 			copy(ivField, iv)
 		} else {
@@ -70,10 +74,10 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 		nonce := k.nonce(s, ivField)
 		if k.gmac {
 			// GMAC authenticates header, IV and the payload in the clear (RFC 4543 §3).
-			k.aead.Seal(out[ctOff+ctLen:ctOff+ctLen], nonce, nil, sa.gmacAAD(s, out[:ctOff+ctLen], seq))
+			aead.Seal(out[ctOff+ctLen:ctOff+ctLen], nonce, nil, sa.gmacAAD(s, out[:ctOff+ctLen], seq))
 			return ret, nil
 		}
-		k.aead.Seal(ct[:0], nonce, ct, sa.aad(s, out, seq))
+		aead.Seal(ct[:0], nonce, ct, sa.aad(s, out, seq))
 		return ret, nil
 	}
 	if k.block != nil && k.ctr {
@@ -241,16 +245,18 @@ func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err
 	ct := pkt[ctOff:ctEnd]
 	var plain []byte
 	switch {
-	case k.aead != nil && k.gmac:
-		nonce := k.nonce(s, pkt[headerLen:ctOff])
-		if _, err := k.aead.Open(ct[:0], nonce, pkt[ctEnd:], sa.gmacAAD(s, pkt[:ctEnd], seq)); err != nil {
-			return nil, 0, 0, ErrAuth
-		}
-		plain = ct
-	case k.aead != nil:
-		nonce := k.nonce(s, pkt[headerLen:ctOff])
-		plain, err = k.aead.Open(ct[:0], nonce, pkt[ctOff:], sa.aad(s, pkt, seq))
+	case k.isAEAD():
+		aead, err := k.getAEAD(sa.enc)
 		if err != nil {
+			return nil, 0, 0, err
+		}
+		nonce := k.nonce(s, pkt[headerLen:ctOff])
+		if k.gmac {
+			if _, err := aead.Open(ct[:0], nonce, pkt[ctEnd:], sa.gmacAAD(s, pkt[:ctEnd], seq)); err != nil {
+				return nil, 0, 0, ErrAuth
+			}
+			plain = ct
+		} else if plain, err = aead.Open(ct[:0], nonce, pkt[ctOff:], sa.aad(s, pkt, seq)); err != nil {
 			return nil, 0, 0, ErrAuth
 		}
 	default:

@@ -405,12 +405,20 @@ func (v *nonceValue) bytes() []byte {
 
 // addChild records a new Child SA and asks for its installation. activate: it carries our
 // outbound traffic at once; otherwise it waits for the peer (make-before-break).
+// dropChildren forgets every Child SA (they went down or to another IKE SA).
+func (sa *SA) dropChildren() {
+	sa.Children, sa.childMem = nil, [1]*ChildSA{}
+}
+
 func (sa *SA) addChild(c *ChildSA, inst *ChildInstall, activate bool, replaces *ChildSA) {
 	c.state = ChildStandby
 	if activate {
 		c.state = ChildInstalled
 	}
 	sa.armChild(c)
+	if sa.Children == nil {
+		sa.Children = sa.childMem[:0]
+	}
 	sa.Children = append(sa.Children, c)
 	inst.IKE = sa.Info()
 	inst.Encap = sa.Encap()

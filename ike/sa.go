@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -142,7 +143,11 @@ type SA struct {
 
 	LocalID, RemoteID Identity
 	Children          []*ChildSA
-	Established       time.Time
+	// childMem is where Children lives while there is one Child SA (nearly every IKE SA of a
+	// gateway): one object less per tunnel for the garbage collector. Children handed to
+	// another IKE SA are copied out of it (moveTo, handOver), never aliased.
+	childMem    [1]*ChildSA
+	Established time.Time
 	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
 	PeerInitialContact bool
 	// LocalVIPs are the virtual IPs we received, RemoteVIPs those we assigned to the peer, and
@@ -455,7 +460,7 @@ func (sa *SA) childByOutbound(proto wire.ProtocolID, spi uint32) *ChildSA {
 func (sa *SA) removeChild(c *ChildSA) {
 	for i, x := range sa.Children {
 		if x == c {
-			sa.Children = append(sa.Children[:i], sa.Children[i+1:]...)
+			sa.Children = slices.Delete(sa.Children, i, i+1) // clears the freed slot (childMem)
 			return
 		}
 	}

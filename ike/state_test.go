@@ -42,3 +42,28 @@ func TestTransitionTables(t *testing.T) {
 		}
 	}
 }
+
+// TestChildListInPlace: the first Child SA lives in the IKE SA's own allocation; removing it
+// clears the slot (no dead Child SA kept reachable), and Child SAs handed to the IKE SA that
+// replaces this one are copied out (the new SA must not keep the old one alive through it).
+func TestChildListInPlace(t *testing.T) {
+	sa, c := new(SA), new(ChildSA)
+	sa.Children = append(sa.childMem[:0], c)
+	sa.removeChild(c)
+	if len(sa.Children) != 0 || sa.childMem[0] != nil {
+		t.Fatalf("after removeChild: %d children, slot %p", len(sa.Children), sa.childMem[0])
+	}
+	sa.Children = append(sa.childMem[:0], c)
+	next := new(SA)
+	sa.state, next.state = StateEstablished, StateEstablished
+	sa.moveTo(next)
+	if len(next.Children) != 1 || next.Children[0] != c {
+		t.Fatalf("moveTo handed over %v", next.Children)
+	}
+	if &next.Children[0] == &sa.childMem[0] {
+		t.Fatal("the new IKE SA's Child SA list aliases the old IKE SA's memory")
+	}
+	if sa.Children != nil || sa.childMem[0] != nil {
+		t.Fatal("the rekeyed IKE SA still references its Child SAs")
+	}
+}

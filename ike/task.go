@@ -284,7 +284,7 @@ func (sa *SA) Kill(reason Reason) {
 			sa.emit(ChildDown{IKE: sa.Info(), Name: c.Name, Protocol: c.Protocol(), SPIIn: c.SPIIn, SPIOut: c.SPIOut, Reason: cr})
 		}
 	}
-	sa.Children = nil
+	sa.dropChildren()
 	sa.emit(IKEDown{IKE: sa.Info(), Reason: reason, Up: wasUp, Replaced: replaced})
 	sa.Zero()
 }

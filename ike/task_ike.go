@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/goipsec/goipsec/ike/suite"
 	"github.com/goipsec/goipsec/ike/wire"
@@ -233,7 +234,8 @@ func (sa *SA) rekeyKeys(next *SA, p proposal.Proposal, secret []byte) error {
 // moveTo hands the Child SAs and queued work to next, which is not running yet, and marks this
 // IKE SA rekeyed.
 func (sa *SA) moveTo(next *SA) {
-	next.Children, sa.Children = sa.Children, nil
+	next.Children = append(next.Children, sa.Children...) // not sa's childMem: sa is going
+	sa.dropChildren()
 	next.queue, sa.queue = append(next.queue, sa.queue...), nil
 	sa.replaced = true
 	sa.setState(StateRekeyed)
@@ -242,8 +244,9 @@ func (sa *SA) moveTo(next *SA) {
 
 // handOver gives the Child SAs to an IKE SA that already runs on its own (through the driver).
 func (sa *SA) handOver(to *SA) {
-	sa.handoff = &Handoff{To: to, From: sa.Info(), Children: sa.Children, tasks: sa.queue}
-	sa.Children, sa.queue = nil, nil
+	sa.handoff = &Handoff{To: to, From: sa.Info(), Children: slices.Clone(sa.Children), tasks: sa.queue}
+	sa.dropChildren()
+	sa.queue = nil
 	sa.replaced = true
 	sa.setState(StateRekeyed)
 }

@@ -17,7 +17,8 @@
 #                                                 # plus goipsec's CPU profile during each measurement
 #                                                 # (PPROF_SECONDS, 8) and heap profile after it;
 #                                                 # RESP_GODEBUG=gctrace=1 adds the collector's trace
-#                                                 # to the responder log kept there
+#                                                 # to the responder log kept there;
+#                                                 # RESP_ENV="GOGC=50" sets more of its environment
 #   MODE=held HELD_PLACEMENT=pinned scripts/bench-ike.sh  # generator on CPU 0, responder on CPU 1
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
@@ -151,7 +152,7 @@ CONF
   local pprof=()
   [ -n "${PPROF_DIR:-}" ] && pprof=(--debug-pprof 127.0.0.1:6060)
   # RESP_GODEBUG (e.g. gctrace=1) goes to the goipsec responder only; its log is kept in PPROF_DIR.
-  ip netns exec $R env ${RESP_GODEBUG:+GODEBUG=$RESP_GODEBUG} "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
+  ip netns exec $R env ${RESP_GODEBUG:+GODEBUG=$RESP_GODEBUG} ${RESP_ENV:-} "${resp_cpu[@]}" "$tmp/goipsec" run -c "$gd/goipsec.conf" "${pprof[@]}" 2>"$tmp/goipsec.log" &
   resp_pid=$!
   for _ in $(seq 100); do
     ip -n $R link show goipsec0 >/dev/null 2>&1 && ip netns exec $R ss -Hulpn 2>/dev/null | grep -q ':500 ' && return 0

@@ -107,7 +107,14 @@ type Keys struct {
 	SKd, SKai, SKar, SKei, SKer, SKpi, SKpr []byte
 
 	buf []byte
+	// mem holds buf when the keys fit (AES-GCM or AES-256-CBC with SHA-256, the usual suites):
+	// one object per IKE SA instead of two for the garbage collector of a gateway holding
+	// 100,000 of them.
+	mem [keysInline]byte
 }
+
+// keysInline is SHA-256 prf+ output for AES-256-CBC with HMAC-SHA-256 (3×32 + 2×32 + 2×32).
+const keysInline = 224
 
 // Zero wipes every key and leaves the fields nil.
 func (k *Keys) Zero() {
@@ -215,11 +222,12 @@ func DeriveIKEKeys(t IKETransforms, skeyseed, ni, nr, spii, spir []byte) (*Keys,
 	}
 	prfLen := p.Size()
 	total := 3*prfLen + 2*integLen + 2*encrLen
-	buf, err := p.Plus(skeyseed, total, ni, nr, spii, spir)
+	k := new(Keys)
+	buf, err := p.plusAppend(k.mem[:0], skeyseed, total, ni, nr, spii, spir)
 	if err != nil {
 		return nil, err
 	}
-	k := &Keys{buf: buf}
+	k.buf = buf
 	rest := buf
 	take := func(n int) []byte {
 		b := rest[:n:n]

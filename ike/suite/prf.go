@@ -71,8 +71,19 @@ func (p PRF) Plus(key []byte, n int, seed ...[]byte) ([]byte, error) {
 	if n < 0 || n > maxPRFPlusBlocks*p.size {
 		return nil, fmt.Errorf("%w: %d bytes requested, at most %d", ErrPRFPlusTooLong, n, maxPRFPlusBlocks*p.size)
 	}
+	return p.plusAppend(make([]byte, 0, (n+p.size-1)/p.size*p.size), key, n, seed...)
+}
+
+// plusAppend is Plus writing into out's spare capacity (out is empty) when it holds whole blocks
+// for n bytes, into a new buffer otherwise.
+func (p PRF) plusAppend(out, key []byte, n int, seed ...[]byte) ([]byte, error) {
+	if n < 0 || n > maxPRFPlusBlocks*p.size {
+		return nil, fmt.Errorf("%w: %d bytes requested, at most %d", ErrPRFPlusTooLong, n, maxPRFPlusBlocks*p.size)
+	}
 	blocks := (n + p.size - 1) / p.size
-	out := make([]byte, 0, blocks*p.size)
+	if cap(out) < blocks*p.size {
+		out = make([]byte, 0, blocks*p.size)
+	}
 	h := p.mac.keyed(key)
 	defer h.release()
 	for k := 1; k <= blocks; k++ {
