@@ -251,7 +251,7 @@ type DataPlane struct {
 	Keepalives uint64            `json:"keepalives"`
 	Dummy      uint64            `json:"dummy_packets"`
 	Bypassed   uint64            `json:"bypassed_packets"`
-	// XDP is present while raw ESP is received through AF_XDP (daemon.raw_esp_xdp).
+	// XDP is present with daemon.raw_esp_xdp = yes: raw ESP received through AF_XDP.
 	XDP *XDP `json:"xdp,omitempty"`
 }
 
