@@ -400,9 +400,9 @@ func (p *xskPipeline) run(done chan struct{}) {
 		// More than one frame waiting means a stream: let it go on filling the ring for a
 		// moment, in short sleeps while frames keep coming, before reading it. The packets
 		// that arrive meanwhile wake nobody (the reader sleeps on a timer, not on the
-		// socket), and the GRO writer coalesces more segments per TUN write, so the TCP receiver also
-		// acknowledges less often (each acknowledgement is a packet through the tunnel the
-		// other way). A lone packet (ping, a handshake) is read at once.
+		// socket), and the GRO writer coalesces more segments per TUN write, so the TCP
+		// receiver also acknowledges less often (each acknowledgement is a packet through the
+		// tunnel the other way). A lone packet (ping, a handshake) is read at once.
 		for n >= 2 && n < xskHoldFrames {
 			_ = unix.Nanosleep(&hold, nil)
 			m := p.x.rx.available()
