@@ -97,7 +97,7 @@ func (e *Engine) receiveInitResponse(s *ikeSA, w work) {
 		s.Remote = netip.AddrPortFrom(s.Remote.Addr(), 4500)
 	}
 	s.nextMsgID = 1
-	s.lastSeen = e.cfg.Clock.Now()
+	s.lastSeen = e.now()
 }
 
 // peerLostState handles an unprotected INVALID_IKE_SPI answer to our outstanding request: the
@@ -127,7 +127,7 @@ func (e *Engine) peerLostState(s *ikeSA, w work) bool {
 
 func (e *Engine) stopPending(s *ikeSA) {
 	s.pendingMsg = nil
-	s.retransmitAt = time.Time{}
+	s.retransmitAt = 0
 }
 
 // open authenticates a protected message and returns its inner payloads, reassembling fragments
@@ -192,7 +192,7 @@ func firstInner(o *wire.Opened) wire.PayloadType {
 // 7296 §2.23 says to: the peer is behind a NAT whose mapping changed. Never on unauthenticated
 // input (this runs after the ICV check), and never when only we are behind the NAT.
 func (e *Engine) seen(s *ikeSA, w work) {
-	s.lastSeen = e.cfg.Clock.Now()
+	s.lastSeen = e.now()
 	local := w.local
 	if !local.Addr().IsValid() {
 		// The transport could not tell our address (lost IP_PKTINFO): keep the one we have.
@@ -300,7 +300,7 @@ func (e *Engine) sendResponse(s *ikeSA, h wire.Header, resp *ike.Message, to net
 		return
 	}
 	s.lastResp, s.hasResp, s.respTo = msgs, true, to
-	s.respDropAt = e.cfg.Clock.Now().Add(e.cfg.HalfOpenTimeout)
+	s.respDropAt = e.now().Add(e.cfg.HalfOpenTimeout)
 	e.send(s, to, msgs)
 }
 
@@ -350,7 +350,7 @@ func (e *Engine) sendProtected(s *ikeSA, req *ike.Message, id uint32) {
 // sendRequest sends a request and arms its retransmission.
 func (e *Engine) sendRequest(s *ikeSA, id uint32, msgs [][]byte) {
 	s.pendingID, s.pendingMsg, s.retries = id, msgs, 0
-	s.retransmitAt = e.cfg.Clock.Now().Add(e.retransmitDelay(0))
+	s.retransmitAt = e.now().Add(e.retransmitDelay(0))
 	e.send(s, s.Remote, msgs)
 }
 
@@ -366,13 +366,17 @@ func (e *Engine) send(s *ikeSA, to netip.AddrPort, msgs [][]byte) {
 
 // --- timers ---
 
+// now is the engine clock's current time as an instant.
+func (e *Engine) now() instant { return e.ep.at(e.cfg.Clock.Now()) }
+
 // tick does what is due at the current time.
 func (e *Engine) tick(s *ikeSA) {
 	now := e.cfg.Clock.Now()
-	if s.hasResp && !s.respDropAt.IsZero() && !now.Before(s.respDropAt) {
-		s.lastResp, s.hasResp, s.respDropAt = nil, false, time.Time{}
+	at := e.ep.at(now)
+	if s.hasResp && !s.respDropAt.IsZero() && !at.Before(s.respDropAt) {
+		s.lastResp, s.hasResp, s.respDropAt = nil, false, 0
 	}
-	if s.pendingMsg != nil && !s.retransmitAt.IsZero() && !now.Before(s.retransmitAt) {
+	if s.pendingMsg != nil && !s.retransmitAt.IsZero() && !at.Before(s.retransmitAt) {
 		if e.fallbackToTCP(s) {
 			return
 		}
@@ -391,12 +395,12 @@ func (e *Engine) tick(s *ikeSA) {
 		}
 		s.retries++
 		e.stats.retransmits.Add(1)
-		s.retransmitAt = now.Add(e.retransmitDelay(s.retries))
+		s.retransmitAt = at.Add(e.retransmitDelay(s.retries))
 		e.logSA(s).Debug("retransmitting request", "msgid", s.pendingID, "try", s.retries)
 		e.send(s, s.Remote, s.pendingMsg)
 	}
 	if !s.State().Authenticated() {
-		if !s.halfOpenUntil.IsZero() && !now.Before(s.halfOpenUntil) {
+		if !s.halfOpenUntil.IsZero() && !at.Before(s.halfOpenUntil) {
 			e.flush(s)
 			s.out = append(s.out, ike.Failed{Conn: s.connName(), Err: fmt.Errorf("half-open IKE SA from %s timed out waiting for IKE_AUTH", s.Remote)})
 			s.Kill(ike.ReasonHalfOpenTimeout)
@@ -404,36 +408,36 @@ func (e *Engine) tick(s *ikeSA) {
 		return
 	}
 	if s.State().Up() {
-		if !s.rekeyAt.IsZero() && !now.Before(s.rekeyAt) {
+		if !s.rekeyAt.IsZero() && !at.Before(s.rekeyAt) {
 			// Tried again a minute later should this rekey fail.
-			s.rekeyAt = now.Add(time.Minute)
+			s.rekeyAt = at.Add(time.Minute)
 			s.QueueRekeyIKE()
 		}
-		if d := s.Config.DPDDelay; d > 0 && !s.Busy() && now.Sub(s.lastSeen) >= d {
+		if d := s.Config.DPDDelay; d > 0 && !s.Busy() && at.Sub(s.lastSeen) >= d {
 			s.QueueLiveness()
 		}
-		if !s.reauthAt.IsZero() && !now.Before(s.reauthAt) {
+		if !s.reauthAt.IsZero() && !at.Before(s.reauthAt) {
 			e.reauthenticate(s, now) // reauth.go
 		}
 	}
-	if !s.keepaliveAt.IsZero() && !now.Before(s.keepaliveAt) {
+	if !s.keepaliveAt.IsZero() && !at.Before(s.keepaliveAt) {
 		e.flush(s)
 		s.out = append(s.out, keepaliveEffect{local: s.Local, remote: s.Remote})
-		s.keepaliveAt = now.Add(e.cfg.KeepaliveInterval)
+		s.keepaliveAt = at.Add(e.cfg.KeepaliveInterval)
 	}
 	s.Tick(now)
 }
 
 // deadline is the SA's next wake-up.
-func (e *Engine) deadline(s *ikeSA) time.Time {
-	var next time.Time
-	consider := func(t time.Time) {
+func (e *Engine) deadline(s *ikeSA) instant {
+	var next instant
+	consider := func(t instant) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
 	if s.State() == ike.StateDead {
-		return time.Time{}
+		return 0
 	}
 	if s.pendingMsg != nil {
 		consider(s.retransmitAt)
@@ -453,7 +457,7 @@ func (e *Engine) deadline(s *ikeSA) time.Time {
 		}
 	}
 	consider(s.keepaliveAt)
-	consider(s.NextDeadline())
+	consider(e.ep.at(s.NextDeadline()))
 	return next
 }
 
@@ -496,7 +500,7 @@ func (e *Engine) takeEffects(s *ikeSA) []effect {
 // established does the engine's part when an IKE SA completes IKE_AUTH.
 func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 	now := e.cfg.Clock.Now()
-	took := now.Sub(s.started)
+	took := e.ep.at(now).Sub(s.started)
 	e.stats.handshake(took)
 	*out = append(*out, handshakeEffect{took: took})
 	e.leaveHalfOpen(s)
@@ -538,14 +542,14 @@ func (e *Engine) established(s *ikeSA, up ike.IKEUp, out *[]effect) {
 // armIKE starts an established IKE SA's own timers.
 func (e *Engine) armIKE(s *ikeSA, now time.Time) {
 	if d := s.Config.RekeyTime; d > 0 {
-		s.rekeyAt = now.Add(ike.Jitter(d, e.cfg.Rand))
+		s.rekeyAt = e.ep.at(now).Add(ike.Jitter(d, e.cfg.Rand))
 	}
 	if d := s.Config.ReauthTime; d > 0 && s.Initiator {
-		s.reauthAt = now.Add(ike.Jitter(d, e.cfg.Rand))
+		s.reauthAt = e.ep.at(now).Add(ike.Jitter(d, e.cfg.Rand))
 	}
 	if s.NATLocal && e.cfg.Keepalive != nil && !s.TCP {
 		// Behind a NAT: keep its mapping for port 4500 alive (RFC 3948 §2.3).
-		s.keepaliveAt = now.Add(e.cfg.KeepaliveInterval)
+		s.keepaliveAt = e.ep.at(now).Add(e.cfg.KeepaliveInterval)
 	}
 }
 
@@ -558,7 +562,7 @@ func (e *Engine) leaveHalfOpen(s *ikeSA) {
 		e.nHalf.Add(-1)
 	}
 	s.halfOpenKey = nil
-	s.halfOpenUntil = time.Time{}
+	s.halfOpenUntil = 0
 }
 
 // finish completes a piece of work: it flushes effects, registers IKE SAs a rekey created, hands
@@ -623,7 +627,7 @@ func (e *Engine) remove(s *ikeSA) {
 	e.leaveHalfOpen(s)
 	e.table.remove(s.en)
 	e.idx.remove(s, nil)
-	e.sched.set(s.en, time.Time{})
+	e.sched.set(s.en, 0)
 	s.en.qmu.Lock()
 	s.en.gone = true
 	s.en.inbox = nil

@@ -202,6 +202,7 @@ type Engine struct {
 	nHalf    atomic.Int64
 	idx      indexes
 	sched    *scheduler
+	ep       epoch // the instants of the IKE SAs' deadlines count from it
 	runq     *fifo
 	applyq   *fifo
 	// stateless queues the effects that belong to no SA (refused IKE_SA_INIT requests).
@@ -235,7 +236,8 @@ func New(cfg Config) *Engine {
 	e.invalid = rateLimit{perSecond: cfg.InvalidSPIRate}
 	e.deps = ike.Deps{Rand: cfg.Rand, Now: cfg.Clock.Now, AllocSPI: cfg.AllocSPI, Nonce: cfg.Nonce, KeyLog: cfg.KeyLog,
 		Unique: e.uniqueness, Illegal: func(err error) { e.log.Error("refused an illegal state change (a bug)", "err", err) }}.WithDefaults()
-	e.sched = &scheduler{clock: cfg.Clock, fire: func(en *entry) { e.post(en, work{kind: workTimer}) }}
+	e.ep = newEpoch(cfg.Clock.Now())
+	e.sched = &scheduler{clock: cfg.Clock, ep: e.ep, fire: func(en *entry) { e.post(en, work{kind: workTimer}) }}
 	if !cfg.Manual {
 		for range cfg.Workers {
 			e.workers.Add(1)
@@ -316,7 +318,7 @@ func (e *Engine) newEntry(sa *ike.SA) (*entry, *ikeSA) {
 		s  ikeSA
 	}{}
 	en, s := &both.en, &both.s
-	now := e.cfg.Clock.Now()
+	now := e.now()
 	en.spi = sa.MySPI()
 	*s = ikeSA{SA: sa, en: en, started: now, lastSeen: now}
 	en.s = s
@@ -485,7 +487,7 @@ func (e *Engine) receiveInitRequest(b []byte, h wire.Header, local, remote netip
 	en, s := e.newEntry(sa)
 	s.expectID = 1
 	s.lastResp, s.hasResp, s.respTo = [][]byte{resp}, true, remote
-	s.halfOpenUntil = e.cfg.Clock.Now().Add(e.cfg.HalfOpenTimeout)
+	s.halfOpenUntil = e.now().Add(e.cfg.HalfOpenTimeout)
 	if _, loaded := e.halfOpen.LoadOrStore(key, en); loaded {
 		// A copy of the request was answered meanwhile: keep that answer.
 		sa.Zero()
@@ -641,7 +643,7 @@ func (e *Engine) Redirect(pick func(SAInfo) bool, gw string) int {
 	n := 0
 	for _, en := range e.table.all() {
 		en.mu.Lock()
-		ok := en.s != nil && en.s.State().Up() && !en.s.Initiator && pick(en.s.info())
+		ok := en.s != nil && en.s.State().Up() && !en.s.Initiator && pick(en.s.info(e.ep))
 		en.mu.Unlock()
 		if ok && e.post(en, work{kind: workFunc, fn: func(s *ikeSA) {
 			if s.QueueRedirect(gw) {
@@ -841,7 +843,7 @@ func (e *Engine) SAs() []SAInfo {
 	for _, en := range e.table.all() {
 		en.mu.Lock()
 		if s := en.s; s != nil && s.State() != ike.StateDead {
-			out = append(out, s.info())
+			out = append(out, s.info(e.ep))
 		}
 		en.mu.Unlock()
 	}
@@ -854,12 +856,12 @@ func (e *Engine) SAs() []SAInfo {
 	return out
 }
 
-func (s *ikeSA) info() SAInfo {
+func (s *ikeSA) info(ep epoch) SAInfo {
 	info := SAInfo{Name: s.connName(), SPIi: s.SPIi, SPIr: s.SPIr, Initiator: s.Initiator, State: s.State(),
 		Local: s.Local, Remote: s.Remote, Proposal: s.Proposal.String(), Transforms: s.Proposal, NAT: s.NAT() || s.NATFake, NATFake: s.NATFake,
-		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: s.rekeyAt,
+		NATLocal: s.NATLocal, NATRemote: s.NATRemote, Established: s.Established, RekeyAt: ep.time(s.rekeyAt),
 		TCP: s.TCP, TCPOriginator: s.TCPOriginator, PPK: s.PPK,
-		LastReceived: s.lastSeen, LocalVIPs: s.LocalVIPs, RemoteVIPs: s.RemoteVIPs, EAPID: s.EAPID()}
+		LastReceived: ep.time(s.lastSeen), LocalVIPs: s.LocalVIPs, RemoteVIPs: s.RemoteVIPs, EAPID: s.EAPID()}
 	if s.HasWork() {
 		info.Queued = 1
 	}

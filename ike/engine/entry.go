@@ -40,7 +40,7 @@ type entry struct {
 	idPos int
 
 	// Guarded by the scheduler's lock.
-	wakeAt  time.Time
+	wakeAt  instant
 	wakeSeq uint64
 }
 
@@ -246,14 +246,14 @@ type ikeSA struct {
 	*ike.SA
 	en *entry
 
-	started time.Time // first message, for the handshake duration
+	started instant // first message, for the handshake duration
 
 	// Our requests (window size 1).
 	nextMsgID    uint32
 	pendingID    uint32
 	pendingMsg   [][]byte // nil: no request outstanding
 	retries      int
-	retransmitAt time.Time
+	retransmitAt instant
 
 	// The peer's requests.
 	expectID uint32
@@ -262,16 +262,16 @@ type ikeSA struct {
 	respTo   netip.AddrPort // where the cached response went
 	// respDropAt is when the cached response is dropped: once no retransmission of its
 	// request can come any more (an idle IKE SA then holds no message bytes).
-	respDropAt time.Time
+	respDropAt instant
 	reasm      *wire.Reassembler
 
-	lastSeen      time.Time // last authenticated message from the peer
-	rekeyAt       time.Time // IKE SA rekey (zero: none)
-	reauthAt      time.Time // re-authentication by a new IKE SA (zero: none; reauth.go)
-	reauthOf      *entry    // the IKE SA this one re-authenticates, deleted once this one is up
-	reauthUp      bool      // established: reauthOf goes once the Child SAs are installed
-	keepaliveAt   time.Time
-	halfOpenUntil time.Time // responder: IKE_AUTH must arrive by then
+	lastSeen      instant // last authenticated message from the peer
+	rekeyAt       instant // IKE SA rekey (zero: none)
+	reauthAt      instant // re-authentication by a new IKE SA (zero: none; reauth.go)
+	reauthOf      *entry  // the IKE SA this one re-authenticates, deleted once this one is up
+	reauthUp      bool    // established: reauthOf goes once the Child SAs are installed
+	keepaliveAt   instant
+	halfOpenUntil instant // responder: IKE_AUTH must arrive by then
 
 	halfOpenKey *initKey // registered in the half-open table
 	// udpPath is where IKE_SA_INIT went over UDP before the fallback to TCP (tcp.go), to go back

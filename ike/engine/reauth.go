@@ -19,7 +19,7 @@ const reauthRetry = time.Minute
 
 // reauthenticate starts the new IKE SA for s (as s's owner).
 func (e *Engine) reauthenticate(s *ikeSA, now time.Time) {
-	s.reauthAt = now.Add(reauthRetry)
+	s.reauthAt = e.ep.at(now).Add(reauthRetry)
 	cfg := *s.Config
 	if len(s.LocalVIPs) > 0 {
 		// Ask for the addresses we have: the gateway gives them again (the same lease).
