@@ -160,9 +160,15 @@ func (p *rxPipeline) rawPacket(d []byte, sl *rxMsg) {
 	} else {
 		spi = binary.BigEndian.Uint32(ahSPI(pkt, p.sock.is6))
 	}
-	sa := e.sad.lookup(p.raw, spi, dst)
+	p.deliverRaw(p.raw, spi, src, dst, pkt)
+}
+
+// deliverRaw hands an IPsec packet that arrived without UDP (raw socket or AF_XDP) to its inbound
+// SA, which must be one that expects it so (not ESP in UDP); otherwise it counts no_sa.
+func (p *rxPipeline) deliverRaw(proto dataplane.Protocol, spi uint32, src, dst netip.Addr, pkt []byte) {
+	sa := p.e.sad.lookup(proto, spi, dst)
 	if sa == nil || sa.addr.Load().encap || !sa.hold() {
-		e.stats.drops[dataplane.DropNoSA].Add(1)
+		p.e.stats.drops[dataplane.DropNoSA].Add(1)
 		return
 	}
 	p.deliver(sa, pkt, netip.AddrPortFrom(src, 0))

@@ -455,12 +455,7 @@ func (p *xskPipeline) frame(f []byte) {
 		e.stats.drops[dataplane.DropMalformed].Add(1)
 		return
 	}
-	sa := e.sad.lookup(dataplane.ESP, binary.BigEndian.Uint32(pkt), dst)
-	if sa == nil || sa.addr.Load().encap || !sa.hold() {
-		e.stats.drops[dataplane.DropNoSA].Add(1)
-		return
-	}
-	p.deliver(sa, pkt, netip.AddrPortFrom(src, 0))
+	p.deliverRaw(dataplane.ESP, binary.BigEndian.Uint32(pkt), src, dst, pkt)
 }
 
 // parseESPFrame checks an Ethernet frame the XDP program redirected — the kernel has not looked
