@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
-	"runtime/metrics"
 	"testing"
 
 	"github.com/goipsec/goipsec/dataplane"
 	"github.com/goipsec/goipsec/esp"
+	"github.com/goipsec/goipsec/internal/heapstat"
 	"github.com/goipsec/goipsec/ts"
 )
 
@@ -61,23 +61,6 @@ func (c *child) remove(e *Engine, id dataplane.PolicyID) error {
 		e.DeleteSA(dataplane.SAKey{Protocol: dataplane.ESP, SPI: c.in.SPI, Dst: c.in.Dst}))
 }
 
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
-// heapObjects is the number of live heap objects after a collection.
-func heapObjects() uint64 {
-	runtime.GC()
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/gc/heap/objects:objects"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // TestHeapPerChildSA installs 20,000 Child SA pairs as IKE installs them and checks the data
 // plane's heap per pair — two SAs with their keys and replay window, one policy, the SAD/SPD
 // index entries — against its budget of 1.6 KiB while the tunnels are idle, and of 3.1 KiB once
@@ -91,14 +74,14 @@ func TestHeapPerChildSA(t *testing.T) {
 	for i := range children {
 		children[i] = newChild(i)
 	}
-	before, objsBefore := heapInUse(), heapObjects()
+	before, objsBefore := heapstat.Bytes(), heapstat.Objects()
 	for i := range children {
 		if _, err := children[i].install(e); err != nil {
 			t.Fatal(err)
 		}
 	}
-	per := float64(heapInUse()-before) / n
-	objs := float64(heapObjects()-objsBefore) / n
+	per := float64(heapstat.Bytes()-before) / n
+	objs := float64(heapstat.Objects()-objsBefore) / n
 	t.Logf("idle: %.0f bytes and %.2f objects of heap per Child SA pair (%d pairs)", per, objs, n)
 	if per > idleBudget {
 		t.Fatalf("%.0f bytes of heap per idle Child SA pair, budget %d", per, idleBudget)
@@ -125,8 +108,8 @@ func TestHeapPerChildSA(t *testing.T) {
 			}
 		}
 	}
-	per = float64(heapInUse()-before) / n
-	objs = float64(heapObjects()-objsBefore) / n
+	per = float64(heapstat.Bytes()-before) / n
+	objs = float64(heapstat.Objects()-objsBefore) / n
 	t.Logf("with traffic: %.0f bytes and %.2f objects of heap per Child SA pair", per, objs)
 	if per > busyBudget {
 		t.Fatalf("%.0f bytes of heap per Child SA pair with traffic, budget %d", per, busyBudget)
@@ -148,7 +131,7 @@ func BenchmarkInstall(b *testing.B) {
 			for i := range children {
 				children[i] = newChild(i)
 			}
-			before := heapInUse()
+			before := heapstat.Bytes()
 			for i := range held {
 				if _, err := children[i].install(e); err != nil {
 					b.Fatal(err)
@@ -156,7 +139,7 @@ func BenchmarkInstall(b *testing.B) {
 			}
 			perPair := 0.0
 			if held > 0 {
-				perPair = float64(heapInUse()-before) / float64(held)
+				perPair = float64(heapstat.Bytes()-before) / float64(held)
 			}
 			b.ResetTimer()
 			for i := range b.N {

@@ -12,6 +12,7 @@ import (
 	"github.com/goipsec/goipsec/ike/engine"
 	"github.com/goipsec/goipsec/ike/engine/enginetest"
 	"github.com/goipsec/goipsec/ike/wire"
+	"github.com/goipsec/goipsec/internal/heapstat"
 	"github.com/goipsec/goipsec/pool"
 	"github.com/goipsec/goipsec/ts"
 )
@@ -104,9 +105,9 @@ func TestRoadWarriorsHeld(t *testing.T) {
 		t.Skip("builds 1,000 IKE SAs; -short skips it")
 	}
 	const n = 1000
-	before := heapInUse()
+	before := heapstat.Bytes()
 	e, p4, took := roadWarriors(t, n, true)
-	per := float64(heapInUse()-before) / n
+	per := float64(heapstat.Bytes()-before) / n
 	leases := p4.Leases()
 	runtime.KeepAlive(e)
 	seen := map[netip.Addr]bool{}
@@ -129,9 +130,9 @@ func BenchmarkRoadWarrior(b *testing.B) {
 		b.Run(method, func(b *testing.B) {
 			const n = 1000
 			for b.Loop() {
-				before := heapInUse()
+				before := heapstat.Bytes()
 				e, _, took := roadWarriors(b, n, method != "psk")
-				b.ReportMetric(float64(heapInUse()-before)/n, "B/user")
+				b.ReportMetric(float64(heapstat.Bytes()-before)/n, "B/user")
 				b.ReportMetric(float64(took.Microseconds())/n, "µs/handshake")
 				runtime.KeepAlive(e)
 			}
