@@ -13,7 +13,7 @@ import (
 // twice the live data before collecting, so a daemon holding hundreds of thousands of tunnels
 // would keep about as much memory again in garbage as in SAs. goipsec run keeps GOGC=100 while
 // the headroom that gives is at most maxHeadroom (512 MiB: 100,000 idle tunnels are about
-// 360 MB live), then holds the headroom at maxHeadroom, and from 1 GiB live on gives half the
+// 470 MB live right after their handshakes, gctrace), then holds the headroom at maxHeadroom, and from 1 GiB live on gives half the
 // live heap (GOGC=50). The headroom never shrinks as the heap grows, so the collector's work per
 // handshake changes smoothly with the tunnels held instead of doubling at one size (a step at
 // 256 MB did, and made the handshake rate depend on which side of it a measurement fell).
