@@ -403,13 +403,13 @@ func (v *nonceValue) bytes() []byte {
 	return v.inline[:v.n]
 }
 
-// addChild records a new Child SA and asks for its installation. activate: it carries our
-// outbound traffic at once; otherwise it waits for the peer (make-before-break).
 // dropChildren forgets every Child SA (they went down or to another IKE SA).
 func (sa *SA) dropChildren() {
 	sa.Children, sa.childMem = nil, [1]*ChildSA{}
 }
 
+// addChild records a new Child SA and asks for its installation. activate: it carries our
+// outbound traffic at once; otherwise it waits for the peer (make-before-break).
 func (sa *SA) addChild(c *ChildSA, inst *ChildInstall, activate bool, replaces *ChildSA) {
 	c.state = ChildStandby
 	if activate {
