@@ -97,9 +97,10 @@ func (sa *SA) buildAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) (
 
 // verifyAuth checks the peer's authentication in its IKE_AUTH payloads for cfg.
 func (sa *SA) verifyAuth(cfg *PeerConfig, remote Identity, peer []wire.Payload) *Error {
-	if v := sa.verdict; v != nil && v.cfg == cfg && sameIdentity(v.remote, remote) {
+	if r := sa.rare; r != nil && r.verdict != nil && r.verdict.cfg == cfg && sameIdentity(r.verdict.remote, remote) {
 		// Verified off the SA while the response was held (verify.go).
-		sa.verdict = nil
+		v := r.verdict
+		r.verdict = nil
 		return sa.verifyFailure(cfg, verifyResult{err: v.err})
 	}
 	if cfg.Authenticator != nil {

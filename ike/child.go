@@ -239,7 +239,7 @@ func (sa *SA) childKeys(c *ChildSA, ni, nr, secret []byte) (*ChildInstall, error
 		secrets = append(secrets, secret)
 	}
 	// SK(0) | Ni | Nr | SK(1) | ... | SK(n) with additional key exchanges (RFC 9370 §2.2.4).
-	secrets = append(secrets, sa.addKE...)
+	secrets = append(secrets, sa.additionalSecrets()...)
 	keys, err := suite.DeriveChildKeys(sa.prf, t, sa.keys.SKd, ni, nr, secrets...)
 	if err != nil {
 		return nil, fmt.Errorf("child %s: key derivation: %w", c.Name, err)

@@ -43,10 +43,13 @@ func (sa *SA) Info() IKEInfo {
 	if sa.Config != nil {
 		name = sa.Config.Name
 	}
-	return IKEInfo{Conn: name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, Local: sa.Local, Remote: sa.Remote,
+	info := IKEInfo{Conn: name, SPIi: sa.SPIi, SPIr: sa.SPIr, Initiator: sa.Initiator, Local: sa.Local, Remote: sa.Remote,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, Proposal: sa.Proposal,
-		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, VIPID: sa.vipID, EAPID: sa.eapID, AAAClass: sa.aaaClass,
-		TCP: sa.TCP, PPK: sa.PPK}
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, TCP: sa.TCP, PPK: sa.PPK}
+	if r := sa.rare; r != nil {
+		info.VIPID, info.EAPID, info.AAAClass = r.vipID, r.eapID, r.aaaClass
+	}
+	return info
 }
 
 // IKEUp reports an authenticated IKE SA. InitialContact is set when the peer sent INITIAL_CONTACT.

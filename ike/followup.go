@@ -71,7 +71,10 @@ func (f *followupResponder) zero() {
 // follow-up request (handled true). After the last, the saved CREATE_CHILD_SA response is returned
 // for its tasks, with the additional secrets in SA.addKE.
 func (sa *SA) followup(resp *Message) (out *Message, next *Message, handled bool) {
-	f := sa.fuInit
+	var f *followupInit
+	if sa.rare != nil {
+		f = sa.rare.fuInit
+	}
 	if f == nil {
 		if resp.Exchange != wire.ExchangeCreateChildSA || firstError(resp.Payloads) != nil {
 			return resp, nil, false
@@ -90,7 +93,7 @@ func (sa *SA) followup(resp *Message) (out *Message, next *Message, handled bool
 			return nil, nil, true
 		}
 		f = &followupInit{saved: resp, groups: groups, link: append([]byte(nil), n.Data...)}
-		sa.fuInit = f
+		sa.rareState().fuInit = f
 		req, err := sa.followupRequest(f)
 		if err != nil {
 			sa.failActive(errorf(0, "IKE_FOLLOWUP_KE: %v", err))
@@ -131,8 +134,8 @@ func (sa *SA) followup(resp *Message) (out *Message, next *Message, handled bool
 		}
 		return nil, req, true
 	}
-	sa.fuInit = nil
-	sa.addKE = f.secrets
+	sa.rare.fuInit = nil // f came from there
+	sa.rare.addKE = f.secrets
 	f.secrets = nil
 	return f.saved, nil, false
 }
@@ -152,9 +155,9 @@ func (sa *SA) followupRequest(f *followupInit) (*Message, error) {
 
 // failActive gives up the outstanding exchange and its follow-ups.
 func (sa *SA) failActive(err *Error) {
-	if f := sa.fuInit; f != nil {
-		f.zero()
-		sa.fuInit = nil
+	if r := sa.rare; r != nil && r.fuInit != nil {
+		r.fuInit.zero()
+		r.fuInit = nil
 	}
 	tasks := sa.active
 	sa.active = nil
@@ -166,10 +169,23 @@ func (sa *SA) failActive(err *Error) {
 
 // doneAddKE wipes the additional secrets once the exchange that used them is processed.
 func (sa *SA) doneAddKE() {
-	for _, s := range sa.addKE {
+	r := sa.rare
+	if r == nil {
+		return
+	}
+	for _, s := range r.addKE {
 		clear(s)
 	}
-	sa.addKE = nil
+	r.addKE = nil
+}
+
+// additionalSecrets returns the additional key exchanges' secrets of the exchange being
+// completed (RFC 9370), nil when it had none.
+func (sa *SA) additionalSecrets() [][]byte {
+	if sa.rare == nil {
+		return nil
+	}
+	return sa.rare.addKE
 }
 
 // deferForFollowup is called by a CREATE_CHILD_SA responder whose chosen proposal has additional
@@ -182,14 +198,15 @@ func (sa *SA) deferForFollowup(groups []uint16, what string, finish, abort func(
 	if err != nil {
 		return nil, err
 	}
-	sa.fuResp = &followupResponder{groups: groups, link: link, finish: finish, abort: abort, what: what}
+	sa.rareState().fuResp = &followupResponder{groups: groups, link: link, finish: finish, abort: abort, what: what}
 	return &wire.Notify{NotifyType: wire.AdditionalKeyExchange, Data: append([]byte(nil), link...)}, nil
 }
 
 // dropFollowupResponder forgets a deferred exchange whose follow-ups did not come.
 func (sa *SA) dropFollowupResponder() {
-	if f := sa.fuResp; f != nil {
-		sa.fuResp = nil
+	if r := sa.rare; r != nil && r.fuResp != nil {
+		f := r.fuResp
+		r.fuResp = nil
 		f.zero()
 		if f.abort != nil {
 			f.abort()
@@ -199,7 +216,10 @@ func (sa *SA) dropFollowupResponder() {
 
 // respondFollowupKE answers an IKE_FOLLOWUP_KE request.
 func (sa *SA) respondFollowupKE(req, resp *Message) {
-	f := sa.fuResp
+	var f *followupResponder
+	if sa.rare != nil {
+		f = sa.rare.fuResp
+	}
 	n := findNotify(req.Payloads, wire.AdditionalKeyExchange)
 	if f == nil || n == nil || !hmac.Equal(n.Data, f.link) {
 		// RFC 9370 §2.2.4: no exchange waits for this link.
@@ -240,8 +260,8 @@ func (sa *SA) respondFollowupKE(req, resp *Message) {
 		resp.add(&wire.Notify{NotifyType: wire.AdditionalKeyExchange, Data: append([]byte(nil), f.link...)})
 		return
 	}
-	sa.fuResp = nil
-	sa.addKE = f.secrets
+	sa.rare.fuResp = nil // f came from there
+	sa.rare.addKE = f.secrets
 	f.secrets = nil
 	f.finish()
 	sa.doneAddKE()
@@ -258,13 +278,15 @@ func describeFollowup(kind string, groups []uint16) string {
 
 // dropFollowups forgets every follow-up state (the IKE SA ends).
 func (sa *SA) dropFollowups() {
-	if f := sa.fuInit; f != nil {
-		f.zero()
-		sa.fuInit = nil
-	}
-	if f := sa.fuResp; f != nil {
-		sa.fuResp = nil
-		f.zero()
+	if r := sa.rare; r != nil {
+		if f := r.fuInit; f != nil {
+			f.zero()
+			r.fuInit = nil
+		}
+		if f := r.fuResp; f != nil {
+			r.fuResp = nil
+			f.zero()
+		}
 	}
 	sa.doneAddKE()
 }
@@ -281,11 +303,17 @@ func (sa *SA) deferChildKeys(c *ChildSA, ni, nr, secret []byte, groups []uint16)
 			sa.emit(Failed{Conn: sa.name(), Err: err})
 			return
 		}
-		if then := sa.fuThen; then != nil {
-			sa.fuThen = nil
+		if r := sa.rare; r != nil && r.fuThen != nil {
+			then := r.fuThen
+			r.fuThen = nil
 			then(inst)
 		}
-	}, func() { clear(s0); sa.fuThen = nil })
+	}, func() {
+		clear(s0)
+		if r := sa.rare; r != nil {
+			r.fuThen = nil
+		}
+	})
 	return n, err
 }
 
@@ -296,5 +324,5 @@ func (sa *SA) whenKeyed(inst *ChildInstall, then func(*ChildInstall)) {
 		then(inst)
 		return
 	}
-	sa.fuThen = then
+	sa.rareState().fuThen = then
 }

@@ -106,16 +106,19 @@ func (d *Deps) illegal(err error) { d.Illegal(err) }
 // SA is one IKE SA with its Child SAs. It is owned by one goroutine at a time (the driver makes
 // sure); none of its methods does I/O or blocks.
 type SA struct {
-	Config    *PeerConfig
-	deps      *Deps
-	Initiator bool // we are the original initiator
-	SPIi      uint64
-	SPIr      uint64
-	state     State
+	Config *PeerConfig
+	deps   *Deps
+	SPIi   uint64
+	SPIr   uint64
 
 	// Local and Remote are the current IKE addresses; the driver moves them to the NAT-T port
 	// and follows a NAT mapping that changes.
 	Local, Remote netip.AddrPort
+
+	// The flags and small values sit together: the Go compiler does not reorder fields, and
+	// spread among the words they would pad the SA by about 40 bytes (TestSASize).
+	Initiator bool // we are the original initiator
+	state     State
 	// NATLocal: a NAT is in front of us (our NAT_DETECTION_SOURCE_IP did not match at the peer);
 	// NATRemote: a NAT is in front of the peer. Either means ESP in UDP.
 	NATLocal, NATRemote bool
@@ -128,6 +131,22 @@ type SA struct {
 	TCP, TCPOriginator bool
 	// PeerChildless: the peer announced RFC 6023 childless IKE SA support.
 	PeerChildless bool
+	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
+	PeerInitialContact bool
+	// PPK: a post-quantum preshared key is mixed into the keys (RFC 9867 or RFC 8784).
+	PPK bool
+	// peerRedirect: the client announced REDIRECT_SUPPORTED (task_redirect.go).
+	peerRedirect bool
+	// mobike: MOBIKE was negotiated (task_mobike.go).
+	mobike bool
+	// adopting is set on an IKE SA created by the peer's rekey while ours of the same IKE SA was
+	// outstanding: until the collision is decided it has no Child SAs and defers requests for them.
+	adopting bool
+	// replaced: a rekeyed IKE SA carries the connection on; this one's end is not its end.
+	replaced bool
+	// closing: kill the SA once the response being built is sent (an answered Delete, a failed
+	// authentication).
+	closing Reason
 
 	Proposal   proposal.Proposal // the negotiated IKE proposal
 	transforms suite.IKETransforms
@@ -148,61 +167,21 @@ type SA struct {
 	// another IKE SA are copied out of it (moveTo, handOver), never aliased.
 	childMem    [1]*ChildSA
 	Established time.Time
-	// PeerInitialContact: the peer sent INITIAL_CONTACT in IKE_AUTH.
-	PeerInitialContact bool
-	// LocalVIPs are the virtual IPs we received, RemoteVIPs those we assigned to the peer, and
-	// vipID the identity their leases are held under (task_cp.go).
+	// LocalVIPs are the virtual IPs we received, RemoteVIPs those we assigned to the peer (their
+	// leases are held under rare.vipID, task_cp.go).
 	LocalVIPs, RemoteVIPs []netip.Addr
-	vipID                 string
-	// eapID is the EAP identity authenticated in this IKE SA (either role); authResp a
-	// responder's state between IKE_AUTH requests (task_eap.go).
-	eapID    string
-	authResp *authResponder
 	// held is a request of the peer waiting for blocking work (async.go).
 	held *heldRequest
-	// heldResp is our IKE_AUTH response from the peer while its AUTH is verified off the SA
-	// (verify.go); verdict is that verification's result while the response is processed.
-	heldResp *Message
-	verdict  *authVerdict
-	// peerRedirect: the client announced REDIRECT_SUPPORTED (task_redirect.go).
-	peerRedirect bool
-	// mobike: MOBIKE was negotiated (task_mobike.go); reqLocal and reqRemote are the addresses
-	// of the request being processed, movedFrom where the peer moved from with it.
-	mobike                         bool
-	reqLocal, reqRemote, movedFrom netip.AddrPort
-	// aaaClass are the RADIUS Class values of the client's authentication (echoed in
-	// accounting).
-	aaaClass [][]byte
-	// PPK: a post-quantum preshared key is mixed into the keys (RFC 9867 or RFC 8784).
-	PPK bool
 
 	// Tasks: queued exchanges we will start, and the ones whose request is outstanding.
 	queue  []initiatorTask
 	active []initiatorTask
-	// adopting is set on an IKE SA created by the peer's rekey while ours of the same IKE SA was
-	// outstanding: until the collision is decided it has no Child SAs and defers requests for them.
-	adopting bool
-	// deferredList holds tasks that wait before they are tried again (TEMPORARY_FAILURE).
-	deferredList []deferred
-	// rekeyNi, rekeyNr are the nonces of the CREATE_CHILD_SA exchange that created this IKE SA
-	// (for collision decisions); nil for one made by IKE_SA_INIT.
-	rekeyNi, rekeyNr []byte
-	// replaced: a rekeyed IKE SA carries the connection on; this one's end is not its end.
-	replaced bool
-	// closing: kill the SA once the response being built is sent (an answered Delete, a failed
-	// authentication).
-	closing Reason
-	// spawned are IKE SAs a rekey created, handoff Child SAs for one that runs already.
-	spawned []*SA
-	handoff *Handoff
-	// IKE_FOLLOWUP_KE (RFC 9370 §2.2.4): our exchange's follow-ups, the peer's exchange waiting
-	// for its follow-ups, and the additional secrets of the exchange being completed.
-	fuInit *followupInit
-	fuResp *followupResponder
-	fuThen func(*ChildInstall)
-	addKE  [][]byte
 
 	effects []Effect
+
+	// rare is what few IKE SAs need, or need only for an exchange or two (rare.go); nil when
+	// none of it is in use.
+	rare *saRare
 }
 
 // handshake is the IKE_SA_INIT/IKE_AUTH state.

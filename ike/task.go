@@ -292,23 +292,30 @@ func (sa *SA) Kill(reason Reason) {
 // Deferred tasks (after TEMPORARY_FAILURE) live in a list of their own.
 
 func (sa *SA) deferredTasks() []initiatorTask {
+	if sa.rare == nil {
+		return nil
+	}
 	var out []initiatorTask
-	for _, d := range sa.deferredList {
+	for _, d := range sa.rare.deferredList {
 		out = append(out, d.task)
 	}
-	sa.deferredList = nil
+	sa.rare.deferredList = nil
 	return out
 }
 
 // deferTask retries t after a delay.
 func (sa *SA) deferTask(t initiatorTask, after time.Duration) {
-	sa.deferredList = append(sa.deferredList, deferred{task: t, notBefore: sa.deps.Now().Add(after)})
+	r := sa.rareState()
+	r.deferredList = append(r.deferredList, deferred{task: t, notBefore: sa.deps.Now().Add(after)})
 }
 
 // NextDeferred returns when the next deferred task is due (zero: none).
 func (sa *SA) NextDeferred() time.Time {
 	var at time.Time
-	for _, d := range sa.deferredList {
+	if sa.rare == nil {
+		return at
+	}
+	for _, d := range sa.rare.deferredList {
 		if at.IsZero() || d.notBefore.Before(at) {
 			at = d.notBefore
 		}
@@ -318,15 +325,20 @@ func (sa *SA) NextDeferred() time.Time {
 
 // RequeueDue moves deferred tasks that are due back into the queue.
 func (sa *SA) RequeueDue(now time.Time) {
-	keep := sa.deferredList[:0]
-	for _, d := range sa.deferredList {
+	r := sa.rare
+	if r == nil {
+		return
+	}
+	keep := r.deferredList[:0]
+	for _, d := range r.deferredList {
 		if !now.Before(d.notBefore) {
 			sa.enqueue(d.task)
 		} else {
 			keep = append(keep, d)
 		}
 	}
-	sa.deferredList = keep
+	clear(r.deferredList[len(keep):]) // no task kept alive by the backing array
+	r.deferredList = keep
 }
 
 // ProcessRequest answers a request of the peer (IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL; the
@@ -349,6 +361,7 @@ func (sa *SA) ProcessRequest(req *Message) *Message {
 	default:
 		resp.add(&wire.Notify{NotifyType: wire.InvalidSyntax})
 	}
+	sa.clearRequestAddresses()
 	if sa.held != nil {
 		return nil // answered by Resume (async.go)
 	}

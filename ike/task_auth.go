@@ -218,7 +218,7 @@ func (sa *SA) respondAuth(req, resp *Message) {
 		refuse(wire.InvalidSyntax, errorf(wire.InvalidSyntax, "unexpected IKE_AUTH request in state %s", sa.state))
 		return
 	}
-	if sa.authResp != nil {
+	if sa.rare != nil && sa.rare.authResp != nil {
 		sa.respondAuthRound(req, resp) // task_eap.go
 		return
 	}
@@ -323,7 +323,7 @@ func (sa *SA) respondAuthVerified(cfg *PeerConfig, remote Identity, ps, ppk []wi
 			return
 		}
 		sa.RemoteID = remote
-		sa.authResp = &authResponder{cfg: cfg, phase: respSecondID, first: ps}
+		sa.rareState().authResp = &authResponder{cfg: cfg, phase: respSecondID, first: ps}
 		resp.add(&wire.IDr{IDType: sa.LocalID.Type, Data: sa.LocalID.Data})
 		resp.add(certs...)
 		resp.add(ppk...)

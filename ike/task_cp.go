@@ -191,7 +191,7 @@ func (sa *SA) respondCP(cfg *PeerConfig, req []wire.Payload, aaa VIPRequest) *wi
 		return nil
 	}
 	sa.RemoteVIPs = got.Addrs
-	sa.vipID = aaa.ID
+	sa.rareState().vipID = aaa.ID
 	var attrs []wire.CPAttribute
 	for _, a := range got.Addrs {
 		if a.Is4() {

@@ -79,7 +79,12 @@ type eapInitiator struct {
 }
 
 // EAPID is the EAP identity authenticated in the IKE SA ("" without EAP).
-func (sa *SA) EAPID() string { return sa.eapID }
+func (sa *SA) EAPID() string {
+	if sa.rare == nil {
+		return ""
+	}
+	return sa.rare.eapID
+}
 
 // usesEAP reports whether the initiator authenticates with EAP in this IKE SA.
 func (sa *SA) usesEAP() bool { return sa.Config.LocalEAP != nil }
@@ -193,7 +198,7 @@ func (t *authTask) processRound(sa *SA, resp *Message) (bool, error) {
 			return false, errorf(wire.AuthenticationFailed, "gateway %s refused our EAP authentication as %s: %v", sa.Remote, e.idi, res.Err)
 		}
 		e.msk, e.hasMSK = res.MSK, len(res.MSK) > 0
-		sa.eapID = res.Identity
+		sa.rareState().eapID = res.Identity
 		e.phase = phaseEAPAuth
 		return true, nil
 	}
@@ -299,7 +304,7 @@ func (sa *SA) respondEAPStart(cfg *PeerConfig, remote Identity, ps []wire.Payloa
 		head = append(head, certs...)
 		head = append(head, ourAuth)
 	}
-	sa.authResp = r
+	sa.rareState().authResp = r
 	return r.start(sa, head, resp)
 }
 
@@ -348,7 +353,7 @@ func toWireEAP(b []byte) *wire.EAP {
 
 // respondAuthRound answers the IKE_AUTH requests after the first one.
 func (sa *SA) respondAuthRound(req, resp *Message) {
-	r := sa.authResp
+	r := sa.rare.authResp // respondAuth calls this only when there is one
 	ps := req.Payloads
 	cfg := r.cfg
 	refuse := func(n wire.NotifyType, e *Error) {
@@ -398,7 +403,7 @@ func (sa *SA) respondAuthRound(req, resp *Message) {
 			refuse(wire.AuthenticationFailed, errorf(wire.AuthenticationFailed, "AUTH of %s over the EAP key does not verify", r.idi))
 			return
 		}
-		sa.authResp = nil
+		sa.rare.authResp = nil
 		ourAuth := &wire.AUTH{Method: wire.AuthSharedKeyMIC, Data: sa.pskAUTH(ourKey, false, idRest(sa.LocalID))}
 		sa.establishResponder(cfg, sa.RemoteID, r.first, resp, []wire.Payload{ourAuth}, r.aaa)
 	}
@@ -434,8 +439,8 @@ func (r *authResponder) eapStepDone(sa *SA, v any, resp *Message) {
 	}
 	r.msk, r.hasMSK, r.phase = res.MSK, len(res.MSK) > 0, respAUTH
 	r.aaa = VIPRequest{ID: res.Identity, AAA: res.FramedIPs, AAAPool: res.FramedPool}
-	sa.eapID = res.Identity
-	sa.aaaClass = res.Class
+	rs := sa.rareState()
+	rs.eapID, rs.aaaClass = res.Identity, res.Class
 }
 
 func orID(s string, id Identity) string {

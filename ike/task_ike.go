@@ -24,15 +24,21 @@ type Handoff struct {
 // TakeSpawned returns the IKE SAs created by a rekey since the last call; the driver registers
 // them and drains their effects.
 func (sa *SA) TakeSpawned() []*SA {
-	out := sa.spawned
-	sa.spawned = nil
+	if sa.rare == nil {
+		return nil
+	}
+	out := sa.rare.spawned
+	sa.rare.spawned = nil
 	return out
 }
 
 // TakeHandoff returns a pending handoff of Child SAs to another IKE SA.
 func (sa *SA) TakeHandoff() *Handoff {
-	h := sa.handoff
-	sa.handoff = nil
+	if sa.rare == nil {
+		return nil
+	}
+	h := sa.rare.handoff
+	sa.rare.handoff = nil
 	return h
 }
 
@@ -73,8 +79,10 @@ type ikeRekeyTask struct {
 	ni   []byte
 	next *SA
 	ke   suite.KeyExchange
-	// peerNext is the IKE SA the peer's colliding rekey of this one created.
+	// peerNext is the IKE SA the peer's colliding rekey of this one created, peerLow the lower
+	// nonce of that exchange (which decides the collision).
 	peerNext *SA
+	peerLow  []byte
 }
 
 func (*ikeRekeyTask) Kind() TaskKind              { return TaskIKERekey }
@@ -94,13 +102,17 @@ func (t *ikeRekeyTask) abort(sa *SA) {
 
 // successorOf builds the IKE SA that replaces sa.
 func (sa *SA) successorOf(initiator bool) *SA {
-	return &SA{Config: sa.Config, deps: sa.deps, Initiator: initiator, Local: sa.Local, Remote: sa.Remote,
+	next := &SA{Config: sa.Config, deps: sa.deps, Initiator: initiator, Local: sa.Local, Remote: sa.Remote,
 		NATLocal: sa.NATLocal, NATRemote: sa.NATRemote, PeerFragmentation: sa.PeerFragmentation, PeerChildless: sa.PeerChildless,
 		TCP: sa.TCP, TCPOriginator: sa.TCPOriginator,
 		// The new SKEYSEED comes from the old SK_d, which holds the PPK (RFC 8784 §3, RFC 9867).
 		PPK:     sa.PPK,
 		LocalID: sa.LocalID, RemoteID: sa.RemoteID, state: StateEstablished, Established: sa.deps.Now(),
-		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, vipID: sa.vipID, eapID: sa.eapID, aaaClass: sa.aaaClass, mobike: sa.mobike, peerRedirect: sa.peerRedirect}
+		LocalVIPs: sa.LocalVIPs, RemoteVIPs: sa.RemoteVIPs, mobike: sa.mobike, peerRedirect: sa.peerRedirect}
+	if r := sa.rare; r != nil && (r.vipID != "" || r.eapID != "" || len(r.aaaClass) > 0) {
+		next.rare = &saRare{vipID: r.vipID, eapID: r.eapID, aaaClass: r.aaaClass}
+	}
+	return next
 }
 
 func (t *ikeRekeyTask) build(sa *SA, req *Message) error {
@@ -190,14 +202,15 @@ func (t *ikeRekeyTask) process(sa *SA, resp *Message) (bool, error) {
 	defer clear(secret)
 	next := t.next
 	next.SPIr = binary.BigEndian.Uint64(chosen.spi)
-	next.rekeyNi, next.rekeyNr = t.ni, append([]byte(nil), nonce.Data...)
-	if err := sa.rekeyKeys(next, chosen.Proposal, secret); err != nil {
+	ni, nr := t.ni, append([]byte(nil), nonce.Data...)
+	if err := sa.rekeyKeys(next, chosen.Proposal, secret, ni, nr); err != nil {
 		return fail(errorf(0, "IKE rekey: %v", err))
 	}
-	sa.spawned = append(sa.spawned, next)
+	r := sa.rareState()
+	r.spawned = append(r.spawned, next)
 	if p := t.peerNext; p != nil && p.state != StateDead {
 		t.peerNext = nil
-		if bytes.Compare(lowerNonce(next.rekeyNi, next.rekeyNr), lowerNonce(p.rekeyNi, p.rekeyNr)) < 0 {
+		if bytes.Compare(lowerNonce(ni, nr), t.peerLow) < 0 {
 			// Ours is redundant: the Child SAs go to the peer's new IKE SA, we delete ours, and
 			// the peer deletes the old one.
 			next.replaced = true
@@ -213,21 +226,21 @@ func (t *ikeRekeyTask) process(sa *SA, resp *Message) (bool, error) {
 }
 
 // rekeyKeys derives the new IKE SA's keys from this one's SK_d (RFC 7296 §2.18).
-func (sa *SA) rekeyKeys(next *SA, p proposal.Proposal, secret []byte) error {
+func (sa *SA) rekeyKeys(next *SA, p proposal.Proposal, secret, ni, nr []byte) error {
 	t, prf, err := ikeTransforms(p)
 	if err != nil {
 		return err
 	}
 	// SK(0) | Ni | Nr | SK(1) | ... | SK(n) with additional key exchanges (RFC 9370 §2.2.4).
-	skeyseed, err := suite.RekeySKEYSEED(sa.prf, sa.keys.SKd, next.rekeyNi, next.rekeyNr, append([][]byte{secret}, sa.addKE...)...)
+	skeyseed, err := suite.RekeySKEYSEED(sa.prf, sa.keys.SKd, ni, nr, append([][]byte{secret}, sa.additionalSecrets()...)...)
 	if err != nil {
 		return err
 	}
 	defer clear(skeyseed)
-	if err := next.installKeys(p, t, prf, skeyseed, next.rekeyNi, next.rekeyNr); err != nil {
+	if err := next.installKeys(p, t, prf, skeyseed, ni, nr); err != nil {
 		return err
 	}
-	next.emitKeys(next.rekeyNi, next.rekeyNr)
+	next.emitKeys(ni, nr)
 	return nil
 }
 
@@ -244,7 +257,7 @@ func (sa *SA) moveTo(next *SA) {
 
 // handOver gives the Child SAs to an IKE SA that already runs on its own (through the driver).
 func (sa *SA) handOver(to *SA) {
-	sa.handoff = &Handoff{To: to, From: sa.Info(), Children: slices.Clone(sa.Children), tasks: sa.queue}
+	sa.rareState().handoff = &Handoff{To: to, From: sa.Info(), Children: slices.Clone(sa.Children), tasks: sa.queue}
 	sa.dropChildren()
 	sa.queue = nil
 	sa.replaced = true
@@ -307,7 +320,7 @@ func respondIKERekey(sa *SA, req, resp *Message) {
 	}
 	next := sa.successorOf(false)
 	next.SPIi = binary.BigEndian.Uint64(chosen.spi)
-	next.rekeyNi, next.rekeyNr = append([]byte(nil), nonce.Data...), nr
+	ni := append([]byte(nil), nonce.Data...)
 	if next.SPIr, err = sa.randomSPI(); err != nil {
 		resp.add(&wire.Notify{NotifyType: wire.TemporaryFailure})
 		return
@@ -315,15 +328,16 @@ func respondIKERekey(sa *SA, req, resp *Message) {
 	wp := toWire([]proposal.Proposal{chosen.Proposal}, ikeSPIBytes(next.SPIr))
 	wp[0].Number = chosen.number
 	complete := func(secret []byte) bool {
-		if err := sa.rekeyKeys(next, chosen.Proposal, secret); err != nil {
+		if err := sa.rekeyKeys(next, chosen.Proposal, secret, ni, nr); err != nil {
 			sa.emit(Failed{Conn: sa.name(), Err: errorf(wire.NoProposalChosen, "IKE rekey: %v", err)})
 			return false
 		}
-		sa.spawned = append(sa.spawned, next)
+		r := sa.rareState()
+		r.spawned = append(r.spawned, next)
 		if ours != nil {
 			// Both sides rekey: our outstanding exchange decides where the Child SAs go.
 			next.adopting = true
-			ours.peerNext = next
+			ours.peerNext, ours.peerLow = next, lowerNonce(ni, nr)
 			return true
 		}
 		sa.moveTo(next)

@@ -43,15 +43,39 @@ func (sa *SA) mobikeRespond(cfg *PeerConfig, first []wire.Payload) []wire.Payloa
 
 // TakeMove returns where the peer moved from with the last request (the zero value: it did not).
 func (sa *SA) TakeMove() netip.AddrPort {
-	m := sa.movedFrom
-	sa.movedFrom = netip.AddrPort{}
+	if sa.rare == nil {
+		return netip.AddrPort{}
+	}
+	m := sa.rare.movedFrom
+	sa.rare.movedFrom = netip.AddrPort{}
 	return m
 }
 
 // SetRequestAddresses tells the SA where the request being processed came from and went to
 // (UPDATE_SA_ADDRESSES moves the SA there); the driver calls it before ProcessRequest.
+// Only an SA with MOBIKE reads them, and only when they differ from its own are they kept
+// (in the rare part, until ProcessRequest ends).
 func (sa *SA) SetRequestAddresses(local, remote netip.AddrPort) {
-	sa.reqLocal, sa.reqRemote = local, remote
+	if !sa.mobike || (remote == sa.Remote && (local == sa.Local || !local.Addr().IsValid())) {
+		sa.clearRequestAddresses()
+		return
+	}
+	r := sa.rareState()
+	r.reqLocal, r.reqRemote = local, remote
+}
+
+func (sa *SA) clearRequestAddresses() {
+	if r := sa.rare; r != nil {
+		r.reqLocal, r.reqRemote = netip.AddrPort{}, netip.AddrPort{}
+	}
+}
+
+// requestAddresses returns where the request being processed came from and went to.
+func (sa *SA) requestAddresses() (local, remote netip.AddrPort) {
+	if r := sa.rare; r != nil && r.reqRemote.IsValid() {
+		return r.reqLocal, r.reqRemote
+	}
+	return sa.Local, sa.Remote
 }
 
 // Roam moves an initiator's IKE SA to a new local address (the old one went away or another
@@ -138,28 +162,29 @@ func (sa *SA) respondMOBIKE(req, resp *Message) bool {
 		// §3.5: only the initiator updates, and only with MOBIKE negotiated; ignore it otherwise.
 		return false
 	}
-	if !sa.reqRemote.IsValid() {
+	reqLocal, reqRemote := sa.requestAddresses()
+	if !reqRemote.IsValid() {
 		return false
 	}
 	if findNotify(ps, wire.NoNATsAllowed) != nil {
 		// §3.9: the addresses in the header must be those the initiator sent from.
-		if n := findNotify(ps, wire.NATDetectionSourceIP); n != nil && !bytes.Equal(n.Data, natdHash(sa.SPIi, sa.SPIr, sa.reqRemote)) {
+		if n := findNotify(ps, wire.NATDetectionSourceIP); n != nil && !bytes.Equal(n.Data, natdHash(sa.SPIi, sa.SPIr, reqRemote)) {
 			resp.add(&wire.Notify{NotifyType: wire.UnexpectedNATDetected})
-			sa.emit(Failed{Conn: sa.name(), Err: errorf(0, "peer moved to %s behind a NAT, which it does not allow (NO_NATS_ALLOWED)", sa.reqRemote)})
+			sa.emit(Failed{Conn: sa.name(), Err: errorf(0, "peer moved to %s behind a NAT, which it does not allow (NO_NATS_ALLOWED)", reqRemote)})
 			return true
 		}
 	}
 	old := sa.Remote
-	if sa.reqLocal.Addr().IsValid() {
-		sa.Local = sa.reqLocal
+	if reqLocal.Addr().IsValid() {
+		sa.Local = reqLocal
 	}
-	sa.Remote = sa.reqRemote
+	sa.Remote = reqRemote
 	sa.checkNATD(ps, sa.SPIr)
 	resp.add(sa.natdPayloads()...)
 	if c := findNotify(ps, wire.Cookie2); c != nil {
 		resp.add(&wire.Notify{NotifyType: wire.Cookie2, Data: c.Data})
 	}
-	sa.movedFrom = old
+	sa.rareState().movedFrom = old
 	sa.moveChildren()
 	return true
 }

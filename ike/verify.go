@@ -55,7 +55,7 @@ func (sa *SA) verifyFailure(cfg *PeerConfig, result any) *Error {
 // holdForVerification holds the responder's first IKE_AUTH answer (IDr and AUTH) while its AUTH
 // is verified off the SA; ResumeResponse goes on with it. It reports whether it held resp.
 func (sa *SA) holdForVerification(resp *Message) bool {
-	if !sa.Initiator || resp.Exchange != wire.ExchangeIKEAuth || sa.verdict != nil || sa.heldResp != nil ||
+	if !sa.Initiator || resp.Exchange != wire.ExchangeIKEAuth || (sa.rare != nil && (sa.rare.verdict != nil || sa.rare.heldResp != nil)) ||
 		sa.state != StateAuthSent || sa.Config == nil || !sa.verifyBlocks(sa.Config) || len(sa.active) == 0 {
 		return false
 	}
@@ -72,22 +72,22 @@ func (sa *SA) holdForVerification(resp *Message) bool {
 		return false // refused at once by the auth task
 	}
 	in, a, peer := sa.authInput(cfg, !sa.Initiator, remote, resp.Payloads), cfg.Authenticator, resp.Payloads
-	sa.heldResp = resp
+	sa.rareState().heldResp = resp
 	sa.emit(Async{Run: func() any { return authVerdict{cfg: cfg, remote: remote, err: a.Verify(in, peer)} }})
 	return true
 }
 
 // HoldsResponse reports whether a response waits for verification off the SA.
-func (sa *SA) HoldsResponse() bool { return sa.heldResp != nil }
+func (sa *SA) HoldsResponse() bool { return sa.rare != nil && sa.rare.heldResp != nil }
 
 // ResumeResponse processes the held response with the verdict (the result of the Async work),
 // as ProcessResponse would have: it returns the next request of the exchange, if any.
 func (sa *SA) ResumeResponse(result any) (*Message, error) {
-	resp := sa.heldResp
-	if resp == nil || sa.state == StateDead {
+	if sa.rare == nil || sa.rare.heldResp == nil || sa.state == StateDead {
 		return nil, nil
 	}
-	sa.heldResp = nil
+	resp := sa.rare.heldResp
+	sa.rare.heldResp = nil
 	v, ok := result.(authVerdict)
 	if !ok {
 		v = authVerdict{cfg: sa.Config, err: errNoVerdict}
@@ -95,8 +95,12 @@ func (sa *SA) ResumeResponse(result any) (*Message, error) {
 			v.remote = Identity{Type: idr.IDType, Data: idr.Data}
 		}
 	}
-	sa.verdict = &v
-	defer func() { sa.verdict = nil }()
+	sa.rare.verdict = &v
+	defer func() {
+		if sa.rare != nil {
+			sa.rare.verdict = nil
+		}
+	}()
 	return sa.ProcessResponse(resp)
 }
 

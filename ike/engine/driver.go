@@ -582,6 +582,7 @@ func (e *Engine) finish(s *ikeSA) []effect {
 			}})
 		}
 	}
+	s.Tidy() // the IKE SA's rare part goes when nothing in it is in use (ike/rare.go)
 	if s.State() == ike.StateDead {
 		e.remove(s)
 	} else {

@@ -142,7 +142,8 @@ func BenchmarkHeldSAMemory(b *testing.B) {
 }
 
 // TestHeldSAMemoryBudget keeps the IKE side of a held tunnel (IKE SA + Child SA, PSK) within
-// 3 KB of heap, leaving the rest of the 9 KB per tunnel to the data plane (1.5 KB idle, 3.1 KB
+// 2.5 KB of heap (it measures about 1,960 bytes since the IKE SA's rarely used state moved out,
+// ike/rare.go; 2,380 before), leaving the rest of the 9 KB per tunnel to the data plane (1.5 KB idle, 3.1 KB
 // with traffic), the daemon's bookkeeping and the garbage collector's headroom; and at 6 heap
 // objects: the collector marks every live object at every cycle, and at 100,000 held tunnels that
 // marking is what slows handshakes (docs/performance.md, "IKE with tunnels held"). It was 15
@@ -159,8 +160,8 @@ func TestHeldSAMemoryBudget(t *testing.T) {
 	runtime.KeepAlive(e)
 	per, objs := float64(bytesAfter-bytesBefore)/n, float64(objsAfter-objsBefore)/n
 	t.Logf("%.0f bytes and %.2f heap objects per held IKE SA with one Child SA", per, objs)
-	if per > 3000 {
-		t.Errorf("%.0f bytes of heap per held IKE SA, want at most 3000", per)
+	if per > 2500 {
+		t.Errorf("%.0f bytes of heap per held IKE SA, want at most 2500", per)
 	}
 	if objs > 6.5 {
 		t.Errorf("%.2f heap objects per held IKE SA, want at most 6", objs)
