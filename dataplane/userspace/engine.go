@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -840,7 +841,13 @@ func (e *Engine) start() {
 		}
 		tx := newTXPipeline(e, q, s4, s6)
 		if e.raw != nil && !e.cfg.NoPacketRing {
-			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent)
+			fallback := func(src, dst netip.Addr, pkts [][]byte) error {
+				return e.raw.send(dataplane.ESP, src, dst, pkts)
+			}
+			// EXPERIMENT (issue 14): GOIPSEC_EXPERIMENT_RING_KICK=inline calls sendto on the
+			// pipeline's thread as before, for a same-run comparison in scripts/bench.sh.
+			inline := os.Getenv("GOIPSEC_EXPERIMENT_RING_KICK") == "inline"
+			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent, inline, fallback, e.wakeTurnWaiters)
 			if err != nil {
 				if i == 0 {
 					e.log.Info("raw ESP goes through the raw socket alone", "reason", err)
