@@ -143,6 +143,7 @@ start_tunnel() { # KIND CPUS
     rawxdp) start_goipsec "$2" aes256gcm16 no yes yes;;
     # EXPERIMENT (issue 14): the TX ring's sendto on the sealing thread, as before the kicker.
     rawxdpinline) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_RING_KICK=inline;;
+    rawxdplocked) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_RING_KICK=locked;;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -178,6 +179,9 @@ cpu_ticks() {
   done
   echo $sum
 }
+
+# idle_ticks: idle clock ticks of all CPUs so far (/proc/stat: idle and iowait).
+idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
 
 # iperf ARGS...: iperf3 TCP from A (SRC) to B (DST) for T seconds; prints the received Gbit/s (for
 # --bidir the sum of both directions) and the bytes received.
@@ -222,11 +226,13 @@ measure_kind() { # KIND CPUS
   # 1 stream, with ping under load alongside and the daemons' CPU time around it.
   local t0 res
   t0=$(cpu_ticks)
+  local idle0; idle0=$(idle_ticks)
   ip netns exec $A ping -c $((T * 5 - 5)) -i 0.2 -I $SRC $DST > "$tmp/ping" 2>&1 &
   local pp=$!
   res=$(iperf)
   wait $pp 2>/dev/null || true
   add "$k/$c/1" "${res% *}"
+  add "$k/$c/idle" "$(awk -v i="$(( $(idle_ticks) - idle0 ))" -v hz=$CLK_TCK -v t="$T" -v n="$(nproc)" 'BEGIN {printf "%.0f", 100 * i / hz / (t * n)}')"
   if [ "$k" != plain ]; then
     awk -v t="$(( $(cpu_ticks) - t0 ))" -v hz=$CLK_TCK -v n="${res#* }" 'BEGIN {printf "%.3f", t / hz / (n / 1e9)}' > "$tmp/cpu"
     add "$k/$c/cpu" "$(cat "$tmp/cpu")"
@@ -268,6 +274,7 @@ label() {
     rawsock) echo "  same, raw socket only (no ring)";;
     rawxdp) echo "  same, received through AF_XDP";;
     rawxdpinline) echo "  same, sendto on the sealing thread";;
+    rawxdplocked) echo "  same, kicker on a locked OS thread";;
     plain) echo "plain veth, no tunnel";;
   esac
 }
@@ -297,9 +304,12 @@ for c in $CPUSETS; do
   table "CPU time of both daemons per GB carried (1 stream; lower is better); CPUs $c" s/GB "$c/cpu"
 done
 for c in $CPUSETS; do
-  for k in rawxdp rawxdpinline; do
+  for k in rawxdp rawxdpinline rawxdplocked; do
     [ -n "${R[$k/$c/xdpbatch]:-}" ] && printf '\nAF_XDP frames per receive ring read (%s), 1 stream, CPUs %s: median %s, rounds %s\n' "$k" "$c" "$(med "$k/$c/xdpbatch")" "${R[$k/$c/xdpbatch]}"
   done
+done
+for c in $CPUSETS; do
+  table "CPU idle on the machine (all $(nproc) CPUs) during the 1-stream transfer, %; CPUs $c" "% idle" "$c/idle" plain
 done
 table "ping RTT through the tunnel, idle: median of 50 (lower is better)" ms rtt_idle plain
 table "ping RTT during the 1-stream transfer: median of $((T * 5 - 5)) (lower is better)" ms rtt_load plain

@@ -846,8 +846,11 @@ func (e *Engine) start() {
 			}
 			// EXPERIMENT (issue 14): GOIPSEC_EXPERIMENT_RING_KICK=inline calls sendto on the
 			// pipeline's thread as before, for a same-run comparison in scripts/bench.sh.
-			inline := os.Getenv("GOIPSEC_EXPERIMENT_RING_KICK") == "inline"
-			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent, inline, fallback, e.wakeTurnWaiters)
+			mode := os.Getenv("GOIPSEC_EXPERIMENT_RING_KICK")
+			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent, mode == "inline", fallback, e.wakeTurnWaiters)
+			if err == nil && mode == "locked" {
+				ptx.lockThread.Store(true)
+			}
 			if err != nil {
 				if i == 0 {
 					e.log.Info("raw ESP goes through the raw socket alone", "reason", err)

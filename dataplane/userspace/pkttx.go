@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -115,6 +116,8 @@ type packetTX struct {
 	fallback func(src, dst netip.Addr, pkts [][]byte) error
 	// inline makes the pipeline call sendto itself (no kicker goroutine).
 	inline bool
+	// EXPERIMENT: lockThread runs the kicker on an OS thread of its own.
+	lockThread atomic.Bool
 
 	// queued counts the frames marked SEND_REQUEST; only the pipeline changes it.
 	queued atomic.Uint64
@@ -441,8 +444,18 @@ func (t *packetTX) drain() error {
 // kicker sends the frames the pipeline queues until the pipeline closes.
 func (t *packetTX) kicker() {
 	defer close(t.exited)
+	locked := false
+	defer func() {
+		if locked {
+			runtime.UnlockOSThread()
+		}
+	}()
 	var retry *time.Timer
 	for {
+		if !locked && t.lockThread.Load() {
+			runtime.LockOSThread()
+			locked = true
+		}
 		if t.retries == 0 {
 			select {
 			case <-t.wake:
