@@ -144,6 +144,7 @@ start_tunnel() { # KIND CPUS
     # EXPERIMENT (issue 14): the TX ring's sendto on the sealing thread, as before the kicker.
     rawxdpinline) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_RING_KICK=inline;;
     rawxdplocked) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_RING_KICK=locked;;
+    rawinline) start_goipsec "$2" aes256gcm16 no yes no GOIPSEC_EXPERIMENT_RING_KICK=inline;;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -275,6 +276,7 @@ label() {
     rawxdp) echo "  same, received through AF_XDP";;
     rawxdpinline) echo "  same, sendto on the sealing thread";;
     rawxdplocked) echo "  same, kicker on a locked OS thread";;
+    rawinline) echo "  raw, sendto on the sealing thread";;
     plain) echo "plain veth, no tunnel";;
   esac
 }
