@@ -11,8 +11,9 @@
 // the NAT-T port, SO_REUSEPORT) has one goroutine per direction that does everything inline; tx.go
 // and rx.go describe the two paths.
 //
-// Lock order: Engine.mu, then routes.mu; turnMu stands alone. The packet path takes no locks:
-// the SAD and SPD are read-copy-update tables (rcutable.go).
+// Lock order: Engine.mu, then routes.mu; turnMu and each TX ring's turnMu (pkttx.go) stand
+// alone. The packet path takes no locks but those of SA turns shared by pipelines: the SAD and
+// SPD are read-copy-update tables (rcutable.go).
 package userspace
 
 import (
@@ -22,7 +23,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -844,13 +844,7 @@ func (e *Engine) start() {
 			fallback := func(src, dst netip.Addr, pkts [][]byte) error {
 				return e.raw.send(dataplane.ESP, src, dst, pkts)
 			}
-			// EXPERIMENT (issue 14): GOIPSEC_EXPERIMENT_RING_KICK=inline calls sendto on the
-			// pipeline's thread as before, for a same-run comparison in scripts/bench.sh.
-			mode := os.Getenv("GOIPSEC_EXPERIMENT_RING_KICK")
-			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent, mode == "inline", fallback, e.wakeTurnWaiters)
-			if err == nil && mode == "locked" {
-				ptx.lockThread.Store(true)
-			}
+			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent, fallback, e.wakeTurnWaiters)
 			if err != nil {
 				if i == 0 {
 					e.log.Info("raw ESP goes through the raw socket alone", "reason", err)

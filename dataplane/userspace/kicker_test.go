@@ -78,7 +78,7 @@ func newKickerLab(t *testing.T) *kickerLab {
 			}
 			return nil
 		}
-		l.tx, err = newPacketTX(0, time.Now, &l.sent, false, fallback, nil)
+		l.tx, err = newPacketTX(0, time.Now, &l.sent, fallback, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -114,10 +113,6 @@ type packetTX struct {
 	// fallback sends ESP packets from src to dst through the raw socket: those taken back from
 	// the ring after a failed sendto.
 	fallback func(src, dst netip.Addr, pkts [][]byte) error
-	// inline makes the pipeline call sendto itself (no kicker goroutine).
-	inline bool
-	// EXPERIMENT: lockThread runs the kicker on an OS thread of its own.
-	lockThread atomic.Bool
 
 	// queued counts the frames marked SEND_REQUEST; only the pipeline changes it.
 	queued atomic.Uint64
@@ -132,8 +127,8 @@ type packetTX struct {
 	// batch, coalesced while the kicker is busy); done the kicker's that kicked advanced; stop
 	// ends the kicker, which closes exited when it has.
 	wake, done, stop, exited chan struct{}
-	// turnMu guards turns, the SA turns to give up once kicked reaches their frame count; lock
-	// order: packetTX.turnMu, then Engine.turnMu (taken by wakeTurns, never while holding it).
+	// turnMu guards turns, the SA turns to give up once kicked reaches their frame count. It
+	// stands alone: wakeTurns (which takes Engine.turnMu) runs after it is released.
 	turnMu    sync.Mutex
 	turns     []ringTurn
 	wakeTurns func()
@@ -155,16 +150,17 @@ type ringTurn struct {
 
 // newPacketTX opens an AF_PACKET socket with a TX ring. It fails where AF_PACKET is unavailable
 // (no CAP_NET_RAW, a sandbox without packet sockets); the caller then sends through the raw socket.
-// The kicker is started unless inline; fallback sends ESP through the raw socket, wakeTurns wakes
-// pipelines waiting for an SA's turn.
-func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64, inline bool, fallback func(src, dst netip.Addr, pkts [][]byte) error, wakeTurns func()) (*packetTX, error) {
+// It starts the kicker; fallback sends ESP through the raw socket, wakeTurns wakes pipelines
+// waiting for an SA's turn.
+func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64, fallback func(src, dst netip.Addr, pkts [][]byte) error, wakeTurns func()) (*packetTX, error) {
 	// Protocol 0: the socket sends only, and receives nothing.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
 	t := &packetTX{fd: fd, mark: mark, now: now, paths: map[[2]netip.Addr]*l2Path{}, sent: sent,
-		inline: inline, fallback: fallback, wakeTurns: wakeTurns}
+		fallback: fallback, wakeTurns: wakeTurns,
+		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}
 	fail := func(what string, err error) (*packetTX, error) {
 		t.close()
 		return nil, fmt.Errorf("AF_PACKET TX ring: %s: %w", what, err)
@@ -186,11 +182,7 @@ func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64, inline 
 	if t.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 		return fail("netlink", err)
 	}
-	if !inline {
-		t.wake, t.done = make(chan struct{}, 1), make(chan struct{}, 1)
-		t.stop, t.exited = make(chan struct{}), make(chan struct{})
-		go t.kicker()
-	}
+	go t.kicker()
 	return t, nil
 }
 
@@ -408,16 +400,12 @@ fill:
 	return pkts[n:], t.drain()
 }
 
-// publish counts n more frames as queued and has them sent: by the kicker, or here when inline.
+// publish counts n more frames as queued and signals the kicker.
 func (t *packetTX) publish(n int) {
 	if n == 0 {
 		return
 	}
 	t.queued.Add(uint64(n))
-	if t.inline {
-		t.kick(true)
-		return
-	}
 	select {
 	case t.wake <- struct{}{}:
 	default: // a signal is pending already: the kicker will see these frames too
@@ -444,18 +432,8 @@ func (t *packetTX) drain() error {
 // kicker sends the frames the pipeline queues until the pipeline closes.
 func (t *packetTX) kicker() {
 	defer close(t.exited)
-	locked := false
-	defer func() {
-		if locked {
-			runtime.UnlockOSThread()
-		}
-	}()
 	var retry *time.Timer
 	for {
-		if !locked && t.lockThread.Load() {
-			runtime.LockOSThread()
-			locked = true
-		}
 		if t.retries == 0 {
 			select {
 			case <-t.wake:
@@ -494,7 +472,7 @@ const (
 )
 
 // kick makes one sendto for the frames queued, unless there are none. final: no retry will
-// follow (closing, or inline: the next batch's sendto retries), so a full buffer counts as sent.
+// follow (closing), so a full buffer counts as sent.
 func (t *packetTX) kick(final bool) {
 	w := t.queued.Load()
 	k := t.kicked.Load()

@@ -28,13 +28,18 @@ import (
 //     the TCP/UDP checksum) and payload are written straight into its place in a send arena, where
 //     ESP seals it in place; the IPsec packets of an SA lie back to back.
 //  4. send: runs of equal-sized packets to one peer leave in one sendmmsg message with UDP GSO
-//     (UDP_SEGMENT), raw ESP/AH in one sendmmsg call with a message per packet.
+//     (UDP_SEGMENT); raw ESP is written into the pipeline's AF_PACKET TX ring, whose kicker
+//     goroutine has the kernel send it (pkttx.go), and what the ring cannot take and AH leave
+//     through the raw socket in one sendmmsg call with a message per packet.
 //
 // Sequence numbers of an SA leave in order although several pipelines may send on one SA (their
 // flows hashed to different queues): a pipeline sends a block only when the SA's turn has come
 // to the block's first number (saState.txTurn), and sends everything it holds before it waits.
 // A pipeline sends its blocks in the order it took their numbers, so the block taken earliest
-// among all unsent ones can always go: no pipeline waits for one that waits for it.
+// among all unsent ones can always go: no pipeline waits for one that waits for it. A block
+// written into a TX ring counts as sent once the kicker has handed it to the device, which is
+// when the kicker passes the SA's turn on (packetTX.deferTurn); the kicker never waits for a
+// turn, so this adds no cycle.
 
 const (
 	// tunReadSize holds the largest packet the TUN device hands out: a 64 KiB GSO super-packet and
