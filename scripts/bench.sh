@@ -11,7 +11,8 @@
 #             without a tunnel
 #   figures   iperf3 TCP throughput with 1 stream, 4 streams, and 1 stream each way at once
 #             (--bidir); ping round-trip time idle and under load (during the 1-stream transfer); CPU
-#             time of both tunnel daemons per byte carried (user + system, from /proc)
+#             time of both tunnel daemons per byte carried (user + system, from /proc); the whole
+#             machine's idle CPU during the 1-stream transfer (is the tunnel CPU-bound?)
 #   CPUs      every tunnel daemon pinned (taskset) to CPUSETS in turn, "0-1" and "0" by default: Go
 #             sizes GOMAXPROCS, and goipsec its pipelines, from the CPUs it may use
 #
@@ -89,7 +90,7 @@ start_wireguard() { # CPUS
 
 # goipsec keyed by IKEv2: A initiates, B answers; the same configuration file a deployment uses.
 # B starts first, so that A's first IKE_SA_INIT finds it configured.
-start_goipsec() { # CPUS ESP_PROPOSAL ENCAP(yes|no) [RAW_ESP_RING(yes|no)]
+start_goipsec() { # CPUS ESP_PROPOSAL ENCAP(yes|no) [RAW_ESP_RING(yes|no) [RAW_ESP_XDP(yes|no)]]
   for side in b a; do
     local l=192.0.2.1 r=192.0.2.2 lts=10.1.0.0/24 rts=10.2.0.0/24 start=start ns=$A
     [ $side = b ] && { l=192.0.2.2; r=192.0.2.1; lts=10.2.0.0/24; rts=10.1.0.0/24; start=none; ns=$B; }
@@ -177,6 +178,9 @@ cpu_ticks() {
   echo $sum
 }
 
+# idle_ticks: idle clock ticks of all CPUs so far (/proc/stat: idle and iowait).
+idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
+
 # iperf ARGS...: iperf3 TCP from A (SRC) to B (DST) for T seconds; prints the received Gbit/s (for
 # --bidir the sum of both directions) and the bytes received.
 iperf() {
@@ -220,11 +224,13 @@ measure_kind() { # KIND CPUS
   # 1 stream, with ping under load alongside and the daemons' CPU time around it.
   local t0 res
   t0=$(cpu_ticks)
+  local idle0; idle0=$(idle_ticks)
   ip netns exec $A ping -c $((T * 5 - 5)) -i 0.2 -I $SRC $DST > "$tmp/ping" 2>&1 &
   local pp=$!
   res=$(iperf)
   wait $pp 2>/dev/null || true
   add "$k/$c/1" "${res% *}"
+  add "$k/$c/idle" "$(awk -v i="$(( $(idle_ticks) - idle0 ))" -v hz=$CLK_TCK -v t="$T" -v n="$(nproc)" 'BEGIN {printf "%.0f", 100 * i / hz / (t * n)}')"
   if [ "$k" != plain ]; then
     awk -v t="$(( $(cpu_ticks) - t0 ))" -v hz=$CLK_TCK -v n="${res#* }" 'BEGIN {printf "%.3f", t / hz / (n / 1e9)}' > "$tmp/cpu"
     add "$k/$c/cpu" "$(cat "$tmp/cpu")"
@@ -295,6 +301,9 @@ for c in $CPUSETS; do
 done
 for c in $CPUSETS; do
   [ -n "${R[rawxdp/$c/xdpbatch]:-}" ] && printf '\nAF_XDP frames per receive ring read, 1 stream, CPUs %s: median %s, rounds %s\n' "$c" "$(med "rawxdp/$c/xdpbatch")" "${R[rawxdp/$c/xdpbatch]}"
+done
+for c in $CPUSETS; do
+  table "CPU idle on the machine (all $(nproc) CPUs) during the 1-stream transfer, %; CPUs $c" "% idle" "$c/idle" plain
 done
 table "ping RTT through the tunnel, idle: median of 50 (lower is better)" ms rtt_idle plain
 table "ping RTT during the 1-stream transfer: median of $((T * 5 - 5)) (lower is better)" ms rtt_load plain

@@ -11,8 +11,9 @@
 // the NAT-T port, SO_REUSEPORT) has one goroutine per direction that does everything inline; tx.go
 // and rx.go describe the two paths.
 //
-// Lock order: Engine.mu, then routes.mu; turnMu stands alone. The packet path takes no locks:
-// the SAD and SPD are read-copy-update tables (rcutable.go).
+// Lock order: Engine.mu, then routes.mu; turnMu and each TX ring's turnMu (pkttx.go) stand
+// alone. The packet path takes no locks but those of SA turns shared by pipelines: the SAD and
+// SPD are read-copy-update tables (rcutable.go).
 package userspace
 
 import (
@@ -840,7 +841,10 @@ func (e *Engine) start() {
 		}
 		tx := newTXPipeline(e, q, s4, s6)
 		if e.raw != nil && !e.cfg.NoPacketRing {
-			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent)
+			fallback := func(src, dst netip.Addr, pkts [][]byte) error {
+				return e.raw.send(dataplane.ESP, src, dst, pkts)
+			}
+			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent, fallback, e.wakeTurnWaiters)
 			if err != nil {
 				if i == 0 {
 					e.log.Info("raw ESP goes through the raw socket alone", "reason", err)

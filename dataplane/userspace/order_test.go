@@ -16,8 +16,8 @@ import (
 )
 
 // espSeqs reads a pcap of Ethernet frames and returns, in capture order, the sequence number of
-// every ESP-in-UDP packet of spi (with UDP GSO a frame holds several ESP packets: its first
-// one's number is taken).
+// every ESP packet of spi, raw (IP protocol 50) or in UDP (with UDP GSO a frame holds several ESP
+// packets: its first one's number is taken).
 func espSeqs(t *testing.T, path string, spi uint32) []uint32 {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -35,11 +35,19 @@ func espSeqs(t *testing.T, path string, spi uint32) []uint32 {
 		}
 		frame := p[16 : 16+n]
 		p = p[16+n:]
-		// Ethernet (14), IPv4 without options (20), UDP (8), SPI, sequence number.
-		if len(frame) < 14+20+8+8 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 || frame[14+9] != 17 {
+		// Ethernet (14), IPv4 without options (20), UDP (8) or not, SPI, sequence number.
+		if len(frame) < 14+20+8+8 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
 			continue
 		}
-		esp := frame[14+int(frame[14]&0x0f)*4+8:]
+		var esp []byte
+		switch frame[14+9] {
+		case 17:
+			esp = frame[14+int(frame[14]&0x0f)*4+8:]
+		case 50:
+			esp = frame[14+int(frame[14]&0x0f)*4:]
+		default:
+			continue
+		}
 		if binary.BigEndian.Uint32(esp) == spi {
 			out = append(out, binary.BigEndian.Uint32(esp[4:]))
 		}
@@ -51,12 +59,29 @@ func espSeqs(t *testing.T, path string, spi uint32) []uint32 {
 // The kernel spreads the flows over the TUN queues, so several pipelines seal packets of the SA
 // at once; sequence numbers must still leave in order (each pipeline waits for the SA's turn).
 // The capture on the wire shows them strictly increasing, and more than one pipeline carried
-// the SA's packets.
+// the SA's packets. With ESP in UDP, and with raw ESP through the pipelines' TX rings, where the
+// kicker (pkttx.go) gives up an SA's turn only after sending the frames before it.
 func TestMultiQueueSequenceOrder(t *testing.T) {
+	t.Run("udp", func(t *testing.T) { testMultiQueueSequenceOrder(t, true) })
+	t.Run("raw-ring", func(t *testing.T) { testMultiQueueSequenceOrder(t, false) })
+}
+
+func testMultiQueueSequenceOrder(t *testing.T, encap bool) {
 	a, b := newPairWith(t, Config{Queues: 4})
-	sc := scenario{name: "order", proto: dataplane.ESP, encap: true, enc: esp.EncrAESGCM16, encKeyLen: 36}
+	sc := scenario{name: "order", proto: dataplane.ESP, encap: encap, enc: esp.EncrAESGCM16, encKeyLen: 36}
 	inst := install(t, sc, a, b)
-	stop := startCapture(t, a.ns, "veth0", "udp and src host", inst.outerA.String(), "and dst port 4500")
+	filter := []string{"udp and src host", inst.outerA.String(), "and dst port 4500"}
+	if !encap {
+		filter = []string{"esp and src host", inst.outerA.String()}
+		// Resolve the peer's link-layer address, and let the pipelines' cached paths expire,
+		// so that the ring carries the flows.
+		if ping, err := a.ns.Ping(inst.src, inst.dst, 2, 50*time.Millisecond, 2*time.Second); err != nil || ping.Received != 2 {
+			t.Fatalf("ping: %v %v", ping, err)
+		}
+		time.Sleep(l2PathTTL + 100*time.Millisecond)
+	}
+	ringBefore := a.eng.stats.ringSent.Load()
+	stop := startCapture(t, a.ns, "veth0", filter...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -93,6 +118,9 @@ func TestMultiQueueSequenceOrder(t *testing.T) {
 	}
 	if busy < 2 {
 		t.Fatalf("only %d of %d pipelines carried the flows: the test did not exercise ordering across pipelines", busy, len(a.eng.txp))
+	}
+	if ring := a.eng.stats.ringSent.Load() - ringBefore; !encap && ring < uint64(len(seqs))/2 {
+		t.Fatalf("only %d of %d packets through the TX rings: the test did not exercise the kicker", ring, len(seqs))
 	}
 	for _, s := range []*side{a, b} {
 		for _, sa := range s.eng.SAs() {

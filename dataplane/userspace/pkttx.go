@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,7 +74,32 @@ type l2Path struct {
 	at      time.Time
 }
 
-// packetTX is one pipeline's AF_PACKET socket and TX ring.
+// packetTX is one pipeline's AF_PACKET socket and TX ring, and the kicker that has the kernel
+// send what the pipeline wrote into the ring.
+//
+// The pipeline only fills frames; a goroutine of its own, the kicker, makes the sendto calls. In
+// one sendto the kernel does, on the calling thread, all the per-packet work of every frame
+// marked SEND_REQUEST — an skb per frame, the device's transmit, and on a veth even the peer's
+// receive in softirq — which was about half of the sending daemon's time; on the pipeline's
+// thread it kept the next batch from being sealed meanwhile. The ring keeps the order by itself:
+// the kernel takes SEND_REQUEST frames strictly in ring order, from the frame after the last one
+// it took, and stops at the first frame not marked; a frame marked while a sendto runs is taken
+// by it or by the next one. So the pipeline marks frames, counts them in queued and signals the
+// kicker once per batch; the kicker sends until kicked catches up with queued.
+//
+// Whenever a packet of the pipeline leaves another way (the raw socket, UDP, TCP), the pipeline
+// first waits until the kicker has handed every frame written before it to the device (drain), so
+// that packets of one SA leave in the order of their sequence numbers; the same wait comes before
+// frames for another interface are written (one sendto sends every marked frame through the one
+// interface it names). Turns of SAs shared with other pipelines (tx.go, saState.txTurn) that the
+// pipeline would give up while its frames still wait for the kicker are given up by the kicker,
+// after the sendto that sent them (deferTurn).
+//
+// A sendto that fails for good (the interface went down or away, a frame refused) leaves the
+// frames it did not send marked, and the kernel's position at the first of them. The kicker marks
+// the ring broken and goes on as if it had sent them; the pipeline, at its next use of the ring,
+// takes the frames back, sends their packets through the raw socket in order and resumes filling
+// the ring at the kernel's position (recover).
 type packetTX struct {
 	fd    int
 	ring  []byte
@@ -85,17 +110,57 @@ type packetTX struct {
 	paths map[[2]netip.Addr]*l2Path
 	id    uint16 // IPv4 identification of the next packet
 	sent  *atomic.Uint64
+	// fallback sends ESP packets from src to dst through the raw socket: those taken back from
+	// the ring after a failed sendto.
+	fallback func(src, dst netip.Addr, pkts [][]byte) error
+
+	// queued counts the frames marked SEND_REQUEST; only the pipeline changes it.
+	queued atomic.Uint64
+	// kicked is what queued was when the kicker last started a sendto that ended (sent, or
+	// failed for good); the frames counted up to it are the kernel's. Stored under turnMu.
+	kicked atomic.Uint64
+	// ifindex is the interface of the frames not yet kicked (set by the pipeline while none are).
+	ifindex atomic.Int32
+	// broken: a sendto failed for good; the pipeline takes back what is left (recover).
+	broken atomic.Bool
+	// wake carries the pipeline's signal that frames are queued (1-buffered: one signal per
+	// batch, coalesced while the kicker is busy); done the kicker's that kicked advanced; stop
+	// ends the kicker, which closes exited when it has.
+	wake, done, stop, exited chan struct{}
+	// turnMu guards turns, the SA turns to give up once kicked reaches their frame count. It
+	// stands alone: wakeTurns (which takes Engine.turnMu) runs after it is released.
+	turnMu    sync.Mutex
+	turns     []ringTurn
+	wakeTurns func()
+	// retries counts sendto calls in a row that found the socket's send buffer or the device's
+	// queue full (the kicker's alone).
+	retries int
+	// afterSendto, for tests, runs on the kicker after each sendto returns and before kicked
+	// records it: frames queued then must go with the next sendto.
+	afterSendto func()
+}
+
+// ringTurn is an SA's turn to be given to next once the kicker has sent the frames queued up
+// to at.
+type ringTurn struct {
+	sa   *saState
+	next uint64
+	at   uint64
 }
 
 // newPacketTX opens an AF_PACKET socket with a TX ring. It fails where AF_PACKET is unavailable
 // (no CAP_NET_RAW, a sandbox without packet sockets); the caller then sends through the raw socket.
-func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64) (*packetTX, error) {
+// It starts the kicker; fallback sends ESP through the raw socket, wakeTurns wakes pipelines
+// waiting for an SA's turn.
+func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64, fallback func(src, dst netip.Addr, pkts [][]byte) error, wakeTurns func()) (*packetTX, error) {
 	// Protocol 0: the socket sends only, and receives nothing.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
-	t := &packetTX{fd: fd, mark: mark, now: now, paths: map[[2]netip.Addr]*l2Path{}, sent: sent}
+	t := &packetTX{fd: fd, mark: mark, now: now, paths: map[[2]netip.Addr]*l2Path{}, sent: sent,
+		fallback: fallback, wakeTurns: wakeTurns,
+		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}
 	fail := func(what string, err error) (*packetTX, error) {
 		t.close()
 		return nil, fmt.Errorf("AF_PACKET TX ring: %s: %w", what, err)
@@ -117,10 +182,18 @@ func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64) (*packe
 	if t.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 		return fail("netlink", err)
 	}
+	go t.kicker()
 	return t, nil
 }
 
+// close stops the kicker (which first kicks what is queued) and then releases the socket and
+// the ring: the ring is unmapped only once nothing can call sendto on it.
 func (t *packetTX) close() {
+	if t.stop != nil {
+		close(t.stop)
+		<-t.exited
+		t.stop = nil
+	}
 	if t.ring != nil {
 		_ = unix.Munmap(t.ring)
 		t.ring = nil
@@ -258,38 +331,56 @@ func (t *packetTX) status(i int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&t.ring[i*txRingFrameSize]))
 }
 
-// send writes what it can of pkts (ESP packets from src to dst) into the ring and has the kernel
-// send them; it returns the packets left for the raw socket, in order after those sent.
+// send writes what it can of pkts (ESP packets from src to dst) into the ring for the kicker to
+// send; it returns the packets left for the raw socket, in order after those in the ring, and
+// only once every frame written before them has been handed to the device.
 func (t *packetTX) send(src, dst netip.Addr, pkts [][]byte) ([][]byte, error) {
+	if t.broken.Load() {
+		if err := t.drain(); err != nil {
+			return pkts, err
+		}
+	}
 	p := t.path(src, dst)
-	if !p.ok {
-		return pkts, nil
+	if !p.ok || p.stale || !src.IsValid() || src.IsUnspecified() {
+		// No usable path (or the kernel chooses the source address): the raw socket. A STALE
+		// neighbour sends this batch through the kernel, which revalidates it.
+		p.stale = false
+		return pkts, t.drain()
 	}
-	if p.stale {
-		p.stale = false // this batch through the kernel, which revalidates the neighbour
-		return pkts, nil
-	}
-	if !src.IsValid() || src.IsUnspecified() {
-		return pkts, nil // the kernel chooses the source address
+	if t.ifindex.Load() != int32(p.ifindex) {
+		// One sendto sends every marked frame through one interface.
+		if err := t.drain(); err != nil {
+			return pkts, err
+		}
+		t.ifindex.Store(int32(p.ifindex))
 	}
 	hl := ipv4HeaderLen
 	if dst.Is6() {
 		hl = ipv6HeaderLen
 	}
-	n := 0
+	n, waited := 0, false
 fill:
-	for _, pkt := range pkts {
+	for n < len(pkts) {
+		pkt := pkts[n]
 		if hl+len(pkt) > p.mtu {
 			break // the kernel fragments it (IPv4) or refuses it
 		}
 		st := t.status(t.head)
 		switch atomic.LoadUint32(st) {
 		case tpStatusAvailable:
-		case tpStatusWrongFormat:
-			// A frame the kernel refused (cannot happen with the frames written here): take it back.
-			atomic.StoreUint32(st, tpStatusAvailable)
 		default:
-			break fill // still being sent: the ring is full
+			// Still the kernel's: the ring is full. Frames waiting for the kicker may be what
+			// holds it (on a veth the kernel releases a frame in the sendto that sends it):
+			// wait for the kicker once and look again.
+			if waited || n == 0 && !t.pending() {
+				break fill
+			}
+			t.publish(n)
+			pkts, n, waited = pkts[n:], 0, true
+			if err := t.drain(); err != nil {
+				return pkts, err
+			}
+			continue
 		}
 		frame := t.ring[t.head*txRingFrameSize : (t.head+1)*txRingFrameSize]
 		// Every packet here fits the MTU and carries DF, so it is atomic and its identification
@@ -302,11 +393,94 @@ fill:
 		t.head = (t.head + 1) % txRingFrames
 		n++
 	}
-	if n == 0 {
-		return pkts, nil
+	t.publish(n)
+	if n == len(pkts) {
+		return nil, nil
 	}
-	ll := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: int32(p.ifindex), Halen: 6}
-	copy(ll.Addr[:], p.eth[0:6])
+	return pkts[n:], t.drain()
+}
+
+// publish counts n more frames as queued and signals the kicker.
+func (t *packetTX) publish(n int) {
+	if n == 0 {
+		return
+	}
+	t.queued.Add(uint64(n))
+	select {
+	case t.wake <- struct{}{}:
+	default: // a signal is pending already: the kicker will see these frames too
+	}
+}
+
+// pending reports whether frames wait for the kicker.
+func (t *packetTX) pending() bool {
+	return t.kicked.Load() != t.queued.Load()
+}
+
+// drain waits until every queued frame has been handed to the device, and takes back the frames
+// of a failed sendto (recover).
+func (t *packetTX) drain() error {
+	for t.pending() {
+		<-t.done
+	}
+	if t.broken.Load() {
+		return t.recover()
+	}
+	return nil
+}
+
+// kicker sends the frames the pipeline queues until the pipeline closes.
+func (t *packetTX) kicker() {
+	defer close(t.exited)
+	var retry *time.Timer
+	for {
+		if t.retries == 0 {
+			select {
+			case <-t.wake:
+			case <-t.stop:
+				t.kick(true)
+				return
+			}
+		} else {
+			// The send buffer or the device's queue was full: frames are sent as the device
+			// frees room, so look again shortly even if the pipeline queues nothing more.
+			d := min(kickRetryMax, kickRetryMin<<min(t.retries, 16))
+			if retry == nil {
+				retry = time.NewTimer(d)
+			} else {
+				retry.Reset(d)
+			}
+			select {
+			case <-t.wake:
+			case <-retry.C:
+			case <-t.stop:
+				t.kick(true)
+				return
+			}
+		}
+		t.kick(false)
+	}
+}
+
+const (
+	// kickRetryMin and kickRetryMax bound the kicker's wait after a full send buffer or device
+	// queue; after kickRetries such sendto calls in a row the ring counts as broken, and the
+	// pipeline sends what is left through the raw socket.
+	kickRetryMin = 20 * time.Microsecond
+	kickRetryMax = time.Millisecond
+	kickRetries  = 200
+)
+
+// kick makes one sendto for the frames queued, unless there are none. final: no retry will
+// follow (closing), so a full buffer counts as sent.
+func (t *packetTX) kick(final bool) {
+	w := t.queued.Load()
+	k := t.kicked.Load()
+	if w == k {
+		t.retries = 0
+		return
+	}
+	ll := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: t.ifindex.Load(), Halen: 6}
 	var e syscall.Errno
 	for {
 		// With MSG_DONTWAIT the kernel hands every frame marked SEND_REQUEST to the device and
@@ -317,21 +491,149 @@ fill:
 			break
 		}
 	}
-	if e == 0 || e == syscall.EAGAIN || e == syscall.ENOBUFS {
-		t.sent.Add(uint64(n))
-		return pkts[n:], nil
+	if t.afterSendto != nil {
+		t.afterSendto()
 	}
-	// The device refused (down, gone) before taking some frames: those still marked SEND_REQUEST
-	// were not sent. Take them back and leave their packets to the raw socket; look the path up
-	// again next time.
-	p.at = time.Time{}
-	var left [][]byte
-	first := (t.head - n + txRingFrames) % txRingFrames
-	for i := range n {
-		if atomic.CompareAndSwapUint32(t.status((first+i)%txRingFrames), tpStatusSendRequest, tpStatusAvailable) {
-			left = append(left, pkts[i])
+	switch {
+	case e == 0:
+		t.sent.Add(w - k)
+	case e == syscall.EAGAIN || e == syscall.ENOBUFS:
+		// The frame the kernel stopped at is still marked and goes with the next sendto.
+		if !final && t.retries < kickRetries {
+			t.retries++
+			return
+		}
+		if final {
+			t.sent.Add(w - k) // as the next sendto will
+		} else {
+			t.broken.Store(true)
+		}
+	default:
+		// The device refused (down, gone) or a frame was refused: the frames not sent stay
+		// marked; the pipeline takes them back.
+		t.broken.Store(true)
+	}
+	t.retries = 0
+	t.turnMu.Lock()
+	t.kicked.Store(w)
+	passed := 0
+	for _, r := range t.turns {
+		if r.at > w {
+			break
+		}
+		r.sa.txTurn.Store(r.next)
+		passed++
+	}
+	if passed > 0 {
+		n := copy(t.turns, t.turns[passed:])
+		clear(t.turns[n:])
+		t.turns = t.turns[:n]
+	}
+	t.turnMu.Unlock()
+	if passed > 0 && t.wakeTurns != nil {
+		t.wakeTurns()
+	}
+	select {
+	case t.done <- struct{}{}:
+	default:
+	}
+}
+
+// deferTurn gives sa's turn to next once the frames queued so far are sent, and reports false
+// when none wait (the caller gives the turn now).
+func (t *packetTX) deferTurn(sa *saState, next uint64) bool {
+	t.turnMu.Lock()
+	defer t.turnMu.Unlock()
+	if !t.pending() {
+		return false
+	}
+	t.turns = append(t.turns, ringTurn{sa: sa, next: next, at: t.queued.Load()})
+	return true
+}
+
+// turnQueued reports whether the last turn of sa deferred here (if any) goes to next: the block
+// starting at next may then follow its predecessor into the ring without waiting.
+func (t *packetTX) turnQueued(sa *saState, next uint64) bool {
+	t.turnMu.Lock()
+	defer t.turnMu.Unlock()
+	for i := len(t.turns) - 1; i >= 0; i-- {
+		if t.turns[i].sa == sa {
+			return t.turns[i].next == next
 		}
 	}
-	t.sent.Add(uint64(n - len(left)))
-	return append(left, pkts[n:]...), os.NewSyscallError("sendto (AF_PACKET)", e)
+	return false
+}
+
+// recover takes back the frames a failed sendto left marked (the kicker is idle: drain), sends
+// their packets through the raw socket in ring order, and has the pipeline fill the ring again
+// from the first of them, where the kernel stopped.
+func (t *packetTX) recover() error {
+	t.broken.Store(false)
+	clear(t.paths) // look the paths up again: the interface may be down or gone
+	marked := func(i int) bool {
+		st := atomic.LoadUint32(t.status(i))
+		return st == tpStatusSendRequest || st == tpStatusWrongFormat
+	}
+	n := 0
+	for n < txRingFrames && marked((t.head-1-n+txRingFrames)%txRingFrames) {
+		n++
+	}
+	first := (t.head - n + txRingFrames) % txRingFrames
+	var errs []error
+	var src, dst netip.Addr
+	var pkts [][]byte
+	flush := func() {
+		if len(pkts) > 0 {
+			errs = append(errs, t.fallback(src, dst, pkts))
+			pkts = pkts[:0]
+		}
+	}
+	for j := range n {
+		i := (first + j) % txRingFrames
+		s, d, pkt, ok := ringFramePacket(t.ring[i*txRingFrameSize : (i+1)*txRingFrameSize])
+		if !ok {
+			continue // cannot happen: every frame was written by putESPFrame
+		}
+		if s != src || d != dst {
+			flush()
+			src, dst = s, d
+		}
+		pkts = append(pkts, pkt)
+	}
+	flush()
+	for j := range n {
+		atomic.StoreUint32(t.status((first+j)%txRingFrames), tpStatusAvailable)
+	}
+	t.head = first
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%d packets of a failed AF_PACKET sendto through the raw socket: %w", n, err)
+	}
+	return nil
+}
+
+// ringFramePacket reads back a frame written by putESPFrame: the outer source and destination
+// and the ESP packet, which starts after the Ethernet and IP headers and ends at tp_len.
+func ringFramePacket(frame []byte) (src, dst netip.Addr, pkt []byte, ok bool) {
+	if len(frame) < txFrameData+ethHdrLen+ipv4HeaderLen {
+		return src, dst, nil, false
+	}
+	n := int(binary.NativeEndian.Uint32(frame[4:8]))
+	if n < ethHdrLen+ipv4HeaderLen || n > len(frame)-txFrameData {
+		return src, dst, nil, false
+	}
+	ip := frame[txFrameData+ethHdrLen : txFrameData+n]
+	switch ip[0] >> 4 {
+	case 4:
+		ihl := int(ip[0]&0x0f) * 4
+		if ihl < ipv4HeaderLen || ihl > len(ip) {
+			return src, dst, nil, false
+		}
+		return netip.AddrFrom4([4]byte(ip[ipv4Src:])), netip.AddrFrom4([4]byte(ip[ipv4Dst:])), ip[ihl:], true
+	case 6:
+		if len(ip) < ipv6HeaderLen {
+			return src, dst, nil, false
+		}
+		return netip.AddrFrom16([16]byte(ip[ipv6Src:])), netip.AddrFrom16([16]byte(ip[ipv6Dst:])), ip[ipv6HeaderLen:], true
+	}
+	return src, dst, nil, false
 }

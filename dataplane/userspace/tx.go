@@ -28,13 +28,18 @@ import (
 //     the TCP/UDP checksum) and payload are written straight into its place in a send arena, where
 //     ESP seals it in place; the IPsec packets of an SA lie back to back.
 //  4. send: runs of equal-sized packets to one peer leave in one sendmmsg message with UDP GSO
-//     (UDP_SEGMENT), raw ESP/AH in one sendmmsg call with a message per packet.
+//     (UDP_SEGMENT); raw ESP is written into the pipeline's AF_PACKET TX ring, whose kicker
+//     goroutine has the kernel send it (pkttx.go), and what the ring cannot take and AH leave
+//     through the raw socket in one sendmmsg call with a message per packet.
 //
 // Sequence numbers of an SA leave in order although several pipelines may send on one SA (their
 // flows hashed to different queues): a pipeline sends a block only when the SA's turn has come
 // to the block's first number (saState.txTurn), and sends everything it holds before it waits.
 // A pipeline sends its blocks in the order it took their numbers, so the block taken earliest
-// among all unsent ones can always go: no pipeline waits for one that waits for it.
+// among all unsent ones can always go: no pipeline waits for one that waits for it. A block
+// written into a TX ring counts as sent once the kicker has handed it to the device, which is
+// when the kicker passes the SA's turn on (packetTX.deferTurn); the kicker never waits for a
+// turn, so this adds no cycle.
 
 const (
 	// tunReadSize holds the largest packet the TUN device hands out: a 64 KiB GSO super-packet and
@@ -525,11 +530,15 @@ func (p *txPipeline) flush() {
 }
 
 // turnReady reports whether block i may be sent now: its SA's turn is at its first sequence
-// number, or the block right before it in the SA's order is among those about to be sent.
+// number, or the block right before it in the SA's order is among those about to be sent or in
+// this pipeline's TX ring waiting for the kicker.
 func (p *txPipeline) turnReady(start, i int) bool {
 	b := &p.blocks[i]
 	if b.sa.txTurn.Load() == b.first {
 		return true
+	}
+	if p.ptx != nil && p.ptx.turnQueued(b.sa, b.first) {
+		return true // the block before it waits in this pipeline's ring, which keeps the order
 	}
 	for j := i - 1; j >= start; j-- {
 		if o := &p.blocks[j]; o.sa == b.sa {
@@ -547,6 +556,13 @@ func (p *txPipeline) sendBlocks(from, to int) {
 	e := p.e
 	for i := from; i < to; i++ {
 		b := &p.blocks[i]
+		if p.ptx != nil && b.sa != nil && b.count > 0 && (b.addr.encap || b.addr.tcp) {
+			// Packets of an SA leave in order: frames written into the TX ring before this
+			// block (its SA may have just moved from raw ESP to UDP) go first.
+			if err := p.ptx.drain(); err != nil {
+				e.log.Debug("send through the AF_PACKET ring failed", "err", err)
+			}
+		}
 		switch {
 		case b.count == 0:
 		case b.clear:
@@ -604,7 +620,10 @@ func (p *txPipeline) sendBlocks(from, to int) {
 	if e.queues > 1 {
 		for i := from; i < to; i++ {
 			if b := &p.blocks[i]; b.sa != nil {
-				e.passTurn(b.sa, b.first+uint64(b.taken))
+				// While frames wait in the TX ring, the kicker gives the turn after sending them.
+				if p.ptx == nil || !p.ptx.deferTurn(b.sa, b.first+uint64(b.taken)) {
+					e.passTurn(b.sa, b.first+uint64(b.taken))
+				}
 			}
 		}
 	}
@@ -764,6 +783,11 @@ func (e *Engine) waitTurn(sa *saState, first uint64) {
 // passTurn gives sa's turn to sequence number next and wakes pipelines waiting for a turn.
 func (e *Engine) passTurn(sa *saState, next uint64) {
 	sa.txTurn.Store(next)
+	e.wakeTurnWaiters()
+}
+
+// wakeTurnWaiters wakes the pipelines waiting for an SA's turn to look at it again.
+func (e *Engine) wakeTurnWaiters() {
 	e.turnMu.Lock()
 	if e.turnWaiters > 0 {
 		e.turnCond.Broadcast()
