@@ -146,6 +146,7 @@ start_tunnel() { # KIND CPUS
     rawxdpkick) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_RING_INLINE=4;;
     rawxdpnohold) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_XSK_HOLD=0;;
     rawxdphold16) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_XSK_HOLD=16;;
+    rawxdpboth) start_goipsec "$2" aes256gcm16 no yes yes "GOIPSEC_EXPERIMENT_RING_INLINE=4 GOIPSEC_EXPERIMENT_XSK_HOLD=0";;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -278,6 +279,7 @@ label() {
     rawxdpkick) echo "  same, <=4 frames kicked inline";;
     rawxdpnohold) echo "  same, no AF_XDP hold";;
     rawxdphold16) echo "  same, AF_XDP hold 16 frames";;
+    rawxdpboth) echo "  same, kicked inline, no hold";;
     plain) echo "plain veth, no tunnel";;
   esac
 }
