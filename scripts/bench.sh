@@ -90,7 +90,7 @@ start_wireguard() { # CPUS
 
 # goipsec keyed by IKEv2: A initiates, B answers; the same configuration file a deployment uses.
 # B starts first, so that A's first IKE_SA_INIT finds it configured.
-start_goipsec() { # CPUS ESP_PROPOSAL ENCAP(yes|no) [RAW_ESP_RING(yes|no) [RAW_ESP_XDP(yes|no) [ENV]]]
+start_goipsec() { # CPUS ESP_PROPOSAL ENCAP(yes|no) [RAW_ESP_RING(yes|no) [RAW_ESP_XDP(yes|no)]]
   for side in b a; do
     local l=192.0.2.1 r=192.0.2.2 lts=10.1.0.0/24 rts=10.2.0.0/24 start=start ns=$A
     [ $side = b ] && { l=192.0.2.2; r=192.0.2.1; lts=10.2.0.0/24; rts=10.1.0.0/24; start=none; ns=$B; }
@@ -126,7 +126,7 @@ daemon {
 }
 CONF
     rm -f "$tmp/$side.sock"
-    ip netns exec $ns env ${6:-GOIPSEC_BENCH=1} taskset -c "$1" "$tmp/goipsec" run -c "$tmp/$side.conf" &
+    ip netns exec $ns taskset -c "$1" "$tmp/goipsec" run -c "$tmp/$side.conf" &
     TPIDS+=($!)
     for _ in $(seq 100); do [ -S "$tmp/$side.sock" ] && break; sleep 0.05; done
   done
@@ -142,11 +142,6 @@ start_tunnel() { # KIND CPUS
     raw) start_goipsec "$2" aes256gcm16 no;;
     rawsock) start_goipsec "$2" aes256gcm16 no no;;
     rawxdp) start_goipsec "$2" aes256gcm16 no yes yes;;
-    # EXPERIMENT (issue 14): small batches kicked inline; the AF_XDP receiver's hold changed.
-    rawxdpkick) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_RING_INLINE=4;;
-    rawxdpnohold) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_XSK_HOLD=0;;
-    rawxdphold16) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_XSK_HOLD=16;;
-    rawxdpboth) start_goipsec "$2" aes256gcm16 no yes yes "GOIPSEC_EXPERIMENT_RING_INLINE=4 GOIPSEC_EXPERIMENT_XSK_HOLD=0";;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -240,7 +235,7 @@ measure_kind() { # KIND CPUS
     awk -v t="$(( $(cpu_ticks) - t0 ))" -v hz=$CLK_TCK -v n="${res#* }" 'BEGIN {printf "%.3f", t / hz / (n / 1e9)}' > "$tmp/cpu"
     add "$k/$c/cpu" "$(cat "$tmp/cpu")"
   fi
-  if [ "${k#rawxdp}" != "$k" ]; then
+  if [ "$k" = rawxdp ]; then
     # The receiver's mean AF_XDP batch (frames per ring read) so far: nearly all of it the
     # 1-stream transfer.
     add "$k/$c/xdpbatch" "$("$tmp/goipsec" --socket "$tmp/b.sock" status --json | python3 -c '
@@ -276,10 +271,6 @@ label() {
     raw) echo "goipsec AES-256-GCM raw ESP";;
     rawsock) echo "  same, raw socket only (no ring)";;
     rawxdp) echo "  same, received through AF_XDP";;
-    rawxdpkick) echo "  same, <=4 frames kicked inline";;
-    rawxdpnohold) echo "  same, no AF_XDP hold";;
-    rawxdphold16) echo "  same, AF_XDP hold 16 frames";;
-    rawxdpboth) echo "  same, kicked inline, no hold";;
     plain) echo "plain veth, no tunnel";;
   esac
 }
@@ -309,9 +300,7 @@ for c in $CPUSETS; do
   table "CPU time of both daemons per GB carried (1 stream; lower is better); CPUs $c" s/GB "$c/cpu"
 done
 for c in $CPUSETS; do
-  for k in $KINDS; do
-    [ -n "${R[$k/$c/xdpbatch]:-}" ] && printf '\nAF_XDP frames per receive ring read (%s), 1 stream, CPUs %s: median %s, rounds %s\n' "$k" "$c" "$(med "$k/$c/xdpbatch")" "${R[$k/$c/xdpbatch]}"
-  done
+  [ -n "${R[rawxdp/$c/xdpbatch]:-}" ] && printf '\nAF_XDP frames per receive ring read, 1 stream, CPUs %s: median %s, rounds %s\n' "$c" "$(med "rawxdp/$c/xdpbatch")" "${R[rawxdp/$c/xdpbatch]}"
 done
 for c in $CPUSETS; do
   table "CPU idle on the machine (all $(nproc) CPUs) during the 1-stream transfer, %; CPUs $c" "% idle" "$c/idle" plain

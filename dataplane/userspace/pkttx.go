@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -137,12 +135,6 @@ type packetTX struct {
 	// retries counts sendto calls in a row that found the socket's send buffer or the device's
 	// queue full (the kicker's alone).
 	retries int
-	// kickMu is held by whoever runs kick: the kicker, or the pipeline kicking a small batch
-	// itself (inlineMax). It also guards retries.
-	kickMu sync.Mutex
-	// inlineMax: EXPERIMENT — a batch of at most this many frames, published while nothing is
-	// pending and the kicker idle, is kicked by the pipeline itself (0: never).
-	inlineMax int
 	// afterSendto, for tests, runs on the kicker after each sendto returns and before kicked
 	// records it: frames queued then must go with the next sendto.
 	afterSendto func()
@@ -190,8 +182,6 @@ func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64, fallbac
 	if t.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 		return fail("netlink", err)
 	}
-	// EXPERIMENT (issue 14): small batches kicked by the pipeline itself.
-	t.inlineMax, _ = strconv.Atoi(os.Getenv("GOIPSEC_EXPERIMENT_RING_INLINE"))
 	go t.kicker()
 	return t, nil
 }
@@ -415,27 +405,7 @@ func (t *packetTX) publish(n int) {
 	if n == 0 {
 		return
 	}
-	if n <= t.inlineMax && t.kickMu.TryLock() {
-		// EXPERIMENT: nothing kicks meanwhile (kickMu) and kicked changes only in kick, so
-		// with nothing pending the sendto sends exactly these frames.
-		if !t.pending() {
-			t.queued.Add(uint64(n))
-			t.kick(false)
-			retry := t.retries > 0
-			t.kickMu.Unlock()
-			if retry {
-				t.signal() // the kicker retries the frames the sendto left
-			}
-			return
-		}
-		t.kickMu.Unlock()
-	}
 	t.queued.Add(uint64(n))
-	t.signal()
-}
-
-// signal wakes the kicker.
-func (t *packetTX) signal() {
 	select {
 	case t.wake <- struct{}{}:
 	default: // a signal is pending already: the kicker will see these frames too
@@ -463,26 +433,18 @@ func (t *packetTX) drain() error {
 func (t *packetTX) kicker() {
 	defer close(t.exited)
 	var retry *time.Timer
-	final := func() {
-		t.kickMu.Lock()
-		t.kick(true)
-		t.kickMu.Unlock()
-	}
 	for {
-		t.kickMu.Lock()
-		retries := t.retries
-		t.kickMu.Unlock()
-		if retries == 0 {
+		if t.retries == 0 {
 			select {
 			case <-t.wake:
 			case <-t.stop:
-				final()
+				t.kick(true)
 				return
 			}
 		} else {
 			// The send buffer or the device's queue was full: frames are sent as the device
 			// frees room, so look again shortly even if the pipeline queues nothing more.
-			d := min(kickRetryMax, kickRetryMin<<min(retries, 16))
+			d := min(kickRetryMax, kickRetryMin<<min(t.retries, 16))
 			if retry == nil {
 				retry = time.NewTimer(d)
 			} else {
@@ -492,13 +454,11 @@ func (t *packetTX) kicker() {
 			case <-t.wake:
 			case <-retry.C:
 			case <-t.stop:
-				final()
+				t.kick(true)
 				return
 			}
 		}
-		t.kickMu.Lock()
 		t.kick(false)
-		t.kickMu.Unlock()
 	}
 }
 

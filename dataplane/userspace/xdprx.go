@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -391,17 +388,6 @@ func (p *xskPipeline) run(done chan struct{}) {
 	}
 	st := &p.e.stats.xdp
 	hold := unix.NsecToTimespec(xskHoldSleep.Nanoseconds())
-	// EXPERIMENT (issue 14): GOIPSEC_EXPERIMENT_XSK_HOLD=FRAMES[/SLEEP_US] changes the hold.
-	holdFrames := uint32(xskHoldFrames)
-	if v := os.Getenv("GOIPSEC_EXPERIMENT_XSK_HOLD"); v != "" {
-		f, us, _ := strings.Cut(v, "/")
-		if n, err := strconv.Atoi(f); err == nil {
-			holdFrames = uint32(n)
-		}
-		if n, err := strconv.Atoi(us); err == nil {
-			hold = unix.NsecToTimespec(int64(n) * 1000)
-		}
-	}
 	for {
 		var n uint32
 		err := rc.Read(func(uintptr) bool {
@@ -417,7 +403,7 @@ func (p *xskPipeline) run(done chan struct{}) {
 		// socket), and the GRO writer coalesces more segments per TUN write, so the TCP
 		// receiver also acknowledges less often (each acknowledgement is a packet through the
 		// tunnel the other way). A lone packet (ping, a handshake) is read at once.
-		for n >= 2 && n < holdFrames {
+		for n >= 2 && n < xskHoldFrames {
 			_ = unix.Nanosleep(&hold, nil)
 			m := p.x.rx.available()
 			if m == n {
