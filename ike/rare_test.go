@@ -2,6 +2,7 @@ package ike
 
 import (
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 	"unsafe"
@@ -67,5 +68,72 @@ func TestRarePartOnlyWhileUsed(t *testing.T) {
 	}
 	if _, remote := r.requestAddresses(); remote != r.Remote {
 		t.Fatalf("after the request: %s, want the SA's %s", remote, r.Remote)
+	}
+}
+
+// TestRareInUseCoversEveryField: a field added to saRare and forgotten in inUse would be dropped by
+// Tidy while in use. Every field set to something makes inUse true.
+func TestRareInUseCoversEveryField(t *testing.T) {
+	typ := reflect.TypeOf(saRare{})
+	for i := range typ.NumField() {
+		var r saRare
+		f := reflect.ValueOf(&r).Elem().Field(i)
+		f = reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem() // unexported: settable through its address
+		switch f.Kind() {
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+		case reflect.Slice:
+			f.Set(reflect.MakeSlice(f.Type(), 1, 1))
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Func:
+			f.Set(reflect.MakeFunc(f.Type(), func([]reflect.Value) []reflect.Value { return nil }))
+		case reflect.Struct: // netip.AddrPort
+			f.Set(reflect.ValueOf(netip.MustParseAddrPort("192.0.2.1:500")))
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", typ.Field(i).Name, f.Kind())
+		}
+		if !r.inUse() {
+			t.Errorf("saRare.%s set, but inUse reports nothing in use", typ.Field(i).Name)
+		}
+	}
+}
+
+// TestRarePartAfterIKERekey: an IKE SA rekey, started by either side, leaves neither the new IKE
+// SAs nor the old ones with a rare part once the driver has taken the new SA (TakeSpawned) and
+// run Tidy — the rekey's results pass through it only on their way to the driver.
+func TestRarePartAfterIKERekey(t *testing.T) {
+	for _, initiatorStarts := range []bool{true, false} {
+		ci, cr := defaultPair().build(t)
+		i, r, _, _, err := runHandshake(t, ci, cr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from, to := i, r
+		if !initiatorStarts {
+			from, to = r, i
+		}
+		if !from.QueueRekeyIKE() {
+			t.Fatal("IKE rekey not queued")
+		}
+		req, err := from.NextRequest()
+		if err != nil || req == nil {
+			t.Fatalf("rekey request: %v, %v", req, err)
+		}
+		if _, err := from.ProcessResponse(exchange(t, from, to, req, 2)); err != nil {
+			t.Fatal(err)
+		}
+		for _, sa := range []*SA{from, to} {
+			spawned := sa.TakeSpawned()
+			if len(spawned) != 1 {
+				t.Fatalf("initiator starts %v: %d new IKE SAs, want 1", initiatorStarts, len(spawned))
+			}
+			sa.TakeHandoff()
+			sa.Tidy()
+			spawned[0].Tidy()
+			if sa.rare != nil || spawned[0].rare != nil {
+				t.Errorf("initiator starts %v: rare part left on the old (%v) or new (%v) IKE SA", initiatorStarts, sa.rare, spawned[0].rare)
+			}
+		}
 	}
 }
