@@ -91,6 +91,12 @@ func (d *Daemon) Status() Status {
 				KernelDrops: map[string]uint64{"dropped": x.KernelDropped, "rx_ring_full": x.RxRingFull, "fill_ring_empty": x.FillRingEmpty}}
 		}
 	}
+	if r, ok := d.backend.(dataplane.PacketRingReporter); ok {
+		if x, ok := r.PacketRingStats(); ok {
+			st.DataPlane.TXRing = &status.TXRing{Rings: x.Rings, Sent: x.Sent, Sendtos: x.Sendtos, Retries: x.Retries,
+				Broken: x.Broken, Recovered: x.Recovered, RawSocket: x.RawSocket}
+		}
+	}
 	var ikeSAs []engine.SAInfo
 	if d.ike != nil {
 		ikeSAs = d.allSAs()

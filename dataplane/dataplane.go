@@ -371,6 +371,31 @@ type XDPReporter interface {
 	XDPStats() (st XDPStats, ok bool)
 }
 
+// PacketRingStats are the counters of raw ESP sent through the userspace engine's AF_PACKET TX
+// rings (one per pipeline; daemon.raw_esp_ring).
+type PacketRingStats struct {
+	// Rings is the number of TX rings (pipelines sending raw ESP through one).
+	Rings int
+	// Sent counts packets the kernel took from the rings, in Sendtos sendto calls.
+	Sent, Sendtos uint64
+	// Retries counts sendto calls that found the socket's send buffer or the device's queue full
+	// and were retried.
+	Retries uint64
+	// Broken counts rings given up after a sendto failed for good (the interface down or gone)
+	// or was retried too often; Recovered the packets then taken back from them and sent through
+	// the raw socket.
+	Broken, Recovered uint64
+	// RawSocket counts raw ESP packets that went through the raw socket instead of a ring: no
+	// usable link-layer path (no neighbour entry, not Ethernet), larger than the MTU, ring full.
+	RawSocket uint64
+}
+
+// PacketRingReporter is implemented by a Backend that sends raw ESP through AF_PACKET TX rings;
+// ok is false while no ring is in use.
+type PacketRingReporter interface {
+	PacketRingStats() (st PacketRingStats, ok bool)
+}
+
 // Backend is what the control plane needs from a data plane.
 type Backend interface {
 	InstallSA(SAParams) error

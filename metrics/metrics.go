@@ -53,6 +53,8 @@ type Collector struct {
 	poolSize, poolLeased, poolOffline, users              *prometheus.Desc
 	l2tpSessions                                          *prometheus.Desc
 	xdpInterface, xdpReceived, xdpBatches, xdpDrops       *prometheus.Desc
+	txRings, txRingSent, txRingSendtos, txRingRetries     *prometheus.Desc
+	txRingBroken, txRingRawSocket                         *prometheus.Desc
 
 	mu      sync.Mutex
 	traffic map[trafficKey]*carried // guarded by mu
@@ -118,6 +120,12 @@ func New(src Source, build BuildInfo) *Collector {
 		xdpReceived:      d("dataplane_xdp_received_packets_total", "Raw ESP frames read from the AF_XDP receive rings."),
 		xdpBatches:       d("dataplane_xdp_batches_total", "Reads of the AF_XDP receive rings (received packets / batches is the mean batch)."),
 		xdpDrops:         d("dataplane_xdp_drops_total", "Raw ESP frames of the AF_XDP path dropped before the SA lookup, by reason; reasons starting with kernel_ are the AF_XDP sockets' own counters.", "reason"),
+		txRings:          d("dataplane_tx_rings", "AF_PACKET TX rings raw ESP is sent through (one per pipeline; daemon.raw_esp_ring); the goipsec_dataplane_tx_ring_* series exist only while there are any."),
+		txRingSent:       d("dataplane_tx_ring_sent_packets_total", "Raw ESP packets the kernel took from the TX rings."),
+		txRingSendtos:    d("dataplane_tx_ring_sendto_calls_total", "sendto calls on the TX rings (sent packets / sendto calls is the mean batch)."),
+		txRingRetries:    d("dataplane_tx_ring_retries_total", "sendto calls on the TX rings that found the send buffer or the device queue full (EAGAIN, ENOBUFS) and were retried."),
+		txRingBroken:     d("dataplane_tx_ring_broken_total", "Times a TX ring was given up after a sendto failed for good (interface down or gone) or was retried too often; its packets went through the raw socket."),
+		txRingRawSocket:  d("dataplane_tx_ring_raw_socket_packets_total", "Raw ESP packets of pipelines with a TX ring sent through the raw socket instead: reason recovered (taken back from a broken ring) or not_taken (no usable link-layer path, larger than the MTU, ring full).", "reason"),
 		users:            d("remote_users", "Remote-access clients (EAP or virtual IP) connected, by connection.", "conn"),
 	}
 }
@@ -129,7 +137,8 @@ func (c *Collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{c.buildInfo, c.connConfigured, c.connsUp, c.connUp, c.connState, c.connChildSAs, c.connLastReceived,
 		c.connEstablished, c.ikeSAs, c.childSAs, c.childBytes, c.childPackets, c.childDrops, c.manualBytes, c.manualPackets, c.drops,
 		c.failures, c.rekeys, c.retransmits, c.handshakesOK, c.handshakesFailed, c.invalid, c.ikeDrops, c.halfOpen, c.cookies, c.certExpiry,
-		c.poolSize, c.poolLeased, c.poolOffline, c.users, c.l2tpSessions, c.xdpInterface, c.xdpReceived, c.xdpBatches, c.xdpDrops}
+		c.poolSize, c.poolLeased, c.poolOffline, c.users, c.l2tpSessions, c.xdpInterface, c.xdpReceived, c.xdpBatches, c.xdpDrops,
+		c.txRings, c.txRingSent, c.txRingSendtos, c.txRingRetries, c.txRingBroken, c.txRingRawSocket}
 }
 
 // Describe implements prometheus.Collector.
@@ -239,6 +248,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range x.KernelDrops {
 			counter(c.xdpDrops, n, "kernel_"+reason)
 		}
+	}
+	if r := st.DataPlane.TXRing; r != nil {
+		gauge(c.txRings, float64(r.Rings))
+		counter(c.txRingSent, r.Sent)
+		counter(c.txRingSendtos, r.Sendtos)
+		counter(c.txRingRetries, r.Retries)
+		counter(c.txRingBroken, r.Broken)
+		counter(c.txRingRawSocket, r.Recovered, "recovered")
+		counter(c.txRingRawSocket, r.RawSocket, "not_taken")
 	}
 	for reason, n := range st.IKE.Failures {
 		counter(c.failures, n, reason)

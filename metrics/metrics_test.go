@@ -158,3 +158,29 @@ func TestXDPSeries(t *testing.T) {
 		}
 	}
 }
+
+// TestTXRingSeries: the AF_PACKET TX ring counters of the status snapshot become the
+// goipsec_dataplane_tx_ring* series, the raw socket's share split by reason; without a ring
+// there are none.
+func TestTXRingSeries(t *testing.T) {
+	st := snapshot("c0000001", 1, 1, status.StateUp)
+	page := scrape(t, New(&fakeSource{st: st}, BuildInfo{}))
+	if strings.Contains(page, "goipsec_dataplane_tx_ring") {
+		t.Fatalf("TX ring series without a ring:\n%s", page)
+	}
+	st.DataPlane.TXRing = &status.TXRing{Rings: 2, Sent: 123456, Sendtos: 4321, Retries: 17, Broken: 1, Recovered: 30, RawSocket: 12}
+	page = scrape(t, New(&fakeSource{st: st}, BuildInfo{}))
+	for series, want := range map[string]float64{
+		`goipsec_dataplane_tx_rings`:                                             2,
+		`goipsec_dataplane_tx_ring_sent_packets_total`:                           123456,
+		`goipsec_dataplane_tx_ring_sendto_calls_total`:                           4321,
+		`goipsec_dataplane_tx_ring_retries_total`:                                17,
+		`goipsec_dataplane_tx_ring_broken_total`:                                 1,
+		`goipsec_dataplane_tx_ring_raw_socket_packets_total{reason="recovered"}`: 30,
+		`goipsec_dataplane_tx_ring_raw_socket_packets_total{reason="not_taken"}`: 12,
+	} {
+		if v := sample(t, page, series); v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+}

@@ -253,6 +253,24 @@ type DataPlane struct {
 	Bypassed   uint64            `json:"bypassed_packets"`
 	// XDP is present with daemon.raw_esp_xdp = yes: raw ESP received through AF_XDP.
 	XDP *XDP `json:"xdp,omitempty"`
+	// TXRing is present when raw ESP leaves through AF_PACKET TX rings (the userspace data plane
+	// with daemon.raw_esp_ring = yes, the default).
+	TXRing *TXRing `json:"tx_ring,omitempty"`
+}
+
+// TXRing holds the counters of raw ESP sent through the AF_PACKET TX rings.
+type TXRing struct {
+	Rings   int    `json:"rings"`
+	Sent    uint64 `json:"sent_packets"`
+	Sendtos uint64 `json:"sendto_calls"`
+	// Retries counts sendto calls that found the send buffer or device queue full.
+	Retries uint64 `json:"retries"`
+	// Broken counts rings given up after a failed sendto; Recovered the packets taken back from
+	// them and sent through the raw socket.
+	Broken    uint64 `json:"broken"`
+	Recovered uint64 `json:"recovered_packets"`
+	// RawSocket counts raw ESP packets sent through the raw socket instead of a ring.
+	RawSocket uint64 `json:"raw_socket_packets"`
 }
 
 // XDP holds the counters of raw ESP received through AF_XDP.

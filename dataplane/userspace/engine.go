@@ -168,10 +168,9 @@ type engineStats struct {
 	drops                                                             [len(dataplane.DropCounts{})]atomic.Uint64
 	tunPackets, netPackets, ikePackets, keepAlives, dummies, bypassed atomic.Uint64
 	mssClamped                                                        atomic.Uint64
-	// ringSent counts raw ESP packets sent through an AF_PACKET TX ring (the rest of the raw
-	// packets went through the raw socket).
-	ringSent atomic.Uint64
-	xdp      xdpStats
+	// ring counts raw ESP sent through the pipelines' AF_PACKET TX rings (pkttx.go).
+	ring ringCounters
+	xdp  xdpStats
 }
 
 // saState is one installed SA: its transform, addressing and counters. A gateway holds hundreds
@@ -844,7 +843,7 @@ func (e *Engine) start() {
 			fallback := func(src, dst netip.Addr, pkts [][]byte) error {
 				return e.raw.send(dataplane.ESP, src, dst, pkts)
 			}
-			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ringSent, fallback, e.wakeTurnWaiters)
+			ptx, err := newPacketTX(e.cfg.FwMark, e.cfg.Now, &e.stats.ring, fallback, e.wakeTurnWaiters)
 			if err != nil {
 				if i == 0 {
 					e.log.Info("raw ESP goes through the raw socket alone", "reason", err)
@@ -980,6 +979,24 @@ func (e *Engine) Stats() dataplane.Stats {
 	st.Bypassed = e.stats.bypassed.Load()
 	st.MSSClamped = e.stats.mssClamped.Load()
 	return st
+}
+
+// PacketRingStats returns the counters of raw ESP sent through the pipelines' AF_PACKET TX rings
+// (dataplane.PacketRingReporter); ok is false when no pipeline has a ring (no raw socket,
+// Config.NoPacketRing, or AF_PACKET unavailable).
+func (e *Engine) PacketRingStats() (st dataplane.PacketRingStats, ok bool) {
+	for _, p := range e.txp {
+		if p.ptx != nil {
+			st.Rings++
+		}
+	}
+	if st.Rings == 0 {
+		return st, false
+	}
+	c := &e.stats.ring
+	st.Sent, st.Sendtos, st.Retries = c.sent.Load(), c.sendtos.Load(), c.retries.Load()
+	st.Broken, st.Recovered, st.RawSocket = c.broken.Load(), c.recovered.Load(), c.rawSocket.Load()
+	return st, true
 }
 
 // account adds traffic to an SA's counters and raises lifetime events.

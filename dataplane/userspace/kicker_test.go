@@ -26,7 +26,7 @@ type kickerLab struct {
 	tx       *packetTX
 	rawA     int // raw ESP socket in A: the fallback
 	recv     int // raw ESP socket in B
-	sent     atomic.Uint64
+	ctr      ringCounters
 	fellBack atomic.Uint64
 }
 
@@ -78,7 +78,7 @@ func newKickerLab(t *testing.T) *kickerLab {
 			}
 			return nil
 		}
-		l.tx, err = newPacketTX(0, time.Now, &l.sent, fallback, nil)
+		l.tx, err = newPacketTX(0, time.Now, &l.ctr, fallback, nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func (l *kickerLab) expect(t *testing.T, from, to uint32) {
 	for next <= to {
 		n, _, err := unix.Recvfrom(l.recv, buf, 0)
 		if err != nil {
-			t.Fatalf("waiting for packet %d of %d..%d: %v (ring sent %d, raw socket %d)", next, from, to, err, l.sent.Load(), l.fellBack.Load())
+			t.Fatalf("waiting for packet %d of %d..%d: %v (ring sent %d, raw socket %d)", next, from, to, err, l.ctr.sent.Load(), l.fellBack.Load())
 		}
 		_, _, esp, ok := splitRawIPv4(buf[:n])
 		if !ok || binary.BigEndian.Uint32(esp) != 0x1001 {
@@ -169,9 +169,9 @@ func TestPacketTXKicker(t *testing.T) {
 	}
 	l.expect(t, 65, next-1)
 	kicks := calls.Load()
-	t.Logf("%d packets in %d sendto calls (%d through the ring, %d through the raw socket)", next-1, kicks, l.sent.Load(), l.fellBack.Load())
-	if l.sent.Load() < uint64(next-1)/2 {
-		t.Fatalf("only %d of %d packets went through the ring", l.sent.Load(), next-1)
+	t.Logf("%d packets in %d sendto calls (%d through the ring, %d through the raw socket)", next-1, kicks, l.ctr.sent.Load(), l.fellBack.Load())
+	if l.ctr.sent.Load() < uint64(next-1)/2 {
+		t.Fatalf("only %d of %d packets went through the ring", l.ctr.sent.Load(), next-1)
 	}
 
 	// Close right after queuing: the kicker's last sendto sends them before the ring goes.
@@ -221,14 +221,26 @@ func TestPacketTXFailedSendto(t *testing.T) {
 	if got := l.fellBack.Load(); got < 30 {
 		t.Fatalf("%d packets through the raw socket, want the 30 taken back at least", got)
 	}
+	// The counters (dataplane.PacketRingStats) tell the operator what happened: the ring was
+	// given up once or more, and the 30 frames marked when the first sendto failed were taken
+	// back (the later burst's may have been too, if its path was still the cached one).
+	if n := l.ctr.broken.Load(); n == 0 {
+		t.Fatal("broken counter 0 after a failed sendto")
+	}
+	if n := l.ctr.recovered.Load(); n < 30 || n > 60 {
+		t.Fatalf("recovered counter %d, want the 30 frames of the failed sendto (and at most the next 30)", n)
+	}
+	if n := l.ctr.sendtos.Load(); n < 2 {
+		t.Fatalf("sendto counter %d after two bursts", n)
+	}
 	// The neighbour was resolved again by the raw socket's packets; once the path is looked up
 	// again the ring carries the traffic, from the frame where the kernel stopped.
 	time.Sleep(l2PathTTL + 100*time.Millisecond)
-	ring := l.sent.Load()
+	ring := l.ctr.sent.Load()
 	l.burst(t, 71, 600)
 	l.expect(t, 71, 670)
-	if l.sent.Load()-ring < 500 {
-		t.Fatalf("only %d packets through the ring after it recovered", l.sent.Load()-ring)
+	if l.ctr.sent.Load()-ring < 500 {
+		t.Fatalf("only %d packets through the ring after it recovered", l.ctr.sent.Load()-ring)
 	}
 }
 
@@ -253,10 +265,10 @@ func TestRawESPRingCloseWhileSending(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go netlab.Throughput(ctx, a.ns, inst.src, b.ns, netip.AddrPortFrom(inst.dst, 7790), 5*time.Second)
-	before := a.eng.stats.ringSent.Load()
-	for deadline := time.Now().Add(5 * time.Second); a.eng.stats.ringSent.Load() < before+2000; {
+	before := a.eng.stats.ring.sent.Load()
+	for deadline := time.Now().Add(5 * time.Second); a.eng.stats.ring.sent.Load() < before+2000; {
 		if time.Now().After(deadline) {
-			t.Fatalf("the stream did not start through the ring (%d packets)", a.eng.stats.ringSent.Load()-before)
+			t.Fatalf("the stream did not start through the ring (%d packets)", a.eng.stats.ring.sent.Load()-before)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -80,7 +80,7 @@ func testMultiQueueSequenceOrder(t *testing.T, encap bool) {
 		}
 		time.Sleep(l2PathTTL + 100*time.Millisecond)
 	}
-	ringBefore := a.eng.stats.ringSent.Load()
+	ringBefore := a.eng.stats.ring.sent.Load()
 	stop := startCapture(t, a.ns, "veth0", filter...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -119,7 +119,7 @@ func testMultiQueueSequenceOrder(t *testing.T, encap bool) {
 	if busy < 2 {
 		t.Fatalf("only %d of %d pipelines carried the flows: the test did not exercise ordering across pipelines", busy, len(a.eng.txp))
 	}
-	if ring := a.eng.stats.ringSent.Load() - ringBefore; !encap && ring < uint64(len(seqs))/2 {
+	if ring := a.eng.stats.ring.sent.Load() - ringBefore; !encap && ring < uint64(len(seqs))/2 {
 		t.Fatalf("only %d of %d packets through the TX rings: the test did not exercise the kicker", ring, len(seqs))
 	}
 	for _, s := range []*side{a, b} {

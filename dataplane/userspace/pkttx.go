@@ -109,7 +109,7 @@ type packetTX struct {
 	now   func() time.Time
 	paths map[[2]netip.Addr]*l2Path
 	id    uint16 // IPv4 identification of the next packet
-	sent  *atomic.Uint64
+	ctr   *ringCounters
 	// fallback sends ESP packets from src to dst through the raw socket: those taken back from
 	// the ring after a failed sendto.
 	fallback func(src, dst netip.Addr, pkts [][]byte) error
@@ -140,6 +140,23 @@ type packetTX struct {
 	afterSendto func()
 }
 
+// ringCounters are the counters of an engine's TX rings (all pipelines add to the same ones),
+// reported as dataplane.PacketRingStats.
+type ringCounters struct {
+	// sent counts packets the kernel took from the rings; sendtos the kicker's sendto calls.
+	sent, sendtos atomic.Uint64
+	// retries counts sendto calls that found the socket's send buffer or the device's queue
+	// full (EAGAIN, ENOBUFS), retried by the kicker.
+	retries atomic.Uint64
+	// broken counts the times a ring was given up after a sendto failed for good (or after
+	// kickRetries retries in a row); recovered the packets then taken back from it and sent
+	// through the raw socket.
+	broken, recovered atomic.Uint64
+	// rawSocket counts raw ESP packets of a pipeline with a ring that went through the raw
+	// socket instead: no usable link-layer path, larger than the MTU, or the ring full.
+	rawSocket atomic.Uint64
+}
+
 // ringTurn is an SA's turn to be given to next once the kicker has sent the frames queued up
 // to at.
 type ringTurn struct {
@@ -152,13 +169,13 @@ type ringTurn struct {
 // (no CAP_NET_RAW, a sandbox without packet sockets); the caller then sends through the raw socket.
 // It starts the kicker; fallback sends ESP through the raw socket, wakeTurns wakes pipelines
 // waiting for an SA's turn.
-func newPacketTX(mark uint32, now func() time.Time, sent *atomic.Uint64, fallback func(src, dst netip.Addr, pkts [][]byte) error, wakeTurns func()) (*packetTX, error) {
+func newPacketTX(mark uint32, now func() time.Time, ctr *ringCounters, fallback func(src, dst netip.Addr, pkts [][]byte) error, wakeTurns func()) (*packetTX, error) {
 	// Protocol 0: the socket sends only, and receives nothing.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("AF_PACKET socket: %w", err)
 	}
-	t := &packetTX{fd: fd, mark: mark, now: now, paths: map[[2]netip.Addr]*l2Path{}, sent: sent,
+	t := &packetTX{fd: fd, mark: mark, now: now, paths: map[[2]netip.Addr]*l2Path{}, ctr: ctr,
 		fallback: fallback, wakeTurns: wakeTurns,
 		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{})}
 	fail := func(what string, err error) (*packetTX, error) {
@@ -494,24 +511,28 @@ func (t *packetTX) kick(final bool) {
 	if t.afterSendto != nil {
 		t.afterSendto()
 	}
+	t.ctr.sendtos.Add(1)
 	switch {
 	case e == 0:
-		t.sent.Add(w - k)
+		t.ctr.sent.Add(w - k)
 	case e == syscall.EAGAIN || e == syscall.ENOBUFS:
 		// The frame the kernel stopped at is still marked and goes with the next sendto.
+		t.ctr.retries.Add(1)
 		if !final && t.retries < kickRetries {
 			t.retries++
 			return
 		}
 		if final {
-			t.sent.Add(w - k) // as the next sendto will
+			t.ctr.sent.Add(w - k) // as the next sendto will
 		} else {
 			t.broken.Store(true)
+			t.ctr.broken.Add(1)
 		}
 	default:
 		// The device refused (down, gone) or a frame was refused: the frames not sent stay
 		// marked; the pipeline takes them back.
 		t.broken.Store(true)
+		t.ctr.broken.Add(1)
 	}
 	t.retries = 0
 	t.turnMu.Lock()
@@ -601,6 +622,7 @@ func (t *packetTX) recover() error {
 		pkts = append(pkts, pkt)
 	}
 	flush()
+	t.ctr.recovered.Add(uint64(n))
 	for j := range n {
 		atomic.StoreUint32(t.status((first+j)%txRingFrames), tpStatusAvailable)
 	}

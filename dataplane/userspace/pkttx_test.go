@@ -174,7 +174,7 @@ func TestRawESPPacketRing(t *testing.T) {
 				t.Fatalf("TCP echo: %v; engine A %+v, engine B %+v", err, a.eng.Stats(), b.eng.Stats())
 			}
 			for _, s := range []*side{a, b} {
-				ring := s.eng.stats.ringSent.Load()
+				ring := s.eng.stats.ring.sent.Load()
 				if tc.noRing && ring != 0 {
 					t.Errorf("%s: %d packets through the ring with NoPacketRing", s.ns.Name, ring)
 				}
@@ -189,7 +189,19 @@ func TestRawESPPacketRing(t *testing.T) {
 						t.Errorf("%s: SA %s drops %v", s.ns.Name, sa.Key, d)
 					}
 				}
-				t.Logf("%s: %d packets through the ring", s.ns.Name, ring)
+				// What the status reports (dataplane.PacketRingStats): a ring per pipeline, the
+				// same packets, each sendto carrying one or more, nothing broken on a healthy link.
+				st, ok := s.eng.PacketRingStats()
+				if ok == tc.noRing {
+					t.Errorf("%s: PacketRingStats ok = %v with NoPacketRing %v", s.ns.Name, ok, tc.noRing)
+				}
+				if ok {
+					if st.Rings != len(s.eng.txp) || st.Sent != s.eng.stats.ring.sent.Load() || st.Sent < ring ||
+						st.Sendtos == 0 || st.Sendtos > st.Sent || st.Broken != 0 || st.Recovered != 0 {
+						t.Errorf("%s: ring stats %+v with %d pipelines and %d packets sent", s.ns.Name, st, len(s.eng.txp), ring)
+					}
+				}
+				t.Logf("%s: %d packets through the ring; %+v", s.ns.Name, ring, st)
 			}
 		})
 	}
@@ -246,7 +258,7 @@ func TestRawESPRingRevalidatesStaleNeighbour(t *testing.T) {
 	ping()
 	time.Sleep(l2PathTTL + 100*time.Millisecond)
 	ping()
-	before := a.eng.stats.ringSent.Load()
+	before := a.eng.stats.ring.sent.Load()
 	if before == 0 {
 		t.Fatal("the ring carried nothing once the neighbour was resolved")
 	}
@@ -266,7 +278,7 @@ func TestRawESPRingRevalidatesStaleNeighbour(t *testing.T) {
 	if state := f[len(f)-1]; state != "DELAY" && state != "PROBE" && state != "REACHABLE" {
 		t.Fatalf("neighbour entry %q after sending: the kernel did not revalidate it", f)
 	}
-	if after := a.eng.stats.ringSent.Load(); after <= before {
+	if after := a.eng.stats.ring.sent.Load(); after <= before {
 		t.Fatalf("the ring carried nothing after the revalidating batch (%d, %d before)", after, before)
 	}
 }

@@ -600,6 +600,7 @@ func (p *txPipeline) sendBlocks(from, to int) {
 				if pkts, err = p.ptx.send(b.addr.src, b.addr.dst, pkts); err != nil {
 					e.log.Debug("send through the AF_PACKET ring failed", "name", b.sa.params.Name, "err", err)
 				}
+				e.stats.ring.rawSocket.Add(uint64(len(pkts)))
 			}
 			if len(pkts) > 0 {
 				if err := e.raw.send(b.sa.params.Protocol, b.addr.src, b.addr.dst, pkts); err != nil {
