@@ -101,7 +101,7 @@ func (l *kickerLab) burst(t *testing.T, first uint32, n int) {
 		binary.BigEndian.PutUint32(p[4:], first+uint32(i))
 		pkts[i] = p
 	}
-	left, err := l.tx.send(l.src, l.dst, pkts)
+	left, err := l.tx.send(nil, l.src, l.dst, pkts)
 	if err != nil {
 		t.Fatal(err)
 	}

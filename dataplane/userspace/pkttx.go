@@ -87,10 +87,12 @@ type l2Path struct {
 // by it or by the next one. So the pipeline marks frames, counts them in queued and signals the
 // kicker once per batch; the kicker sends until kicked catches up with queued.
 //
-// Whenever a packet of the pipeline leaves another way (the raw socket, UDP, TCP), the pipeline
-// first waits until the kicker has handed every frame written before it to the device (drain), so
-// that packets of one SA leave in the order of their sequence numbers; the same wait comes before
-// frames for another interface are written (one sendto sends every marked frame through the one
+// Whenever a packet of an SA leaves the pipeline another way (UDP or TCP after the SA moved), the
+// pipeline first waits until the kicker has handed every frame of that SA written before it to
+// the device (waitSA; the ring remembers which SAs have frames not yet kicked), so that packets of
+// one SA leave in the order of their sequence numbers; packets of other SAs do not wait. Packets
+// the ring cannot take, which go through the raw socket, and frames for another interface wait
+// for every frame before them (drain: one sendto sends every marked frame through the one
 // interface it names). Turns of SAs shared with other pipelines (tx.go, saState.txTurn) that the
 // pipeline would give up while its frames still wait for the kicker are given up by the kicker,
 // after the sendto that sent them (deferTurn).
@@ -138,7 +140,24 @@ type packetTX struct {
 	// afterSendto, for tests, runs on the kicker after each sendto returns and before kicked
 	// records it: frames queued then must go with the next sendto.
 	afterSendto func()
+	// beforeSendto, for tests, runs on the kicker before each sendto.
+	beforeSendto func()
+
+	// sas are the SAs with frames queued and not yet kicked, each with the value of queued after
+	// its last frame (waitSA); overflow, when more than maxRingSAs SAs were queued at once, the
+	// value of queued every SA then waits for. The pipeline's alone.
+	sas      []ringSA
+	overflow uint64
 }
+
+// ringSA is an SA with frames in the ring: the last of them is frame at (counted as queued).
+type ringSA struct {
+	sa *saState
+	at uint64
+}
+
+// maxRingSAs bounds packetTX.sas: a pipeline rarely sends for more SAs between two kicks.
+const maxRingSAs = 32
 
 // ringCounters are the counters of an engine's TX rings (all pipelines add to the same ones),
 // reported as dataplane.PacketRingStats.
@@ -348,10 +367,19 @@ func (t *packetTX) status(i int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&t.ring[i*txRingFrameSize]))
 }
 
-// send writes what it can of pkts (ESP packets from src to dst) into the ring for the kicker to
-// send; it returns the packets left for the raw socket, in order after those in the ring, and
-// only once every frame written before them has been handed to the device.
-func (t *packetTX) send(src, dst netip.Addr, pkts [][]byte) ([][]byte, error) {
+// send writes what it can of pkts (ESP packets of sa from src to dst) into the ring for the
+// kicker to send; it returns the packets left for the raw socket, in order after those in the
+// ring, and only once every frame written before them has been handed to the device.
+func (t *packetTX) send(sa *saState, src, dst netip.Addr, pkts [][]byte) ([][]byte, error) {
+	left, err := t.write(src, dst, pkts)
+	if len(left) < len(pkts) {
+		t.noteSA(sa)
+	}
+	return left, err
+}
+
+// write is send without noting the SA.
+func (t *packetTX) write(src, dst netip.Addr, pkts [][]byte) ([][]byte, error) {
 	if t.broken.Load() {
 		if err := t.drain(); err != nil {
 			return pkts, err
@@ -429,6 +457,71 @@ func (t *packetTX) publish(n int) {
 	}
 }
 
+// noteSA records that frames of sa are queued, up to the frames queued now.
+func (t *packetTX) noteSA(sa *saState) {
+	at := t.queued.Load()
+	t.pruneSAs()
+	for i := range t.sas {
+		if t.sas[i].sa == sa {
+			t.sas[i].at = at
+			return
+		}
+	}
+	if len(t.sas) >= maxRingSAs {
+		// Many SAs at once: forget them all, and make the next waitSA wait for everything.
+		clear(t.sas)
+		t.sas = t.sas[:0]
+		t.overflow = at
+		return
+	}
+	t.sas = append(t.sas, ringSA{sa: sa, at: at})
+}
+
+// pruneSAs forgets the SAs whose frames the kicker has all handed to the device.
+func (t *packetTX) pruneSAs() {
+	k := t.kicked.Load()
+	n := 0
+	for _, r := range t.sas {
+		if r.at > k {
+			t.sas[n] = r
+			n++
+		}
+	}
+	clear(t.sas[n:])
+	t.sas = t.sas[:n]
+}
+
+// waitSA waits until every frame of sa queued in the ring has been handed to the device (and
+// takes back what a failed sendto left, recover), so that the SA's next packets may leave
+// another way; frames of other SAs may still wait for the kicker.
+func (t *packetTX) waitSA(sa *saState) error {
+	var at uint64
+	k := t.kicked.Load()
+	if t.overflow > k {
+		at = t.overflow
+	}
+	for _, r := range t.sas {
+		if r.sa == sa && r.at > k {
+			at = max(at, r.at)
+		}
+	}
+	if at == 0 {
+		if t.broken.Load() {
+			return t.drain()
+		}
+		return nil
+	}
+	for t.kicked.Load() < at {
+		<-t.done
+	}
+	t.pruneSAs()
+	if t.broken.Load() {
+		// The failed sendto may have left frames of sa marked; recover needs the kicker idle.
+		return t.drain()
+	}
+	return nil
+}
+
 // pending reports whether frames wait for the kicker.
 func (t *packetTX) pending() bool {
 	return t.kicked.Load() != t.queued.Load()
@@ -498,6 +591,9 @@ func (t *packetTX) kick(final bool) {
 		return
 	}
 	ll := unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: t.ifindex.Load(), Halen: 6}
+	if t.beforeSendto != nil {
+		t.beforeSendto()
+	}
 	var e syscall.Errno
 	for {
 		// With MSG_DONTWAIT the kernel hands every frame marked SEND_REQUEST to the device and

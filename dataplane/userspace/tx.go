@@ -39,7 +39,9 @@ import (
 // among all unsent ones can always go: no pipeline waits for one that waits for it. A block
 // written into a TX ring counts as sent once the kicker has handed it to the device, which is
 // when the kicker passes the SA's turn on (packetTX.deferTurn); the kicker never waits for a
-// turn, so this adds no cycle.
+// turn, so this adds no cycle. Within a pipeline, an SA that moves between raw ESP and UDP or TCP
+// keeps its order too: its packets queued one way leave before its next packets go another
+// (sendBlocks: packetTX.waitSA, flushUDPOf).
 
 const (
 	// tunReadSize holds the largest packet the TUN device hands out: a 64 KiB GSO super-packet and
@@ -88,6 +90,11 @@ type txPipeline struct {
 	sent atomic.Uint64
 	// ptx is the AF_PACKET TX ring for raw ESP (nil: the raw socket alone).
 	ptx *packetTX
+	// udpSAs are the SAs with packets in the UDP messages queued in send (a block's SA is added
+	// unless it is the last one already).
+	udpSAs []*saState
+	// beforeUDPFlush, for tests, runs before the queued UDP messages are sent.
+	beforeUDPFlush func()
 }
 
 func newTXPipeline(e *Engine, q *tunQueue, udp4, udp6 *batchSock) *txPipeline {
@@ -556,11 +563,19 @@ func (p *txPipeline) sendBlocks(from, to int) {
 	e := p.e
 	for i := from; i < to; i++ {
 		b := &p.blocks[i]
-		if p.ptx != nil && b.sa != nil && b.count > 0 && (b.addr.encap || b.addr.tcp) {
-			// Packets of an SA leave in order: frames written into the TX ring before this
-			// block (its SA may have just moved from raw ESP to UDP) go first.
-			if err := p.ptx.drain(); err != nil {
-				e.log.Debug("send through the AF_PACKET ring failed", "err", err)
+		if b.sa != nil && b.count > 0 {
+			// Packets of an SA leave in the order of their numbers, also when the SA moves
+			// between raw ESP and UDP (or TCP) — UpdateSAAddresses, between two reads of a batch:
+			// what of the SA waits in the TX ring goes before it leaves another way, and what of
+			// it waits in the UDP messages queued below goes before it leaves another way.
+			// Other SAs' packets need not wait for either.
+			if !b.addr.encap {
+				p.flushUDPOf(b.sa)
+			}
+			if p.ptx != nil && (b.addr.encap || b.addr.tcp) {
+				if err := p.ptx.waitSA(b.sa); err != nil {
+					e.log.Debug("send through the AF_PACKET ring failed", "err", err)
+				}
 			}
 		}
 		switch {
@@ -597,7 +612,7 @@ func (p *txPipeline) sendBlocks(from, to int) {
 			pkts := p.pkts
 			if p.ptx != nil && b.sa.params.Protocol == dataplane.ESP {
 				var err error
-				if pkts, err = p.ptx.send(b.addr.src, b.addr.dst, pkts); err != nil {
+				if pkts, err = p.ptx.send(b.sa, b.addr.src, b.addr.dst, pkts); err != nil {
 					e.log.Debug("send through the AF_PACKET ring failed", "name", b.sa.params.Name, "err", err)
 				}
 				e.stats.ring.rawSocket.Add(uint64(len(pkts)))
@@ -610,14 +625,7 @@ func (p *txPipeline) sendBlocks(from, to int) {
 			clear(p.pkts)
 		}
 	}
-	for fam, s := range p.send {
-		if s.pending() == 0 {
-			continue
-		}
-		if err := s.flush(p.udp[fam]); err != nil {
-			e.log.Debug("UDP send failed", "err", err)
-		}
-	}
+	p.flushUDP()
 	if e.queues > 1 {
 		for i := from; i < to; i++ {
 			if b := &p.blocks[i]; b.sa != nil {
@@ -626,6 +634,33 @@ func (p *txPipeline) sendBlocks(from, to int) {
 					e.passTurn(b.sa, b.first+uint64(b.taken))
 				}
 			}
+		}
+	}
+}
+
+// flushUDP sends the queued UDP messages.
+func (p *txPipeline) flushUDP() {
+	if p.beforeUDPFlush != nil {
+		p.beforeUDPFlush()
+	}
+	for fam, s := range p.send {
+		if s.pending() == 0 {
+			continue
+		}
+		if err := s.flush(p.udp[fam]); err != nil {
+			p.e.log.Debug("UDP send failed", "err", err)
+		}
+	}
+	clear(p.udpSAs)
+	p.udpSAs = p.udpSAs[:0]
+}
+
+// flushUDPOf sends the queued UDP messages if packets of sa are among them.
+func (p *txPipeline) flushUDPOf(sa *saState) {
+	for _, s := range p.udpSAs {
+		if s == sa {
+			p.flushUDP()
+			return
 		}
 	}
 }
@@ -639,6 +674,9 @@ func (p *txPipeline) queueUDP(b *txBlock) {
 		fam = 1
 	}
 	s := p.send[fam]
+	if n := len(p.udpSAs); n == 0 || p.udpSAs[n-1] != b.sa {
+		p.udpSAs = append(p.udpSAs, b.sa)
+	}
 	to := netip.AddrPortFrom(b.addr.dst, b.addr.dstPort)
 	perMsg := min(maxUDPSegs, max(1, maxGSOBytes/b.seg))
 	for off := b.start; off < b.end; {
