@@ -144,21 +144,6 @@ start_tunnel() { # KIND CPUS
     rawxdp) start_goipsec "$2" aes256gcm16 no yes yes;;
     # EXPERIMENT (issue 14): the AF_XDP receiver without its hold.
     rawxdpnohold) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_XSK_HOLD=0;;
-    # EXPERIMENT (issue 14): raw ESP received through AF_PACKET RX rings tapping veth0 ahead of
-    # an nftables netdev ingress chain that drops ESP (no IP input for it).
-    rawpkt)
-      for ns in $A $B; do
-        ip netns exec $ns nft -f - <<'NFT'
-table netdev gexp {
-  chain in {
-    type filter hook ingress device "veth0" priority 0; policy accept;
-    ip protocol esp drop
-    ip6 nexthdr esp drop
-  }
-}
-NFT
-      done
-      start_goipsec "$2" aes256gcm16 no yes no GOIPSEC_EXPERIMENT_PKTRX=veth0;;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -182,7 +167,6 @@ stop_tunnel() {
     done
   done
   TPIDS=()
-  for ns in $A $B; do ip netns exec $ns nft delete table netdev gexp 2>/dev/null || true; done
 }
 
 # cpu_ticks: user + system clock ticks of the tunnel daemons so far.
@@ -253,7 +237,7 @@ measure_kind() { # KIND CPUS
     awk -v t="$(( $(cpu_ticks) - t0 ))" -v hz=$CLK_TCK -v n="${res#* }" 'BEGIN {printf "%.3f", t / hz / (n / 1e9)}' > "$tmp/cpu"
     add "$k/$c/cpu" "$(cat "$tmp/cpu")"
   fi
-  if [ "${k#rawxdp}" != "$k" ] || [ "$k" = rawpkt ]; then
+  if [ "${k#rawxdp}" != "$k" ]; then
     # The receiver's mean AF_XDP batch (frames per ring read) so far: nearly all of it the
     # 1-stream transfer.
     add "$k/$c/xdpbatch" "$("$tmp/goipsec" --socket "$tmp/b.sock" status --json | python3 -c '
@@ -290,7 +274,6 @@ label() {
     rawsock) echo "  same, raw socket only (no ring)";;
     rawxdp) echo "  same, received through AF_XDP";;
     rawxdpnohold) echo "  same, no AF_XDP hold";;
-    rawpkt) echo "  same, received through AF_PACKET RX rings + nft ingress drop";;
     plain) echo "plain veth, no tunnel";;
   esac
 }

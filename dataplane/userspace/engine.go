@@ -125,11 +125,9 @@ type Engine struct {
 	// available); natt is false when the NAT-T port is disabled.
 	udp4, udp6 []*batchSock
 	natt       bool
-	// pktrx: EXPERIMENT (issue 14), raw ESP received through AF_PACKET RX rings (pktrx.go).
-	pktrx  []*pktRX
-	raw    *rawSockets
-	routes *routeTable
-	xdp    *xdpRX // nil unless Config.RawESPXDP and XDP is available
+	raw        *rawSockets
+	routes     *routeTable
+	xdp        *xdpRX // nil unless Config.RawESPXDP and XDP is available
 
 	// sad and spd are read by the packet path without locks and written under mu.
 	sad *sad
@@ -431,9 +429,6 @@ func (e *Engine) Close() error {
 		e.turnMu.Unlock()
 		e.closeErr = e.closeResources()
 		e.wg.Wait()
-		for _, r := range e.pktrx {
-			r.unmap()
-		}
 		e.mu.Lock()
 		for _, sa := range e.out {
 			sa.zeroOnce()
@@ -467,9 +462,6 @@ func (e *Engine) closeResources() error {
 	}
 	if e.xdp != nil {
 		e.xdp.close() // after the TUN device: its goroutines must not be stuck writing to it
-	}
-	for _, r := range e.pktrx {
-		r.close()
 	}
 	return errors.Join(errs...)
 }
@@ -870,7 +862,6 @@ func (e *Engine) start() {
 			}
 		}
 	}
-	e.startPktRX() // EXPERIMENT (issue 14)
 	if e.raw != nil {
 		for _, c := range e.raw.conns {
 			e.wg.Add(1)

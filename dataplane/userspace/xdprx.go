@@ -313,18 +313,15 @@ func (x *xdpRX) close() {
 // XDPStats returns the AF_XDP receive counters (dataplane.XDPReporter); ok is false when the path
 // is not in use.
 func (e *Engine) XDPStats() (st dataplane.XDPStats, ok bool) {
-	if e.xdp == nil && len(e.pktrx) == 0 {
+	if e.xdp == nil {
 		return st, false
 	}
+	st.Interfaces = e.xdp.attached()
 	st.Received, st.Batches = e.stats.xdp.received.Load(), e.stats.xdp.batches.Load()
 	st.Drops = map[string]uint64{}
 	for r := range numXDPDrops {
 		st.Drops[r.String()] = e.stats.xdp.drops[r].Load()
 	}
-	if e.xdp == nil {
-		return st, true // EXPERIMENT (issue 14): the AF_PACKET RX rings' counters
-	}
-	st.Interfaces = e.xdp.attached()
 	rs := e.xdp.ringStats()
 	st.KernelDropped, st.RxRingFull, st.FillRingEmpty = rs.Rx_dropped, rs.Rx_ring_full, rs.Rx_fill_ring_empty_descs
 	return st, true
