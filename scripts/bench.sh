@@ -126,7 +126,7 @@ daemon {
 }
 CONF
     rm -f "$tmp/$side.sock"
-    ip netns exec $ns env ${6:-GOIPSEC_BENCH=1} taskset -c "$1" "$tmp/goipsec" run -c "$tmp/$side.conf" &
+    ip netns exec $ns taskset -c "$1" "$tmp/goipsec" run -c "$tmp/$side.conf" &
     TPIDS+=($!)
     for _ in $(seq 100); do [ -S "$tmp/$side.sock" ] && break; sleep 0.05; done
   done
@@ -142,8 +142,6 @@ start_tunnel() { # KIND CPUS
     raw) start_goipsec "$2" aes256gcm16 no;;
     rawsock) start_goipsec "$2" aes256gcm16 no no;;
     rawxdp) start_goipsec "$2" aes256gcm16 no yes yes;;
-    # EXPERIMENT (issue 14): the AF_XDP receiver without its hold.
-    rawxdpnohold) start_goipsec "$2" aes256gcm16 no yes yes GOIPSEC_EXPERIMENT_XSK_HOLD=0;;
     plain) SRC=192.0.2.1 DST=192.0.2.2;;
   esac
   pids+=("${TPIDS[@]}")
@@ -237,7 +235,7 @@ measure_kind() { # KIND CPUS
     awk -v t="$(( $(cpu_ticks) - t0 ))" -v hz=$CLK_TCK -v n="${res#* }" 'BEGIN {printf "%.3f", t / hz / (n / 1e9)}' > "$tmp/cpu"
     add "$k/$c/cpu" "$(cat "$tmp/cpu")"
   fi
-  if [ "${k#rawxdp}" != "$k" ]; then
+  if [ "$k" = rawxdp ]; then
     # The receiver's mean AF_XDP batch (frames per ring read) so far: nearly all of it the
     # 1-stream transfer.
     add "$k/$c/xdpbatch" "$("$tmp/goipsec" --socket "$tmp/b.sock" status --json | python3 -c '
@@ -273,7 +271,6 @@ label() {
     raw) echo "goipsec AES-256-GCM raw ESP";;
     rawsock) echo "  same, raw socket only (no ring)";;
     rawxdp) echo "  same, received through AF_XDP";;
-    rawxdpnohold) echo "  same, no AF_XDP hold";;
     plain) echo "plain veth, no tunnel";;
   esac
 }
@@ -303,9 +300,7 @@ for c in $CPUSETS; do
   table "CPU time of both daemons per GB carried (1 stream; lower is better); CPUs $c" s/GB "$c/cpu"
 done
 for c in $CPUSETS; do
-  for k in $KINDS; do
-    [ -n "${R[$k/$c/xdpbatch]:-}" ] && printf '\nAF_XDP frames per receive ring read (%s), 1 stream, CPUs %s: median %s, rounds %s\n' "$k" "$c" "$(med "$k/$c/xdpbatch")" "${R[$k/$c/xdpbatch]}"
-  done
+  [ -n "${R[rawxdp/$c/xdpbatch]:-}" ] && printf '\nAF_XDP frames per receive ring read, 1 stream, CPUs %s: median %s, rounds %s\n' "$c" "$(med "rawxdp/$c/xdpbatch")" "${R[rawxdp/$c/xdpbatch]}"
 done
 for c in $CPUSETS; do
   table "CPU idle on the machine (all $(nproc) CPUs) during the 1-stream transfer, %; CPUs $c" "% idle" "$c/idle" plain

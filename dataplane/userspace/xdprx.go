@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -390,11 +388,6 @@ func (p *xskPipeline) run(done chan struct{}) {
 	}
 	st := &p.e.stats.xdp
 	hold := unix.NsecToTimespec(xskHoldSleep.Nanoseconds())
-	// EXPERIMENT (issue 14): GOIPSEC_EXPERIMENT_XSK_HOLD=FRAMES changes the hold (0: none).
-	holdFrames := uint32(xskHoldFrames)
-	if n, err := strconv.Atoi(os.Getenv("GOIPSEC_EXPERIMENT_XSK_HOLD")); err == nil {
-		holdFrames = uint32(n)
-	}
 	for {
 		var n uint32
 		err := rc.Read(func(uintptr) bool {
@@ -410,7 +403,7 @@ func (p *xskPipeline) run(done chan struct{}) {
 		// socket), and the GRO writer coalesces more segments per TUN write, so the TCP
 		// receiver also acknowledges less often (each acknowledgement is a packet through the
 		// tunnel the other way). A lone packet (ping, a handshake) is read at once.
-		for n >= 2 && n < holdFrames {
+		for n >= 2 && n < xskHoldFrames {
 			_ = unix.Nanosleep(&hold, nil)
 			m := p.x.rx.available()
 			if m == n {
