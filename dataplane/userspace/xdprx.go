@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -354,18 +353,6 @@ func (x *xdpRX) attached() map[string]string {
 	return m
 }
 
-// While frames of a stream keep arriving, the reader waits in sleeps of xskHoldSleep until about
-// xskHoldFrames are on the RX ring: some 64 KiB of TCP payload in MTU-sized packets, what one
-// coalesced TUN write carries. The frames held stay off the fill ring meanwhile, a small part of
-// the UMEM's 1024. The delay this adds is bounded by the time that many packets take to arrive
-// (0.2 ms at 2.5 Gbit/s) plus one sleep. Measured (docs/performance.md, "Raw ESP received through
-// AF_XDP"): 62 frames per read instead of 5, 10-15% less CPU per byte, the same throughput, and
-// a higher round-trip time under load.
-const (
-	xskHoldFrames = 48
-	xskHoldSleep  = 20 * time.Microsecond
-)
-
 // xskPipeline is the inbound goroutine of one AF_XDP socket.
 type xskPipeline struct {
 	rxPipeline
@@ -387,7 +374,11 @@ func (p *xskPipeline) run(done chan struct{}) {
 		return
 	}
 	st := &p.e.stats.xdp
-	hold := unix.NsecToTimespec(xskHoldSleep.Nanoseconds())
+	// The reader takes what is on the RX ring as soon as it wakes, with no hold: waiting in
+	// short sleeps for a stream to fill the ring (about 48 frames) made the GRO writer's TUN
+	// writes and the reads larger and saved 7-10% CPU time per byte, but cost four streams
+	// 8-10% of their throughput in every same-run comparison, and one stream gained nothing
+	// steady (docs/performance.md, "The AF_XDP receiver's hold, decided").
 	for {
 		var n uint32
 		err := rc.Read(func(uintptr) bool {
@@ -396,20 +387,6 @@ func (p *xskPipeline) run(done chan struct{}) {
 		})
 		if err != nil {
 			return // closed
-		}
-		// More than one frame waiting means a stream: let it go on filling the ring for a
-		// moment, in short sleeps while frames keep coming, before reading it. The packets
-		// that arrive meanwhile wake nobody (the reader sleeps on a timer, not on the
-		// socket), and the GRO writer coalesces more segments per TUN write, so the TCP
-		// receiver also acknowledges less often (each acknowledgement is a packet through the
-		// tunnel the other way). A lone packet (ping, a handshake) is read at once.
-		for n >= 2 && n < xskHoldFrames {
-			_ = unix.Nanosleep(&hold, nil)
-			m := p.x.rx.available()
-			if m == n {
-				break
-			}
-			n = m
 		}
 		n = min(n, xskFrames)
 		p.hoff = 0
