@@ -93,7 +93,7 @@ func TestSendBlocksOrderAcrossPaths(t *testing.T) {
 	var kicks atomic.Int32
 	p.ptx.beforeSendto = func() {
 		if kicks.Add(1) == 1 {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond) // far longer than the UDP flush's 20 ms
 		}
 	}
 	p.beforeUDPFlush = func() { time.Sleep(20 * time.Millisecond) }
@@ -128,7 +128,7 @@ func TestSendBlocksOrderAcrossPaths(t *testing.T) {
 	send()
 	block(x, inUDP, 11, 5) // X moved back to UDP: after its frames in the ring
 	send()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	got := espPackets(t, stop())
 
 	pos := map[string]int{}
