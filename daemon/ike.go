@@ -3,10 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"iter"
 	"net"
 	"net/netip"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,8 +51,10 @@ type peerSnapshot struct {
 	conns []*connection
 	// byRemote holds connections whose remote_addrs name single addresses; others may match
 	// any address (ranges, subnets, %any, host names).
-	byRemote map[netip.Addr][]*connection
-	others   []*connection
+	// Both hold positions in conns, in ascending order, so that merging them gives the
+	// configuration order without sorting (candidates).
+	byRemote map[netip.Addr][]int
+	others   []int
 	// secrets by identity (type and bytes); unbound ones apply to every pair.
 	pskByID  map[string][]*config.PSK
 	pskBound []*config.PSK
@@ -66,8 +68,8 @@ type peerSnapshot struct {
 func idIndexKey(id ike.Identity) string { return string(rune(id.Type)) + string(id.Data) }
 
 func newPeerSnapshot(conns []*connection, secrets []*config.PSK) *peerSnapshot {
-	p := &peerSnapshot{conns: conns, byRemote: map[netip.Addr][]*connection{}, pskByID: map[string][]*config.PSK{}}
-	for _, c := range conns {
+	p := &peerSnapshot{conns: conns, byRemote: map[netip.Addr][]int{}, pskByID: map[string][]*config.PSK{}}
+	for i, c := range conns {
 		single := len(c.cfg.RemoteAddrs) > 0
 		for _, a := range c.cfg.RemoteAddrs {
 			if a.Kind != config.AddrSingle {
@@ -75,11 +77,11 @@ func newPeerSnapshot(conns []*connection, secrets []*config.PSK) *peerSnapshot {
 			}
 		}
 		if !single {
-			p.others = append(p.others, c)
+			p.others = append(p.others, i)
 			continue
 		}
 		for _, a := range c.cfg.RemoteAddrs {
-			p.byRemote[a.Start.Unmap()] = append(p.byRemote[a.Start.Unmap()], c)
+			p.byRemote[a.Start.Unmap()] = append(p.byRemote[a.Start.Unmap()], i)
 		}
 	}
 	for _, s := range secrets {
@@ -108,7 +110,8 @@ type installed struct {
 // policyKey identifies the outbound policy of a child's traffic selectors; rekeyed Child SAs share
 // it (the policy is repointed, never duplicated).
 type policyKey struct {
-	conn, child, local, remote string
+	conn, child   string
+	local, remote string // ts.Key of the selectors
 	// uniq keeps apart the policies of Child SAs with %unique marks or interface IDs: each has
 	// its own (told apart by the kernel by mark or if_id), shared only with its rekeys.
 	uniq uniqueIDs
@@ -296,15 +299,33 @@ func (d *Daemon) candidates(local, remote netip.Addr) []*ike.PeerConfig {
 	if snap == nil {
 		return nil
 	}
-	list := append(append([]*connection(nil), snap.byRemote[remote.Unmap()]...), snap.others...)
-	sort.SliceStable(list, func(i, j int) bool { return list[i].order < list[j].order })
 	var out []*ike.PeerConfig
-	for _, c := range list {
+	for c := range snap.mayMatch(remote) {
 		if c.cfg.Version != 1 && addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
 			out = append(out, c.peer)
 		}
 	}
 	return out
+}
+
+// mayMatch yields the connections whose remote_addrs may match remote, in configuration order:
+// those naming exactly that address and those naming ranges, subnets or any, merged by their
+// position (every IKE_SA_INIT asks, so nothing is copied or sorted).
+func (p *peerSnapshot) mayMatch(remote netip.Addr) iter.Seq[*connection] {
+	return func(yield func(*connection) bool) {
+		exact, others := p.byRemote[remote.Unmap()], p.others
+		for len(exact) > 0 || len(others) > 0 {
+			var i int
+			if len(others) == 0 || len(exact) > 0 && exact[0] < others[0] {
+				i, exact = exact[0], exact[1:]
+			} else {
+				i, others = others[0], others[1:]
+			}
+			if !yield(p.conns[i]) {
+				return
+			}
+		}
+	}
 }
 
 // endpoints picks the addresses to initiate a connection from and to.
@@ -538,7 +559,7 @@ func (d *Daemon) onChildUp(c *ike.ChildInstall) error {
 	}
 	outKey := dataplane.SAKey{Protocol: proto, SPI: out.SPI, Dst: out.Dst.Unmap()}
 	d.keylogChild(in, out)
-	pk := policyKey{conn: name, child: c.Name, local: ts.FormatList(c.LocalTS), remote: ts.FormatList(c.RemoteTS), uniq: uniq}
+	pk := policyKey{conn: name, child: c.Name, local: ts.Key(c.LocalTS), remote: ts.Key(c.RemoteTS), uniq: uniq}
 	inst := &installed{conn: name, child: c.Name, out: outKey, in: inKey, uniq: uniq}
 	// policies = no: the SAs alone (something else steers traffic to them, as in strongSwan).
 	for !cp.noPolicies {
@@ -816,7 +837,7 @@ func (d *Daemon) installTrapsLocked(conn *connection) error {
 		}
 		conn.traps[ch.Name] = id
 		d.trapByPolicy[id] = conn.cfg.Name
-		pk := policyKey{conn: conn.cfg.Name, child: ch.Name, local: ts.FormatList(lts), remote: ts.FormatList(rts)}
+		pk := policyKey{conn: conn.cfg.Name, child: ch.Name, local: ts.Key(lts), remote: ts.Key(rts)}
 		d.policies[pk] = &policyState{key: pk, id: id, members: map[uint32]*installed{}, trap: true}
 		conn.trapKeys = append(conn.trapKeys, pk)
 	}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"net/netip"
-	"sort"
 	"time"
 
 	"github.com/goipsec/goipsec/config"
@@ -68,10 +67,8 @@ func (d *Daemon) candidatesV1(local, remote netip.Addr) []*ikev1.Config {
 	if snap == nil {
 		return nil
 	}
-	list := append(append([]*connection(nil), snap.byRemote[remote.Unmap()]...), snap.others...)
-	sort.SliceStable(list, func(i, j int) bool { return list[i].order < list[j].order })
 	var out []*ikev1.Config
-	for _, c := range list {
+	for c := range snap.mayMatch(remote) {
 		if c.v1 != nil && addrMatches(c.cfg.LocalAddrs, local) && addrMatches(c.cfg.RemoteAddrs, remote) {
 			out = append(out, c.v1)
 		}

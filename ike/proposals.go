@@ -10,14 +10,25 @@ import (
 )
 
 // toWire converts configured proposals to SA payload proposals, numbered from 1, each carrying spi.
+// Every handshake converts the chosen proposal for its answer, so the transforms and their Key
+// Length attributes come from one allocation each per proposal.
 func toWire(list []proposal.Proposal, spi []byte) []wire.Proposal {
 	out := make([]wire.Proposal, 0, len(list))
 	for i, p := range list {
-		wp := wire.Proposal{Number: uint8(i + 1), Protocol: wire.ProtocolID(p.Protocol), SPI: spi}
+		wp := wire.Proposal{Number: uint8(i + 1), Protocol: wire.ProtocolID(p.Protocol), SPI: spi,
+			Transforms: make([]wire.Transform, 0, len(p.Transforms))}
+		keyLengths := 0
+		for _, t := range p.Transforms {
+			if t.KeyLength != 0 {
+				keyLengths++
+			}
+		}
+		attrs := make([]wire.Attribute, 0, keyLengths)
 		for _, t := range p.Transforms {
 			wt := wire.Transform{Type: wire.TransformType(t.Type), ID: t.ID}
 			if t.KeyLength != 0 {
-				wt.Attributes = []wire.Attribute{wire.KeyLengthAttribute(t.KeyLength)}
+				attrs = append(attrs, wire.KeyLengthAttribute(t.KeyLength))
+				wt.Attributes = attrs[len(attrs)-1 : len(attrs) : len(attrs)]
 			}
 			wp.Transforms = append(wp.Transforms, wt)
 		}
@@ -29,7 +40,7 @@ func toWire(list []proposal.Proposal, spi []byte) []wire.Proposal {
 // fromWire converts a received proposal; transforms with attributes other than Key Length are
 // kept out (RFC 7296 §3.3.6: unknown attributes make the transform unusable).
 func fromWire(wp wire.Proposal) proposal.Proposal {
-	p := proposal.Proposal{Protocol: proposal.Protocol(wp.Protocol)}
+	p := proposal.Proposal{Protocol: proposal.Protocol(wp.Protocol), Transforms: make([]proposal.Transform, 0, len(wp.Transforms))}
 	for _, wt := range wp.Transforms {
 		t := proposal.Transform{Type: proposal.TransformType(wt.Type), ID: wt.ID}
 		usable := true
@@ -104,24 +115,30 @@ func selectProposal(ours []proposal.Proposal, theirs []wire.Proposal, proto prop
 	return selected{}, false
 }
 
+// matchProposal matches one of our proposals against one of the peer's. Every handshake runs it,
+// so it allocates only when the outcome differs from our proposal as configured.
 func matchProposal(ours, theirs proposal.Proposal) (proposal.Proposal, bool) {
-	types := map[proposal.TransformType]bool{}
+	var types [4]uint64 // the transform types present on either side, a bit per type
 	for _, t := range ours.Transforms {
-		types[t.Type] = true
+		types[t.Type/64] |= 1 << (t.Type % 64)
 	}
 	for _, t := range theirs.Transforms {
-		types[t.Type] = true
+		types[t.Type/64] |= 1 << (t.Type % 64)
 	}
-	out := proposal.Proposal{Protocol: ours.Protocol}
+	var buf [16]proposal.Transform
+	chosen := buf[:0]
 	for _, typ := range transformOrder {
-		if !types[typ] {
+		if types[typ/64]&(1<<(typ%64)) == 0 {
 			continue
 		}
 		found := false
-		for _, o := range ours.Of(typ) {
-			for _, t := range theirs.Of(typ) {
-				if o == t {
-					out.Transforms = append(out.Transforms, o)
+		for _, o := range ours.Transforms {
+			if o.Type != typ {
+				continue
+			}
+			for _, t := range theirs.Transforms {
+				if t == o {
+					chosen = append(chosen, o)
 					found = true
 					break
 				}
@@ -140,33 +157,39 @@ func matchProposal(ours, theirs proposal.Proposal) (proposal.Proposal, bool) {
 			// NONE (RFC 9370 §2.2.1); the answer names it when the peer offered the type.
 			if typ >= proposal.TypeAdditionalKE1 && typ <= proposal.TypeAdditionalKE7 && acceptsNone(ours, theirs, typ, proposal.KENone) {
 				if theirs.Has(typ) {
-					out.Transforms = append(out.Transforms, proposal.Transform{Type: typ, ID: proposal.KENone})
+					chosen = append(chosen, proposal.Transform{Type: typ, ID: proposal.KENone})
 				}
 				continue
 			}
 			return proposal.Proposal{}, false
 		}
 	}
-	if slices.Equal(out.Transforms, ours.Transforms) {
+	if slices.Equal(chosen, ours.Transforms) {
 		// The usual case: our proposal is chosen as configured. Share its transforms (nobody
 		// changes a proposal's transforms in place) rather than keep a copy per SA.
 		return ours, true
 	}
+	out := proposal.Proposal{Protocol: ours.Protocol}
+	if len(chosen) > 0 {
+		out.Transforms = slices.Clone(chosen)
+	}
 	return out, true
 }
 
+// acceptsNone reports whether both proposals either leave out transform type typ or offer the
+// given NONE value for it.
 func acceptsNone(a, b proposal.Proposal, typ proposal.TransformType, none uint16) bool {
 	ok := func(p proposal.Proposal) bool {
-		list := p.Of(typ)
-		if len(list) == 0 {
-			return true
-		}
-		for _, t := range list {
-			if t.ID == none {
-				return true
+		present := false
+		for _, t := range p.Transforms {
+			if t.Type == typ {
+				if t.ID == none {
+					return true
+				}
+				present = true
 			}
 		}
-		return false
+		return !present
 	}
 	return ok(a) && ok(b)
 }

@@ -233,28 +233,40 @@ func (sa *SA) planChildless() error {
 
 // natdHash is SHA-1(SPIi | SPIr | IP | port) (RFC 7296 §2.23). SHA-1 is what the RFC mandates
 // here; it hides addresses, it protects nothing.
-func natdHash(spii, spir uint64, ap netip.AddrPort) []byte {
-	h := sha1.New()
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], spii)
-	h.Write(b[:])
-	binary.BigEndian.PutUint64(b[:], spir)
-	h.Write(b[:])
-	h.Write(ap.Addr().Unmap().AsSlice())
-	binary.BigEndian.PutUint16(b[:2], ap.Port())
-	h.Write(b[:2])
-	return h.Sum(nil)
+func natdHash(spii, spir uint64, ap netip.AddrPort) [sha1.Size]byte {
+	// SHA-1(SPIi | SPIr | IP | port) hashed from one stack buffer: a handshake computes four of
+	// these, and a hash.Hash, its Sum and the address slice were three heap objects each.
+	var b [8 + 8 + 16 + 2]byte
+	binary.BigEndian.PutUint64(b[0:], spii)
+	binary.BigEndian.PutUint64(b[8:], spir)
+	a := ap.Addr().Unmap()
+	n := 16
+	if a.Is4() {
+		a4 := a.As4()
+		n += copy(b[n:], a4[:])
+	} else {
+		a16 := a.As16()
+		n += copy(b[n:], a16[:])
+	}
+	binary.BigEndian.PutUint16(b[n:], ap.Port())
+	return sha1.Sum(b[:n+2])
+}
+
+// natdMatches reports whether a NAT detection payload's data is the hash of the given address.
+func natdMatches(data []byte, spii, spir uint64, ap netip.AddrPort) bool {
+	h := natdHash(spii, spir, ap)
+	return bytes.Equal(data, h[:])
 }
 
 // natdPayloads returns NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP. With ForceEncap
 // the source hash is deliberately wrong, so the peer sees a NAT in front of us and both sides move
 // to UDP encapsulation (what strongSwan's encap=yes does).
 func (sa *SA) natdPayloads() []wire.Payload {
-	src := natdHash(sa.SPIi, sa.SPIr, sa.Local)
+	srcHash, dstHash := natdHash(sa.SPIi, sa.SPIr, sa.Local), natdHash(sa.SPIi, sa.SPIr, sa.Remote)
+	src, dst := srcHash[:], dstHash[:]
 	if sa.Config != nil && sa.Config.ForceEncap {
 		src, _ = sa.random(len(src))
 	}
-	dst := natdHash(sa.SPIi, sa.SPIr, sa.Remote)
 	return []wire.Payload{
 		&wire.Notify{NotifyType: wire.NATDetectionSourceIP, Data: src},
 		&wire.Notify{NotifyType: wire.NATDetectionDestinationIP, Data: dst},
@@ -271,10 +283,10 @@ func (sa *SA) checkNATD(ps []wire.Payload, spir uint64) {
 		switch n.NotifyType {
 		case wire.NATDetectionSourceIP:
 			srcSeen = true
-			srcMatch = srcMatch || bytes.Equal(n.Data, want)
+			srcMatch = srcMatch || bytes.Equal(n.Data, want[:])
 		case wire.NATDetectionDestinationIP:
 			dstSeen = true
-			dstMatch = dstMatch || bytes.Equal(n.Data, mine)
+			dstMatch = dstMatch || bytes.Equal(n.Data, mine[:])
 		}
 	}
 	if srcSeen {

@@ -168,7 +168,7 @@ func (sa *SA) respondMOBIKE(req, resp *Message) bool {
 	}
 	if findNotify(ps, wire.NoNATsAllowed) != nil {
 		// §3.9: the addresses in the header must be those the initiator sent from.
-		if n := findNotify(ps, wire.NATDetectionSourceIP); n != nil && !bytes.Equal(n.Data, natdHash(sa.SPIi, sa.SPIr, reqRemote)) {
+		if n := findNotify(ps, wire.NATDetectionSourceIP); n != nil && !natdMatches(n.Data, sa.SPIi, sa.SPIr, reqRemote) {
 			resp.add(&wire.Notify{NotifyType: wire.UnexpectedNATDetected})
 			sa.emit(Failed{Conn: sa.name(), Err: errorf(0, "peer moved to %s behind a NAT, which it does not allow (NO_NATS_ALLOWED)", reqRemote)})
 			return true

@@ -20,6 +20,8 @@
 #                                                 # to the responder log kept there;
 #                                                 # RESP_ENV="GOGC=50" sets more of its environment
 #   MODE=held HELD_PLACEMENT=pinned scripts/bench-ike.sh  # generator on CPU 0, responder on CPU 1
+#   MODE=held HELD_RUNS=5 RESPONDERS=goipsec LEVELS="0 100000" MEASURE=50000 scripts/bench-ike.sh
+#                                                 # five fresh goipsec responders, median ratios
 #   AUTHS="ecdsa ed25519" scripts/bench-ike.sh    # certificate authentication (ECDSA P-256 or
 #                                                 # Ed25519 certificates from one CA, both ways)
 set -euo pipefail
@@ -387,8 +389,20 @@ if [ "${MODE:-}" = held ]; then
   echo "held mode: LEVELS=\"$LEVELS\" MEASURE=$MEASURE CONCURRENCY=$CONCURRENCY, $where, $(nproc) CPUs"
   WARMUP_HELD=${WARMUP_HELD:-500}
   # RESPONDERS="goipsec" skips strongSwan (profiling runs).
+  # HELD_RUNS=N repeats goipsec's measurement with a fresh responder N times and reports the
+  # median of the per-run ratios: on a shared 2-CPU machine one run's ratio scatters by ±25%.
+  HELD_RUNS=${HELD_RUNS:-1}
+  rate_ratios= cpu_ratios=
+  first=${LEVELS%% *} last=${LEVELS##* }
   if [[ " ${RESPONDERS:-goipsec strongswan} " = *" goipsec "* ]]; then
-    start_goipsec yes psk; bench "$WARMUP_HELD" psk; held_run goipsec; stop_responder
+    for run in $(seq "$HELD_RUNS"); do
+      [ "$HELD_RUNS" -gt 1 ] && echo "goipsec run $run/$HELD_RUNS"
+      for level in $LEVELS; do unset "hrate[goipsec/$level]" "hcpu[goipsec/$level]"; done
+      start_goipsec yes psk; bench "$WARMUP_HELD" psk; held_run goipsec; stop_responder
+      g0=${hrate[goipsec/$first]:-} glast=${hrate[goipsec/$last]:-} c0=${hcpu[goipsec/$first]:-} clast=${hcpu[goipsec/$last]:-}
+      [ -n "$g0" ] && [ -n "$glast" ] && rate_ratios+="$(awk -v a="$glast" -v b="$g0" 'BEGIN {printf "%.0f", a/b*100}') "
+      [ -n "$c0" ] && [ -n "$clast" ] && cpu_ratios+="$(awk -v a="$clast" -v b="$c0" 'BEGIN {printf "%.0f", a/b*100}') "
+    done
   fi
   if [[ " ${RESPONDERS:-goipsec strongswan} " = *" strongswan "* ]]; then
     start_charon psk; bench "$WARMUP_HELD" psk; held_run strongswan; stop_responder
@@ -406,6 +420,10 @@ if [ "${MODE:-}" = held ]; then
   [ -n "$g0" ] && [ -n "$glast" ] && echo "goipsec: rate with ${LEVELS##* } held is $(awk -v a="$glast" -v b="$g0" 'BEGIN {printf "%.0f%%", a/b*100}') of the rate with ${LEVELS%% *}"
   c0=${hcpu[goipsec/${LEVELS%% *}]:-}; clast=${hcpu[goipsec/${LEVELS##* }]:-}
   [ -n "$c0" ] && [ -n "$clast" ] && echo "goipsec: CPU per handshake with ${LEVELS##* } held is $(awk -v a="$clast" -v b="$c0" 'BEGIN {printf "%.0f%%", a/b*100}') of that with ${LEVELS%% *} (the rate it allows: $(awk -v a="$clast" -v b="$c0" 'BEGIN {printf "%.0f%%", b/a*100}'))"
+  if [ "$HELD_RUNS" -gt 1 ] && [ -n "$rate_ratios" ]; then
+    echo "goipsec over $HELD_RUNS runs (the table shows the last): rate with $last held in % of the rate with $first: $rate_ratios-> median $(echo "$rate_ratios" | median)%"
+    echo "goipsec over $HELD_RUNS runs: CPU per handshake with $last held in % of that with $first: $cpu_ratios-> median $(echo "$cpu_ratios" | median)%"
+  fi
   echo "end: $(date -u '+%F %T UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   exit 0
 fi

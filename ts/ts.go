@@ -344,6 +344,33 @@ func appendUnique(list []Selector, s Selector) []Selector {
 	return append(list, s)
 }
 
+// Key returns a compact binary form of the list, equal for equal lists (in the same order) and
+// different for different ones: a map key for what a list selects. Every Child SA install needs
+// one, and FormatList allocates per selector and more; Key allocates the string only.
+func Key(list []Selector) string {
+	var buf [2 * (5 + 2*17)]byte // room for two selectors without growing
+	b := buf[:0]
+	for _, s := range list {
+		b = append(b, s.Protocol, byte(s.StartPort>>8), byte(s.StartPort), byte(s.EndPort>>8), byte(s.EndPort))
+		b = appendAddrKey(b, s.Start)
+		b = appendAddrKey(b, s.End)
+	}
+	return string(b)
+}
+
+// appendAddrKey appends the address's length in bytes (0, 4 or 16) and its bytes.
+func appendAddrKey(b []byte, a netip.Addr) []byte {
+	switch {
+	case a.Is4():
+		a4 := a.As4()
+		return append(append(b, 4), a4[:]...)
+	case a.Is6():
+		a16 := a.As16()
+		return append(append(b, 16), a16[:]...)
+	}
+	return append(b, 0)
+}
+
 // FormatList joins selectors with ", " for logs and errors.
 func FormatList(list []Selector) string {
 	parts := make([]string, len(list))

@@ -3,6 +3,7 @@ package ts
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -167,5 +168,53 @@ func TestNarrowSharesAllowedList(t *testing.T) {
 	got, err = Narrow([]Selector{FromPrefix(netip.MustParsePrefix("10.1.0.128/25"))}, allowed)
 	if err != nil || len(got) != 1 || &got[0] == &allowed[0] || got[0] != FromPrefix(netip.MustParsePrefix("10.1.0.128/25")) {
 		t.Fatalf("Narrow to a subnet = %v, %v", got, err)
+	}
+}
+
+// TestKey: equal lists give equal keys, and lists that differ in any field, in length or in order
+// give different ones (the daemon keys its outbound policies by them).
+func TestKey(t *testing.T) {
+	mk := func(specs ...string) []Selector {
+		var out []Selector
+		for _, s := range specs {
+			sel, err := Parse(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, sel)
+		}
+		return out
+	}
+	lists := [][]Selector{
+		nil,
+		mk("10.1.0.0/24"),
+		mk("10.1.0.0/25"),
+		mk("10.1.0.0/24[tcp]"),
+		mk("10.1.0.0/24[tcp/80]"),
+		mk("10.1.0.0/24[tcp/81]"),
+		mk("10.1.0.0/24[udp/80]"),
+		mk("::ffff:10.1.0.0/120"),
+		mk("2001:db8::/64"),
+		mk("2001:db8::/65"),
+		mk("10.1.0.0/24", "2001:db8::/64"),
+		mk("2001:db8::/64", "10.1.0.0/24"),
+		mk("10.1.0.0/24", "2001:db8::/64", "10.9.0.0/16"),
+		{{Start: netip.MustParseAddr("10.0.0.1"), End: netip.MustParseAddr("10.0.0.9"), EndPort: 0xffff}},
+		{{Start: netip.MustParseAddr("10.0.0.1"), End: netip.MustParseAddr("10.0.0.9"), EndPort: 0xfffe}},
+		{{}},
+	}
+	seen := map[string]int{}
+	for i, l := range lists {
+		k := Key(l)
+		if Key(slices.Clone(l)) != k {
+			t.Errorf("list %d: two keys for the same list", i)
+		}
+		if j, dup := seen[k]; dup && FormatList(lists[j]) != FormatList(l) {
+			t.Errorf("lists %d (%s) and %d (%s) share a key", j, FormatList(lists[j]), i, FormatList(l))
+		}
+		seen[k] = i
+	}
+	if n := testing.AllocsPerRun(100, func() { Key(lists[10]) }); n > 1 {
+		t.Errorf("Key allocates %v times, want 1", n)
 	}
 }

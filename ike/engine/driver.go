@@ -646,7 +646,9 @@ func (e *Engine) apply(x effect) {
 			break
 		}
 		for _, m := range x.msgs {
-			e.net.Debug("sending packet", "from", x.local, "to", x.remote, "bytes", len(m))
+			if debugEnabled(e.net) {
+				e.net.Debug("sending packet", "from", x.local, "to", x.remote, "bytes", len(m))
+			}
 			if err := e.cfg.Transport.Send(m, x.local, x.remote); err != nil {
 				e.log.Warn("sending IKE message failed", "to", x.remote, "err", err)
 			}
@@ -661,13 +663,15 @@ func (e *Engine) apply(x effect) {
 		}
 	case ike.IKEUp:
 		i := x.IKE
-		e.log.Info("IKE SA established", "conn", i.Conn, "spi_i", hex16(i.SPIi), "spi_r", hex16(i.SPIr), "local", i.Local, "remote", i.Remote,
-			"local_id", i.LocalID.String(), "remote_id", i.RemoteID.String(), "proposal", i.Proposal.String(), "nat", i.NATLocal || i.NATRemote)
+		if infoEnabled(e.log) {
+			e.log.Info("IKE SA established", "conn", i.Conn, "spi_i", hex16(i.SPIi), "spi_r", hex16(i.SPIr), "local", i.Local, "remote", i.Remote,
+				"local_id", i.LocalID.String(), "remote_id", i.RemoteID.String(), "proposal", i.Proposal.String(), "nat", i.NATLocal || i.NATRemote)
+		}
 		if ev.IKEUp != nil {
 			ev.IKEUp(x)
 		}
 	case ike.IKEDown:
-		if x.Up || x.Reason != ike.ReasonNegotiationFailed {
+		if (x.Up || x.Reason != ike.ReasonNegotiationFailed) && infoEnabled(e.log) {
 			e.log.Info("IKE SA down", "conn", x.IKE.Conn, "spi_i", hex16(x.IKE.SPIi), "spi_r", hex16(x.IKE.SPIr), "why", x.Reason.String())
 		}
 		if ev.IKEDown != nil {
@@ -686,15 +690,21 @@ func (e *Engine) apply(x effect) {
 			}
 		}
 		c.Zero()
-		e.log.Info("Child SA established", "conn", c.IKE.Conn, "child", c.Name, "protocol", c.Protocol().String(), "spi_in", hex8(c.SPIIn), "spi_out", hex8(c.SPIOut),
-			"proposal", c.Proposal.String(), "mode", c.Mode.String(), "active", c.Activate)
+		if infoEnabled(e.log) {
+			e.log.Info("Child SA established", "conn", c.IKE.Conn, "child", c.Name, "protocol", c.Protocol().String(), "spi_in", hex8(c.SPIIn), "spi_out", hex8(c.SPIOut),
+				"proposal", c.Proposal.String(), "mode", c.Mode.String(), "active", c.Activate)
+		}
 	case ike.ChildActivate:
-		e.log.Debug("Child SA carries our traffic now", "conn", x.IKE.Conn, "child", x.Name, "spi_in", hex8(x.SPIIn))
+		if debugEnabled(e.log) {
+			e.log.Debug("Child SA carries our traffic now", "conn", x.IKE.Conn, "child", x.Name, "spi_in", hex8(x.SPIIn))
+		}
 		if ev.ChildActivate != nil {
 			ev.ChildActivate(x)
 		}
 	case ike.ChildDown:
-		e.log.Info("Child SA deleted", "conn", x.IKE.Conn, "child", x.Name, "protocol", x.Protocol.String(), "spi_in", hex8(x.SPIIn), "why", x.Reason.String())
+		if infoEnabled(e.log) {
+			e.log.Info("Child SA deleted", "conn", x.IKE.Conn, "child", x.Name, "protocol", x.Protocol.String(), "spi_in", hex8(x.SPIIn), "why", x.Reason.String())
+		}
 		if ev.ChildDown != nil {
 			ev.ChildDown(x)
 		}

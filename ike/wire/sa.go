@@ -150,6 +150,9 @@ func decodeProposal(b []byte, base int) (Proposal, error) {
 	p := Proposal{Number: b[propNumberOff], Protocol: ProtocolID(b[propProtocolOff])}
 	spiSize := int(b[propSPISizeOff])
 	numTransforms := int(b[propNumTransformOff])
+	// Room for what the header announces (at most 255, and no more than the bytes can hold):
+	// one allocation per proposal instead of the appends' growth steps.
+	p.Transforms = make([]Transform, 0, min(numTransforms, len(b)/xfHeaderLen))
 	if err := checkSPISize(p.Protocol, spiSize); err != nil {
 		return p, syntaxError(base+propSPISizeOff, "%v", err)
 	}
