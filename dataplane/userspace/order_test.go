@@ -2,10 +2,8 @@ package userspace
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,41 +13,14 @@ import (
 	"github.com/goipsec/goipsec/internal/netlab"
 )
 
-// espSeqs reads a pcap of Ethernet frames and returns, in capture order, the sequence number of
-// every ESP packet of spi, raw (IP protocol 50) or in UDP (with UDP GSO a frame holds several ESP
-// packets: its first one's number is taken).
+// espSeqs returns, in capture order, the sequence numbers of the ESP packets of spi in a pcap
+// (espPackets: raw or in UDP, the first of a UDP GSO frame's packets).
 func espSeqs(t *testing.T, path string, spi uint32) []uint32 {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(data) < 24 || binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 || binary.LittleEndian.Uint32(data[20:]) != 1 {
-		t.Fatalf("%s is not a little-endian Ethernet pcap", path)
-	}
 	var out []uint32
-	for p := data[24:]; len(p) >= 16; {
-		n := int(binary.LittleEndian.Uint32(p[8:]))
-		if 16+n > len(p) {
-			break // the last record may be cut off
-		}
-		frame := p[16 : 16+n]
-		p = p[16+n:]
-		// Ethernet (14), IPv4 without options (20), UDP (8) or not, SPI, sequence number.
-		if len(frame) < 14+20+8+8 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 {
-			continue
-		}
-		var esp []byte
-		switch frame[14+9] {
-		case 17:
-			esp = frame[14+int(frame[14]&0x0f)*4+8:]
-		case 50:
-			esp = frame[14+int(frame[14]&0x0f)*4:]
-		default:
-			continue
-		}
-		if binary.BigEndian.Uint32(esp) == spi {
-			out = append(out, binary.BigEndian.Uint32(esp[4:]))
+	for _, p := range espPackets(t, path) {
+		if p.spi == spi {
+			out = append(out, p.seq)
 		}
 	}
 	return out
