@@ -2,6 +2,7 @@ package pool
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -291,5 +292,53 @@ func TestReserveIdempotentMovesAndTakesOver(t *testing.T) {
 	}
 	if err := p.Reserve("x", netip.MustParseAddr("10.9.0.1")); err != nil {
 		t.Fatalf("an address outside the range: %v", err)
+	}
+}
+
+// TestStoreSavesWithoutClobbering: two stores writing one file at once (two daemons left with
+// the same state_dir) each save without error — each writes a temporary file of its own and
+// renames it over the file — and the file is always one of them whole, never a mix; no temporary
+// files are left behind.
+func TestStoreSavesWithoutClobbering(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "leases.json")
+	var stores [2]*Store
+	for i := range stores {
+		s, err := NewStore(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Apply([]Spec{{Name: fmt.Sprintf("pool%d", i), Start: netip.MustParseAddr("10.3.0.1"), End: netip.MustParseAddr("10.3.0.254")}})
+		stores[i] = s
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for _, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				if err := s.Save(); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("save: %v", err)
+	}
+	loaded, err := NewStore(path)
+	if err != nil {
+		t.Fatalf("the file is not one whole save: %v", err)
+	}
+	defer loaded.Close()
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("files left in the state directory: %v", entries)
+	}
+	for _, s := range stores {
+		s.Close()
 	}
 }

@@ -120,6 +120,7 @@ secrets {
 }
 daemon {
     vici_socket = $tmp/$side.sock
+    state_dir = $tmp/$side-state
     raw_esp_ring = ${4:-yes}
     raw_esp_xdp = ${5:-no}
     log { level = warn }
