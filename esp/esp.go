@@ -58,6 +58,7 @@ import (
 
 	"github.com/goipsec/goipsec/internal/aesmac"
 	"github.com/goipsec/goipsec/internal/ccm"
+	"github.com/goipsec/goipsec/internal/vaesgcm"
 	"github.com/goipsec/goipsec/replay"
 )
 
@@ -465,6 +466,11 @@ func newAEAD(e Encryption, key []byte) (cipher.AEAD, error) {
 			a, err = ccm.New(block, ccmSalt+aeadIVLen, aeadTagLen(e))
 		}
 	default: // AES-GCM and AES-GMAC
+		if e == EncrAESGCM16 && vaesgcm.Available() {
+			// The same AES-GCM on the processor's 512-bit AES and carry-less multiply.
+			a, err = vaesgcm.New(key)
+			break
+		}
 		var block cipher.Block
 		if block, err = aes.NewCipher(key); err == nil {
 			a, err = cipher.NewGCMWithTagSize(block, aeadTagLen(e))

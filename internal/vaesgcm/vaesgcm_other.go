@@ -1,0 +1,9 @@
+//go:build !amd64 || purego
+
+package vaesgcm
+
+const available = false
+
+func subWord(uint32) uint32                                   { panic("vaesgcm: unsupported") }
+func ctrXOR(*[15][16]byte, int, *[16]byte, *byte, *byte, int) { panic("vaesgcm: unsupported") }
+func ghashBlocks(*[16][16]byte, *[16]byte, *byte, int)        { panic("vaesgcm: unsupported") }
