@@ -64,7 +64,7 @@ func New(key []byte) (cipher.AEAD, error) {
 	g.rounds = expandKey(key, &g.rk)
 	// H = E(K, 0^128) (SP 800-38D §7.1): the key stream of the all-zero counter block.
 	var zero, h [16]byte
-	ctrXOR(&g.rk, g.rounds, &zero, &h[0], &h[0], 1)
+	ctrXOR(&g.rk, g.rounds, &zero, &h[0], &h[0], blockSize, nil)
 	hv := [2]uint64{binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:])}
 	p := hv
 	for i := 15; i >= 0; i-- {
@@ -100,8 +100,10 @@ func (g *aead) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 	var j0 [16]byte
 	copy(j0[:], nonce)
 	j0[15] = 1
-	g.ctr(&j0, out[:len(plaintext)], plaintext)
-	tag := g.tag(&j0, additionalData, out[:len(plaintext)])
+	// One call encrypts the plaintext from inc32(J0) on and turns mask into E(K, J0).
+	mask, c := j0, inc32(&j0, 1)
+	ctrXOR(&g.rk, g.rounds, &c, first(out), first(plaintext), len(plaintext), &mask)
+	tag := g.tag(&mask, additionalData, out[:len(plaintext)])
 	copy(out[len(plaintext):], tag[:])
 	return ret
 }
@@ -120,7 +122,9 @@ func (g *aead) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 	var j0 [16]byte
 	copy(j0[:], nonce)
 	j0[15] = 1
-	want := g.tag(&j0, additionalData, ct)
+	mask := j0
+	ctrXOR(&g.rk, g.rounds, &j0, nil, nil, 0, &mask)
+	want := g.tag(&mask, additionalData, ct)
 	ret, out := sliceForAppend(dst, len(ct))
 	if inexactOverlap(out, ciphertext) {
 		panic("vaesgcm: invalid buffer overlap")
@@ -129,54 +133,60 @@ func (g *aead) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 		clear(out)
 		return nil, errOpen
 	}
-	g.ctr(&j0, out, ct)
+	c := inc32(&j0, 1)
+	ctrXOR(&g.rk, g.rounds, &c, first(out), first(ct), len(ct), nil)
 	return ret, nil
 }
 
-// ctr XORs src with the key stream that starts at inc32(j0) into dst (SP 800-38D §6.5).
-func (g *aead) ctr(j0 *[16]byte, dst, src []byte) {
-	c := inc32(j0, 1)
-	n := len(src) / blockSize
-	if n > 0 {
-		ctrXOR(&g.rk, g.rounds, &c, &dst[0], &src[0], n)
-	}
-	if rem := len(src) % blockSize; rem != 0 {
-		var buf [16]byte
-		copy(buf[:], src[n*blockSize:])
-		c = inc32(&c, n)
-		ctrXOR(&g.rk, g.rounds, &c, &buf[0], &buf[0], 1)
-		copy(dst[n*blockSize:], buf[:rem])
-		clear(buf[:])
-	}
+// segment is a run of whole blocks for ghashSegments (its layout is the assembly's).
+type segment struct {
+	p *byte
+	n int
 }
 
-// tag computes E(K, J0) ⊕ GHASH(A ‖ pad ‖ C ‖ pad ‖ [len(A)]64 ‖ [len(C)]64) (SP 800-38D §7.1).
-func (g *aead) tag(j0 *[16]byte, aad, ct []byte) [16]byte {
+// tag computes E(K, J0) ⊕ GHASH(A ‖ pad ‖ C ‖ pad ‖ [len(A)]64 ‖ [len(C)]64) (SP 800-38D §7.1),
+// given mask = E(K, J0), in one call: the whole blocks of A and C where they are, their partial
+// last blocks and the lengths block from a buffer.
+func (g *aead) tag(mask *[16]byte, aad, ct []byte) [16]byte {
+	var segs [4]segment
+	var buf [48]byte
+	k, off := 0, 0
+	if n := len(aad) / blockSize; n > 0 {
+		segs[k] = segment{&aad[0], n}
+		k++
+	}
+	if r := len(aad) % blockSize; r != 0 {
+		copy(buf[:], aad[len(aad)-r:])
+		segs[k] = segment{&buf[0], 1}
+		k++
+		off = blockSize
+	}
+	if n := len(ct) / blockSize; n > 0 {
+		segs[k] = segment{&ct[0], n}
+		k++
+	}
+	last := off
+	if r := len(ct) % blockSize; r != 0 {
+		copy(buf[off:], ct[len(ct)-r:])
+		last += blockSize
+	}
+	binary.BigEndian.PutUint64(buf[last:], uint64(len(aad))*8)
+	binary.BigEndian.PutUint64(buf[last+8:], uint64(len(ct))*8)
+	segs[k] = segment{&buf[off], (last-off)/blockSize + 1}
+	k++
 	var y [16]byte
-	g.ghash(&y, aad)
-	g.ghash(&y, ct)
-	var lens [16]byte
-	binary.BigEndian.PutUint64(lens[:8], uint64(len(aad))*8)
-	binary.BigEndian.PutUint64(lens[8:], uint64(len(ct))*8)
-	ghashBlocks(&g.htable, &y, &lens[0], 1)
-	var mask [16]byte
-	ctrXOR(&g.rk, g.rounds, j0, &mask[0], &mask[0], 1)
+	ghashSegments(&g.htable, &y, &segs, k)
+	clear(buf[:])
 	subtle.XORBytes(y[:], y[:], mask[:])
 	return y
 }
 
-// ghash absorbs data, zero-padded to whole blocks, into y.
-func (g *aead) ghash(y *[16]byte, data []byte) {
-	n := len(data) / blockSize
-	if n > 0 {
-		ghashBlocks(&g.htable, y, &data[0], n)
+// first returns the address of b's first byte, or nil for an empty b.
+func first(b []byte) *byte {
+	if len(b) == 0 {
+		return nil
 	}
-	if rem := len(data) % blockSize; rem != 0 {
-		var buf [16]byte
-		copy(buf[:], data[n*blockSize:])
-		ghashBlocks(&g.htable, y, &buf[0], 1)
-		clear(buf[:])
-	}
+	return &b[0]
 }
 
 // inc32 returns c with its last four bytes, a big-endian counter, advanced by n modulo 2^32

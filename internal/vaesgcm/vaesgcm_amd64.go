@@ -13,7 +13,7 @@ var available = cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ && cpu.X86.HasAVX && cpu.
 func subWord(w uint32) uint32
 
 //go:noescape
-func ctrXOR(rk *[15][16]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
+func ctrXOR(rk *[15][16]byte, rounds int, ctr *[16]byte, dst, src *byte, n int, mask *[16]byte)
 
 //go:noescape
-func ghashBlocks(htable *[16][16]byte, y *[16]byte, src *byte, n int)
+func ghashSegments(htable *[16][16]byte, y *[16]byte, segs *[4]segment, nsegs int)

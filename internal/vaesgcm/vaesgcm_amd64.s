@@ -68,10 +68,41 @@ TEXT ·subWord(SB), NOSPLIT, $0-12
 	VAESENCLAST k, Z2, Z2 \
 	VAESENCLAST k, Z3, Z3
 
-// func ctrXOR(rk *[15][16]byte, rounds int, ctr *[16]byte, dst, src *byte, n int)
-// XORs n full blocks of src with the AES-CTR key stream starting at the counter block *ctr
-// (GCM's inc32: only the last four bytes, big-endian, count) into dst; dst may equal src.
-TEXT ·ctrXOR(SB), NOSPLIT, $0-48
+// Encrypts the counter blocks in Z0 (four lanes) with the round keys in Z16-Z30; DX holds the
+// number of rounds.
+#define AES_ONE4 \
+	VPXORQ  Z16, Z0, Z0 \
+	VAESENC Z17, Z0, Z0 \
+	VAESENC Z18, Z0, Z0 \
+	VAESENC Z19, Z0, Z0 \
+	VAESENC Z20, Z0, Z0 \
+	VAESENC Z21, Z0, Z0 \
+	VAESENC Z22, Z0, Z0 \
+	VAESENC Z23, Z0, Z0 \
+	VAESENC Z24, Z0, Z0 \
+	VAESENC Z25, Z0, Z0 \
+	CMPQ    DX, $10 \
+	JEQ     2(PC) \
+	JMP     3(PC) \
+	VAESENCLAST Z26, Z0, Z0 \
+	JMP     11(PC) \
+	VAESENC Z26, Z0, Z0 \
+	VAESENC Z27, Z0, Z0 \
+	CMPQ    DX, $12 \
+	JEQ     2(PC) \
+	JMP     3(PC) \
+	VAESENCLAST Z28, Z0, Z0 \
+	JMP     4(PC) \
+	VAESENC Z28, Z0, Z0 \
+	VAESENC Z29, Z0, Z0 \
+	VAESENCLAST Z30, Z0, Z0
+
+// func ctrXOR(rk *[15][16]byte, rounds int, ctr *[16]byte, dst, src *byte, n int, mask *[16]byte)
+// XORs n bytes of src with the AES-CTR key stream starting at the counter block *ctr (GCM's
+// inc32: only the last four bytes, big-endian, count) into dst; dst may equal src. A last
+// partial block is read and written under a byte mask, so nothing beyond n bytes is touched.
+// If mask is not nil, *mask is replaced by its encryption (GCM's E(K, J0)).
+TEXT ·ctrXOR(SB), NOSPLIT, $0-56
 	MOVQ rk+0(FP), AX
 	MOVQ rounds+8(FP), DX
 	MOVQ ctr+16(FP), BX
@@ -103,7 +134,7 @@ TEXT ·ctrXOR(SB), NOSPLIT, $0-48
 	VPADDD ctrOffsets<>(SB), Z8, Z8
 
 loop16:
-	CMPQ CX, $16
+	CMPQ CX, $256
 	JB   loop4
 	VPADDD Z14, Z8, Z9
 	VPADDD Z14, Z9, Z10
@@ -152,89 +183,42 @@ xor16:
 	VMOVDQU64 Z3, 192(DI)
 	ADDQ $256, SI
 	ADDQ $256, DI
-	SUBQ $16, CX
+	SUBQ $256, CX
 	JMP  loop16
 
 loop4:
-	CMPQ CX, $4
-	JB   loop1
+	// Four blocks at a time; the last (up to 64 bytes) under a byte mask in K1.
+	TESTQ CX, CX
+	JZ    ctrMask
 	VPSHUFB Z31, Z8, Z0
 	VPADDD Z14, Z8, Z8
-	VPXORQ Z16, Z0, Z0
-	VAESENC Z17, Z0, Z0
-	VAESENC Z18, Z0, Z0
-	VAESENC Z19, Z0, Z0
-	VAESENC Z20, Z0, Z0
-	VAESENC Z21, Z0, Z0
-	VAESENC Z22, Z0, Z0
-	VAESENC Z23, Z0, Z0
-	VAESENC Z24, Z0, Z0
-	VAESENC Z25, Z0, Z0
-	CMPQ DX, $10
-	JEQ  last4_10
-	VAESENC Z26, Z0, Z0
-	VAESENC Z27, Z0, Z0
-	CMPQ DX, $12
-	JEQ  last4_12
-	VAESENC Z28, Z0, Z0
-	VAESENC Z29, Z0, Z0
-	VAESENCLAST Z30, Z0, Z0
-	JMP  xor4
-last4_10:
-	VAESENCLAST Z26, Z0, Z0
-	JMP  xor4
-last4_12:
-	VAESENCLAST Z28, Z0, Z0
-xor4:
-	VPXORQ 0(SI), Z0, Z0
-	VMOVDQU64 Z0, 0(DI)
+	AES_ONE4
+	MOVQ  $-1, R8
+	CMPQ  CX, $64
+	JAE   full4
+	// R8 = (1 << CX) - 1: the bytes left.
+	MOVQ  $1, R8
+	SHLQ  CX, R8
+	DECQ  R8
+full4:
+	KMOVQ R8, K1
+	VMOVDQU8.Z 0(SI), K1, Z1
+	VPXORQ Z1, Z0, Z0
+	VMOVDQU8 Z0, K1, 0(DI)
 	ADDQ $64, SI
 	ADDQ $64, DI
-	SUBQ $4, CX
-	JMP  loop4
+	SUBQ $64, CX
+	JG   loop4
 
-loop1:
-	// Up to three blocks: the low lanes of one more register of four, stored a block at a time.
-	TESTQ CX, CX
-	JZ    done
-	VPSHUFB Z31, Z8, Z0
-	VPXORQ Z16, Z0, Z0
-	VAESENC Z17, Z0, Z0
-	VAESENC Z18, Z0, Z0
-	VAESENC Z19, Z0, Z0
-	VAESENC Z20, Z0, Z0
-	VAESENC Z21, Z0, Z0
-	VAESENC Z22, Z0, Z0
-	VAESENC Z23, Z0, Z0
-	VAESENC Z24, Z0, Z0
-	VAESENC Z25, Z0, Z0
-	CMPQ DX, $10
-	JEQ  last1_10
-	VAESENC Z26, Z0, Z0
-	VAESENC Z27, Z0, Z0
-	CMPQ DX, $12
-	JEQ  last1_12
-	VAESENC Z28, Z0, Z0
-	VAESENC Z29, Z0, Z0
-	VAESENCLAST Z30, Z0, Z0
-	JMP  xor1
-last1_10:
-	VAESENCLAST Z26, Z0, Z0
-	JMP  xor1
-last1_12:
-	VAESENCLAST Z28, Z0, Z0
-xor1:
-	// Block by block: lane 0, then shift the next lane down.
-	MOVOU 0(SI), X1
-	PXOR  X0, X1
-	MOVOU X1, 0(DI)
-	ADDQ  $16, SI
-	ADDQ  $16, DI
-	VALIGNQ $2, Z0, Z0, Z0
-	DECQ  CX
-	JNZ   xor1
+ctrMask:
+	MOVQ mask+48(FP), BX
+	TESTQ BX, BX
+	JZ    ctrDone
+	VBROADCASTI32X4 0(BX), Z0
+	AES_ONE4
+	VMOVDQU X0, 0(BX)
 
-done:
+ctrDone:
 	VZEROUPPER
 	RET
 
@@ -302,15 +286,17 @@ done:
 	VEXTRACTI32X4 $1, y, X24 \
 	VPXORQ        X24, x, x
 
-// func ghashBlocks(htable *[16][16]byte, y *[16]byte, src *byte, n int)
-// Absorbs n full blocks of src into the GHASH state *y (standard byte order): htable holds
-// H^16, H^15, ..., H^1 in rev form. Sixteen blocks at a time: Y' = (Y ⊕ C1)·H^16 ⊕ C2·H^15 ⊕
-// ... ⊕ C16·H, one reduction per sixteen blocks; the rest one block at a time.
-TEXT ·ghashBlocks(SB), NOSPLIT, $0-32
+// func ghashSegments(htable *[16][16]byte, y *[16]byte, segs *[4]segment, nsegs int)
+// Absorbs the blocks of each segment (a pointer and a number of whole blocks) in turn into the
+// GHASH state *y (standard byte order); htable holds H^16, H^15, ..., H^1 in rev form. Sixteen
+// blocks at a time: Y' = (Y ⊕ C1)·H^16 ⊕ C2·H^15 ⊕ ... ⊕ C16·H, one reduction per sixteen
+// blocks; the r < 16 blocks left likewise with H^r ... H^1, four lanes at a time, the last group
+// under a mask.
+TEXT ·ghashSegments(SB), NOSPLIT, $0-32
 	MOVQ htable+0(FP), AX
 	MOVQ y+8(FP), BX
-	MOVQ src+16(FP), SI
-	MOVQ n+24(FP), CX
+	MOVQ segs+16(FP), R10
+	MOVQ nsegs+24(FP), R11
 
 	VMOVDQU64 revMask<>(SB), Z31
 	// X8 (and Z8, upper lanes zero): Y in rev form.
@@ -321,9 +307,17 @@ TEXT ·ghashBlocks(SB), NOSPLIT, $0-32
 	VMOVDQU64 128(AX), Z18
 	VMOVDQU64 192(AX), Z19
 
+nextSeg:
+	TESTQ R11, R11
+	JZ    ghashDone
+	MOVQ  0(R10), SI
+	MOVQ  8(R10), CX
+	ADDQ  $16, R10
+	DECQ  R11
+
 ghash16:
 	CMPQ CX, $16
-	JB   ghash1
+	JB   ghashRest
 	VMOVDQU64 0(SI), Z9
 	VMOVDQU64 64(SI), Z10
 	VMOVDQU64 128(SI), Z11
@@ -352,25 +346,52 @@ ghash16:
 	SUBQ $16, CX
 	JMP  ghash16
 
-ghash1:
+ghashRest:
+	// CX < 16 blocks left: powers from H^CX, at htable + (16-CX)*16.
 	TESTQ CX, CX
-	JZ    ghashDone
-	// H^1 is the last entry.
-	MOVOU 240(AX), X7
-ghash1loop:
-	MOVOU   0(SI), X9
-	VPSHUFB X31, X9, X9
-	VPXOR   X8, X9, X9
-	VPCLMULQDQ $0x00, X7, X9, X10
-	VPCLMULQDQ $0x11, X7, X9, X12
-	VPCLMULQDQ $0x01, X7, X9, X11
-	VPCLMULQDQ $0x10, X7, X9, X13
-	VPXOR   X13, X11, X11
-	GHASH_REDUCE(X10, X11, X12)
+	JZ    nextSeg
+	MOVQ  $16, DX
+	SUBQ  CX, DX
+	SHLQ  $4, DX
+	ADDQ  AX, DX
+	VPXORQ Z20, Z20, Z20
+	VPXORQ Z21, Z21, Z21
+	VPXORQ Z22, Z22, Z22
+	VMOVDQU64 Z8, Z13
+restLoop:
+	// K1: a qword mask of min(CX, 4) blocks.
+	MOVQ  $0xff, R8
+	CMPQ  CX, $4
+	JAE   restFull
+	MOVQ  CX, R9
+	SHLQ  $1, R9
+	MOVQ  $1, R8
+	MOVQ  CX, R12
+	MOVQ  R9, CX
+	SHLQ  CX, R8
+	MOVQ  R12, CX
+	DECQ  R8
+restFull:
+	KMOVW R8, K1
+	VMOVDQU64.Z 0(SI), K1, Z9
+	VMOVDQU64.Z 0(DX), K1, Z12
+	VPSHUFB Z31, Z9, Z9
+	VPXORQ  Z13, Z9, Z9
+	VPXORQ  Z13, Z13, Z13
+	GHASH_MUL4(Z9, Z12)
+	ADDQ  $64, SI
+	ADDQ  $64, DX
+	SUBQ  $4, CX
+	JG    restLoop
+	FOLD4(Z20, Y20, X20)
+	FOLD4(Z21, Y21, X21)
+	FOLD4(Z22, Y22, X22)
+	VMOVDQU64 X20, X9
+	VMOVDQU64 X21, X10
+	VMOVDQU64 X22, X11
+	GHASH_REDUCE(X9, X10, X11)
 	VMOVDQU X0, X8
-	ADDQ  $16, SI
-	DECQ  CX
-	JNZ   ghash1loop
+	JMP   nextSeg
 
 ghashDone:
 	VPSHUFB X31, X8, X8
