@@ -1,5 +1,5 @@
-// Package vaesgcm implements AES-GCM (NIST SP 800-38D) with a 12-byte nonce and a 16-byte tag — what
-// ESP's ENCR_AES_GCM_16 uses (RFC 4106) — as a cipher.AEAD, on x86-64 processors with VAES,
+// Package vaesgcm implements AES-GCM (NIST SP 800-38D) with a 12-byte nonce and a 16- or 12-byte
+// tag — what ESP's ENCR_AES_GCM_16 and ENCR_AES_GCM_12 use (RFC 4106) — as a cipher.AEAD, on x86-64 processors with VAES,
 // VPCLMULQDQ and AVX-512: the counter mode encrypts sixteen blocks per loop in four 512-bit
 // registers, and GHASH multiplies sixteen blocks by H^16 … H^1 and reduces once.
 //
@@ -24,7 +24,8 @@ import (
 const (
 	// NonceSize is the only nonce length this package takes (RFC 4106's salt and IV).
 	NonceSize = 12
-	// TagSize is the only tag length this package makes.
+	// TagSize is the full tag length; NewWithTagSize also makes 12-byte tags, the first 12 bytes of
+	// the full one (SP 800-38D §5.2.1.2).
 	TagSize   = 16
 	blockSize = 16
 	// maxPlaintext is GCM's limit for one message: 2^32-2 blocks (SP 800-38D §5.2.1.1).
@@ -41,8 +42,9 @@ func Available() bool { return available }
 
 // aead is one key's state: the AES round keys and the powers of the hash key H.
 type aead struct {
-	rk     [15][16]byte // round keys, FIPS 197 byte order
-	rounds int          // 10, 12 or 14
+	rk      [15][16]byte // round keys, FIPS 197 byte order
+	rounds  int          // 10, 12 or 14
+	tagSize int          // 16 or 12
 	// htable holds H^16, H^15, …, H^1 in rev form: a block's 16 bytes in reverse order, so that
 	// loaded as a little-endian 128-bit number, bit k is the coefficient of x^(127-k) (GCM puts
 	// x^0 in the first byte's most significant bit, SP 800-38D §6.3).
@@ -51,16 +53,22 @@ type aead struct {
 
 // New returns AES-GCM under key (16, 24 or 32 bytes) with a 12-byte nonce and a 16-byte tag, or
 // ErrUnsupported where the instructions are missing.
-func New(key []byte) (cipher.AEAD, error) {
+func New(key []byte) (cipher.AEAD, error) { return NewWithTagSize(key, TagSize) }
+
+// NewWithTagSize is New with a tag of tagSize bytes: 16 or 12.
+func NewWithTagSize(key []byte, tagSize int) (cipher.AEAD, error) {
 	if !available {
 		return nil, ErrUnsupported
+	}
+	if tagSize != 16 && tagSize != 12 {
+		return nil, errors.New("vaesgcm: tag size must be 16 or 12 bytes")
 	}
 	switch len(key) {
 	case 16, 24, 32:
 	default:
 		return nil, aes.KeySizeError(len(key))
 	}
-	g := &aead{}
+	g := &aead{tagSize: tagSize}
 	g.rounds = expandKey(key, &g.rk)
 	// H = E(K, 0^128) (SP 800-38D §7.1): the key stream of the all-zero counter block.
 	var zero, h [16]byte
@@ -82,7 +90,7 @@ func New(key []byte) (cipher.AEAD, error) {
 }
 
 func (g *aead) NonceSize() int { return NonceSize }
-func (g *aead) Overhead() int  { return TagSize }
+func (g *aead) Overhead() int  { return g.tagSize }
 
 // Seal encrypts and authenticates plaintext, authenticates additionalData and appends the result
 // to dst (SP 800-38D §7.1).
@@ -93,7 +101,7 @@ func (g *aead) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 	if uint64(len(plaintext)) > maxPlaintext {
 		panic("vaesgcm: message too large for GCM")
 	}
-	ret, out := sliceForAppend(dst, len(plaintext)+TagSize)
+	ret, out := sliceForAppend(dst, len(plaintext)+g.tagSize)
 	if inexactOverlap(out, plaintext) {
 		panic("vaesgcm: invalid buffer overlap")
 	}
@@ -104,7 +112,7 @@ func (g *aead) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 	mask, c := j0, inc32(&j0, 1)
 	ctrXOR(&g.rk, g.rounds, &c, first(out), first(plaintext), len(plaintext), &mask)
 	tag := g.tag(&mask, additionalData, out[:len(plaintext)])
-	copy(out[len(plaintext):], tag[:])
+	copy(out[len(plaintext):], tag[:g.tagSize])
 	return ret
 }
 
@@ -115,10 +123,10 @@ func (g *aead) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 	if len(nonce) != NonceSize {
 		panic("vaesgcm: incorrect nonce length given to GCM")
 	}
-	if len(ciphertext) < TagSize || uint64(len(ciphertext)) > maxPlaintext+TagSize {
+	if len(ciphertext) < g.tagSize || uint64(len(ciphertext)) > maxPlaintext+uint64(g.tagSize) {
 		return nil, errOpen
 	}
-	ct, tag := ciphertext[:len(ciphertext)-TagSize], ciphertext[len(ciphertext)-TagSize:]
+	ct, tag := ciphertext[:len(ciphertext)-g.tagSize], ciphertext[len(ciphertext)-g.tagSize:]
 	var j0 [16]byte
 	copy(j0[:], nonce)
 	j0[15] = 1
@@ -129,7 +137,7 @@ func (g *aead) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 	if inexactOverlap(out, ciphertext) {
 		panic("vaesgcm: invalid buffer overlap")
 	}
-	if subtle.ConstantTimeCompare(want[:], tag) != 1 {
+	if subtle.ConstantTimeCompare(want[:g.tagSize], tag) != 1 {
 		clear(out)
 		return nil, errOpen
 	}
