@@ -29,6 +29,8 @@ const (
 	// the full one (SP 800-38D §5.2.1.2).
 	TagSize   = 16
 	blockSize = 16
+	// tableSize is the number of powers of H kept: GHASH reduces once per this many blocks.
+	tableSize = 64
 	// maxPlaintext is GCM's limit for one message: 2^32-2 blocks (SP 800-38D §5.2.1.1).
 	maxPlaintext = (1<<32 - 2) * blockSize
 )
@@ -46,10 +48,10 @@ type aead struct {
 	rk      [15][16]byte // round keys, FIPS 197 byte order
 	rounds  int          // 10, 12 or 14
 	tagSize int          // 16 or 12
-	// htable holds H^16, H^15, …, H^1 in rev form: a block's 16 bytes in reverse order, so that
+	// htable holds H^64, H^63, …, H^1 in rev form: a block's 16 bytes in reverse order, so that
 	// loaded as a little-endian 128-bit number, bit k is the coefficient of x^(127-k) (GCM puts
 	// x^0 in the first byte's most significant bit, SP 800-38D §6.3).
-	htable [16][16]byte
+	htable [tableSize][16]byte
 }
 
 // New returns AES-GCM under key (16, 24 or 32 bytes) with a 12-byte nonce and a 16-byte tag, or
@@ -74,17 +76,17 @@ func NewWithTagSize(key []byte, tagSize int) (cipher.AEAD, error) {
 	// H = E(K, 0^128) (SP 800-38D §7.1): the key stream of the all-zero counter block.
 	var zero, h [16]byte
 	ctrXOR(&g.rk, g.rounds, &zero, &h[0], &h[0], blockSize, nil)
-	hv := [2]uint64{binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:])}
-	p := hv
-	for i := 15; i >= 0; i-- {
-		var b [16]byte
-		binary.BigEndian.PutUint64(b[:8], p[0])
-		binary.BigEndian.PutUint64(b[8:], p[1])
-		for k := range 16 {
-			g.htable[i][k] = b[15-k]
-		}
-		p = gfMul(p, hv)
+	// H^1 at the end of the table; then H^k = GHASH of one zero block from the state H^(k-1):
+	// (H^(k-1) ⊕ 0)·H.
+	setPower(&g.htable[tableSize-1], &h)
+	y := h
+	var zeroBlock [16]byte
+	segs := [4]segment{{&zeroBlock[0], 1}}
+	for i := tableSize - 2; i >= 0; i-- {
+		ghashSegments(&g.htable, &y, &segs, 1)
+		setPower(&g.htable[i], &y)
 	}
+	clear(y[:])
 	clear(h[:])
 	return g, nil
 }
@@ -197,31 +199,19 @@ func first(b []byte) *byte {
 	return &b[0]
 }
 
+// setPower stores the block b (standard byte order) in rev form.
+func setPower(dst, b *[16]byte) {
+	for k := range 16 {
+		dst[k] = b[15-k]
+	}
+}
+
 // inc32 returns c with its last four bytes, a big-endian counter, advanced by n modulo 2^32
 // (SP 800-38D §6.2).
 func inc32(c *[16]byte, n int) [16]byte {
 	r := *c
 	binary.BigEndian.PutUint32(r[12:], binary.BigEndian.Uint32(r[12:])+uint32(n))
 	return r
-}
-
-// gfMul returns x·y in GF(2^128) in GCM's representation ([0] holds the first eight bytes, big
-// endian), by SP 800-38D §6.3 Algorithm 1, in constant time: no branch or index depends on the
-// operands. Only New uses it, for the powers of H.
-func gfMul(x, y [2]uint64) [2]uint64 {
-	var z [2]uint64
-	v := y
-	for i := range 128 {
-		w := x[i/64]
-		bit := (w >> (63 - uint(i%64))) & 1
-		mask := -bit
-		z[0] ^= v[0] & mask
-		z[1] ^= v[1] & mask
-		lsb := v[1] & 1
-		v[1] = v[1]>>1 | v[0]<<63
-		v[0] = v[0]>>1 ^ 0xe100000000000000&-lsb
-	}
-	return z
 }
 
 // expandKey writes the AES round keys of key (FIPS 197 §5.2) into rk and returns the number of

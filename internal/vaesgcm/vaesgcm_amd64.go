@@ -16,4 +16,4 @@ func subWord(w uint32) uint32
 func ctrXOR(rk *[15][16]byte, rounds int, ctr *[16]byte, dst, src *byte, n int, mask *[16]byte)
 
 //go:noescape
-func ghashSegments(htable *[16][16]byte, y *[16]byte, segs *[4]segment, nsegs int)
+func ghashSegments(htable *[tableSize][16]byte, y *[16]byte, segs *[4]segment, nsegs int)

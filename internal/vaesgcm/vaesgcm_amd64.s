@@ -286,12 +286,12 @@ ctrDone:
 	VEXTRACTI32X4 $1, y, X24 \
 	VPXORQ        X24, x, x
 
-// func ghashSegments(htable *[16][16]byte, y *[16]byte, segs *[4]segment, nsegs int)
+// func ghashSegments(htable *[64][16]byte, y *[16]byte, segs *[4]segment, nsegs int)
 // Absorbs the blocks of each segment (a pointer and a number of whole blocks) in turn into the
-// GHASH state *y (standard byte order); htable holds H^16, H^15, ..., H^1 in rev form. Sixteen
-// blocks at a time: Y' = (Y ⊕ C1)·H^16 ⊕ C2·H^15 ⊕ ... ⊕ C16·H, one reduction per sixteen
-// blocks; the r < 16 blocks left likewise with H^r ... H^1, four lanes at a time, the last group
-// under a mask.
+// GHASH state *y (standard byte order); htable holds H^64, H^63, ..., H^1 in rev form. A window
+// of W ≤ 64 blocks is multiplied block by block with H^W ... H^1 — Y' = (Y ⊕ C1)·H^W ⊕ C2·H^(W-1)
+// ⊕ ... ⊕ CW·H — four lanes at a time (the last group under a mask), summed unreduced, and
+// reduced once: a 1400-byte packet takes two reductions, which are the only serial part.
 TEXT ·ghashSegments(SB), NOSPLIT, $0-32
 	MOVQ htable+0(FP), AX
 	MOVQ y+8(FP), BX
@@ -302,10 +302,6 @@ TEXT ·ghashSegments(SB), NOSPLIT, $0-32
 	// X8 (and Z8, upper lanes zero): Y in rev form.
 	MOVOU   0(BX), X8
 	VPSHUFB X31, X8, X8
-	VMOVDQU64 0(AX), Z16
-	VMOVDQU64 64(AX), Z17
-	VMOVDQU64 128(AX), Z18
-	VMOVDQU64 192(AX), Z19
 
 nextSeg:
 	TESTQ R11, R11
@@ -315,63 +311,38 @@ nextSeg:
 	ADDQ  $16, R10
 	DECQ  R11
 
-ghash16:
-	CMPQ CX, $16
-	JB   ghashRest
-	VMOVDQU64 0(SI), Z9
-	VMOVDQU64 64(SI), Z10
-	VMOVDQU64 128(SI), Z11
-	VMOVDQU64 192(SI), Z12
-	VPSHUFB Z31, Z9, Z9
-	VPSHUFB Z31, Z10, Z10
-	VPSHUFB Z31, Z11, Z11
-	VPSHUFB Z31, Z12, Z12
-	VPXORQ  Z8, Z9, Z9
-	VPXORQ  Z20, Z20, Z20
-	VPXORQ  Z21, Z21, Z21
-	VPXORQ  Z22, Z22, Z22
-	GHASH_MUL4(Z9, Z16)
-	GHASH_MUL4(Z10, Z17)
-	GHASH_MUL4(Z11, Z18)
-	GHASH_MUL4(Z12, Z19)
-	FOLD4(Z20, Y20, X20)
-	FOLD4(Z21, Y21, X21)
-	FOLD4(Z22, Y22, X22)
-	VMOVDQU64 X20, X9
-	VMOVDQU64 X21, X10
-	VMOVDQU64 X22, X11
-	GHASH_REDUCE(X9, X10, X11)
-	VMOVDQU X0, X8
-	ADDQ $256, SI
-	SUBQ $16, CX
-	JMP  ghash16
-
-ghashRest:
-	// CX < 16 blocks left: powers from H^CX, at htable + (16-CX)*16.
+window:
 	TESTQ CX, CX
 	JZ    nextSeg
-	MOVQ  $16, DX
-	SUBQ  CX, DX
+	// R13 = W = min(CX, 64); DX = htable + (64-W)*16, where H^W is.
+	MOVQ  CX, R13
+	CMPQ  R13, $64
+	JBE   windowSized
+	MOVQ  $64, R13
+windowSized:
+	SUBQ  R13, CX
+	MOVQ  $64, DX
+	SUBQ  R13, DX
 	SHLQ  $4, DX
 	ADDQ  AX, DX
 	VPXORQ Z20, Z20, Z20
 	VPXORQ Z21, Z21, Z21
 	VPXORQ Z22, Z22, Z22
 	VMOVDQU64 Z8, Z13
-restLoop:
-	// K1: a qword mask of min(CX, 4) blocks.
+
+group:
+	// K1: a qword mask of min(R13, 4) blocks.
 	MOVQ  $0xff, R8
-	CMPQ  CX, $4
-	JAE   restFull
-	MOVQ  CX, R9
-	SHLQ  $1, R9
-	MOVQ  $1, R8
+	CMPQ  R13, $4
+	JAE   groupFull
 	MOVQ  CX, R12
-	MOVQ  R9, CX
+	MOVQ  R13, CX
+	SHLQ  $1, CX
+	MOVQ  $1, R8
 	SHLQ  CX, R8
-	MOVQ  R12, CX
 	DECQ  R8
-restFull:
+	MOVQ  R12, CX
+groupFull:
 	KMOVW R8, K1
 	VMOVDQU64.Z 0(SI), K1, Z9
 	VMOVDQU64.Z 0(DX), K1, Z12
@@ -381,8 +352,9 @@ restFull:
 	GHASH_MUL4(Z9, Z12)
 	ADDQ  $64, SI
 	ADDQ  $64, DX
-	SUBQ  $4, CX
-	JG    restLoop
+	SUBQ  $4, R13
+	JG    group
+
 	FOLD4(Z20, Y20, X20)
 	FOLD4(Z21, Y21, X21)
 	FOLD4(Z22, Y22, X22)
@@ -391,7 +363,7 @@ restFull:
 	VMOVDQU64 X22, X11
 	GHASH_REDUCE(X9, X10, X11)
 	VMOVDQU X0, X8
-	JMP   nextSeg
+	JMP   window
 
 ghashDone:
 	VPSHUFB X31, X8, X8

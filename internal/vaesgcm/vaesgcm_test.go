@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
 	"testing"
@@ -116,6 +117,51 @@ func TestAgainstStandardLibrary(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPowersOfH checks the table New builds with the assembly against H^k computed by SP 800-38D's
+// bitwise multiplication.
+func TestPowersOfH(t *testing.T) {
+	need(t)
+	for _, key := range [][]byte{make([]byte, 16), bytes.Repeat([]byte{0xa5}, 32)} {
+		g, _ := New(key)
+		var h [16]byte
+		block, _ := aes.NewCipher(key)
+		block.Encrypt(h[:], h[:])
+		hv := [2]uint64{binary.BigEndian.Uint64(h[:8]), binary.BigEndian.Uint64(h[8:])}
+		p := hv
+		for k := 1; k <= tableSize; k++ {
+			var want [16]byte
+			binary.BigEndian.PutUint64(want[:8], p[0])
+			binary.BigEndian.PutUint64(want[8:], p[1])
+			got := g.(*aead).htable[tableSize-k]
+			for i := range 16 {
+				if got[i] != want[15-i] {
+					t.Fatalf("H^%d: table %x, want (reversed) %x", k, got, want)
+				}
+			}
+			p = gfMul(p, hv)
+		}
+	}
+}
+
+// gfMul returns x·y in GF(2^128) in GCM's representation ([0] holds the first eight bytes, big
+// endian), by SP 800-38D §6.3 Algorithm 1, in constant time: no branch or index depends on the
+// operands. The tests check the table of powers of H with it.
+func gfMul(x, y [2]uint64) [2]uint64 {
+	var z [2]uint64
+	v := y
+	for i := range 128 {
+		w := x[i/64]
+		bit := (w >> (63 - uint(i%64))) & 1
+		mask := -bit
+		z[0] ^= v[0] & mask
+		z[1] ^= v[1] & mask
+		lsb := v[1] & 1
+		v[1] = v[1]>>1 | v[0]<<63
+		v[0] = v[0]>>1 ^ 0xe100000000000000&-lsb
+	}
+	return z
 }
 
 // TestCounterWraps checks the counter mode against crypto/aes block by block where the 32-bit
