@@ -300,7 +300,7 @@ TEXT ·ghashSegments(SB), NOSPLIT, $0-32
 
 	VMOVDQU64 revMask<>(SB), Z31
 	// X8 (and Z8, upper lanes zero): Y in rev form.
-	MOVOU   0(BX), X8
+	VMOVDQU 0(BX), X8
 	VPSHUFB X31, X8, X8
 
 nextSeg:
@@ -367,6 +367,6 @@ groupFull:
 
 ghashDone:
 	VPSHUFB X31, X8, X8
-	MOVOU   X8, 0(BX)
+	VMOVDQU X8, 0(BX)
 	VZEROUPPER
 	RET
