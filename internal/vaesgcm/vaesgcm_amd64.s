@@ -2,6 +2,10 @@
 
 #include "textflag.h"
 
+// WINDOW is the number of powers of H in the table (vaesgcm.go's tableSize): GHASH reduces once
+// per WINDOW blocks.
+#define WINDOW 16
+
 // AES-GCM kernels on 512-bit vectors (VAES, VPCLMULQDQ, AVX-512F/BW/VL): four 16-byte blocks per
 // register. See vaesgcm.go for the representation of GHASH values ("rev form": a block's bytes
 // reversed, so that bit k of the 128-bit little-endian number is the coefficient of x^(127-k)).
@@ -286,12 +290,12 @@ ctrDone:
 	VEXTRACTI32X4 $1, y, X24 \
 	VPXORQ        X24, x, x
 
-// func ghashSegments(htable *[64][16]byte, y *[16]byte, segs *[4]segment, nsegs int)
+// func ghashSegments(htable *[WINDOW][16]byte, y *[16]byte, segs *[4]segment, nsegs int)
 // Absorbs the blocks of each segment (a pointer and a number of whole blocks) in turn into the
-// GHASH state *y (standard byte order); htable holds H^64, H^63, ..., H^1 in rev form. A window
-// of W ≤ 64 blocks is multiplied block by block with H^W ... H^1 — Y' = (Y ⊕ C1)·H^W ⊕ C2·H^(W-1)
-// ⊕ ... ⊕ CW·H — four lanes at a time (the last group under a mask), summed unreduced, and
-// reduced once: a 1400-byte packet takes two reductions, which are the only serial part.
+// GHASH state *y (standard byte order); htable holds H^WINDOW, ..., H^1 in rev form. A window
+// of W ≤ WINDOW blocks is multiplied block by block with H^W ... H^1 — Y' = (Y ⊕ C1)·H^W ⊕
+// C2·H^(W-1) ⊕ ... ⊕ CW·H — four lanes at a time (the last group under a mask), summed unreduced,
+// and reduced once: the reductions are the only serial part.
 TEXT ·ghashSegments(SB), NOSPLIT, $0-32
 	MOVQ htable+0(FP), AX
 	MOVQ y+8(FP), BX
@@ -314,14 +318,14 @@ nextSeg:
 window:
 	TESTQ CX, CX
 	JZ    nextSeg
-	// R13 = W = min(CX, 64); DX = htable + (64-W)*16, where H^W is.
+	// R13 = W = min(CX, WINDOW); DX = htable + (WINDOW-W)*16, where H^W is.
 	MOVQ  CX, R13
-	CMPQ  R13, $64
+	CMPQ  R13, $WINDOW
 	JBE   windowSized
-	MOVQ  $64, R13
+	MOVQ  $WINDOW, R13
 windowSized:
 	SUBQ  R13, CX
-	MOVQ  $64, DX
+	MOVQ  $WINDOW, DX
 	SUBQ  R13, DX
 	SHLQ  $4, DX
 	ADDQ  AX, DX
