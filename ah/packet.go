@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+
+	"github.com/goipsec/goipsec/internal/appendbuf"
 )
 
 // IPv4 header layout (RFC 791).
@@ -135,7 +137,7 @@ func (sa *SA) SealIPv4(dst []byte, hdr IPv4Header, seq uint64, nextHeader byte, 
 	if total > math.MaxUint16 {
 		return nil, ErrTooLong
 	}
-	ret, out := sliceForAppend(dst, total)
+	ret, out := appendbuf.Grow(dst, total)
 	copy(out[ihl+ahLen:], payload) // first: payload may lie in dst's spare capacity
 
 	out[v4OffVerIHL] = 4<<4 | byte(ihl/4)
@@ -178,7 +180,7 @@ func (sa *SA) SealIPv6(dst []byte, hdr IPv6Header, seq uint64, nextHeader byte, 
 		return nil, ErrTooLong
 	}
 	total := ipv6HeaderLen + plen
-	ret, out := sliceForAppend(dst, total)
+	ret, out := appendbuf.Grow(dst, total)
 	copy(out[ipv6HeaderLen+ahLen:], payload)
 
 	binary.BigEndian.PutUint32(out[0:], 6<<28|uint32(hdr.TrafficClass)<<v6TrafficClassSh|hdr.FlowLabel&v6FlowLabelMask)
@@ -543,15 +545,4 @@ func RemoveAH(pkt []byte, r Result) []byte {
 	binary.BigEndian.PutUint16(pkt[v4OffChecksum:], 0)
 	binary.BigEndian.PutUint16(pkt[v4OffChecksum:], ipv4Checksum(pkt[:ihl]))
 	return pkt
-}
-
-func sliceForAppend(in []byte, n int) (head, tail []byte) {
-	if total := len(in) + n; cap(in) >= total {
-		head = in[:total]
-	} else {
-		head = make([]byte, total)
-		copy(head, in)
-	}
-	tail = head[len(in):]
-	return head, tail
 }

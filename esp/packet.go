@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"math"
+
+	"github.com/goipsec/goipsec/internal/appendbuf"
 )
 
 // Seal appends to dst the ESP packet carrying payload with sequence number seq: SPI, the low 32
@@ -40,7 +42,7 @@ func (sa *SA) seal(dst []byte, seq uint64, nextHeader byte, payload []byte, tfcP
 	ctLen := sa.ciphertextLen(plainLen)
 	ctOff := headerLen + int(sa.ivLen)
 	total := ctOff + ctLen + int(sa.icvLen)
-	ret, out := sliceForAppend(dst, total)
+	ret, out := appendbuf.Grow(dst, total)
 
 	ct := out[ctOff : ctOff+ctLen]
 	// First: payload may sit in the spare capacity being overwritten below. A caller that built
@@ -290,17 +292,4 @@ func (sa *SA) Open(pkt []byte) (payload []byte, nextHeader byte, seq uint64, err
 		return nil, 0, 0, ErrReplay
 	}
 	return plain[:payloadLen], nextHeader, seq, nil
-}
-
-// sliceForAppend extends in by n bytes, reusing its capacity when possible, and returns the whole
-// slice and the n new bytes (the idiom of the standard library's AEADs).
-func sliceForAppend(in []byte, n int) (head, tail []byte) {
-	if total := len(in) + n; cap(in) >= total {
-		head = in[:total]
-	} else {
-		head = make([]byte, total)
-		copy(head, in)
-	}
-	tail = head[len(in):]
-	return head, tail
 }

@@ -16,6 +16,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
+
+	"github.com/goipsec/goipsec/internal/appendbuf"
 )
 
 const blockSize = 16
@@ -190,7 +192,7 @@ func (c *ccm) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 	s := c.pool.Get().(*scratch)
 	defer c.pool.Put(s)
 	c.mac(s, nonce, plaintext, additionalData)
-	ret, out := sliceForAppend(dst, len(plaintext)+c.tagSize)
+	ret, out := appendbuf.Grow(dst, len(plaintext)+c.tagSize)
 	c.ctr(s, out, plaintext, nonce)
 	c.tagMask(s, nonce)
 	subtle.XORBytes(out[len(plaintext):], s.tag[:c.tagSize], s.s0[:c.tagSize])
@@ -211,7 +213,7 @@ func (c *ccm) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error
 	s := c.pool.Get().(*scratch)
 	defer c.pool.Put(s)
 	copy(s.recv[:], ciphertext[n:]) // before dst, which may overlap ciphertext, is written
-	ret, out := sliceForAppend(dst, n)
+	ret, out := appendbuf.Grow(dst, n)
 	c.ctr(s, out, ciphertext[:n], nonce)
 	c.mac(s, nonce, out, additionalData)
 	c.tagMask(s, nonce)
@@ -221,17 +223,4 @@ func (c *ccm) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error
 		return nil, errOpen
 	}
 	return ret, nil
-}
-
-// sliceForAppend extends in by n bytes, reusing its capacity when possible (the standard
-// library's AEAD idiom).
-func sliceForAppend(in []byte, n int) (head, tail []byte) {
-	if total := len(in) + n; cap(in) >= total {
-		head = in[:total]
-	} else {
-		head = make([]byte, total)
-		copy(head, in)
-	}
-	tail = head[len(in):]
-	return head, tail
 }

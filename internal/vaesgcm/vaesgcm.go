@@ -20,6 +20,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"unsafe"
+
+	"github.com/goipsec/goipsec/internal/appendbuf"
 )
 
 const (
@@ -106,7 +108,7 @@ func (g *aead) Seal(dst, nonce, plaintext, additionalData []byte) []byte {
 	if uint64(len(plaintext)) > maxPlaintext {
 		panic("vaesgcm: message too large for GCM")
 	}
-	ret, out := sliceForAppend(dst, len(plaintext)+g.tagSize)
+	ret, out := appendbuf.Grow(dst, len(plaintext)+g.tagSize)
 	if inexactOverlap(out, plaintext) {
 		panic("vaesgcm: invalid buffer overlap")
 	}
@@ -138,7 +140,7 @@ func (g *aead) Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, erro
 	mask := j0
 	ctrXOR(&g.rk, g.rounds, &j0, nil, nil, 0, &mask)
 	want := g.tag(&mask, additionalData, ct)
-	ret, out := sliceForAppend(dst, len(ct))
+	ret, out := appendbuf.Grow(dst, len(ct))
 	if inexactOverlap(out, ciphertext) {
 		panic("vaesgcm: invalid buffer overlap")
 	}
@@ -248,19 +250,6 @@ func expandKey(key []byte, rk *[15][16]byte) int {
 	}
 	clear(w[:])
 	return rounds
-}
-
-// sliceForAppend extends in by n bytes, reallocating if needed, and returns the whole slice and
-// its new tail.
-func sliceForAppend(in []byte, n int) (head, tail []byte) {
-	if total := len(in) + n; cap(in) >= total {
-		head = in[:total]
-	} else {
-		head = make([]byte, total)
-		copy(head, in)
-	}
-	tail = head[len(in):]
-	return
 }
 
 // inexactOverlap reports whether x and y share memory at different positions (in place is fine,
