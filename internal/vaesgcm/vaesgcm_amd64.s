@@ -33,6 +33,10 @@ DATA ctrOffsets<>+0x30(SB)/8, $3
 DATA ctrOffsets<>+0x38(SB)/8, $0
 GLOBL ctrOffsets<>(SB), RODATA|NOPTR, $64
 
+// GHASH's reduction constant: y^63 + y^62 + y^57 (GHASH_REDUCE4).
+DATA gfPoly<>+0x00(SB)/8, $0xc200000000000000
+GLOBL gfPoly<>(SB), RODATA|NOPTR, $8
+
 // 4 in the low dword of each lane.
 DATA ctrFour<>+0x00(SB)/8, $4
 DATA ctrFour<>+0x08(SB)/8, $0
@@ -226,50 +230,25 @@ ctrDone:
 	VZEROUPPER
 	RET
 
-// GHASH reduction of a 256-bit carry-less product given as lo, mid, hi (product =
-// hi·2^128 ⊕ mid·2^64 ⊕ lo, each in rev form) into X0. Clobbers X3-X6.
-// 1. Combine into L (low 128 bits) and H (high 128 bits), and shift the 256-bit value left by
-//    one: the product of two rev-form values has the coefficient of x^d at bit 254-d.
-// 2. Reduce modulo x^128 + x^7 + x^2 + x + 1: the low half L holds the coefficients of x^255 down
-//    to x^128; x^128 = x^7 + x^2 + x + 1, where multiplying by x is a right shift in rev form.
-//    What the shifts push out below bit 0 (degrees 128 and up again) is folded in first:
-//    D = (L<<127) ⊕ (L<<126) ⊕ (L<<121), E = L ⊕ D, result = H ⊕ E ⊕ E>>1 ⊕ E>>2 ⊕ E>>7.
-#define GHASH_REDUCE(lo, mid, hi) \
-	VPSLLDQ $8, mid, X3 \
-	VPSRLDQ $8, mid, X4 \
-	VPXOR   X3, lo, X0 \
-	VPXOR   X4, hi, X2 \
-	VPSRLQ  $63, X0, X3 \
-	VPSRLQ  $63, X2, X4 \
-	VPSLLQ  $1, X0, X0 \
-	VPSLLQ  $1, X2, X2 \
-	VPSRLDQ $8, X3, X5 \
-	VPSLLDQ $8, X3, X3 \
-	VPSLLDQ $8, X4, X4 \
-	VPOR    X3, X0, X0 \
-	VPOR    X4, X2, X2 \
-	VPOR    X5, X2, X2 \
-	VPSLLQ  $63, X0, X3 \
-	VPSLLQ  $62, X0, X4 \
-	VPSLLQ  $57, X0, X5 \
-	VPXOR   X4, X3, X3 \
-	VPXOR   X5, X3, X3 \
-	VPSLLDQ $8, X3, X3 \
-	VPXOR   X3, X0, X0 \
-	VPSRLQ  $1, X0, X3 \
-	VPSRLQ  $2, X0, X4 \
-	VPSRLQ  $7, X0, X5 \
-	VPXOR   X4, X3, X3 \
-	VPXOR   X5, X3, X3 \
-	VPSLLQ  $63, X0, X4 \
-	VPSLLQ  $62, X0, X5 \
-	VPSLLQ  $57, X0, X6 \
-	VPXOR   X5, X4, X4 \
-	VPXOR   X6, X4, X4 \
-	VPSRLDQ $8, X4, X4 \
-	VPXOR   X4, X3, X3 \
-	VPXOR   X0, X2, X2 \
-	VPXOR   X3, X2, X0
+// GHASH reduction, lane by lane, of the 256-bit carry-less products in Z20 (lo), Z21 (mid) and
+// Z22 (hi) (product = hi·2^128 ⊕ mid·2^64 ⊕ lo, values in rev form) into Z8. Clobbers Z20-Z23.
+// As integers, rev-form values multiply like polynomials over GF(2) in y with bit k the
+// coefficient of y^k, modulo GCM's polynomial reflected, Q(y) = y^128 + y^127 + y^126 + y^121 + 1;
+// a rev-form product of a and b is a·b·x^-1 in GCM's terms (the product's degrees are off by one).
+// The reduction is Montgomery's in y: Q ≡ 1 modulo y^64, so adding lo₀·Q (lo₀ the low 64 bits)
+// clears them, and lo₀·(y^121 + y^126 + y^127) = y^64·clmul(lo₀, 0xc2000000_00000000); then the
+// same for the next 64 bits. That divides by y^128, which in GCM's terms multiplies by x, undoing
+// the x^-1 of the product when the table holds H^k·x^-1 (vaesgcm.go, setPower). Two
+// multiplications instead of the 30-odd shifts of the bitwise reduction, on four lanes at once:
+// fold 1: mid ⊕= clmul(lo₀, C) ⊕ swap(lo); fold 2: hi ⊕= clmul(mid₀, C) ⊕ swap(mid).
+#define GHASH_REDUCE4 \
+	VPCLMULQDQ $0x00, Z30, Z20, Z23 \
+	VPSHUFD    $0x4e, Z20, Z20 \
+	VPTERNLOGD $0x96, Z23, Z20, Z21 \
+	VPCLMULQDQ $0x00, Z30, Z21, Z23 \
+	VPSHUFD    $0x4e, Z21, Z21 \
+	VPTERNLOGD $0x96, Z23, Z21, Z22 \
+	VMOVDQA64  Z22, Z8
 
 // Multiplies the four lanes of data by the four lanes of powers, accumulating into Z20 (lo),
 // Z21 (mid) and Z22 (hi).
@@ -283,19 +262,14 @@ ctrDone:
 	VPCLMULQDQ $0x10, powers, data, Z23 \
 	VPXORQ     Z23, Z21, Z21
 
-// Folds the four lanes of z into the 128-bit x (through the 256-bit y).
-#define FOLD4(z, y, x) \
-	VEXTRACTI64X4 $1, z, Y24 \
-	VPXORQ        Y24, y, y \
-	VEXTRACTI32X4 $1, y, X24 \
-	VPXORQ        X24, x, x
-
 // func ghashSegments(htable *[WINDOW][16]byte, y *[16]byte, segs *[4]segment, nsegs int)
 // Absorbs the blocks of each segment (a pointer and a number of whole blocks) in turn into the
-// GHASH state *y (standard byte order); htable holds H^WINDOW, ..., H^1 in rev form. A window
-// of W ≤ WINDOW blocks is multiplied block by block with H^W ... H^1 — Y' = (Y ⊕ C1)·H^W ⊕
-// C2·H^(W-1) ⊕ ... ⊕ CW·H — four lanes at a time (the last group under a mask), summed unreduced,
-// and reduced once: the reductions are the only serial part.
+// GHASH state *y (standard byte order); htable holds H^WINDOW·x^-1, ..., H^1·x^-1 in rev form.
+// The state is kept as four lanes whose sum is Y. A window of W ≤ WINDOW blocks C1 … CW makes
+// Y' = Y·H^W ⊕ C1·H^W ⊕ C2·H^(W-1) ⊕ … ⊕ CW·H: each lane of the state is multiplied by H^W
+// and the blocks four lanes at a time by their powers (the last group under a mask), all summed
+// unreduced and reduced once, lane by lane. Only the state's multiplication and that reduction
+// are serial; the lanes are added once, at the end.
 TEXT ·ghashSegments(SB), NOSPLIT, $0-32
 	MOVQ htable+0(FP), AX
 	MOVQ y+8(FP), BX
@@ -303,7 +277,8 @@ TEXT ·ghashSegments(SB), NOSPLIT, $0-32
 	MOVQ nsegs+24(FP), R11
 
 	VMOVDQU64 revMask<>(SB), Z31
-	// X8 (and Z8, upper lanes zero): Y in rev form.
+	VPBROADCASTQ gfPoly<>(SB), Z30
+	// Z8: the state's four lanes, Y in rev form in the first (the 128-bit load clears the rest).
 	VMOVDQU 0(BX), X8
 	VPSHUFB X31, X8, X8
 
@@ -329,10 +304,13 @@ windowSized:
 	SUBQ  R13, DX
 	SHLQ  $4, DX
 	ADDQ  AX, DX
-	VPXORQ Z20, Z20, Z20
-	VPXORQ Z21, Z21, Z21
-	VPXORQ Z22, Z22, Z22
-	VMOVDQU64 Z8, Z13
+	// The state's lanes times H^W start the sums.
+	VBROADCASTI32X4 0(DX), Z12
+	VPCLMULQDQ $0x00, Z12, Z8, Z20
+	VPCLMULQDQ $0x11, Z12, Z8, Z22
+	VPCLMULQDQ $0x01, Z12, Z8, Z21
+	VPCLMULQDQ $0x10, Z12, Z8, Z23
+	VPXORQ     Z23, Z21, Z21
 
 group:
 	// K1: a qword mask of min(R13, 4) blocks.
@@ -351,25 +329,21 @@ groupFull:
 	VMOVDQU64.Z 0(SI), K1, Z9
 	VMOVDQU64.Z 0(DX), K1, Z12
 	VPSHUFB Z31, Z9, Z9
-	VPXORQ  Z13, Z9, Z9
-	VPXORQ  Z13, Z13, Z13
 	GHASH_MUL4(Z9, Z12)
 	ADDQ  $64, SI
 	ADDQ  $64, DX
 	SUBQ  $4, R13
 	JG    group
 
-	FOLD4(Z20, Y20, X20)
-	FOLD4(Z21, Y21, X21)
-	FOLD4(Z22, Y22, X22)
-	VMOVDQU64 X20, X9
-	VMOVDQU64 X21, X10
-	VMOVDQU64 X22, X11
-	GHASH_REDUCE(X9, X10, X11)
-	VMOVDQU X0, X8
+	GHASH_REDUCE4
 	JMP   window
 
 ghashDone:
+	// Y is the sum of the lanes.
+	VEXTRACTI64X4 $1, Z8, Y24
+	VPXORQ        Y24, Y8, Y8
+	VEXTRACTI32X4 $1, Y8, X24
+	VPXORQ        X24, X8, X8
 	VPSHUFB X31, X8, X8
 	VMOVDQU X8, 0(BX)
 	VZEROUPPER
