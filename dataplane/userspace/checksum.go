@@ -50,6 +50,27 @@ func csumAdd(acc uint64, b []byte) uint64 {
 	return acc
 }
 
+// copyCsum copies src to the start of dst (as copy does; they must not overlap) and returns acc
+// with src added (as csumAdd does): one pass over the data instead of two. On x86-64 with AVX2
+// the whole 32-byte blocks go through copySum32.
+func copyCsum(dst, src []byte, acc uint64) uint64 {
+	k := 0
+	if haveCopySum32 && len(src) >= 32 && len(dst) >= len(src) {
+		k = len(src) &^ 31
+		var carry uint64
+		acc, carry = bits.Add64(acc, copySum32(&dst[0], &src[0], k), 0)
+		acc += carry
+	}
+	copy(dst[k:], src[k:])
+	return csumAdd(acc, src[k:])
+}
+
+// csumAddSum adds the unfolded sum b to the unfolded sum a.
+func csumAddSum(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	return s + carry
+}
+
 // csumAddWord adds a 16-bit value (as it would appear big-endian in the data) to acc.
 func csumAddWord(acc uint64, w uint16) uint64 {
 	s, carry := bits.Add64(acc, uint64(bits.ReverseBytes16(w)), 0)

@@ -249,7 +249,9 @@ func (s *superPkt) build(dst []byte, i int, ip bool) int {
 	chunk := s.pkt[start:min(start+s.gsoSize, len(s.pkt))]
 	total := s.hdrLen + len(chunk)
 	n := copy(dst, s.pkt[skip:s.hdrLen])
-	n += copy(dst[n:], chunk)
+	// The payload's checksum is summed while it is copied; the headers' after they are rewritten.
+	chunkSum := copyCsum(dst[n:], chunk, 0)
+	n += len(chunk)
 	l4 := dst[s.iphLen-skip : n]
 	if ip {
 		h := dst[:s.iphLen]
@@ -286,7 +288,7 @@ func (s *superPkt) build(dst []byte, i int, ip bool) int {
 	} else {
 		acc = pseudoSum(s.pkt[ipv4Src:ipv4Src+4], s.pkt[ipv4Dst:ipv4Dst+4], s.proto, len(l4))
 	}
-	c := ^csumFold(csumAdd(acc, l4))
+	c := ^csumFold(csumAddSum(csumAdd(acc, l4[:len(l4)-len(chunk)]), chunkSum))
 	if c == 0 && s.proto == 17 {
 		c = 0xffff
 	}
