@@ -34,6 +34,19 @@ type rxPipeline struct {
 	runSA *saState // accounting of consecutive packets of one SA
 	runN  uint64
 	runB  uint64
+	// passed is the last inner flow that passed its SA's inbound policy check in this batch: the
+	// segments of one TCP flow received together need the check once.
+	passed inboundFlow
+}
+
+// inboundFlow is an inner packet's flow as the inbound policy check sees it, with its SA.
+type inboundFlow struct {
+	sa       *saState
+	src, dst netip.Addr
+	proto    uint8
+	srcPort  uint16
+	dstPort  uint16
+	hasPorts bool
 }
 
 const (
@@ -63,6 +76,7 @@ func (p *rxPipeline) run() {
 			continue
 		}
 		p.hoff = 0
+		p.passed = inboundFlow{}
 		for i := range n {
 			sl := &p.recv.slots[i]
 			data := sl.buf[:sl.n]
@@ -293,8 +307,12 @@ func (p *rxPipeline) open(sa *saState, pkt []byte) (ip, l4 []byte, r dataplane.D
 	}
 	// Inbound policy check (RFC 4301 §5.2): the inner packet must match the SA's selectors.
 	if len(c.Remote) > 0 && len(c.Local) > 0 {
-		if !selectorsMatch(c.Remote, f.src, &f, f.srcPort) || !selectorsMatch(c.Local, f.dst, &f, f.dstPort) {
-			return nil, nil, dataplane.DropPolicy, false
+		in := inboundFlow{sa: sa, src: f.src, dst: f.dst, proto: f.proto, srcPort: f.srcPort, dstPort: f.dstPort, hasPorts: f.hasPorts}
+		if in != p.passed {
+			if !selectorsMatch(c.Remote, f.src, &f, f.srcPort) || !selectorsMatch(c.Local, f.dst, &f, f.dstPort) {
+				return nil, nil, dataplane.DropPolicy, false
+			}
+			p.passed = in // an SA's selectors never change (InstallSA sets them once)
 		}
 	}
 	if c.ClampMSS != 0 && f.proto == 6 {
