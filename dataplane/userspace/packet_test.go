@@ -100,24 +100,14 @@ func TestCopyCsum(t *testing.T) {
 	}
 }
 
-// rfc1071 is the Internet checksum computed the plain way (RFC 1071 §4.1: 16-bit big-endian
-// words, carries folded at the end), independent of csumAdd and copyCsum.
+// rfc1071 is the Internet checksum of parts computed the plain way (ipChecksum: 16-bit big-endian
+// words, carries folded at the end, RFC 1071 §4.1), independent of csumAdd and copyCsum.
 func rfc1071(parts ...[]byte) uint16 {
 	var b []byte
 	for _, p := range parts {
 		b = append(b, p...)
 	}
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+	return ipChecksum(b)
 }
 
 // TestSegmentsOfSuperPacket cuts TCP super-packets (IPv4 and IPv6, as the TUN device hands them
