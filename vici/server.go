@@ -425,10 +425,26 @@ func (c *serverConn) register(typ PacketType, event string) {
 	}
 	c.srv.log.Debug("vici: event registration", "type", typ, "event", event)
 	if typ == EventRegister {
-		// The confirmation is queued before the registration takes effect, so that no event
-		// reaches the client ahead of it: a client (govici) reading the confirmation of its
-		// EVENT_REGISTER must not find an EVENT first.
-		c.send(mustPacket(&Packet{Type: reply}), true)
+		// No event may reach the client ahead of the confirmation (a client such as govici
+		// reading the confirmation of its EVENT_REGISTER must not find an EVENT first), and an
+		// event published once the client has the confirmation must reach it. So the
+		// registration takes effect and the confirmation is queued in one step under c.mu,
+		// which publishers take to check the registration. Only when the queue is full (a
+		// client not reading) is the confirmation queued first, waiting, and the registration
+		// marked after it.
+		b := mustPacket(&Packet{Type: reply})
+		c.mu.Lock()
+		select {
+		case c.out <- b:
+			c.events[event] = true
+			c.mu.Unlock()
+			return
+		default:
+		}
+		c.mu.Unlock()
+		if c.send(b, true) != nil {
+			return
+		}
 		c.mu.Lock()
 		c.events[event] = true
 		c.mu.Unlock()
