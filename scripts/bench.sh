@@ -275,18 +275,30 @@ label() {
     plain) echo "plain veth, no tunnel";;
   esac
 }
-# table TITLE UNIT KEYSUFFIX [plain]: one line per tunnel with the median, the ratio to
-# wireguard-go and all rounds.
+# pairmed A B: the median of the per-round ratios A_i/B_i of two lists of rounds. Each tunnel is
+# measured minutes after wireguard-go in the same round, while the rounds of a run span a quarter
+# of an hour on a shared host whose speed drifts, so this ratio is the steadier one.
+pairmed() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); k = 0
+    for (i = 1; i <= n; i++) if (y[i] > 0) r[++k] = x[i] / y[i]
+    if (k == 0) { print "-"; exit }
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+    printf "%.2fx", (k % 2) ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2 }'
+}
+# table TITLE UNIT KEYSUFFIX [plain]: one line per tunnel with the median, its ratio to
+# wireguard-go's median, the median of the per-round ratios, and all rounds.
 table() {
   local title=$1 unit=$2 suffix=$3 wgm m
   wgm=$(med "wg/$suffix")
   printf '\n%s (median of %s)\n' "$title" "$ROUNDS"
-  printf '  %-36s %10s %9s   %s\n' "" "$unit" "vs wg-go" "rounds"
+  printf '  %-36s %10s %9s %9s   %s\n' "" "$unit" "vs wg-go" "per round" "rounds"
   for k in $KINDS ${4:-}; do
     m=$(med "$k/$suffix")
     [ -n "$m" ] || continue
-    printf '  %-36s %10s %9s   %s\n' "$(label "$k")" "$m" \
-      "$(awk -v a="$m" -v b="${wgm:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a/b; else print "-"}')" "${R[$k/$suffix]}"
+    printf '  %-36s %10s %9s %9s   %s\n' "$(label "$k")" "$m" \
+      "$(awk -v a="$m" -v b="${wgm:-0}" 'BEGIN {if (b > 0) printf "%.2fx", a/b; else print "-"}')" \
+      "$(pairmed "${R[$k/$suffix]}" "${R[wg/$suffix]:-}")" "${R[$k/$suffix]}"
   done
 }
 first=${CPUSETS%% *}
